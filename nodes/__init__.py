@@ -1,0 +1,1 @@
+"""Host nodes: Nuke, DaVinci Resolve / Fusion, and the farm command line."""

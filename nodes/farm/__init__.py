@@ -1,0 +1,1 @@
+"""The `shotstyle` command line: the batch / render-farm host."""

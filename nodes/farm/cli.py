@@ -1,0 +1,57 @@
+"""The `shotstyle` console command: one table of sub-commands, each in its own module.
+
+Every sub-command module exposes ``configure(parser)`` to add its arguments and
+``run(args) -> int`` to do the work; they are imported only when chosen, so
+`shotstyle info` never pays for importing torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Optional, Sequence
+
+from shotstyle.plugin import __version__
+
+# name -> (module, one-line help)
+SUBCOMMANDS = {
+    "doctor": ("shotstyle.server.doctor", "report versions, compute device and VGG-19 weights"),
+    "info": ("shotstyle.server.info", "describe EXR/image files or sequences"),
+    "train": ("shotstyle.nodes.farm.train", "train a style model on keyframes"),
+    "render": ("shotstyle.nodes.farm.render", "stylize a frame sequence with a trained model"),
+    "serve": ("shotstyle.server.app", "run the persistent ZeroMQ server"),
+    "keys": ("shotstyle.server.keys", "make CurveZMQ key pairs for remote servers"),
+    "demo": ("shotstyle.nodes.farm.demo", "train and render a built-in example through a local server"),
+    "submit": ("shotstyle.nodes.farm.submit", "write (and submit) Deadline / OpenCue farm jobs"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="shotstyle", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"shotstyle {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        sub = subparsers.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(_module=module_name)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    # Parse the command name first so only the chosen module is imported.
+    first, _ = parser.parse_known_args(argv)
+    if first.command is None:
+        parser.print_help()
+        return 2
+    module = importlib.import_module(first._module)
+    sub = argparse.ArgumentParser(prog=f"shotstyle {first.command}",
+                                  description=SUBCOMMANDS[first.command][1])
+    module.configure(sub)
+    args = sub.parse_args(argv[1:])
+    return int(module.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The ShotStyle node for Foundry Nuke (runs inside Nuke's Python: stdlib, pyzmq, shotstyle.plugin)."""
