@@ -1,0 +1,133 @@
+"""Image sequence patterns and frame ranges, in the spellings VFX hosts use.
+
+Patterns (the frame token lives in the file name, not the folder):
+  ``shot.####.exr``  Nuke / Fusion: one ``#`` per digit, zero padded
+  ``shot.@@@@.exr``  the same with ``@``
+  ``shot.%04d.exr``  printf style; ``%d`` means no padding
+  ``shot.$F4.exr``   Houdini; ``$F`` means no padding
+Ranges: ``1001-1100``, ``1001-1100x2`` (every 2nd frame), ``1,5,9-12``, ``7``; negative frames
+are allowed (``-5--1``).
+
+Standard library only: the host nodes import this too.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Iterable
+
+_TOKEN = re.compile(r"(#+|@+|%0?(\d*)d|\$F(\d*))")
+_RANGE_PART = re.compile(r"^\s*(-?\d+)\s*(?:-\s*(-?\d+)\s*(?:x\s*(\d+)\s*)?)?$")
+
+
+def parse_frame_range(text: str) -> list[int]:
+    """Frames named by ``text`` (``"1001-1100x2"``, ``"1,5,9-12"``...), sorted, without repeats."""
+    frames: set[int] = set()
+    parts = [p for p in re.split(r"[,\s]+", text.strip()) if p]
+    if not parts:
+        raise ValueError(f"empty frame range {text!r}: give frames like '1001-1100', '1001-1100x2' or '1,5,9-12'")
+    for part in parts:
+        match = _RANGE_PART.match(part)
+        if not match:
+            raise ValueError(
+                f"frame range {text!r}: cannot read {part!r}; use 'first-last', 'first-lastxstep' or single frames"
+            )
+        first = int(match.group(1))
+        last = int(match.group(2)) if match.group(2) is not None else first
+        step = int(match.group(3)) if match.group(3) is not None else 1
+        if step < 1:
+            raise ValueError(f"frame range {text!r}: step in {part!r} must be 1 or more")
+        if last < first:
+            raise ValueError(f"frame range {text!r}: {part!r} ends before it starts; write it as {last}-{first}")
+        frames.update(range(first, last + 1, step))
+    return sorted(frames)
+
+
+def format_frame_range(frames: Iterable[int]) -> str:
+    """Compact text for ``frames`` that `parse_frame_range` reads back, e.g. ``"1-3,5,7-11x2"``."""
+    ordered = sorted(set(frames))
+    parts: list[str] = []
+    i = 0
+    while i < len(ordered):
+        j = i
+        if i + 1 < len(ordered):
+            step = ordered[i + 1] - ordered[i]
+            j = i + 1
+            while j + 1 < len(ordered) and ordered[j + 1] - ordered[j] == step:
+                j += 1
+            if j - i + 1 < 3 and step != 1:
+                j = i
+        if j == i:
+            parts.append(str(ordered[i]))
+        else:
+            step = ordered[i + 1] - ordered[i]
+            parts.append(f"{ordered[i]}-{ordered[j]}" + (f"x{step}" if step != 1 else ""))
+        i = j + 1
+    return ",".join(parts)
+
+
+def is_pattern(text: str) -> bool:
+    """Whether the file name part of ``text`` holds a frame token (``####``, ``%04d``, ``$F4``, ``@``)."""
+    return _TOKEN.search(os.path.basename(text)) is not None
+
+
+class SequencePattern:
+    """A parsed sequence pattern: builds frame paths and finds the frames present on disk."""
+
+    def __init__(self, text: str):
+        folder, name = os.path.split(text)
+        matches = list(_TOKEN.finditer(name))
+        if not matches:
+            raise ValueError(
+                f"{text!r} is not a sequence pattern: put the frame number as '####', '%04d' or '$F4' in the file name"
+            )
+        token = matches[-1]
+        spelled = token.group(1)
+        if spelled[0] in "#@":
+            self.padding = len(spelled)
+        else:
+            digits = token.group(2) if spelled.startswith("%") else token.group(3)
+            self.padding = int(digits) if digits else 0
+        self.text = text
+        self.folder = folder
+        self._prefix = name[: token.start()]
+        self._suffix = name[token.end():]
+        digits_rx = r"-?\d+" if self.padding <= 1 else r"-?\d{%d,}" % self.padding
+        self._name_rx = re.compile("^" + re.escape(self._prefix) + "(" + digits_rx + ")" + re.escape(self._suffix) + "$")
+
+    def __repr__(self) -> str:
+        return f"SequencePattern({self.text!r})"
+
+    def path(self, frame: int) -> str:
+        """The file path of ``frame``."""
+        number = f"-{abs(frame):0{self.padding}d}" if frame < 0 else f"{frame:0{self.padding}d}"
+        return os.path.join(self.folder, self._prefix + number + self._suffix)
+
+    def frame_of(self, path: str) -> int | None:
+        """The frame number ``path`` stands for in this sequence, or None if it is not one of its files."""
+        folder, name = os.path.split(path)
+        if os.path.normpath(folder or ".") != os.path.normpath(self.folder or "."):
+            return None
+        match = self._name_rx.match(name)
+        if not match:
+            return None
+        frame = int(match.group(1))
+        return frame if self.path(frame) == os.path.join(self.folder, name) else None
+
+    def scan(self) -> list[int]:
+        """Frames of this sequence present on disk, sorted."""
+        try:
+            names = os.listdir(self.folder or ".")
+        except OSError:
+            return []
+        frames = []
+        for name in names:
+            frame = self.frame_of(os.path.join(self.folder, name))
+            if frame is not None:
+                frames.append(frame)
+        return sorted(frames)
+
+    def missing(self, frames: Iterable[int]) -> list[int]:
+        """Those of ``frames`` that have no file on disk."""
+        return [f for f in frames if not os.path.isfile(self.path(f))]
