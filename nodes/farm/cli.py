@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from typing import Optional, Sequence
 
 from shotstyle.plugin import __version__
+from shotstyle.server.errors import ShotstyleError
 
 # name -> (module, one-line help)
 SUBCOMMANDS = {
@@ -40,17 +42,24 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    # Parse the command name first so only the chosen module is imported.
-    first, _ = parser.parse_known_args(argv)
-    if first.command is None:
+    if not argv or argv[0] not in SUBCOMMANDS:
+        parser.parse_args(argv)  # --help, --version, or a clear error for an unknown command
         parser.print_help()
         return 2
-    module = importlib.import_module(first._module)
-    sub = argparse.ArgumentParser(prog=f"shotstyle {first.command}",
-                                  description=SUBCOMMANDS[first.command][1])
+    command = argv[0]
+    module_name, help_text = SUBCOMMANDS[command]
+    module = importlib.import_module(module_name)
+    sub = argparse.ArgumentParser(prog=f"shotstyle {command}", description=help_text)
     module.configure(sub)
     args = sub.parse_args(argv[1:])
-    return int(module.run(args) or 0)
+    try:
+        return int(module.run(args) or 0)
+    except ShotstyleError as exc:
+        print(f"shotstyle {command}: error: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # output piped into `head` and the like
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,117 @@
+"""`shotstyle info PATH|PATTERN [--frames R]`: describe image files and sequences, like `oiiotool --info`.
+
+Per file: resolution, data and display windows, pixel aspect, channels with their storage types,
+compression, tiling, colour space, NaN/Inf count; per sequence also the frames found and missing. Decodes every
+file's pixels too (unless --quick) so damaged data is found. Exits 1 naming every file it could not read (or frames that are missing), 0 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from itertools import groupby
+
+from shotstyle.plugin.sequences import SequencePattern, format_frame_range, is_pattern, parse_frame_range
+from shotstyle.server.engine.colour import NONFINITE_RULE
+from shotstyle.server.errors import FrameIOError
+from shotstyle.server.frameio import probe, read_frame
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="+", metavar="PATH|PATTERN",
+                        help="image files or sequence patterns (shot.####.exr, shot.%%04d.exr, shot.$F4.exr)")
+    parser.add_argument("--frames", metavar="R", help="frame range for patterns, e.g. 1001-1100, 1001-1100x2, 1,5,9-12")
+    parser.add_argument("--json", action="store_true", help="print one JSON object per file instead of text")
+    parser.add_argument("--quick", action="store_true",
+                        help="read headers only (by default every file's pixels are decoded too, to find damaged data)")
+
+
+def _window(window: tuple[int, int, int, int]) -> str:
+    x, y, width, height = window
+    return f"{width}x{height} at ({x},{y})"
+
+
+def _channels(names: list[str], formats: list[str]) -> str:
+    groups = groupby(zip(names, formats), key=lambda pair: pair[1])
+    return ", ".join(f"{' '.join(name for name, _ in group)} ({kind})" for kind, group in groups)
+
+
+def describe(header: dict) -> str:
+    """Text block for one file's `probe` result."""
+    lines = [f"{header['path']}: {header['width']}x{header['height']}, {len(header['channels'])} channels, "
+             f"{header['format']}"]
+    lines.append(f"    data window:    {_window(header['data_window'])}")
+    lines.append(f"    display window: {_window(header['display_window'])}")
+    lines.append(f"    pixel aspect:   {header['pixel_aspect']:g}")
+    lines.append(f"    channels:       {_channels(header['channels'], header['channel_formats'])}")
+    lines.append(f"    compression:    {header['compression'] or 'none'}")
+    if header["tiled"]:
+        lines.append(f"    tiled:          {header['tiled'][0]}x{header['tiled'][1]}, "
+                     f"{header['miplevels']} MIP level(s) (shotstyle reads level 0)")
+    tagged = header["file_colourspace"]
+    lines.append(f"    colour space:   {header['colourspace']} (default for this data)"
+                 + (f"; file says {tagged}" if tagged else ""))
+    if header.get("nonfinite"):
+        lines.append(f"    non-finite RGB: {header['nonfinite']} NaN/Inf values (replaced before the network: "
+                     f"{NONFINITE_RULE})")
+    extra = {k: v for k, v in header["attributes"].items() if k not in ("compression", "PixelAspectRatio")}
+    for name, value in sorted(extra.items()):
+        text = str(value)
+        lines.append(f"    {name}: {text if len(text) <= 100 else text[:97] + '...'}")
+    return "\n".join(lines)
+
+
+def _targets(text: str, frames: str | None) -> tuple[list[tuple[int | None, str]], list[int], str | None]:
+    """(frame, path) pairs to probe, missing frame numbers, and a summary line for patterns."""
+    if not is_pattern(text):
+        return [(None, text)], [], None
+    sequence = SequencePattern(text)
+    present = sequence.scan()
+    wanted = parse_frame_range(frames) if frames else present
+    missing = sequence.missing(wanted)
+    found = [f for f in wanted if f not in set(missing)]
+    summary = (f"{text}: frames found {format_frame_range(found) or 'none'} ({len(found)} of {len(wanted)})"
+               + (f", missing {format_frame_range(missing)}" if missing else ""))
+    return [(f, sequence.path(f)) for f in found], missing, summary
+
+
+def run(args: argparse.Namespace) -> int:
+    failures: list[str] = []
+    for text in args.paths:
+        try:
+            targets, missing, summary = _targets(text, args.frames)
+        except ValueError as error:
+            failures.append(f"{text}: {error}")
+            continue
+        if summary:
+            print(summary)
+        if summary and not targets and not missing:
+            failures.append(f"{text}: no frames of this sequence on disk")
+        if missing:
+            failures.append(f"{text}: frames {format_frame_range(missing)} missing")
+        previous = None
+        for frame, path in targets:
+            try:
+                header = probe(path)
+                if not args.quick:
+                    header["nonfinite"] = read_frame(path).nonfinite
+            except FrameIOError as error:
+                failures.append(str(error))
+                print(f"{path}: UNREADABLE: {error}")
+                continue
+            if args.json:
+                print(json.dumps(dict(header, frame=frame), default=str))
+                continue
+            layout = {k: v for k, v in header.items() if k != "path"}
+            if previous is not None and layout == previous:
+                print(f"{path}: same as previous frame")
+            else:
+                print(describe(header))
+            previous = layout
+    if failures:
+        print(f"shotstyle info: {len(failures)} problem(s):", file=sys.stderr)
+        for failure in failures:
+            print(f"  {failure}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,81 @@
+"""The OpenColorIO stage: to_working/from_working round trips, highlights, non-finite values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from shotstyle.server.engine import colour
+from shotstyle.server.engine.colour import NEGATIVE_LIMIT, from_working, to_working
+from shotstyle.server.errors import ColourError
+from shotstyle.server.frameio import read_frame
+
+# float32 quantises the ACEScct toe (offset 0.0729) to ~7e-10 in linear: tiny values are held
+# to this absolute tolerance instead of the 1e-3 relative one (see colour.py's docstring).
+TINY = 1e-6
+
+
+def as_rgb(pixels: np.ndarray) -> np.ndarray:
+    return np.repeat(pixels, 3, axis=2) if pixels.shape[2] == 1 else pixels[:, :, :3]
+
+
+@pytest.mark.parametrize("name", ["WideFloatRange", "AllHalfValues"])
+def test_round_trip_within_1e3_relative(shared_data, name):
+    rgb = as_rgb(read_frame(str(shared_data / f"exr/TestImages/{name}.exr")).pixels)
+    working, replaced = to_working(rgb, "ACEScg")
+    assert np.isfinite(working).all()
+    back = from_working(working, "ACEScg")
+    checked = np.isfinite(rgb) & (rgb >= NEGATIVE_LIMIT)
+    assert checked.mean() > 0.95
+    np.testing.assert_allclose(back[checked], rgb[checked], rtol=1e-3, atol=TINY)
+    assert replaced == int(np.count_nonzero(~np.isfinite(rgb)))
+
+
+def test_highlights_and_negatives_survive():
+    linear = np.array([[[-2.0, -1e-3, 0.0], [0.18, 1.0, 16.0], [1000.0, 65504.0, 1e30]]], np.float32)
+    linear = np.repeat(linear[:, :, :, None], 3, axis=3).reshape(3, 3, 3)
+    working, _ = to_working(linear, "ACEScg")
+    assert 0.4 < working[1, 0, 0] < 0.42  # mid grey 0.18 sits at ACEScct 0.4136
+    assert np.all(np.diff(working[:, :, 0].ravel()) > 0)  # monotonic: nothing clipped flat
+    np.testing.assert_allclose(from_working(working, "ACEScg"), linear, rtol=1e-4, atol=TINY)
+
+
+def test_nonfinite_are_replaced_by_the_rule_and_counted(shared_data):
+    frame = read_frame(str(shared_data / "exr/TestImages/BrightRingsNanInf.exr"))
+    working, replaced = to_working(frame.rgb(), "ACEScg")
+    assert replaced == frame.nonfinite == 18
+    assert np.isfinite(working).all()
+    nan_inf = np.array([[[np.nan, np.inf, -np.inf]]], np.float32)
+    working, replaced = to_working(nan_inf, "ACEScct")
+    assert replaced == 3
+    np.testing.assert_allclose(working[0, 0], [0.0, 65504.0, -65504.0])
+    assert "NaN -> 0" in colour.NONFINITE_RULE
+
+
+def test_from_working_never_returns_nonfinite():
+    garbage = np.array([[[np.nan, 50.0, -np.inf]]], np.float32)
+    assert np.isfinite(from_working(garbage, "ACEScg")).all()
+
+
+def test_srgb_style_image_round_trip(shared_data):
+    image = read_frame(str(shared_data / "pairs/tar1.png"))
+    assert image.colourspace == "sRGB"
+    working, replaced = to_working(image.rgb(), image.colourspace)
+    assert replaced == 0 and 0.0 < working.mean() < 0.7
+    np.testing.assert_allclose(from_working(working, "sRGB"), image.rgb(), atol=2e-4)
+
+
+def test_aliases_and_unknown_spaces():
+    pixel = np.full((1, 1, 3), 0.18, np.float32)
+    np.testing.assert_allclose(to_working(pixel, "lin_ap1")[0], to_working(pixel, "ACEScg")[0])
+    assert "ACEScct" in colour.available_colourspaces()
+    with pytest.raises(ColourError, match="'Kodak 5219'.*ACEScg"):
+        to_working(pixel, "Kodak 5219")
+    with pytest.raises(ColourError, match=r"H×W×3"):
+        to_working(np.zeros((4, 4), np.float32), "ACEScg")
+
+
+def test_bad_config_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("SHOTSTYLE_OCIO", str(tmp_path / "missing.ocio"))
+    with pytest.raises(ColourError, match="missing.ocio.*cannot be loaded"):
+        to_working(np.zeros((1, 1, 3), np.float32), "ACEScg")
