@@ -105,12 +105,14 @@ def main(argv=None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="host targets: print every file it would touch")
     parser.add_argument("--host-python", default=None,
                         help="host targets: the host's embedded Python version for its pyzmq wheel (e.g. 3.11)")
+    parser.add_argument("--no-pyzmq", action="store_true",
+                        help="host targets: do not install pyzmq for the host (it already has it)")
     args, passthrough = parser.parse_known_args(argv)
 
     if args.action in HOST_TARGETS:
         hostinstall = load_hostinstall()
         return hostinstall.main(args.action, uninstall=args.uninstall, dry_run=args.dry_run,
-                                host_python=args.host_python, repo=ROOT)
+                                host_python=args.host_python, repo=ROOT, pyzmq=not args.no_pyzmq)
 
     python = ensure_venv(args.venv, with_tests=args.action == "test")
     if not args.no_vgg and not os.environ.get("CI") and args.action != "test":

@@ -1,0 +1,207 @@
+"""What every host node does with the server, on files: train on keyframe files, stylize frame files.
+
+Nuke and Resolve both write their plate frames as EXR files with their own writers, then call
+this module: it sends the file bytes through ``shotstyle.plugin.client``, writes the stylized
+EXRs it gets back (atomically) and reports progress through callbacks, so the host code only
+deals with its own UI. Standard library + pyzmq + shotstyle.plugin only (it runs inside hosts,
+Python 3.6+ syntax).
+"""
+
+import hashlib
+import json
+import os
+import re
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, TypeVar
+
+from shotstyle.plugin import codec, params
+from shotstyle.plugin.client import Client, Job, ServerError
+
+T = TypeVar("T")
+# (frame number, EXR path written by the host, EXR path to write the result to)
+FrameJob = Tuple[int, str, str]
+# Groups of the description whose values go to training / to stylizing.
+TRAIN_GROUPS = ("Training", "Colour")
+RENDER_GROUPS = ("Render", "Colour")
+
+
+class HostBridgeError(Exception):
+    """A server round trip failed; the message is for the artist (names the server/file and a fix)."""
+
+
+def values_for(groups: Sequence[str], values: Dict[str, Any], description: Dict[str, Any]) -> Dict[str, Any]:
+    """The subset of ``values`` whose parameters belong to ``groups`` (buttons and keyframes excluded)."""
+    names = {p["name"] for p in description["params"]
+             if p["group"] in groups and p["kind"] not in ("button", "frames")}
+    return {name: value for name, value in values.items() if name in names}
+
+
+def render_key(model: str, render_values: Dict[str, Any]) -> str:
+    """Cache folder name for one model + render settings, so changed settings never show stale frames."""
+    digest = hashlib.sha1(json.dumps(render_values, sort_keys=True).encode("utf-8")).hexdigest()
+    return "{}-{}".format(safe_name(model), digest[:10])
+
+
+def safe_name(text: str) -> str:
+    """``text`` usable as a file or model name."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._") or "model"
+
+
+def frame_runs(frames: Iterable[int]) -> List[Tuple[int, int]]:
+    """Consecutive runs of frames as (first, last) pairs: what hosts' render calls take."""
+    runs = []  # type: List[Tuple[int, int]]
+    for frame in sorted(set(frames)):
+        if runs and frame == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], frame)
+        else:
+            runs.append((frame, frame))
+    return runs
+
+
+def colourspace_arg(values: Dict[str, Any]) -> Optional[str]:
+    """The stylize op's colour space: None lets the server pick from the file type ("auto")."""
+    value = str(values.get("colourspace") or "auto")
+    return None if value == "auto" else value
+
+
+class HostBridge:
+    """One host node's connection to a server (the local one unless ``address`` is given)."""
+
+    def __init__(self, address: str = "", autostart: bool = True, timeout: float = 30.0):
+        self.address = address.strip()
+        self.autostart = autostart and not self.address
+        self.timeout = timeout
+        self._client = None  # type: Optional[Client]
+
+    # -- connection -------------------------------------------------------------------------
+    @property
+    def client(self) -> Client:
+        if self._client is None:
+            self._client = self.call("cannot reach it", lambda: Client(
+                self.address or None, timeout=self.timeout, autostart=self.autostart))
+        return self._client
+
+    def call(self, doing: str, function: Callable[[], T]) -> T:
+        """``function()``, with the client's errors turned into a HostBridgeError naming the server."""
+        try:
+            return function()
+        except ServerError as exc:
+            raise HostBridgeError("shotstyle server {}: {}: {}".format(self.address or "(local)", doing, exc)) \
+                from exc
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def hello(self) -> Dict[str, Any]:
+        return self.call("hello failed", lambda: self.client.hello())
+
+    def status_line(self) -> str:
+        """One line for a node's status knob; never raises."""
+        try:
+            info = self.hello()
+        except HostBridgeError as exc:
+            return "not connected: {} ({})".format(exc, "check the server address" if self.address
+                                                   else "a local server starts on Train/Stylize")
+        return "connected: shotstyle {} on {}, {} model(s)".format(
+            info.get("version", "?"), info.get("device", "?"), len(info.get("models", [])))
+
+    def describe(self) -> Dict[str, Any]:
+        """The server's effect description, or this package's own when no server answers."""
+        try:
+            return self.hello()["params"]
+        except HostBridgeError:
+            return params.describe()
+
+    def model_names(self) -> List[str]:
+        models = self.call("listing models failed", lambda: self.client.list_models())
+        return sorted(str(model.get("name")) for model in models)
+
+    # -- training --------------------------------------------------------------------------
+    def train(self, keyframes: Sequence[Tuple[int, str]], style_path: str, name: str,
+              values: Dict[str, Any], description: Dict[str, Any],
+              preview: Optional[Tuple[int, str]] = None,
+              on_progress: Callable[[Dict[str, Any]], None] = lambda event: None,
+              on_preview: Callable[[int, codec.EncodedFrame], None] = lambda step, image: None,
+              should_cancel: Callable[[], bool] = lambda: False) -> Dict[str, Any]:
+        """Train model ``name`` on keyframe EXR files; returns the final event (done/cancelled).
+
+        ``on_preview`` gets each preview image (keyframe result, EXR bytes when EXRs were sent).
+        A failed job raises HostBridgeError with the server's message.
+        """
+        frames = [codec.encode_file(path, frame=frame) for frame, path in keyframes]
+        style = _encode_style(style_path)
+        preview_frame = codec.encode_file(preview[1], frame=preview[0]) if preview else None
+        train_values = values_for(TRAIN_GROUPS, values, description)
+        return self.call("training {!r} failed".format(name), lambda: self._follow(
+            self.client.train(frames, style, name, train_values, preview=preview_frame),
+            name, on_progress, on_preview, should_cancel))
+
+    def _follow(self, job: Job, name: str, on_progress: Callable[[Dict[str, Any]], None],
+                on_preview: Callable[[int, codec.EncodedFrame], None],
+                should_cancel: Callable[[], bool]) -> Dict[str, Any]:
+        cancelled = False
+        for event in job.events():
+            kind = event.get("type")
+            if not cancelled and should_cancel():
+                job.cancel()
+                cancelled = True
+            if kind == "progress":
+                on_progress(event)
+            elif kind == "preview" and event.get("image") is not None:
+                on_preview(int(event.get("step", 0)), event["image"])
+            elif kind == "failed":
+                error = event.get("error") or {}
+                raise HostBridgeError("training {!r} failed: {}".format(name, error.get("message", error)))
+            elif kind in ("done", "cancelled"):
+                return event
+        raise HostBridgeError("training {!r}: the server stopped sending events before the job ended".format(name))
+
+    # -- stylizing -------------------------------------------------------------------------
+    def stylize_files(self, jobs: Iterable[FrameJob], model: str, values: Dict[str, Any],
+                      on_frame: Callable[[int, str], None] = lambda frame, path: None,
+                      should_cancel: Callable[[], bool] = lambda: False) -> List[int]:
+        """Stylize host-written EXR files with ``model``; writes each result file; returns frames done."""
+        targets = {}  # type: Dict[int, str]
+
+        def sources() -> Iterable[codec.EncodedFrame]:
+            for frame, source, target in jobs:
+                if should_cancel():
+                    return
+                targets[frame] = target
+                yield codec.encode_file(source, frame=frame)
+
+        def run() -> List[int]:
+            done = []
+            for result in self.client.stylize_stream(sources(), model, mix=float(values.get("mix", 1.0)),
+                                                     colourspace=colourspace_arg(values)):
+                frame = int(result.frame or 0)   # the client guarantees the number we sent
+                target = targets[frame]
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                codec.write_file(result, target)
+                done.append(frame)
+                on_frame(frame, target)
+            return done
+
+        return self.call("stylizing with model {!r} failed".format(model), run)
+
+    # -- models travelling to farm servers -------------------------------------------------
+    def fetch_model(self, name: str, path: str) -> None:
+        """Download model ``name`` to ``path`` (kept next to the script for farm renders)."""
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        self.call("downloading model {!r} failed".format(name), lambda: self.client.get_model(name, path))
+
+    def ensure_model(self, name: str, path: str) -> None:
+        """Make sure the server has model ``name``: upload ``path`` when it does not."""
+        if name in self.model_names():
+            return
+        if not os.path.isfile(path):
+            raise HostBridgeError("model {!r} is not on the server and its file {} is missing: train it again, "
+                                  "or copy the model file there".format(name, path))
+        self.call("uploading model {!r} failed".format(name), lambda: self.client.put_model(path, name))
+
+
+def _encode_style(path: str) -> codec.EncodedFrame:
+    if not path or not os.path.isfile(path):
+        raise HostBridgeError("style image {!r} not found: pick an existing image file".format(path))
+    return codec.encode_file(path)

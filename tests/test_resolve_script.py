@@ -1,0 +1,167 @@
+"""The ShotStyle Fusion script, driven through the stand-in Fusion objects against a real server.
+
+The dialog comes from the description; Train renders the keyframe with a Saver and trains;
+Stylize renders the range, writes complete EXRs and wires a Loader in place of the plate
+(through a Merge with the mix, or directly), and imports the sequence into Resolve's Media Pool.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hostdata import (FRAMES, TRAIN_SETTINGS, channel_names, host_server, read, write_plate, write_style,  # noqa: F401
+                      write_tiny_model)
+from shotstyle.nodes.resolve import dialog, script
+from shotstyle.plugin import params
+from shotstyle.plugin.client import Client
+
+HOSTS = str(Path(__file__).parent / "hosts")
+
+
+@pytest.fixture(scope="module")
+def server(host_server, tmp_path_factory):
+    """The real server, holding an untrained tiny model, "resolve_tiny", for the stylize tests."""
+    with Client(host_server.address) as client:
+        client.put_model(write_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny.safetensors"), "resolve_tiny")
+    return host_server
+
+
+@pytest.fixture
+def fu(monkeypatch):
+    monkeypatch.syspath_prepend(HOSTS)
+    module = importlib.import_module("fusionscript")
+    assert module.__file__.startswith(HOSTS)
+    del module.interactions[:]
+    return module
+
+
+@pytest.fixture
+def comp(fu, tmp_path):
+    """A saved comp: Loader1 (the plate, frames 1-3) -> MediaOut1."""
+    comp = fu.Comp(file_name=str(tmp_path / "shot.comp"), name="shot", render_range=(FRAMES[0], FRAMES[-1]))
+    plate = comp.AddTool("Loader")
+    plate.SetInput("Clip", write_plate(tmp_path / "plate").replace("####", "0001"))
+    out = comp.AddTool("MediaOut")
+    out.ConnectInput("Input", plate)
+    return comp
+
+
+def fill(window, **values):
+    items = window.GetItems()
+    for name, value in values.items():
+        widget = items[name]
+        if widget.kind in ("SpinBox", "DoubleSpinBox"):
+            widget.Value = value
+        elif widget.kind == "ComboBox":
+            widget.CurrentIndex = widget.items.index(value) if isinstance(value, str) else value
+        elif widget.kind == "CheckBox":
+            widget.Checked = value
+        else:
+            widget.Text = value
+
+
+def test_dialog_is_built_from_the_description(fu, comp):
+    fu.interact(lambda window: window.On["ShotStyle"].handlers["Close"]({}))
+    shown = script.main(fu.script_globals(comp))
+    items = shown.window.GetItems()
+    widgets = {"int": "SpinBox", "float": "DoubleSpinBox", "bool": "CheckBox", "choice": "ComboBox",
+               "button": "Button", "string": "LineEdit", "frames": "LineEdit"}
+    values = dialog.read_values(items, shown.description)
+    for param in params.describe()["params"]:
+        widget = items[param["name"]]
+        assert widget.kind == widgets[param["kind"]], param["name"]
+        assert widget.ToolTip == param["help"]
+        if param["kind"] == "choice":
+            assert widget.items == param["choices"]
+        if param["kind"] != "button":
+            assert values[param["name"]] == param["default"], param["name"]
+        else:
+            assert "Clicked" in shown.window.On[param["name"]].handlers
+    assert items[dialog.PLATE_PICKER].items == ["Loader1"]
+    assert items["style_file"].kind == "LineEdit" and "Clicked" in shown.window.On["style_file_browse"].handlers
+    assert items[dialog.STATUS].Text.startswith("not connected")
+    # A parameter added to the description gets its widget with no code change.
+    description = params.describe()
+    description["params"].append({"name": "grain", "kind": "int", "default": 3, "label": "Grain", "help": "grain",
+                                  "group": "Render", "min": 0, "max": 10, "choices": []})
+    window = fu.UIDispatcher(fu.UIManager()).AddWindow({}, dialog.layout(fu.UIManager(), description))
+    assert window.GetItems()["grain"].kind == "SpinBox"
+    assert dialog.read_values(window.GetItems(), description)["grain"] == 3
+
+
+def test_browse_fills_the_style_field(fu, comp):
+    globals_ = fu.script_globals(comp)
+    globals_["fusion"].requested_file = "/shots/style.png"
+    fu.interact(lambda window: window.click("style_file_browse"))
+    shown = script.main(globals_)
+    assert shown.items["style_file"].Text == "/shots/style.png"
+
+
+def test_train_renders_the_keyframe_and_trains(fu, comp, server, monkeypatch, tmp_path):
+    monkeypatch.setenv("SHOTSTYLE_RUNTIME_DIR", str(server.runtime))
+    comp.CurrentTime = 2.0
+    style = write_style(tmp_path / "style.png")
+    fu.interact(lambda window: fill(window, server=server.address, style_file=style, model="resolve_look",
+                                    **TRAIN_SETTINGS))
+    fu.interact(lambda window: window.click("train"))
+    shown = script.main(fu.script_globals(comp))
+    assert shown.items[dialog.STATUS].Text == "trained model resolve_look", shown.items[dialog.STATUS].Text
+    assert comp.renders == [{"Start": 2, "End": 2, "Tool": comp.renders[0]["Tool"], "Wait": True}]  # keyframe only
+    assert comp.FindTool("Saver1") is None                                          # temporary Saver removed
+    preview = tmp_path / "shotstyle_cache" / "shot" / "Loader1" / "preview" / "keyframe.exr"
+    assert channel_names(read(str(preview))[1])[:3] == ["R", "G", "B"]            # the keyframe's preview
+    with Client(server.address) as client:
+        assert "resolve_look" in [m["name"] for m in client.list_models()]
+
+
+@pytest.mark.parametrize("wiring, in_resolve", [(0, True), (1, False)], ids=["merge-resolve", "replace-fusion"])
+def test_stylize_and_wire_the_result_in(fu, comp, server, monkeypatch, wiring, in_resolve):
+    monkeypatch.setenv("SHOTSTYLE_RUNTIME_DIR", str(server.runtime))
+    globals_ = fu.script_globals(comp, in_resolve=in_resolve)
+    fu.interact(lambda window: fill(window, server=server.address, model="resolve_tiny", mix=0.5, wiring=wiring))
+    fu.interact(lambda window: window.click("stylize_range"))
+    shown = script.main(globals_)
+
+    assert shown.items[dialog.STATUS].Text.startswith("stylized 3 frames with resolve_tiny"), \
+        shown.items[dialog.STATUS].Text
+    plate, out = comp.FindTool("Loader1"), comp.FindTool("MediaOut1")
+    loader = comp.FindTool("Loader1_ShotStyle")
+    assert loader is not None and comp.FindTool("Saver1") is None
+    result_first = Path(loader.GetInput("Clip"))
+    for frame in FRAMES:
+        result, spec = read(str(result_first.with_name("shotstyle.{:04d}.exr".format(frame))))
+        source, source_spec = read(plate.GetInput("Clip").replace("0001", "{:04d}".format(frame)))
+        assert channel_names(spec) == channel_names(source_spec)
+        assert (spec.x, spec.y, spec.width, spec.height, spec.full_width, spec.full_height) == \
+               (source_spec.x, source_spec.y, source_spec.width, source_spec.height,
+                source_spec.full_width, source_spec.full_height)
+        assert np.array_equal(result[..., 3:], source[..., 3:])
+        assert not np.allclose(result[..., :3], source[..., :3], atol=1e-3)
+        assert spec.get_string_attribute("shotstyle/model")                     # made by the server's model
+        shown_pixels = out.image(frame).get_pixels()
+        if wiring == 0:                                      # Merge: plate under the result, Blend = mix
+            merge = comp.FindTool("Merge1")
+            assert out.connections["Input"] is merge and merge.connections["Background"] is plate
+            assert merge.connections["Foreground"] is loader and merge.GetInput("Blend") == 0.5
+            expected = 0.5 * result + 0.5 * source
+            assert np.allclose(shown_pixels, expected, rtol=2e-3, atol=2e-3)
+        else:                                                # replacement: the Loader feeds the comp
+            assert out.connections["Input"] is loader and comp.FindTool("Merge1") is None
+            assert np.array_equal(shown_pixels, result)
+    if in_resolve:                                           # Resolve: the sequence also lands in the Media Pool
+        assert globals_["bmd"].resolve.media_pool.imported == [
+            {"FilePath": str(result_first.with_name("shotstyle.%04d.exr")),
+             "StartIndex": FRAMES[0], "EndIndex": FRAMES[-1]}]
+    else:                                                    # Fusion Studio has no Resolve object
+        assert globals_["bmd"].scriptapp("Resolve") is None
+
+
+def test_stylize_without_a_model_says_so(fu, comp):
+    fu.interact(lambda window: window.click("stylize_range"))
+    shown = script.main(fu.script_globals(comp, in_resolve=False))
+    assert "no model" in shown.items[dialog.STATUS].Text
+    assert comp.FindTool("Loader1_ShotStyle") is None
