@@ -1,0 +1,263 @@
+"""`shotstyle train`: train a style model on one or more keyframes, here or on a server.
+
+``--in-process`` runs the engine's trainer in this process; otherwise the keyframes and style
+image are sent to a server (``--server ADDR``, or the local server, started if absent), its
+progress events drive the same progress bar, and the finished model is downloaded to ``-o``.
+The bar shows step, each loss term, steps/s and ETA (redrawn in place on a terminal, one line
+every few percent in a farm log).
+
+Ctrl-C cancels: in-process the current weights are saved to ``-o`` as a checkpoint (continue
+with ``--init``); through a server the job is cancelled and its checkpoint downloaded.
+Exit status: see `shotstyle.nodes.farm.render.ExitCode` (0 ok, 2 usage, 3 missing input,
+4 model error, 5 server unreachable, 6 training failed, 130 cancelled).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+import time
+from typing import Any, Optional, TextIO
+
+from shotstyle.nodes.farm.render import ExitCode, RenderSetupError, connect
+from shotstyle.plugin import params as effect_params
+
+BAR_WIDTH = 24
+# Options the effect's parameter set carries (named alike in TrainConfig); the others exist only in-process.
+SERVER_PARAMS = ("strength", "steps", "resolution", "loss", "arch", "seed", "early_stop", "adaptive_content")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    default = effect_params.defaults()  # the effect's one set of defaults, shared with the server and nodes
+    parser.add_argument("--content", action="append", required=True, metavar="KEYFRAME",
+                        help="a keyframe of the shot (repeat for several)")
+    parser.add_argument("--style", required=True, help="the style image whose look the shot should take")
+    parser.add_argument("-o", "--output", required=True, metavar="MODEL", help="model file to write (.safetensors)")
+    parser.add_argument("--loss", choices=("auto", "look", "vgg"), default=default["loss"],
+                        help="auto: vgg when ImageNet VGG-19 weights are found, else look")
+    parser.add_argument("--vgg", metavar="PATH|random", help="VGG-19 weights file, or 'random' (tests only)")
+    parser.add_argument("--arch", choices=("hrnet-fast", "hrnet"), default=default["arch"])
+    parser.add_argument("--strength", type=float, default=default["strength"],
+                        help="0 keeps the plate, 1 pushes to the style")
+    parser.add_argument("--steps", type=int, default=default["steps"])
+    parser.add_argument("--resolution", type=int, default=default["resolution"], help="training long side in pixels")
+    parser.add_argument("--lr", type=float, help="learning rate (in-process only; default: the trainer's)")
+    parser.add_argument("--seed", type=int, default=default["seed"])
+    parser.add_argument("--preview", metavar="FRAME", help="an extra frame (not trained on) to preview the look on")
+    parser.add_argument("--init", metavar="MODEL", help="start from this model (resume / fine-tune)")
+    parser.add_argument("--early-stop", action="store_true", help="stop when the loss plateaus")
+    parser.add_argument("--adaptive-content", action="store_true", help="adapt the content weight while training")
+    parser.add_argument("--colourspace", help="colour space of the keyframes' RGB (default: by file type)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--server", metavar="ADDR", help="train on this server (default: the local server)")
+    where.add_argument("--in-process", action="store_true", help="train here, without a server")
+
+
+class ProgressBar:
+    """Training progress: step, losses, steps/s, ETA; in place on a terminal, sparse lines in a log."""
+
+    def __init__(self, stream: Optional[TextIO] = None):
+        self.stream = stream or sys.stderr
+        self.interactive = self.stream.isatty()
+        self._last_percent = -1
+        self._last_step = -1
+        self._drawn = False
+
+    def update(self, step: int, steps: int, losses: dict[str, float], steps_per_s: float, eta_s: float) -> None:
+        percent = 100 * step // max(steps, 1)
+        if not self.interactive and (step == self._last_step
+                                     or percent // 5 == self._last_percent // 5 and step != steps):
+            return
+        self._last_percent, self._last_step = percent, step
+        filled = BAR_WIDTH * step // max(steps, 1)
+        terms = " ".join(f"{name}={value:.4g}" for name, value in losses.items())
+        line = (f"step {step}/{steps} [{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {percent:3d}% "
+                f"{terms} | {steps_per_s:.2f} steps/s ETA {_clock(eta_s)}")
+        if self.interactive:
+            self.stream.write("\r\x1b[K" + line)
+            self._drawn = True
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def note(self, message: str) -> None:
+        if self._drawn:
+            self.stream.write("\n")
+            self._drawn = False
+        self.stream.write(f"shotstyle train: {message}\n")
+        self.stream.flush()
+
+
+def _clock(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 \
+        else f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def run(args: argparse.Namespace) -> int:
+    bar = ProgressBar()
+    problem = _check_args(args)
+    if problem is not None:
+        code, message = problem
+        bar.note(message)
+        return int(code)
+    started = time.perf_counter()
+    code = _train_in_process(args, bar) if args.in_process else _train_on_server(args, bar)
+    if code == ExitCode.OK:
+        bar.note(f"model written to {args.output} in {time.perf_counter() - started:.1f} s")
+    return int(code)
+
+
+def _check_args(args: argparse.Namespace) -> Optional[tuple[ExitCode, str]]:
+    try:
+        effect_params.validate({name: getattr(args, name) for name in SERVER_PARAMS})
+    except ValueError as exc:
+        return ExitCode.USAGE, str(exc)
+    if args.lr is not None and args.lr <= 0:
+        return ExitCode.USAGE, f"--lr {args.lr}: the learning rate must be positive"
+    for label, path in [*(("--content", p) for p in args.content), ("--style", args.style),
+                        ("--preview", args.preview)]:
+        if path is not None and not os.path.isfile(path):
+            return ExitCode.MISSING_INPUT, f"{label} {path}: no such file"
+    if args.init is not None and not os.path.isfile(args.init):
+        return ExitCode.MODEL_ERROR, f"--init {args.init}: no such model file"
+    if not args.in_process:
+        local_only = [flag for flag, used in (("--lr", args.lr is not None), ("--vgg", args.vgg is not None),
+                                              ("--init", args.init is not None)) if used]
+        if local_only:
+            return ExitCode.USAGE, (f"{', '.join(local_only)} only work with --in-process (a server chooses its "
+                                    "own VGG-19 weights and starts from scratch)")
+    folder = os.path.dirname(os.path.abspath(args.output))
+    if not os.path.isdir(folder):
+        return ExitCode.USAGE, f"-o {args.output}: the folder {folder} does not exist"
+    return None
+
+
+# ---------------------------------------------------------------- in-process
+
+
+def _train_in_process(args: argparse.Namespace, bar: ProgressBar) -> int:
+    from shotstyle.server.engine.modelfile import load_model, save_model
+    from shotstyle.server.engine.pipeline import load_working
+    from shotstyle.server.engine.training import TrainConfig, train
+    from shotstyle.server.errors import (FrameIOError, ModelFileError, ShotstyleError, TrainingCancelled,
+                                         WeightsUnavailableError)
+    try:
+        keyframes = [load_working(path, args.colourspace) for path in args.content]
+        style = load_working(args.style)
+        preview = load_working(args.preview, args.colourspace) if args.preview else None
+    except FrameIOError as exc:
+        bar.note(str(exc))
+        return ExitCode.MISSING_INPUT
+    try:
+        init = load_model(args.init) if args.init else None
+    except ModelFileError as exc:
+        bar.note(str(exc))
+        return ExitCode.MODEL_ERROR
+    config = TrainConfig(vgg=args.vgg, **{name: getattr(args, name) for name in SERVER_PARAMS})
+    if args.lr is not None:
+        config.lr = args.lr
+    cancelled = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: cancelled.set())
+
+    def on_event(event: Any) -> None:  # previews carry the same step and losses
+        if event.kind in ("progress", "preview"):
+            bar.update(event.step, event.steps, event.losses, event.steps_per_s, event.eta_s)
+
+    try:
+        model = train(keyframes, style, config, preview_frame=preview, on_event=on_event,
+                      should_cancel=cancelled.is_set, init=init,
+                      checkpoint=lambda m: save_model(m, args.output))
+    except TrainingCancelled:
+        bar.note(f"cancelled; the current weights are saved in {args.output} (continue with --init)")
+        return ExitCode.CANCELLED
+    except WeightsUnavailableError as exc:
+        bar.note(str(exc))
+        return ExitCode.MODEL_ERROR
+    except ShotstyleError as exc:
+        bar.note(f"training failed: {exc}")
+        return ExitCode.FRAMES_FAILED
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    save_model(model, args.output)
+    return ExitCode.OK
+
+
+# ---------------------------------------------------------------- through a server
+
+
+def _train_on_server(args: argparse.Namespace, bar: ProgressBar) -> int:
+    from shotstyle.plugin.client import ServerError
+    from shotstyle.plugin.codec import encode_file
+    from shotstyle.plugin.protocol import ProtocolError
+    try:
+        keyframes = [encode_file(path) for path in args.content]
+        style = encode_file(args.style)
+        preview = encode_file(args.preview) if args.preview else None
+    except ProtocolError as exc:
+        bar.note(exc.message)
+        return ExitCode.USAGE
+    try:
+        client = connect(args.server)
+    except RenderSetupError as exc:
+        bar.note(str(exc))
+        return exc.code
+    params = {name: getattr(args, name) for name in SERVER_PARAMS}
+    if args.colourspace:
+        params["colourspace"] = args.colourspace
+    name = "train-" + "".join(c if c.isalnum() or c in "-_" else "-" for c in
+                              os.path.basename(args.output).split(".")[0])[:40] + f"-{os.getpid()}"
+    try:
+        job = client.train(keyframes, style, name, params, preview)
+        return _follow(client, job, args.output, bar)
+    except ServerError as exc:
+        bar.note(f"server {client.address}: {exc}")
+        return ExitCode.FRAMES_FAILED
+    finally:
+        client.close()
+
+
+def _follow(client: Any, job: Any, output: str, bar: ProgressBar) -> int:
+    """Stream the job's events into the bar; on done (or cancel with a checkpoint) download the model."""
+    cancelled = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: cancelled.set())
+    try:
+        events = job.events(timeout=1.0)
+        while True:
+            if cancelled.is_set() and job.final is None:
+                bar.note("cancelling the server job...")
+                job.cancel()
+                cancelled.clear()
+            try:
+                event = next(events)
+            except StopIteration:
+                break
+            except Exception as exc:
+                if getattr(exc, "code", None) == "timeout":  # just quiet: check for Ctrl-C and go on
+                    events = job.events(timeout=1.0)
+                    continue
+                raise
+            kind = event.get("type")
+            if kind in ("progress", "preview"):
+                bar.update(event["step"], event["steps"], event.get("losses", {}),
+                           event.get("steps_per_s", 0.0), event.get("eta_s", 0.0))
+            elif kind == "done":
+                client.get_model(event["model"], output)
+                return ExitCode.OK
+            elif kind == "failed":
+                error = event.get("error") or {}
+                bar.note(f"training failed on {client.address}: [{error.get('code')}] {error.get('message')}")
+                return ExitCode.MODEL_ERROR if error.get("code") == "weights_unavailable" else ExitCode.FRAMES_FAILED
+            elif kind == "cancelled":
+                if event.get("model"):
+                    client.get_model(event["model"], output)
+                    bar.note(f"cancelled; the checkpoint is saved in {output}")
+                else:
+                    bar.note("cancelled before a checkpoint was made")
+                return ExitCode.CANCELLED
+        return ExitCode.FRAMES_FAILED
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -1,0 +1,285 @@
+"""`shotstyle render` as a farm citizen: chunks, resume, claims, kills, per-frame failures, servers.
+
+A tiny untrained `hrnet-fast` network stands in for a trained model (rendering does not care
+whether the weights are good), and the walk clip's 500×281 JPEGs are the plate.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from shotstyle.nodes.farm import render
+from shotstyle.nodes.farm.cli import main
+
+CLIP_PATTERN = "walk.####.jpg"
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> str:
+    import torch
+    from shotstyle.server.engine.modelfile import StyleModel, save_model
+    from shotstyle.server.engine.networks import build_network
+    torch.manual_seed(0)
+    network = build_network("hrnet-fast", width=4, blocks=1, low_res=64)
+    path = str(tmp_path_factory.mktemp("model") / "tiny.safetensors")
+    save_model(StyleModel(network, {"loss": "look", "steps": 0}), path)
+    return path
+
+
+@pytest.fixture
+def clip(shared_data) -> str:
+    return str(shared_data / "clip" / CLIP_PATTERN)
+
+
+def render_argv(model: str, source: str, out: Path, frames: str, *extra: str) -> list[str]:
+    """A render command; in-process ones use one CPU thread each (several share the 2 test cores)."""
+    cores = ["--threads", "1"] if "--in-process" in extra else []
+    return ["render", "--model", model, "--in", source, "--out", str(out / "style.####.exr"),
+            "--frames", frames, "--json-progress", *cores, *extra]
+
+
+def spawn(argv: list[str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "shotstyle.nodes.farm.cli", *argv],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def summary_of(stdout: str) -> dict:
+    records = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+    (summary,) = [r for r in records if r["event"] == "summary"]
+    return summary
+
+
+def pixels(path: Path) -> np.ndarray:
+    from shotstyle.server.frameio import read_frame
+    return read_frame(str(path)).pixels
+
+
+def frames_in(folder: Path) -> list[str]:
+    """Finished frames: files under their final names (not claims, not temporary files)."""
+    return sorted(n for n in os.listdir(folder) if re.fullmatch(r"style\.\d{4}\.exr", n)) if folder.is_dir() else []
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(name for name in os.listdir(folder) if not name.endswith(".exr") or name.startswith("."))
+
+
+def test_three_overlapping_chunks_equal_one_process(tiny_model, clip, tmp_path, capsys):
+    single, shared = tmp_path / "single", tmp_path / "shared"
+    assert main(render_argv(tiny_model, clip, single, "1-9", "--in-process")) == 0
+    assert summary_of(capsys.readouterr().out)["rendered"] == 9
+    chunks = ["1-4", "3-7", "1-9x2"]  # disjoint and overlapping, as three farm tasks might get them
+    processes = [spawn(render_argv(tiny_model, clip, shared, chunk, "--in-process")) for chunk in chunks]
+    results = [(p.wait(timeout=120), *p.communicate()) for p in processes]
+    for code, out, err in results:
+        assert code == 0, err
+    summaries = [summary_of(out) for _, out, _ in results]
+    # Every frame written exactly once across the three processes.
+    assert sum(s["rendered"] for s in summaries) == 8
+    assert sorted(os.listdir(shared)) == [f"style.{f:04d}.exr" for f in (1, 2, 3, 4, 5, 6, 7, 9)]
+    for name in os.listdir(shared):
+        np.testing.assert_array_equal(pixels(shared / name), pixels(single / name))
+    assert leftovers(shared) == []
+
+
+def test_resume_skips_complete_frames_and_redoes_wrong_ones(tiny_model, clip, tmp_path, capsys):
+    from shotstyle.server.frameio import read_frame, write_frame
+    out = tmp_path / "out"
+    assert main(render_argv(tiny_model, clip, out, "1-4", "--in-process")) == 0
+    capsys.readouterr()
+    first = (out / "style.0001.exr").stat().st_mtime_ns
+    # Frame 2: written by another model; frame 3: wrong size; frame 4: damaged.
+    other = read_frame(str(out / "style.0002.exr"))
+    write_frame(str(out / "style.0002.exr"), other, attributes={render.MODEL_ATTRIBUTE: "0" * 64})
+    small = read_frame(str(out / "style.0003.exr"))
+    small.pixels, small.data_window = small.pixels[:10], (0, 0, small.pixels.shape[1], 10)
+    write_frame(str(out / "style.0003.exr"), small)
+    (out / "style.0004.exr").write_bytes(b"\x76\x2f\x31\x01" + b"\0" * 40)
+    assert main(render_argv(tiny_model, clip, out, "1-4", "--in-process")) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    status = {r["frame"]: r["status"] for r in records if r["event"] == "frame"}
+    assert status == {1: "skipped", 2: "rendered", 3: "rendered", 4: "rendered"}
+    assert (out / "style.0001.exr").stat().st_mtime_ns == first
+    from shotstyle.server.engine.modelfile import load_model
+    assert read_frame(str(out / "style.0003.exr")).data_window == (0, 0, 500, 281)
+    assert read_frame(str(out / "style.0004.exr")).attributes[render.MODEL_ATTRIBUTE] == load_model(tiny_model).hash
+    # A file cut short by some other tool keeps a good header: --verify-pixels decodes it and redoes it.
+    whole = (out / "style.0002.exr").read_bytes()
+    (out / "style.0002.exr").write_bytes(whole[: len(whole) * 2 // 3])
+    assert main(render_argv(tiny_model, clip, out, "1-4", "--in-process", "--verify-pixels")) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["frame"] for r in records if r.get("status") == "rendered"] == [2]
+    assert pixels(out / "style.0002.exr").shape == (281, 500, 3)
+
+
+def test_recorded_hash_is_the_loaded_models_hash(tiny_model):
+    """Resume reads the hash without torch; it must be the one the engine stamps into frames."""
+    from shotstyle.server.engine import modelfile, pipeline
+    assert render.recorded_model_hash(tiny_model) == modelfile.load_model(tiny_model).hash
+    assert (render.MODEL_ATTRIBUTE, render.MODEL_METADATA_KEY) == (pipeline.MODEL_ATTRIBUTE, modelfile.METADATA_KEY)
+
+
+def test_sigkill_mid_render_leaves_no_partial_frame_and_rerun_finishes(tiny_model, clip, tmp_path):
+    out = tmp_path / "out"
+    process = spawn(render_argv(tiny_model, clip, out, "1-30", "--in-process"))
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(frames_in(out)) < 4:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    finished = frames_in(out)
+    assert 4 <= len(finished) < 30
+    for name in finished:  # whatever carries a final name is a whole frame
+        assert pixels(out / name).shape == (281, 500, 3)
+    rerun = spawn(render_argv(tiny_model, clip, out, "1-30", "--in-process"))
+    stdout, stderr = rerun.communicate(timeout=180)
+    assert rerun.returncode == 0, stderr
+    summary = summary_of(stdout)
+    assert (summary["skipped"], summary["rendered"]) == (len(finished), 30 - len(finished))
+    assert len(frames_in(out)) == 30
+    assert not [n for n in os.listdir(out) if n.endswith(".claim")]
+
+
+def test_stale_claim_is_taken_over_and_a_live_one_waited_for(tiny_model, clip, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (out / "style.0001.exr.claim").write_text(f"pid={dead.stdout.strip()} host={socket.gethostname()}\n")
+    live = os.open(out / "style.0002.exr.claim", os.O_CREAT | os.O_RDWR)
+    fcntl.flock(live, fcntl.LOCK_EX)
+
+    def let_go():
+        os.unlink(out / "style.0002.exr.claim")
+        os.close(live)
+
+    timer = threading.Timer(1.5, let_go)
+    started = time.monotonic()
+    timer.start()
+    assert main(render_argv(tiny_model, clip, out, "1-3", "--in-process")) == 0
+    timer.join()
+    assert time.monotonic() - started >= 1.5  # it waited for the live claim instead of skipping frame 2
+    summary = summary_of(capsys.readouterr().out)
+    assert summary["rendered"] == 3
+    assert sorted(os.listdir(out)) == ["style.0001.exr", "style.0002.exr", "style.0003.exr"]
+
+
+def test_missing_and_damaged_inputs_fail_only_their_frames(tiny_model, shared_data, tmp_path, capsys):
+    plates = tmp_path / "plates"
+    plates.mkdir()
+    for frame in (1, 2, 4, 5):
+        shutil.copy(shared_data / "clip" / f"walk.{frame:04d}.jpg", plates / f"walk.{frame:04d}.jpg")
+    out = tmp_path / "out"
+    argv = render_argv(tiny_model, str(plates / CLIP_PATTERN), out, "1-5", "--in-process")
+    assert main(argv) == render.ExitCode.MISSING_INPUT == 3
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    (failure,) = [r for r in records if r["event"] == "frame" and r["status"] == "missing"]
+    assert failure["frame"] == 3 and str(plates / "walk.0003.jpg") in failure["error"]
+    assert sorted(os.listdir(out)) == [f"style.{f:04d}.exr" for f in (1, 2, 4, 5)]
+    (plates / "walk.0003.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    text_mode = [a for a in argv if a != "--json-progress"]
+    assert main(text_mode) == render.ExitCode.FRAMES_FAILED == 6
+    captured = capsys.readouterr()
+    assert "frame 3 FAILED" in captured.err and "walk.0003.jpg" in captured.err
+    assert "PROGRESS: 100%" in captured.out and "4 skipped" in captured.out
+
+
+@pytest.mark.parametrize("frames, expected", [
+    (["--frames", "1001-1010"], list(range(1001, 1011))),
+    (["--frames", "1001-1010x3"], [1001, 1004, 1007, 1010]),
+    (["--frames", "1001", "1003"], [1001, 1002, 1003]),
+    (["--start", "7", "--end", "9"], [7, 8, 9]),
+    (["--frames", "1-20", "--within", "1,5,9-12"], [1, 5, 9, 10, 11, 12]),
+])
+def test_frame_ranges_as_farm_managers_pass_them(frames, expected):
+    import argparse
+    parser = argparse.ArgumentParser()
+    render.configure(parser)
+    args = parser.parse_args(["--model", "m", "--in", "a.####.exr", "--out", "b.####.exr", *frames])
+    assert render.frames_from_args(args) == expected
+
+
+@pytest.mark.parametrize("argv, code, message", [
+    (["--frames", "9-1"], 2, "ends before it starts"),
+    (["--frames", "1-3", "--mix", "2"], 2, "--mix"),
+    (["--frames", "1-3", "--model", "/nowhere/model.safetensors"], 4, "no such file"),
+])
+def test_usage_and_model_errors_have_their_exit_codes(tiny_model, clip, tmp_path, argv, code, message, capsys):
+    base = ["render", "--model", tiny_model, "--in", clip, "--out", str(tmp_path / "o.####.exr"), "--in-process"]
+    assert main(base + argv) == code
+    assert message in capsys.readouterr().err
+
+
+def test_damaged_model_is_a_model_error(tmp_path, clip, capsys):
+    model = tmp_path / "bad.safetensors"
+    model.write_bytes(b"\x80\x04 pickled? no thanks")
+    assert main(["render", "--model", str(model), "--in", clip, "--out", str(tmp_path / "o.####.exr"),
+                 "--frames", "1", "--in-process"]) == render.ExitCode.MODEL_ERROR
+    assert "bad.safetensors" in capsys.readouterr().err
+
+
+def test_two_servers_both_receive_frames_and_match_in_process(tiny_model, clip, tmp_path, capsys):
+    from serverproc import ServerProcess
+    from shotstyle.plugin.client import Client
+    local = tmp_path / "local"
+    assert main(render_argv(tiny_model, clip, local, "1-4", "--in-process")) == 0
+    capsys.readouterr()
+    with ThreadPoolExecutor(2) as pool:  # start both at once: each start imports torch
+        first, second = pool.map(ServerProcess, (tmp_path / "a", tmp_path / "b"))
+    with first, second:
+        out = tmp_path / "served"
+        argv = render_argv(tiny_model, clip, out, "1-4", "--server", f"{first.address},{second.address}",
+                           "--in-flight", "2")
+        assert main(argv) == 0
+        records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        served = {r["frame"]: r["server"] for r in records if r["event"] == "frame"}
+        assert sorted(served) == list(range(1, 5))
+        assert set(served.values()) == {first.address, second.address}
+        model_name = "farm-" + render.recorded_model_hash(tiny_model)[:20]
+        for server in (first, second):
+            with Client(server.address) as client:
+                assert model_name in client.status()["loaded_models"]
+    for frame in range(1, 5):  # servers use all cores, the local render one: equal to half precision
+        name = f"style.{frame:04d}.exr"
+        np.testing.assert_allclose(pixels(out / name), pixels(local / name), rtol=2 ** -10, atol=1e-6)
+
+
+def test_default_uses_the_local_server_starting_it_if_absent(tiny_model, clip, tmp_path, capsys):
+    from shotstyle.plugin import localserver
+    from shotstyle.plugin.client import Client
+    assert localserver.find_local_server() is None
+    try:
+        assert main(render_argv(tiny_model, clip, tmp_path / "out", "1-2")) == 0
+        records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        address = localserver.find_local_server()
+        assert address is not None
+        assert {r["server"] for r in records if r["event"] == "frame"} == {address}
+    finally:
+        address = localserver.find_local_server()
+        if address:
+            with Client(address) as client:
+                client.shutdown()
+
+
+def test_unreachable_server_exits_5(tiny_model, clip, tmp_path, capsys):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    started = time.monotonic()
+    code = main(render_argv(tiny_model, clip, tmp_path / "out", "1-2", "--server", f"tcp://127.0.0.1:{port}"))
+    assert code == render.ExitCode.SERVER_UNREACHABLE
+    assert time.monotonic() - started < 15
+    assert f"no answer from tcp://127.0.0.1:{port}" in capsys.readouterr().out
