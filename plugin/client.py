@@ -1,0 +1,396 @@
+"""The shotstyle client that every host (Nuke, Resolve, the farm command) uses to reach a server.
+
+One DEALER socket with a fixed identity (so a reconnected client still receives its job's
+events), request ids on every message, timeouts instead of ever blocking for good, reconnect
+and retry of idempotent requests only, several frames in flight, and an iterator over a
+training job's events. Standard library and pyzmq only.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import time
+import uuid
+from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+
+import zmq
+from zmq.utils.monitor import recv_monitor_message
+
+from shotstyle.plugin import localserver, protocol
+from shotstyle.plugin.codec import EncodedFrame, frames_from_message, frames_to_message
+
+Message = Tuple[Dict[str, Any], List[memoryview]]
+
+
+class ServerError(Exception):
+    """A request failed; ``code`` is one of protocol.ERROR_CODES, ``frame`` the frame number if any."""
+
+    def __init__(self, code: str, message: str, frame: Optional[int] = None):
+        where = "" if frame is None or message.startswith(f"frame {frame}:") else f"frame {frame}: "
+        super().__init__(f"[{code}] {where}{message}")
+        self.code = code
+        self.message = message
+        self.frame = frame
+
+
+def load_key(value: str, secret: bool = False) -> bytes:
+    """A Z85 CURVE key given as text, or read from a key file made by `shotstyle keys`."""
+    if os.path.isfile(value):
+        import zmq.auth  # only clients that use CURVE pay for it
+        public, secret_key = zmq.auth.load_certificate(value)
+        key = secret_key if secret else public
+        if key is None:
+            raise ServerError("bad_argument", f"{value}: key file has no {'secret' if secret else 'public'} key; "
+                                              "give the '.key_secret' file for a secret key")
+        return key
+    if len(value) != 40:
+        raise ServerError("bad_argument", f"CURVE key {value[:8]}... is neither a key file nor a 40-character Z85 key")
+    return value.encode("ascii")
+
+
+class Client:
+    """A connection to one shotstyle server. Not thread-safe: use one Client per thread."""
+
+    def __init__(self, address: Optional[str] = None, *, timeout: float = 30.0, autostart: bool = False,
+                 server_public_key: Optional[str] = None, client_keys: Optional[Tuple[str, str]] = None,
+                 retries: int = 2, autostart_command: Optional[Sequence[str]] = None):
+        if address is None:
+            address = localserver.find_local_server()
+            if address is None and autostart:
+                try:
+                    address = localserver.autostart(autostart_command)
+                except localserver.AutostartError as exc:
+                    raise ServerError("unreachable", str(exc)) from None
+            if address is None:
+                raise ServerError("unreachable", f"no local shotstyle server is running (no live server in "
+                                                 f"{localserver.server_file()}); start one with `shotstyle serve` "
+                                                 "or allow autostart")
+        self.address = address
+        self.timeout = timeout
+        self.retries = retries
+        self._curve: Dict[int, Any] = {}
+        if server_public_key is not None:
+            if client_keys is None:
+                raise ServerError("bad_argument", "a CURVE server key needs a client key pair too "
+                                                  "(make one with `shotstyle keys`)")
+            self._curve = {zmq.CURVE_SERVERKEY: load_key(server_public_key),
+                           zmq.CURVE_PUBLICKEY: load_key(client_keys[0]),
+                           zmq.CURVE_SECRETKEY: load_key(client_keys[1], secret=True)}
+        self._identity = b"ss-" + uuid.uuid4().hex.encode("ascii")
+        self._context: zmq.Context = zmq.Context.instance()
+        self._socket: Optional[zmq.Socket] = None
+        self._monitor: Optional[zmq.Socket] = None
+        self._auth_failed = False
+        self._waiting: set = set()              # request ids whose replies we still want
+        self._replies: Dict[str, Message] = {}
+        self._events: Dict[str, Deque[Message]] = {}  # train request id -> events not yet read
+        self._connect()
+
+    # --- connection ---------------------------------------------------------
+    def _connect(self) -> None:
+        sock = self._context.socket(zmq.DEALER)
+        sock.setsockopt(zmq.IDENTITY, self._identity)
+        sock.setsockopt(zmq.LINGER, 0)
+        for option, value in self._curve.items():
+            sock.setsockopt(option, value)
+        self._monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_AUTH
+                                                | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL)
+        sock.connect(self.address)
+        self._socket = sock
+
+    def _disconnect(self) -> None:
+        if self._socket is not None:
+            self._socket.disable_monitor()
+            self._socket.close(0)
+            self._socket = None
+        if self._monitor is not None:
+            self._monitor.close(0)
+            self._monitor = None
+
+    def _reconnect(self) -> None:
+        self._disconnect()
+        self._connect()
+
+    def close(self) -> None:
+        self._disconnect()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _check_auth(self) -> None:
+        while self._monitor is not None and self._monitor.poll(0):
+            if recv_monitor_message(self._monitor)["event"] == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+                self._auth_failed = True
+        if self._auth_failed:
+            raise ServerError("unauthorised", f"the server at {self.address} refused this client's CURVE key; "
+                                              "ask its admin to add your public key to its authorised clients")
+
+    # --- messages -----------------------------------------------------------
+    def _send(self, op: str, args: Optional[Dict[str, Any]] = None, frames: Sequence[EncodedFrame] = (),
+              payloads: Sequence[Any] = ()) -> str:
+        descs, frame_payloads = frames_to_message(frames, first_part=len(payloads))
+        header = protocol.request(op, args, descs)
+        assert self._socket is not None, "client is closed"
+        self._socket.send_multipart(protocol.pack(header, [*payloads, *frame_payloads]), copy=False)
+        self._waiting.add(header["id"])
+        return header["id"]
+
+    def _receive(self, timeout: float) -> bool:
+        """Read one message into the reply/event stores; False when none came within ``timeout``."""
+        assert self._socket is not None and self._monitor is not None, "client is closed"
+        poller = zmq.Poller()
+        poller.register(self._socket, zmq.POLLIN)
+        poller.register(self._monitor, zmq.POLLIN)
+        deadline = time.monotonic() + timeout
+        while True:
+            ready = dict(poller.poll(max(0, int((deadline - time.monotonic()) * 1000))))
+            if self._socket in ready:
+                break
+            self._check_auth()  # a refused CURVE handshake shows up here, long before the timeout
+            if time.monotonic() >= deadline:
+                return False
+        try:
+            header, payloads = protocol.unpack(self._socket.recv_multipart(copy=False))
+        except protocol.ProtocolError as exc:
+            raise ServerError(exc.code, f"unreadable message from {self.address}: {exc.message}") from None
+        request_id = header["id"]
+        if "event" in header:
+            if request_id in self._events:
+                self._events[request_id].append((header, payloads))
+        elif request_id in self._waiting:
+            self._waiting.discard(request_id)
+            self._replies[request_id] = (header, payloads)
+        return True
+
+    def _await(self, request_ids: Iterable[str], timeout: float) -> Optional[str]:
+        """Wait for a reply to any of ``request_ids``; its id, or None after ``timeout`` s of silence."""
+        wanted = list(request_ids)
+        deadline = time.monotonic() + timeout
+        while True:
+            for request_id in wanted:
+                if request_id in self._replies:
+                    return request_id
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            if self._receive(left):
+                deadline = time.monotonic() + timeout  # the server is alive: silence counts from now
+
+    def _result(self, request_id: str, frame: Optional[int] = None) -> Tuple[Dict[str, Any], List[EncodedFrame]]:
+        header, payloads = self._replies.pop(request_id)
+        if not header.get("ok"):
+            error = header.get("error") or {}
+            raise ServerError(str(error.get("code", "internal")), str(error.get("message", "no message")), frame)
+        try:
+            frames = frames_from_message(header.get("frames", []), payloads)
+        except protocol.ProtocolError as exc:
+            raise ServerError(exc.code, f"reply from {self.address}: {exc.message}", frame) from None
+        return header.get("result") or {}, frames
+
+    def _timeout_error(self, op: str) -> ServerError:
+        self._check_auth()
+        return ServerError("timeout", f"no reply to '{op}' from {self.address} within {self.timeout:.0f} s "
+                                      "(is the server running? `shotstyle serve`)")
+
+    def call(self, op: str, args: Optional[Dict[str, Any]] = None, frames: Sequence[EncodedFrame] = (),
+             payloads: Sequence[Any] = (), timeout: Optional[float] = None) \
+            -> Tuple[Dict[str, Any], List[EncodedFrame], List[memoryview]]:
+        """One request/reply; idempotent ops are retried on a fresh connection after a timeout."""
+        attempts = 1 + (self.retries if op in protocol.IDEMPOTENT_OPS else 0)
+        for attempt in range(attempts):
+            request_id = self._send(op, args, frames, payloads)
+            if self._await([request_id], timeout or self.timeout) is not None:
+                raw_payloads = self._replies[request_id][1]
+                result, out_frames = self._result(request_id)
+                return result, out_frames, raw_payloads
+            self._waiting.discard(request_id)
+            if attempt + 1 < attempts:
+                self._reconnect()
+        raise self._timeout_error(op)
+
+    # --- ops ----------------------------------------------------------------
+    def hello(self) -> Dict[str, Any]:
+        return self.call(protocol.OP_HELLO)[0]
+
+    def status(self) -> Dict[str, Any]:
+        return self.call(protocol.OP_STATUS)[0]
+
+    def list_models(self) -> List[Dict[str, Any]]:
+        return list(self.call(protocol.OP_MODELS)[0].get("models", []))
+
+    def describe_model(self, name: str) -> Dict[str, Any]:
+        return self.call(protocol.OP_MODEL_DESCRIBE, {"name": name})[0]
+
+    def delete_model(self, name: str) -> None:
+        self.call(protocol.OP_MODEL_DELETE, {"name": name})
+
+    def put_model(self, path: str, name: Optional[str] = None) -> str:
+        """Upload a model file (the server checks it; nothing is ever unpickled) → its name in the store."""
+        with open(path, "rb") as handle:
+            data = handle.read()
+        if name is None:
+            name = os.path.basename(path).split(".")[0]
+        return str(self.call(protocol.OP_MODEL_PUT, {"name": name}, payloads=[data])[0]["name"])
+
+    def get_model(self, name: str, path: str) -> None:
+        """Download a model from the store into ``path`` (atomic)."""
+        _, _, payloads = self.call(protocol.OP_MODEL_GET, {"name": name})
+        if len(payloads) != 1:
+            raise ServerError("bad_message", f"model.get reply for {name!r} carried {len(payloads)} parts, not 1")
+        temp = f"{path}.{os.getpid()}.tmp"
+        with open(temp, "wb") as handle:
+            handle.write(payloads[0])
+        os.replace(temp, path)
+
+    def shutdown(self) -> None:
+        self.call(protocol.OP_SHUTDOWN)
+
+    def train(self, keyframes: List[EncodedFrame], style: EncodedFrame, name: str,
+              params: Optional[Dict[str, Any]] = None, preview: Optional[EncodedFrame] = None) -> "Job":
+        """Start training; returns at once with a Job whose events() stream progress and previews.
+
+        Frames are sent with ``extra.role`` = "keyframe" | "style" | "preview".
+        """
+        tagged = [_with_role(f, "keyframe") for f in keyframes] + [_with_role(style, "style")]
+        if preview is not None:
+            tagged.append(_with_role(preview, "preview"))
+        request_id = self._send(protocol.OP_TRAIN, {"name": name, "params": dict(params or {})}, tagged)
+        self._events[request_id] = collections.deque()
+        if self._await([request_id], self.timeout) is None:
+            self._waiting.discard(request_id)
+            del self._events[request_id]
+            raise self._timeout_error(protocol.OP_TRAIN)
+        try:
+            result, _ = self._result(request_id)
+        except ServerError:
+            del self._events[request_id]
+            raise
+        return Job(self, str(result["job"]), request_id)
+
+    def stylize(self, frames: List[EncodedFrame], model: str, mix: float = 1.0,
+                colourspace: Optional[str] = None, in_flight: int = 4) -> List[EncodedFrame]:
+        """Stylize frames; results in the order given (each tagged with its frame number)."""
+        numbered = [f if f.frame is not None else _renumbered(f, i) for i, f in enumerate(frames)]
+        by_number = {ef.frame: ef for ef in self.stylize_stream(numbered, model, mix, in_flight, colourspace)}
+        results = []
+        for original, sent in zip(frames, numbered):
+            out = by_number[sent.frame]
+            results.append(out if original.frame is not None else _renumbered(out, None))
+        return results
+
+    def stylize_stream(self, frames: Iterable[EncodedFrame], model: str, mix: float = 1.0, in_flight: int = 4,
+                       colourspace: Optional[str] = None,
+                       on_error: Optional[Callable[[int, ServerError], None]] = None) -> Iterator[EncodedFrame]:
+        """Pipelined stylize: keeps ``in_flight`` frames at the server, yields results as they complete.
+
+        A frame that fails raises ServerError (with ``.frame``), or, with ``on_error``, is reported
+        there and the others go on. Frames must carry distinct frame numbers.
+        """
+        args: Dict[str, Any] = {"model": model, "mix": mix}
+        if colourspace is not None:
+            args["colourspace"] = colourspace
+        source = iter(frames)
+        outstanding: Dict[str, EncodedFrame] = {}
+        retries_left = self.retries
+        exhausted = False
+        try:
+            while outstanding or not exhausted:
+                while not exhausted and len(outstanding) < max(1, in_flight):
+                    ef = next(source, None)
+                    if ef is None:
+                        exhausted = True
+                        break
+                    outstanding[self._send(protocol.OP_STYLIZE, args, [ef])] = ef
+                if not outstanding:
+                    break
+                done = self._await(outstanding, self.timeout)
+                if done is None:
+                    if retries_left == 0:
+                        raise self._timeout_error(protocol.OP_STYLIZE)
+                    retries_left -= 1
+                    self._reconnect()
+                    resend = list(outstanding.values())
+                    self._waiting.difference_update(outstanding)
+                    outstanding = {self._send(protocol.OP_STYLIZE, args, [ef]): ef for ef in resend}
+                    continue
+                sent = outstanding.pop(done)
+                try:
+                    _, out = self._result(done, sent.frame)
+                    if len(out) != 1 or out[0].frame != sent.frame:
+                        raise ServerError("bad_message", f"reply carried frames {[f.frame for f in out]} for a "
+                                                         "request of one frame", sent.frame)
+                except ServerError as exc:
+                    if on_error is None:
+                        raise
+                    on_error(sent.frame if sent.frame is not None else -1, exc)
+                    continue
+                yield out[0]
+        finally:
+            self._waiting.difference_update(outstanding)
+
+    # --- job events (used by Job) ---------------------------------------------
+    def _next_event(self, request_id: str, job_id: str, timeout: Optional[float]) -> Dict[str, Any]:
+        queue = self._events[request_id]
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not queue:
+            wait = self.timeout if deadline is None else min(self.timeout, deadline - time.monotonic())
+            if wait <= 0:
+                raise ServerError("timeout", f"no event from job {job_id} within {timeout:.0f} s")
+            if not self._receive(wait) and not queue:
+                # Silence: make sure the server and the job are still there (raises if not).
+                jobs = self.status().get("jobs", [])
+                if not any(j.get("id") == job_id for j in jobs):
+                    raise ServerError("unknown_job", f"job {job_id} is no longer known to {self.address} "
+                                                     "(server restarted?)")
+        header, payloads = queue.popleft()
+        body = dict(header.get("event") or {})
+        frames = frames_from_message(header.get("frames", []), payloads)
+        for ef in frames:
+            body[str(ef.extra.get("role", "image"))] = ef
+        return body
+
+
+class Job:
+    """A training job running on the server."""
+
+    def __init__(self, client: Client, job_id: str, request_id: str):
+        self.client = client
+        self.id = job_id
+        self._request_id = request_id
+        self.final: Optional[Dict[str, Any]] = None
+
+    def events(self, timeout: Optional[float] = None) -> Iterator[Dict[str, Any]]:
+        """Events until the final one ("done" | "failed" | "cancelled"), which is yielded last.
+
+        Preview events carry EncodedFrames under "image" (and "extra" for the optional frame).
+        ``timeout``: seconds to wait for each event (None: as long as the server and job live).
+        """
+        while self.final is None:
+            body = self.client._next_event(self._request_id, self.id, timeout)
+            if body.get("type") in protocol.FINAL_EVENTS:
+                self.final = body
+                self.client._events.pop(self._request_id, None)
+            yield body
+
+    def wait(self, timeout: Optional[float] = None) -> Dict[str, Any]:
+        """Consume the events; the final one."""
+        for _ in self.events(timeout):
+            pass
+        assert self.final is not None
+        return self.final
+
+    def cancel(self) -> None:
+        """Ask the server to stop the job; it then sends its "cancelled" event (with a checkpoint)."""
+        self.client.call(protocol.OP_CANCEL, {"job": self.id})
+
+
+def _with_role(ef: EncodedFrame, role: str) -> EncodedFrame:
+    return EncodedFrame(ef.kind, ef.header, ef.data, ef.frame, {**ef.extra, "role": role})
+
+
+def _renumbered(ef: EncodedFrame, frame: Optional[int]) -> EncodedFrame:
+    return EncodedFrame(ef.kind, ef.header, ef.data, frame, ef.extra)

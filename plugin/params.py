@@ -1,0 +1,158 @@
+"""The ShotStyle effect's description, OpenFX style: its clips and parameters, once for every host.
+
+The server returns ``describe()`` in its ``hello`` reply; Nuke, Resolve and the farm command
+build their controls from it, so a parameter added here appears in every host. ``validate``
+coerces and range-checks values a host sends (the server calls it on every request).
+
+Groups say who uses a parameter: "Server" (how to reach it), "Training" (the train op's
+``params``; names match the engine's TrainConfig fields), "Render" (the stylize op),
+"Colour" (both).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Dict, List, Optional
+
+from shotstyle.plugin.sequences import parse_frame_range
+
+KINDS = ("string", "int", "float", "bool", "choice", "frames", "button")
+
+
+@dataclass(frozen=True)
+class Clip:
+    name: str
+    label: str
+    optional: bool
+    help: str
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    kind: str
+    default: Any
+    label: str
+    help: str
+    group: str
+    min: Optional[float] = None
+    max: Optional[float] = None
+    choices: List[str] = field(default_factory=list)
+
+
+CLIPS: List[Clip] = [
+    Clip("plate", "Plate", False, "The shot to restyle; its RGB is changed, alpha and other channels pass through."),
+    Clip("style", "Style", False, "The style frame: an image whose look (light, grade, palette) the shot should take."),
+    Clip("preview", "Preview", True, "An optional second frame of the shot, stylized alongside the keyframe while "
+                                     "training so you can judge how the look carries over."),
+]
+
+PARAMS: List[Param] = [
+    Param("server", "string", "", "Server", "Server address, e.g. tcp://gpu-01:5599. Empty: the local server "
+          "(started automatically when needed).", "Server"),
+    Param("model", "string", "", "Model", "Name of the trained model in the server's store.", "Server"),
+    Param("strength", "float", 0.5, "Strength", "Content/style balance while training: 0 keeps the plate's "
+          "structure strictly, 1 pushes hardest toward the style.", "Training", 0.0, 1.0),
+    Param("steps", "int", 300, "Steps", "Training iterations on the keyframe(s).", "Training", 1, 100000),
+    Param("resolution", "int", 512, "Training resolution", "Longest side, in pixels, the keyframes and style are "
+          "scaled to for training.", "Training", 32, 8192),
+    Param("keyframes", "frames", "", "Keyframes", "Frames to train on, e.g. '1001' or '1001,1050'. Empty: the "
+          "current frame.", "Training"),
+    Param("loss", "choice", "auto", "Loss", "auto: ImageNet VGG-19 perceptual loss when its weights are installed, "
+          "else the weights-free 'look' loss. vgg: VGG-19 (content conv4_2, style Gram matrices). look: colour "
+          "statistics only, fast and offline.", "Training", choices=["auto", "vgg", "look"]),
+    Param("arch", "choice", "hrnet-fast", "Network", "hrnet: full-resolution HRNet (best quality). hrnet-fast: a "
+          "tiny network at low resolution predicting an upsampled residual (fast).", "Training",
+          choices=["hrnet-fast", "hrnet"]),
+    Param("seed", "int", 0, "Seed", "Random seed; the same seed and inputs train the same model.", "Training",
+          0, 2**31 - 1),
+    Param("early_stop", "bool", False, "Early stop", "Stop training once the loss stops improving.", "Training"),
+    Param("adaptive_content", "bool", False, "Adaptive content weight", "Raise the content weight automatically "
+          "when the structure of the plate starts to break.", "Training"),
+    Param("preview_every", "int", 25, "Preview every", "Send a preview image every N training steps (0: never).",
+          "Training", 0, 100000),
+    Param("mix", "float", 1.0, "Mix", "Blend between the plate (0) and the stylized result (1).", "Render", 0.0, 1.0),
+    Param("tile", "int", 0, "Tile pixels", "Largest number of pixels stylized in one piece; bigger frames are tiled "
+          "with overlap (0: automatic, from the device's memory).", "Render", 0, 1 << 28),
+    Param("colourspace", "string", "auto", "Colour space", "Colour space of the plate's and style's RGB, a name from "
+          "the server's OCIO config (e.g. ACEScg, sRGB). auto: ACEScg for float files, sRGB for 8/16-bit.",
+          "Colour"),
+    Param("train", "button", None, "Train", "Train a model on the keyframe(s) with the style frame.", "Training"),
+    Param("stylize_range", "button", None, "Stylize range", "Stylize every frame of the range with the model.",
+          "Render"),
+]
+
+_BY_NAME: Dict[str, Param] = {p.name: p for p in PARAMS}
+
+
+def describe() -> Dict[str, Any]:
+    """JSON-able description of clips and parameters (what ``hello`` returns)."""
+    return {"clips": [asdict(c) for c in CLIPS], "params": [asdict(p) for p in PARAMS]}
+
+
+def defaults() -> Dict[str, Any]:
+    """Every non-button parameter at its default value."""
+    return {p.name: p.default for p in PARAMS if p.kind != "button"}
+
+
+def group(name: str) -> List[str]:
+    """Names of the parameters in one group (e.g. "Training")."""
+    return [p.name for p in PARAMS if p.group == name and p.kind != "button"]
+
+
+def _coerce(param: Param, value: Any) -> Any:
+    kind = param.kind
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, (int, float)) and value in (0, 1):
+            return bool(value)
+        if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+            return value.strip().lower() in ("true", "1", "yes", "on")
+        raise ValueError(f"parameter '{param.name}' must be true or false, got {value!r}")
+    if kind in ("int", "float"):
+        if isinstance(value, bool):
+            raise ValueError(f"parameter '{param.name}' must be a number, got {value!r}")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"parameter '{param.name}' must be a number, got {value!r}") from None
+        if number != number or number in (float("inf"), float("-inf")):
+            raise ValueError(f"parameter '{param.name}' must be a finite number, got {value!r}")
+        if kind == "int":
+            if number != int(number):
+                raise ValueError(f"parameter '{param.name}' must be a whole number, got {value!r}")
+            number = int(number)
+        if param.min is not None and number < param.min or param.max is not None and number > param.max:
+            raise ValueError(f"parameter '{param.name}' = {value!r} is outside its range "
+                             f"[{param.min}, {param.max}]")
+        return number
+    if kind == "choice":
+        if value not in param.choices:
+            raise ValueError(f"parameter '{param.name}' must be one of {param.choices}, got {value!r}")
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"parameter '{param.name}' must be text, got {value!r}")
+    if kind == "frames" and value.strip():
+        try:
+            parse_frame_range(value)
+        except ValueError as exc:
+            raise ValueError(f"parameter '{param.name}': {exc}") from None
+    return value.strip()
+
+
+def validate(values: Dict[str, Any], partial: bool = True) -> Dict[str, Any]:
+    """Coerce and range-check ``values``; ValueError names the bad parameter.
+
+    Returns the given values coerced; with ``partial=False`` missing ones are filled from
+    their defaults. Unknown names and buttons are refused, so typos never pass silently.
+    """
+    if not isinstance(values, dict):
+        raise ValueError(f"parameters must be a mapping of name to value, got {type(values).__name__}")
+    result = {} if partial else defaults()
+    for name, value in values.items():
+        param = _BY_NAME.get(name)
+        if param is None or param.kind == "button":
+            raise ValueError(f"unknown parameter {name!r}; known: {', '.join(defaults())}")
+        result[name] = _coerce(param, value)
+    return result

@@ -1,0 +1,217 @@
+"""The shotstyle wire protocol: the one place that defines what travels over ZeroMQ.
+
+Every message is a multipart ZeroMQ message::
+
+    [JSON header | payload part 0 | payload part 1 | ...]
+
+The header is a UTF-8 JSON object. Three kinds exist:
+
+* request (client -> server)::
+
+      {"v": PROTOCOL_VERSION, "id": "<request id>", "op": "<op>", "args": {...},
+       "frames": [<frame descriptor>, ...]}
+
+* reply (server -> client), exactly one per request::
+
+      {"v": ..., "id": "<request id>", "ok": true, "result": {...}, "frames": [...]}
+      {"v": ..., "id": "<request id>", "ok": false, "error": {"code": "<code>", "message": "..."}}
+
+* event (server -> client), pushed for a training job while it runs::
+
+      {"v": ..., "id": "<train request id>", "job": "<job id>", "event": {"type": ...}, "frames": [...]}
+
+A frame descriptor (see ``codec.to_parts``) names the payload part that holds its bytes
+(``"part"``), so binary payloads are sent zero-copy and never embedded in JSON.
+
+Ops (``OPS``): see the table below; every op not listed is answered with ``unknown_op``.
+Error codes (``ERROR_CODES``): every failed request is answered with one of them.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+PROTOCOL_VERSION = 1
+
+# --- ops -------------------------------------------------------------------
+OP_HELLO = "hello"                    # -> {version, protocol, device, models, capabilities, params, limits}
+OP_STATUS = "status"                  # -> {device, uptime_s, jobs, queued_frames, loaded_models, clients}
+OP_MODELS = "models"                  # -> {models: [{name, hash, metadata...}]}
+OP_MODEL_DESCRIBE = "model.describe"  # args {name} -> {name, hash, size, metadata}
+OP_MODEL_DELETE = "model.delete"      # args {name} -> {}
+OP_MODEL_PUT = "model.put"            # args {name}, one payload part: model file bytes (never pickled) -> {name, hash}
+OP_MODEL_GET = "model.get"            # args {name} -> one payload part: model file bytes
+OP_TRAIN = "train"                    # args {name, params}, frames: keyframes + style (+ preview) -> {job}; then events
+OP_CANCEL = "cancel"                  # args {job} -> {} (the job then sends its "cancelled" event)
+OP_STYLIZE = "stylize"                # args {model, mix, colourspace, tile}, frames -> frames (same numbers, same
+                                      # encoding) + result {model, hash, frames, timings_ms: {decode, stylize, encode}}
+OP_SHUTDOWN = "shutdown"              # -> {} then the server stops gracefully
+
+OPS = (OP_HELLO, OP_STATUS, OP_MODELS, OP_MODEL_DESCRIBE, OP_MODEL_DELETE, OP_MODEL_PUT,
+       OP_MODEL_GET, OP_TRAIN, OP_CANCEL, OP_STYLIZE, OP_SHUTDOWN)
+
+# Requests a client may safely send again after a timeout or reconnect: same answer, no side effect twice.
+IDEMPOTENT_OPS = frozenset({OP_HELLO, OP_STATUS, OP_MODELS, OP_MODEL_DESCRIBE, OP_MODEL_GET,
+                            OP_STYLIZE, OP_CANCEL})
+
+# --- event types (header["event"]["type"]) ---------------------------------
+EVENT_PROGRESS = "progress"    # {step, steps, losses: {name: value}, steps_per_s, eta_s}
+EVENT_PREVIEW = "preview"      # {step} + frames: [keyframe preview, optional extra-frame preview]
+EVENT_CHECKPOINT = "checkpoint"  # {step, model} the job's model was saved to the store
+EVENT_DONE = "done"            # {model, hash}
+EVENT_FAILED = "failed"        # {error: {code, message}}
+EVENT_CANCELLED = "cancelled"  # {model: name of the checkpoint kept, or null}
+FINAL_EVENTS = frozenset({EVENT_DONE, EVENT_FAILED, EVENT_CANCELLED})
+
+# --- error codes -----------------------------------------------------------
+ERROR_CODES: Dict[str, str] = {
+    "bad_message": "the multipart message is malformed: header not JSON, fields missing or of the wrong type, "
+                   "payload parts missing or of a size other than declared",
+    "version_mismatch": "client and server speak different protocol versions; update the older side",
+    "unknown_op": "the op is not one of protocol.OPS",
+    "bad_argument": "an argument or effect parameter is missing, of the wrong type or out of range",
+    "too_large": "a limit was exceeded: message size, frame dimensions or frames per request",
+    "too_many_jobs": "this client already has the maximum number of jobs or requests in flight",
+    "bad_frame": "a frame payload could not be decoded (damaged EXR, unsupported channels, ...)",
+    "unknown_model": "no model of that name in the server's store",
+    "bad_model": "a model file is damaged, tampered with or of an unknown format/architecture",
+    "unknown_job": "no job with that id (finished jobs are forgotten)",
+    "training_failed": "training stopped on an error",
+    "shutting_down": "the server is stopping and takes no new work",
+    "internal": "an unexpected server error; the message names it and the server keeps running",
+    "timeout": "client side: no reply within the timeout",
+    "unreachable": "client side: no server answers at that address",
+    "unauthorised": "client side: the server refused this client's CURVE key",
+}
+
+# --- limits ----------------------------------------------------------------
+MAX_HEADER_BYTES = 1 << 20             # 1 MiB of JSON
+MAX_MESSAGE_BYTES = 2 << 30            # 2 GiB per message, all parts together
+MAX_FRAME_DIMENSION = 16384            # width or height of one frame, pixels
+MAX_FRAME_CHANNELS = 256
+MAX_FRAMES_PER_REQUEST = 64
+MAX_JOBS_PER_CLIENT = 2                # training jobs queued or running per client
+MAX_REQUESTS_IN_FLIGHT_PER_CLIENT = 32  # stylize requests queued or running per client
+MAX_REQUEST_ID_LENGTH = 128
+
+LIMITS = {
+    "max_header_bytes": MAX_HEADER_BYTES,
+    "max_message_bytes": MAX_MESSAGE_BYTES,
+    "max_frame_dimension": MAX_FRAME_DIMENSION,
+    "max_frame_channels": MAX_FRAME_CHANNELS,
+    "max_frames_per_request": MAX_FRAMES_PER_REQUEST,
+    "max_jobs_per_client": MAX_JOBS_PER_CLIENT,
+    "max_requests_in_flight_per_client": MAX_REQUESTS_IN_FLIGHT_PER_CLIENT,
+}
+
+
+class ProtocolError(Exception):
+    """A message that breaks the protocol; ``code`` is one of ERROR_CODES."""
+
+    def __init__(self, code: str, message: str):
+        assert code in ERROR_CODES, code
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    def as_error(self) -> Dict[str, str]:
+        return {"code": self.code, "message": self.message}
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def encode_header(header: Dict[str, Any]) -> bytes:
+    """JSON-encode a header (compact, UTF-8); NaN/Inf are refused so every peer can parse it."""
+    data = json.dumps(header, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    if len(data) > MAX_HEADER_BYTES:
+        raise ProtocolError("too_large", f"message header is {len(data)} bytes; the limit is {MAX_HEADER_BYTES}")
+    return data
+
+
+def decode_header(data: Any) -> Dict[str, Any]:
+    """Parse and check the common fields of any header; ProtocolError says what is wrong."""
+    raw = bytes(data)
+    if len(raw) > MAX_HEADER_BYTES:
+        raise ProtocolError("too_large", f"message header is {len(raw)} bytes; the limit is {MAX_HEADER_BYTES}")
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ProtocolError("bad_message", f"message header is not UTF-8 JSON: {exc}") from None
+    if not isinstance(header, dict):
+        raise ProtocolError("bad_message", f"message header must be a JSON object, got {type(header).__name__}")
+    version = header.get("v")
+    if version != PROTOCOL_VERSION:
+        raise ProtocolError("version_mismatch",
+                            f"protocol version {version!r} received, this side speaks version {PROTOCOL_VERSION}; "
+                            "update shotstyle on the older side")
+    request_id = header.get("id")
+    if not isinstance(request_id, str) or not 0 < len(request_id) <= MAX_REQUEST_ID_LENGTH:
+        raise ProtocolError("bad_message", f"header field 'id' must be a string of 1-{MAX_REQUEST_ID_LENGTH} "
+                                           f"characters, got {request_id!r}")
+    frames = header.get("frames", [])
+    if not isinstance(frames, list) or not all(isinstance(f, dict) for f in frames):
+        raise ProtocolError("bad_message", "header field 'frames' must be a list of objects")
+    return header
+
+
+def check_request(header: Dict[str, Any]) -> Tuple[str, Dict[str, Any]]:
+    """Return (op, args) of a decoded request header."""
+    op = header.get("op")
+    if not isinstance(op, str):
+        raise ProtocolError("bad_message", f"request header field 'op' must be a string, got {op!r}")
+    if op not in OPS:
+        raise ProtocolError("unknown_op", f"unknown op {op!r}; this server knows: {', '.join(OPS)}")
+    args = header.get("args", {})
+    if not isinstance(args, dict):
+        raise ProtocolError("bad_message", f"request header field 'args' must be an object, got {type(args).__name__}")
+    return op, args
+
+
+def request(op: str, args: Optional[Dict[str, Any]] = None, frames: Sequence[Dict[str, Any]] = (),
+            request_id: Optional[str] = None) -> Dict[str, Any]:
+    return {"v": PROTOCOL_VERSION, "id": request_id or new_request_id(), "op": op,
+            "args": args or {}, "frames": list(frames)}
+
+
+def reply(request_id: str, result: Optional[Dict[str, Any]] = None,
+          frames: Sequence[Dict[str, Any]] = ()) -> Dict[str, Any]:
+    return {"v": PROTOCOL_VERSION, "id": request_id, "ok": True, "result": result or {}, "frames": list(frames)}
+
+
+def error_reply(request_id: str, code: str, message: str) -> Dict[str, Any]:
+    assert code in ERROR_CODES, code
+    return {"v": PROTOCOL_VERSION, "id": request_id, "ok": False, "error": {"code": code, "message": message}}
+
+
+def event(request_id: str, job: str, body: Dict[str, Any], frames: Sequence[Dict[str, Any]] = ()) -> Dict[str, Any]:
+    return {"v": PROTOCOL_VERSION, "id": request_id, "job": job, "event": body, "frames": list(frames)}
+
+
+def pack(header: Dict[str, Any], payloads: Sequence[Any] = ()) -> List[Any]:
+    """The multipart message as a list for ``send_multipart(..., copy=False)``."""
+    return [encode_header(header), *payloads]
+
+
+def unpack(parts: Sequence[Any]) -> Tuple[Dict[str, Any], List[memoryview]]:
+    """Split a received multipart message (bytes or zmq.Frame parts) into header and payload views.
+
+    Checks the total size and that every frame descriptor points at an existing part.
+    """
+    if not parts:
+        raise ProtocolError("bad_message", "empty message: expected a JSON header part")
+    views = [p.buffer if hasattr(p, "buffer") else memoryview(p) for p in parts]
+    total = sum(v.nbytes for v in views)
+    if total > MAX_MESSAGE_BYTES:
+        raise ProtocolError("too_large", f"message is {total} bytes; the limit is {MAX_MESSAGE_BYTES}")
+    header = decode_header(views[0])
+    payloads = views[1:]
+    for desc in header.get("frames", []):
+        part = desc.get("part")
+        if not isinstance(part, int) or isinstance(part, bool) or not 0 <= part < len(payloads):
+            raise ProtocolError("bad_message", f"frame descriptor names payload part {part!r} but the message "
+                                               f"has {len(payloads)} payload part(s) (truncated message?)")
+    return header, payloads

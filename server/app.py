@@ -1,0 +1,330 @@
+"""`shotstyle serve`: the persistent ZeroMQ server.
+
+One ROUTER socket (default ``tcp://127.0.0.1:5599``; ``--port 0`` picks a free port, ``--bind``
+any ZeroMQ address, ``ipc://`` included). The loop only parses, validates and routes: compute
+happens on the device worker (server.jobs), whose results come back over an inproc socket the
+loop polls beside the ROUTER. Every failure becomes an error reply with a protocol error code;
+no request can stop the loop. SIGINT/SIGTERM stop it gracefully: a running training job saves a
+checkpoint to the store and reports "cancelled" before the process exits. While it runs, the
+server file in the runtime folder (plugin.localserver) tells local clients where it is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from typing import Any, Dict, List, Optional
+
+import zmq
+
+from shotstyle.plugin import __version__, localserver, protocol
+from shotstyle.plugin import params as effect_params
+from shotstyle.plugin.codec import FILE_FORMATS, RAW_DTYPES, EncodedFrame, frames_from_message
+from shotstyle.server import keys
+from shotstyle.server.errors import ShotstyleError
+from shotstyle.server.jobs import DeviceWorker, TaskError, TrainJob, error_of
+from shotstyle.server.store import DEFAULT_MEMORY_BUDGET, ModelStore, check_name
+
+RESULTS_ADDRESS = "inproc://shotstyle-results"
+POLL_MS = 200
+DRAIN_TIMEOUT_S = 120.0
+TRAIN_ROLES = ("keyframe", "style", "preview")
+
+
+class Server:
+    """The ROUTER loop; ``serve()`` runs until shutdown is requested (op or signal)."""
+
+    def __init__(self, bind: str, store: ModelStore, device: str, *, curve_secret: Optional[str] = None,
+                 authorized_keys: Optional[str] = None, vgg: Optional[str] = None, write_server_file: bool = True):
+        keys.check_bind(bind, curve_secret, authorized_keys)
+        self.store = store
+        self.device = device
+        self.context = zmq.Context()
+        self.auth = keys.start_authenticator(self.context, authorized_keys) if curve_secret and authorized_keys \
+            else None
+        self.router = self.context.socket(zmq.ROUTER)
+        self.router.setsockopt(zmq.LINGER, 1000)
+        self.router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a reconnecting client keeps its identity (job events)
+        self.router.setsockopt(zmq.MAXMSGSIZE, protocol.MAX_MESSAGE_BYTES)
+        if curve_secret:
+            for option, value in keys.server_curve_options(curve_secret).items():
+                self.router.setsockopt(option, value)
+        self.router.bind(bind)
+        self.address = self.router.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.results = self.context.socket(zmq.PULL)
+        self.results.bind(RESULTS_ADDRESS)
+        self.worker = DeviceWorker(store, device, self.context, RESULTS_ADDRESS, vgg=vgg)
+        self.started = time.time()
+        self.stop_requested = False
+        self._hello_static = self._capabilities(vgg)
+        self._server_file = write_server_file and keys.is_local_address(self.address)
+        if self._server_file:
+            localserver.write_server_file(self.address, version=__version__, device=device,
+                                          models=self.store.folder)
+
+    def _capabilities(self, vgg: Optional[str]) -> Dict[str, Any]:
+        from shotstyle.server.engine.colour import available_colourspaces
+        from shotstyle.server.engine.losses import resolve_loss_name
+        from shotstyle.server.engine.networks import ARCHITECTURES
+
+        auto_loss, loss_note = resolve_loss_name("auto", vgg)
+        return {"encodings": ["raw", "file"], "raw_dtypes": sorted(RAW_DTYPES),
+                "file_formats": sorted(set(FILE_FORMATS.values())), "architectures": list(ARCHITECTURES),
+                "colourspaces": available_colourspaces(), "curve": self.auth is not None,
+                "vgg_weights": auto_loss == "vgg", "auto_loss": auto_loss, "loss_note": loss_note}
+
+    # --- loop ---------------------------------------------------------------------
+    def request_stop(self, *_: Any) -> None:
+        self.stop_requested = True
+
+    def serve(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self.router, zmq.POLLIN)
+        poller.register(self.results, zmq.POLLIN)
+        drain_deadline: Optional[float] = None
+        try:
+            while True:
+                if self.stop_requested and drain_deadline is None:
+                    self.worker.request_stop()
+                    drain_deadline = time.monotonic() + DRAIN_TIMEOUT_S
+                if drain_deadline is not None and (not self.worker.alive() or time.monotonic() > drain_deadline):
+                    self._forward_results()
+                    return
+                ready = dict(poller.poll(POLL_MS))
+                if self.results in ready:
+                    self._forward_results()
+                if self.router in ready:
+                    for _ in range(100):
+                        try:
+                            parts = self.router.recv_multipart(zmq.NOBLOCK, copy=False)
+                        except zmq.Again:
+                            break
+                        self._handle(parts)
+        finally:
+            self.close()
+
+    def _forward_results(self) -> None:
+        while True:
+            try:
+                message = self.results.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            self._send(message)
+
+    def _send(self, message: List[Any]) -> None:
+        try:
+            self.router.send_multipart(message, copy=False)
+        except zmq.ZMQError as exc:  # a client that is gone must not stop the loop
+            print(f"shotstyle serve: could not send a reply: {exc}", file=sys.stderr)
+
+    def close(self) -> None:
+        self.worker.request_stop()
+        self.worker.close()
+        if self._server_file:
+            localserver.remove_server_file()
+        if self.auth is not None:
+            self.auth.stop()
+        self.router.close(1000)
+        self.results.close(0)
+        if not self.worker.alive():  # a thread stuck past the drain timeout would hang term()
+            self.context.term()
+
+    # --- requests -----------------------------------------------------------------
+    def _handle(self, parts: List[Any]) -> None:
+        identity = parts[0].bytes
+        request_id = "-"
+        try:
+            if len(parts) < 2:
+                raise protocol.ProtocolError("bad_message", "message has no header part")
+            request_id = _best_effort_id(parts[1])
+            header, payloads = protocol.unpack(parts[1:])
+            op, args = protocol.check_request(header)
+            if self.stop_requested:
+                raise TaskError("shutting_down", "the server is stopping; send the request again once it is back")
+            handler = getattr(self, "_op_" + op.replace(".", "_"))
+            answer = handler(identity, request_id, args, header.get("frames", []), payloads)
+        except Exception as exc:  # every failure is a reply; the loop goes on
+            code, message = error_of(exc)
+            self._send([identity, protocol.encode_header(protocol.error_reply(request_id, code, message))])
+            return
+        if answer is not None:
+            result, out_payloads = answer
+            self._send([identity, *protocol.pack(protocol.reply(request_id, result), out_payloads)])
+
+    def _op_hello(self, *_: Any) -> Any:
+        return {"version": __version__, "protocol": protocol.PROTOCOL_VERSION, "device": self.device,
+                "models": self.store.names(), "capabilities": self._hello_static,
+                "params": effect_params.describe(), "limits": protocol.LIMITS}, []
+
+    def _op_status(self, *_: Any) -> Any:
+        return {"version": __version__, "device": self.device, "pid": os.getpid(), "address": self.address,
+                "uptime_s": round(time.time() - self.started, 3), "jobs": self.worker.jobs(),
+                "queued_requests": self.worker.queued_renders(), "loaded_models": self.store.loaded(),
+                "models_dir": self.store.folder}, []
+
+    def _op_models(self, *_: Any) -> Any:
+        return {"models": self.store.list()}, []
+
+    def _op_model_describe(self, identity: bytes, request_id: str, args: Dict[str, Any], *_: Any) -> Any:
+        return self.store.describe(check_name(args.get("name"))), []
+
+    def _op_model_delete(self, identity: bytes, request_id: str, args: Dict[str, Any], *_: Any) -> Any:
+        name = check_name(args.get("name"))
+        if any(j["name"] == name and j["state"] in ("queued", "running") for j in self.worker.jobs()):
+            raise TaskError("bad_argument", f"model {name!r} is being trained; cancel the job first")
+        self.store.delete(name)
+        return {}, []
+
+    def _op_model_get(self, identity: bytes, request_id: str, args: Dict[str, Any], *_: Any) -> Any:
+        return {"name": args.get("name")}, [self.store.read_bytes(check_name(args.get("name")))]
+
+    def _op_model_put(self, identity: bytes, request_id: str, args: Dict[str, Any], descs: Any,
+                      payloads: List[memoryview]) -> Any:
+        name = check_name(args.get("name"))
+        if len(payloads) != 1 or descs:
+            raise TaskError("bad_message", f"model.put takes exactly one payload part (the model file), "
+                                           f"got {len(payloads)}")
+        self._check_load(identity)
+        data = payloads[0]
+        self.worker.submit(identity, request_id, lambda: ({"name": name, "hash": self.store.put_bytes(name, data)}, []))
+        return None
+
+    def _op_shutdown(self, *_: Any) -> Any:
+        self.stop_requested = True
+        return {}, []
+
+    def _op_cancel(self, identity: bytes, request_id: str, args: Dict[str, Any], *_: Any) -> Any:
+        job_id = args.get("job")
+        if not isinstance(job_id, str):
+            raise TaskError("bad_argument", f"cancel needs args.job, a job id string; got {job_id!r}")
+        job = self.worker.cancel(job_id)
+        return {"job": job.id}, []
+
+    def _check_load(self, identity: bytes) -> None:
+        if self.worker.renders_in_flight(identity) >= protocol.MAX_REQUESTS_IN_FLIGHT_PER_CLIENT:
+            raise TaskError("too_many_jobs", f"this client already has {protocol.MAX_REQUESTS_IN_FLIGHT_PER_CLIENT} "
+                                             "requests in flight; wait for replies before sending more")
+
+    def _frames(self, descs: List[Dict[str, Any]], payloads: List[memoryview]) -> List[EncodedFrame]:
+        if len(descs) > protocol.MAX_FRAMES_PER_REQUEST:
+            raise TaskError("too_large", f"{len(descs)} frames in one request; the limit is "
+                                         f"{protocol.MAX_FRAMES_PER_REQUEST}")
+        return frames_from_message(descs, payloads)
+
+    def _op_stylize(self, identity: bytes, request_id: str, args: Dict[str, Any], descs: Any,
+                    payloads: List[memoryview]) -> Any:
+        model = check_name(args.get("model"))
+        if not os.path.isfile(self.store.path(model)):
+            raise TaskError("unknown_model", f"no model {model!r} in the store {self.store.folder}; known: "
+                                             f"{', '.join(self.store.names()) or 'none'}")
+        checked = effect_params.validate({k: args[k] for k in ("mix", "tile", "colourspace") if k in args})
+        colourspace = checked.get("colourspace") or None
+        frames = self._frames(descs, payloads)
+        if not frames:
+            raise TaskError("bad_argument", "stylize needs at least one frame")
+        self._check_load(identity)
+        self.worker.submit(identity, request_id, self.worker.stylize_task(
+            frames, model, checked.get("mix", 1.0), None if colourspace == "auto" else colourspace,
+            checked.get("tile", 0)))
+        return None
+
+    def _op_train(self, identity: bytes, request_id: str, args: Dict[str, Any], descs: Any,
+                  payloads: List[memoryview]) -> Any:
+        name = check_name(args.get("name"))
+        values = args.get("params", {})
+        train_names = set(effect_params.group("Training")) | set(effect_params.group("Colour"))
+        if not isinstance(values, dict) or set(values) - train_names:
+            raise TaskError("bad_argument", f"train params must be an object with keys among "
+                                            f"{sorted(train_names)}; got {values!r}")
+        effect_params.validate(values)
+        style_colourspace = args.get("style_colourspace")
+        if style_colourspace is not None and not isinstance(style_colourspace, str):
+            raise TaskError("bad_argument", f"style_colourspace must be a colour space name, got {style_colourspace!r}")
+        frames = self._frames(descs, payloads)
+        by_role: Dict[str, List[EncodedFrame]] = {role: [] for role in TRAIN_ROLES}
+        for ef in frames:
+            role = ef.extra.get("role")
+            if role not in by_role:
+                raise TaskError("bad_argument", f"train frame {ef.frame} has role {role!r}; use one of {TRAIN_ROLES}")
+            by_role[role].append(ef)
+        if not by_role["keyframe"] or len(by_role["style"]) != 1 or len(by_role["preview"]) > 1:
+            raise TaskError("bad_argument", f"train needs one or more keyframes, exactly one style frame and at most "
+                                            f"one preview frame; got {[(r, len(f)) for r, f in by_role.items()]}")
+        if self.worker.active_jobs(identity) >= protocol.MAX_JOBS_PER_CLIENT:
+            raise TaskError("too_many_jobs", f"this client already has {protocol.MAX_JOBS_PER_CLIENT} training jobs "
+                                             "queued or running; wait for one to finish or cancel it")
+        job = TrainJob(identity=identity, request_id=request_id, name=name, params=values,
+                       keyframes=by_role["keyframe"], style=by_role["style"][0],
+                       preview=(by_role["preview"] or [None])[0],
+                       style_colourspace=None if style_colourspace in (None, "", "auto") else style_colourspace)
+        # The reply goes out before the job can produce events, so the client always sees it first.
+        self._send([identity, *protocol.pack(protocol.reply(request_id, {"job": job.id}))])
+        self.worker.submit_training(job)
+        return None
+
+
+def _best_effort_id(part: Any) -> str:
+    """The request id of a header we may not be able to fully parse (for the error reply)."""
+    try:
+        request_id = json.loads(bytes(part.buffer if hasattr(part, "buffer") else part)).get("id")
+    except Exception:
+        return "-"
+    return request_id if isinstance(request_id, str) and 0 < len(request_id) <= protocol.MAX_REQUEST_ID_LENGTH \
+        else "-"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--port", type=int, default=localserver.DEFAULT_PORT,
+                        help=f"TCP port on 127.0.0.1 (default {localserver.DEFAULT_PORT}; 0: any free port)")
+    parser.add_argument("--bind", default=None,
+                        help="ZeroMQ address to listen on instead, e.g. tcp://0.0.0.0:5599 (needs CURVE keys) "
+                             "or ipc:///tmp/shotstyle.sock")
+    parser.add_argument("--models", default=None, help="model store folder (default $SHOTSTYLE_MODELS_DIR or "
+                                                       "the user data folder)")
+    parser.add_argument("--device", default="auto", help="compute device: auto, cpu, cuda, cuda:N, mps")
+    parser.add_argument("--model-memory", type=int, default=DEFAULT_MEMORY_BUDGET >> 20, metavar="MB",
+                        help="memory budget of loaded models, MB")
+    parser.add_argument("--vgg", default=None, help="VGG-19 weights for training (a path or 'random'; default: "
+                                                    "the engine's search)")
+    parser.add_argument("--curve-secret", default=None, metavar="FILE",
+                        help="the server's .key_secret file (from `shotstyle keys`): encrypt and authenticate")
+    parser.add_argument("--authorized-keys", default=None, metavar="DIR",
+                        help="folder of the public .key files of the clients allowed in")
+    parser.add_argument("--no-server-file", action="store_true",
+                        help="do not advertise this server as the local server in the runtime folder")
+
+
+def run(args: argparse.Namespace) -> int:
+    from shotstyle.server.engine.device import configure_threads, pick_device
+
+    bind = args.bind or (f"tcp://127.0.0.1:{args.port}" if args.port else "tcp://127.0.0.1:*")
+    try:
+        device = pick_device(args.device)
+        configure_threads(device)
+        store = ModelStore(args.models, device=device, memory_budget=args.model_memory << 20)
+        server = Server(bind, store, str(device), curve_secret=args.curve_secret,
+                        authorized_keys=args.authorized_keys, vgg=args.vgg,
+                        write_server_file=not args.no_server_file)
+    except zmq.ZMQError as exc:
+        print(f"shotstyle serve: cannot listen on {bind}: {exc}; another server running there? "
+              "(`--port 0` picks a free port)", file=sys.stderr)
+        return 1
+    except (ShotstyleError, OSError) as exc:
+        print(f"shotstyle serve: {exc}", file=sys.stderr)
+        return 1
+    signal.signal(signal.SIGINT, server.request_stop)
+    signal.signal(signal.SIGTERM, server.request_stop)
+    print(f"shotstyle serve: listening on {server.address} (device {device}, models in {store.folder})", flush=True)
+    server.serve()
+    print("shotstyle serve: stopped", flush=True)
+    return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m shotstyle.server", description="run the shotstyle server")
+    configure(parser)
+    return run(parser.parse_args(argv))

@@ -1,0 +1,361 @@
+"""Compute for the server: one worker per device with a render queue and a background training job.
+
+The server's socket loop never computes: it hands tasks to a `DeviceWorker` and goes back to
+its socket. The worker runs two threads:
+
+* render thread: short tasks in arrival order (stylize requests, model uploads);
+* training thread: one training job at a time (others wait in line), its events
+  (progress, previews, checkpoints, done/failed/cancelled) pushed to the requester as they
+  happen.
+
+Results travel back to the loop over an inproc ZeroMQ PUSH socket per thread as ready-made
+multipart messages ``[identity, header, payload...]``. On a CPU both threads would fight for
+the same cores, so training yields between steps while frames are waiting: an artist
+scrubbing in Nuke gets frames while a colleague's training carries on.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import queue
+import sys
+import threading
+import time
+import traceback
+import uuid
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import zmq
+
+from shotstyle.plugin import params as effect_params
+from shotstyle.plugin import protocol
+from shotstyle.plugin.codec import EncodedFrame, frames_to_message
+from shotstyle.server.errors import (ColourError, FrameIOError, ModelFileError, ShotstyleError,
+                                     TrainingCancelled)
+from shotstyle.server.frameio import Frame
+from shotstyle.server.payloads import IsolatedDecoder, encode_like
+from shotstyle.server.store import ModelStore, StoreError
+
+PROGRESS_INTERVAL_S = 0.25  # at most this often a progress event per job (the last step always)
+
+TaskResult = Tuple[Dict[str, Any], List[EncodedFrame]]
+
+
+class TaskError(ShotstyleError):
+    """A request that failed for a reason the client should hear; ``code`` from protocol.ERROR_CODES."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+def error_of(exc: BaseException) -> Tuple[str, str]:
+    """(code, message) of an exception, for an error reply."""
+    if isinstance(exc, (TaskError, StoreError, protocol.ProtocolError)):
+        return exc.code, str(exc)
+    if isinstance(exc, FrameIOError):
+        return "bad_frame", str(exc)
+    if isinstance(exc, ColourError):
+        return "bad_argument", str(exc)
+    if isinstance(exc, ModelFileError):
+        return "bad_model", str(exc)
+    if isinstance(exc, ValueError):
+        return "bad_argument", str(exc)
+    if isinstance(exc, ShotstyleError):
+        return "internal", str(exc)
+    traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+    return "internal", f"{type(exc).__name__}: {exc}"
+
+
+@dataclasses.dataclass
+class TrainJob:
+    """One training request: inputs, state and who to tell."""
+
+    identity: bytes
+    request_id: str
+    name: str
+    params: Dict[str, Any]
+    keyframes: List[EncodedFrame]
+    style: EncodedFrame
+    preview: Optional[EncodedFrame] = None
+    style_colourspace: Optional[str] = None
+    id: str = dataclasses.field(default_factory=lambda: uuid.uuid4().hex[:12])
+    state: str = "queued"  # queued | running | done | failed | cancelled
+    step: int = 0
+    steps: int = 0
+    checkpointed: bool = False
+    cancel: threading.Event = dataclasses.field(default_factory=threading.Event)
+
+    def describe(self) -> Dict[str, Any]:
+        return {"id": self.id, "name": self.name, "state": self.state, "step": self.step, "steps": self.steps}
+
+
+class DeviceWorker:
+    """Render queue + training line for one compute device."""
+
+    def __init__(self, store: ModelStore, device: str, context: zmq.Context, results_address: str,
+                 vgg: Optional[str] = None):
+        self.store = store
+        self.device = device
+        self.vgg = vgg
+        self.decoder = IsolatedDecoder()
+        self._context = context
+        self._results_address = results_address
+        self._renders: "queue.Queue[Optional[Tuple[bytes, str, Callable[[], TaskResult]]]]" = queue.Queue()
+        self._trainings: "queue.Queue[Optional[TrainJob]]" = queue.Queue()
+        self._jobs: Dict[str, TrainJob] = {}
+        self._render_load: Dict[bytes, int] = collections.Counter()
+        self._busy = threading.Condition()
+        self._rendering = 0  # render tasks queued or running
+        self._stylizers: "collections.OrderedDict[Tuple[str, int], Any]" = collections.OrderedDict()
+        self.stopping = threading.Event()
+        self._threads = [threading.Thread(target=self._render_loop, name="shotstyle-render", daemon=True),
+                         threading.Thread(target=self._train_loop, name="shotstyle-train", daemon=True)]
+        for thread in self._threads:
+            thread.start()
+
+    # --- what the loop asks -----------------------------------------------------
+    def renders_in_flight(self, identity: bytes) -> int:
+        with self._busy:
+            return self._render_load[identity]
+
+    def active_jobs(self, identity: bytes) -> int:
+        return sum(1 for j in list(self._jobs.values()) if j.identity == identity and j.state in ("queued", "running"))
+
+    def jobs(self) -> List[Dict[str, Any]]:
+        return [j.describe() for j in list(self._jobs.values())]
+
+    def queued_renders(self) -> int:
+        with self._busy:
+            return self._rendering
+
+    def submit(self, identity: bytes, request_id: str, task: Callable[[], TaskResult]) -> None:
+        """Run ``task`` on the render thread; its result (or error) is the reply to ``request_id``."""
+        with self._busy:
+            self._rendering += 1
+            self._render_load[identity] += 1
+        self._renders.put((identity, request_id, task))
+
+    def submit_training(self, job: TrainJob) -> None:
+        self._jobs[job.id] = job
+        self._trainings.put(job)
+
+    def cancel(self, job_id: str) -> TrainJob:
+        job = self._jobs.get(job_id)
+        if job is None or job.state not in ("queued", "running"):
+            raise TaskError("unknown_job", f"no queued or running job {job_id!r}; running jobs: "
+                                           f"{[j.id for j in self._jobs.values() if j.state == 'running']}")
+        job.cancel.set()
+        with self._busy:
+            self._busy.notify_all()
+        return job
+
+    def request_stop(self) -> None:
+        """Stop taking work; a running training job checkpoints and reports "cancelled"."""
+        self.stopping.set()
+        with self._busy:
+            self._busy.notify_all()
+        self._renders.put(None)
+        self._trainings.put(None)
+
+    def alive(self) -> bool:
+        return any(thread.is_alive() for thread in self._threads)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """After request_stop: wait for the threads, then stop the decoder helper."""
+        for thread in self._threads:
+            thread.join(timeout)
+        self.decoder.close()
+
+    # --- render thread ------------------------------------------------------------
+    def _render_loop(self) -> None:
+        out = self._context.socket(zmq.PUSH)
+        out.connect(self._results_address)
+        try:
+            while True:
+                item = self._renders.get()
+                if item is None:
+                    return
+                identity, request_id, task = item
+                try:
+                    if self.stopping.is_set():
+                        raise TaskError("shutting_down", "the server is stopping; send the request again "
+                                                         "once it is back")
+                    result, frames = task()
+                    descs, payloads = frames_to_message(frames)
+                    header = protocol.reply(request_id, result, descs)
+                except Exception as exc:
+                    code, message = error_of(exc)
+                    header, payloads = protocol.error_reply(request_id, code, message), []
+                finally:
+                    with self._busy:
+                        self._rendering -= 1
+                        self._render_load[identity] -= 1
+                        if not self._render_load[identity]:
+                            del self._render_load[identity]
+                        self._busy.notify_all()
+                out.send_multipart([identity, *protocol.pack(header, payloads)], copy=False)
+        finally:
+            out.close(0)
+
+    def stylize_task(self, frames: List[EncodedFrame], model: str, mix: float, colourspace: Optional[str],
+                     tile: int) -> Callable[[], TaskResult]:
+        """The work of one stylize request: decode, stylize, encode like the input."""
+        from shotstyle.server.engine.pipeline import stylize_frame
+
+        def run() -> TaskResult:
+            stylizer = self._stylizer(model, tile)
+            results = []
+            spent = {"decode": 0.0, "stylize": 0.0, "encode": 0.0}  # ms, so clients can see transport costs
+            for ef in frames:
+                try:
+                    start = time.perf_counter()
+                    frame: Frame = self.decoder.frame(ef, colourspace)
+                    decoded = time.perf_counter()
+                    result = stylize_frame(stylizer, frame, mix, colourspace)
+                except (FrameIOError, ColourError) as exc:
+                    code = "bad_frame" if isinstance(exc, FrameIOError) else "bad_argument"
+                    raise TaskError(code, f"frame {ef.frame}: {exc}") from None
+                stylized = time.perf_counter()
+                results.append(encode_like(result, ef, ef.frame))
+                spent["decode"] += (decoded - start) * 1000
+                spent["stylize"] += (stylized - decoded) * 1000
+                spent["encode"] += (time.perf_counter() - stylized) * 1000
+            return {"model": model, "hash": stylizer.model_hash, "frames": [ef.frame for ef in frames],
+                    "timings_ms": {k: round(v, 3) for k, v in spent.items()}}, results
+        return run
+
+    def _stylizer(self, model_name: str, tile: int) -> Any:
+        from shotstyle.server.engine.inference import Stylizer
+
+        model = self.store.get(model_name)
+        key = (model_name, tile)
+        cached = self._stylizers.get(key)
+        if cached is None or cached.model is not model:
+            cached = Stylizer(model, self.device, tile_pixels=tile or None)
+            self._stylizers[key] = cached
+            while len(self._stylizers) > 4:
+                self._stylizers.popitem(last=False)
+        self._stylizers.move_to_end(key)
+        return cached
+
+    # --- training thread ------------------------------------------------------------
+    def _between_steps(self, job: TrainJob) -> bool:
+        """Training's should_cancel hook: on a CPU, wait while frames are queued; True to stop."""
+        if self.device == "cpu":
+            with self._busy:
+                while self._rendering and not job.cancel.is_set() and not self.stopping.is_set():
+                    self._busy.wait(0.5)
+        return job.cancel.is_set() or self.stopping.is_set()
+
+    def _train_loop(self) -> None:
+        out = self._context.socket(zmq.PUSH)
+        out.connect(self._results_address)
+        try:
+            while True:
+                job = self._trainings.get()
+                if job is None:
+                    return
+                try:
+                    self._run_job(job, out)
+                except Exception as exc:  # e.g. the store's disk is full: tell the requester, keep the thread
+                    job.state = "failed"
+                    code, message = error_of(exc)
+                    header = protocol.event(job.request_id, job.id, {"type": protocol.EVENT_FAILED,
+                                                                     "error": {"code": code, "message": message}})
+                    out.send_multipart([job.identity, protocol.encode_header(header)])
+                # Finished jobs are forgotten after a while; a few stay so `status` can show them.
+                finished = [j for j in self._jobs.values() if j.state not in ("queued", "running")]
+                for old in finished[:-8]:
+                    self._jobs.pop(old.id, None)
+        finally:
+            out.close(0)
+
+    def _run_job(self, job: TrainJob, out: zmq.Socket) -> None:
+        def push(body: Dict[str, Any], frames: List[EncodedFrame] = ()) -> None:  # type: ignore[assignment]
+            descs, payloads = frames_to_message(frames)
+            header = protocol.event(job.request_id, job.id, body, descs)
+            out.send_multipart([job.identity, *protocol.pack(header, payloads)], copy=False)
+
+        if job.cancel.is_set() or self.stopping.is_set():
+            job.state = "cancelled"
+            push({"type": protocol.EVENT_CANCELLED, "model": None})
+            return
+        job.state = "running"
+        try:
+            model = self._train(job, push)
+        except TrainingCancelled:
+            job.state = "cancelled"
+            push({"type": protocol.EVENT_CANCELLED, "model": job.name if job.checkpointed else None,
+                  "step": job.step})
+            return
+        except Exception as exc:
+            job.state = "failed"
+            code, message = error_of(exc)
+            push({"type": protocol.EVENT_FAILED,
+                  "error": {"code": "training_failed" if code == "internal" else code, "message": message}})
+            return
+        model_hash = self.store.put(job.name, model)
+        job.state = "done"
+        push({"type": protocol.EVENT_DONE, "model": job.name, "hash": model_hash, "step": job.step})
+
+    def _train(self, job: TrainJob, push: Callable[..., None]) -> Any:
+        from shotstyle.server.engine.colour import from_working
+        from shotstyle.server.engine.training import TrainConfig, train
+
+        values = effect_params.validate(job.params, partial=False)
+        colourspace = None if values["colourspace"] in ("", "auto") else values["colourspace"]
+        fields = {f.name for f in dataclasses.fields(TrainConfig)}
+        config = TrainConfig(**{k: v for k, v in values.items() if k in fields}, device=self.device)
+        if self.vgg is not None and config.vgg is None:
+            config.vgg = self.vgg
+        if config.preview_every == 0:  # "never" in the effect description: only the final result
+            config.preview_every = config.steps
+        job.steps = config.steps
+        try:
+            keyframes = [self.decoder.working(ef, colourspace) for ef in job.keyframes]
+            style = self.decoder.working(job.style, job.style_colourspace)
+            preview = None if job.preview is None else self.decoder.working(job.preview, colourspace)
+        except FrameIOError as exc:
+            raise TaskError("bad_frame", str(exc)) from None
+        # Previews go back in the plate's colour space, encoded like the keyframe came in.
+        like = job.keyframes[0]
+        out_space = colourspace or ("ACEScg" if like.kind == "raw" or like.header.get("format") in ("exr",)
+                                    else "sRGB")
+        last_progress = [0.0]
+
+        def preview_frame(rgb: Any, role: str) -> EncodedFrame:
+            pixels = from_working(rgb, out_space)
+            h, w = pixels.shape[:2]
+            frame = Frame(pixels=pixels, channels=["R", "G", "B"], channel_formats=["half"] * 3,
+                          data_window=(0, 0, w, h), display_window=(0, 0, w, h), attributes={},
+                          colourspace=out_space)
+            ef = encode_like(frame, like, job.step)
+            ef.extra["role"] = role
+            return ef
+
+        def on_event(event: Any) -> None:
+            job.step, job.steps = event.step, event.steps
+            body = {"type": event.kind, "step": event.step, "steps": event.steps,
+                    "losses": {k: float(v) for k, v in event.losses.items()},
+                    "steps_per_s": float(event.steps_per_s), "eta_s": float(event.eta_s)}
+            if event.kind == protocol.EVENT_PREVIEW and event.preview is not None:
+                images = [preview_frame(event.preview, "image")]
+                if event.preview_extra is not None:
+                    images.append(preview_frame(event.preview_extra, "extra"))
+                push(body, images)
+                return
+            now = time.monotonic()
+            if now - last_progress[0] >= PROGRESS_INTERVAL_S or event.step >= event.steps:
+                last_progress[0] = now
+                push(body)
+
+        def checkpoint(model: Any) -> None:
+            model_hash = self.store.put(job.name, model)
+            job.checkpointed = True
+            push({"type": protocol.EVENT_CHECKPOINT, "step": job.step, "model": job.name, "hash": model_hash})
+
+        return train(keyframes, style, config, preview_frame=preview, on_event=on_event,
+                     should_cancel=lambda: self._between_steps(job), checkpoint=checkpoint)
+

@@ -1,0 +1,204 @@
+"""Frames on the wire <-> frames in memory: codec.EncodedFrame <-> frameio.Frame, server side.
+
+Raw buffers become Frames with numpy (no copy until the float32 conversion). File payloads
+(EXR bytes from hosts) are untrusted: they are decoded by `IsolatedDecoder` in a separate
+process, so a damaged file that crashes or hangs the image library costs that helper process,
+never the server; the server answers ``bad_frame`` and starts a fresh helper.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import tempfile
+import threading
+import warnings
+from typing import Any, Optional
+
+import numpy as np
+
+from shotstyle.plugin.codec import EncodedFrame, encode_raw
+from shotstyle.server.errors import FrameIOError, ShotstyleError
+from shotstyle.server.frameio import Frame, decode_image_bytes, encode_exr_bytes
+
+DECODE_TIMEOUT_S = 120.0
+RAW_DEFAULT_COLOURSPACE = "ACEScg"  # raw buffers are float: scene-linear unless their header says otherwise
+
+
+def _json_value(value: Any) -> Any:
+    """``value`` as JSON-able data, or None when it has no JSON form (e.g. bytes)."""
+    if isinstance(value, (str, bool, int)) or value is None:
+        return value
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, np.generic):
+        return _json_value(value.item())
+    if isinstance(value, (list, tuple, np.ndarray)):
+        items = [_json_value(v) for v in (value.tolist() if isinstance(value, np.ndarray) else value)]
+        return None if any(i is None for i in items) else items
+    return None
+
+
+def convert(pixels: np.ndarray, dtype: str) -> np.ndarray:
+    """``pixels`` as a C-contiguous array of ``dtype``, bit for bit what numpy's astype gives.
+
+    half <-> float goes through torch, several times faster than numpy's conversion (it is most
+    of what a raw frame's round trip costs); NaNs are then converted by numpy so even their
+    payload bits match and pass-through channels stay bit-exact.
+    """
+    target = np.dtype(dtype)
+    if pixels.dtype == target or {pixels.dtype, target} != {np.dtype(np.float16), np.dtype(np.float32)}:
+        return np.ascontiguousarray(pixels, dtype=target)
+    import torch
+
+    with warnings.catch_warnings():  # received buffers are read-only; torch only reads them here
+        warnings.simplefilter("ignore", UserWarning)
+        out = torch.from_numpy(np.ascontiguousarray(pixels)).to(getattr(torch, target.name)).numpy()
+    nan = np.isnan(pixels)
+    if nan.any():
+        out[nan] = pixels[nan].astype(target)
+    return out
+
+
+def frame_from_raw(ef: EncodedFrame) -> Frame:
+    """A Frame from a raw payload (codec.from_parts has checked its header and size)."""
+    h = ef.header
+    pixels = np.frombuffer(ef.data, dtype=h["dtype"]).reshape(h["height"], h["width"], len(h["channels"]))
+    pixels = convert(pixels, "float32")
+    if not pixels.flags.writeable:  # a float32 payload is still the received buffer: own a copy
+        pixels = pixels.copy()
+    return Frame(pixels=pixels, channels=list(h["channels"]),
+                 channel_formats=list(h["formats"]), data_window=tuple(h["data_window"]),
+                 display_window=tuple(h["display_window"]), attributes=dict(h.get("attributes", {})),
+                 attribute_types=dict(h.get("attribute_types", {})),
+                 colourspace=h.get("colourspace") or RAW_DEFAULT_COLOURSPACE)
+
+
+def frame_to_raw(frame: Frame, dtype: str = "float32", number: Optional[int] = None) -> EncodedFrame:
+    """A raw payload of ``frame`` (attributes without a JSON form are left out)."""
+    pixels = convert(frame.pixels, dtype)
+    attributes = {k: v for k, v in ((k, _json_value(v)) for k, v in frame.attributes.items()) if v is not None}
+    header = {"width": int(pixels.shape[1]), "height": int(pixels.shape[0]), "channels": list(frame.channels),
+              "formats": list(frame.channel_formats), "dtype": dtype,
+              "data_window": [int(v) for v in frame.data_window],
+              "display_window": [int(v) for v in frame.display_window], "attributes": attributes,
+              "attribute_types": {k: v for k, v in frame.attribute_types.items() if k in attributes},
+              "colourspace": frame.colourspace}
+    return encode_raw(pixels, header, number)
+
+
+def frame_to_file(frame: Frame, number: Optional[int] = None) -> EncodedFrame:
+    """An EXR-bytes payload of ``frame`` (what write_frame would write)."""
+    return EncodedFrame("file", {"format": "exr"}, encode_exr_bytes(frame), number)
+
+
+def encode_like(frame: Frame, like: EncodedFrame, number: Optional[int] = None) -> EncodedFrame:
+    """Encode ``frame`` the way ``like`` came in: raw (same dtype) or EXR bytes."""
+    if like.kind == "raw":
+        return frame_to_raw(frame, like.header["dtype"], number)
+    return frame_to_file(frame, number)
+
+
+def _load_working(data: Any, fmt: str, colourspace: Optional[str]) -> np.ndarray:
+    """Image bytes -> H×W×3 working-space RGB, through the engine's own file path (pipeline.load_working)."""
+    from shotstyle.server.engine.pipeline import load_working  # torch only in helpers that train
+
+    with tempfile.TemporaryDirectory(prefix="shotstyle-") as folder:
+        path = os.path.join(folder, f"received.{fmt}")
+        with open(path, "wb") as handle:
+            handle.write(data)
+        try:
+            return load_working(path, colourspace)
+        except FrameIOError as error:
+            raise FrameIOError(str(error).replace(path, f"received {fmt} image")) from None
+
+
+def _decoder_main(conn: Any) -> None:
+    """The helper process: decode image bytes until the pipe closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the server, which stops us itself
+    while True:
+        try:
+            mode, fmt, colourspace = conn.recv()
+            data = conn.recv_bytes()
+        except EOFError:
+            return
+        try:
+            if mode == "working":
+                conn.send(("ok", _load_working(data, fmt, colourspace)))
+            else:
+                conn.send(("ok", decode_image_bytes(data, fmt, colourspace)))
+        except ShotstyleError as exc:
+            conn.send(("error", str(exc)))
+        except Exception as exc:  # any library error is still this frame's problem, not the server's
+            conn.send(("error", f"received {fmt} image: cannot decode ({type(exc).__name__}: {exc})"))
+
+
+class IsolatedDecoder:
+    """Decodes untrusted image bytes in a helper process (restarted after a crash or hang)."""
+
+    def __init__(self, timeout: float = DECODE_TIMEOUT_S):
+        self.timeout = timeout
+        self._context = multiprocessing.get_context("spawn")
+        self._process: Any = None
+        self._conn: Any = None
+        self._lock = threading.Lock()
+
+    def _start(self) -> None:
+        parent, child = self._context.Pipe()
+        self._process = self._context.Process(target=_decoder_main, args=(child,), daemon=True,
+                                              name="shotstyle-decoder")
+        self._process.start()
+        child.close()
+        self._conn = parent
+
+    def _stop(self) -> None:
+        if self._process is not None:
+            self._conn.close()
+            self._process.kill()
+            self._process.join(5)
+            self._process = None
+
+    def decode(self, data: Any, fmt: str, colourspace: Optional[str] = None) -> Frame:
+        """A Frame from image file bytes."""
+        return self._run("frame", data, fmt, colourspace)
+
+    def working(self, ef: EncodedFrame, colourspace: Optional[str] = None) -> np.ndarray:
+        """H×W×3 working-space RGB of any payload, for training (raw buffers go as EXR bytes)."""
+        if ef.kind == "raw":
+            frame = frame_from_raw(ef)
+            return self._run("working", encode_exr_bytes(frame), "exr", colourspace or frame.colourspace)
+        return self._run("working", ef.data, ef.header["format"], colourspace)
+
+    def _run(self, mode: str, data: Any, fmt: str, colourspace: Optional[str]) -> Any:
+        with self._lock:
+            if self._process is None or not self._process.is_alive():
+                self._start()
+            try:
+                self._conn.send((mode, fmt, colourspace))
+                self._conn.send_bytes(data)
+                if not self._conn.poll(self.timeout):
+                    self._stop()
+                    raise FrameIOError(f"received {fmt} image: decoding took over {self.timeout:.0f} s; "
+                                       "the file is probably damaged")
+                status, value = self._conn.recv()
+            except (EOFError, OSError, BrokenPipeError):
+                code = self._process.exitcode if self._process is not None else None
+                self._stop()
+                raise FrameIOError(f"received {fmt} image ({memoryview(data).nbytes} bytes): the image "
+                                   f"reader crashed on it (exit {code}); the file is damaged") from None
+        if status != "ok":
+            raise FrameIOError(value)
+        return value
+
+    def frame(self, ef: EncodedFrame, colourspace: Optional[str] = None) -> Frame:
+        """The Frame of any payload: raw buffers directly, files through the helper process."""
+        if ef.kind == "raw":
+            frame = frame_from_raw(ef)
+            frame.colourspace = colourspace or frame.colourspace
+            return frame
+        return self.decode(ef.data, ef.header["format"], colourspace)
+
+    def close(self) -> None:
+        with self._lock:
+            self._stop()

@@ -1,0 +1,150 @@
+"""The server's model store: trained models on disk, and the loaded ones in memory.
+
+One folder (``--models DIR``, else ``$SHOTSTYLE_MODELS_DIR``, else the user's data folder)
+holds ``<name>.safetensors`` files, so models survive restarts. Names are checked against a
+strict pattern (no path separators, no ``..``). Loaded models are kept in an LRU cache under
+a memory budget; the least recently used ones are dropped first.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import struct
+import sys
+import threading
+from collections import OrderedDict
+from typing import Any, Dict, List, Optional
+
+import torch
+
+from shotstyle.server.engine.modelfile import StyleModel, load_model, model_from_bytes, read_metadata, save_model
+from shotstyle.server.errors import ShotstyleError
+
+MODEL_SUFFIX = ".safetensors"
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+DEFAULT_MEMORY_BUDGET = 2 << 30  # bytes of loaded weights kept in memory
+MAX_HEADER_BYTES = 100 << 20  # safetensors' own limit on a file's JSON header
+
+
+class StoreError(ShotstyleError):
+    """A model name that is invalid or not in the store; ``code`` is the protocol error code."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+def default_models_dir() -> str:
+    explicit = os.environ.get("SHOTSTYLE_MODELS_DIR")
+    if explicit:
+        return explicit
+    if sys.platform == "win32":
+        base = os.environ.get("APPDATA") or os.path.expanduser("~\\AppData\\Roaming")
+    elif sys.platform == "darwin":
+        base = os.path.expanduser("~/Library/Application Support")
+    else:
+        base = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
+    return os.path.join(base, "shotstyle", "models")
+
+
+def check_name(name: Any) -> str:
+    """``name`` if it is a valid model name, else StoreError(bad_argument) saying what is allowed."""
+    if not isinstance(name, str) or not NAME_PATTERN.match(name) or ".." in name:
+        raise StoreError("bad_argument", f"invalid model name {name!r}: use 1-128 letters, digits, '_', '-' or '.', "
+                                         "starting with a letter or digit, without '..'")
+    return name
+
+
+def _weights_bytes(model: StyleModel) -> int:
+    return sum(t.numel() * t.element_size() for t in model.network.state_dict().values())
+
+
+class ModelStore:
+    """Models on disk plus an LRU of loaded ones; safe to use from several threads."""
+
+    def __init__(self, folder: Optional[str] = None, device: str | torch.device = "cpu",
+                 memory_budget: int = DEFAULT_MEMORY_BUDGET):
+        self.folder = folder or default_models_dir()
+        os.makedirs(self.folder, exist_ok=True)
+        self.device = device
+        self.memory_budget = memory_budget
+        self._loaded: "OrderedDict[str, tuple[str, StyleModel, int]]" = OrderedDict()  # name -> (mtime key, model, bytes)
+        self._lock = threading.RLock()
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.folder, check_name(name) + MODEL_SUFFIX)
+
+    def _existing(self, name: str) -> str:
+        path = self.path(name)
+        if not os.path.isfile(path):
+            raise StoreError("unknown_model", f"no model {name!r} in the store {self.folder}; "
+                                              f"known: {', '.join(self.names()) or 'none'}")
+        return path
+
+    def names(self) -> List[str]:
+        return sorted(f[: -len(MODEL_SUFFIX)] for f in os.listdir(self.folder)
+                      if f.endswith(MODEL_SUFFIX) and NAME_PATTERN.match(f[: -len(MODEL_SUFFIX)]))
+
+    def describe(self, name: str) -> Dict[str, Any]:
+        """Name, size, hash and metadata, read from the file header (the weights are not read)."""
+        path = self._existing(name)
+        with open(path, "rb") as handle:
+            prefix = handle.read(8)
+            if len(prefix) == 8:
+                prefix += handle.read(min(struct.unpack("<Q", prefix)[0], MAX_HEADER_BYTES))
+        metadata = read_metadata(prefix, path)
+        return {"name": name, "size": os.path.getsize(path), "hash": metadata.get("checksum"), "metadata": metadata}
+
+    def list(self) -> List[Dict[str, Any]]:
+        result = []
+        for name in self.names():
+            try:
+                result.append(self.describe(name))
+            except ShotstyleError as exc:
+                result.append({"name": name, "error": str(exc)})
+        return result
+
+    def get(self, name: str) -> StyleModel:
+        """The loaded model (from the cache, or loaded from disk now)."""
+        path = self._existing(name)
+        key = f"{os.stat(path).st_mtime_ns}:{os.stat(path).st_size}"
+        with self._lock:
+            cached = self._loaded.get(name)
+            if cached is not None and cached[0] == key:
+                self._loaded.move_to_end(name)
+                return cached[1]
+        model = load_model(path, device=self.device)
+        with self._lock:
+            self._loaded[name] = (key, model, _weights_bytes(model))
+            self._loaded.move_to_end(name)
+            while len(self._loaded) > 1 and sum(size for _, _, size in self._loaded.values()) > self.memory_budget:
+                self._loaded.popitem(last=False)
+        return model
+
+    def loaded(self) -> List[str]:
+        with self._lock:
+            return list(self._loaded)
+
+    def put(self, name: str, model: StyleModel) -> str:
+        """Save ``model`` under ``name`` (atomic); returns its hash."""
+        path = self.path(name)
+        save_model(model, path)
+        with self._lock:
+            self._loaded.pop(name, None)
+        return model.hash
+
+    def put_bytes(self, name: str, data: bytes) -> str:
+        """Check an uploaded model file (never unpickled) and store it; returns its hash."""
+        model = model_from_bytes(bytes(data), device="cpu", name=f"uploaded model {name!r}")
+        return self.put(check_name(name), model)
+
+    def read_bytes(self, name: str) -> bytes:
+        with open(self._existing(name), "rb") as handle:
+            return handle.read()
+
+    def delete(self, name: str) -> None:
+        path = self._existing(name)
+        with self._lock:
+            self._loaded.pop(name, None)
+        os.remove(path)

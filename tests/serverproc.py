@@ -1,0 +1,99 @@
+"""A real shotstyle server process for tests: 127.0.0.1, a random free port, its own folders.
+
+Any test module may use it: ``with ServerProcess(tmp_path) as server: Client(server.address)``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, Optional, Sequence
+
+MODEL = "tiny"
+
+
+class ServerProcess:
+    """``python -m shotstyle.server --port 0`` with its runtime and model folders under ``root``."""
+
+    def __init__(self, root: Path, extra_args: Sequence[str] = (), env: Optional[Dict[str, str]] = None,
+                 start_timeout: float = 60.0):
+        self.root = Path(root)
+        self.runtime = self.root / "run"
+        self.models = self.root / "models"
+        self.runtime.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.root / "server.log"
+        self.env = {**os.environ, "SHOTSTYLE_RUNTIME_DIR": str(self.runtime),
+                    "SHOTSTYLE_MODELS_DIR": str(self.models), "SHOTSTYLE_VGG_WEIGHTS": "", **(env or {})}
+        args = list(extra_args)
+        if "--bind" not in args:
+            args = ["--port", "0", *args]
+        command = [sys.executable, "-m", "shotstyle.server", "--device", "cpu", "--models", str(self.models), *args]
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        self.address = self._wait_for_address(start_timeout)
+
+    def _wait_for_address(self, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        server_file = self.runtime / "server.json"
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                info = json.loads(server_file.read_text())
+                if info.get("pid") == self.process.pid:
+                    return str(info["address"])
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.05)
+        self.kill()
+        raise RuntimeError(f"server did not start within {timeout} s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def terminate(self, timeout: float = 60.0) -> int:
+        """SIGTERM, then wait for the graceful exit; its exit status."""
+        if self.alive():
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
+
+    def kill(self) -> None:
+        if self.alive():
+            self.process.kill()
+        self.process.wait(10)
+
+    def __enter__(self) -> "ServerProcess":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.terminate(30)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+
+def save_tiny_model(folder: Path) -> str:
+    """An untrained but saved hrnet-fast model, quick to run; its weights are randomised (a fresh
+    network's output layer starts at zero, i.e. identity) so it visibly changes pixels."""
+    import torch
+
+    from shotstyle.server.engine.modelfile import StyleModel, save_model
+    from shotstyle.server.engine.networks import build_network
+
+    torch.manual_seed(0)
+    network = build_network("hrnet-fast", low_res=64)
+    with torch.no_grad():
+        for parameter in network.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.05)
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, MODEL + ".safetensors")
+    save_model(StyleModel(network, {"loss": "look"}), path)
+    return path
