@@ -111,8 +111,13 @@ def main(argv=None) -> int:
 
     if args.action in HOST_TARGETS:
         hostinstall = load_hostinstall()
+        server_python = venv_python(args.venv)
+        if not server_python.exists():
+            print(f"note: {args.venv} is not set up yet; hosts will start a local server with `python3 -m "
+                  "shotstyle.server` only once you run `python3 install.py` (or set SHOTSTYLE_SERVER_PYTHON)")
         return hostinstall.main(args.action, uninstall=args.uninstall, dry_run=args.dry_run,
-                                host_python=args.host_python, repo=ROOT, pyzmq=not args.no_pyzmq)
+                                host_python=args.host_python, repo=ROOT, pyzmq=not args.no_pyzmq,
+                                server_python=str(server_python))
 
     python = ensure_venv(args.venv, with_tests=args.action == "test")
     if not args.no_vgg and not os.environ.get("CI") and args.action != "test":

@@ -77,11 +77,19 @@ def nuke_home(os_name: str, home: Path, env: Mapping[str, str]) -> Path:
     return home / ".nuke"
 
 
-def _nuke_layout(os_name: str, home: Path, env: Mapping[str, str]) -> HostLayout:
+def server_python_lines(server_python: Optional[str]) -> List[str]:
+    """Lines telling the host which Python runs the local server (the host's own cannot)."""
+    if not server_python:
+        return []
+    return ["import os",
+            "os.environ.setdefault('SHOTSTYLE_SERVER_PYTHON', {})".format(repr(str(server_python)))]
+
+
+def _nuke_layout(os_name: str, home: Path, env: Mapping[str, str], server_python: Optional[str]) -> HostLayout:
     dot_nuke = nuke_home(os_name, home, env)
     library = dot_nuke / "shotstyle_host"
     lib = repr(str(library))
-    init_block = "\n".join([
+    init_block = "\n".join(server_python_lines(server_python) + [
         "import nuke",
         "nuke.pluginAddPath({})".format(lib),
         # the icon's folder: on the plugin path for ShotStyle.png, not on sys.path (module names like menu.py)
@@ -97,11 +105,12 @@ def _nuke_layout(os_name: str, home: Path, env: Mapping[str, str]) -> HostLayout
                                                dot_nuke / "menu.py": menu_block})
 
 
-def _resolve_layout(os_name: str, home: Path, env: Mapping[str, str]) -> HostLayout:
+def _resolve_layout(os_name: str, home: Path, env: Mapping[str, str], server_python: Optional[str]) -> HostLayout:
     roots = fusion_script_roots(os_name, home, env)
     library = roots[0] / "shotstyle_host"
     launcher = "\n".join([
         '"""ShotStyle: photoreal style transfer (Workspace > Scripts > Comp > ShotStyle)."""',
+        *server_python_lines(server_python),
         "import sys",
         "_LIB = {}".format(repr(str(library))),
         "if _LIB not in sys.path:",
@@ -115,16 +124,16 @@ def _resolve_layout(os_name: str, home: Path, env: Mapping[str, str]) -> HostLay
 
 
 def layout(host: str, os_name: Optional[str] = None, home: Optional[Path] = None,
-           env: Optional[Mapping[str, str]] = None) -> HostLayout:
+           env: Optional[Mapping[str, str]] = None, server_python: Optional[str] = None) -> HostLayout:
     """The layout for ``host`` on ``os_name`` ("Linux" | "Darwin" | "Windows") for the user at ``home``."""
     import platform
     os_name = os_name or platform.system()
     home = Path(home) if home is not None else Path.home()
     env = os.environ if env is None else env
     if host == "nuke":
-        return _nuke_layout(os_name, home, env)
+        return _nuke_layout(os_name, home, env, server_python)
     if host == "resolve":
-        return _resolve_layout(os_name, home, env)
+        return _resolve_layout(os_name, home, env, server_python)
     raise HostInstallError("unknown host {!r}: choose one of {}".format(host, ", ".join(HOSTS + ("all",))))
 
 
@@ -280,15 +289,19 @@ def _copy(source: Path, dest: Path) -> None:
 # ---------------------------------------------------------------- entry point
 def main(target: str, uninstall: bool = False, dry_run: bool = False, host_python: Optional[str] = None,
          repo: Optional[Path] = None, pyzmq: bool = True, home: Optional[Path] = None,
-         os_name: Optional[str] = None, env: Optional[Mapping[str, str]] = None) -> int:
+         os_name: Optional[str] = None, env: Optional[Mapping[str, str]] = None,
+         server_python: Optional[str] = None) -> int:
     """Install (or uninstall) the nodes of ``target`` ("nuke" | "resolve" | "all"); the exit status.
+
+    ``server_python`` is the Python (with shotstyle installed) that hosts use to autostart a
+    local server.
 
     ``home``/``os_name``/``env`` default to this user and machine (tests give a temporary HOME).
     """
     hosts = HOSTS if target == "all" else (target,)
     try:
         for host in hosts:
-            installer = Installer(layout(host, os_name, home, env), dry_run=dry_run, repo=Path(repo or REPO))
+            installer = Installer(layout(host, os_name, home, env, server_python), dry_run=dry_run, repo=Path(repo or REPO))
             if uninstall:
                 installer.uninstall()
             else:

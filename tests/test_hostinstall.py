@@ -135,3 +135,19 @@ def test_install_py_dispatches_the_host_targets(tmp_path):
     assert "would create " + str(home / ".nuke" / "menu.py") in done.stdout
     assert "--python-version 3.9 --only-binary=:all: pyzmq" in done.stdout
     assert snapshot(home) == {}
+
+
+def test_hosts_are_told_which_python_starts_the_local_server(tmp_path, monkeypatch):
+    server_python = "/opt/shotstyle/.venv/bin/python"
+    assert run(tmp_path, "Linux", "all", pyzmq=False, server_python=server_python) == 0
+    init_py = (tmp_path / ".nuke" / "init.py").read_text()
+    launcher = (tmp_path / ".local/share/DaVinciResolve/Fusion/Scripts/Comp/ShotStyle.py").read_text()
+    expected = "os.environ.setdefault('SHOTSTYLE_SERVER_PYTHON', '/opt/shotstyle/.venv/bin/python')"
+    assert expected in init_py and expected in launcher
+    assert init_py.index(expected) < init_py.index("import shotstyle")
+
+    from shotstyle.plugin import localserver
+    monkeypatch.setenv("SHOTSTYLE_SERVER_PYTHON", server_python)
+    assert localserver.server_command()[:3] == [server_python, "-m", "shotstyle.server"]
+    monkeypatch.delenv("SHOTSTYLE_SERVER_PYTHON")
+    assert localserver.server_command()[0] == sys.executable
