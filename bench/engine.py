@@ -1,0 +1,243 @@
+"""Engine benchmark: one table of network speed, peak memory, render rate, shot cost and training rate.
+
+Rows (each measured in its own subprocess so its peak RSS is its own):
+- network: ms per frame through `Stylizer` (working-space array in → out, CPU) for `hrnet`
+  and `hrnet-fast` at 960×540, 1920×1080 and 3840×2160 (`hrnet` tiled at 4K; one timed
+  frame for `hrnet`, the median of several for `hrnet-fast`).
+- render: `shotstyle render --in-process` on 1920×1080 RGBA half EXRs (read, colour,
+  stylize, write), frames/s against the network-only rate.
+- shot: the research note's claim on the 60-frame clip: train once then render 60 frames, vs
+  per-frame optimisation (the pixels of each frame optimised with the same loss and step
+  count). Step times are measured on a few steps and scaled linearly to the step count.
+- train: training steps/s at the default resolution (long side 512) for the default network.
+
+Input frames are the real clip (../shared/data) resized; random pixels without it.
+Usage: python bench/engine.py [--quick] [--only network,render,shot,train]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("SHOTSTYLE_SHARED_DATA", REPO.parent / "shared" / "data"))
+SIZES = {"960x540": (540, 960), "1920x1080": (1080, 1920), "3840x2160": (2160, 3840)}
+SHOT_FRAMES = 60
+SHOT_STEPS = 300          # TrainConfig's default step count
+TIMED_STEPS = 5
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def plate(height: int, width: int) -> np.ndarray:
+    """A working-space frame of the given size: the clip's first frame resized, or noise."""
+    import torch
+    import torch.nn.functional as F
+    source = SHARED / "clip" / "walk.0001.jpg"
+    if not source.exists():
+        return np.random.default_rng(0).random((height, width, 3), dtype=np.float32) * 0.6
+    from shotstyle.server.engine.pipeline import load_working
+    x = torch.from_numpy(load_working(str(source))).permute(2, 0, 1)[None]
+    x = F.interpolate(x, size=(height, width), mode="bilinear", align_corners=False)
+    return np.ascontiguousarray(x[0].permute(1, 2, 0).numpy())
+
+
+def model(arch: str):
+    """A network with non-trivial (seeded random) weights; speed does not depend on training."""
+    import torch
+    from shotstyle.server.engine.modelfile import StyleModel
+    from shotstyle.server.engine.networks import build_network
+    torch.manual_seed(0)
+    network = build_network(arch)
+    for parameter in network.parameters():
+        parameter.data += torch.randn_like(parameter) * 0.01
+    return StyleModel(network.eval(), {"loss": "bench"})
+
+
+# ---------------------------------------------------------------- children (one measurement each)
+
+def child_network(arch: str, size: str, runs: int) -> dict:
+    from shotstyle.server.engine.inference import Stylizer
+    frame = plate(*SIZES[size])
+    stylizer = Stylizer(model(arch), device="cpu")
+    tiled = stylizer.tiles and frame.shape[0] * frame.shape[1] > stylizer.tile_pixels
+    if runs > 1:
+        stylizer(frame)  # warm-up
+    times, cpu_times = [], []
+    for _ in range(runs):
+        start, cpu_start = time.perf_counter(), time.process_time()
+        stylizer(frame)
+        times.append(time.perf_counter() - start)
+        cpu_times.append(time.process_time() - cpu_start)
+    return {"ms": 1000 * statistics.median(times), "cpu_ms": 1000 * statistics.median(cpu_times),
+            "rss": peak_rss_mib(), "tiled": tiled}
+
+
+def child_render(frames: int) -> dict:
+    from shotstyle.server.engine.colour import from_working
+    from shotstyle.server.engine.modelfile import save_model
+    from shotstyle.server.frameio import Frame, write_frame
+    height, width = SIZES["1920x1080"]
+    linear = from_working(plate(height, width), "ACEScg")
+    pixels = np.concatenate([linear, np.ones((height, width, 1), np.float32)], axis=2)
+    window = (0, 0, width, height)
+    with tempfile.TemporaryDirectory() as folder:
+        for number in range(1, frames + 1):
+            frame = Frame(pixels, ["R", "G", "B", "A"], ["half"] * 4, window, window, {},
+                          colourspace="ACEScg")
+            write_frame(f"{folder}/plate.{number:04d}.exr", frame)
+        save_model(model("hrnet-fast"), f"{folder}/look.safetensors")
+        command = [sys.executable, "-m", "shotstyle.nodes.farm.cli", "render",
+                   "--model", f"{folder}/look.safetensors", "--in", f"{folder}/plate.####.exr",
+                   "--out", f"{folder}/out.####.exr", "--frames", f"1-{frames}", "--in-process",
+                   "--json-progress"]
+        result = subprocess.run(command, capture_output=True, text=True, check=True)
+    elapsed = [json.loads(line)["elapsed"] for line in result.stdout.splitlines()
+               if line.startswith("{") and json.loads(line).get("event") == "frame"]
+    # Rate between the first and the last finished frame: excludes start-up and model load.
+    return {"fps": (len(elapsed) - 1) / (elapsed[-1] - elapsed[0]), "frames": len(elapsed)}
+
+
+def child_shot(arch: str) -> dict:
+    """Seconds per training step, per render frame and per pixel-optimisation step on the clip."""
+    import torch
+    from shotstyle.server.engine.inference import Stylizer
+    from shotstyle.server.engine.losses import build_loss
+    from shotstyle.server.engine.pipeline import load_working
+    from shotstyle.server.engine.training import TrainConfig, to_training_tensor, train
+    keyframe = load_working(str(SHARED / "clip" / "walk.0001.jpg"))
+    style = load_working(str(SHARED / "styles" / "seed_in47.png"))
+    config = TrainConfig(arch=arch, loss="look", steps=TIMED_STEPS)
+    start = time.perf_counter()
+    trained = train([keyframe], style, config)
+    train_step = (time.perf_counter() - start) / TIMED_STEPS
+
+    stylizer = Stylizer(trained, device="cpu")
+    frames = [load_working(str(SHARED / "clip" / f"walk.{n:04d}.jpg")) for n in range(1, 6)]
+    stylizer(frames[0])
+    start = time.perf_counter()
+    for frame in frames:
+        stylizer(frame)
+    render_frame = (time.perf_counter() - start) / len(frames)
+
+    # Per-frame optimisation (Gatys-style): the frame's pixels are the parameters.
+    device = torch.device("cpu")
+    content = to_training_tensor(frames[1], config.resolution, device)
+    loss = build_loss("look", to_training_tensor(style, config.resolution, device), [content])
+    pixels = content.clone().requires_grad_(True)
+    optimiser = torch.optim.Adam([pixels], lr=config.lr)
+    start = time.perf_counter()
+    for step in range(TIMED_STEPS):
+        total = loss(pixels, 0, step)["total"]
+        optimiser.zero_grad()
+        total.backward()
+        optimiser.step()
+    pixel_step = (time.perf_counter() - start) / TIMED_STEPS
+    return {"train_step": train_step, "render_frame": render_frame, "pixel_step": pixel_step,
+            "rss": peak_rss_mib()}
+
+
+def run_child(*args: str) -> dict:
+    result = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True,
+                            text=True)
+    if result.returncode != 0:
+        return {"error": (result.stderr.strip().splitlines() or ["?"])[-1]}
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------- the table
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run: small sizes, few frames")
+    parser.add_argument("--only", default="network,render,shot,train",
+                        help="comma-separated parts: network, render, shot, train")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        kind, *rest = args.child
+        if kind == "network":
+            out = child_network(rest[0], rest[1], int(rest[2]))
+        elif kind == "render":
+            out = child_render(int(rest[0]))
+        else:
+            out = child_shot(rest[0])
+        print(json.dumps(out))
+        return 0
+
+    parts = set(args.only.split(","))
+    rows: list[tuple[str, str, str, str]] = []
+    network_ms: dict[tuple[str, str], float] = {}
+    if "network" in parts:
+        sizes = ["960x540"] if args.quick else list(SIZES)
+        for arch in ("hrnet-fast", "hrnet"):
+            for size in sizes:
+                runs = 1 if arch == "hrnet" else (2 if args.quick else 4)
+                out = run_child("network", arch, size, str(runs))
+                if "error" in out:
+                    rows.append((f"network {arch}", size, "FAILED", out["error"]))
+                    continue
+                network_ms[(arch, size)] = out["ms"]
+                note = " (tiled)" if out["tiled"] else ""
+                rows.append((f"network {arch}{note}", size,
+                             f"{out['ms']:.0f} ms/frame (CPU time {out['cpu_ms']:.0f} ms)",
+                             f"{out['rss']:.0f}"))
+    if "render" in parts:
+        frames = 4 if args.quick else 12
+        out = run_child("render", str(frames))
+        if "error" in out:
+            rows.append(("render --in-process hrnet-fast", "1920x1080", "FAILED", out["error"]))
+        else:
+            base = network_ms.get(("hrnet-fast", "1920x1080"))
+            ratio = f", {out['fps'] * base / 1000:.2f}× network-only" if base else ""
+            rows.append(("render --in-process hrnet-fast (EXR→EXR)", "1920x1080",
+                         f"{out['fps']:.2f} frames/s{ratio}", "-"))
+    if ("shot" in parts or "train" in parts) and not (SHARED / "clip").is_dir():
+        rows.append(("shot / train", "-", "skipped: no shared data", "-"))
+    elif "shot" in parts or "train" in parts:
+        out = run_child("shot", "hrnet-fast")
+        if "error" in out:
+            rows.append(("shot / train hrnet-fast", "500x281", "FAILED", out["error"]))
+        else:
+            if "train" in parts:
+                rows.append(("train hrnet-fast, look loss", "long side 512",
+                             f"{1 / out['train_step']:.2f} steps/s", f"{out['rss']:.0f}"))
+            if "shot" in parts:
+                once = SHOT_STEPS * out["train_step"] + SHOT_FRAMES * out["render_frame"]
+                per_frame = SHOT_FRAMES * SHOT_STEPS * out["pixel_step"]
+                rows.append((f"shot: train once ({SHOT_STEPS} steps) + render {SHOT_FRAMES}",
+                             "500x281", f"{once:.0f} s", "-"))
+                rows.append((f"shot: per-frame optimisation ({SHOT_STEPS} steps × {SHOT_FRAMES})",
+                             "500x281", f"{per_frame:.0f} s ({per_frame / once:.1f}× the cost)",
+                             "-"))
+
+    # Timings are wall clock; on a shared machine, compare them with the load average.
+    print(f"{os.cpu_count()} CPUs, load average at the end {os.getloadavg()[0]:.1f}")
+    headers = ("measurement", "size", "result", "peak RSS MiB")
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+
+    def line(cells: tuple[str, ...]) -> str:
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"
+
+    print(line(headers))
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for row in rows:
+        print(line(row))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

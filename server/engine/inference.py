@@ -1,0 +1,198 @@
+"""Running a trained style model on frames: device, precision, memory bounds and the mix knob.
+
+`Stylizer` takes and returns H×W×3 float32 arrays in the working colour space. Memory stays
+bounded at any frame size:
+- `hrnet` works at full resolution, so frames above `tile_pixels` are cut into overlapping
+  tiles that are cross-faded together. Its instance norms take their statistics from the
+  whole frame seen at the model's training resolution (HRNet.norm_statistics on a copy whose
+  long side is metadata["resolution"], 512 by default; the frame itself when smaller). Every
+  tile is normalised the same way, so tiles are seamless and tiled equals untiled up to the
+  cross-faded tile borders; and a 4K render is normalised like the training previews the
+  artist approved (instance-norm networks otherwise change their look with resolution).
+- `hrnet-fast` sees the whole frame at low resolution and applies its colour transform at full
+  resolution in exact strips (see networks/hrnet_fast.py): it never needs tiling.
+
+CUDA: autocast (bfloat16/float16), channels-last, same-size frames batched. CPU: float32,
+torch.inference_mode, all cores; results are deterministic.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import nullcontext
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from shotstyle.server.engine.device import autocast_dtype, configure_threads, pick_device
+from shotstyle.server.engine.modelfile import StyleModel
+from shotstyle.server.engine.networks.hrnet import SIZE_MULTIPLE
+from shotstyle.server.engine.networks.hrnet_fast import downscale
+from shotstyle.server.errors import ShotstyleError
+
+# Pixels per network call: `hrnet` needs ≈ 700 bytes per pixel in float32 (measured), so
+# ~2 MP keeps a CPU process under 2 GB and still runs 1920×1080 untiled.
+CPU_TILE_PIXELS = 1 << 21
+# GPU memory budgeted per pixel of `hrnet` under float16/bfloat16 autocast, with headroom.
+GPU_BYTES_PER_PIXEL = 1024
+# Tile overlap in pixels: wider than the region that differs between a tile and the full frame.
+TILE_OVERLAP = 64
+# Long side of the copy `hrnet` takes its norm statistics from, when the model does not say.
+DEFAULT_STATS_SIDE = 512
+
+
+class InferenceError(ShotstyleError):
+    """A frame or setting the stylizer cannot use."""
+
+
+class Stylizer:
+    """Applies a StyleModel to working-space frames: `stylizer(rgb, mix)`.
+
+    Args:
+        model: the trained model; its network is moved to `device` (shared, not copied).
+        device: "cpu", "cuda", "cuda:N", "mps", or None/"auto" for the best available.
+        tile_pixels: largest tile (pixels) one network call handles; default from the device.
+    """
+
+    def __init__(self, model: StyleModel, device: str | None = None,
+                 tile_pixels: int | None = None):
+        self.model = model
+        self.device = pick_device(device)
+        configure_threads(self.device)
+        self.autocast = autocast_dtype(self.device)
+        network = model.network.to(self.device).eval()
+        if self.device.type == "cuda":
+            network = network.to(memory_format=torch.channels_last)
+        self.network = network
+        self.tile_pixels = tile_pixels or default_tile_pixels(self.device)
+        if self.tile_pixels < (2 * TILE_OVERLAP) ** 2:
+            raise InferenceError(f"tile_pixels={self.tile_pixels} is too small: use at least "
+                                 f"{(2 * TILE_OVERLAP) ** 2} (tiles overlap by {TILE_OVERLAP} px)")
+        self.model_hash = model.hash
+        # Networks normalising by whole-frame statistics are tiled; others bound their own memory.
+        self.tiles = hasattr(network, "frozen_norms")
+        self.stats_side = int(model.metadata.get("resolution") or DEFAULT_STATS_SIDE)
+
+    def __call__(self, rgb: np.ndarray, mix: float = 1.0) -> np.ndarray:
+        return self.batch([rgb], mix)[0]
+
+    def batch(self, rgbs: list[np.ndarray], mix: float = 1.0) -> list[np.ndarray]:
+        """Stylize several H×W×3 working-space frames; `mix` 0 returns them exactly."""
+        mix = check_mix(mix)
+        for rgb in rgbs:
+            check_frame(rgb)
+        if mix == 0:
+            return [np.array(rgb, dtype=np.float32, copy=True) for rgb in rgbs]
+        results: list[np.ndarray | None] = [None] * len(rgbs)
+        for indices in self._groups(rgbs):
+            stylized = self._run([rgbs[i] for i in indices])
+            for i, out in zip(indices, stylized):
+                results[i] = out if mix == 1 else mix_frames(rgbs[i], out, mix)
+        return results  # type: ignore[return-value]
+
+    def _groups(self, rgbs: list[np.ndarray]) -> list[list[int]]:
+        """Indices of frames run together: same size, batches only on GPUs, within the budget."""
+        if self.device.type == "cpu":
+            return [[i] for i in range(len(rgbs))]
+        groups: dict[tuple[int, ...], list[list[int]]] = {}
+        for i, rgb in enumerate(rgbs):
+            per_batch = max(1, self.tile_pixels // (rgb.shape[0] * rgb.shape[1]))
+            batches = groups.setdefault(rgb.shape, [[]])
+            if len(batches[-1]) == per_batch:
+                batches.append([])
+            batches[-1].append(i)
+        return [batch for batches in groups.values() for batch in batches]
+
+    @torch.inference_mode()
+    def _run(self, frames: list[np.ndarray]) -> np.ndarray:
+        if self.device.type == "cuda":  # NHWC in memory is channels-last NCHW: no reordering
+            x = torch.from_numpy(np.stack(frames)).to(self.device).permute(0, 3, 1, 2)
+        else:  # one copy that both stacks and reorders to NCHW
+            x = torch.stack([torch.from_numpy(frame).permute(2, 0, 1)
+                             for frame in frames]).to(self.device)
+        autocast = (torch.autocast(self.device.type, dtype=self.autocast) if self.autocast
+                    else nullcontext())
+        with autocast:
+            height, width = x.shape[-2:]
+            if not self.tiles or (max(height, width) <= self.stats_side
+                                  and height * width <= self.tile_pixels):
+                y = self.network(x)
+            else:
+                stats = self.network.norm_statistics(downscale(x, self.stats_side))
+                with self.network.frozen_norms(stats):
+                    y = (self._tiled(x) if height * width > self.tile_pixels
+                         else self.network(x))
+        return y.float().permute(0, 2, 3, 1).contiguous().cpu().numpy()
+
+    def _tiled(self, x: Tensor) -> Tensor:
+        """Frames through the network in cross-faded tiles (norm statistics already frozen)."""
+        height, width = x.shape[-2:]
+        side = math.isqrt(self.tile_pixels)
+        out = torch.zeros((x.shape[0], 3, height, width), device=x.device, dtype=torch.float32)
+        for top, bottom, ramp_y in tile_spans(height, side):
+            for left, right, ramp_x in tile_spans(width, side):
+                tile = self.network(x[:, :, top:bottom, left:right]).float()
+                weight = ramp_y.to(x.device)[:, None] * ramp_x.to(x.device)[None, :]
+                out[:, :, top:bottom, left:right] += tile * weight
+        return out
+
+
+def tile_spans(length: int, tile: int) -> list[tuple[int, int, Tensor]]:
+    """(start, stop, weights) of evenly spread tiles covering `length`, overlapping ≥ TILE_OVERLAP.
+
+    Starts are multiples of the network's stride (so a tile's half- and quarter-resolution
+    pixels sit where the whole frame's do; the last tile may be a few pixels longer).
+    Neighbours cross-fade linearly over a band in the middle of their overlap, away from the
+    tile edges where a tile lacks context; the weights of all tiles sum to 1 everywhere.
+    """
+    if length <= tile:
+        return [(0, length, torch.ones(length))]
+    count = math.ceil((length - TILE_OVERLAP) / (tile - TILE_OVERLAP))
+    starts = [round(i * (length - tile) / (count - 1)) // SIZE_MULTIPLE * SIZE_MULTIPLE
+              for i in range(count)]
+    stops = [start + tile for start in starts[:-1]] + [length]
+    # Band centres are about one stride apart, so bands no wider than the stride never meet.
+    band = min([TILE_OVERLAP] + [b - a for a, b in zip(starts, starts[1:])])
+    fade_in = (torch.arange(band) + 0.5) / band
+    spans = []
+    for i, (start, stop) in enumerate(zip(starts, stops)):
+        weights = torch.ones(stop - start)
+        if i > 0:
+            begin = (start + stops[i - 1]) // 2 - band // 2 - start
+            weights[:begin] = 0
+            weights[begin:begin + band] = fade_in
+        if i < count - 1:
+            begin = (starts[i + 1] + stop) // 2 - band // 2 - start
+            weights[begin:begin + band] = fade_in.flip(0)
+            weights[begin + band:] = 0
+        spans.append((start, stop, weights))
+    return spans
+
+
+def default_tile_pixels(device: torch.device) -> int:
+    if device.type == "cuda":
+        total = torch.cuda.get_device_properties(device).total_memory
+        return max(CPU_TILE_PIXELS, total // 2 // GPU_BYTES_PER_PIXEL)
+    return CPU_TILE_PIXELS
+
+
+def check_mix(mix: float) -> float:
+    mix = float(mix)
+    if not 0.0 <= mix <= 1.0:
+        raise InferenceError(f"mix={mix} is out of range: use 0 (plate) to 1 (full effect)")
+    return mix
+
+
+def check_frame(rgb: np.ndarray) -> None:
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.float32:
+        raise InferenceError(f"expected an H×W×3 float32 working-space frame, got shape "
+                             f"{rgb.shape} {rgb.dtype}")
+
+
+def mix_frames(plate: np.ndarray, stylized: np.ndarray, mix: float) -> np.ndarray:
+    """plate + mix · (stylized − plate), in float32."""
+    out = stylized - plate
+    out *= np.float32(mix)
+    out += plate
+    return out

@@ -1,0 +1,189 @@
+"""Style model files: one safetensors file holding the weights and a JSON metadata record.
+
+safetensors cannot run code when loaded (unlike a pickle / torch.save file), so a model file
+from a stranger is safe to open. The metadata travels in the safetensors header under the
+key "shotstyle" and records how the model was made:
+
+    architecture, arch_kwargs        which network (networks.build_network) and its arguments
+    loss, vgg_source                 loss family and where its VGG-19 came from ("random", path…)
+    strength, weights, steps         the artist knob, the raw loss weights, training steps
+    resolution, working_space        training long side, the network's colour space
+    style_sha256, keyframe_sha256    hashes of the style image and the keyframes (a list)
+    shotstyle_version, format_version
+    checksum                         sha256 of everything else: weights + metadata
+
+The trainer fills the training fields; `save_model` fills the architecture, versions and the
+checksum. On load, a checksum that does not match means the file was edited after saving.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as load_tensors
+from safetensors.torch import save as save_tensors
+from torch import nn
+
+from shotstyle.plugin import __version__
+from shotstyle.server.engine.networks import ARCHITECTURES, UnknownArchitectureError, build_network
+from shotstyle.server.errors import ModelFileError
+
+FORMAT_VERSION = 1
+METADATA_KEY = "shotstyle"
+WORKING_SPACE = "ACEScct"
+# First bytes of the files we refuse to unpickle: torch.save (a zip) and a bare pickle.
+PICKLE_SIGNATURES = (b"PK\x03\x04", b"\x80")
+
+
+@dataclass
+class StyleModel:
+    """A trained (or training) network plus the metadata that says how it was made."""
+
+    network: nn.Module
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def architecture(self) -> str:
+        name = getattr(self.network, "architecture", None) or self.metadata.get("architecture")
+        if name is None:
+            raise ModelFileError("the network has no architecture name: build it with "
+                                 "shotstyle.server.engine.networks.build_network")
+        return name
+
+    @property
+    def hash(self) -> str:
+        """sha256 of weights + metadata: what farm resume and EXR metadata record."""
+        return checksum(self._tensors(), full_metadata(self))
+
+    def _tensors(self) -> dict[str, torch.Tensor]:
+        return {name: tensor.detach().to("cpu").contiguous()
+                for name, tensor in self.network.state_dict().items()}
+
+
+def full_metadata(model: StyleModel) -> dict[str, Any]:
+    """The model's metadata with architecture and versions filled in (no checksum)."""
+    metadata = {key: value for key, value in model.metadata.items() if key != "checksum"}
+    metadata["architecture"] = model.architecture
+    metadata["arch_kwargs"] = getattr(model.network, "arch_kwargs", metadata.get("arch_kwargs", {}))
+    metadata.setdefault("working_space", WORKING_SPACE)
+    metadata.setdefault("shotstyle_version", __version__)
+    metadata["format_version"] = FORMAT_VERSION
+    return metadata
+
+
+def checksum(tensors: dict[str, torch.Tensor], metadata: dict[str, Any]) -> str:
+    """sha256 of the metadata (canonical JSON) and every tensor's name, dtype, shape and bytes."""
+    digest = hashlib.sha256(json.dumps(metadata, sort_keys=True).encode())
+    for name in sorted(tensors):
+        tensor = tensors[name]
+        digest.update(f"\n{name}:{tensor.dtype}:{list(tensor.shape)}\n".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
+def model_to_bytes(model: StyleModel) -> bytes:
+    """The model file's bytes (safetensors with the metadata record in its header)."""
+    tensors = model._tensors()
+    metadata = full_metadata(model)
+    metadata["checksum"] = checksum(tensors, metadata)
+    return save_tensors(tensors, metadata={METADATA_KEY: json.dumps(metadata, sort_keys=True)})
+
+
+def save_model(model: StyleModel, path: str) -> None:
+    """Write the model file atomically: readers never see a half-written file."""
+    data = model_to_bytes(model)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=".shotstyle-", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        if os.path.exists(temp):
+            os.unlink(temp)
+        raise
+
+
+def load_model(path: str, device: str | torch.device = "cpu") -> StyleModel:
+    """Read a model file; ModelFileError if it is not one, was edited, or is too new."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as exc:
+        raise ModelFileError(f"{path}: cannot read the model file ({exc.strerror})") from exc
+    return model_from_bytes(data, device=device, name=path)
+
+
+def model_from_bytes(data: bytes, device: str | torch.device = "cpu",
+                     name: str = "model data") -> StyleModel:
+    """The reverse of `model_to_bytes`; `name` labels error messages (a path, an upload)."""
+    if data.startswith(PICKLE_SIGNATURES):
+        raise ModelFileError(
+            f"{name}: this is a pickle / torch.save file, not a shotstyle model; pickles can run "
+            "code when opened, so shotstyle refuses them. Use a .safetensors model written by "
+            "`shotstyle train`.")
+    metadata = read_metadata(data, name)
+    try:
+        tensors = load_tensors(data)
+    except (SafetensorError, ValueError, RuntimeError) as exc:
+        raise ModelFileError(f"{name}: damaged model file, the weights cannot be read ({exc})") from exc
+    recorded = metadata.pop("checksum", None)
+    if recorded != checksum(tensors, metadata):
+        raise ModelFileError(
+            f"{name}: checksum mismatch, the model file was modified after it was saved; "
+            "re-export it from the original or retrain.")
+    network = rebuild_network(metadata, tensors, name)
+    return StyleModel(network=network.to(device).eval(), metadata=metadata)
+
+
+def read_metadata(data: bytes, name: str) -> dict[str, Any]:
+    """The "shotstyle" record from a safetensors header, validated."""
+    if len(data) < 8:
+        raise ModelFileError(f"{name}: not a shotstyle model file (only {len(data)} bytes)")
+    (header_size,) = struct.unpack("<Q", data[:8])
+    if header_size > len(data) - 8:
+        raise ModelFileError(f"{name}: damaged or not a safetensors model file "
+                             f"(header claims {header_size} bytes, file has {len(data)})")
+    try:
+        header = json.loads(data[8:8 + header_size])
+        metadata = json.loads(header["__metadata__"][METADATA_KEY])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ModelFileError(f"{name}: damaged header or not a shotstyle model file "
+                             f"(no readable '{METADATA_KEY}' metadata: {exc})") from exc
+    if not isinstance(metadata, dict):
+        raise ModelFileError(f"{name}: damaged header: metadata is not a JSON object")
+    version = metadata.get("format_version")
+    if not isinstance(version, int):
+        raise ModelFileError(f"{name}: damaged header: format_version is {version!r}")
+    if version > FORMAT_VERSION:
+        raise ModelFileError(
+            f"{name}: written by a newer shotstyle ({metadata.get('shotstyle_version', '?')}, "
+            f"model format {version}); this one ({__version__}) reads format {FORMAT_VERSION} "
+            "and older. Upgrade shotstyle to use it.")
+    return metadata
+
+
+def rebuild_network(metadata: dict[str, Any], tensors: dict[str, torch.Tensor],
+                    name: str) -> nn.Module:
+    architecture = metadata.get("architecture")
+    if architecture not in ARCHITECTURES:
+        raise ModelFileError(f"{name}: unknown network architecture {architecture!r}; this "
+                             f"shotstyle knows {', '.join(ARCHITECTURES)}. Upgrade shotstyle.")
+    try:
+        network = build_network(architecture, **metadata.get("arch_kwargs", {}))
+        network.load_state_dict(tensors, strict=True)
+    except (UnknownArchitectureError, RuntimeError) as exc:
+        raise ModelFileError(f"{name}: the weights do not fit a {architecture!r} network "
+                             f"with {metadata.get('arch_kwargs')}: {exc}") from exc
+    return network

@@ -1,0 +1,156 @@
+"""`hrnet-fast`: HRNet on a low-resolution copy, carried back as a per-pixel colour transform.
+
+How a frame goes through (all steps differentiable, so training learns the whole path):
+1. Downscale the plate (area average) so its long side is `low_res` pixels.
+2. Run a slim HRNet on it: a stylized low-resolution frame (residual on its input).
+3. Fit, at low resolution, a local affine colour transform per pixel — a 3×3 matrix plus an
+   offset (3×4 numbers) mapping plate colour to stylized colour in a (2·radius+1)² window:
+   a colour guided filter (He et al.) in the fast, low-resolution form of Wu et al. 2018.
+   The fit is regularised towards the identity matrix rather than towards zero, so in flat
+   regions the transform becomes "plate + offset" and keeps the plate's grain and detail.
+4. Smooth the coefficients (box filter), upsample them bilinearly to full resolution and
+   apply them to the full-resolution plate. Edges and texture come from the plate itself;
+   only the smooth colour change comes from the network.
+
+The full-resolution work (step 4) is a few multiply-adds per pixel, done in horizontal strips
+so memory stays bounded at any frame size; the strips are exact (no seams), since each output
+row depends only on its own plate row and the coefficient rows around it.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from shotstyle.server.engine.networks.hrnet import HRNet
+
+# Full-resolution pixels handled per strip in step 4 (≈ 70 MB of float32 temporaries).
+STRIP_PIXELS = 1 << 20
+
+
+class HRNetFast(nn.Module):
+    """Low-resolution HRNet + edge-aware local affine colour transform at full resolution.
+
+    Args:
+        width, blocks: the inner HRNet's configuration (see `HRNet`).
+        low_res: long side, in pixels, of the copy the HRNet sees.
+        radius: window radius of the affine fit, in low-resolution pixels.
+        eps: regularisation of the fit (working-space variance); larger = smoother,
+            more "offset only" transforms.
+    """
+
+    def __init__(self, width: int = 8, blocks: int = 1, low_res: int = 320,
+                 radius: int = 2, eps: float = 1e-4):
+        super().__init__()
+        self.net = HRNet(width=width, blocks=blocks)
+        self.low_res = low_res
+        self.radius = radius
+        self.eps = eps
+
+    def forward(self, x: Tensor) -> Tensor:
+        small = downscale(x, self.low_res)
+        stylized = self.net(small)
+        # The fit subtracts nearly equal moments: float32 always, even under CUDA autocast.
+        with torch.autocast(x.device.type, enabled=False):
+            coefficients = fit_local_affine(small.float(), stylized.float(), self.radius, self.eps)
+            return apply_affine(coefficients, x)
+
+
+def downscale(x: Tensor, long_side: int) -> Tensor:
+    height, width = x.shape[-2:]
+    scale = long_side / max(height, width)
+    if scale >= 1:
+        return x
+    size = (max(round(height * scale), 1), max(round(width * scale), 1))
+    return F.interpolate(x, size=size, mode="area")
+
+
+def box(x: Tensor, radius: int) -> Tensor:
+    """Mean over a (2r+1)² window; at the borders, over the pixels inside the frame.
+
+    Running sums (cumsum) make the cost independent of the radius, forwards and backwards.
+    """
+    rows, row_counts = window_sums(x, radius, dim=-2)
+    sums, column_counts = window_sums(rows, radius, dim=-1)
+    return sums / (row_counts[:, None] * column_counts[None, :])
+
+
+def window_sums(x: Tensor, radius: int, dim: int) -> tuple[Tensor, Tensor]:
+    """Sums over [i − r, i + r] ∩ frame along `dim`, and how many pixels each sum covers."""
+    length = x.shape[dim]
+    running = torch.cat([torch.zeros_like(x.narrow(dim, 0, 1)), x.cumsum(dim)], dim)
+    index = torch.arange(length, device=x.device)
+    upper = (index + radius + 1).clamp(max=length)
+    lower = (index - radius).clamp(min=0)
+    sums = running.index_select(dim, upper) - running.index_select(dim, lower)
+    return sums, (upper - lower).to(x.dtype)
+
+
+def fit_local_affine(guide: Tensor, target: Tensor, radius: int, eps: float) -> Tensor:
+    """Per-pixel A (3×3), b (3) minimising |A·guide + b − target|² + eps·|A − I|² per window,
+    box-smoothed: N×12×h×w, channel 4·i + j holding row i of [A | b]."""
+    n, _, h, w = guide.shape
+    radius = min(radius, (min(h, w) - 1) // 2)
+    mean_g = box(guide, radius)
+    mean_t = box(target, radius)
+    # Second moments of all 3×3 channel pairs in one box filter each.
+    gg = box((guide[:, :, None] * guide[:, None, :]).flatten(1, 2), radius).view(n, 3, 3, h, w)
+    tg = box((target[:, :, None] * guide[:, None, :]).flatten(1, 2), radius).view(n, 3, 3, h, w)
+    eye = torch.eye(3, device=guide.device, dtype=guide.dtype).view(1, 3, 3, 1, 1)
+    cov_gg = gg - mean_g[:, :, None] * mean_g[:, None, :] + eps * eye
+    cov_tg = tg - mean_t[:, :, None] * mean_g[:, None, :] + eps * eye
+    a = torch.einsum("nijhw,njkhw->nikhw", cov_tg, inverse3x3(cov_gg))   # n,3(out),3(in),h,w
+    b = mean_t - torch.einsum("nijhw,njhw->nihw", a, mean_g)
+    coefficients = torch.cat([a, b[:, :, None]], dim=2)                # n,3,4,h,w
+    return box(coefficients.flatten(1, 2), radius)
+
+
+def inverse3x3(m: Tensor) -> Tensor:
+    """Inverse of per-pixel 3×3 matrices m[n, i, j, h, w] by cofactors: closed form, fast on
+    millions of pixels (a batched LAPACK solve is far slower at this size, and in backward)."""
+    c00 = m[:, 1, 1] * m[:, 2, 2] - m[:, 1, 2] * m[:, 2, 1]
+    c01 = m[:, 1, 2] * m[:, 2, 0] - m[:, 1, 0] * m[:, 2, 2]
+    c02 = m[:, 1, 0] * m[:, 2, 1] - m[:, 1, 1] * m[:, 2, 0]
+    c10 = m[:, 0, 2] * m[:, 2, 1] - m[:, 0, 1] * m[:, 2, 2]
+    c11 = m[:, 0, 0] * m[:, 2, 2] - m[:, 0, 2] * m[:, 2, 0]
+    c12 = m[:, 0, 1] * m[:, 2, 0] - m[:, 0, 0] * m[:, 2, 1]
+    c20 = m[:, 0, 1] * m[:, 1, 2] - m[:, 0, 2] * m[:, 1, 1]
+    c21 = m[:, 0, 2] * m[:, 1, 0] - m[:, 0, 0] * m[:, 1, 2]
+    c22 = m[:, 0, 0] * m[:, 1, 1] - m[:, 0, 1] * m[:, 1, 0]
+    determinant = m[:, 0, 0] * c00 + m[:, 0, 1] * c01 + m[:, 0, 2] * c02
+    adjugate = torch.stack([torch.stack([c00, c10, c20], 1),
+                            torch.stack([c01, c11, c21], 1),
+                            torch.stack([c02, c12, c22], 1)], 1)
+    return adjugate / determinant[:, None, None]
+
+
+def upsample_rows(coefficients: Tensor, height: int, start: int, stop: int) -> Tensor:
+    """Rows start..stop of the bilinear (align_corners=False) upsampling to `height` rows."""
+    h = coefficients.shape[-2]
+    rows = torch.arange(start, stop, device=coefficients.device, dtype=torch.float64)
+    source = ((rows + 0.5) * (h / height) - 0.5).clamp(min=0)
+    lower = source.floor().long().clamp(max=h - 1)
+    upper = (lower + 1).clamp(max=h - 1)
+    weight = (source - lower).to(coefficients.dtype).view(1, 1, -1, 1)
+    return torch.lerp(coefficients[:, :, lower], coefficients[:, :, upper], weight)
+
+
+def apply_affine(coefficients: Tensor, plate: Tensor) -> Tensor:
+    """Upsample the 3×4 transforms to the plate's size and apply them, strip by strip."""
+    height, width = plate.shape[-2:]
+    strip = max(1, STRIP_PIXELS // width)
+    out = torch.empty_like(plate)
+    for start in range(0, height, strip):
+        stop = min(start + strip, height)
+        rows = upsample_rows(coefficients, height, start, stop)
+        # Same row count in and out: rows pass through unchanged, columns are upsampled.
+        full = F.interpolate(rows, size=(stop - start, width), mode="bilinear",
+                             align_corners=False).to(plate.dtype)
+        m = full.view(full.shape[0], 3, 4, stop - start, width)    # n, out row, in column, h, w
+        x = plate[:, :, start:stop]
+        y = torch.addcmul(m[:, :, 3], m[:, :, 0], x[:, 0:1])
+        y = torch.addcmul(y, m[:, :, 1], x[:, 1:2])
+        out[:, :, start:stop] = torch.addcmul(y, m[:, :, 2], x[:, 2:3])
+    return out
+

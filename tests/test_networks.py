@@ -1,0 +1,97 @@
+"""The stylization networks: registry, any input size, identity at start, reflection padding,
+and hrnet-fast's full-resolution colour transform (detail from the plate, exact strips)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from shotstyle.server.engine.networks import ARCHITECTURES, UnknownArchitectureError, build_network
+from shotstyle.server.engine.networks import hrnet_fast
+from shotstyle.server.engine.networks.hrnet_fast import apply_affine, fit_local_affine
+
+SMALL = {"hrnet": {"width": 8, "blocks": 1}, "hrnet-fast": {"width": 8, "blocks": 1, "low_res": 64}}
+
+
+def perturbed(name: str) -> torch.nn.Module:
+    """A small network whose output is not the identity (random decoder and norm offsets)."""
+    torch.manual_seed(0)
+    network = build_network(name, **SMALL[name]).eval()
+    for module in network.modules():
+        if isinstance(module, torch.nn.InstanceNorm2d):
+            torch.nn.init.uniform_(module.bias, -0.2, 0.2)
+    decode = network.net.decode if name == "hrnet-fast" else network.decode
+    torch.nn.init.normal_(decode.weight, std=0.05)
+    return network
+
+
+def test_registry_names_and_errors():
+    assert ARCHITECTURES == ("hrnet", "hrnet-fast")
+    network = build_network("hrnet-fast", low_res=128)
+    assert network.architecture == "hrnet-fast" and network.arch_kwargs == {"low_res": 128}
+    with pytest.raises(UnknownArchitectureError, match="unknown network architecture 'unet'.*hrnet, hrnet-fast"):
+        build_network("unet")
+    with pytest.raises(UnknownArchitectureError, match="bad arguments .*'depth'"):
+        build_network("hrnet", depth=3)
+
+
+@pytest.mark.parametrize("name", ARCHITECTURES)
+@pytest.mark.parametrize("size", [(1, 1), (7, 5), (33, 62), (90, 161)])
+def test_untrained_network_is_identity_at_any_size(name, size):
+    x = torch.rand(2, 3, *size) * 0.6
+    with torch.inference_mode():
+        y = build_network(name, **SMALL[name]).eval()(x)
+    assert y.shape == x.shape
+    assert torch.allclose(y, x, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ARCHITECTURES)
+def test_constant_frame_stays_constant_to_the_border(name):
+    # Zero padding would make border pixels differ from the interior (bright edges).
+    # (Below low_res, so hrnet-fast's downscale does not add rounding noise to the flat frame.)
+    x = torch.full((1, 3, 45, 62), 0.4)
+    with torch.inference_mode():
+        y = perturbed(name)(x)
+    assert (y - x).abs().max() > 1e-3  # the network does change the colour...
+    assert (y - y[:, :, 20:21, 30:31]).abs().max() < 1e-4  # ...the same everywhere
+
+
+@pytest.mark.parametrize("name", ARCHITECTURES)
+def test_network_trains(name):
+    torch.manual_seed(0)
+    network = build_network(name, **SMALL[name])
+    x = torch.rand(1, 3, 40, 56) * 0.6
+    target = x * torch.tensor([0.7, 0.9, 1.1]).view(1, 3, 1, 1) + 0.1  # a colour grade
+    optimiser = torch.optim.Adam(network.parameters(), lr=2e-3)
+    losses = []
+    for _ in range(6):
+        loss = (network(x) - target).abs().mean()
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.6 * losses[0]
+
+
+def test_local_affine_fit_recovers_a_colour_matrix_and_keeps_plate_detail():
+    torch.manual_seed(0)
+    matrix = torch.tensor([[0.8, 0.2, 0.0], [0.1, 0.7, 0.1], [0.0, 0.3, 0.9]])
+    offset = torch.tensor([0.05, -0.02, 0.1])
+
+    def grade(x):
+        return torch.einsum("ij,njhw->nihw", matrix, x) + offset.view(1, 3, 1, 1)
+
+    low = torch.rand(1, 3, 24, 40)
+    coefficients = fit_local_affine(low, grade(low), radius=2, eps=1e-6)
+    plate = torch.rand(1, 3, 96, 160)  # full-resolution noise: detail the low-res copy never saw
+    assert torch.allclose(apply_affine(coefficients, plate), grade(plate), atol=2e-3)
+
+
+def test_full_resolution_strips_are_exact(monkeypatch):
+    coefficients = torch.rand(1, 12, 9, 13)
+    plate = torch.rand(1, 3, 101, 77)
+    whole = apply_affine(coefficients, plate)
+    monkeypatch.setattr(hrnet_fast, "STRIP_PIXELS", 77 * 7)
+    assert torch.equal(apply_affine(coefficients, plate), whole)
+    reference = torch.nn.functional.interpolate(coefficients, size=(101, 77), mode="bilinear")
+    assert torch.allclose(whole[:, 0], (reference[:, :3] * plate).sum(1) + reference[:, 3], atol=1e-5)
