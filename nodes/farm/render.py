@@ -447,7 +447,9 @@ class Writer:
         self._thread.start()
 
     def put(self, frame: int, result: Any, started: float, server: str = "") -> None:
-        """Queue a stylized Frame (or an exception) for ``frame``; ``server`` says who computed it."""
+        """Queue a stylized Frame, a callable finishing one, or an exception for ``frame``.
+
+        ``server`` says who computed it."""
         self._queue.put((frame, result, started, server))
 
     def close(self) -> None:
@@ -462,6 +464,8 @@ class Writer:
             try:
                 if isinstance(result, BaseException):
                     raise result
+                if callable(result):  # the colour-out stage, run here so it overlaps the network
+                    result = result()
                 write_frame(path, result, compression=self._outputs.compression,
                             attributes={MODEL_ATTRIBUTE: self._outputs.model_hash})
             except Exception as exc:
@@ -501,16 +505,21 @@ class InProcess:
         self._colourspace = colourspace
 
     def render(self, scheduler: Scheduler, outputs: Outputs, writer: Writer) -> None:
-        from shotstyle.server.engine.pipeline import stylize_frame
+        """Colour-in on the reader thread, the network here, colour-out on the writer thread."""
+        from functools import partial
+
+        from shotstyle.server.engine.pipeline import finish, infer, model_tags, prepare
         from shotstyle.server.frameio import read_frame
         inputs: queue.Queue = queue.Queue(maxsize=PREFETCH_FRAMES)
+        tags = model_tags(self._stylizer, self._mix)
 
         def read_ahead() -> None:
             try:
                 for frame in scheduler:
                     started = time.perf_counter()
                     try:
-                        inputs.put((frame, read_frame(outputs.input.path(frame), self._colourspace), started))
+                        plate = read_frame(outputs.input.path(frame), self._colourspace)
+                        inputs.put((frame, prepare(plate, self._mix, self._colourspace), started))
                     except Exception as exc:
                         inputs.put((frame, exc, started))
             finally:
@@ -519,12 +528,13 @@ class InProcess:
         reader = threading.Thread(target=read_ahead, name="frame-reader", daemon=True)
         reader.start()
         while (item := inputs.get()) is not None:
-            frame, plate, started = item
-            if isinstance(plate, BaseException):
-                writer.put(frame, plate, started)
+            frame, pending, started = item
+            if isinstance(pending, BaseException):
+                writer.put(frame, pending, started)
                 continue
             try:
-                writer.put(frame, stylize_frame(self._stylizer, plate, self._mix, self._colourspace), started)
+                (stylized,) = infer(self._stylizer, [pending], self._mix)
+                writer.put(frame, partial(finish, pending, stylized, tags), started)
             except Exception as exc:
                 writer.put(frame, exc, started)
         reader.join()

@@ -77,19 +77,53 @@ def stylize_frame(stylizer: Stylizer, frame: Frame, mix: float = 1.0,
 
 def stylize_frames(stylizer: Stylizer, frames: list[Frame], mix: float = 1.0,
                    colourspace: str | None = None) -> list[Frame]:
-    """Several frames at once (batched on GPUs); see `stylize_frame`."""
-    tags = {MODEL_ATTRIBUTE: stylizer.model_hash, MIX_ATTRIBUTE: float(mix)}
+    """Several frames at once (batched on GPUs): prepare -> infer -> finish."""
+    pending = [prepare(frame, mix, colourspace) for frame in frames]
+    tags = model_tags(stylizer, mix)
+    return [finish(p, out, tags) for p, out in zip(pending, infer(stylizer, pending, mix))]
+
+
+# The three stages apart, so a renderer can run the colour stages on reader/writer threads
+# while the network works on another frame.
+
+@dataclass
+class PendingFrame:
+    """A frame between colour-in and colour-out."""
+
+    frame: Frame
+    space: str
+    prepared: Prepared
+    working: np.ndarray | None           # the network's input; None when mix is 0 (pass-through)
+
+
+def prepare(frame: Frame, mix: float = 1.0, colourspace: str | None = None) -> PendingFrame:
+    """Colour in: un-premultiply and convert RGB to the working space."""
+    space = frame_colourspace(frame, colourspace)
     if mix == 0:
-        return [tagged(frame.with_rgb(frame.rgb()), tags) for frame in frames]
-    spaces = [frame_colourspace(frame, colourspace) for frame in frames]
-    prepared = [unpremultiply(frame) for frame in frames]
-    working = [to_working(p.straight, space)[0] for p, space in zip(prepared, spaces)]
-    stylized = stylizer.batch(working, mix)
-    results = []
-    for frame, p, space, out in zip(frames, prepared, spaces, stylized):
-        rgb = premultiply(p, from_working(out, space), frame.rgb())
-        results.append(tagged(frame.with_rgb(rgb), tags))
-    return results
+        return PendingFrame(frame, space, Prepared(frame.rgb(), None, None), None)
+    prepared = unpremultiply(frame)
+    return PendingFrame(frame, space, prepared, to_working(prepared.straight, space)[0])
+
+
+def infer(stylizer: Stylizer, pending: list[PendingFrame], mix: float = 1.0) -> list[np.ndarray | None]:
+    """The network on every frame that needs it (one batch)."""
+    todo = [p.working for p in pending if p.working is not None]
+    results = iter(stylizer.batch(todo, mix) if todo else [])
+    return [next(results) if p.working is not None else None for p in pending]
+
+
+def finish(pending: PendingFrame, stylized: np.ndarray | None, tags: dict) -> Frame:
+    """Colour out: back to the frame's space, premultiplied, every other channel untouched."""
+    frame = pending.frame
+    if stylized is None:
+        return tagged(frame.with_rgb(frame.rgb()), tags)
+    rgb = premultiply(pending.prepared, from_working(stylized, pending.space), frame.rgb())
+    return tagged(frame.with_rgb(rgb), tags)
+
+
+def model_tags(stylizer: Stylizer, mix: float) -> dict:
+    """The attributes every stylized frame carries: which model, at which mix."""
+    return {MODEL_ATTRIBUTE: stylizer.model_hash, MIX_ATTRIBUTE: float(mix)}
 
 
 def tagged(frame: Frame, tags: dict) -> Frame:
