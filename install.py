@@ -69,9 +69,9 @@ def ensure_venv(venv_dir: Path, with_tests: bool) -> Path:
 def fetch_vgg_weights(python: Path) -> None:
     """Fetch torchvision's ImageNet VGG-19 once into the torch hub cache; never fatal."""
     script = (
-        "from shotstyle.server.engine.losses.vgg import locate_vgg_weights, download_vgg_weights\n"
-        "path, where = locate_vgg_weights()\n"
-        "print('VGG-19 ImageNet weights: ' + where) if path else download_vgg_weights()\n"
+        "from shotstyle.server.engine.losses.vgg import load_vgg_features\n"
+        "_, source = load_vgg_features(allow_download=True)\n"
+        "print('VGG-19 ImageNet weights: ' + source)\n"
     )
     result = subprocess.run([str(python), "-c", script])
     if result.returncode != 0:
