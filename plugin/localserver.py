@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import zmq
 
 from shotstyle.plugin import protocol
+from shotstyle.plugin.userdirs import user_folder
 
 SERVER_FILE_NAME = "server.json"
 LOG_FILE_NAME = "server.log"
@@ -27,18 +28,7 @@ DEFAULT_PORT = 5599
 
 def runtime_dir() -> str:
     """The folder for the server file and the autostarted server's log."""
-    explicit = os.environ.get("SHOTSTYLE_RUNTIME_DIR")
-    if explicit:
-        return explicit
-    if sys.platform == "win32":
-        base = os.environ.get("LOCALAPPDATA") or os.path.expanduser("~\\AppData\\Local")
-        return os.path.join(base, "shotstyle", "run")
-    if sys.platform == "darwin":
-        return os.path.expanduser("~/Library/Caches/shotstyle/run")
-    xdg = os.environ.get("XDG_RUNTIME_DIR")
-    if xdg and os.path.isdir(xdg):
-        return os.path.join(xdg, "shotstyle")
-    return os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "shotstyle", "run")
+    return user_folder("runtime", "run", "SHOTSTYLE_RUNTIME_DIR")
 
 
 def server_file() -> str:

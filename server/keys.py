@@ -20,6 +20,7 @@ import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
 from shotstyle.server.errors import ShotstyleError
+from shotstyle.plugin.userdirs import user_folder
 
 LOOPBACK_HOSTS = ("localhost",)
 
@@ -29,13 +30,7 @@ class CurveKeyError(ShotstyleError):
 
 
 def default_keys_dir() -> str:
-    if sys.platform == "win32":
-        base = os.environ.get("APPDATA") or os.path.expanduser("~\\AppData\\Roaming")
-    elif sys.platform == "darwin":
-        base = os.path.expanduser("~/Library/Application Support")
-    else:
-        base = os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")
-    return os.path.join(base, "shotstyle", "keys")
+    return user_folder("config", "keys")
 
 
 def make_keypair(folder: str, name: str, overwrite: bool = False) -> Tuple[str, str]:

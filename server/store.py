@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import struct
-import sys
 import threading
 from collections import OrderedDict
 from typing import Any, Dict, List, Optional
@@ -20,6 +19,7 @@ import torch
 
 from shotstyle.server.engine.modelfile import StyleModel, load_model, model_from_bytes, read_metadata, save_model
 from shotstyle.server.errors import ShotstyleError
+from shotstyle.plugin.userdirs import user_folder
 
 MODEL_SUFFIX = ".safetensors"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -36,16 +36,7 @@ class StoreError(ShotstyleError):
 
 
 def default_models_dir() -> str:
-    explicit = os.environ.get("SHOTSTYLE_MODELS_DIR")
-    if explicit:
-        return explicit
-    if sys.platform == "win32":
-        base = os.environ.get("APPDATA") or os.path.expanduser("~\\AppData\\Roaming")
-    elif sys.platform == "darwin":
-        base = os.path.expanduser("~/Library/Application Support")
-    else:
-        base = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
-    return os.path.join(base, "shotstyle", "models")
+    return user_folder("data", "models", "SHOTSTYLE_MODELS_DIR")
 
 
 def check_name(name: Any) -> str:

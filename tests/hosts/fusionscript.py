@@ -11,7 +11,6 @@ a Resolve object whose Media Pool records ``ImportMedia``.
 
 from __future__ import annotations
 
-import os
 import re
 from typing import Any, Callable, Dict, List, Optional
 
