@@ -1,0 +1,78 @@
+"""The training losses, chosen by name: "look" (weights-free photoreal grade) and "vgg"
+(the research note's VGG-19 perceptual loss); "auto" picks vgg when ImageNet weights are
+found, else look, and says which and why.
+
+Every loss is a torch module called as `loss(output, keyframe_index, step)` on a N×3×H×W
+working-space output; it returns its weighted terms ("content", "style", …) and "total".
+Its `weights` dict holds the current term weights (the trainer's adaptive content weight
+edits weights["content"]) and `metadata` what a model file records about it.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from shotstyle.server.errors import ShotstyleError
+
+from . import look, vgg
+from .vgg import locate_vgg_weights
+
+LOSSES = ("look", "vgg")
+DEFAULT_WEIGHTS = {
+    "look": (look.DEFAULT_CONTENT_WEIGHT, look.DEFAULT_STYLE_WEIGHT),
+    "vgg": (vgg.DEFAULT_CONTENT_WEIGHT, vgg.DEFAULT_STYLE_WEIGHT),
+}
+
+
+class UnknownLossError(ShotstyleError, ValueError):
+    """A loss name the registry does not know."""
+
+
+def resolve_loss_name(name: str, vgg_weights: str | None = None) -> tuple[str, str]:
+    """("look"|"vgg", why): "auto" becomes vgg when ImageNet weights are located, else look."""
+    if name in LOSSES:
+        return name, f"loss {name!r} as asked"
+    if name != "auto":
+        raise UnknownLossError(f"unknown loss {name!r}: choose one of auto, {', '.join(LOSSES)}")
+    if vgg_weights == "random":
+        return "vgg", "loss 'auto' -> 'vgg' because --vgg random was asked for"
+    path, description = locate_vgg_weights(vgg_weights)
+    if path is not None:
+        return "vgg", f"loss 'auto' -> 'vgg': {description}"
+    return "look", f"loss 'auto' -> 'look' (needs no weights): {description}"
+
+
+def strength_weights(name: str, strength: float, content_weight: float | None = None,
+                     style_weight: float | None = None) -> tuple[float, float]:
+    """(content, style) weights: strength 0..1 scales the family's default style weight by
+    10^(2·strength − 1), i.e. 0.1× at 0, 1× at 0.5, 10× at 1; raw weights override."""
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"strength {strength} is outside 0..1")
+    default_content, default_style = DEFAULT_WEIGHTS[name]
+    scaled_style = default_style * 10.0 ** (2.0 * strength - 1.0)
+    return (default_content if content_weight is None else content_weight,
+            scaled_style if style_weight is None else style_weight)
+
+
+def build_loss(name: str, style: torch.Tensor, keyframes: list[torch.Tensor], *,
+               strength: float = 0.5, content_weight: float | None = None,
+               style_weight: float | None = None, vgg_weights: str | None = None,
+               allow_download: bool = False, seed: int = 0) -> look.LookLoss | vgg.VGGLoss:
+    """A loss against `style` and `keyframes` (1×3×H×W working-space tensors, on the training device).
+
+    `name`: "look", "vgg" or "auto" (see resolve_loss_name); `vgg_weights`: None (search),
+    a path, or "random". The returned module's `.resolution_note` says how "auto" resolved."""
+    resolved, note = resolve_loss_name(name, vgg_weights)
+    content, style_w = strength_weights(resolved, strength, content_weight, style_weight)
+    loss: look.LookLoss | vgg.VGGLoss
+    if resolved == "look":
+        loss = look.LookLoss(style, keyframes, content_weight=content, style_weight=style_w, seed=seed)
+    else:
+        loss = vgg.VGGLoss(style, keyframes, vgg=vgg_weights, allow_download=allow_download,
+                           content_weight=content, style_weight=style_w)
+    loss.resolution_note = note
+    return loss
+
+
+__all__ = ["LOSSES", "build_loss", "locate_vgg_weights", "resolve_loss_name", "strength_weights",
+           "UnknownLossError"]

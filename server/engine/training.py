@@ -1,0 +1,262 @@
+"""Training a style model on one or more keyframes of a shot.
+
+`train` optimises a network (new, or a copy of an `init` model to resume / fine-tune) so its
+output on the keyframes minimises a loss from `losses` against the style image. Every step
+uses all keyframes (several keyframes are how long shots whose background changes are
+covered). It reports progress and previews through a callback, stops cooperatively when
+asked (after handing the current model to `checkpoint`), can stop early on a loss plateau,
+and records in the model's metadata everything needed to know how the model was made.
+
+Deterministic for a given seed on the CPU (with the same torch thread count): the network's initial weights come from the seed,
+the look loss draws its random projections from (seed, step), nothing else is random.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from shotstyle.server.engine.device import pick_device
+from shotstyle.server.engine.losses import build_loss
+from shotstyle.server.engine.modelfile import StyleModel
+from shotstyle.server.engine.networks import build_network
+from shotstyle.server.errors import ShotstyleError, TrainingCancelled
+
+# Adaptive content weight: every ADAPT_EVERY steps, keep weighted content / weighted style
+# within [ADAPT_LOW, ADAPT_HIGH] × its ratio at the first step, moving the content weight by
+# ADAPT_FACTOR at a time and never beyond ADAPT_RANGE× its starting value (either way).
+ADAPT_EVERY = 10
+ADAPT_LOW, ADAPT_HIGH = 0.5, 2.0
+ADAPT_FACTOR = 1.25
+ADAPT_RANGE = 10.0
+# Early stopping: stop when the smoothed total loss has not improved by PLATEAU_TOLERANCE
+# (relative) over the last `plateau_window(steps)` steps.
+PLATEAU_TOLERANCE = 0.005
+LOSS_SMOOTHING = 0.9
+
+
+class TrainingInputError(ShotstyleError, ValueError):
+    """A keyframe, style image or setting the trainer cannot use."""
+
+
+@dataclass
+class TrainConfig:
+    arch: str = "hrnet-fast"
+    loss: str = "auto"                  # "auto": vgg if ImageNet weights are found, else look
+    vgg: str | None = None              # None = search, a weights path, or "random"
+    strength: float = 0.5               # 0..1 content/style balance; raw weights override
+    content_weight: float | None = None
+    style_weight: float | None = None
+    steps: int = 300
+    resolution: int = 512               # long side the keyframes are trained at
+    lr: float = 2e-3
+    seed: int = 0
+    early_stop: bool = False
+    adaptive_content: bool = False
+    preview_every: int = 25
+    allow_download: bool = False        # may the vgg loss download ImageNet weights?
+    device: str | None = None           # None = best available (see device.pick_device)
+
+
+@dataclass
+class TrainEvent:
+    kind: str                           # "progress" | "preview"
+    step: int
+    steps: int
+    losses: dict[str, float]
+    steps_per_s: float
+    eta_s: float
+    preview: np.ndarray | None = None        # H×W×3 float32 working space (keyframe result)
+    preview_extra: np.ndarray | None = None  # the same on the extra preview frame
+
+
+def sha256_of(image: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(image, dtype=np.float32).tobytes()).hexdigest()
+
+
+def plateau_window(steps: int) -> int:
+    return max(20, steps // 10)
+
+
+def _check_image(image: np.ndarray, what: str) -> None:
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
+        shape = getattr(image, "shape", type(image).__name__)
+        raise TrainingInputError(f"{what}: expected an H×W×3 working-space array, got {shape}")
+    if not np.isfinite(image).all():
+        raise TrainingInputError(f"{what}: contains NaN or Inf values; load it with "
+                                 "engine.pipeline.load_working, which replaces them")
+
+
+def _check_config(config: TrainConfig) -> None:
+    if config.steps < 1:
+        raise TrainingInputError(f"steps={config.steps}: train for at least 1 step")
+    if config.resolution < 16:
+        raise TrainingInputError(f"resolution={config.resolution}: use a long side of at least 16 pixels")
+    if not 0.0 <= config.strength <= 1.0:
+        raise TrainingInputError(f"strength={config.strength} is outside 0..1")
+    if config.lr <= 0:
+        raise TrainingInputError(f"lr={config.lr}: the learning rate must be positive")
+
+
+def to_training_tensor(image: np.ndarray, resolution: int, device: torch.device) -> torch.Tensor:
+    """H×W×3 array → 1×3×h×w tensor with long side at most `resolution` (area downscale)."""
+    tensor = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).permute(2, 0, 1)[None]
+    height, width = tensor.shape[-2:]
+    scale = resolution / max(height, width)
+    if scale < 1:
+        size = (max(round(height * scale), 1), max(round(width * scale), 1))
+        tensor = F.interpolate(tensor, size=size, mode="area")
+    return tensor.to(device)
+
+
+def _to_array(tensor: torch.Tensor) -> np.ndarray:
+    return tensor[0].detach().permute(1, 2, 0).float().cpu().numpy().copy()
+
+
+def _starting_network(config: TrainConfig, init: StyleModel | None, device: torch.device) -> torch.nn.Module:
+    if init is not None:
+        return copy.deepcopy(init.network).to(device).train()
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(config.seed)
+        network = build_network(config.arch)
+    return network.to(device).train()
+
+
+def train(keyframes: list[np.ndarray], style: np.ndarray, config: TrainConfig, *,
+          preview_frame: np.ndarray | None = None,
+          on_event: Callable[[TrainEvent], None] | None = None,
+          should_cancel: Callable[[], bool] | None = None,
+          init: StyleModel | None = None,
+          checkpoint: Callable[[StyleModel], None] | None = None) -> StyleModel:
+    """Train (or fine-tune `init`) on `keyframes` to the look of `style`; see the module doc.
+
+    Raises TrainingCancelled when `should_cancel()` turns true, after `checkpoint(model)`."""
+    if not keyframes:
+        raise TrainingInputError("no keyframes given: train needs at least one frame of the shot")
+    for number, keyframe in enumerate(keyframes):
+        _check_image(keyframe, f"keyframe {number}")
+    _check_image(style, "style image")
+    if preview_frame is not None:
+        _check_image(preview_frame, "preview frame")
+    _check_config(config)
+
+    device = pick_device(config.device)  # CPU thread count is the calling process's policy
+    plates = [to_training_tensor(k, config.resolution, device) for k in keyframes]
+    style_tensor = to_training_tensor(style, config.resolution, device)
+    extra = None if preview_frame is None else to_training_tensor(preview_frame, config.resolution, device)
+
+    network = _starting_network(config, init, device)
+    loss = build_loss(config.loss, style_tensor, plates, strength=config.strength,
+                      content_weight=config.content_weight, style_weight=config.style_weight,
+                      vgg_weights=config.vgg, allow_download=config.allow_download, seed=config.seed)
+    optimiser = torch.optim.Adam(network.parameters(), lr=config.lr)
+    base_content = loss.weights["content"]
+    metadata = {
+        **(init.metadata if init is not None else {}),
+        **loss.metadata,
+        "loss_note": loss.resolution_note,
+        "strength": config.strength,
+        "steps": config.steps,
+        "resolution": config.resolution,
+        "lr": config.lr,
+        "seed": config.seed,
+        "early_stop": config.early_stop,
+        "adaptive_content": config.adaptive_content,
+        "style_sha256": sha256_of(style),
+        "keyframe_sha256": [sha256_of(k) for k in keyframes],
+    }
+    metadata.pop("checksum", None)
+    if init is not None:
+        metadata["init_model"] = init.hash
+        metadata["steps_total"] = init.metadata.get("steps_total", init.metadata.get("steps", 0)) + config.steps
+    else:
+        metadata["steps_total"] = config.steps
+    model = StyleModel(network=network, metadata=metadata)
+
+    def finish(steps_done: int, last: dict[str, float]) -> StyleModel:
+        network.eval()
+        metadata.update(loss.metadata)
+        metadata["steps_done"] = steps_done
+        metadata["final_losses"] = last
+        return model
+
+    def emit(event: TrainEvent) -> None:
+        if on_event is not None:
+            on_event(event)
+
+    def previews() -> tuple[np.ndarray, np.ndarray | None]:
+        with torch.no_grad():
+            keyframe_result = _to_array(network(plates[0]))
+            extra_result = None if extra is None else _to_array(network(extra))
+        return keyframe_result, extra_result
+
+    smoothed = math.inf
+    history: list[float] = []
+    first_ratio = None
+    last: dict[str, float] = {}
+    started = time.perf_counter()
+    for step in range(config.steps):
+        if should_cancel is not None and should_cancel():
+            cancelled = finish(step, last)
+            if checkpoint is not None:
+                checkpoint(cancelled)
+            raise TrainingCancelled(f"training cancelled at step {step} of {config.steps}")
+        optimiser.zero_grad(set_to_none=True)
+        summed: dict[str, torch.Tensor] = {}
+        for index, plate in enumerate(plates):
+            terms = loss(network(plate), index, step)
+            (terms["total"] / len(plates)).backward()
+            for name, value in terms.items():
+                summed[name] = summed.get(name, 0.0) + value.detach() / len(plates)
+        optimiser.step()
+        last = {name: float(value) for name, value in summed.items()}
+        if not math.isfinite(last["total"]):
+            raise TrainingInputError(f"training diverged at step {step} (loss {last['total']}): "
+                                     f"lower the learning rate (lr={config.lr})")
+
+        if config.adaptive_content and "content" in last and last.get("style", 0.0) > 0:
+            ratio = last["content"] / last["style"]
+            first_ratio = first_ratio or ratio
+            if step % ADAPT_EVERY == ADAPT_EVERY - 1 and first_ratio > 0:
+                weight = loss.weights["content"]
+                if ratio < ADAPT_LOW * first_ratio:
+                    weight *= ADAPT_FACTOR
+                elif ratio > ADAPT_HIGH * first_ratio:
+                    weight /= ADAPT_FACTOR
+                loss.weights["content"] = min(max(weight, base_content / ADAPT_RANGE), base_content * ADAPT_RANGE)
+
+        done = step + 1
+        elapsed = time.perf_counter() - started
+        rate = done / elapsed if elapsed > 0 else 0.0
+        eta = (config.steps - done) / rate if rate > 0 else 0.0
+        emit(TrainEvent("progress", done, config.steps, dict(last), rate, eta))
+        if done % config.preview_every == 0 or done == config.steps:
+            keyframe_result, extra_result = previews()
+            emit(TrainEvent("preview", done, config.steps, dict(last), rate, eta,
+                            keyframe_result, extra_result))
+
+        smoothed = last["total"] if not math.isfinite(smoothed) else (
+            LOSS_SMOOTHING * smoothed + (1 - LOSS_SMOOTHING) * last["total"])
+        history.append(smoothed)
+        window = plateau_window(config.steps)
+        if config.early_stop and len(history) > window:
+            before = history[-window - 1]
+            if before - smoothed < PLATEAU_TOLERANCE * abs(before):
+                metadata["early_stopped_at"] = done
+                if done % config.preview_every != 0:
+                    keyframe_result, extra_result = previews()
+                    emit(TrainEvent("preview", done, config.steps, dict(last), rate, 0.0,
+                                    keyframe_result, extra_result))
+                return finish(done, last)
+    return finish(config.steps, last)
+
+
+__all__ = ["TrainConfig", "TrainEvent", "TrainingInputError", "train", "sha256_of"]

@@ -1,0 +1,40 @@
+"""bench/quality.py --quick runs end to end and writes its table, CSV and pictures."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+
+import cv2
+import pytest
+
+from conftest import REPO
+
+
+@pytest.mark.slow
+def test_quick_quality_bench_writes_every_output(shared_data, tmp_path):
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, str(REPO / "bench" / "quality.py"), "--quick", "--threads", "1", "--out", str(out),
+                           "--pairs", str(shared_data / "pairs"), "--clip", str(shared_data / "clip"),
+                           "--clip-style", str(shared_data / "styles" / "seed_in47.png")],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    with open(out / "quality.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    methods = {"plate", "reinhard", "per-frame look", "hrnet-fast look", "hrnet look"}
+    assert {r["method"] for r in rows} == methods
+    pairs = {r["pair"] for r in rows if r["pair"] != "walk-clip"}
+    assert len(pairs) == 2 and sum(r["pair"] == "walk-clip" for r in rows) == len(methods)
+    by_method = {r["method"]: r for r in rows if r["pair"] == sorted(pairs)[0]}
+    # The plate is its own structure; Reinhard moves the colours towards the style.
+    assert float(by_method["plate"]["ssim"]) == pytest.approx(1.0, abs=1e-4)
+    assert float(by_method["reinhard"]["style_swd"]) < float(by_method["plate"]["style_swd"])
+    clip_plate = next(r for r in rows if r["pair"] == "walk-clip" and r["method"] == "plate")
+    assert float(clip_plate["warp_ratio"]) == pytest.approx(1.0)
+    table = (out / "quality.md").read_text()
+    assert "| reinhard |" in table and "0.7× Reinhard" in table
+    for pair in pairs:
+        sheet = cv2.imread(str(out / f"sheet_{pair}.png"))
+        assert sheet is not None and sheet.shape[1] > 6 * sheet.shape[0]
+    assert cv2.imread(str(out / "metrics.png")) is not None

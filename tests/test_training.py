@@ -1,0 +1,117 @@
+"""Training on keyframes: loss goes down for both loss families, determinism, events,
+cancellation with a checkpoint, fine-tuning and the metadata a model file records."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from shotstyle.server.engine.losses import build_loss
+from shotstyle.server.engine.modelfile import StyleModel
+from shotstyle.server.engine.training import (TrainConfig, TrainingInputError, sha256_of, train,
+                                              to_training_tensor)
+from shotstyle.server.errors import TrainingCancelled
+
+from test_losses import scene
+
+pytestmark = pytest.mark.filterwarnings("ignore:shotstyle. WARNING:UserWarning")
+
+
+def as_array(image: torch.Tensor) -> np.ndarray:
+    return image[0].permute(1, 2, 0).numpy().copy()
+
+
+@pytest.fixture(scope="module")
+def images() -> dict[str, np.ndarray]:
+    return {"plate": as_array(scene(96, 128)), "style": as_array(scene(80, 128, warm=False)),
+            "other": as_array(torch.flip(scene(96, 128), dims=[-1]))}
+
+
+def network_output(model: StyleModel, image: np.ndarray) -> torch.Tensor:
+    with torch.no_grad():
+        return model.network(to_training_tensor(image, 128, torch.device("cpu")))
+
+
+@pytest.mark.parametrize("loss, arch", [("look", "hrnet-fast"), ("vgg", "hrnet-fast"), ("look", "hrnet")])
+def test_training_lowers_the_loss_and_moves_towards_the_style(images, loss, arch):
+    events = []
+    steps = 20 if loss == "vgg" else 30
+    config = TrainConfig(arch=arch, loss=loss, vgg="random" if loss == "vgg" else None,
+                         steps=steps, resolution=128, lr=5e-3, preview_every=10)
+    model = train([images["plate"]], images["style"], config, on_event=events.append)
+    progress = [e for e in events if e.kind == "progress"]
+    assert [e.step for e in progress] == list(range(1, steps + 1))
+    assert progress[-1].losses["total"] < 0.7 * progress[0].losses["total"]
+    # Judged afresh, with the same loss at a fixed step: the result is closer to the style than the plate.
+    plate = to_training_tensor(images["plate"], 128, torch.device("cpu"))
+    style = to_training_tensor(images["style"], 128, torch.device("cpu"))
+    judge = build_loss(loss, style, [plate], vgg_weights="random" if loss == "vgg" else None)
+    assert float(judge(network_output(model, images["plate"]), 0, 99)["style"]) < \
+        0.7 * float(judge(plate, 0, 99)["style"])
+    metadata = model.metadata
+    assert metadata["loss"] == loss and metadata["steps"] == steps and metadata["resolution"] == 128
+    assert metadata["vgg_source"] == ("random" if loss == "vgg" else None)
+    assert metadata["strength"] == 0.5 and metadata["weights"]["style"] > 0
+    assert metadata["style_sha256"] == sha256_of(images["style"])
+    assert metadata["keyframe_sha256"] == [sha256_of(images["plate"])]
+
+
+def test_same_seed_same_model_other_seed_other_model(images):
+    config = TrainConfig(loss="look", steps=4, resolution=64, seed=7)
+    first = train([images["plate"]], images["style"], config)
+    second = train([images["plate"]], images["style"], config)
+    other = train([images["plate"]], images["style"], TrainConfig(loss="look", steps=4, resolution=64, seed=8))
+    for name, tensor in first.network.state_dict().items():
+        assert torch.equal(tensor, second.network.state_dict()[name]), name
+    assert any(not torch.equal(t, other.network.state_dict()[n]) for n, t in first.network.state_dict().items())
+
+
+def test_events_carry_previews_of_keyframe_and_extra_frame(images):
+    events = []
+    train([images["plate"], images["other"]], images["style"],
+          TrainConfig(loss="look", steps=4, resolution=64, preview_every=2),
+          preview_frame=images["other"], on_event=events.append)
+    previews = [e for e in events if e.kind == "preview"]
+    assert [e.step for e in previews] == [2, 4]
+    assert previews[0].preview.shape == (48, 64, 3) and previews[0].preview_extra.shape == (48, 64, 3)
+    assert np.isfinite(previews[-1].preview).all()
+    progress = [e for e in events if e.kind == "progress"]
+    assert set(progress[0].losses) == {"content", "style", "smooth", "consistency", "total"}
+    assert progress[-1].eta_s == 0.0 and progress[0].steps_per_s > 0 and progress[0].eta_s > 0
+
+
+def test_cancellation_checkpoints_then_raises(images):
+    steps_seen, saved = [], []
+    with pytest.raises(TrainingCancelled, match="cancelled at step 3 of 50"):
+        train([images["plate"]], images["style"], TrainConfig(loss="look", steps=50, resolution=64),
+              on_event=lambda e: steps_seen.append(e.step), should_cancel=lambda: len(steps_seen) >= 3,
+              checkpoint=saved.append)
+    assert len(saved) == 1 and isinstance(saved[0], StyleModel)
+    assert saved[0].metadata["steps_done"] == 3
+
+
+def test_fine_tune_starts_from_the_given_model(images):
+    base = train([images["plate"]], images["style"], TrainConfig(loss="look", steps=3, resolution=64))
+    tuned = train([images["other"]], images["style"], TrainConfig(loss="look", steps=2, resolution=64, lr=1e-9),
+                  init=base)
+    assert tuned.metadata["init_model"] == base.hash and tuned.metadata["steps_total"] == 5
+    for name, tensor in base.network.state_dict().items():  # lr≈0: the weights barely move
+        assert torch.allclose(tensor, tuned.network.state_dict()[name], atol=1e-6), name
+    assert tuned.network is not base.network
+
+
+def test_early_stop_and_adaptive_content_weight(images):
+    model = train([images["plate"]], images["style"],
+                  TrainConfig(loss="look", steps=200, resolution=48, lr=1e-9, early_stop=True,
+                              adaptive_content=True))
+    assert model.metadata["early_stopped_at"] < 200 and model.metadata["steps_done"] < 200
+
+
+def test_bad_inputs_are_named(images):
+    with pytest.raises(TrainingInputError, match="keyframe 1: expected an H×W×3"):
+        train([images["plate"], images["plate"][..., 0]], images["style"], TrainConfig(steps=1))
+    with pytest.raises(TrainingInputError, match="strength=1.5"):
+        train([images["plate"]], images["style"], TrainConfig(strength=1.5))
+    with pytest.raises(TrainingInputError, match="no keyframes"):
+        train([], images["style"], TrainConfig())
