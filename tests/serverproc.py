@@ -97,3 +97,11 @@ def save_tiny_model(folder: Path) -> str:
     path = os.path.join(folder, MODEL + ".safetensors")
     save_model(StyleModel(network, {"loss": "look"}), path)
     return path
+
+
+def serving_tiny_model(tmp_path_factory):
+    """Body of a module-scoped ``server`` fixture: a server with the tiny model in its store."""
+    root = tmp_path_factory.mktemp("server")
+    save_tiny_model(root / "models")
+    with ServerProcess(root) as proc:
+        yield proc

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from serverproc import MODEL, ServerProcess, save_tiny_model
+from serverproc import serving_tiny_model, MODEL, ServerProcess, save_tiny_model
 from shotstyle.plugin import codec, localserver, protocol
 from shotstyle.plugin.client import Client, ServerError
 
@@ -20,10 +20,7 @@ TRAIN = {"steps": 12, "resolution": 64, "loss": "look", "preview_every": 5}
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    root = tmp_path_factory.mktemp("server")
-    save_tiny_model(root / "models")
-    with ServerProcess(root) as proc:
-        yield proc
+    yield from serving_tiny_model(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

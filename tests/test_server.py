@@ -16,16 +16,13 @@ import numpy as np
 import pytest
 import zmq
 
-from serverproc import MODEL, ServerProcess, save_tiny_model
+from serverproc import serving_tiny_model, MODEL, ServerProcess, save_tiny_model
 from shotstyle.plugin import codec, protocol
 from shotstyle.plugin.client import Client, ServerError
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    root = tmp_path_factory.mktemp("server")
-    save_tiny_model(root / "models")
-    with ServerProcess(root) as proc:
-        yield proc
+    yield from serving_tiny_model(tmp_path_factory)
 
 
 def exchange(address: str, parts, timeout: float = 20.0) -> dict:
@@ -146,15 +143,17 @@ def test_too_many_requests_in_flight_is_refused(server):
     sock = zmq.Context.instance().socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
     sock.connect(server.address)
-    pixels = np.zeros((16, 16, 3), np.float16)
-    header = {"width": 16, "height": 16, "channels": ["R", "G", "B"], "formats": ["half"] * 3,
-              "dtype": "float16", "data_window": [0, 0, 16, 16], "display_window": [0, 0, 16, 16]}
+    size = 256
+    pixels = np.full((size, size, 3), 0.18, np.float16)
+    header = {"width": size, "height": size, "channels": ["R", "G", "B"], "formats": ["half"] * 3,
+              "dtype": "float16", "data_window": [0, 0, size, size], "display_window": [0, 0, size, size]}
     try:
         count = protocol.MAX_REQUESTS_IN_FLIGHT_PER_CLIENT + 8
         for n in range(count):
             descs, payloads = codec.frames_to_message([codec.encode_raw(pixels, header, n)])
-            # mix 0 skips the network: the requests are cheap, the in-flight count is what is tested
-            sock.send_multipart(protocol.pack(protocol.request("stylize", {"model": MODEL, "mix": 0}, descs),
+            # Each request runs the network, so all of them arrive long before the queue drains:
+            # on an idle machine cheap (mix 0) requests could be answered as fast as they come.
+            sock.send_multipart(protocol.pack(protocol.request("stylize", {"model": MODEL, "mix": 1}, descs),
                                               payloads))
         codes = []
         for _ in range(count):
