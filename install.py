@@ -69,8 +69,13 @@ def ensure_venv(venv_dir: Path, with_tests: bool) -> Path:
 def fetch_vgg_weights(python: Path) -> None:
     """Fetch torchvision's ImageNet VGG-19 once into the torch hub cache; never fatal."""
     script = (
+        "import sys\n"
         "from shotstyle.server.engine.losses.vgg import load_vgg_features\n"
-        "_, source = load_vgg_features(allow_download=True)\n"
+        "from shotstyle.server.errors import WeightsUnavailableError\n"
+        "try:\n"
+        "    _, source = load_vgg_features(allow_download=True)\n"
+        "except WeightsUnavailableError as exc:\n"
+        "    sys.exit(f'VGG-19 ImageNet weights: not available ({exc})')\n"
         "print('VGG-19 ImageNet weights: ' + source)\n"
     )
     result = subprocess.run([str(python), "-c", script])
@@ -78,7 +83,7 @@ def fetch_vgg_weights(python: Path) -> None:
         print("!" * 72 + "\n"
               "! Could not fetch the ImageNet VGG-19 weights (offline?). shotstyle still works:\n"
               "! training uses the weights-free 'look' loss. To enable the 'vgg' loss later, copy\n"
-              "! vgg19-dcbb9e9d.pth here and set SHOTSTYLE_VGG_WEIGHTS=/path/to/it, or run\n"
+              "! vgg19-dcbb9e9d.pth to this machine and set SHOTSTYLE_VGG_WEIGHTS=/path/to/it, or run\n"
               "! `python3 install.py` again on a machine with internet access.\n" + "!" * 72,
               flush=True)
 
