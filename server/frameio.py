@@ -42,6 +42,8 @@ DEFAULT_EXR_COMPRESSION = "zip"
 UINT32_MAX = 4294967295.0
 # Where write_frame records Frame.colourspace, so read_frame gives the same space back.
 COLOURSPACE_ATTRIBUTE = "shotstyle/colourspace"
+MODEL_ATTRIBUTE = "shotstyle/model"   # hash of the model that stylized the frame (farm resume)
+MIX_ATTRIBUTE = "shotstyle/mix"
 
 _FORMAT_NAMES = {
     "half": "half", "float": "float", "uint": "uint", "uint32": "uint",

@@ -128,9 +128,9 @@ def test_resume_skips_complete_frames_and_redoes_wrong_ones(tiny_model, clip, tm
 
 def test_recorded_hash_is_the_loaded_models_hash(tiny_model):
     """Resume reads the hash without torch; it must be the one the engine stamps into frames."""
-    from shotstyle.server.engine import modelfile, pipeline
+    from shotstyle.server.engine import modelfile
     assert render.recorded_model_hash(tiny_model) == modelfile.load_model(tiny_model).hash
-    assert (render.MODEL_ATTRIBUTE, render.MODEL_METADATA_KEY) == (pipeline.MODEL_ATTRIBUTE, modelfile.METADATA_KEY)
+    assert render.MODEL_METADATA_KEY == modelfile.METADATA_KEY
 
 
 def test_sigkill_mid_render_leaves_no_partial_frame_and_rerun_finishes(tiny_model, clip, tmp_path):

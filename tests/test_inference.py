@@ -10,7 +10,8 @@ import torch.nn.functional as F
 from shotstyle.server.engine.inference import TILE_OVERLAP, InferenceError, Stylizer, tile_spans
 from shotstyle.server.engine.modelfile import StyleModel
 from shotstyle.server.engine.networks import build_network
-from shotstyle.server.engine.pipeline import MIX_ATTRIBUTE, MODEL_ATTRIBUTE, load_working, stylize_frame
+from shotstyle.server.engine.pipeline import load_working, stylize_frame
+from shotstyle.server.frameio import MIX_ATTRIBUTE, MODEL_ATTRIBUTE
 from shotstyle.server.frameio import read_frame, write_frame
 
 

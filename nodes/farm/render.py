@@ -57,9 +57,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Optional
 
 from shotstyle.plugin.sequences import SequencePattern, parse_frame_range
+from shotstyle.server.frameio import MODEL_ATTRIBUTE
 
-# = engine.pipeline.MODEL_ATTRIBUTE (that module imports torch; a test keeps the two equal).
-MODEL_ATTRIBUTE = "shotstyle/model"
 # The safetensors header key of our metadata record (engine.modelfile.METADATA_KEY; that module
 # imports torch, which a resume over a finished folder must not pay for).
 MODEL_METADATA_KEY = "shotstyle"

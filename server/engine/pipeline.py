@@ -19,10 +19,8 @@ import numpy as np
 from shotstyle.server.engine.colour import from_working, to_working
 from shotstyle.server.engine.inference import Stylizer
 from shotstyle.server.errors import ColourError
-from shotstyle.server.frameio import Frame, read_image
+from shotstyle.server.frameio import MIX_ATTRIBUTE, MODEL_ATTRIBUTE, Frame, read_image
 
-MODEL_ATTRIBUTE = "shotstyle/model"
-MIX_ATTRIBUTE = "shotstyle/mix"
 
 
 @dataclass
