@@ -45,11 +45,14 @@ def unpremultiply(frame: Frame) -> Prepared:
     return Prepared(straight, alpha, covered)
 
 
-def premultiply(prepared: Prepared, rgb: np.ndarray, original: np.ndarray) -> np.ndarray:
-    """Stylized straight `rgb` back to premultiplied; uncovered pixels keep `original`."""
+def premultiply(prepared: Prepared, rgb: np.ndarray) -> np.ndarray:
+    """Stylized straight `rgb` back to premultiplied; uncovered pixels keep their original RGB.
+
+    (`unpremultiply` left those pixels of `prepared.straight` untouched, so they are the original.)
+    """
     if prepared.alpha is None or prepared.covered is None:
         return rgb
-    return np.where(prepared.covered, rgb * prepared.alpha, original)
+    return np.where(prepared.covered, rgb * prepared.alpha, prepared.straight)
 
 
 def frame_colourspace(frame: Frame, colourspace: str | None) -> str:
@@ -115,7 +118,7 @@ def finish(pending: PendingFrame, stylized: np.ndarray | None, tags: dict) -> Fr
     frame = pending.frame
     if stylized is None:
         return tagged(frame.with_rgb(frame.rgb()), tags)
-    rgb = premultiply(pending.prepared, from_working(stylized, pending.space), frame.rgb())
+    rgb = premultiply(pending.prepared, from_working(stylized, pending.space))
     return tagged(frame.with_rgb(rgb), tags)
 
 
