@@ -265,11 +265,6 @@ def read_frame(path: str, colourspace: str | None = None) -> Frame:
     return frame
 
 
-def read_image(path: str, colourspace: str | None = None) -> Frame:
-    """Read a style image or proxy (any format `read_frame` reads); the same Frame."""
-    return read_frame(path, colourspace)
-
-
 def _attribute_type(name: str, value: Any, recorded: str | None) -> Any:
     """The OpenImageIO TypeDesc to write attribute ``name`` with, or None to let OpenImageIO infer it."""
     for candidate in (recorded, _STANDARD_TYPES.get(name)):

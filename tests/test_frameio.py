@@ -11,7 +11,7 @@ import pytest
 from shotstyle.server import frameio
 from shotstyle.server.errors import FrameIOError, MissingFramesError
 from shotstyle.server.frameio import (
-    Frame, decode_image_bytes, encode_exr_bytes, probe, read_frame, read_image, read_sequence,
+    Frame, decode_image_bytes, encode_exr_bytes, probe, read_frame, read_sequence,
     sequence_paths, write_frame,
 )
 
@@ -163,8 +163,8 @@ def test_nonfinite_rgb_values_are_counted(shared_data):
 
 
 def test_png_and_jpeg_style_images(shared_data):
-    png = read_image(str(shared_data / "pairs/in1.png"))
-    jpeg = read_image(str(shared_data / "clip/walk.0001.jpg"))
+    png = read_frame(str(shared_data / "pairs/in1.png"))
+    jpeg = read_frame(str(shared_data / "clip/walk.0001.jpg"))
     for image in (png, jpeg):
         assert image.colourspace == "sRGB"
         assert set(image.channel_formats) == {"uint8"}
@@ -175,7 +175,7 @@ def test_png_and_jpeg_style_images(shared_data):
 
 @pytest.mark.parametrize("ext", ["tif", "dpx", "png"])
 def test_16_bit_formats_round_trip(shared_data, tmp_path, ext):
-    source = read_image(str(shared_data / "clip/walk.0001.jpg"))
+    source = read_frame(str(shared_data / "clip/walk.0001.jpg"))
     frame = Frame(source.pixels, source.channels, ["uint16"] * 3, source.data_window, source.display_window, {},
                   colourspace="sRGB")
     path = tmp_path / f"walk.{ext}"
@@ -297,7 +297,7 @@ def test_frames_claiming_too_much_memory_are_refused_before_reading(shared_data,
 
 
 def test_colourspace_is_recorded_and_read_back(shared_data, tmp_path):
-    style = read_image(str(shared_data / "clip/walk.0001.jpg"))
+    style = read_frame(str(shared_data / "clip/walk.0001.jpg"))
     path = str(tmp_path / "style.exr")
     write_frame(path, style)
     back = read_frame(path)

@@ -19,7 +19,7 @@ import numpy as np
 from shotstyle.server.engine.colour import from_working, to_working
 from shotstyle.server.engine.inference import Stylizer
 from shotstyle.server.errors import ColourError
-from shotstyle.server.frameio import MIX_ATTRIBUTE, MODEL_ATTRIBUTE, Frame, read_image
+from shotstyle.server.frameio import MIX_ATTRIBUTE, MODEL_ATTRIBUTE, Frame, read_frame
 
 
 
@@ -65,7 +65,7 @@ def frame_colourspace(frame: Frame, colourspace: str | None) -> str:
 
 def load_working(path: str, colourspace: str | None = None) -> np.ndarray:
     """Any image file (keyframe, style image) → H×W×3 float32 in the working space (ACEScct)."""
-    frame = read_image(path, colourspace)
+    frame = read_frame(path, colourspace)
     working, _ = to_working(unpremultiply(frame).straight, frame_colourspace(frame, colourspace))
     return working
 
