@@ -19,6 +19,7 @@ from zmq.utils.monitor import recv_monitor_message
 
 from shotstyle.plugin import localserver, protocol
 from shotstyle.plugin.codec import EncodedFrame, frames_from_message, frames_to_message
+from shotstyle.plugin.files import write_atomic
 
 Message = Tuple[Dict[str, Any], List[memoryview]]
 
@@ -241,10 +242,29 @@ class Client:
         _, _, payloads = self.call(protocol.OP_MODEL_GET, {"name": name})
         if len(payloads) != 1:
             raise ServerError("bad_message", f"model.get reply for {name!r} carried {len(payloads)} parts, not 1")
-        temp = f"{path}.{os.getpid()}.tmp"
-        with open(temp, "wb") as handle:
-            handle.write(payloads[0])
-        os.replace(temp, path)
+        write_atomic(path, bytes(payloads[0]))
+
+    def export_lut(self, name: str, path: Optional[str] = None, size: int = 33) -> Dict[str, Any]:
+        """The global grade of model ``name`` as a .cube LUT, an OCIO look and a report.
+
+        Returns the server's result — ``cube_name``, ``ocio`` (the look snippet), ``report``
+        (ΔE2000 of the LUT alone vs the full model on the training keyframes: ``lut_vs_full_mean``,
+        ``lut_vs_full_p95``, ``full_vs_plate_mean``, ``full_vs_plate_p95``, ``reproduced``),
+        ``report_text`` (one paragraph for people) — plus ``cube`` (the file's bytes). With
+        ``path``, also writes the .cube there and the snippet beside it (``<path minus .cube>.ocio.yaml``,
+        naming the .cube's file name), both atomically, and adds ``paths``.
+        """
+        result, _, payloads = self.call(protocol.OP_MODEL_LUT, {"name": name, "size": size})
+        if len(payloads) != 1:
+            raise ServerError("bad_message", f"model.lut reply for {name!r} carried {len(payloads)} parts, not 1")
+        result = dict(result, cube=bytes(payloads[0]))
+        if path is not None:
+            cube_name = os.path.basename(path)
+            snippet_path = lut_snippet_path(path)
+            write_atomic(path, result["cube"])
+            write_atomic(snippet_path, result["ocio"].replace(result["cube_name"], cube_name))
+            result["paths"] = [path, snippet_path]
+        return result
 
     def shutdown(self) -> None:
         self.call(protocol.OP_SHUTDOWN)
@@ -386,6 +406,12 @@ class Job:
     def cancel(self) -> None:
         """Ask the server to stop the job; it then sends its "cancelled" event (with a checkpoint)."""
         self.client.call(protocol.OP_CANCEL, {"job": self.id})
+
+
+def lut_snippet_path(cube_path: str) -> str:
+    """Where the OCIO look snippet goes beside a .cube file: ``look.cube`` -> ``look.ocio.yaml``."""
+    stem = cube_path[:-len(".cube")] if cube_path.lower().endswith(".cube") else cube_path
+    return stem + ".ocio.yaml"
 
 
 def _with_role(ef: EncodedFrame, role: str) -> EncodedFrame:

@@ -43,6 +43,8 @@ OP_MODEL_DESCRIBE = "model.describe"  # args {name} -> {name, hash, size, metada
 OP_MODEL_DELETE = "model.delete"      # args {name} -> {}
 OP_MODEL_PUT = "model.put"            # args {name}, one payload part: model file bytes (never pickled) -> {name, hash}
 OP_MODEL_GET = "model.get"            # args {name} -> one payload part: model file bytes
+OP_MODEL_LUT = "model.lut"            # args {name, size} -> {name, hash, size, cube_name, ocio, report, report_text}
+                                      # + one payload part: the .cube file bytes (the model's global grade)
 OP_TRAIN = "train"                    # args {name, params}, frames: keyframes + style (+ preview) -> {job}; then events
 OP_CANCEL = "cancel"                  # args {job} -> {} (the job then sends its "cancelled" event)
 OP_STYLIZE = "stylize"                # args {model, mix, colourspace, tile}, frames -> frames (same numbers, same
@@ -50,11 +52,11 @@ OP_STYLIZE = "stylize"                # args {model, mix, colourspace, tile}, fr
 OP_SHUTDOWN = "shutdown"              # -> {} then the server stops gracefully
 
 OPS = (OP_HELLO, OP_STATUS, OP_MODELS, OP_MODEL_DESCRIBE, OP_MODEL_DELETE, OP_MODEL_PUT,
-       OP_MODEL_GET, OP_TRAIN, OP_CANCEL, OP_STYLIZE, OP_SHUTDOWN)
+       OP_MODEL_GET, OP_MODEL_LUT, OP_TRAIN, OP_CANCEL, OP_STYLIZE, OP_SHUTDOWN)
 
 # Requests a client may safely send again after a timeout or reconnect: same answer, no side effect twice.
 IDEMPOTENT_OPS = frozenset({OP_HELLO, OP_STATUS, OP_MODELS, OP_MODEL_DESCRIBE, OP_MODEL_GET,
-                            OP_STYLIZE, OP_CANCEL})
+                            OP_MODEL_LUT, OP_STYLIZE, OP_CANCEL})
 
 # --- event types (header["event"]["type"]) ---------------------------------
 EVENT_PROGRESS = "progress"    # {step, steps, losses: {name: value}, steps_per_s, eta_s}

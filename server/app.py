@@ -182,6 +182,23 @@ class Server:
     def _op_model_get(self, identity: bytes, request_id: str, args: Dict[str, Any], *_: Any) -> Any:
         return {"name": args.get("name")}, [self.store.read_bytes(check_name(args.get("name")))]
 
+    def _op_model_lut(self, identity: bytes, request_id: str, args: Dict[str, Any], *_: Any) -> Any:
+        from shotstyle.server.engine.lut import CUBE_SIZES, export_look
+
+        name = check_name(args.get("name"))
+        size = args.get("size", 33)
+        if size not in CUBE_SIZES or isinstance(size, bool):
+            raise TaskError("bad_argument", f"model.lut size {size!r}: use one of {list(CUBE_SIZES)}")
+        self._check_load(identity)
+
+        def task() -> Any:
+            model = self.store.get(name)
+            look = export_look(model, f"{name}.cube", size)
+            return ({"name": name, "hash": model.hash, "size": size, "cube_name": f"{name}.cube", "ocio": look.ocio,
+                     "report": look.report, "report_text": look.describe()}, [], [look.cube.encode("utf-8")])
+        self.worker.submit(identity, request_id, task)
+        return None
+
     def _op_model_put(self, identity: bytes, request_id: str, args: Dict[str, Any], descs: Any,
                       payloads: List[memoryview]) -> Any:
         name = check_name(args.get("name"))

@@ -39,7 +39,9 @@ from shotstyle.server.store import ModelStore, StoreError
 
 PROGRESS_INTERVAL_S = 0.25  # at most this often a progress event per job (the last step always)
 
-TaskResult = Tuple[Dict[str, Any], List[EncodedFrame]]
+# What a render-thread task returns: (result, frames), or (result, frames, parts) with raw
+# payload parts (bytes) sent after the frames' parts.
+TaskResult = Tuple[Any, ...]
 
 
 class TaskError(ShotstyleError):
@@ -182,8 +184,9 @@ class DeviceWorker:
                     if self.stopping.is_set():
                         raise TaskError("shutting_down", "the server is stopping; send the request again "
                                                          "once it is back")
-                    result, frames = task()
+                    result, frames, *parts = task()
                     descs, payloads = frames_to_message(frames)
+                    payloads = [*payloads, *(parts[0] if parts else ())]
                     header = protocol.reply(request_id, result, descs)
                 except Exception as exc:
                     code, message = error_of(exc)

@@ -8,9 +8,9 @@ import torch
 
 from shotstyle.server.engine.colour import to_working
 from shotstyle.server.engine.losses import build_loss, locate_vgg_weights, resolve_loss_name
-from shotstyle.server.engine.losses.colourmath import (display_to_working, working_to_display,
+from shotstyle.server.engine.colourmath import (display_to_working, working_to_display,
                                                        working_to_lab)
-from shotstyle.server.engine.losses.look import LookLoss
+from shotstyle.server.engine.correspondence import fit_correspondence
 from shotstyle.server.engine.losses.vgg import FETCH_COMMAND, load_vgg_features
 from shotstyle.server.errors import WeightsUnavailableError
 
@@ -97,29 +97,29 @@ def test_random_vgg_warns_and_is_recorded(capsys):
 
 def test_look_loss_terms_measure_what_they_claim():
     plate, style = scene(), scene(warm=False)
-    loss = LookLoss(style, [plate])
+    loss = build_loss("look", style, [plate])  # fits its own correspondence; local change from the plate
     at_plate = {name: float(v) for name, v in loss(plate, 0, 0).items()}
     assert at_plate["content"] == pytest.approx(0.0, abs=1e-6)
-    assert at_plate["smooth"] == pytest.approx(0.0, abs=1e-6)
-    # A global re-grade towards the style keeps structure and is smooth, and matches colours better.
-    graded = display_to_working(working_to_display(plate) * torch.tensor([0.45, 0.6, 1.0]).view(1, 3, 1, 1))
+    assert at_plate["smooth"] == pytest.approx(0.0, abs=1e-6) and at_plate["local"] == 0.0
+    # The correspondence's own grade moves the colours where it sends them: a better match.
+    graded = fit_correspondence([plate], style).grade_image(plate)
     at_graded = {name: float(v) for name, v in loss(graded, 0, 0).items()}
-    assert at_graded["style"] < at_plate["style"]
+    assert at_graded["style"] < 0.85 * at_plate["style"] and at_graded["local"] > 0
     # Noise in the colour change is what the smoothness term is for; a blur loses structure.
-    noisy = plate + 0.05 * torch.randn(plate.shape, generator=torch.Generator().manual_seed(0))
+    noisy = graded + 0.05 * torch.randn(plate.shape, generator=torch.Generator().manual_seed(0))
     assert float(loss(noisy, 0, 0)["smooth"]) > 5 * at_graded["smooth"]
-    blurred = torch.nn.functional.avg_pool2d(plate, 5, stride=1, padding=2, count_include_pad=False)
+    blurred = torch.nn.functional.avg_pool2d(graded, 5, stride=1, padding=2, count_include_pad=False)
     assert float(loss(blurred, 0, 0)["content"]) > 4 * at_graded["content"]
-    # A halo (a colour blob that does not follow the plate's colours) breaks colour consistency.
-    y, x = torch.meshgrid(torch.arange(64.0), torch.arange(96.0), indexing="ij")
-    blob = torch.exp(-((y - 30) ** 2 + (x - 30) ** 2) / 100.0)
-    halo = graded + 0.1 * blob * torch.tensor([0.0, 1.0, -1.0]).view(1, 3, 1, 1)
-    assert float(loss(halo, 0, 0)["consistency"]) > 3 * at_graded["consistency"]
+    # The style's sky colour painted on the plate's ground: a colour the correspondence does not
+    # send there costs style, though the style has it.
+    repainted = graded.clone()
+    repainted[:, :, 45:, :] = style[:, :, 5:6, 40:41]
+    assert float(loss(repainted, 0, 0)["style"]) > 1.2 * at_graded["style"]
 
 
 def test_look_loss_is_repeatable_per_step_and_differs_between_steps():
     plate, style = scene(), scene(warm=False)
-    first, second = LookLoss(style, [plate], seed=3), LookLoss(style, [plate], seed=3)
+    first, second = build_loss("look", style, [plate], seed=3), build_loss("look", style, [plate], seed=3)
     assert float(first(plate, 0, 5)["style"]) == float(second(plate, 0, 5)["style"])
     assert float(first(plate, 0, 5)["style"]) != float(first(plate, 0, 6)["style"])
 

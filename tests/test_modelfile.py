@@ -117,6 +117,17 @@ def test_unknown_architecture_and_newer_format_are_refused(model):
         model_from_bytes(rewrite(data, {"arch_kwargs": {"width": 16}}))
 
 
+def test_a_model_from_before_the_grade_is_refused_with_a_message_to_retrain(model):
+    # What shotstyle 0.1 wrote: format 1, the network's weights without a grade lattice.
+    tensors = {name: t for name, t in model.network.state_dict().items() if not name.startswith("grade.")}
+    metadata = {**modelfile.full_metadata(model), "format_version": 1, "shotstyle_version": "0.1.0"}
+    metadata["checksum"] = modelfile.checksum(tensors, metadata)
+    old = save_tensors(tensors, metadata={"shotstyle": json.dumps(metadata)})
+    with pytest.raises(ModelFileError, match=r"old\.safetensors: model format 1, made by shotstyle 0\.1\.0 "
+                                             r"before a look became a global grade.*Retrain it"):
+        model_from_bytes(old, name="old.safetensors")
+
+
 def test_missing_file_names_the_path(tmp_path):
     with pytest.raises(ModelFileError, match="nothing.safetensors: cannot read"):
         load_model(str(tmp_path / "nothing.safetensors"))

@@ -42,7 +42,9 @@ def test_training_lowers_the_loss_and_moves_towards_the_style(images, loss, arch
     model = train([images["plate"]], images["style"], config, on_event=events.append)
     progress = [e for e in events if e.kind == "progress"]
     assert [e.step for e in progress] == list(range(1, steps + 1))
-    assert progress[-1].losses["total"] < 0.7 * progress[0].losses["total"]
+    # The model starts as its fitted grade; training then lowers the loss from where the first
+    # updates of the local term took it.
+    assert progress[-1].losses["total"] < 0.7 * max(e.losses["total"] for e in progress[:5])
     # Judged afresh, with the same loss at a fixed step: the result is closer to the style than the plate.
     plate = to_training_tensor(images["plate"], 128, torch.device("cpu"))
     style = to_training_tensor(images["style"], 128, torch.device("cpu"))
@@ -77,7 +79,8 @@ def test_events_carry_previews_of_keyframe_and_extra_frame(images):
     assert previews[0].preview.shape == (48, 64, 3) and previews[0].preview_extra.shape == (48, 64, 3)
     assert np.isfinite(previews[-1].preview).all()
     progress = [e for e in events if e.kind == "progress"]
-    assert set(progress[0].losses) == {"content", "style", "smooth", "consistency", "total"}
+    assert set(progress[0].losses) == {"content", "style", "smooth", "local", "grade_roughness", "grade_order",
+                                       "total"}
     assert progress[-1].eta_s == 0.0 and progress[0].steps_per_s > 0 and progress[0].eta_s > 0
 
 

@@ -26,6 +26,7 @@ SUBCOMMANDS = {
     "keys": ("shotstyle.server.keys", "make CurveZMQ key pairs for remote servers"),
     "demo": ("shotstyle.nodes.farm.demo", "train and render a built-in example through a local server"),
     "submit": ("shotstyle.nodes.farm.submit", "write (and submit) Deadline / OpenCue farm jobs"),
+    "export-lut": ("shotstyle.nodes.farm.exportlut", "write a model's global grade as a .cube LUT and an OCIO look"),
 }
 
 

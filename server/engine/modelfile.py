@@ -9,8 +9,14 @@ key "shotstyle" and records how the model was made:
     strength, weights, steps         the artist knob, the raw loss weights, training steps
     resolution, working_space        training long side, the network's colour space
     style_sha256, keyframe_sha256    hashes of the style image and the keyframes (a list)
+    grade, lut_report                the global grade's lattice size and strength, and how much of
+                                     the keyframe effect it carries (engine/lut.py)
     shotstyle_version, format_version
     checksum                         sha256 of everything else: weights + metadata
+
+Format 2 models are a grade plus a local term (networks hold a `grade.lut` lattice). Format 1
+models (shotstyle 0.1, the network alone) are refused with a message to retrain: their weights
+were trained without a grade in front, so they cannot be rendered the way they were approved.
 
 The trainer fills the training fields; `save_model` fills the architecture, versions and the
 checksum. On load, a checksum that does not match means the file was edited after saving.
@@ -26,6 +32,7 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as load_tensors
@@ -36,7 +43,9 @@ from shotstyle.plugin import __version__
 from shotstyle.server.engine.networks import ARCHITECTURES, UnknownArchitectureError, build_network
 from shotstyle.server.errors import ModelFileError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# Oldest format this shotstyle renders; older files are refused with a message to retrain.
+OLDEST_FORMAT = 2
 METADATA_KEY = "shotstyle"
 WORKING_SPACE = "ACEScct"
 # First bytes of the files we refuse to unpickle: torch.save (a zip) and a bare pickle.
@@ -66,6 +75,11 @@ class StyleModel:
     def _tensors(self) -> dict[str, torch.Tensor]:
         return {name: tensor.detach().to("cpu").contiguous()
                 for name, tensor in self.network.state_dict().items()}
+
+
+def sha256_of(image: np.ndarray) -> str:
+    """The hash a model records of an image it was trained on (its float32 working-space pixels)."""
+    return hashlib.sha256(np.ascontiguousarray(image, dtype=np.float32).tobytes()).hexdigest()
 
 
 def full_metadata(model: StyleModel) -> dict[str, Any]:
@@ -134,6 +148,12 @@ def model_from_bytes(data: bytes, device: str | torch.device = "cpu",
             "code when opened, so shotstyle refuses them. Use a .safetensors model written by "
             "`shotstyle train`.")
     metadata = read_metadata(data, name)
+    if metadata["format_version"] < OLDEST_FORMAT:
+        raise ModelFileError(
+            f"{name}: model format {metadata['format_version']}, made by shotstyle "
+            f"{metadata.get('shotstyle_version', '?')} before a look became a global grade plus a local "
+            f"term; this shotstyle renders model format {OLDEST_FORMAT} and newer. Retrain it "
+            "with `shotstyle train` (same keyframes and style frame): the new model also exports as a LUT.")
     try:
         tensors = load_tensors(data)
     except (SafetensorError, ValueError, RuntimeError) as exc:

@@ -14,7 +14,6 @@ the look loss draws its random projections from (seed, step), nothing else is ra
 from __future__ import annotations
 
 import copy
-import hashlib
 import math
 import time
 from dataclasses import dataclass
@@ -24,9 +23,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from shotstyle.server.engine.correspondence import fit_correspondence
 from shotstyle.server.engine.device import pick_device
 from shotstyle.server.engine.losses import build_loss
-from shotstyle.server.engine.modelfile import StyleModel
+from shotstyle.server.engine.lut import effect_report
+from shotstyle.server.engine.modelfile import StyleModel, sha256_of
 from shotstyle.server.engine.networks import build_network
 from shotstyle.server.errors import ShotstyleError, TrainingCancelled
 
@@ -37,6 +38,11 @@ ADAPT_EVERY = 10
 ADAPT_LOW, ADAPT_HIGH = 0.5, 2.0
 ADAPT_FACTOR = 1.25
 ADAPT_RANGE = 10.0
+# Weights of the trained grade's penalties (grade.LatticeGrade.penalties).
+GRADE_PENALTY_WEIGHTS = {"roughness": 1e-2, "order": 1.0}
+# The lattice learns slower than the network: Adam moves every parameter by about the
+# learning rate per step, and a lattice node seen by few pixels must not wander.
+GRADE_LR_FACTOR = 0.25
 # Early stopping: stop when the smoothed total loss has not improved by PLATEAU_TOLERANCE
 # (relative) over the last `plateau_window(steps)` steps.
 PLATEAU_TOLERANCE = 0.005
@@ -78,8 +84,10 @@ class TrainEvent:
     preview_extra: np.ndarray | None = None  # the same on the extra preview frame
 
 
-def sha256_of(image: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(image, dtype=np.float32).tobytes()).hexdigest()
+def grade_amount(strength: float) -> float:
+    """How much of the fitted grade a model applies: all of it from strength 0.5 (the default)
+    up, fading to none at 0 (stronger strengths give the local term more freedom instead)."""
+    return min(1.0, 2.0 * strength)
 
 
 def plateau_window(steps: int) -> int:
@@ -154,10 +162,24 @@ def train(keyframes: list[np.ndarray], style: np.ndarray, config: TrainConfig, *
     extra = None if preview_frame is None else to_training_tensor(preview_frame, config.resolution, device)
 
     network = _starting_network(config, init, device)
+    # The grade first: fitted in closed form from the keyframes and the style, fixed while the
+    # network learns the local term on top of it.
+    # Fine-tuning keeps the starting model's (approved) grade and refines it from there.
+    correspondence = fit_correspondence(plates, style_tensor, config.seed)
+    amount = grade_amount(config.strength)
+    if init is None:
+        network.grade.set(correspondence.lattice(network.grade.size, amount))
+    fitted_lut = network.grade.lut.detach().clone()
+    with torch.no_grad():
+        graded = [network.grade(plate) for plate in plates]
     loss = build_loss(config.loss, style_tensor, plates, strength=config.strength,
                       content_weight=config.content_weight, style_weight=config.style_weight,
-                      vgg_weights=config.vgg, allow_download=config.allow_download, seed=config.seed)
-    optimiser = torch.optim.Adam(network.parameters(), lr=config.lr)
+                      vgg_weights=config.vgg, allow_download=config.allow_download, seed=config.seed,
+                      correspondence=correspondence, graded=graded)
+    lattice = [network.grade.lut]
+    others = [p for p in network.parameters() if p is not network.grade.lut]
+    optimiser = torch.optim.Adam([{"params": others}, {"params": lattice, "lr": config.lr * GRADE_LR_FACTOR}],
+                                 lr=config.lr)
     base_content = loss.weights["content"]
     metadata = {
         **(init.metadata if init is not None else {}),
@@ -170,6 +192,7 @@ def train(keyframes: list[np.ndarray], style: np.ndarray, config: TrainConfig, *
         "seed": config.seed,
         "early_stop": config.early_stop,
         "adaptive_content": config.adaptive_content,
+        "grade": {"size": network.grade.size, "amount": amount, "moved": round(correspondence.moved, 4)},
         "style_sha256": sha256_of(style),
         "keyframe_sha256": [sha256_of(k) for k in keyframes],
     }
@@ -183,6 +206,9 @@ def train(keyframes: list[np.ndarray], style: np.ndarray, config: TrainConfig, *
 
     def finish(steps_done: int, last: dict[str, float]) -> StyleModel:
         network.eval()
+        with torch.no_grad():
+            metadata["lut_report"] = effect_report(plates, [network(p) for p in plates],
+                                                   [network.grade(p) for p in plates])
         metadata.update(loss.metadata)
         metadata["steps_done"] = steps_done
         metadata["final_losses"] = last
@@ -212,10 +238,17 @@ def train(keyframes: list[np.ndarray], style: np.ndarray, config: TrainConfig, *
         optimiser.zero_grad(set_to_none=True)
         summed: dict[str, torch.Tensor] = {}
         for index, plate in enumerate(plates):
-            terms = loss(network(plate), index, step)
+            terms = loss(network(plate), index, step, graded=network.grade(plate))
             (terms["total"] / len(plates)).backward()
             for name, value in terms.items():
                 summed[name] = summed.get(name, 0.0) + value.detach() / len(plates)
+        # The grade learns too, as a grade: smooth changes from the fitted lattice, monotone.
+        penalties = network.grade.penalties(fitted_lut)
+        grade_terms = {f"grade_{name}": GRADE_PENALTY_WEIGHTS[name] * value for name, value in penalties.items()}
+        torch.stack(list(grade_terms.values())).sum().backward()
+        for name, value in grade_terms.items():
+            summed[name] = value.detach()
+            summed["total"] = summed["total"] + value.detach()
         optimiser.step()
         last = {name: float(value) for name, value in summed.items()}
         if not math.isfinite(last["total"]):

@@ -4,6 +4,9 @@ found, else look, and says which and why.
 
 Every loss is a torch module called as `loss(output, keyframe_index, step)` on a N×3×H×W
 working-space output; it returns its weighted terms ("content", "style", …) and "total".
+`look` judges the output against the plate↔style correspondence the model's grade came from
+(engine/correspondence.py): give it that correspondence and the graded keyframes, or it fits
+one itself and measures the local change from the plate.
 Its `weights` dict holds the current term weights (the trainer's adaptive content weight
 edits weights["content"]) and `metadata` what a model file records about it.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import torch
 
+from shotstyle.server.engine.correspondence import Correspondence, fit_correspondence
 from shotstyle.server.errors import ShotstyleError
 
 from . import look, vgg
@@ -57,16 +61,23 @@ def strength_weights(name: str, strength: float, content_weight: float | None = 
 def build_loss(name: str, style: torch.Tensor, keyframes: list[torch.Tensor], *,
                strength: float = 0.5, content_weight: float | None = None,
                style_weight: float | None = None, vgg_weights: str | None = None,
-               allow_download: bool = False, seed: int = 0) -> look.LookLoss | vgg.VGGLoss:
+               allow_download: bool = False, seed: int = 0,
+               correspondence: Correspondence | None = None,
+               graded: list[torch.Tensor] | None = None) -> look.LookLoss | vgg.VGGLoss:
     """A loss against `style` and `keyframes` (1×3×H×W working-space tensors, on the training device).
 
     `name`: "look", "vgg" or "auto" (see resolve_loss_name); `vgg_weights`: None (search),
-    a path, or "random". The returned module's `.resolution_note` says how "auto" resolved."""
+    a path, or "random"; `correspondence`, `graded`: see the module doc. The returned module's
+    `.resolution_note` says how "auto" resolved."""
     resolved, note = resolve_loss_name(name, vgg_weights)
     content, style_w = strength_weights(resolved, strength, content_weight, style_weight)
     loss: look.LookLoss | vgg.VGGLoss
     if resolved == "look":
-        loss = look.LookLoss(style, keyframes, content_weight=content, style_weight=style_w, seed=seed)
+        if correspondence is None:
+            correspondence = fit_correspondence(keyframes, style, seed)
+        loss = look.LookLoss(style, keyframes, correspondence=correspondence,
+                             graded=keyframes if graded is None else graded,
+                             content_weight=content, style_weight=style_w, seed=seed)
     else:
         loss = vgg.VGGLoss(style, keyframes, vgg=vgg_weights, allow_download=allow_download,
                            content_weight=content, style_weight=style_w)

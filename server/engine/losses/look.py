@@ -1,19 +1,29 @@
-"""The `look` loss: a photoreal re-grade that needs no downloaded weights.
+"""The `look` loss: trains the local term of a style model on top of its global grade.
 
-Style: the output's CIELAB colour distribution must match the style image's at several
-scales (sliced Wasserstein distances on pixel colours of the image and of blurred copies,
-plus small colour patches of the coarse copies). Content: the plate's structure and tonal
-order survive (the mean/scale-normalised luminance and its gradients follow the plate's).
-Structure is judged on the luminance a viewer sees (highlights rolled off, blacks floored),
-so detail pushed into clipped whites or crushed blacks counts as lost.
-Photorealism, two regularisers: smoothness — the colour *change* (output − plate, CIELAB)
-varies slowly except across the plate's own edges (no noise, no blotchy casts); consistency
-— the output stays close to one global colour map of the plate (a 2nd-order polynomial in
-CIELAB), so equal plate colours get equal new colours (no halos beside edges). All spatial
-operations pad by reflection (no bright/dark frame border).
+A style model is a grade first (engine/correspondence.py fits it, engine/grade.py applies it);
+the network adds a bounded local change for what one colour map cannot do. This loss judges
+the final output against what the correspondence says the output should hold, not against
+the whole style image:
 
-Determinism: the random projections are drawn per step from a generator seeded with
-(seed, step), so a run is repeatable and every step sees fresh directions.
+- style: the output's colours (several scales) and small colour patches must match the
+  *corresponding* distribution — the style colours the plan actually uses, with the masses it
+  sends them, plus the graded plate colours for the part of the plate the plan keeps. Style
+  colours no plate colour corresponds to are not asked for (partial transport), and each
+  sample carries its tonal rank (the plate's rank for output pixels, the style's for style
+  pixels), so shadows are matched to shadows and highlights to highlights. Sliced Wasserstein
+  distances with seeded random projections.
+- content: the plate's structure and tonal order survive (normalised luminance and its
+  gradients follow the plate's), judged on what a viewer sees (highlights rolled off, blacks
+  floored), so detail pushed into clipped whites or crushed blacks counts as lost.
+- smooth: the local change (output − graded, CIELAB) varies slowly except across the plate's
+  own edges (no blotches, no halos beside edges).
+- local: the mean size of the local change — the grade should carry the look, the local term
+  only what the grade cannot.
+
+All spatial operations pad by reflection (no bright/dark frame border).
+
+Determinism: the random projections and subsets are drawn per step from a generator seeded
+with (seed, step), so a run is repeatable and every step sees fresh directions.
 """
 
 from __future__ import annotations
@@ -21,7 +31,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .colourmath import working_to_lab
+from shotstyle.server.engine.correspondence import Correspondence
+
+from shotstyle.server.engine.colourmath import working_to_lab
 
 # CIELAB units are divided by this so the terms are O(1).
 _LAB_SCALE = 10.0
@@ -39,26 +51,32 @@ _EDGE_SOFTNESS = 4.0
 DEFAULT_CONTENT_WEIGHT = 3.0
 DEFAULT_STYLE_WEIGHT = 1.5
 DEFAULT_SMOOTH_WEIGHT = 4.0
-DEFAULT_CONSISTENCY_WEIGHT = 0.5
-# Pixels (a fixed random subset per keyframe) on which the global colour map is fitted.
-_CONSISTENCY_SAMPLES = 1 << 13
+DEFAULT_LOCAL_WEIGHT = 0.05
 
 
 def _pool(image: torch.Tensor, factor: int) -> torch.Tensor:
     return image if factor == 1 else F.avg_pool2d(image, factor, ceil_mode=True)
 
 
-def _colour_samples(lab: torch.Tensor, factor: int) -> torch.Tensor:
-    """Rows of CIELAB colours of the image pooled by `factor` (M×3)."""
-    return _pool(lab, factor).permute(0, 2, 3, 1).reshape(-1, 3)
+def _rows(image: torch.Tensor) -> torch.Tensor:
+    return image.permute(0, 2, 3, 1).reshape(-1, image.shape[1])
 
 
-def _patch_samples(lab: torch.Tensor, factor: int) -> torch.Tensor:
-    """Rows of flattened colour patches (M×27) of the image pooled by `factor`, reflection padded."""
+def _patch_rows(image: torch.Tensor) -> torch.Tensor:
+    """Rows of flattened patches (M×C·9) of an image, reflection padded."""
     pad = _PATCH_SIZE // 2
-    pooled = F.pad(_pool(lab, factor), (pad, pad, pad, pad), mode="reflect")
-    patches = F.unfold(pooled, _PATCH_SIZE)
+    patches = F.unfold(F.pad(image, (pad, pad, pad, pad), mode="reflect"), _PATCH_SIZE)
     return patches.transpose(1, 2).reshape(-1, patches.shape[1])
+
+
+def colour_samples(lab: torch.Tensor, condition: torch.Tensor, factor: int) -> torch.Tensor:
+    """Rows (condition, L, a, b) of the images pooled by `factor`, in loss units."""
+    return _rows(torch.cat([_pool(condition, factor), _pool(lab, factor)], 1))
+
+
+def patch_samples(lab: torch.Tensor, condition: torch.Tensor, factor: int) -> torch.Tensor:
+    """Rows (condition at its centre, 3×3 colour patch) of the images pooled by `factor`."""
+    return torch.cat([_rows(_pool(condition, factor)), _patch_rows(_pool(lab, factor))], dim=1)
 
 
 def _subset(samples: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -68,21 +86,38 @@ def _subset(samples: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return samples[rows.to(samples.device)]
 
 
-def sliced_wasserstein(samples: torch.Tensor, target_sorted_source: torch.Tensor,
+def sliced_wasserstein(samples: torch.Tensor, target: torch.Tensor,
                        generator: torch.Generator, projections: int = _PROJECTIONS) -> torch.Tensor:
     """Mean squared sliced Wasserstein-2 distance between two sample sets (rows).
 
     Different sample counts are handled by reading the target's sorted projections at the
     samples' quantile positions."""
     samples = _subset(samples, generator)
-    target_sorted_source = _subset(target_sorted_source, generator)
+    target = _subset(target, generator)
     directions = torch.randn(samples.shape[1], projections, generator=generator).to(samples)
     directions = directions / directions.norm(dim=0, keepdim=True)
     projected = torch.sort(samples @ directions, dim=0).values
-    target = torch.sort(target_sorted_source @ directions, dim=0).values
+    target = torch.sort(target @ directions, dim=0).values
     n, m = projected.shape[0], target.shape[0]
     at = ((torch.arange(n, device=samples.device) + 0.5) * (m / n)).long().clamp(max=m - 1)
     return ((projected - target[at]) ** 2).mean()
+
+
+def coupled_target(output_rows: torch.Tensor, destinations: torch.Tensor, kept_rows: torch.Tensor,
+                   style_rows: torch.Tensor, style_membership: torch.Tensor, conditioned: int,
+                   generator: torch.Generator) -> torch.Tensor:
+    """Rows drawn from the plan's coupling, one per output row: the same condition columns
+    (the first `conditioned`), and for colour a sample of where the plan sends that pixel — a
+    style row of the destination cluster, or the pixel's own graded row when it stays."""
+    chosen = torch.multinomial(destinations.cpu().double(), 1, generator=generator)[:, 0].to(kept_rows.device)
+    colours = kept_rows[:, conditioned:].clone()
+    for cluster in range(style_membership.shape[1]):
+        rows = torch.nonzero(chosen == cluster)[:, 0]
+        if len(rows) and float(style_membership[:, cluster].sum()) > 0:
+            picked = torch.multinomial(style_membership[:, cluster].cpu().double(), len(rows), replacement=True,
+                                       generator=generator).to(style_rows.device)
+            colours[rows] = style_rows[picked, conditioned:]
+    return torch.cat([output_rows[:, :conditioned], colours], dim=1)
 
 
 def _normalised_luminance(lab: torch.Tensor) -> torch.Tensor:
@@ -90,59 +125,69 @@ def _normalised_luminance(lab: torch.Tensor) -> torch.Tensor:
     return (lum - lum.mean()) / (lum.std() + 1e-3)
 
 
-def _colour_features(lab: torch.Tensor) -> torch.Tensor:
-    """Rows of second-order polynomial features of CIELAB colours (M×10)."""
-    l, a, b = lab.unbind(dim=1)
-    return torch.stack([torch.ones_like(l), l, a, b, l * l, a * a, b * b, l * a, l * b, a * b], dim=1)
-
-
 def _gradients(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return image[..., :, 1:] - image[..., :, :-1], image[..., 1:, :] - image[..., :-1, :]
 
 
 class LookLoss(torch.nn.Module):
-    """Weights-free photoreal grade loss; call with (output, keyframe index, step)."""
+    """Weights-free photoreal look loss for the local term; call with (output, keyframe index, step).
+
+    `graded` holds each keyframe through the model's grade (what the output is compared with
+    for the local change), `correspondence` the plate↔style correspondence the grade came from."""
 
     name = "look"
     resolution_note = ""  # set by build_loss: how the name was chosen
 
     def __init__(self, style: torch.Tensor, keyframes: list[torch.Tensor], *,
+                 correspondence: Correspondence, graded: list[torch.Tensor],
                  content_weight: float = DEFAULT_CONTENT_WEIGHT, style_weight: float = DEFAULT_STYLE_WEIGHT,
-                 smooth_weight: float = DEFAULT_SMOOTH_WEIGHT,
-                 consistency_weight: float = DEFAULT_CONSISTENCY_WEIGHT, seed: int = 0) -> None:
+                 smooth_weight: float = DEFAULT_SMOOTH_WEIGHT, local_weight: float = DEFAULT_LOCAL_WEIGHT,
+                 seed: int = 0) -> None:
         super().__init__()
         self.weights = {"content": content_weight, "style": style_weight, "smooth": smooth_weight,
-                        "consistency": consistency_weight}
+                        "local": local_weight}
         self.seed = seed
+        generator = torch.Generator().manual_seed(seed)
         style_lab = working_to_lab(style) / _LAB_SCALE
-        self._style_colours = [_colour_samples(style_lab, f) for f in _COLOUR_SCALES]
-        self._style_patches = [_patch_samples(style_lab, f) for f in _PATCH_SCALES]
+        membership = correspondence.style_membership(style)
+        # The style's own condition columns are never compared (target rows take the plate's).
+        style_condition = torch.zeros_like(style_lab)
         self._plates = []
-        for number, keyframe in enumerate(keyframes):
+        for keyframe, graded_keyframe in zip(keyframes, graded):
             lab = working_to_lab(keyframe) / _LAB_SCALE
-            colours = lab.permute(0, 2, 3, 1).reshape(-1, 3)
-            rows = torch.randperm(colours.shape[0], generator=torch.Generator().manual_seed(seed + number))
-            rows = rows[:_CONSISTENCY_SAMPLES].to(colours.device)
+            graded_lab = working_to_lab(graded_keyframe) / _LAB_SCALE
+            condition = correspondence.condition(keyframe)
+            destinations = correspondence.destinations(condition)
+            condition = condition / _LAB_SCALE
+            targets = []
+            for factor, samples in [(f, colour_samples) for f in _COLOUR_SCALES] + \
+                                   [(f, patch_samples) for f in _PATCH_SCALES]:
+                kept = samples(graded_lab, condition, factor)
+                targets.append(coupled_target(
+                    kept, _rows(_pool(destinations, factor)), kept,
+                    samples(style_lab, style_condition, factor), _rows(_pool(membership, factor)),
+                    condition.shape[1], generator))
             zlum = _normalised_luminance(working_to_lab(keyframe, display=True))
             gx, gy = _gradients(lab[:, :1] * _LAB_SCALE)
             self._plates.append({
-                "lab": lab,
+                "condition": condition,
+                "graded_lab": graded_lab,
+                "targets": targets,
                 "zlum_gradients": _gradients(zlum),
                 "zlum": zlum,
                 "edge_weights": (torch.exp(-gx.abs() / _EDGE_SOFTNESS), torch.exp(-gy.abs() / _EDGE_SOFTNESS)),
-                "sample_rows": rows,
-                "features": _colour_features(colours[rows]),
             })
 
     @property
     def metadata(self) -> dict:
         return {"loss": self.name, "weights": dict(self.weights), "vgg_source": None}
 
-    def style_term(self, lab: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        terms = [sliced_wasserstein(_colour_samples(lab, f), target, generator)
-                 for f, target in zip(_COLOUR_SCALES, self._style_colours)]
-        terms += [sliced_wasserstein(_patch_samples(lab, f), target, generator) / (_PATCH_SIZE ** 2)
-                  for f, target in zip(_PATCH_SCALES, self._style_patches)]
+    def style_term(self, lab: torch.Tensor, plate: dict, generator: torch.Generator) -> torch.Tensor:
+        condition, targets = plate["condition"], plate["targets"]
+        terms = [sliced_wasserstein(colour_samples(lab, condition, f), target, generator)
+                 for f, target in zip(_COLOUR_SCALES, targets)]
+        terms += [sliced_wasserstein(patch_samples(lab, condition, f), target, generator) / (_PATCH_SIZE ** 2)
+                  for f, target in zip(_PATCH_SCALES, targets[len(_COLOUR_SCALES):])]
         return torch.stack(terms).mean()
 
     def content_term(self, display_lab: torch.Tensor, plate: dict) -> torch.Tensor:
@@ -152,32 +197,25 @@ class LookLoss(torch.nn.Module):
         gradient_error = (gx - px).abs().mean() + (gy - py).abs().mean()
         return gradient_error + 0.1 * (zlum - plate["zlum"]).abs().mean()
 
-    def smooth_term(self, lab: torch.Tensor, plate: dict) -> torch.Tensor:
-        change = lab - plate["lab"]
+    def smooth_term(self, change: torch.Tensor, plate: dict) -> torch.Tensor:
         cx, cy = _gradients(change)
         wx, wy = plate["edge_weights"]
         return (wx * cx.abs()).mean() + (wy * cy.abs()).mean()
 
-    def consistency_term(self, lab: torch.Tensor, plate: dict) -> torch.Tensor:
-        """How far the output is from one global colour map of the plate (a 2nd-order
-        polynomial in CIELAB, refitted each step): the same plate colour should get the same
-        new colour wherever it is, or the grade shows halos and blotches."""
-        features = plate["features"]
-        colours = lab.permute(0, 2, 3, 1).reshape(-1, 3)[plate["sample_rows"]]
-        with torch.no_grad():
-            gram_matrix = features.T @ features + 1e-3 * torch.eye(features.shape[1], device=features.device)
-            mapping = torch.linalg.solve(gram_matrix, features.T @ colours)
-        return (colours - features @ mapping).abs().mean()
-
-    def forward(self, output: torch.Tensor, index: int, step: int) -> dict[str, torch.Tensor]:
+    def forward(self, output: torch.Tensor, index: int, step: int,
+                graded: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The weighted terms for `output` of keyframe `index`; `graded` is the keyframe through
+        the model's grade as it is now (default: as it was when the loss was made)."""
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
         plate = self._plates[index]
         lab = working_to_lab(output) / _LAB_SCALE
+        graded_lab = plate["graded_lab"] if graded is None else working_to_lab(graded) / _LAB_SCALE
+        change = lab - graded_lab
         terms = {
             "content": self.weights["content"] * self.content_term(working_to_lab(output, display=True), plate),
-            "style": self.weights["style"] * self.style_term(lab, generator),
-            "smooth": self.weights["smooth"] * self.smooth_term(lab, plate),
-            "consistency": self.weights["consistency"] * self.consistency_term(lab, plate),
+            "style": self.weights["style"] * self.style_term(lab, plate, generator),
+            "smooth": self.weights["smooth"] * self.smooth_term(change, plate),
+            "local": self.weights["local"] * change.abs().mean(),
         }
         terms["total"] = torch.stack(list(terms.values())).sum()
         return terms

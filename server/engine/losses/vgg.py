@@ -26,7 +26,7 @@ import torchvision
 
 from shotstyle.server.errors import WeightsUnavailableError
 
-from .colourmath import working_to_display
+from shotstyle.server.engine.colourmath import working_to_display
 
 WEIGHTS_FILE = "vgg19-dcbb9e9d.pth"
 ENV_VAR = "SHOTSTYLE_VGG_WEIGHTS"
@@ -175,7 +175,8 @@ class VGGLoss(torch.nn.Module):
                 found[wanted[index]] = x
         return found
 
-    def forward(self, output: torch.Tensor, index: int, step: int) -> dict[str, torch.Tensor]:
+    def forward(self, output: torch.Tensor, index: int, step: int,
+                graded: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         activations = self._activations(output)
         content = F.mse_loss(activations[CONTENT_LAYER[0]], self._contents[index])
         style = torch.stack([weight * F.mse_loss(gram(activations[name]), self._style_grams[name])

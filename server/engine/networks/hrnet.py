@@ -1,10 +1,16 @@
 """`hrnet`: the research note's high-resolution stylization network.
 
-Three parallel branches at full, 1/2 and 1/4 resolution, built from residual bottleneck
-blocks (1×1 reduce, 3×3, 1×1 expand, each with instance norm + ReLU). After every stage the
-branches exchange information (strided 3×3 convs downwards, 1×1 conv + bilinear upsampling
-upwards); at the end all branches are fused at full resolution and decoded to a 3-channel
-residual that is added to the input, so an untrained network is exactly the identity.
+A style model is a grade first: `grade` (a 3D LUT, see engine/grade.py) maps every plate colour
+to its new colour, the same everywhere; the network then adds a bounded local residual for what
+one colour map cannot do (a lit window at night): output = g + B·tanh(r/B), g the graded frame,
+r the network's change of it, B = `bound` (working-space units).
+
+The network: three parallel branches at full, 1/2 and 1/4 resolution, built from residual
+bottleneck blocks (1×1 reduce, 3×3, 1×1 expand, each with instance norm + ReLU). After every
+stage the branches exchange information (strided 3×3 convs downwards, 1×1 conv + bilinear
+upsampling upwards); at the end all branches are fused at full resolution and decoded to a
+3-channel residual. The decoder starts at zero and the grade as the identity, so an untrained
+model is exactly the identity.
 
 Every 3×3 convolution pads by reflection: zero padding makes the network see a black frame
 border, which it learns to "correct" into bright edge artefacts.
@@ -27,12 +33,22 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from shotstyle.server.engine.grade import DEFAULT_SIZE, LatticeGrade
+
 NormStats = list[tuple[Tensor, Tensor]]
 
 # Two stride-2 steps from full resolution to the 1/4 branch; the 1/4 branch needs ≥ 2 pixels
 # for reflection padding.
 SIZE_MULTIPLE = 4
 MIN_SIZE = 8
+# Largest local change the network may add to the graded frame, per channel (ACEScct units:
+# 0.15 is 2.6 stops of exposure, or a strong change of hue).
+DEFAULT_BOUND = 0.15
+
+
+def bounded(graded: Tensor, local: Tensor, bound: float) -> Tensor:
+    """graded + bound·tanh((local − graded)/bound): the local change, softly limited to ±bound."""
+    return graded + bound * torch.tanh((local - graded) / bound)
 
 
 class InstanceNorm(nn.InstanceNorm2d):
@@ -150,10 +166,16 @@ class HRNet(nn.Module):
     Args:
         width: channels of the full-resolution branch; the 1/2 and 1/4 branches get 2× and 4×.
         blocks: bottleneck blocks per branch in each of the three stages.
+        grade_size: nodes per axis of the global grade's lattice; 0 = no grade and no bound
+            (the plain network, as `hrnet-fast` uses inside).
+        bound: largest local change (see the module doc).
     """
 
-    def __init__(self, width: int = 16, blocks: int = 2):
+    def __init__(self, width: int = 16, blocks: int = 2, grade_size: int = DEFAULT_SIZE,
+                 bound: float = DEFAULT_BOUND):
         super().__init__()
+        self.grade = LatticeGrade(grade_size) if grade_size else None
+        self.bound = bound
         widths = (width, 2 * width, 4 * width)
         self.stem = nn.Sequential(conv3x3(3, width), InstanceNorm(width), nn.ReLU(inplace=True))
         self.stage1 = Stage(widths[:1], blocks)
@@ -170,6 +192,13 @@ class HRNet(nn.Module):
             nn.init.zeros_(parameter)
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.grade is None:
+            return x + self.change(x)
+        graded = self.grade(x)
+        return bounded(graded, graded + self.change(graded), self.bound)
+
+    def change(self, x: Tensor) -> Tensor:
+        """The network's residual for `x`."""
         height, width = x.shape[-2:]
         padded = pad_to_multiple(x)
         branches = self.stage1([self.stem(padded)])
@@ -181,7 +210,7 @@ class HRNet(nn.Module):
             fused = fused + F.interpolate(project(branch), size=size, mode="bilinear",
                                           align_corners=False)
         residual = self.decode(F.relu(self.fuse_norm(fused)))
-        return x + residual[..., :height, :width]
+        return residual[..., :height, :width]
 
     def norms(self) -> list[InstanceNorm]:
         return [m for m in self.modules() if isinstance(m, InstanceNorm)]

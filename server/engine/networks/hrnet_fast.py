@@ -1,20 +1,22 @@
 """`hrnet-fast`: HRNet on a low-resolution copy, carried back as a per-pixel colour transform.
 
 How a frame goes through (all steps differentiable, so training learns the whole path):
-1. Downscale the plate (area average) so its long side is `low_res` pixels.
-2. Run a slim HRNet on it: a stylized low-resolution frame (residual on its input).
-3. Fit, at low resolution, a local affine colour transform per pixel — a 3×3 matrix plus an
-   offset (3×4 numbers) mapping plate colour to stylized colour in a (2·radius+1)² window:
+1. Grade it: the model's global colour map (a 3D LUT, engine/grade.py) gives every plate
+   colour its new colour, the same in every pixel and frame. This is most of the look.
+2. Downscale the graded frame (area average) so its long side is `low_res` pixels.
+3. Run a slim HRNet on it: a locally changed low-resolution frame (residual on its input).
+4. Fit, at low resolution, a local affine colour transform per pixel — a 3×3 matrix plus an
+   offset (3×4 numbers) mapping graded colour to changed colour in a (2·radius+1)² window:
    a colour guided filter (He et al.) in the fast, low-resolution form of Wu et al. 2018.
    The fit is regularised towards the identity matrix rather than towards zero, so in flat
-   regions the transform becomes "plate + offset" and keeps the plate's grain and detail.
-4. Smooth the coefficients (box filter), upsample them bilinearly to full resolution and
-   apply them to the full-resolution plate. Edges and texture come from the plate itself;
-   only the smooth colour change comes from the network.
+   regions the transform becomes "graded + offset" and keeps the plate's grain and detail.
+5. Smooth the coefficients (box filter), upsample them bilinearly to full resolution, apply
+   them to the full-resolution graded frame, and limit the local change softly to ±`bound`
+   (hrnet.bounded): the local term is edge-aware (it follows the plate's edges) and bounded.
 
-The full-resolution work (step 4) is a few multiply-adds per pixel, done in horizontal strips
-so memory stays bounded at any frame size; the strips are exact (no seams), since each output
-row depends only on its own plate row and the coefficient rows around it.
+The full-resolution work (steps 1 and 5) is a few multiply-adds per pixel, done in horizontal
+strips so memory stays bounded at any frame size; the strips are exact (no seams), since each
+output row depends only on its own plate row and the coefficient rows around it.
 """
 
 from __future__ import annotations
@@ -23,14 +25,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from shotstyle.server.engine.networks.hrnet import HRNet
+from shotstyle.server.engine.grade import DEFAULT_SIZE, LatticeGrade
+from shotstyle.server.engine.networks.hrnet import DEFAULT_BOUND, HRNet, bounded
 
 # Full-resolution pixels handled per strip in step 4 (≈ 70 MB of float32 temporaries).
 STRIP_PIXELS = 1 << 20
 
 
 class HRNetFast(nn.Module):
-    """Low-resolution HRNet + edge-aware local affine colour transform at full resolution.
+    """Global grade + low-resolution HRNet carried back as a bounded, edge-aware local
+    affine colour transform at full resolution.
 
     Args:
         width, blocks: the inner HRNet's configuration (see `HRNet`).
@@ -38,23 +42,29 @@ class HRNetFast(nn.Module):
         radius: window radius of the affine fit, in low-resolution pixels.
         eps: regularisation of the fit (working-space variance); larger = smoother,
             more "offset only" transforms.
+        grade_size: nodes per axis of the global grade's lattice.
+        bound: largest local change (see hrnet.DEFAULT_BOUND).
     """
 
     def __init__(self, width: int = 8, blocks: int = 1, low_res: int = 320,
-                 radius: int = 2, eps: float = 1e-4):
+                 radius: int = 2, eps: float = 1e-4, grade_size: int = DEFAULT_SIZE,
+                 bound: float = DEFAULT_BOUND):
         super().__init__()
-        self.net = HRNet(width=width, blocks=blocks)
+        self.grade = LatticeGrade(grade_size)
+        self.net = HRNet(width=width, blocks=blocks, grade_size=0)
         self.low_res = low_res
         self.radius = radius
         self.eps = eps
+        self.bound = bound
 
     def forward(self, x: Tensor) -> Tensor:
-        small = downscale(x, self.low_res)
-        stylized = self.net(small)
+        graded = self.grade(x)
+        small = downscale(graded, self.low_res)
+        changed = self.net(small)
         # The fit subtracts nearly equal moments: float32 always, even under CUDA autocast.
         with torch.autocast(x.device.type, enabled=False):
-            coefficients = fit_local_affine(small.float(), stylized.float(), self.radius, self.eps)
-            return apply_affine(coefficients, x)
+            coefficients = fit_local_affine(small.float(), changed.float(), self.radius, self.eps)
+            return bounded(graded, apply_affine(coefficients, graded), self.bound)
 
 
 def downscale(x: Tensor, long_side: int) -> Tensor:

@@ -1,0 +1,72 @@
+"""`shotstyle export-lut`: a style model's global grade as a .cube LUT, with an OCIO look beside it.
+
+    shotstyle export-lut shot010.safetensors -o shot010.cube [--size 33|65] [--keyframe plate.1001.exr]
+
+Writes the Iridas/Resolve .cube (input and output ACEScct: apply it to ACEScct images, or to
+scene-linear ACEScg through ACEScct — the OCIO look does that) and ``NAME.ocio.yaml`` beside it,
+then prints how much of the model's effect the LUT alone carries: ΔE2000 of the LUT against
+the full model (grade + local term). By default that is the record made at training time on
+the keyframes (at the training resolution); ``--keyframe`` measures on the frames given, at
+their full resolution. MODEL is a model file or the name of a model in the local store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from shotstyle.plugin.client import lut_snippet_path
+from shotstyle.plugin.files import write_atomic
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="model file (.safetensors), or the name of a model in the local store")
+    parser.add_argument("-o", "--output", required=True, help="the .cube file to write "
+                                                              "(the OCIO look goes beside it: NAME.ocio.yaml)")
+    parser.add_argument("--size", type=int, choices=(33, 65), default=33,
+                        help="lattice nodes per axis (default 33, the model's own; 65 resamples it exactly)")
+    parser.add_argument("--keyframe", action="append", default=[], metavar="FILE",
+                        help="measure the LUT against the full model on this frame (repeatable); default: "
+                             "the report recorded on the training keyframes")
+    parser.add_argument("--colourspace", default=None, help="colour space of the --keyframe files "
+                                                            "(default: ACEScg for EXR, sRGB for 8/16-bit images)")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def model_path(model: str) -> str:
+    """MODEL as given if it is a file, else the store's file of that name."""
+    if os.path.isfile(model):
+        return model
+    from shotstyle.server.store import MODEL_SUFFIX, check_name, default_models_dir
+
+    stored = os.path.join(default_models_dir(), check_name(model) + MODEL_SUFFIX)
+    if os.path.isfile(stored):
+        return stored
+    from shotstyle.server.errors import ModelFileError
+    raise ModelFileError(f"{model}: no such model file, and no model of that name in the store "
+                         f"{default_models_dir()}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from shotstyle.server.engine.lut import export_look
+    from shotstyle.server.engine.modelfile import load_model
+    from shotstyle.server.engine.pipeline import load_working
+
+    folder = os.path.dirname(os.path.abspath(args.output))
+    if not os.path.isdir(folder):
+        print(f"shotstyle export-lut: error: the output folder {folder} does not exist", file=sys.stderr)
+        return 2
+    model = load_model(model_path(args.model))
+    keyframes = [load_working(path, args.colourspace) for path in args.keyframe]
+    look = export_look(model, os.path.basename(args.output), args.size, keyframes)
+    snippet = lut_snippet_path(args.output)
+    write_atomic(args.output, look.cube)
+    write_atomic(snippet, look.ocio)
+    if args.json:
+        print(json.dumps({"cube": args.output, "ocio": snippet, "where": look.where, **look.report}, indent=1))
+    else:
+        print(f"wrote {args.output} ({args.size}³, ACEScct in and out) and {snippet}")
+        print(look.describe())
+    return 0

@@ -1,0 +1,93 @@
+"""The global grade: a 3D colour lookup table over the working space (ACEScct), applied with
+trilinear interpolation — the part of a style model that is one colour map for the whole shot.
+
+The lattice spans ACEScct [0, 1] on every axis (scene-linear −0.0069 … 222, everything a plate
+normally holds) with `size` nodes per axis; node (r, g, b) stores the output colour of that
+input colour, `lut[channel, b, g, r]` (blue slowest, red fastest: the order of an Iridas/Resolve
+.cube file, so the lattice exports as it is). Identical input colours get identical output
+colours in every pixel of every frame, by construction. Outside the domain the grade goes on
+with slope 1 (input minus its clamped value is added back), so highlights above the lattice keep
+their detail instead of flattening; a .cube file clamps there instead (see `lut.py`).
+
+Float32 throughout, on any device; large frames are applied in row strips so memory stays
+bounded.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+DEFAULT_SIZE = 33
+# Luminance (Y) weights of the AP1 primaries.
+_AP1_LUMA = torch.tensor([0.2722287, 0.6740818, 0.0536895])
+DOMAIN = (0.0, 1.0)
+# Pixels per grid_sample call (≈ 50 MB of float32 temporaries).
+STRIP_PIXELS = 1 << 21
+
+
+def identity_lattice(size: int, device: torch.device | str = "cpu") -> Tensor:
+    """3×S×S×S lattice whose node (r, g, b) holds (r, g, b): the grade that changes nothing."""
+    axis = torch.linspace(DOMAIN[0], DOMAIN[1], size, device=device)
+    b, g, r = torch.meshgrid(axis, axis, axis, indexing="ij")
+    return torch.stack([r, g, b])
+
+
+def lattice_colours(size: int, device: torch.device | str = "cpu") -> Tensor:
+    """The lattice's input colours as a 1×3×S×(S·S) image (for evaluating a colour function on them)."""
+    return identity_lattice(size, device).reshape(1, 3, size, size * size)
+
+
+def sample_lattice(lut: Tensor, x: Tensor) -> Tensor:
+    """Trilinear lookup of N×3×H×W colours in a 3×S×S×S lattice (colours clamped to the domain)."""
+    n, _, height, width = x.shape
+    low, high = DOMAIN
+    grid = ((x.clamp(low, high) - low) / (high - low) * 2 - 1).permute(0, 2, 3, 1)[:, None]
+    volume = lut[None].expand(n, -1, -1, -1, -1)
+    out = F.grid_sample(volume, grid, mode="bilinear", padding_mode="border", align_corners=True)
+    return out[:, :, 0]
+
+
+class LatticeGrade(nn.Module):
+    """The global part of a style model: a 3D LUT in ACEScct (identity until it is set)."""
+
+    def __init__(self, size: int = DEFAULT_SIZE):
+        super().__init__()
+        if size < 2:
+            raise ValueError(f"grade lattice size {size}: use at least 2 nodes per axis")
+        self.size = size
+        self.lut = nn.Parameter(identity_lattice(size))
+
+    @torch.no_grad()
+    def set(self, lut: Tensor) -> None:
+        if lut.shape != self.lut.shape:
+            raise ValueError(f"grade lattice of shape {tuple(lut.shape)}, expected {tuple(self.lut.shape)}")
+        self.lut.copy_(lut)
+
+    def penalties(self, reference: Tensor) -> dict[str, Tensor]:
+        """What keeps a trained lattice a grade: "roughness", the squared second differences of
+        its change from `reference` (corrections must be smooth colour functions, and colours
+        the keyframes never showed follow their neighbours); "order", how much output
+        lightness falls where input colour rises along any axis (a grade is monotone in
+        luminance)."""
+        change = self.lut - reference
+        roughness = sum((torch.diff(change, n=2, dim=axis) * (self.size - 1) ** 2).pow(2).mean()
+                        for axis in (1, 2, 3))
+        # Luminance order in the log encoding: ACEScct is log2 of linear (above the toe), and
+        # AP1's luminance weights give the brightness ordering of nearby colours.
+        luma = torch.einsum("c,cbgr->bgr", _AP1_LUMA.to(self.lut), self.lut)
+        order = sum(F.relu(-torch.diff(luma, dim=axis)).mean() for axis in (0, 1, 2)) * (self.size - 1)
+        return {"roughness": roughness, "order": order}
+
+    def forward(self, x: Tensor) -> Tensor:
+        lut = self.lut.float()
+        with torch.autocast(x.device.type, enabled=False):
+            source = x.float()
+            width = source.shape[-1]
+            strip = max(1, STRIP_PIXELS // width)
+            rows = [sample_lattice(lut, source[:, :, start:start + strip])
+                    for start in range(0, source.shape[-2], strip)]
+            inside = torch.cat(rows, dim=2) if len(rows) > 1 else rows[0]
+            return (inside + (source - source.clamp(*DOMAIN))).to(x.dtype)

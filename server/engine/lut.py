@@ -1,0 +1,170 @@
+"""A style model's grade as a colourist's LUT: an Iridas/Resolve `.cube` file, an OCIO look
+that applies it, and how much of the model's effect the LUT alone reproduces.
+
+The grade (engine/grade.py) is a 3D lattice over ACEScct [0, 1], applied with trilinear
+interpolation, so it exports as it is: the `.cube` holds the lattice (red fastest) at the
+model's size, or resampled to another size. Resampling a trilinear lattice to 2·(S−1)+1 nodes
+(33 → 65) reproduces it exactly; other sizes are trilinear samples of it. Input and output are
+ACEScct, the engine's working space: the log encoding is the "shaper" that spreads scene-linear
+ACEScg plates (−0.0069 … 222) evenly over the cube. Hosts apply it inside an ACEScct
+conversion — the OCIO look's `process_space: ACEScct` does exactly that. Outside the domain a
+.cube clamps, whereas the model continues with slope 1; the two differ only for scene-linear
+values above 222 or below −0.0069.
+
+The report compares, on keyframes, the LUT alone against the full model (grade + local
+term) in CIEDE2000 on display-referred colour (what a viewer sees): its mean and 95th
+percentile, and the full model's own change from the plate. `reproduced` = 1 − mean(LUT vs
+full) / mean(full vs plate): the share of the effect the LUT carries.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from shotstyle.server.engine.colourmath import delta_e_2000, working_to_lab
+from shotstyle.server.engine.grade import lattice_colours, sample_lattice
+from shotstyle.server.engine.inference import Stylizer
+from shotstyle.server.engine.modelfile import StyleModel, sha256_of
+from shotstyle.server.errors import ModelFileError
+
+CUBE_SIZES = (17, 33, 65)
+WORKING_SPACE = "ACEScct"
+SCENE_LINEAR_SPACE = "ACEScg"
+
+
+def resampled(lut: Tensor, size: int) -> Tensor:
+    """The 3×S×S×S lattice evaluated (trilinearly) at the nodes of a `size`³ lattice."""
+    if size == lut.shape[-1]:
+        return lut
+    nodes = lattice_colours(size, lut.device)
+    return sample_lattice(lut.float(), nodes).reshape(3, size, size, size)
+
+
+def cube_text(lut: Tensor, size: int, title: str, notes: list[str] = ()) -> str:
+    """The Iridas/Resolve .cube file of the lattice at `size` nodes per axis."""
+    if size not in CUBE_SIZES:
+        raise ValueError(f"cube size {size}: use one of {', '.join(map(str, CUBE_SIZES))}")
+    values = resampled(lut.detach().float().cpu(), size)
+    rows = values.reshape(3, -1).T.numpy()          # (b, g, r) order flattened: red fastest
+    header = [f'TITLE "{title}"'] + [f"# {line}" for line in notes] + [
+        f"# Input: {WORKING_SPACE} (ACES log, AP1 primaries), domain 0..1 on each axis; "
+        f"output: {WORKING_SPACE}.",
+        f"# Scene-linear {SCENE_LINEAR_SPACE} plates: convert to {WORKING_SPACE}, apply, convert back.",
+        f"LUT_3D_SIZE {size}",
+        "DOMAIN_MIN 0.0 0.0 0.0",
+        "DOMAIN_MAX 1.0 1.0 1.0",
+    ]
+    body = "\n".join(f"{r:.6f} {g:.6f} {b:.6f}" for r, g, b in rows)
+    return "\n".join(header) + "\n" + body + "\n"
+
+
+def ocio_snippet(cube_name: str, look_name: str, description: str) -> str:
+    """An OCIO v2 look applying the .cube in ACEScct, plus the equivalent transform chain for
+    scene-linear ACEScg, to paste into a config (ACES cg/studio configs name both spaces)."""
+    return f"""# OCIO v2: paste the entry below under `looks:` in your config, with {cube_name}
+# in a folder on the config's search_path. Use it as a look (e.g. a display view's looks,
+# Nuke's OCIOLookTransform, `ociolookconvert`).
+looks:
+  - !<Look>
+    name: {look_name}
+    process_space: {WORKING_SPACE}
+    description: "{description}"
+    transform: !<FileTransform> {{src: {cube_name}, interpolation: linear}}
+
+# The same as one transform on scene-linear {SCENE_LINEAR_SPACE} (e.g. a colour space's
+# from_scene_reference, or a GroupTransform in a host):
+# !<GroupTransform>
+#   children:
+#     - !<ColorSpaceTransform> {{src: {SCENE_LINEAR_SPACE}, dst: {WORKING_SPACE}}}
+#     - !<FileTransform> {{src: {cube_name}, interpolation: linear}}
+#     - !<ColorSpaceTransform> {{src: {WORKING_SPACE}, dst: {SCENE_LINEAR_SPACE}}}
+"""
+
+
+def _as_tensor(image: Tensor | np.ndarray) -> Tensor:
+    if isinstance(image, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).permute(2, 0, 1)[None]
+    return image.detach().float().cpu()
+
+
+def effect_report(plates: list, full: list, lut_only: list) -> dict[str, float]:
+    """ΔE2000 statistics of the LUT against the full model on the same keyframes (working-space
+    images, N×3×H×W tensors or H×W×3 arrays)."""
+    lut_vs_full, full_vs_plate = [], []
+    for plate, whole, graded in zip(plates, full, lut_only):
+        plate_lab, whole_lab, graded_lab = (working_to_lab(_as_tensor(x), display=True)
+                                            for x in (plate, whole, graded))
+        lut_vs_full.append(delta_e_2000(graded_lab, whole_lab).flatten())
+        full_vs_plate.append(delta_e_2000(whole_lab, plate_lab).flatten())
+    difference, effect = torch.cat(lut_vs_full), torch.cat(full_vs_plate)
+    mean_effect = float(effect.mean())
+    return {
+        "lut_vs_full_mean": round(float(difference.mean()), 3),
+        "lut_vs_full_p95": round(float(np.quantile(difference.numpy(), 0.95)), 3),
+        "full_vs_plate_mean": round(mean_effect, 3),
+        "full_vs_plate_p95": round(float(np.quantile(effect.numpy(), 0.95)), 3),
+        "reproduced": round(1.0 - float(difference.mean()) / mean_effect, 3) if mean_effect > 0 else 1.0,
+    }
+
+
+def describe_report(report: dict, where: str) -> str:
+    """One paragraph for people: how much of the effect the LUT carries, and where measured."""
+    return (f"LUT alone vs full model on {where}: mean ΔE2000 {report['lut_vs_full_mean']:.2f}, "
+            f"95th percentile {report['lut_vs_full_p95']:.2f}; the full model changes the plate by "
+            f"{report['full_vs_plate_mean']:.2f} on average (95th percentile {report['full_vs_plate_p95']:.2f}). "
+            f"The LUT reproduces {100 * report['reproduced']:.0f}% of the effect.")
+
+
+@dataclass
+class LookExport:
+    """A model's grade ready to hand to a colourist: file texts, the report, and where it was measured."""
+
+    cube: str
+    ocio: str
+    report: dict
+    where: str
+
+    def describe(self) -> str:
+        return describe_report(self.report, self.where)
+
+
+def export_look(model: StyleModel, cube_name: str, size: int | None = None,
+                keyframes: list[np.ndarray] | None = None) -> LookExport:
+    """The model's grade as .cube text (`size` nodes, default the model's own) and an OCIO look
+    naming `cube_name`, with the report measured on `keyframes` (working-space arrays, at full
+    resolution) or, without them, the one recorded at training time."""
+    grade = getattr(model.network, "grade", None)
+    if grade is None:
+        raise ModelFileError("this model has no global grade to export (it was built without one)")
+    size = size or grade.size
+    short = model.hash[:12]
+    if keyframes:
+        report = measure(model, keyframes)
+        trained = set(model.metadata.get("keyframe_sha256") or [])
+        matching = sum(sha256_of(k) in trained for k in keyframes)
+        where = f"{len(keyframes)} given frame(s)" + (f", {matching} of them training keyframes" if matching else "")
+    else:
+        report = model.metadata.get("lut_report")
+        if not report:
+            raise ModelFileError("the model records no keyframe report; pass keyframes to measure on")
+        where = f"the training keyframes at {model.metadata.get('resolution', '?')} px"
+    notes = [f"shotstyle look, model {short}: the global grade of a style model (its local term is not in a LUT).",
+             describe_report(report, where)]
+    look_name = "shotstyle_" + re.sub(r"[^A-Za-z0-9_]", "_", os.path.splitext(cube_name)[0])
+    return LookExport(cube=cube_text(grade.lut, size, f"shotstyle {short}", notes),
+                      ocio=ocio_snippet(cube_name, look_name, f"shotstyle look {short}: global grade"),
+                      report=report, where=where)
+
+
+def measure(model: StyleModel, keyframes: list[np.ndarray]) -> dict[str, float]:
+    """The LUT-vs-full report on working-space frames, through the same Stylizer renders use."""
+    stylizer = Stylizer(model, device="cpu")
+    with torch.inference_mode():
+        graded = [model.network.grade.cpu()(_as_tensor(frame)) for frame in keyframes]
+    return effect_report(keyframes, [stylizer(frame) for frame in keyframes], graded)
