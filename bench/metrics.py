@@ -142,3 +142,81 @@ def warping_error(frames: list[np.ndarray], flows: list[tuple[np.ndarray, np.nda
         diff = np.sum((a - _warp(b, flow)) ** 2, axis=-1)
         errors.append(diff[mask].mean())
     return float(np.mean(errors))
+
+
+def colour_coherence(output: np.ndarray, plate: np.ndarray, bin_size: float = 4.0, min_pixels: int = 24) -> float:
+    """How much the output's colour varies among plate pixels of nearly the same colour, beyond
+    a smooth function of that colour (CIELAB units; a pure grade scores about 0).
+
+    Plate pixels are binned by CIELAB colour (cubes of `bin_size`); in every bin with at least
+    `min_pixels` pixels the output colour is fitted as an affine function of the plate colour
+    (what any smooth colour map is, that locally), and the residual is what no colour map
+    explains: blotches, halos, a region of one colour split into two. The result is the RMS
+    residual over all binned pixels."""
+    source = srgb_to_lab(plate).reshape(-1, 3)
+    target = srgb_to_lab(output).reshape(-1, 3)
+    keys = np.floor(source / bin_size).astype(np.int64)
+    _, labels, counts = np.unique(keys, axis=0, return_inverse=True, return_counts=True)
+    labels = labels.ravel()
+    squared, total = 0.0, 0
+    for label in np.nonzero(counts >= min_pixels)[0]:
+        rows = labels == label
+        design = np.c_[source[rows], np.ones(rows.sum())]
+        coefficients, *_ = np.linalg.lstsq(design, target[rows], rcond=None)
+        squared += float(((target[rows] - design @ coefficients) ** 2).sum())
+        total += int(rows.sum())
+    return float(np.sqrt(squared / max(total, 1)))
+
+
+def neutral_tint(image: np.ndarray, near: float = 5.0) -> np.ndarray:
+    """An image's grey balance (a*, b*): the mean chroma of its near-neutral pixels (chroma below
+    `near`, L* 15–95), or of its least saturated 5% when fewer than 1% are near-neutral."""
+    lab = srgb_to_lab(image).reshape(-1, 3)
+    lab = lab[(lab[:, 0] > 15) & (lab[:, 0] < 95)]
+    chroma = np.hypot(lab[:, 1], lab[:, 2])
+    grey = chroma < near
+    if grey.mean() < 0.01:
+        grey = chroma <= np.quantile(chroma, 0.05)
+    return lab[grey, 1:].mean(axis=0)
+
+
+def neutral_drift(output: np.ndarray, plate: np.ndarray, style: np.ndarray, near: float = 5.0) -> float:
+    """Chroma added to the plate's near-neutral pixels beyond the style's own grey balance
+    (CIELAB units, mean over those pixels; 0 = greys took the style's tint and nothing else).
+
+    Near-neutral: plate chroma below `near`, L* 15–95. Each such pixel may keep its own small
+    chroma around the style's tint; only the excess counts."""
+    plate_lab, out_lab = srgb_to_lab(plate).reshape(-1, 3), srgb_to_lab(output).reshape(-1, 3)
+    plate_chroma = np.hypot(plate_lab[:, 1], plate_lab[:, 2])
+    grey = (plate_chroma < near) & (plate_lab[:, 0] > 15) & (plate_lab[:, 0] < 95)
+    if not grey.any():
+        return 0.0
+    away = np.linalg.norm(out_lab[grey, 1:] - neutral_tint(style, near), axis=1)
+    return float(np.maximum(away - plate_chroma[grey], 0.0).mean())
+
+
+def delta_e_2000(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean CIEDE2000 difference (Sharma, Wu & Dalal 2005) between two sRGB images."""
+    l1, a1, b1 = np.moveaxis(srgb_to_lab(a).reshape(-1, 3), 1, 0)
+    l2, a2, b2 = np.moveaxis(srgb_to_lab(b).reshape(-1, 3), 1, 0)
+    c_bar = (np.hypot(a1, b1) + np.hypot(a2, b2)) / 2
+    g = 0.5 * (1 - np.sqrt(c_bar ** 7 / (c_bar ** 7 + 25.0 ** 7)))
+    a1p, a2p = (1 + g) * a1, (1 + g) * a2
+    c1, c2 = np.hypot(a1p, b1), np.hypot(a2p, b2)
+    h1, h2 = np.arctan2(b1, a1p) % (2 * np.pi), np.arctan2(b2, a2p) % (2 * np.pi)
+    chromatic = c1 * c2 != 0
+    dh = np.where(chromatic, (h2 - h1 + np.pi) % (2 * np.pi) - np.pi, 0.0)
+    d_big_h = 2 * np.sqrt(c1 * c2) * np.sin(dh / 2)
+    l_bar, c_bar2 = (l1 + l2) / 2, (c1 + c2) / 2
+    h_bar = np.where(~chromatic, h1 + h2, np.where(np.abs(h1 - h2) <= np.pi, (h1 + h2) / 2,
+                                                   np.where(h1 + h2 < 2 * np.pi, (h1 + h2) / 2 + np.pi,
+                                                            (h1 + h2) / 2 - np.pi)))
+    t = (1 - 0.17 * np.cos(h_bar - np.radians(30)) + 0.24 * np.cos(2 * h_bar)
+         + 0.32 * np.cos(3 * h_bar + np.radians(6)) - 0.20 * np.cos(4 * h_bar - np.radians(63)))
+    s_l = 1 + 0.015 * (l_bar - 50) ** 2 / np.sqrt(20 + (l_bar - 50) ** 2)
+    s_c, s_h = 1 + 0.045 * c_bar2, 1 + 0.015 * c_bar2 * t
+    r_t = -np.sin(np.radians(60) * np.exp(-((np.degrees(h_bar) - 275) / 25) ** 2)) * \
+        2 * np.sqrt(c_bar2 ** 7 / (c_bar2 ** 7 + 25.0 ** 7))
+    d_l, d_c = (l2 - l1) / s_l, (c2 - c1) / s_c
+    d_h = d_big_h / s_h
+    return float(np.sqrt(d_l ** 2 + d_c ** 2 + d_h ** 2 + r_t * d_c * d_h).mean())
