@@ -292,13 +292,14 @@ def markdown(table: dict[str, dict[str, float]], notes: dict[str, str], pairs: i
 def regions_markdown(region_rows: dict[str, dict], lut_reports: dict[str, dict]) -> str:
     """The walk clip's regions: mean colour and frame-to-frame change per method."""
     lines = ["Walk clip regions (CIELAB of the display image; change: mean frame-to-frame ΔE76 of the "
-             "region's mean colour; spread: colour spread inside the region beyond the plate's; halo: "
-             "band above the ridge vs the sky above it, beyond the plate). Targets: road |a*|, |b*| ≤ 4; "
-             "verge hue green to yellow (60–180°).", "",
-             "| method | " + " | ".join(f"{r} L a b / change / spread" for r in regions.POLYGONS) + " | ridge halo |",
+             "region's mean colour; coh: colour coherence inside the region, 0 for a pure grade, high when "
+             "a near-uniform region splits into two colours; ridge halo: coherence of the band above the "
+             "ridge with the sky above it). Targets: road |a*|, |b*| ≤ 4; verge hue green to yellow "
+             "(60–180°).", "",
+             "| method | " + " | ".join(f"{r} L a b / change / coh" for r in regions.POLYGONS) + " | ridge halo |",
              "| --- |" + " ---: |" * (len(regions.POLYGONS) + 1)]
     for name, table in region_rows.items():
-        cells = [f"{v['L']:.1f} {v['a']:+.1f} {v['b']:+.1f} / {v['change']:.2f} / {v['spread']:+.2f}"
+        cells = [f"{v['L']:.1f} {v['a']:+.1f} {v['b']:+.1f} / {v['change']:.2f} / {v['coherence']:.2f}"
                  for r, v in table.items() if r in regions.POLYGONS]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {table['ridge']['halo']:.2f} |")
     for name, report in lut_reports.items():

@@ -6,7 +6,8 @@ further up (a halo along the ridge shows as a difference between the two that th
 not have).
 
 `masks(height, width)` scales the polygons to a resized frame; `region_table` measures each
-region's mean colour and its frame-to-frame change on a list of display-referred frames.
+region's mean colour, its frame-to-frame change and its colour coherence on a list of
+display-referred frames.
 """
 
 from __future__ import annotations
@@ -48,26 +49,27 @@ def masks(height: int, width: int) -> dict[str, np.ndarray]:
     return found
 
 
+def _pixels(images: list[np.ndarray], inside: np.ndarray) -> np.ndarray:
+    """The region's pixels of every frame as one N×1×3 image (for the colour metrics)."""
+    return np.concatenate([image[inside] for image in images])[:, None, :]
+
+
 def region_table(frames: list[np.ndarray], plates: list[np.ndarray]) -> dict[str, dict[str, float]]:
-    """Per region: mean L*, a*, b* over all frames, the mean frame-to-frame change of the region's
-    mean colour (ΔE76), its colour spread (RMS distance from its mean, per frame) beyond the
-    plate's; and the ridge halo (how much the band above the ridge differs from the sky above
-    it, beyond what the plate shows)."""
+    """Per region: mean L*, a*, b* over all frames; the mean frame-to-frame change of the
+    region's mean colour (ΔE76); and its colour coherence (metrics.colour_coherence over the
+    region's pixels of all frames: a region of near-uniform plate colour split into two output
+    colours, or a blotch, raises it; a pure grade scores about 0). The ridge halo is the
+    coherence of the band just above the ridge together with the sky above it: a halo gives the
+    band other colours than the same plate colours get higher up."""
     regions = masks(*frames[0].shape[:2])
-    labs = [metrics.srgb_to_lab(f) for f in frames]
-    plate_labs = [metrics.srgb_to_lab(p) for p in plates]
     table = {}
     for name in POLYGONS:
         inside = regions[name]
-        means = np.array([lab[inside].mean(axis=0) for lab in labs])
-        spread = np.mean([np.sqrt(((lab[inside] - lab[inside].mean(0)) ** 2).sum(1).mean()) for lab in labs])
-        plate_spread = np.mean([np.sqrt(((lab[inside] - lab[inside].mean(0)) ** 2).sum(1).mean())
-                                for lab in plate_labs])
+        means = np.array([metrics.srgb_to_lab(frame[inside][:, None, :]).reshape(-1, 3).mean(axis=0)
+                          for frame in frames])
         table[name] = {"L": float(means[:, 0].mean()), "a": float(means[:, 1].mean()), "b": float(means[:, 2].mean()),
                        "change": float(np.linalg.norm(np.diff(means, axis=0), axis=1).mean()),
-                       "spread": float(spread - plate_spread)}
-
-    def halo(frame_labs):
-        return np.array([lab[regions["ridge"]].mean(0) - lab[regions["ridge_sky"]].mean(0) for lab in frame_labs])
-    table["ridge"] = {"halo": float(np.linalg.norm(halo(labs) - halo(plate_labs), axis=1).mean())}
+                       "coherence": metrics.colour_coherence(_pixels(frames, inside), _pixels(plates, inside))}
+    band = regions["ridge"] | regions["ridge_sky"]
+    table["ridge"] = {"halo": metrics.colour_coherence(_pixels(frames, band), _pixels(plates, band))}
     return table

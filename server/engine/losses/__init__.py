@@ -2,8 +2,10 @@
 (the research note's VGG-19 perceptual loss); "auto" picks vgg when ImageNet weights are
 found, else look, and says which and why.
 
-Every loss is a torch module called as `loss(output, keyframe_index, step)` on a N×3×H×W
-working-space output; it returns its weighted terms ("content", "style", …) and "total".
+Every loss is a torch module called as `loss(output, keyframe_index, step, graded=None)` on a
+N×3×H×W working-space output (`graded`: the keyframe through the model's grade as it is now, for
+losses that judge the local change); it returns its weighted terms ("content", "style", …) and
+"total".
 `look` judges the output against the plate↔style correspondence the model's grade came from
 (engine/correspondence.py): give it that correspondence and the graded keyframes, or it fits
 one itself and measures the local change from the plate.

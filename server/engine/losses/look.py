@@ -48,10 +48,10 @@ _MAX_SAMPLES = 1 << 13
 # term's weight has fallen to 1/e: colour may change across real edges.
 _EDGE_SOFTNESS = 4.0
 
-DEFAULT_CONTENT_WEIGHT = 3.0
-DEFAULT_STYLE_WEIGHT = 1.5
+DEFAULT_CONTENT_WEIGHT = 1.0
+DEFAULT_STYLE_WEIGHT = 3.0
 DEFAULT_SMOOTH_WEIGHT = 4.0
-DEFAULT_LOCAL_WEIGHT = 0.05
+DEFAULT_LOCAL_WEIGHT = 0.2
 
 
 def _pool(image: torch.Tensor, factor: int) -> torch.Tensor:
