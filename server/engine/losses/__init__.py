@@ -8,7 +8,7 @@ losses that judge the local change); it returns its weighted terms ("content", "
 "total".
 `look` judges the output against the plate↔style correspondence the model's grade came from
 (engine/correspondence.py): give it that correspondence and the graded keyframes, or it fits
-one itself and measures the local change from the plate.
+one itself and grades the keyframes with it.
 Its `weights` dict holds the current term weights (the trainer's adaptive content weight
 edits weights["content"]) and `metadata` what a model file records about it.
 """
@@ -77,8 +77,9 @@ def build_loss(name: str, style: torch.Tensor, keyframes: list[torch.Tensor], *,
     if resolved == "look":
         if correspondence is None:
             correspondence = fit_correspondence(keyframes, style, seed)
-        loss = look.LookLoss(style, keyframes, correspondence=correspondence,
-                             graded=keyframes if graded is None else graded,
+        if graded is None:
+            graded = [correspondence.grade_image(keyframe) for keyframe in keyframes]
+        loss = look.LookLoss(style, keyframes, correspondence=correspondence, graded=graded,
                              content_weight=content, style_weight=style_w, seed=seed)
     else:
         loss = vgg.VGGLoss(style, keyframes, vgg=vgg_weights, allow_download=allow_download,
