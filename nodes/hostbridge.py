@@ -14,7 +14,8 @@ import re
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, TypeVar
 
 from shotstyle.plugin import codec, params
-from shotstyle.plugin.client import Client, Job, ServerError
+from shotstyle.plugin.client import Client, ServerError, follow
+from shotstyle.plugin.errors import ClientError
 
 T = TypeVar("T")
 # (frame number, EXR path written by the host, EXR path to write the result to)
@@ -24,7 +25,7 @@ TRAIN_GROUPS = ("Training", "Colour")
 RENDER_GROUPS = ("Render", "Colour")
 
 
-class HostBridgeError(Exception):
+class HostBridgeError(ClientError):
     """A server round trip failed; the message is for the artist (names the server/file and a fix)."""
 
 
@@ -59,8 +60,7 @@ def frame_runs(frames: Iterable[int]) -> List[Tuple[int, int]]:
 
 def colourspace_arg(values: Dict[str, Any]) -> Optional[str]:
     """The stylize op's colour space: None lets the server pick from the file type ("auto")."""
-    value = str(values.get("colourspace") or "auto")
-    return None if value == "auto" else value
+    return params.explicit(values.get("colourspace"))
 
 
 class HostBridge:
@@ -133,29 +133,9 @@ class HostBridge:
         style = _encode_style(style_path)
         preview_frame = codec.encode_file(preview[1], frame=preview[0]) if preview else None
         train_values = values_for(TRAIN_GROUPS, values, description)
-        return self.call("training {!r} failed".format(name), lambda: self._follow(
+        return self.call("training {!r} failed".format(name), lambda: follow(
             self.client.train(frames, style, name, train_values, preview=preview_frame),
-            name, on_progress, on_preview, should_cancel))
-
-    def _follow(self, job: Job, name: str, on_progress: Callable[[Dict[str, Any]], None],
-                on_preview: Callable[[int, codec.EncodedFrame], None],
-                should_cancel: Callable[[], bool]) -> Dict[str, Any]:
-        cancelled = False
-        for event in job.events():
-            kind = event.get("type")
-            if not cancelled and should_cancel():
-                job.cancel()
-                cancelled = True
-            if kind == "progress":
-                on_progress(event)
-            elif kind == "preview" and event.get("image") is not None:
-                on_preview(int(event.get("step", 0)), event["image"])
-            elif kind == "failed":
-                error = event.get("error") or {}
-                raise HostBridgeError("training {!r} failed: {}".format(name, error.get("message", error)))
-            elif kind in ("done", "cancelled"):
-                return event
-        raise HostBridgeError("training {!r}: the server stopped sending events before the job ended".format(name))
+            on_progress, on_preview, should_cancel))
 
     # -- stylizing -------------------------------------------------------------------------
     def stylize_files(self, jobs: Iterable[FrameJob], model: str, values: Dict[str, Any],

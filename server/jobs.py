@@ -19,10 +19,8 @@ from __future__ import annotations
 import collections
 import dataclasses
 import queue
-import sys
 import threading
 import time
-import traceback
 import uuid
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -31,41 +29,14 @@ import zmq
 from shotstyle.plugin import params as effect_params
 from shotstyle.plugin import protocol
 from shotstyle.plugin.codec import EncodedFrame, frames_to_message
-from shotstyle.server.errors import (ColourError, FrameIOError, ModelFileError, ShotstyleError,
-                                     TrainingCancelled)
+from shotstyle.server.errors import RequestError, ShotstyleError, TrainingCancelled, error_of, wire_code
 from shotstyle.server.frameio import Frame
 from shotstyle.server.payloads import IsolatedDecoder, encode_like
-from shotstyle.server.store import ModelStore, StoreError
+from shotstyle.server.store import ModelStore
 
 PROGRESS_INTERVAL_S = 0.25  # at most this often a progress event per job (the last step always)
 
 TaskResult = Tuple[Dict[str, Any], List[EncodedFrame]]
-
-
-class TaskError(ShotstyleError):
-    """A request that failed for a reason the client should hear; ``code`` from protocol.ERROR_CODES."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-
-
-def error_of(exc: BaseException) -> Tuple[str, str]:
-    """(code, message) of an exception, for an error reply."""
-    if isinstance(exc, (TaskError, StoreError, protocol.ProtocolError)):
-        return exc.code, str(exc)
-    if isinstance(exc, FrameIOError):
-        return "bad_frame", str(exc)
-    if isinstance(exc, ColourError):
-        return "bad_argument", str(exc)
-    if isinstance(exc, ModelFileError):
-        return "bad_model", str(exc)
-    if isinstance(exc, ValueError):
-        return "bad_argument", str(exc)
-    if isinstance(exc, ShotstyleError):
-        return "internal", str(exc)
-    traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
-    return "internal", f"{type(exc).__name__}: {exc}"
 
 
 @dataclasses.dataclass
@@ -144,8 +115,8 @@ class DeviceWorker:
     def cancel(self, job_id: str) -> TrainJob:
         job = self._jobs.get(job_id)
         if job is None or job.state not in ("queued", "running"):
-            raise TaskError("unknown_job", f"no queued or running job {job_id!r}; running jobs: "
-                                           f"{[j.id for j in self._jobs.values() if j.state == 'running']}")
+            raise RequestError("unknown_job", f"no queued or running job {job_id!r}; running jobs: "
+                                              f"{[j.id for j in self._jobs.values() if j.state == 'running']}")
         job.cancel.set()
         with self._busy:
             self._busy.notify_all()
@@ -180,8 +151,8 @@ class DeviceWorker:
                 identity, request_id, task = item
                 try:
                     if self.stopping.is_set():
-                        raise TaskError("shutting_down", "the server is stopping; send the request again "
-                                                         "once it is back")
+                        raise RequestError("shutting_down", "the server is stopping; send the request again "
+                                                            "once it is back")
                     result, frames = task()
                     descs, payloads = frames_to_message(frames)
                     header = protocol.reply(request_id, result, descs)
@@ -214,9 +185,8 @@ class DeviceWorker:
                     frame: Frame = self.decoder.frame(ef, colourspace)
                     decoded = time.perf_counter()
                     result = stylize_frame(stylizer, frame, mix, colourspace)
-                except (FrameIOError, ColourError) as exc:
-                    code = "bad_frame" if isinstance(exc, FrameIOError) else "bad_argument"
-                    raise TaskError(code, f"frame {ef.frame}: {exc}") from None
+                except ShotstyleError as exc:  # this frame's problem: say which frame
+                    raise RequestError(wire_code(exc), f"frame {ef.frame}: {exc}") from None
                 stylized = time.perf_counter()
                 results.append(encode_like(result, ef, ef.frame))
                 spent["decode"] += (decoded - start) * 1000
@@ -305,7 +275,7 @@ class DeviceWorker:
         from shotstyle.server.engine.training import TrainConfig, train
 
         values = effect_params.validate(job.params, partial=False)
-        colourspace = None if values["colourspace"] in ("", "auto") else values["colourspace"]
+        colourspace = effect_params.explicit(values["colourspace"])
         fields = {f.name for f in dataclasses.fields(TrainConfig)}
         config = TrainConfig(**{k: v for k, v in values.items() if k in fields}, device=self.device)
         if self.vgg is not None and config.vgg is None:
@@ -313,12 +283,9 @@ class DeviceWorker:
         if config.preview_every == 0:  # "never" in the effect description: only the final result
             config.preview_every = config.steps
         job.steps = config.steps
-        try:
-            keyframes = [self.decoder.working(ef, colourspace) for ef in job.keyframes]
-            style = self.decoder.working(job.style, job.style_colourspace)
-            preview = None if job.preview is None else self.decoder.working(job.preview, colourspace)
-        except FrameIOError as exc:
-            raise TaskError("bad_frame", str(exc)) from None
+        keyframes = [self.decoder.working(ef, colourspace) for ef in job.keyframes]
+        style = self.decoder.working(job.style, job.style_colourspace)
+        preview = None if job.preview is None else self.decoder.working(job.preview, colourspace)
         # Previews go back in the plate's colour space, encoded like the keyframe came in.
         like = job.keyframes[0]
         out_space = colourspace or ("ACEScg" if like.kind == "raw" or like.header.get("format") in ("exr",)

@@ -25,6 +25,8 @@ import pytest
 
 from shotstyle.nodes.farm import render
 from shotstyle.nodes.farm.cli import main
+from shotstyle.plugin.exitcodes import ExitCode
+from shotstyle.server.frameio import MODEL_ATTRIBUTE
 
 CLIP_PATTERN = "walk.####.jpg"
 
@@ -104,7 +106,7 @@ def test_resume_skips_complete_frames_and_redoes_wrong_ones(tiny_model, clip, tm
     first = (out / "style.0001.exr").stat().st_mtime_ns
     # Frame 2: written by another model; frame 3: wrong size; frame 4: damaged.
     other = read_frame(str(out / "style.0002.exr"))
-    write_frame(str(out / "style.0002.exr"), other, attributes={render.MODEL_ATTRIBUTE: "0" * 64})
+    write_frame(str(out / "style.0002.exr"), other, attributes={MODEL_ATTRIBUTE: "0" * 64})
     small = read_frame(str(out / "style.0003.exr"))
     small.pixels, small.data_window = small.pixels[:10], (0, 0, small.pixels.shape[1], 10)
     write_frame(str(out / "style.0003.exr"), small)
@@ -116,7 +118,7 @@ def test_resume_skips_complete_frames_and_redoes_wrong_ones(tiny_model, clip, tm
     assert (out / "style.0001.exr").stat().st_mtime_ns == first
     from shotstyle.server.engine.modelfile import load_model
     assert read_frame(str(out / "style.0003.exr")).data_window == (0, 0, 500, 281)
-    assert read_frame(str(out / "style.0004.exr")).attributes[render.MODEL_ATTRIBUTE] == load_model(tiny_model).hash
+    assert read_frame(str(out / "style.0004.exr")).attributes[MODEL_ATTRIBUTE] == load_model(tiny_model).hash
     # A file cut short by some other tool keeps a good header: --verify-pixels decodes it and redoes it.
     whole = (out / "style.0002.exr").read_bytes()
     (out / "style.0002.exr").write_bytes(whole[: len(whole) * 2 // 3])
@@ -129,8 +131,29 @@ def test_resume_skips_complete_frames_and_redoes_wrong_ones(tiny_model, clip, tm
 def test_recorded_hash_is_the_loaded_models_hash(tiny_model):
     """Resume reads the hash without torch; it must be the one the engine stamps into frames."""
     from shotstyle.server.engine import modelfile
-    assert render.recorded_model_hash(tiny_model) == modelfile.load_model(tiny_model).hash
-    assert render.MODEL_METADATA_KEY == modelfile.METADATA_KEY
+    from shotstyle.server.engine.modelheader import read_metadata, recorded_hash
+    assert recorded_hash(read_metadata(tiny_model), tiny_model) == modelfile.load_model(tiny_model).hash
+
+
+def test_resume_over_a_finished_folder_never_imports_torch(tiny_model, clip, tmp_path):
+    out = tmp_path / "out"
+    argv = render_argv(tiny_model, clip, out, "1-3", "--in-process")
+    assert main(argv) == 0
+    check = ("import sys; from shotstyle.nodes.farm.cli import main; code = main(sys.argv[1:]); "
+             "assert 'torch' not in sys.modules, 'resume imported torch'; sys.exit(code)")
+    done = subprocess.run([sys.executable, "-c", check, *argv], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert summary_of(done.stdout)["skipped"] == 3
+
+
+def test_a_model_from_a_newer_shotstyle_is_refused_before_rendering(clip, tmp_path, capsys):
+    from safetensors.numpy import save_file
+    model = tmp_path / "future.safetensors"
+    save_file({"w": np.zeros(1, np.float32)}, str(model),
+              metadata={"shotstyle": json.dumps({"format_version": 99, "checksum": "0" * 64})})
+    assert main(["render", "--model", str(model), "--in", clip, "--out", str(tmp_path / "o.####.exr"),
+                 "--frames", "1"]) == ExitCode.MODEL_ERROR
+    assert "written by a newer shotstyle" in capsys.readouterr().err
 
 
 def test_sigkill_mid_render_leaves_no_partial_frame_and_rerun_finishes(tiny_model, clip, tmp_path):
@@ -184,14 +207,14 @@ def test_missing_and_damaged_inputs_fail_only_their_frames(tiny_model, shared_da
         shutil.copy(shared_data / "clip" / f"walk.{frame:04d}.jpg", plates / f"walk.{frame:04d}.jpg")
     out = tmp_path / "out"
     argv = render_argv(tiny_model, str(plates / CLIP_PATTERN), out, "1-5", "--in-process")
-    assert main(argv) == render.ExitCode.MISSING_INPUT == 3
+    assert main(argv) == ExitCode.MISSING_INPUT == 3
     records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     (failure,) = [r for r in records if r["event"] == "frame" and r["status"] == "missing"]
     assert failure["frame"] == 3 and str(plates / "walk.0003.jpg") in failure["error"]
     assert sorted(os.listdir(out)) == [f"style.{f:04d}.exr" for f in (1, 2, 4, 5)]
     (plates / "walk.0003.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     text_mode = [a for a in argv if a != "--json-progress"]
-    assert main(text_mode) == render.ExitCode.FRAMES_FAILED == 6
+    assert main(text_mode) == ExitCode.FAILED == 6
     captured = capsys.readouterr()
     assert "frame 3 FAILED" in captured.err and "walk.0003.jpg" in captured.err
     assert "PROGRESS: 100%" in captured.out and "4 skipped" in captured.out
@@ -227,13 +250,14 @@ def test_damaged_model_is_a_model_error(tmp_path, clip, capsys):
     model = tmp_path / "bad.safetensors"
     model.write_bytes(b"\x80\x04 pickled? no thanks")
     assert main(["render", "--model", str(model), "--in", clip, "--out", str(tmp_path / "o.####.exr"),
-                 "--frames", "1", "--in-process"]) == render.ExitCode.MODEL_ERROR
+                 "--frames", "1", "--in-process"]) == ExitCode.MODEL_ERROR
     assert "bad.safetensors" in capsys.readouterr().err
 
 
 def test_two_servers_both_receive_frames_and_match_in_process(tiny_model, clip, tmp_path, capsys):
     from serverproc import ServerProcess
     from shotstyle.plugin.client import Client
+    from shotstyle.server.engine.modelfile import load_model
     local = tmp_path / "local"
     assert main(render_argv(tiny_model, clip, local, "1-4", "--in-process")) == 0
     capsys.readouterr()
@@ -248,7 +272,7 @@ def test_two_servers_both_receive_frames_and_match_in_process(tiny_model, clip, 
         served = {r["frame"]: r["server"] for r in records if r["event"] == "frame"}
         assert sorted(served) == list(range(1, 5))
         assert set(served.values()) == {first.address, second.address}
-        model_name = "farm-" + render.recorded_model_hash(tiny_model)[:20]
+        model_name = "farm-" + load_model(tiny_model).hash[:20]
         for server in (first, second):
             with Client(server.address) as client:
                 assert model_name in client.status()["loaded_models"]
@@ -280,6 +304,6 @@ def test_unreachable_server_exits_5(tiny_model, clip, tmp_path, capsys):
         port = sock.getsockname()[1]
     started = time.monotonic()
     code = main(render_argv(tiny_model, clip, tmp_path / "out", "1-2", "--server", f"tcp://127.0.0.1:{port}"))
-    assert code == render.ExitCode.SERVER_UNREACHABLE
+    assert code == ExitCode.SERVER_UNREACHABLE
     assert time.monotonic() - started < 15
     assert f"no answer from tcp://127.0.0.1:{port}" in capsys.readouterr().out

@@ -45,7 +45,7 @@ def test_info_json(shared_data, capsys):
 def test_info_reports_missing_frames_and_unreadable_files(shared_data, tmp_path, capsys):
     pattern = str(shared_data / "exr/Beachball/singlepart.%04d.exr")
     damaged = str(shared_data / "exr/damaged/damaged_04.exr")  # header fine, pixel data corrupt
-    assert main(["info", pattern, damaged, str(tmp_path / "nope.exr"), "--frames", "2-5"]) == 1
+    assert main(["info", pattern, damaged, str(tmp_path / "nope.exr"), "--frames", "2-5"]) == 3
     captured = capsys.readouterr()
     assert "frames found 2-3 (2 of 4), missing 4-5" in captured.out
     assert f"{pattern}: frames 4-5 missing" in captured.err
@@ -54,9 +54,9 @@ def test_info_reports_missing_frames_and_unreadable_files(shared_data, tmp_path,
 
 
 def test_info_empty_sequence_and_bad_range(tmp_path, capsys):
-    assert main(["info", str(tmp_path / "shot.####.exr")]) == 1
+    assert main(["info", str(tmp_path / "shot.####.exr")]) == 3
     assert "no frames of this sequence on disk" in capsys.readouterr().err
-    assert main(["info", str(tmp_path / "shot.####.exr"), "--frames", "9-1"]) == 1
+    assert main(["info", str(tmp_path / "shot.####.exr"), "--frames", "9-1"]) == 2
     assert "ends before it starts" in capsys.readouterr().err
 
 

@@ -19,7 +19,11 @@ from typing import Any, Dict, List, Tuple
 import numpy as np
 
 from shotstyle.plugin import codec
-from shotstyle.plugin.client import ServerError
+from shotstyle.plugin import params as effect_params
+from shotstyle.plugin.client import ServerError, follow
+from shotstyle.plugin.errors import SetupError
+from shotstyle.plugin.exitcodes import ExitCode
+from shotstyle.plugin.protocol import EVENT_DONE
 from shotstyle.plugin.sequences import SequencePattern, is_pattern
 
 DEMO_FRAMES = 8
@@ -38,7 +42,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=80, help="training steps (default 80)")
     parser.add_argument("--resolution", type=int, default=96, help="training resolution, long side (default 96)")
     parser.add_argument("--strength", type=float, default=0.5, help="content/style balance 0..1 (default 0.5)")
-    parser.add_argument("--loss", choices=("auto", "vgg", "look"), default="auto",
+    parser.add_argument("--loss", choices=effect_params.choices("loss"), default="auto",
                         help="auto: VGG-19 when its ImageNet weights are installed, else look")
     parser.add_argument("--name", default="demo", help="model name in the server's store (default demo)")
 
@@ -114,7 +118,7 @@ def write_contact_sheet(pairs: List[Tuple[Any, Any]], path: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from shotstyle.nodes.farm.render import RenderSetupError, connect
+    from shotstyle.nodes.farm.connection import connect
     from shotstyle.nodes.farm.train import ProgressBar
     from shotstyle.server.frameio import decode_image_bytes, read_frame
 
@@ -123,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     os.makedirs(output, exist_ok=True)
     if (args.plate is None) != (args.style is None):
         print("shotstyle demo: give both --plate and --style, or neither for the built-in example", file=sys.stderr)
-        return 2
+        return ExitCode.USAGE
     plate, style = (args.plate, args.style) if args.plate else make_example(output)
     if args.plate is None:
         print(f"built-in example: {DEMO_FRAMES} frames {DEMO_SIZE[0]}x{DEMO_SIZE[1]} RGBA half EXR in "
@@ -132,12 +136,12 @@ def run(args: argparse.Namespace) -> int:
     if not shot or not os.path.isfile(style):
         print(f"shotstyle demo: no frames found for {plate}" if not shot else f"shotstyle demo: {style}: no such file",
               file=sys.stderr)
-        return 3
+        return ExitCode.MISSING_INPUT
     try:
         client = connect(args.server)
-    except RenderSetupError as exc:
+    except SetupError as exc:
         print(f"shotstyle demo: {exc}", file=sys.stderr)
-        return 4
+        return exc.exit_code
     try:
         hello = client.hello()
         print(f"server {client.address} (shotstyle {hello['version']}, device {hello['device']})")
@@ -154,17 +158,12 @@ def run(args: argparse.Namespace) -> int:
         job = client.train([codec.encode_file(first_path, frame=first_number)], codec.encode_file(style),
                            args.name, params)
         bar = ProgressBar()
-        for event in job.events():
-            if event["type"] == "progress":
-                bar.update(event["step"], event["steps"], event["losses"], event["steps_per_s"], event["eta_s"])
-            elif event["type"] == "failed":
-                bar.note(f"training failed: [{event['error']['code']}] {event['error']['message']}")
-                return 5
-            elif event["type"] == "cancelled":
-                bar.note("training was cancelled")
-                return 5
-            elif event["type"] == "done":
-                bar.note(f"model '{event['model']}' trained (hash {event['hash'][:12]})")
+        final = follow(job, on_progress=lambda e: bar.update(e["step"], e["steps"], e["losses"], e["steps_per_s"],
+                                                             e["eta_s"]))
+        if final["type"] != EVENT_DONE:
+            bar.note("training was cancelled")
+            return ExitCode.CANCELLED
+        bar.note(f"model '{final['model']}' trained (hash {final['hash'][:12]})")
         stylized_pattern = SequencePattern(os.path.join(output, "stylized", "demo.####.exr"))
         os.makedirs(os.path.dirname(stylized_pattern.path(1)), exist_ok=True)
         sources = dict(shot)
@@ -172,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
         sample = set(n for n, _ in shot[:: max(1, -(-len(shot) // CONTACT_SHEET_ROWS))])
         for result in client.stylize_stream((codec.encode_file(path, frame=n) for n, path in shot), args.name,
                                             in_flight=2):
-            codec.write_file(result, stylized_pattern.path(result.frame))
+            codec.write_file(result, stylized_pattern.path(int(result.frame or 0)))
             if result.frame in sample:
                 before, after = read_frame(sources[result.frame]), decode_image_bytes(bytes(result.data))
                 after.colourspace = before.colourspace  # the result is in the plate's colour space
@@ -181,10 +180,10 @@ def run(args: argparse.Namespace) -> int:
         write_contact_sheet([(b, a) for _, b, a in sorted(pairs, key=lambda p: p[0])], sheet)
     except ServerError as exc:
         print(f"shotstyle demo: server {client.address}: {exc}", file=sys.stderr)
-        return 5
+        return exc.exit_code
     finally:
         client.close()
     print(f"stylized {len(shot)} frames: {stylized_pattern.text}")
     print(f"before/after contact sheet: {sheet}")
     print(f"done in {time.perf_counter() - started:.1f} s")
-    return 0
+    return ExitCode.OK

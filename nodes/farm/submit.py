@@ -36,7 +36,8 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from typing import Optional
 
-from shotstyle.nodes.farm.render import ExitCode
+from shotstyle.plugin.errors import ClientError
+from shotstyle.plugin.exitcodes import ExitCode
 from shotstyle.plugin.sequences import SequencePattern, parse_frame_range
 
 DEADLINE_START, DEADLINE_END = "<STARTFRAME>", "<ENDFRAME>"
@@ -48,8 +49,12 @@ _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 _MARKER_FRAME = 987654321
 
 
-class SubmitError(Exception):
-    """A shot description or a farm manager call is wrong; the message says which and what to do."""
+class SubmitError(ClientError):
+    """A shot description or an option is wrong; the message says which and what to do."""
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return ExitCode.USAGE
 
 
 @dataclass
@@ -146,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
         return _opencue(args, shots, executable, prefix)
     except SubmitError as exc:
         print(f"shotstyle submit: {exc}", file=sys.stderr)
-        return ExitCode.USAGE
+        return exc.exit_code
     except OSError as exc:
         print(f"shotstyle submit: {exc}", file=sys.stderr)
         return ExitCode.USAGE

@@ -28,7 +28,7 @@ from shotstyle.server.engine.device import pick_device
 from shotstyle.server.engine.losses import build_loss
 from shotstyle.server.engine.modelfile import StyleModel
 from shotstyle.server.engine.networks import build_network
-from shotstyle.server.errors import ShotstyleError, TrainingCancelled
+from shotstyle.server.errors import TrainingCancelled, TrainingInputError
 
 # Adaptive content weight: every ADAPT_EVERY steps, keep weighted content / weighted style
 # within [ADAPT_LOW, ADAPT_HIGH] × its ratio at the first step, moving the content weight by
@@ -41,10 +41,6 @@ ADAPT_RANGE = 10.0
 # (relative) over the last `plateau_window(steps)` steps.
 PLATEAU_TOLERANCE = 0.005
 LOSS_SMOOTHING = 0.9
-
-
-class TrainingInputError(ShotstyleError, ValueError):
-    """A keyframe, style image or setting the trainer cannot use."""
 
 
 @dataclass
