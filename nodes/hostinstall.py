@@ -18,6 +18,7 @@ exactly that (blocks, files, folders it created) and nothing else.  Re-running a
 replaces the previous one: installs are idempotent.
 """
 
+import functools
 import json
 import os
 import shutil
@@ -221,10 +222,10 @@ class Installer:
                 if folder not in created_dirs:
                     created_dirs.append(folder)
         for folder in created_dirs:
-            self._act("create folder", folder, lambda f=folder: f.mkdir())
+            self._act("create folder", folder, folder.mkdir)
         for rel, source in host_sources(host, self.repo).items():
             dest = self.layout.library / rel
-            self._act("copy {} ->".format(source), dest, lambda s=source, d=dest: _copy(s, d))
+            self._act("copy {} ->".format(source), dest, functools.partial(_copy, source, dest))
         if pyzmq:
             command = pyzmq_command(self.layout.library, host_python or DEFAULT_HOST_PYTHON[host])
             self.echo("run: " + " ".join(command))
@@ -239,10 +240,10 @@ class Installer:
                 created_files.append(path)
             old = path.read_text(encoding="utf-8") if existed else ""
             self._act("add marked block to" if existed else "create", path,
-                      lambda p=path, t=with_block(old, host, block): p.write_text(t, encoding="utf-8"))
+                      functools.partial(path.write_text, with_block(old, host, block), encoding="utf-8"))
         for path, content in self.layout.launchers.items():
             created_files.append(path)
-            self._act("write", path, lambda p=path, t=content: p.write_text(t, encoding="utf-8"))
+            self._act("write", path, functools.partial(path.write_text, content, encoding="utf-8"))
         manifest = {"host": host, "library": str(self.layout.library),
                     "created_dirs": [str(p) for p in created_dirs],
                     "created_files": [str(p) for p in created_files],
@@ -264,8 +265,7 @@ class Installer:
             if path in created_files and not rest.strip():
                 self._act("remove", path, path.unlink)
             else:
-                self._act("remove marked block from", path,
-                          lambda p=path, t=rest: p.write_text(t, encoding="utf-8"))
+                self._act("remove marked block from", path, functools.partial(path.write_text, rest, encoding="utf-8"))
         for path in created_files - {Path(p) for p in manifest["blocks"]}:
             if path.exists():
                 self._act("remove", path, path.unlink)
