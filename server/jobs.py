@@ -272,6 +272,7 @@ class DeviceWorker:
 
     def _train(self, job: TrainJob, push: Callable[..., None]) -> Any:
         from shotstyle.server.engine.colour import from_working
+        from shotstyle.server.engine.pipeline import frame_colourspace, working_rgb
         from shotstyle.server.engine.training import TrainConfig, train
 
         values = effect_params.validate(job.params, partial=False)
@@ -283,13 +284,14 @@ class DeviceWorker:
         if config.preview_every == 0:  # "never" in the effect description: only the final result
             config.preview_every = config.steps
         job.steps = config.steps
-        keyframes = [self.decoder.working(ef, colourspace) for ef in job.keyframes]
-        style = self.decoder.working(job.style, job.style_colourspace)
-        preview = None if job.preview is None else self.decoder.working(job.preview, colourspace)
-        # Previews go back in the plate's colour space, encoded like the keyframe came in.
+        plates = [self.decoder.frame(ef, colourspace) for ef in job.keyframes]
+        keyframes = [working_rgb(plate, colourspace) for plate in plates]
+        style = working_rgb(self.decoder.frame(job.style, job.style_colourspace), job.style_colourspace)
+        preview = None if job.preview is None else working_rgb(self.decoder.frame(job.preview, colourspace),
+                                                               colourspace)
+        # Previews go back in the colour space the first keyframe was read in, encoded like it came in.
         like = job.keyframes[0]
-        out_space = colourspace or ("ACEScg" if like.kind == "raw" or like.header.get("format") in ("exr",)
-                                    else "sRGB")
+        out_space = frame_colourspace(plates[0], colourspace)
         last_progress = [0.0]
 
         def preview_frame(rgb: Any, role: str) -> EncodedFrame:

@@ -174,6 +174,23 @@ def test_training_streams_events_and_the_model_renders(server, shared_data):
         assert out.frame == 1
 
 
+def test_a_float_tiff_keyframe_previews_in_the_space_it_was_read_in(server, tmp_path):
+    """One default-colourspace rule: float data is ACEScg when read and when its preview is encoded."""
+    from shotstyle.server.frameio import COLOURSPACE_ATTRIBUTE, Frame, decode_image_bytes, write_frame
+    rgb = np.random.default_rng(0).uniform(0, 1, (32, 48, 3)).astype(np.float32)
+    window = (0, 0, 48, 32)
+    write_frame(str(tmp_path / "key.tif"), Frame(rgb, ["R", "G", "B"], ["float"] * 3, window, window, {}))
+    write_frame(str(tmp_path / "style.png"), Frame(rgb[::-1].copy(), ["R", "G", "B"], ["uint8"] * 3, window, window,
+                                                   {}))
+    with Client(server.address, timeout=60) as client:
+        job = client.train([codec.encode_file(str(tmp_path / "key.tif"), frame=1)],
+                           codec.encode_file(str(tmp_path / "style.png")), "tiff_look",
+                           {"steps": 2, "resolution": 32, "loss": "look", "preview_every": 1})
+        previews = [e["image"] for e in job.events() if e["type"] == "preview"]
+    assert previews and job.final is not None and job.final["type"] == "done", job.final
+    assert decode_image_bytes(bytes(previews[0].data)).attributes[COLOURSPACE_ATTRIBUTE] == "ACEScg"
+
+
 def test_cancel_keeps_a_checkpoint(server, shared_data):
     keyframe, style, _ = train_inputs(shared_data)
     with Client(server.address, timeout=60) as client:

@@ -320,3 +320,51 @@ def test_attributes_without_types_as_they_arrive_over_the_wire(tmp_path):
     assert back.attributes["multiView"] == ("left", "right")
     assert back.attributes["framesPerSecond"] == (24000, 1001)
     assert back.attributes["compression"] == "piz" and back.attributes["shotstyle/model"] == "abc"
+
+
+def test_exr_bytes_are_encoded_and_decoded_in_memory(monkeypatch):
+    """No temporary file on disk: the bytes live in a memfd (OpenImageIO's Python API has no IOProxy)."""
+    if not hasattr(os, "memfd_create"):
+        pytest.skip("memfd needs Linux; elsewhere a temporary file is used")
+    import tempfile
+    rgb = np.random.default_rng(1).uniform(-1, 4, (16, 24, 4)).astype(np.float16).astype(np.float32)
+    frame = Frame(rgb, ["R", "G", "B", "A"], ["half"] * 4, (2, 3, 24, 16), (0, 0, 30, 20), {"studio/shot": "sh010"})
+    decode_image_bytes(encode_exr_bytes(frame))  # the process's memory folder exists from here on
+    made = []
+    real_memfd = os.memfd_create
+    monkeypatch.setattr(os, "memfd_create", lambda *a: made.append(a) or real_memfd(*a))
+    for name in ("mkstemp", "mkdtemp", "TemporaryDirectory", "NamedTemporaryFile"):
+        monkeypatch.setattr(tempfile, name, lambda *a, **k: pytest.fail("a temporary file was made"))
+    back = decode_image_bytes(encode_exr_bytes(frame))
+    assert len(made) == 2
+    assert np.array_equal(bits(back.pixels), bits(frame.pixels)) and back.attributes["studio/shot"] == "sh010"
+    assert back.data_window == frame.data_window and back.display_window == frame.display_window
+
+
+def test_one_default_colourspace_rule_for_files_probes_and_raw_buffers(tmp_path):
+    from shotstyle.plugin.codec import encode_raw
+    from shotstyle.server.payloads import frame_from_raw
+    rgb = np.random.default_rng(2).uniform(0, 1, (8, 12, 3)).astype(np.float32)
+    window = (0, 0, 12, 8)
+    for formats, ext, expected in ((["float"] * 3, "tif", "ACEScg"), (["half"] * 3, "exr", "ACEScg"),
+                                   (["uint8"] * 3, "png", "sRGB"), (["uint16"] * 3, "tif", "sRGB")):
+        path = str(tmp_path / f"{formats[0]}.{ext}")
+        write_frame(path, Frame(rgb, ["R", "G", "B"], formats, window, window, {}))
+        assert read_frame(path).colourspace == probe(path)["colourspace"] == expected, (formats, ext)
+        header = {"width": 12, "height": 8, "channels": ["R", "G", "B"], "formats": formats, "dtype": "float32",
+                  "data_window": list(window), "display_window": list(window)}
+        assert frame_from_raw(encode_raw(rgb, header)).colourspace == expected, formats
+    recorded = str(tmp_path / "recorded.exr")
+    write_frame(recorded, Frame(rgb, ["R", "G", "B"], ["half"] * 3, window, window, {}, colourspace="sRGB"))
+    assert read_frame(recorded).colourspace == probe(recorded)["colourspace"] == "sRGB"
+
+
+def test_raw_payloads_become_frames_directly(monkeypatch):
+    """Raw buffers (the farm's and local clients' fast path) never go through a file or the decoder process."""
+    from shotstyle.server.payloads import IsolatedDecoder, frame_to_raw
+    rgb = np.random.default_rng(3).uniform(0, 1, (8, 12, 3)).astype(np.float16).astype(np.float32)
+    frame = Frame(rgb, ["R", "G", "B"], ["half"] * 3, (0, 0, 12, 8), (0, 0, 12, 8), {}, colourspace="ACEScg")
+    decoder = IsolatedDecoder()
+    monkeypatch.setattr(decoder, "decode", lambda *a: pytest.fail("a raw payload went to the decoder process"))
+    back = decoder.frame(frame_to_raw(frame, "float16"), "sRGB")
+    assert np.array_equal(bits(back.pixels), bits(frame.pixels)) and back.colourspace == "sRGB"
