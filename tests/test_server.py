@@ -100,6 +100,21 @@ def test_bad_request_gets_an_error_reply_and_the_server_lives(server, name):
     assert_still_answers(server)
 
 
+def test_hello_and_status_send_the_fields_the_protocol_documents(server):
+    with Client(server.address, timeout=10) as client:
+        assert sorted(client.hello()) == sorted(protocol.HELLO_FIELDS)
+        assert sorted(client.status()) == sorted(protocol.STATUS_FIELDS)
+
+
+def test_a_tile_size_the_stylizer_refuses_is_a_bad_argument_not_internal(server):
+    payload = np.zeros((2, 2, 3), np.float16)
+    ef = codec.encode_raw(payload, raw_frame_desc()["header"], frame=1)
+    with Client(server.address, timeout=60) as client:
+        with pytest.raises(ServerError) as err:
+            client.call("stylize", {"model": MODEL, "tile": 100}, [ef])
+    assert err.value.code == "bad_argument" and "tile_pixels=100 is too small" in err.value.message
+
+
 def test_every_damaged_exr_is_a_bad_frame_reply(server, shared_data):
     damaged = sorted((shared_data / "exr" / "damaged").glob("*.exr"))
     assert damaged
