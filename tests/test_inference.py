@@ -66,9 +66,13 @@ def test_batch_of_mixed_sizes(fast_model, plate):
     assert np.array_equal(outputs[0], outputs[2])
 
 
-def test_hrnet_fast_never_tiles(fast_model, plate):
-    # The full-resolution step runs in exact strips, so a tiny budget changes nothing.
-    whole = Stylizer(fast_model, device="cpu")(plate)
+def test_hrnet_fast_never_tiles_and_its_strips_are_exact(fast_model, plate, monkeypatch):
+    """hrnet-fast bounds its own memory: the full-resolution step runs in strips that change no
+    pixel, and the stylizer never cuts it into tiles, however small its budget."""
+    from shotstyle.server.engine.networks import hrnet_fast
+    whole = Stylizer(fast_model, device="cpu")(plate)  # 500×281: one strip
+    monkeypatch.setattr(hrnet_fast, "STRIP_PIXELS", 500 * 7)  # 7-row strips, the last one row
+    monkeypatch.setattr(Stylizer, "_tiled", lambda *args: pytest.fail("hrnet-fast was tiled"))
     assert np.array_equal(Stylizer(fast_model, device="cpu", tile_pixels=128 * 128)(plate), whole)
 
 
