@@ -19,6 +19,7 @@ import zmq
 from serverproc import serving_tiny_model, MODEL, ServerProcess, save_tiny_model
 from shotstyle.plugin import codec, protocol
 from shotstyle.plugin.client import Client, ServerError
+from shotstyle.plugin.exitcodes import ExitCode
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
@@ -190,7 +191,8 @@ def test_non_loopback_bind_without_curve_keys_is_refused(tmp_path, capsys):
     parser = argparse.ArgumentParser()
     app.configure(parser)
     for address in ("tcp://0.0.0.0:0", "tcp://*:5599", "tcp://192.168.1.20:5599", "tcp://gpu-01:5599"):
-        assert app.run(parser.parse_args(["--bind", address, "--models", str(tmp_path), "--device", "cpu"])) == 2  # ExitCode.USAGE
+        args = parser.parse_args(["--bind", address, "--models", str(tmp_path), "--device", "cpu"])
+        assert app.run(args) == ExitCode.USAGE
         assert "without CurveZMQ" in capsys.readouterr().err
     assert all(keys.is_local_address(a) for a in ("tcp://127.0.0.1:1", "tcp://localhost:1", "tcp://[::1]:1",
                                                   "ipc:///tmp/x"))
@@ -257,7 +259,7 @@ def test_keys_command_makes_key_pairs_and_never_overwrites_silently(tmp_path, ca
                                                           "server.key_secret"]
     assert "secret-key" not in (tmp_path / "server.key").read_text()  # the public file holds no secret
     assert "secret-key" in (tmp_path / "server.key_secret").read_text()
-    assert keys.run(parser.parse_args(["--dir", str(tmp_path), "server"])) == 2  # ExitCode.USAGE
+    assert keys.run(parser.parse_args(["--dir", str(tmp_path), "server"])) == ExitCode.USAGE
     assert "--overwrite" in capsys.readouterr().err
 
 
