@@ -22,7 +22,7 @@ import queue
 import threading
 import time
 import uuid
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import zmq
 
@@ -33,6 +33,13 @@ from shotstyle.server.errors import RequestError, ShotstyleError, TrainingCancel
 from shotstyle.server.frameio import Frame
 from shotstyle.server.payloads import IsolatedDecoder, encode_like
 from shotstyle.server.store import ModelStore
+
+if TYPE_CHECKING:  # the engine (torch) is imported when first used
+    import numpy as np
+
+    from shotstyle.server.engine.inference import Stylizer
+    from shotstyle.server.engine.modelfile import StyleModel
+    from shotstyle.server.engine.training import TrainEvent
 
 PROGRESS_INTERVAL_S = 0.25  # at most this often a progress event per job (the last step always)
 
@@ -79,7 +86,7 @@ class DeviceWorker:
         self._render_load: Dict[bytes, int] = collections.Counter()
         self._busy = threading.Condition()
         self._rendering = 0  # render tasks queued or running
-        self._stylizers: "collections.OrderedDict[Tuple[str, int], Any]" = collections.OrderedDict()
+        self._stylizers: "collections.OrderedDict[Tuple[str, int], Stylizer]" = collections.OrderedDict()
         self.stopping = threading.Event()
         self._threads = [threading.Thread(target=self._render_loop, name="shotstyle-render", daemon=True),
                          threading.Thread(target=self._train_loop, name="shotstyle-train", daemon=True)]
@@ -196,7 +203,7 @@ class DeviceWorker:
                     "timings_ms": {k: round(v, 3) for k, v in spent.items()}}, results
         return run
 
-    def _stylizer(self, model_name: str, tile: int) -> Any:
+    def _stylizer(self, model_name: str, tile: int) -> Stylizer:
         from shotstyle.server.engine.inference import Stylizer
 
         model = self.store.get(model_name)
@@ -243,7 +250,7 @@ class DeviceWorker:
             out.close(0)
 
     def _run_job(self, job: TrainJob, out: zmq.Socket) -> None:
-        def push(body: Dict[str, Any], frames: List[EncodedFrame] = ()) -> None:  # type: ignore[assignment]
+        def push(body: Dict[str, Any], frames: Sequence[EncodedFrame] = ()) -> None:
             descs, payloads = frames_to_message(frames)
             header = protocol.event(job.request_id, job.id, body, descs)
             out.send_multipart([job.identity, *protocol.pack(header, payloads)], copy=False)
@@ -270,7 +277,7 @@ class DeviceWorker:
         job.state = "done"
         push({"type": protocol.EVENT_DONE, "model": job.name, "hash": model_hash, "step": job.step})
 
-    def _train(self, job: TrainJob, push: Callable[..., None]) -> Any:
+    def _train(self, job: TrainJob, push: Callable[..., None]) -> StyleModel:
         from shotstyle.server.engine.colour import from_working
         from shotstyle.server.engine.pipeline import frame_colourspace, working_rgb
         from shotstyle.server.engine.training import TrainConfig, train
@@ -294,7 +301,7 @@ class DeviceWorker:
         out_space = frame_colourspace(plates[0], colourspace)
         last_progress = [0.0]
 
-        def preview_frame(rgb: Any, role: str) -> EncodedFrame:
+        def preview_frame(rgb: np.ndarray, role: str) -> EncodedFrame:
             pixels = from_working(rgb, out_space)
             h, w = pixels.shape[:2]
             frame = Frame(pixels=pixels, channels=["R", "G", "B"], channel_formats=["half"] * 3,
@@ -304,7 +311,7 @@ class DeviceWorker:
             ef.extra["role"] = role
             return ef
 
-        def on_event(event: Any) -> None:
+        def on_event(event: TrainEvent) -> None:
             job.step, job.steps = event.step, event.steps
             body = {"type": event.kind, "step": event.step, "steps": event.steps,
                     "losses": {k: float(v) for k, v in event.losses.items()},
@@ -320,7 +327,7 @@ class DeviceWorker:
                 last_progress[0] = now
                 push(body)
 
-        def checkpoint(model: Any) -> None:
+        def checkpoint(model: StyleModel) -> None:
             model_hash = self.store.put(job.name, model)
             job.checkpointed = True
             push({"type": protocol.EVENT_CHECKPOINT, "step": job.step, "model": job.name, "hash": model_hash})

@@ -21,7 +21,7 @@ import signal
 import sys
 import threading
 import time
-from typing import Any, Optional, TextIO
+from typing import TYPE_CHECKING, Optional, TextIO
 
 from shotstyle.nodes.farm.connection import connect
 from shotstyle.plugin import params as effect_params
@@ -29,6 +29,9 @@ from shotstyle.plugin.client import Client, Job, follow
 from shotstyle.plugin.errors import ClientError
 from shotstyle.plugin.exitcodes import ExitCode
 from shotstyle.plugin.protocol import EVENT_DONE
+
+if TYPE_CHECKING:
+    from shotstyle.server.engine.training import TrainEvent
 
 BAR_WIDTH = 24
 # Options the effect's parameter set carries (named alike in TrainConfig); the others exist only in-process.
@@ -162,7 +165,7 @@ def _train_in_process(args: argparse.Namespace, bar: ProgressBar) -> int:
     cancelled = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: cancelled.set())
 
-    def on_event(event: Any) -> None:  # previews carry the same step and losses
+    def on_event(event: TrainEvent) -> None:  # previews carry the same step and losses
         if event.kind in ("progress", "preview"):
             bar.update(event.step, event.steps, event.losses, event.steps_per_s, event.eta_s)
 
