@@ -5,23 +5,23 @@ and the engine, also when the farm runs the engine in-process) is one of these. 
 shown to artists and TDs as they are, so each names the file or value that is wrong and what
 to do about it::
 
-    ShotstyleError                          internal
-    ├── FrameIOError                        bad_frame      an image file is unusable
-    │   └── MissingFramesError              bad_frame
-    ├── ColourError                         bad_argument   an OCIO config or colour space
-    ├── ModelFileError                      bad_model
-    ├── WeightsUnavailableError             weights_unavailable
-    ├── TrainingCancelled                   cancelled
-    ├── TrainingInputError                  bad_argument   a keyframe or training setting
-    ├── UnknownArchitectureError            bad_argument
-    ├── UnknownLossError                    bad_argument
-    ├── InferenceError                      bad_argument   a frame or setting the stylizer refuses
-    ├── DeviceError                         bad_argument
-    ├── CurveKeyError                       bad_argument
-    └── RequestError                        its own code   a request refused (too many jobs, ...)
-        └── StoreError                      its own code   a bad model name, or not in the store
+    ShotstyleError
+    ├── FrameIOError                an image file is missing, damaged or unusable
+    │   └── MissingFramesError
+    ├── ColourError                 an OCIO config or colour space
+    ├── ModelFileError
+    ├── WeightsUnavailableError
+    ├── TrainingCancelled
+    ├── TrainingInputError          a keyframe or training setting
+    ├── UnknownArchitectureError
+    ├── UnknownLossError
+    ├── InferenceError              a frame or setting the stylizer refuses
+    ├── DeviceError
+    ├── CurveKeyError
+    └── RequestError                a request refused; carries its own code
+        └── StoreError              a bad model name, or a model not in the store
 
-`wire_code` gives an exception's code (`WIRE_CODES`, the table above); `error_of` the
+`wire_code` gives an exception's protocol error code (`WIRE_CODES`); `error_of` the
 (code, message) of an error reply. Clients map codes to exit statuses with
 `plugin.exitcodes.for_error_code`, which `exit_code` applies here, so one failure leaves a
 command with one status whether it happened in a server or in-process.
