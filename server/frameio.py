@@ -22,12 +22,10 @@ process never leaves a half-written frame under the final name.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
+import functools
 import os
-import shutil
 import tempfile
-import threading
 import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Iterator
@@ -408,6 +406,10 @@ def _pixels_for_writing(frame: Frame, spec: Any) -> np.ndarray:
     return pixels
 
 
+# memfd, and /proc to reach it by a path (Linux).
+_HAVE_MEMFD = hasattr(os, "memfd_create") and os.path.isdir("/proc/self/fd")
+
+
 @contextlib.contextmanager
 def _memory_file(ext: str, data: Any = None) -> Iterator[str]:
     """A path ending in ``.ext`` whose bytes (``data``, if given) live in memory, for OpenImageIO.
@@ -415,11 +417,11 @@ def _memory_file(ext: str, data: Any = None) -> Iterator[str]:
     OpenImageIO's Python binding (3.2) has no in-memory I/O (its C++ IOProxy is not exposed), so
     bytes are decoded and encoded through a file that is RAM: an anonymous memfd, reached through
     a symlink that carries the extension OpenImageIO picks its reader by (a damaged EXR then
-    gets the EXR reader's diagnosis, and no other format's reader sees the bytes). Where memfd
-    does not exist (macOS), a temporary file on disk.
+    gets the EXR reader's diagnosis, and no other format's reader sees the bytes). Without memfd
+    and /proc (macOS), a temporary file.
     """
-    link = os.path.join(_memory_folder(), f"{uuid.uuid4().hex}.{ext}")
-    if hasattr(os, "memfd_create"):
+    link = os.path.join(_memory_folder(), f"shotstyle-{uuid.uuid4().hex}.{ext}")
+    if _HAVE_MEMFD:
         fd = os.memfd_create("shotstyle-frame", os.MFD_CLOEXEC)
         try:
             if data is not None:
@@ -443,20 +445,11 @@ def _memory_file(ext: str, data: Any = None) -> Iterator[str]:
             os.unlink(link)
 
 
-_memory_folder_lock = threading.Lock()
-_memory_folder_path: list[str] = []
-
-
+@functools.lru_cache(maxsize=None)
 def _memory_folder() -> str:
-    """This process's private folder for `_memory_file` names (in /dev/shm where there is one)."""
-    with _memory_folder_lock:
-        if not _memory_folder_path:
-            shm = "/dev/shm"
-            parent = shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
-            folder = tempfile.mkdtemp(prefix="shotstyle-", dir=parent)
-            atexit.register(shutil.rmtree, folder, True)
-            _memory_folder_path.append(folder)
-        return _memory_folder_path[0]
+    """Where `_memory_file` puts its names: /dev/shm where there is one (RAM), else the temp folder."""
+    shm = "/dev/shm"
+    return shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else tempfile.gettempdir()
 
 
 def encode_exr_bytes(frame: Frame, compression: str | None = None) -> bytes:
