@@ -1,4 +1,5 @@
-"""Shared pytest fixtures: where the shared data lives, and a repository-relative path helper."""
+"""Shared pytest fixtures: where the shared data lives, the test material made at test time
+(`testfiles`), and every test's own runtime folders."""
 
 from __future__ import annotations
 
@@ -11,13 +12,17 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import pytest  # noqa: E402
 
+from testfiles import damaged_exrs, exr_sequence, made_exrs, plate_clip, style_image  # noqa: E402,F401
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("SHOTSTYLE_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """The real footage/EXR folder beside the repository; tests that need it skip without it."""
+    """The real footage/EXR folder beside the repository; tests that need it skip without it.
+
+    Only tests whose point is an outside file use it; everything else uses `testfiles`."""
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared data not found at {SHARED_DATA}")
     return SHARED_DATA
