@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 # Before anything imports torch: OpenMP threads that spin while waiting starve the other
@@ -26,6 +28,35 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def built_wheel(tmp_path_factory) -> Path:
+    """This checkout built as a wheel (without its dependencies), once per session."""
+    folder = tmp_path_factory.mktemp("wheel")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(folder),
+                    str(REPO)], check=True)
+    (wheel,) = folder.glob("shotstyle-*.whl")
+    return wheel
+
+
+@pytest.fixture(scope="session")
+def installed_wheel(built_wheel, tmp_path_factory) -> Path:
+    """The bin folder of a fresh virtual environment with the wheel installed, not the checkout.
+
+    Its dependencies (torch, OpenImageIO...) come from this interpreter's site-packages folders
+    through a .pth file; the editable install of the checkout is not among them (the .pth files
+    inside those folders are not run).
+    """
+    venv = tmp_path_factory.mktemp("wheel-venv")
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    (site_packages,) = venv.glob("lib/python*/site-packages")
+    dependencies = [p for p in sys.path if os.path.basename(p) in ("site-packages", "dist-packages")]
+    (site_packages / "_dependencies.pth").write_text("\n".join(dependencies) + "\n")
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index", "-q",
+                    str(built_wheel)], check=True)
+    return venv / "bin"
 
 
 @pytest.fixture(autouse=True)
