@@ -43,7 +43,7 @@ SEQUENCE_FRAMES = (1, 2, 3)
 SEQUENCE_WINDOWS = {1: (10, 6, 90, 60), 2: (18, 9, 92, 62), 3: (26, 12, 94, 58)}   # the object moves
 SEQUENCE_CHANNELS = ("R", "G", "B", "A", "Z", "disparity.x", "disparity.y")
 PLATE_SIZE = (192, 108)                   # width, height of the sRGB plates and the style image
-PLATE_FRAMES = 40
+PLATE_FRAMES = 120                        # enough that a render killed after a few frames is still running
 PLATE_PATTERN = "plate.####.jpg"
 METADATA = {   # name: (OpenImageIO type, value); each survives an OpenImageIO write and read as is
     "owner": ("string", "shotstyle tests"),
