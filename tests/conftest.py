@@ -26,7 +26,7 @@ def shared_data() -> Path:
 
     Only tests whose point is an outside file use it; everything else uses `testfiles`."""
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"shared data not found at {SHARED_DATA}")
+        pytest.skip(f"shared data not found at {SHARED_DATA}: this test is about those outside files")
     return SHARED_DATA
 
 
