@@ -39,7 +39,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--server", default=None, help="server address (default: the local server, started if "
                                                        "needed)")
     parser.add_argument("--steps", type=int, default=80, help="training steps (default 80)")
-    parser.add_argument("--resolution", type=int, default=128, help="training resolution, long side (default 128)")
+    parser.add_argument("--resolution", type=int, default=96, help="training resolution, long side (default 96)")
     parser.add_argument("--strength", type=float, default=0.5, help="content/style balance 0..1 (default 0.5)")
     parser.add_argument("--loss", choices=("auto", "vgg", "look"), default="auto",
                         help="auto: VGG-19 when its ImageNet weights are installed, else look")
