@@ -102,16 +102,15 @@ def write_animation(pictures: List[np.ndarray], path: str, fps: int) -> None:
     spec.attribute("gif:LoopCount", 0)
     temporary = os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.{os.getpid()}.tmp")
     out = oiio.ImageOutput.create("gif")
+    if out is None:
+        raise OSError(f"{path}: this OpenImageIO cannot write GIF: {oiio.geterror()}")
     try:
-        if not out.open(temporary, [spec] * len(pictures)):
-            raise OSError(f"{path}: cannot write the animation: {out.geterror()}")
+        written = out.open(temporary, [spec] * len(pictures))
         for index, picture in enumerate(pictures):
-            if index and not out.open(temporary, spec, "AppendSubimage"):
-                raise OSError(f"{path}: cannot write the animation: {out.geterror()}")
-            if not out.write_image(np.ascontiguousarray(picture, np.float32)):
-                raise OSError(f"{path}: cannot write the animation: {out.geterror()}")
-        if not out.close():
-            raise OSError(f"{path}: cannot finish the animation: {out.geterror()}")
+            written = written and (index == 0 or out.open(temporary, spec, "AppendSubimage"))
+            written = written and out.write_image(np.ascontiguousarray(picture, np.float32))
+        if not (out.close() and written):
+            raise OSError(f"{path}: writing the animation failed: {out.geterror()}")
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
