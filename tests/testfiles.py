@@ -161,8 +161,8 @@ def _mixed_types(path: Path) -> str:
     pixels = _ramp(32, 16, 6, seed=4)
     pixels[..., 1] += np.float32(1e-4)     # not representable in half near 1: only survives as float
     pixels[..., 5] = np.arange(32 * 16, dtype=np.float32).reshape(16, 32) * 4099   # IDs above 2**16
-    return write_image(path, pixels, ("R", "G", "B", "A", "Z", "id"), ("half", "float", "half", "half", "float", "uint"),
-                       display=(0, 0, 32, 16))
+    return write_image(path, pixels, ("R", "G", "B", "A", "Z", "id"),
+                       ("half", "float", "half", "half", "float", "uint"), display=(0, 0, 32, 16))
 
 
 def wide_float_values() -> np.ndarray:
