@@ -105,12 +105,12 @@ def _ramp(width: int, height: int, channels: int, seed: int = 0) -> np.ndarray:
 
 
 def _crop(path: Path) -> str:
-    x, y, w, h = CROP_WINDOW
+    w, h = CROP_WINDOW[2:]
     return write_image(path, _ramp(w, h, 3), ("R", "G", "B"), data_window=CROP_WINDOW, compression="piz")
 
 
 def _overscan(path: Path) -> str:
-    x, y, w, h = OVERSCAN_WINDOW
+    w, h = OVERSCAN_WINDOW[2:]
     pixels = _ramp(w, h, 4, seed=1)
     pixels[..., 3] = 1.0
     return write_image(path, pixels, ("R", "G", "B", "A"), data_window=OVERSCAN_WINDOW)
@@ -130,7 +130,7 @@ def aov_pixels(width: int, height: int, seed: int = 2) -> np.ndarray:
 
 
 def _aovs(path: Path) -> str:
-    x, y, w, h = AOV_WINDOW
+    w, h = AOV_WINDOW[2:]
     attributes = {"multiView": ("string[2]", AOV_ATTRIBUTES["multiView"])}
     return write_image(path, aov_pixels(w, h), AOV_CHANNELS, AOV_FORMATS, data_window=AOV_WINDOW,
                        attributes=attributes, compression="zips")
@@ -308,7 +308,7 @@ def write_sequence(folder: Path) -> str:
     """``folder/shot.####.exr``, frames 1-3: RGBA + depth + disparity, half, the object moving in the frame."""
     folder.mkdir(parents=True, exist_ok=True)
     for frame in SEQUENCE_FRAMES:
-        x, y, w, h = SEQUENCE_WINDOWS[frame]
+        w, h = SEQUENCE_WINDOWS[frame][2:]
         pixels = _ramp(w, h, len(SEQUENCE_CHANNELS), seed=frame)
         pixels[..., 3] = 1.0
         write_image(folder / f"shot.{frame:04d}.exr", pixels, SEQUENCE_CHANNELS, data_window=SEQUENCE_WINDOWS[frame],
