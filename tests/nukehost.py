@@ -40,3 +40,14 @@ def shot(nuke, tmp_path):
     for name, value in TRAIN_SETTINGS.items():
         group[name].setValue(value)
     return plate, group
+
+
+def fake_nuke_executable(folder: Path) -> Path:
+    """An executable named ``nuke`` that runs the stand-in command line (tests/hosts/nuke_cli.py)."""
+    import stat
+    import sys
+    folder.mkdir(parents=True, exist_ok=True)
+    exe = folder / "nuke"
+    exe.write_text('#!/bin/sh\nexec "{}" "{}" "$@"\n'.format(sys.executable, Path(HOSTS) / "nuke_cli.py"))
+    exe.chmod(exe.stat().st_mode | stat.S_IEXEC)
+    return exe
