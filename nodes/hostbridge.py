@@ -138,9 +138,13 @@ class HostBridge:
     def hello(self, timeout: float = CONNECT_TIMEOUT_S) -> Dict[str, Any]:
         return self.call("hello failed", lambda: self.client.call(protocol.OP_HELLO, timeout=timeout)[0])
 
+    def _no_server_yet(self) -> bool:
+        """No connection yet, and no local server to make one to without starting it."""
+        return self._client is None and not self.address and localserver.find_local_server() is None
+
     def status_line(self) -> str:
         """One line for a node's status knob; never raises and never starts a local server."""
-        if self._client is None and not self.address and localserver.find_local_server() is None:
+        if self._no_server_yet():
             return "not connected: no local server is running (a local server starts on Train/Stylize)"
         try:
             info = self.hello()
@@ -151,7 +155,9 @@ class HostBridge:
             info.get("version", "?"), info.get("device", "?"), len(info.get("models", [])))
 
     def describe(self) -> Dict[str, Any]:
-        """The server's effect description, or this package's own when no server answers."""
+        """The server's effect description, or this package's own when no server answers (never starts one)."""
+        if self._no_server_yet():
+            return params.describe()
         try:
             return self.hello()["params"]
         except HostBridgeError:
@@ -253,6 +259,13 @@ class BridgePool:
                 bridge.retire()
             bridge = self._bridges[key] = HostBridge(address)
             return bridge
+
+    def release(self, key: str) -> None:
+        """Forget ``key``'s bridge, closing it once its running action (if any) ends."""
+        with self._lock:
+            bridge = self._bridges.pop(key, None)
+        if bridge is not None:
+            bridge.retire()
 
     def close_all(self) -> None:
         with self._lock:

@@ -79,5 +79,11 @@ def wait_for(text: str):
     return lambda window: (text in status(window)) or False
 
 
+def idle(window) -> bool:
+    """An interaction that waits until no job runs (Cancel is disabled again)."""
+    from shotstyle.nodes.resolve import dialog
+    return (not window.GetItems()[dialog.CANCEL].Enabled) or False
+
+
 def close(window) -> None:
     window.On["ShotStyle"].handlers["Close"]({})

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fusionhost import SHOT_FRAMES, close, comp, fill, fu, status, wait_for  # noqa: F401
+from fusionhost import SHOT_FRAMES, close, comp, fill, fu, idle, status, wait_for  # noqa: F401
 from hostdata import TRAIN_SETTINGS, host_server, read, write_style, write_tiny_model  # noqa: F401
 from shotstyle.nodes.resolve import script
 from shotstyle.plugin.client import Client
@@ -28,9 +28,10 @@ def server(host_server, tmp_path_factory):
 
 def stylize(fu, comp, server, monkeypatch, **values):
     monkeypatch.setenv("SHOTSTYLE_RUNTIME_DIR", str(server.runtime))
+    fu.interact(idle)
     fu.interact(lambda window: fill(window, server=server.address, model="fusion_tiny", **values))
     fu.interact(lambda window: window.click("stylize_range"))
-    fu.interact(wait_for("stylized"))
+    fu.interact(idle)
     fu.interact(close)
     return script.main(fu.script_globals(comp, in_resolve=False))
 
@@ -75,6 +76,7 @@ def test_rerun_keeps_the_result_loaders_trims(fu, comp, server, monkeypatch):
 def test_training_leaves_the_dialog_responsive_and_can_be_cancelled(fu, comp, server, monkeypatch, tmp_path):
     monkeypatch.setenv("SHOTSTYLE_RUNTIME_DIR", str(server.runtime))
     settings = dict(TRAIN_SETTINGS, steps=2000)
+    fu.interact(idle)
     fu.interact(lambda window: fill(window, server=server.address, model="fusion_cancelled",
                                     style_file=write_style(tmp_path / "style.png"), **settings))
     fu.interact(lambda window: window.click("train"))
@@ -92,9 +94,11 @@ def test_a_failed_media_pool_import_is_reported(fu, comp, server, monkeypatch):
     globals_ = fu.script_globals(comp, in_resolve=True)
     monkeypatch.setattr(globals_["bmd"].resolve.media_pool, "ImportMedia", lambda items: [])
     monkeypatch.setenv("SHOTSTYLE_RUNTIME_DIR", str(server.runtime))
+    fu.interact(idle)
     fu.interact(lambda window: fill(window, server=server.address, model="fusion_tiny", wiring=1))
     fu.interact(lambda window: window.click("stylize_range"))
-    fu.interact(wait_for("Media Pool"))
+    fu.interact(idle)
     fu.interact(close)
     shown = script.main(globals_)
     assert "could not add" in status(shown.window) and "Media Pool" in status(shown.window)
+    assert status(shown.window).startswith("stylized 3 frames")

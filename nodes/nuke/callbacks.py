@@ -32,7 +32,8 @@ def upstream_shotstyle_nodes(start: nuke.Node) -> List[nuke.Node]:
         if node.Class() == "Input" and isinstance(parent, nuke.Group) and parent is not nuke.root():
             source = parent.input(int(node["number"].value()))
             return [source] if source is not None else []
-        return [node.input(i) for i in range(node.inputs()) if node.input(i) is not None]
+        inputs = [node.input(i) for i in range(node.inputs())]
+        return [source for source in inputs if source is not None]
 
     def visit(current: nuke.Node) -> None:
         for source in sources(current):

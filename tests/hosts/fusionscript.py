@@ -74,6 +74,9 @@ class Widget:
         raise AttributeError("{} widget has no property {}".format(self.kind, name))
 
     def __setattr__(self, name: str, value: Any) -> None:
+        # Widgets are Qt widgets: "QWidget and all its subclasses, are not reentrant. They can only
+        # be used from within the main thread" (doc.qt.io/qt-5/threads-reentrancy.html).
+        _fusion_thread()
         if name == "CurrentIndex" and not 0 <= value < len(self.items):
             raise ValueError("CurrentIndex {} out of range".format(value))
         self.props[name] = value
@@ -158,6 +161,9 @@ class Window:
 
     def Show(self) -> None:
         self.shown = True
+
+    def AddChild(self, widget: Widget) -> None:
+        self.layout.children.append(widget)
 
     def Hide(self) -> None:
         self.shown = False
