@@ -523,7 +523,12 @@ class Comp:
         return path
 
     def Render(self, settings: Dict[str, Any]) -> bool:
-        """Renders the Saver given as "Tool" (or every Saver) for Start..End, like Fusion: one EXR per frame."""
+        """Renders the Saver given as "Tool" (or every Saver) for Start..End, like Fusion: one EXR per frame.
+
+        A locked comp renders too (ayon-fusion's extract_render_local.py renders inside its
+        comp_lock_and_undo_chunk), and the lock does not stop the "Render completed" dialog: the
+        quiet RenderFlags do (same file).
+        """
         _fusion_thread()
         self.renders.append(dict(settings))
         savers = [settings["Tool"]] if "Tool" in settings else [t for t in self.tools.values() if t.ID == "Saver"]
