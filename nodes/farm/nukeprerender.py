@@ -45,6 +45,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep-plates", action="store_true", help="keep the plate EXRs written for stylizing")
 
 
+def server_options(args: argparse.Namespace) -> List[str]:
+    """The --server / --in-process / --threads choice, as arguments for `shotstyle render` or this command."""
+    argv: List[str] = []
+    if args.server:
+        argv += ["--server", args.server]
+    if args.in_process:
+        argv += ["--in-process"]
+    if args.threads:
+        argv += ["--threads", str(args.threads)]
+    return argv
+
+
 def _log(message: str) -> None:
     print("shotstyle nuke-prerender: " + message, flush=True)
 
@@ -72,12 +84,7 @@ def render_entry(entry: Dict[str, Any], args: argparse.Namespace) -> int:
             "--frames", format_frame_range(entry["frames"]), "--mix", str(entry["mix"])]
     if entry.get("colourspace"):
         argv += ["--colourspace", entry["colourspace"]]
-    if args.server:
-        argv += ["--server", args.server]
-    if args.in_process:
-        argv += ["--in-process"]
-    if args.threads:
-        argv += ["--threads", str(args.threads)]
+    argv += server_options(args)
     parser = argparse.ArgumentParser(prog="shotstyle render")
     render.configure(parser)
     _log("{}: stylizing frames {} with {}".format(entry["node"], format_frame_range(entry["frames"]),

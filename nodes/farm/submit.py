@@ -43,6 +43,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from typing import Optional
 
+from shotstyle.nodes.farm import nukeprerender
 from shotstyle.nodes.farm.render import ExitCode
 from shotstyle.plugin.sequences import SequencePattern, parse_frame_range
 
@@ -221,13 +222,7 @@ def render_arguments(args: argparse.Namespace, shot: Shot, start: str, end: str)
         argv += ["--colourspace", shot.colourspace]
     if args.compression:
         argv += ["--compression", args.compression]
-    if args.server:
-        argv += ["--server", args.server]
-    if args.in_process:
-        argv += ["--in-process"]
-    if args.threads:
-        argv += ["--threads", str(args.threads)]
-    return argv
+    return argv + nukeprerender.server_options(args)
 
 
 def hash_padded(pattern: str) -> str:
@@ -421,14 +416,8 @@ def _opencue_launch(args: argparse.Namespace, text: str, what: str) -> int:
 
 def nuke_prerender_arguments(args: argparse.Namespace, start: str, end: str) -> list[str]:
     """`shotstyle nuke-prerender` arguments for one chunk of the script's frames."""
-    argv = ["nuke-prerender", os.path.abspath(args.nuke_script), "--frames", f"{start}-{end}", "--nuke", args.nuke]
-    if args.server:
-        argv += ["--server", args.server]
-    if args.in_process:
-        argv += ["--in-process"]
-    if args.threads:
-        argv += ["--threads", str(args.threads)]
-    return argv
+    return (["nuke-prerender", os.path.abspath(args.nuke_script), "--frames", f"{start}-{end}", "--nuke", args.nuke]
+            + nukeprerender.server_options(args))
 
 
 def nuke_render_arguments(args: argparse.Namespace, start: str, end: str) -> list[str]:
