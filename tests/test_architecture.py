@@ -69,6 +69,8 @@ HOST_SHARED = "shotstyle.nodes.hostbridge"
     ("nodes/nuke", {"nuke", "nukescripts"}),
     ("nodes/resolve", {"fusionscript", "DaVinciResolveScript", "bmd"}),
     ("nodes/hostbridge.py", set()),
+    ("nodes/selftest.py", set()),
+    ("nodes/hostpython.py", set()),
 ])
 def test_host_nodes_stay_light(host, host_modules):
     if not (REPO / host).exists() or not sources(host):
