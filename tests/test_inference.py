@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from shotstyle import examples
 from shotstyle.server.engine.inference import TILE_OVERLAP, InferenceError, Stylizer, tile_spans
 from shotstyle.server.engine.modelfile import StyleModel
 from shotstyle.server.engine.networks import build_network
@@ -32,8 +33,8 @@ def graded_model(name: str, plate: np.ndarray, steps: int = 10) -> StyleModel:
 
 
 @pytest.fixture(scope="module")
-def plate(shared_data) -> np.ndarray:
-    return load_working(str(shared_data / "clip" / "walk.0001.jpg"))  # 500×281, ACEScct
+def plate() -> np.ndarray:
+    return load_working(examples.PLATE.replace("####", "0001"))  # real footage, 500×281, in ACEScct
 
 
 @pytest.fixture(scope="module")
@@ -101,8 +102,16 @@ def test_tiled_hrnet_matches_untiled_on_a_real_frame(plate):
     assert difference.mean() < 1e-3 * effect
 
 
-def test_stylize_frame_keeps_alpha_other_channels_and_windows(shared_data, fast_model, tmp_path):
-    frame = read_frame(str(shared_data / "exr" / "Beachball" / "singlepart.0001.exr"))
+@pytest.fixture(params=["made", "sample"])
+def frame_with_aovs(request, made_exrs):
+    """RGBA with uncovered areas, depth and other AOVs, the data window inside the display window."""
+    if request.param == "made":
+        return read_frame(made_exrs["aovs"])
+    return read_frame(str(request.getfixturevalue("shared_data") / "exr" / "Beachball" / "singlepart.0001.exr"))
+
+
+def test_stylize_frame_keeps_alpha_other_channels_and_windows(frame_with_aovs, fast_model, tmp_path):
+    frame = frame_with_aovs
     stylizer = Stylizer(fast_model, device="cpu")
     out = stylize_frame(stylizer, frame, mix=0.8)
     rgb = list(frame.rgb_indices())

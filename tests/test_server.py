@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import zmq
 
+import testfiles
 from serverproc import serving_tiny_model, MODEL, ServerProcess, save_tiny_model
 from shotstyle.plugin import codec, protocol
 from shotstyle.plugin.client import Client, ServerError
@@ -116,17 +117,26 @@ def test_a_tile_size_the_stylizer_refuses_is_a_bad_argument_not_internal(server)
     assert err.value.code == "bad_argument" and "tile_pixels=100 is too small" in err.value.message
 
 
-def test_every_damaged_exr_is_a_bad_frame_reply(server, shared_data):
-    damaged = sorted((shared_data / "exr" / "damaged").glob("*.exr"))
-    assert damaged
+def assert_bad_frame_replies(server: ServerProcess, paths) -> None:
     with Client(server.address, timeout=60) as client:
-        for path in damaged:
+        for path in paths:
             with pytest.raises(ServerError) as err:
                 client.stylize([codec.encode_file(str(path), frame=1)], MODEL)
-            assert err.value.code == "bad_frame", (path.name, err.value)
+            assert err.value.code == "bad_frame", (path, err.value)
             assert err.value.frame == 1
         assert client.hello()["version"]
     assert server.alive()
+
+
+def test_every_damaged_exr_is_a_bad_frame_reply(server, damaged_exrs):
+    assert_bad_frame_replies(server, [damaged_exrs[name] for name in testfiles.DAMAGES
+                                      if name not in testfiles.RECOVERABLE_DAMAGES])
+
+
+def test_every_fuzz_corpus_exr_is_a_bad_frame_reply(server, shared_data):
+    damaged = sorted((shared_data / "exr" / "damaged").glob("*.exr"))
+    assert damaged
+    assert_bad_frame_replies(server, damaged)
 
 
 def test_a_client_killed_mid_request_does_not_disturb_the_server(server, tmp_path):
@@ -265,11 +275,11 @@ def test_keys_command_makes_key_pairs_and_never_overwrites_silently(tmp_path, ca
     assert "--overwrite" in capsys.readouterr().err
 
 
-def test_isolated_decoder_survives_a_dead_or_hung_helper(shared_data):
+def test_isolated_decoder_survives_a_dead_or_hung_helper(made_exrs):
     from shotstyle.server.errors import FrameIOError
     from shotstyle.server.payloads import IsolatedDecoder
 
-    data = (shared_data / "exr" / "Beachball" / "singlepart.0001.exr").read_bytes()
+    data = open(made_exrs["aovs"], "rb").read()
     decoder = IsolatedDecoder()
     try:
         assert decoder.decode(data, "exr").pixels.shape[2] > 4

@@ -30,6 +30,7 @@ SUBCOMMANDS = {
     "keys": ("shotstyle.server.keys", "make CurveZMQ key pairs for remote servers"),
     "demo": ("shotstyle.nodes.farm.demo", "train and render a built-in example through a local server"),
     "submit": ("shotstyle.nodes.farm.submit", "write (and submit) Deadline / OpenCue farm jobs"),
+    "nuke-prerender": ("shotstyle.nodes.farm.nukeprerender", "stylize a Nuke script's ShotStyle frames before it renders"),
 }
 
 

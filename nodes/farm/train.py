@@ -67,8 +67,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 class ProgressBar:
     """Training progress: step, losses, steps/s, ETA; in place on a terminal, sparse lines in a log."""
 
-    def __init__(self, stream: Optional[TextIO] = None):
+    def __init__(self, stream: Optional[TextIO] = None, command: str = "shotstyle train"):
         self.stream = stream or sys.stderr
+        self.command = command  # what notes start with
         self.interactive = self.stream.isatty()
         self._last_percent = -1
         self._last_step = -1
@@ -95,7 +96,7 @@ class ProgressBar:
         if self._drawn:
             self.stream.write("\n")
             self._drawn = False
-        self.stream.write(f"shotstyle train: {message}\n")
+        self.stream.write(f"{self.command}: {message}\n")
         self.stream.flush()
 
 
