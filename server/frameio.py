@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
 import tempfile
 import uuid
 from dataclasses import dataclass, field, replace
@@ -420,7 +421,7 @@ def _memory_file(ext: str, data: Any = None) -> Iterator[str]:
     gets the EXR reader's diagnosis, and no other format's reader sees the bytes). Without memfd
     and /proc (macOS), a temporary file.
     """
-    link = os.path.join(_memory_folder(), f"shotstyle-{uuid.uuid4().hex}.{ext}")
+    link = os.path.join(_memory_folder(), f"shotstyle-{os.getpid()}-{uuid.uuid4().hex}.{ext}")
     if _HAVE_MEMFD:
         fd = os.memfd_create("shotstyle-frame", os.MFD_CLOEXEC)
         try:
@@ -447,9 +448,32 @@ def _memory_file(ext: str, data: Any = None) -> Iterator[str]:
 
 @functools.lru_cache(maxsize=None)
 def _memory_folder() -> str:
-    """Where `_memory_file` puts its names: /dev/shm where there is one (RAM), else the temp folder."""
+    """Where `_memory_file` puts its names: /dev/shm where there is one (RAM), else the temp folder.
+
+    The first call in a process removes the names left by processes that died holding one (a
+    decoder killed by a damaged file): names carry their process id.
+    """
     shm = "/dev/shm"
-    return shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else tempfile.gettempdir()
+    folder = shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else tempfile.gettempdir()
+    for name in os.listdir(folder):
+        match = _MEMORY_NAME.fullmatch(name)
+        if match and not _process_alive(int(match.group(1))):
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(folder, name))
+    return folder
+
+
+_MEMORY_NAME = re.compile(r"shotstyle-(\d+)-[0-9a-f]{32}\.[a-z0-9]+")
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def encode_exr_bytes(frame: Frame, compression: str | None = None) -> bytes:

@@ -468,3 +468,23 @@ def test_raw_payloads_become_frames_directly(monkeypatch):
     monkeypatch.setattr(decoder, "decode", lambda *a: pytest.fail("a raw payload went to the decoder process"))
     back = decoder.frame(frame_to_raw(frame, "float16"), "sRGB")
     assert np.array_equal(bits(back.pixels), bits(frame.pixels)) and back.colourspace == "sRGB"
+
+
+def test_names_left_by_a_killed_decoder_are_removed_by_the_next_process():
+    import subprocess
+    import sys
+    folder = frameio._memory_folder()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    left = os.path.join(folder, f"shotstyle-{dead}-{'0' * 32}.exr")
+    mine = os.path.join(folder, f"shotstyle-{os.getpid()}-{'1' * 32}.exr")
+    for path in (left, mine):
+        os.symlink("/proc/self/fd/1000000", path)
+    try:
+        frameio._memory_folder.cache_clear()
+        assert frameio._memory_folder() == folder
+        assert not os.path.lexists(left) and os.path.lexists(mine)
+    finally:
+        for path in (left, mine):
+            if os.path.lexists(path):
+                os.unlink(path)
