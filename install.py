@@ -4,8 +4,12 @@
     python3 install.py            set up (or update) ./.venv; safe to run again
     python3 install.py demo       set up, then run the built-in demo (`shotstyle demo`)
     python3 install.py test       set up with the test tools, then run the whole test suite
-    python3 install.py nuke|resolve|all [--uninstall] [--dry-run] [--host-python X.Y]
+    python3 install.py nuke|resolve|all [--uninstall] [--dry-run] [--nuke-version 14,15]
+                      [--host-python X.Y] [--site DIR] [--no-pyzmq]
                                   install (or remove) the host nodes for the current user
+                                  (--site: a studio folder to put on NUKE_PATH)
+    python3 install.py nuke|resolve --check
+                                  print a self-test to paste into the host
 
 Setting up also fetches the ImageNet VGG-19 weights into torch's hub cache once, so
 the `vgg` loss is available; an offline machine carries on without them (the
@@ -109,7 +113,14 @@ def main(argv=None) -> int:
     parser.add_argument("--uninstall", action="store_true", help="host targets: remove what was added")
     parser.add_argument("--dry-run", action="store_true", help="host targets: print every file it would touch")
     parser.add_argument("--host-python", default=None,
-                        help="host targets: the host's embedded Python version for its pyzmq wheel (e.g. 3.11)")
+                        help="host targets: the host's Python (X.Y) for its pyzmq wheel; default: from "
+                             "--nuke-version / the Nuke installs found, or the Python Resolve loads")
+    parser.add_argument("--nuke-version", default="",
+                        help="nuke: the Nuke version(s) to install for, e.g. 15 or 14,15,16 (default: those found)")
+    parser.add_argument("--site", type=Path, default=None,
+                        help="nuke: install into this studio folder (put it on NUKE_PATH) instead of ~/.nuke")
+    parser.add_argument("--check", action="store_true",
+                        help="host targets: print a self-test script to paste into the host, install nothing")
     parser.add_argument("--no-pyzmq", action="store_true",
                         help="host targets: do not install pyzmq for the host (it already has it)")
     args, passthrough = parser.parse_known_args(argv)
@@ -117,12 +128,14 @@ def main(argv=None) -> int:
     if args.action in HOST_TARGETS:
         hostinstall = load_hostinstall()
         server_python = venv_python(args.venv)
-        if not server_python.exists():
+        if not server_python.exists() and not args.check:
             print(f"note: {args.venv} is not set up yet; hosts will start a local server with `python3 -m "
                   "shotstyle.server` only once you run `python3 install.py` (or set SHOTSTYLE_SERVER_PYTHON)")
+        ask = input if sys.stdin.isatty() and not args.dry_run else None
         return hostinstall.main(args.action, uninstall=args.uninstall, dry_run=args.dry_run,
                                 host_python=args.host_python, repo=ROOT, pyzmq=not args.no_pyzmq,
-                                server_python=str(server_python))
+                                server_python=str(server_python), nuke_version=args.nuke_version,
+                                site=args.site, check=args.check, ask=ask)
 
     python = ensure_venv(args.venv, with_tests=args.action == "test")
     if not args.no_vgg and not os.environ.get("CI") and args.action != "test":

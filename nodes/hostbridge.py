@@ -3,18 +3,23 @@
 Nuke and Resolve both write their plate frames as EXR files with their own writers, then call
 this module: it sends the file bytes through ``shotstyle.plugin.client``, writes the stylized
 EXRs it gets back (atomically) and reports progress through callbacks, so the host code only
-deals with its own UI. Standard library + pyzmq + shotstyle.plugin only (it runs inside hosts,
-Python 3.6+ syntax).
+deals with its own UI. Each host node keeps one bridge (``bridges.get``), so its connection
+is made once and reused by every action; a bridge runs one action at a time (``session``).
+Standard library + pyzmq + shotstyle.plugin only (it runs inside hosts, Python 3.7+).
 """
 
+import atexit
+import contextlib
 import hashlib
 import json
 import os
 import re
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, TypeVar
+import threading
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar
 
-from shotstyle.plugin import codec, params
-from shotstyle.plugin.client import Client, Job, ServerError
+from shotstyle.plugin import codec, localserver, params, protocol
+from shotstyle.plugin.client import Client, ServerError, follow
+from shotstyle.plugin.errors import ClientError
 
 T = TypeVar("T")
 # (frame number, EXR path written by the host, EXR path to write the result to)
@@ -24,8 +29,15 @@ TRAIN_GROUPS = ("Training", "Colour")
 RENDER_GROUPS = ("Render", "Colour")
 
 
-class HostBridgeError(Exception):
+CONNECT_TIMEOUT_S = 5.0
+
+
+class HostBridgeError(ClientError):
     """A server round trip failed; the message is for the artist (names the server/file and a fix)."""
+
+
+class HostBridgeBusy(HostBridgeError):
+    """The node's bridge is already running an action (one at a time per node)."""
 
 
 def values_for(groups: Sequence[str], values: Dict[str, Any], description: Dict[str, Any]) -> Dict[str, Any]:
@@ -59,18 +71,48 @@ def frame_runs(frames: Iterable[int]) -> List[Tuple[int, int]]:
 
 def colourspace_arg(values: Dict[str, Any]) -> Optional[str]:
     """The stylize op's colour space: None lets the server pick from the file type ("auto")."""
-    value = str(values.get("colourspace") or "auto")
-    return None if value == "auto" else value
+    return params.explicit(values.get("colourspace"))
 
 
 class HostBridge:
-    """One host node's connection to a server (the local one unless ``address`` is given)."""
+    """One host node's connection to a server (the local one unless ``address`` is given).
+
+    The connection is made on first use and kept. The client is not thread-safe, so every use
+    goes through ``session()``, which lets one action at a time have it (the lock also hands
+    the socket safely from one worker thread to the next).
+    """
 
     def __init__(self, address: str = "", autostart: bool = True, timeout: float = 30.0):
         self.address = address.strip()
         self.autostart = autostart and not self.address
         self.timeout = timeout
         self._client = None  # type: Optional[Client]
+        self._lock = threading.Lock()
+        self._doing = ""
+        self._retired = False
+
+    @contextlib.contextmanager
+    def session(self, doing: str) -> Iterator["HostBridge"]:
+        """Hold the bridge for one action; HostBridgeBusy (naming the running action) when taken."""
+        if not self._lock.acquire(blocking=False):
+            raise HostBridgeBusy("busy {}; wait for it to finish or cancel it".format(self._doing or "with another action"))
+        self._doing = doing
+        try:
+            yield self
+        finally:
+            self._doing = ""
+            if self._retired:
+                self.close()
+            self._lock.release()
+
+    def retire(self) -> None:
+        """Close now if idle, else when the running action ends (the node now uses another server)."""
+        self._retired = True
+        if self._lock.acquire(blocking=False):
+            try:
+                self.close()
+            finally:
+                self._lock.release()
 
     # -- connection -------------------------------------------------------------------------
     @property
@@ -93,11 +135,17 @@ class HostBridge:
             self._client.close()
             self._client = None
 
-    def hello(self) -> Dict[str, Any]:
-        return self.call("hello failed", lambda: self.client.hello())
+    def hello(self, timeout: float = CONNECT_TIMEOUT_S) -> Dict[str, Any]:
+        return self.call("hello failed", lambda: self.client.call(protocol.OP_HELLO, timeout=timeout)[0])
+
+    def _no_server_yet(self) -> bool:
+        """No connection yet, and no local server to make one to without starting it."""
+        return self._client is None and not self.address and localserver.find_local_server() is None
 
     def status_line(self) -> str:
-        """One line for a node's status knob; never raises."""
+        """One line for a node's status knob; never raises and never starts a local server."""
+        if self._no_server_yet():
+            return "not connected: no local server is running (a local server starts on Train/Stylize)"
         try:
             info = self.hello()
         except HostBridgeError as exc:
@@ -107,7 +155,9 @@ class HostBridge:
             info.get("version", "?"), info.get("device", "?"), len(info.get("models", [])))
 
     def describe(self) -> Dict[str, Any]:
-        """The server's effect description, or this package's own when no server answers."""
+        """The server's effect description, or this package's own when no server answers (never starts one)."""
+        if self._no_server_yet():
+            return params.describe()
         try:
             return self.hello()["params"]
         except HostBridgeError:
@@ -133,29 +183,9 @@ class HostBridge:
         style = _encode_style(style_path)
         preview_frame = codec.encode_file(preview[1], frame=preview[0]) if preview else None
         train_values = values_for(TRAIN_GROUPS, values, description)
-        return self.call("training {!r} failed".format(name), lambda: self._follow(
+        return self.call("training {!r} failed".format(name), lambda: follow(
             self.client.train(frames, style, name, train_values, preview=preview_frame),
-            name, on_progress, on_preview, should_cancel))
-
-    def _follow(self, job: Job, name: str, on_progress: Callable[[Dict[str, Any]], None],
-                on_preview: Callable[[int, codec.EncodedFrame], None],
-                should_cancel: Callable[[], bool]) -> Dict[str, Any]:
-        cancelled = False
-        for event in job.events():
-            kind = event.get("type")
-            if not cancelled and should_cancel():
-                job.cancel()
-                cancelled = True
-            if kind == "progress":
-                on_progress(event)
-            elif kind == "preview" and event.get("image") is not None:
-                on_preview(int(event.get("step", 0)), event["image"])
-            elif kind == "failed":
-                error = event.get("error") or {}
-                raise HostBridgeError("training {!r} failed: {}".format(name, error.get("message", error)))
-            elif kind in ("done", "cancelled"):
-                return event
-        raise HostBridgeError("training {!r}: the server stopped sending events before the job ended".format(name))
+            on_progress, on_preview, should_cancel))
 
     # -- stylizing -------------------------------------------------------------------------
     def stylize_files(self, jobs: Iterable[FrameJob], model: str, values: Dict[str, Any],
@@ -191,14 +221,41 @@ class HostBridge:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         self.call("downloading model {!r} failed".format(name), lambda: self.client.get_model(name, path))
 
-    def ensure_model(self, name: str, path: str) -> None:
-        """Make sure the server has model ``name``: upload ``path`` when it does not."""
-        if name in self.model_names():
-            return
-        if not os.path.isfile(path):
-            raise HostBridgeError("model {!r} is not on the server and its file {} is missing: train it again, "
-                                  "or copy the model file there".format(name, path))
-        self.call("uploading model {!r} failed".format(name), lambda: self.client.put_model(path, name))
+
+class BridgePool:
+    """One HostBridge per host node, by the node's stable id, reused by all of its actions."""
+
+    def __init__(self) -> None:
+        self._bridges = {}  # type: Dict[str, HostBridge]
+        self._lock = threading.Lock()
+
+    def get(self, key: str, address: str = "") -> HostBridge:
+        """The node's bridge to ``address`` (empty: the local server); a new one if the address changed."""
+        with self._lock:
+            bridge = self._bridges.get(key)
+            if bridge is not None and bridge.address == address.strip():
+                return bridge
+            if bridge is not None:
+                bridge.retire()
+            bridge = self._bridges[key] = HostBridge(address)
+            return bridge
+
+    def release(self, key: str) -> None:
+        """Forget ``key``'s bridge, closing it once its running action (if any) ends."""
+        with self._lock:
+            bridge = self._bridges.pop(key, None)
+        if bridge is not None:
+            bridge.retire()
+
+    def close_all(self) -> None:
+        with self._lock:
+            for bridge in self._bridges.values():
+                bridge.retire()
+            self._bridges.clear()
+
+
+bridges = BridgePool()
+atexit.register(bridges.close_all)
 
 
 def _encode_style(path: str) -> codec.EncodedFrame:

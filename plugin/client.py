@@ -2,8 +2,9 @@
 
 One DEALER socket with a fixed identity (so a reconnected client still receives its job's
 events), request ids on every message, timeouts instead of ever blocking for good, reconnect
-and retry of idempotent requests only, several frames in flight, and an iterator over a
-training job's events. Standard library and pyzmq only.
+and retry of idempotent requests only, several frames in flight, an iterator over a
+training job's events, and `follow`, the one loop that sees a training job to its end (with
+progress, previews and cancel). Standard library and pyzmq only.
 """
 
 from __future__ import annotations
@@ -19,20 +20,14 @@ from zmq.utils.monitor import recv_monitor_message
 
 from shotstyle.plugin import localserver, protocol
 from shotstyle.plugin.codec import EncodedFrame, frames_from_message, frames_to_message
+from shotstyle.plugin.errors import ServerError
 from shotstyle.plugin.files import write_atomic
 
+__all__ = ["Client", "Job", "ServerError", "follow", "load_key", "lut_snippet_path"]
+
 Message = Tuple[Dict[str, Any], List[memoryview]]
-
-
-class ServerError(Exception):
-    """A request failed; ``code`` is one of protocol.ERROR_CODES, ``frame`` the frame number if any."""
-
-    def __init__(self, code: str, message: str, frame: Optional[int] = None):
-        where = "" if frame is None or message.startswith(f"frame {frame}:") else f"frame {frame}: "
-        super().__init__(f"[{code}] {where}{message}")
-        self.code = code
-        self.message = message
-        self.frame = frame
+# How often `follow` asks its should_cancel while a job is quiet.
+FOLLOW_POLL_S = 0.5
 
 
 def load_key(value: str, secret: bool = False) -> bytes:
@@ -59,10 +54,7 @@ class Client:
         if address is None:
             address = localserver.find_local_server()
             if address is None and autostart:
-                try:
-                    address = localserver.autostart(autostart_command)
-                except localserver.AutostartError as exc:
-                    raise ServerError("unreachable", str(exc)) from None
+                address = localserver.autostart(autostart_command)
             if address is None:
                 raise ServerError("unreachable", f"no local shotstyle server is running (no live server in "
                                                  f"{localserver.server_file()}); start one with `shotstyle serve` "
@@ -352,26 +344,32 @@ class Client:
         finally:
             self._waiting.difference_update(outstanding)
 
-    # --- job events (used by Job) ---------------------------------------------
-    def _next_event(self, request_id: str, job_id: str, timeout: Optional[float]) -> Dict[str, Any]:
-        queue = self._events[request_id]
-        deadline = None if timeout is None else time.monotonic() + timeout
+    # --- job events (read by Job) ------------------------------------------------
+    def job_event(self, job: "Job", wait: float) -> Optional[Dict[str, Any]]:
+        """The next event of ``job``, or None when none arrived within ``wait`` seconds.
+
+        Preview images are EncodedFrames under "image" (and "extra"). After the final event
+        the job is forgotten.
+        """
+        queue = self._events.get(job.request_id)
+        if queue is None:
+            raise ServerError("unknown_job", f"job {job.id} has ended or was not started by this client")
+        deadline = time.monotonic() + wait
         while not queue:
-            wait = self.timeout if deadline is None else min(self.timeout, deadline - time.monotonic())
-            if wait <= 0:
-                raise ServerError("timeout", f"no event from job {job_id} within {timeout:.0f} s")
-            if not self._receive(wait) and not queue:
-                # Silence: make sure the server and the job are still there (raises if not).
-                jobs = self.status().get("jobs", [])
-                if not any(j.get("id") == job_id for j in jobs):
-                    raise ServerError("unknown_job", f"job {job_id} is no longer known to {self.address} "
-                                                     "(server restarted?)")
+            left = deadline - time.monotonic()
+            if left <= 0 or not self._receive(left) and not queue:
+                return None
         header, payloads = queue.popleft()
         body = dict(header.get("event") or {})
-        frames = frames_from_message(header.get("frames", []), payloads)
-        for ef in frames:
+        for ef in frames_from_message(header.get("frames", []), payloads):
             body[str(ef.extra.get("role", "image"))] = ef
+        if body.get("type") in protocol.FINAL_EVENTS:
+            del self._events[job.request_id]
         return body
+
+    def job_known(self, job: "Job") -> bool:
+        """Whether the server still lists ``job`` (ServerError if the server does not answer)."""
+        return any(j.get("id") == job.id for j in self.status().get("jobs", []))
 
 
 class Job:
@@ -380,20 +378,45 @@ class Job:
     def __init__(self, client: Client, job_id: str, request_id: str):
         self.client = client
         self.id = job_id
-        self._request_id = request_id
+        self.request_id = request_id
         self.final: Optional[Dict[str, Any]] = None
+        self._checked = time.monotonic()  # when the job last gave a sign of life
+
+    def next_event(self, wait: float) -> Optional[Dict[str, Any]]:
+        """The next event, or None when the job stayed quiet for ``wait`` seconds.
+
+        After each ``client.timeout`` of silence it makes sure the server still has the job
+        (ServerError "unknown_job" if not, e.g. the server restarted; "timeout" if it is gone).
+        """
+        body = self.client.job_event(self, wait)
+        now = time.monotonic()
+        if body is not None:
+            self._checked = now
+            if body.get("type") in protocol.FINAL_EVENTS:
+                self.final = body
+            return body
+        if now - self._checked >= self.client.timeout:
+            if not self.client.job_known(self):
+                raise ServerError("unknown_job", f"job {self.id} is no longer known to {self.client.address} "
+                                                 "(server restarted?)")
+            self._checked = now
+        return None
 
     def events(self, timeout: Optional[float] = None) -> Iterator[Dict[str, Any]]:
         """Events until the final one ("done" | "failed" | "cancelled"), which is yielded last.
 
-        Preview events carry EncodedFrames under "image" (and "extra" for the optional frame).
         ``timeout``: seconds to wait for each event (None: as long as the server and job live).
         """
         while self.final is None:
-            body = self.client._next_event(self._request_id, self.id, timeout)
-            if body.get("type") in protocol.FINAL_EVENTS:
-                self.final = body
-                self.client._events.pop(self._request_id, None)
+            waiting_since = time.monotonic()
+            body = None
+            while body is None:
+                wait = self.client.timeout
+                if timeout is not None:
+                    wait = min(wait, waiting_since + timeout - time.monotonic())
+                    if wait <= 0:
+                        raise ServerError("timeout", f"no event from job {self.id} within {timeout:.0f} s")
+                body = self.next_event(wait)
             yield body
 
     def wait(self, timeout: Optional[float] = None) -> Dict[str, Any]:
@@ -412,6 +435,50 @@ def lut_snippet_path(cube_path: str) -> str:
     """Where the OCIO look snippet goes beside a .cube file: ``look.cube`` -> ``look.ocio.yaml``."""
     stem = cube_path[:-len(".cube")] if cube_path.lower().endswith(".cube") else cube_path
     return stem + ".ocio.yaml"
+
+
+def follow(job: Job, on_progress: Optional[Callable[[Dict[str, Any]], None]] = None,
+           on_preview: Optional[Callable[[int, EncodedFrame], None]] = None,
+           should_cancel: Optional[Callable[[], bool]] = None, timeout: Optional[float] = None,
+           poll: float = FOLLOW_POLL_S) -> Dict[str, Any]:
+    """Follow a training job to its end: the one loop every host and the farm use.
+
+    ``on_progress(event)`` gets each progress and preview event (both carry step, steps, losses,
+    steps_per_s, eta_s); ``on_preview(step, image)`` each preview image (an EncodedFrame, encoded
+    like the keyframe was sent). ``should_cancel()`` is asked at least every ``poll`` seconds,
+    also while the job is quiet; once it is true the job is cancelled and followed on to its
+    "cancelled" event, which names the checkpoint kept. ``timeout``: seconds of silence before
+    giving up (None: as long as the server and the job live).
+
+    Returns the final event ("done" or "cancelled"); a "failed" job raises ServerError with the
+    job's error code and message (its exit status then matches an in-process failure).
+    """
+    cancelled = False
+    quiet_since = time.monotonic()
+    while True:
+        if not cancelled and should_cancel is not None and should_cancel():
+            cancelled = True
+            try:
+                job.cancel()
+            except ServerError as exc:
+                if exc.code != "unknown_job":  # it ended meanwhile: its final event is on its way
+                    raise
+        event = job.next_event(poll)
+        if event is None:
+            if timeout is not None and time.monotonic() - quiet_since >= timeout:
+                raise ServerError("timeout", f"no event from job {job.id} within {timeout:.0f} s")
+            continue
+        quiet_since = time.monotonic()
+        kind = event.get("type")
+        if kind in (protocol.EVENT_PROGRESS, protocol.EVENT_PREVIEW) and on_progress is not None:
+            on_progress(event)
+        if kind == protocol.EVENT_PREVIEW and on_preview is not None and event.get("image") is not None:
+            on_preview(int(event.get("step", 0)), event["image"])
+        elif kind == protocol.EVENT_FAILED:
+            error = event.get("error") or {}
+            raise ServerError(str(error.get("code", "training_failed")), str(error.get("message", "no message")))
+        elif kind in protocol.FINAL_EVENTS:
+            return event
 
 
 def _with_role(ef: EncodedFrame, role: str) -> EncodedFrame:

@@ -10,7 +10,7 @@ Two lossless encodings:
       {"width", "height", "channels": [...], "formats": [...per channel "half"|"float"|...],
        "dtype": "float16"|"float32", "data_window": [x, y, w, h], "display_window": [x, y, w, h],
        "attributes": {...JSON-able}, optional "colourspace": "ACEScg"|"sRGB"|...
-       (default ACEScg: raw buffers are float, scene-linear unless the header says otherwise)}
+       (default: the rule files follow, by "formats": ACEScg for half/float, sRGB for 8/16-bit)}
 
 In a message, each frame is a descriptor in the JSON header (``{"kind", "frame", "size",
 "header", "part"}``) plus one zero-copy payload part.

@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import zmq
 
 from shotstyle.plugin import protocol
+from shotstyle.plugin.errors import ServerError
 from shotstyle.plugin.userdirs import user_folder
 
 SERVER_FILE_NAME = "server.json"
@@ -151,8 +152,11 @@ def _take_lock(path: str, stale_after: float) -> bool:
         return False
 
 
-class AutostartError(RuntimeError):
-    """The local server could not be started; the message names the log file to read."""
+class AutostartError(ServerError):
+    """The local server could not be started (code "unreachable"); the message names the log file to read."""
+
+    def __init__(self, message: str):
+        super().__init__("unreachable", message)
 
 
 def autostart(command: Optional[Sequence[str]] = None, timeout: float = 60.0) -> str:

@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Optional
 from shotstyle.plugin.sequences import parse_frame_range
 
 KINDS = ("string", "int", "float", "bool", "choice", "frames", "button")
+AUTO = "auto"  # the value that leaves a choice to the server (colour space, loss)
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,20 @@ def describe() -> Dict[str, Any]:
 def defaults() -> Dict[str, Any]:
     """Every non-button parameter at its default value."""
     return {p.name: p.default for p in PARAMS if p.kind != "button"}
+
+
+def choices(name: str) -> List[str]:
+    """The choices of the choice parameter ``name`` (e.g. the networks of "arch")."""
+    return list(_BY_NAME[name].choices)
+
+
+def explicit(value: Optional[str]) -> Optional[str]:
+    """``value``, or None when it is "auto" or empty: the one rule for "let the server decide".
+
+    (For the colour space the server then takes the one the frame records, else the default
+    for its data type: see server.frameio.default_colourspace.)
+    """
+    return None if value in (None, "", AUTO) else value
 
 
 def group(name: str) -> List[str]:

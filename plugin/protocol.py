@@ -33,23 +33,30 @@ import json
 import uuid
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from shotstyle.plugin.errors import CodedError
+
 PROTOCOL_VERSION = 1
 
 # --- ops -------------------------------------------------------------------
-OP_HELLO = "hello"                    # -> {version, protocol, device, models, capabilities, params, limits}
-OP_STATUS = "status"                  # -> {device, uptime_s, jobs, queued_frames, loaded_models, clients}
+OP_HELLO = "hello"                    # -> HELLO_FIELDS
+OP_STATUS = "status"                  # -> STATUS_FIELDS; jobs: [{id, name, state, step, steps}]
 OP_MODELS = "models"                  # -> {models: [{name, hash, metadata...}]}
 OP_MODEL_DESCRIBE = "model.describe"  # args {name} -> {name, hash, size, metadata}
 OP_MODEL_DELETE = "model.delete"      # args {name} -> {}
 OP_MODEL_PUT = "model.put"            # args {name}, one payload part: model file bytes (never pickled) -> {name, hash}
-OP_MODEL_GET = "model.get"            # args {name} -> one payload part: model file bytes
+OP_MODEL_GET = "model.get"            # args {name} -> {name} + one payload part: model file bytes
 OP_MODEL_LUT = "model.lut"            # args {name, size} -> {name, hash, size, cube_name, ocio, report, report_text}
                                       # + one payload part: the .cube file bytes (the model's global grade)
-OP_TRAIN = "train"                    # args {name, params}, frames: keyframes + style (+ preview) -> {job}; then events
-OP_CANCEL = "cancel"                  # args {job} -> {} (the job then sends its "cancelled" event)
+OP_TRAIN = "train"                    # args {name, params, style_colourspace?}, frames: keyframes + style (+ preview)
+                                      # -> {job}; then events
+OP_CANCEL = "cancel"                  # args {job} -> {job} (the job then sends its "cancelled" event)
 OP_STYLIZE = "stylize"                # args {model, mix, colourspace, tile}, frames -> frames (same numbers, same
                                       # encoding) + result {model, hash, frames, timings_ms: {decode, stylize, encode}}
 OP_SHUTDOWN = "shutdown"              # -> {} then the server stops gracefully
+
+HELLO_FIELDS = ("version", "protocol", "device", "models", "capabilities", "params", "limits")
+STATUS_FIELDS = ("version", "device", "pid", "address", "uptime_s", "jobs", "queued_requests", "loaded_models",
+                 "models_dir")
 
 OPS = (OP_HELLO, OP_STATUS, OP_MODELS, OP_MODEL_DESCRIBE, OP_MODEL_DELETE, OP_MODEL_PUT,
        OP_MODEL_GET, OP_MODEL_LUT, OP_TRAIN, OP_CANCEL, OP_STYLIZE, OP_SHUTDOWN)
@@ -80,7 +87,10 @@ ERROR_CODES: Dict[str, str] = {
     "unknown_model": "no model of that name in the server's store",
     "bad_model": "a model file is damaged, tampered with or of an unknown format/architecture",
     "unknown_job": "no job with that id (finished jobs are forgotten)",
+    "weights_unavailable": "the ImageNet VGG-19 weights the vgg loss needs are not on the server; install them "
+                           "there (install.py) or train with the look loss",
     "training_failed": "training stopped on an error",
+    "cancelled": "the work was cancelled by its client (a training job's checkpoint is kept)",
     "shutting_down": "the server is stopping and takes no new work",
     "internal": "an unexpected server error; the message names it and the server keeps running",
     "timeout": "client side: no reply within the timeout",
@@ -109,14 +119,12 @@ LIMITS = {
 }
 
 
-class ProtocolError(Exception):
+class ProtocolError(CodedError):
     """A message that breaks the protocol; ``code`` is one of ERROR_CODES."""
 
     def __init__(self, code: str, message: str):
         assert code in ERROR_CODES, code
-        super().__init__(message)
-        self.code = code
-        self.message = message
+        super().__init__(code, message)
 
     def as_error(self) -> Dict[str, str]:
         return {"code": self.code, "message": self.message}

@@ -24,9 +24,10 @@ import zmq
 from shotstyle.plugin import __version__, localserver, protocol
 from shotstyle.plugin import params as effect_params
 from shotstyle.plugin.codec import FILE_FORMATS, RAW_DTYPES, EncodedFrame, frames_from_message
+from shotstyle.plugin.exitcodes import ExitCode
 from shotstyle.server import keys
-from shotstyle.server.errors import ShotstyleError
-from shotstyle.server.jobs import DeviceWorker, TaskError, TrainJob, error_of
+from shotstyle.server.errors import RequestError, ShotstyleError, error_of, exit_code
+from shotstyle.server.jobs import DeviceWorker, TrainJob
 from shotstyle.server.store import DEFAULT_MEMORY_BUDGET, ModelStore, check_name
 
 RESULTS_ADDRESS = "inproc://shotstyle-results"
@@ -144,7 +145,7 @@ class Server:
             header, payloads = protocol.unpack(parts[1:])
             op, args = protocol.check_request(header)
             if self.stop_requested:
-                raise TaskError("shutting_down", "the server is stopping; send the request again once it is back")
+                raise RequestError("shutting_down", "the server is stopping; send the request again once it is back")
             handler = getattr(self, "_op_" + op.replace(".", "_"))
             answer = handler(identity, request_id, args, header.get("frames", []), payloads)
         except Exception as exc:  # every failure is a reply; the loop goes on
@@ -175,7 +176,7 @@ class Server:
     def _op_model_delete(self, identity: bytes, request_id: str, args: Dict[str, Any], *_: Any) -> Any:
         name = check_name(args.get("name"))
         if any(j["name"] == name and j["state"] in ("queued", "running") for j in self.worker.jobs()):
-            raise TaskError("bad_argument", f"model {name!r} is being trained; cancel the job first")
+            raise RequestError("bad_argument", f"model {name!r} is being trained; cancel the job first")
         self.store.delete(name)
         return {}, []
 
@@ -188,7 +189,7 @@ class Server:
         name = check_name(args.get("name"))
         size = args.get("size", 33)
         if size not in CUBE_SIZES or isinstance(size, bool):
-            raise TaskError("bad_argument", f"model.lut size {size!r}: use one of {list(CUBE_SIZES)}")
+            raise RequestError("bad_argument", f"model.lut size {size!r}: use one of {list(CUBE_SIZES)}")
         self._check_load(identity)
 
         def task() -> Any:
@@ -203,8 +204,8 @@ class Server:
                       payloads: List[memoryview]) -> Any:
         name = check_name(args.get("name"))
         if len(payloads) != 1 or descs:
-            raise TaskError("bad_message", f"model.put takes exactly one payload part (the model file), "
-                                           f"got {len(payloads)}")
+            raise RequestError("bad_message", f"model.put takes exactly one payload part (the model file), "
+                                              f"got {len(payloads)}")
         self._check_load(identity)
         data = payloads[0]
         self.worker.submit(identity, request_id, lambda: ({"name": name, "hash": self.store.put_bytes(name, data)}, []))
@@ -217,35 +218,34 @@ class Server:
     def _op_cancel(self, identity: bytes, request_id: str, args: Dict[str, Any], *_: Any) -> Any:
         job_id = args.get("job")
         if not isinstance(job_id, str):
-            raise TaskError("bad_argument", f"cancel needs args.job, a job id string; got {job_id!r}")
+            raise RequestError("bad_argument", f"cancel needs args.job, a job id string; got {job_id!r}")
         job = self.worker.cancel(job_id)
         return {"job": job.id}, []
 
     def _check_load(self, identity: bytes) -> None:
         if self.worker.renders_in_flight(identity) >= protocol.MAX_REQUESTS_IN_FLIGHT_PER_CLIENT:
-            raise TaskError("too_many_jobs", f"this client already has {protocol.MAX_REQUESTS_IN_FLIGHT_PER_CLIENT} "
-                                             "requests in flight; wait for replies before sending more")
+            raise RequestError("too_many_jobs", f"this client already has {protocol.MAX_REQUESTS_IN_FLIGHT_PER_CLIENT} "
+                                                "requests in flight; wait for replies before sending more")
 
     def _frames(self, descs: List[Dict[str, Any]], payloads: List[memoryview]) -> List[EncodedFrame]:
         if len(descs) > protocol.MAX_FRAMES_PER_REQUEST:
-            raise TaskError("too_large", f"{len(descs)} frames in one request; the limit is "
-                                         f"{protocol.MAX_FRAMES_PER_REQUEST}")
+            raise RequestError("too_large", f"{len(descs)} frames in one request; the limit is "
+                                            f"{protocol.MAX_FRAMES_PER_REQUEST}")
         return frames_from_message(descs, payloads)
 
     def _op_stylize(self, identity: bytes, request_id: str, args: Dict[str, Any], descs: Any,
                     payloads: List[memoryview]) -> Any:
         model = check_name(args.get("model"))
         if not os.path.isfile(self.store.path(model)):
-            raise TaskError("unknown_model", f"no model {model!r} in the store {self.store.folder}; known: "
-                                             f"{', '.join(self.store.names()) or 'none'}")
+            raise RequestError("unknown_model", f"no model {model!r} in the store {self.store.folder}; known: "
+                                                f"{', '.join(self.store.names()) or 'none'}")
         checked = effect_params.validate({k: args[k] for k in ("mix", "tile", "colourspace") if k in args})
-        colourspace = checked.get("colourspace") or None
         frames = self._frames(descs, payloads)
         if not frames:
-            raise TaskError("bad_argument", "stylize needs at least one frame")
+            raise RequestError("bad_argument", "stylize needs at least one frame")
         self._check_load(identity)
         self.worker.submit(identity, request_id, self.worker.stylize_task(
-            frames, model, checked.get("mix", 1.0), None if colourspace == "auto" else colourspace,
+            frames, model, checked.get("mix", 1.0), effect_params.explicit(checked.get("colourspace")),
             checked.get("tile", 0)))
         return None
 
@@ -255,29 +255,32 @@ class Server:
         values = args.get("params", {})
         train_names = set(effect_params.group("Training")) | set(effect_params.group("Colour"))
         if not isinstance(values, dict) or set(values) - train_names:
-            raise TaskError("bad_argument", f"train params must be an object with keys among "
-                                            f"{sorted(train_names)}; got {values!r}")
+            raise RequestError("bad_argument", f"train params must be an object with keys among "
+                                               f"{sorted(train_names)}; got {values!r}")
         effect_params.validate(values)
         style_colourspace = args.get("style_colourspace")
         if style_colourspace is not None and not isinstance(style_colourspace, str):
-            raise TaskError("bad_argument", f"style_colourspace must be a colour space name, got {style_colourspace!r}")
+            raise RequestError("bad_argument",
+                               f"style_colourspace must be a colour space name, got {style_colourspace!r}")
         frames = self._frames(descs, payloads)
         by_role: Dict[str, List[EncodedFrame]] = {role: [] for role in TRAIN_ROLES}
         for ef in frames:
             role = ef.extra.get("role")
             if role not in by_role:
-                raise TaskError("bad_argument", f"train frame {ef.frame} has role {role!r}; use one of {TRAIN_ROLES}")
+                raise RequestError("bad_argument",
+                                   f"train frame {ef.frame} has role {role!r}; use one of {TRAIN_ROLES}")
             by_role[role].append(ef)
         if not by_role["keyframe"] or len(by_role["style"]) != 1 or len(by_role["preview"]) > 1:
-            raise TaskError("bad_argument", f"train needs one or more keyframes, exactly one style frame and at most "
-                                            f"one preview frame; got {[(r, len(f)) for r, f in by_role.items()]}")
+            counts = [(role, len(found)) for role, found in by_role.items()]
+            raise RequestError("bad_argument", f"train needs one or more keyframes, exactly one style frame and at "
+                                               f"most one preview frame; got {counts}")
         if self.worker.active_jobs(identity) >= protocol.MAX_JOBS_PER_CLIENT:
-            raise TaskError("too_many_jobs", f"this client already has {protocol.MAX_JOBS_PER_CLIENT} training jobs "
-                                             "queued or running; wait for one to finish or cancel it")
+            raise RequestError("too_many_jobs", f"this client already has {protocol.MAX_JOBS_PER_CLIENT} training jobs "
+                                                "queued or running; wait for one to finish or cancel it")
         job = TrainJob(identity=identity, request_id=request_id, name=name, params=values,
                        keyframes=by_role["keyframe"], style=by_role["style"][0],
-                       preview=(by_role["preview"] or [None])[0],
-                       style_colourspace=None if style_colourspace in (None, "", "auto") else style_colourspace)
+                       preview=by_role["preview"][0] if by_role["preview"] else None,
+                       style_colourspace=effect_params.explicit(style_colourspace))
         # The reply goes out before the job can produce events, so the client always sees it first.
         self._send([identity, *protocol.pack(protocol.reply(request_id, {"job": job.id}))])
         self.worker.submit_training(job)
@@ -329,16 +332,19 @@ def run(args: argparse.Namespace) -> int:
     except zmq.ZMQError as exc:
         print(f"shotstyle serve: cannot listen on {bind}: {exc}; another server running there? "
               "(`--port 0` picks a free port)", file=sys.stderr)
-        return 1
-    except (ShotstyleError, OSError) as exc:
+        return ExitCode.USAGE
+    except ShotstyleError as exc:
         print(f"shotstyle serve: {exc}", file=sys.stderr)
-        return 1
+        return exit_code(exc)
+    except OSError as exc:  # e.g. the models folder cannot be made
+        print(f"shotstyle serve: {exc}", file=sys.stderr)
+        return ExitCode.USAGE
     signal.signal(signal.SIGINT, server.request_stop)
     signal.signal(signal.SIGTERM, server.request_stop)
     print(f"shotstyle serve: listening on {server.address} (device {device}, models in {store.folder})", flush=True)
     server.serve()
     print("shotstyle serve: stopped", flush=True)
-    return 0
+    return ExitCode.OK
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -2,8 +2,8 @@
 
 Prints Python, torch, the compute devices (CUDA / MPS / CPU), OpenImageIO, OpenColorIO (and
 the config in use), pyzmq versions, and whether the ImageNet VGG-19 weights are available and
-from where. Exit status 1 when a required piece is missing or broken, else 0 (missing VGG-19
-weights are a warning: training then falls back, loudly, to a random VGG-19 or the look loss).
+from where. Exit status 6 (`ExitCode.FAILED`) when a required piece is missing or broken, else 0
+(missing VGG-19 weights are a warning: training then falls back to the weights-free look loss).
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import argparse
 import platform
 import sys
 from typing import Callable
+
+from shotstyle.plugin.exitcodes import ExitCode
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -90,5 +92,5 @@ def run(args: argparse.Namespace) -> int:
     print(f"{'VGG-19:':13s}{_vgg(getattr(args, 'vgg', None))}")
     if broken:
         print(f"shotstyle doctor: {broken} required piece(s) broken; re-run install.py", file=sys.stderr)
-        return 1
-    return 0
+        return ExitCode.FAILED
+    return ExitCode.OK

@@ -22,8 +22,12 @@ process never leaves a half-written frame under the final name.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
+import re
 import tempfile
+import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Iterator
 
@@ -192,7 +196,16 @@ def _check_spec(path: str, inp: Any, spec: Any) -> None:
         raise FrameIOError(f"{path}: damaged header: bad channel names {names!r}")
 
 
-def _default_colourspace(formats: list[str]) -> str:
+def default_colourspace(formats: list[str], attributes: dict[str, Any] | None = None) -> str:
+    """The one rule for the colour space of a frame's RGB when none is given.
+
+    The space shotstyle recorded in the frame (`COLOURSPACE_ATTRIBUTE`), else by its storage:
+    "ACEScg" (scene-linear) for half/float data, "sRGB" for 8/16-bit integer data. Files, raw
+    buffers and the previews a training sends back all follow it.
+    """
+    recorded = (attributes or {}).get(COLOURSPACE_ATTRIBUTE)
+    if isinstance(recorded, str) and recorded:
+        return recorded
     return "ACEScg" if any(f in ("half", "float") for f in formats) else "sRGB"
 
 
@@ -224,9 +237,8 @@ def _read_uint_channels(path: str, inp: Any, pixels: np.ndarray, formats: list[s
 def read_frame(path: str, colourspace: str | None = None) -> Frame:
     """Read one image file (EXR/PNG/JPEG/TIFF/DPX...) into a Frame; FrameIOError on anything wrong.
 
-    ``colourspace`` is recorded on the Frame; None means the one shotstyle recorded in the file
-    (`COLOURSPACE_ATTRIBUTE`), else the default: "ACEScg" for half/float data, "sRGB" for 8/16-bit
-    integer data. ``Frame.nonfinite`` counts NaN/Inf RGB values.
+    ``colourspace`` is recorded on the Frame; None means `default_colourspace` (the one shotstyle
+    recorded in the file, else by data type). ``Frame.nonfinite`` counts NaN/Inf RGB values.
     """
     path = os.fspath(path)
     inp = _open(path)
@@ -254,7 +266,7 @@ def read_frame(path: str, colourspace: str | None = None) -> Frame:
         display_window=(spec.full_x, spec.full_y, spec.full_width, spec.full_height),
         attributes=attributes,
         source=path,
-        colourspace=colourspace or attributes.get(COLOURSPACE_ATTRIBUTE) or _default_colourspace(formats),
+        colourspace=colourspace or default_colourspace(formats, attributes),
         attribute_types=types,
     )
     try:
@@ -288,7 +300,8 @@ def _output_format(ext: str, formats: list[str]) -> Any:
     return oiio.TypeDesc("float")
 
 
-def _build_spec(path: str, frame: Frame, compression: str | None, extra: dict | None) -> Any:
+def _build_spec(path: str, frame: Frame, compression: str | None, extra: dict | None, ext: str) -> Any:
+    """The ImageSpec to write ``frame`` as file type ``ext`` ("exr", "png"...); messages name ``path``."""
     height, width, nchannels = frame.pixels.shape
     if len(frame.channels) != nchannels or len(frame.channel_formats) != nchannels:
         raise FrameIOError(
@@ -297,7 +310,6 @@ def _build_spec(path: str, frame: Frame, compression: str | None, extra: dict | 
         )
     if frame.data_window[2:] != (width, height):
         raise FrameIOError(f"{path}: data window {frame.data_window} does not match the {width}×{height} pixels")
-    ext = os.path.splitext(path)[1].lower().lstrip(".")
     pixel_format = _output_format(ext, frame.channel_formats)
     if isinstance(pixel_format, list):
         # OpenImageIO writes spec.format when all channels agree, so it must be the real type.
@@ -348,16 +360,28 @@ def write_frame(path: str, frame: Frame, compression: str | None = None, attribu
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise FrameIOError(f"{path}: the folder {folder} does not exist; create it first")
-    spec = _build_spec(path, frame, compression, attributes)
     base, ext = os.path.splitext(os.path.basename(path))
+    spec = _build_spec(path, frame, compression, attributes, ext.lower().lstrip("."))
     handle, temporary = tempfile.mkstemp(prefix=f".{base}.", suffix=f".tmp{ext}", dir=folder)
     os.close(handle)
     try:
-        out = oiio.ImageOutput.create(temporary)
+        _write_image(temporary, path, frame, spec, ext.lower().lstrip("."))
+        os.chmod(temporary, 0o666 & ~_UMASK)  # mkstemp makes it 0600; a frame gets the usual mode
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+def _write_image(target: str, path: str, frame: Frame, spec: Any, file_format: str) -> None:
+    """Write ``frame`` with ``spec`` into ``target`` as ``file_format``; messages name ``path``."""
+    try:
+        out = oiio.ImageOutput.create(file_format)
         if out is None:
             raise FrameIOError(f"{path}: cannot write this file type: {_oiio_message(oiio)}")
         try:
-            if not out.open(temporary, spec):
+            if not out.open(target, spec):
                 raise FrameIOError(f"{path}: cannot open for writing: {_oiio_message(out)}")
             pixels = _pixels_for_writing(frame, spec)
             if not out.write_image(pixels):
@@ -366,11 +390,7 @@ def write_frame(path: str, frame: Frame, compression: str | None = None, attribu
             closed = out.close()
         if not closed:
             raise FrameIOError(f"{path}: finishing the file failed: {_oiio_message(out)}")
-        os.chmod(temporary, 0o666 & ~_UMASK)  # mkstemp makes it 0600; a frame gets the usual mode
-        os.replace(temporary, path)
     except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
         _clear_global_error()
         raise
 
@@ -387,28 +407,99 @@ def _pixels_for_writing(frame: Frame, spec: Any) -> np.ndarray:
     return pixels
 
 
+# memfd, and /proc to reach it by a path (Linux).
+_HAVE_MEMFD = hasattr(os, "memfd_create") and os.path.isdir("/proc/self/fd")
+
+
+@contextlib.contextmanager
+def _memory_file(ext: str, data: Any = None) -> Iterator[str]:
+    """A path ending in ``.ext`` whose bytes (``data``, if given) live in memory, for OpenImageIO.
+
+    OpenImageIO's Python binding (3.2) has no in-memory I/O (its C++ IOProxy is not exposed), so
+    bytes are decoded and encoded through a file that is RAM: an anonymous memfd, reached through
+    a symlink that carries the extension OpenImageIO picks its reader by (a damaged EXR then
+    gets the EXR reader's diagnosis, and no other format's reader sees the bytes). Without memfd
+    and /proc (macOS), a temporary file.
+    """
+    link = os.path.join(_memory_folder(), f"shotstyle-{os.getpid()}-{uuid.uuid4().hex}.{ext}")
+    if _HAVE_MEMFD:
+        fd = os.memfd_create("shotstyle-frame", os.MFD_CLOEXEC)
+        try:
+            if data is not None:
+                with open(fd, "wb", closefd=False) as handle:
+                    handle.write(data)
+            os.symlink(f"/proc/self/fd/{fd}", link)
+            try:
+                yield link
+            finally:
+                os.unlink(link)
+        finally:
+            os.close(fd)
+        return
+    try:
+        if data is not None:
+            with open(link, "wb") as handle:
+                handle.write(data)
+        yield link
+    finally:
+        if os.path.exists(link):
+            os.unlink(link)
+
+
+@functools.lru_cache(maxsize=None)
+def _memory_folder() -> str:
+    """Where `_memory_file` puts its names: /dev/shm where there is one (RAM), else the temp folder.
+
+    The first call in a process removes the names left by processes that died holding one (a
+    decoder killed by a damaged file): names carry their process id.
+    """
+    shm = "/dev/shm"
+    folder = shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else tempfile.gettempdir()
+    for name in os.listdir(folder):
+        match = _MEMORY_NAME.fullmatch(name)
+        if match and not _process_alive(int(match.group(1))):
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(folder, name))
+    return folder
+
+
+_MEMORY_NAME = re.compile(r"shotstyle-(\d+)-[0-9a-f]{32}\.[a-z0-9]+")
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 def encode_exr_bytes(frame: Frame, compression: str | None = None) -> bytes:
-    """The bytes of an EXR file holding ``frame`` (as `write_frame` would write it)."""
-    with tempfile.TemporaryDirectory(prefix="shotstyle-") as folder:
-        path = os.path.join(folder, "frame.exr")
-        write_frame(path, frame, compression)
+    """The bytes of an EXR file holding ``frame`` (as `write_frame` would write it), made in memory."""
+    label = f"{frame.source or 'frame'} (as EXR bytes)"
+    spec = _build_spec(label, frame, compression, None, "exr")
+    with _memory_file("exr") as path:
+        _write_image(path, label, frame, spec, "exr")
         with open(path, "rb") as handle:
             return handle.read()
 
 
-def decode_image_bytes(data: bytes, ext: str = "exr", colourspace: str | None = None) -> Frame:
-    """A Frame from the bytes of an image file (e.g. received over the wire); FrameIOError if damaged."""
+def decode_image_bytes(data: Any, ext: str = "exr", colourspace: str | None = None) -> Frame:
+    """A Frame from the bytes of an image file (e.g. received over the wire); FrameIOError if damaged.
+
+    Decoded in memory (see `_memory_file`); messages name the image by its type and size.
+    """
     ext = ext.lower().lstrip(".")
     if not ext.isalnum():
         raise FrameIOError(f"image bytes: bad file type {ext!r}; use exr, png, jpg, tif or dpx")
-    with tempfile.TemporaryDirectory(prefix="shotstyle-") as folder:
-        path = os.path.join(folder, f"received.{ext}")
-        with open(path, "wb") as handle:
-            handle.write(data)
+    size = memoryview(data).nbytes
+    with _memory_file(ext, data) as path:
         try:
             frame = read_frame(path, colourspace)
         except FrameIOError as error:
-            raise FrameIOError(str(error).replace(path, f"received {ext} image ({len(data)} bytes)")) from None
+            raise FrameIOError(str(error).replace(path, f"received {ext} image ({size} bytes)")) from None
     frame.source = None
     return frame
 
@@ -444,7 +535,7 @@ def probe(path: str) -> dict:
         "tiled": (spec.tile_width, spec.tile_height) if spec.tile_width else None,
         "miplevels": miplevels,
         "file_colourspace": colourspace,
-        "colourspace": attributes.get(COLOURSPACE_ATTRIBUTE) or _default_colourspace(formats),
+        "colourspace": default_colourspace(formats, attributes),
         "attributes": attributes,
     }
 

@@ -2,7 +2,8 @@
 
 Per file: resolution, data and display windows, pixel aspect, channels with their storage types,
 compression, tiling, colour space, NaN/Inf count; per sequence also the frames found and missing. Decodes every
-file's pixels too (unless --quick) so damaged data is found. Exits 1 naming every file it could not read (or frames that are missing), 0 otherwise.
+file's pixels too (unless --quick) so damaged data is found. Exit status (`ExitCode`): 3 naming
+every file it could not read and every missing frame, 2 for a bad frame range, 0 otherwise.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 import sys
 from itertools import groupby
 
+from shotstyle.plugin.exitcodes import ExitCode
 from shotstyle.plugin.sequences import SequencePattern, format_frame_range, is_pattern, parse_frame_range
 from shotstyle.server.engine.colour import NONFINITE_RULE
 from shotstyle.server.errors import FrameIOError
@@ -78,11 +80,13 @@ def _targets(text: str, frames: str | None) -> tuple[list[tuple[int | None, str]
 
 def run(args: argparse.Namespace) -> int:
     failures: list[str] = []
+    code = ExitCode.OK
     for text in args.paths:
         try:
             targets, missing, summary = _targets(text, args.frames)
         except ValueError as error:
             failures.append(f"{text}: {error}")
+            code = ExitCode.USAGE
             continue
         if summary:
             print(summary)
@@ -113,5 +117,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"shotstyle info: {len(failures)} problem(s):", file=sys.stderr)
         for failure in failures:
             print(f"  {failure}", file=sys.stderr)
-        return 1
-    return 0
+        return code or ExitCode.MISSING_INPUT
+    return ExitCode.OK

@@ -19,55 +19,33 @@ from __future__ import annotations
 import collections
 import dataclasses
 import queue
-import sys
 import threading
 import time
-import traceback
 import uuid
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import zmq
 
 from shotstyle.plugin import params as effect_params
 from shotstyle.plugin import protocol
 from shotstyle.plugin.codec import EncodedFrame, frames_to_message
-from shotstyle.server.errors import (ColourError, FrameIOError, ModelFileError, ShotstyleError,
-                                     TrainingCancelled)
+from shotstyle.server.errors import RequestError, ShotstyleError, TrainingCancelled, error_of, wire_code
 from shotstyle.server.frameio import Frame
 from shotstyle.server.payloads import IsolatedDecoder, encode_like
-from shotstyle.server.store import ModelStore, StoreError
+from shotstyle.server.store import ModelStore
+
+if TYPE_CHECKING:  # the engine (torch) is imported when first used
+    import numpy as np
+
+    from shotstyle.server.engine.inference import Stylizer
+    from shotstyle.server.engine.modelfile import StyleModel
+    from shotstyle.server.engine.training import TrainEvent
 
 PROGRESS_INTERVAL_S = 0.25  # at most this often a progress event per job (the last step always)
 
 # What a render-thread task returns: (result, frames), or (result, frames, parts) with raw
 # payload parts (bytes) sent after the frames' parts.
 TaskResult = Tuple[Any, ...]
-
-
-class TaskError(ShotstyleError):
-    """A request that failed for a reason the client should hear; ``code`` from protocol.ERROR_CODES."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-
-
-def error_of(exc: BaseException) -> Tuple[str, str]:
-    """(code, message) of an exception, for an error reply."""
-    if isinstance(exc, (TaskError, StoreError, protocol.ProtocolError)):
-        return exc.code, str(exc)
-    if isinstance(exc, FrameIOError):
-        return "bad_frame", str(exc)
-    if isinstance(exc, ColourError):
-        return "bad_argument", str(exc)
-    if isinstance(exc, ModelFileError):
-        return "bad_model", str(exc)
-    if isinstance(exc, ValueError):
-        return "bad_argument", str(exc)
-    if isinstance(exc, ShotstyleError):
-        return "internal", str(exc)
-    traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
-    return "internal", f"{type(exc).__name__}: {exc}"
 
 
 @dataclasses.dataclass
@@ -110,7 +88,7 @@ class DeviceWorker:
         self._render_load: Dict[bytes, int] = collections.Counter()
         self._busy = threading.Condition()
         self._rendering = 0  # render tasks queued or running
-        self._stylizers: "collections.OrderedDict[Tuple[str, int], Any]" = collections.OrderedDict()
+        self._stylizers: "collections.OrderedDict[Tuple[str, int], Stylizer]" = collections.OrderedDict()
         self.stopping = threading.Event()
         self._threads = [threading.Thread(target=self._render_loop, name="shotstyle-render", daemon=True),
                          threading.Thread(target=self._train_loop, name="shotstyle-train", daemon=True)]
@@ -146,8 +124,8 @@ class DeviceWorker:
     def cancel(self, job_id: str) -> TrainJob:
         job = self._jobs.get(job_id)
         if job is None or job.state not in ("queued", "running"):
-            raise TaskError("unknown_job", f"no queued or running job {job_id!r}; running jobs: "
-                                           f"{[j.id for j in self._jobs.values() if j.state == 'running']}")
+            raise RequestError("unknown_job", f"no queued or running job {job_id!r}; running jobs: "
+                                              f"{[j.id for j in self._jobs.values() if j.state == 'running']}")
         job.cancel.set()
         with self._busy:
             self._busy.notify_all()
@@ -182,8 +160,8 @@ class DeviceWorker:
                 identity, request_id, task = item
                 try:
                     if self.stopping.is_set():
-                        raise TaskError("shutting_down", "the server is stopping; send the request again "
-                                                         "once it is back")
+                        raise RequestError("shutting_down", "the server is stopping; send the request again "
+                                                            "once it is back")
                     result, frames, *parts = task()
                     descs, payloads = frames_to_message(frames)
                     payloads = [*payloads, *(parts[0] if parts else ())]
@@ -217,9 +195,8 @@ class DeviceWorker:
                     frame: Frame = self.decoder.frame(ef, colourspace)
                     decoded = time.perf_counter()
                     result = stylize_frame(stylizer, frame, mix, colourspace)
-                except (FrameIOError, ColourError) as exc:
-                    code = "bad_frame" if isinstance(exc, FrameIOError) else "bad_argument"
-                    raise TaskError(code, f"frame {ef.frame}: {exc}") from None
+                except ShotstyleError as exc:  # this frame's problem: say which frame
+                    raise RequestError(wire_code(exc), f"frame {ef.frame}: {exc}") from None
                 stylized = time.perf_counter()
                 results.append(encode_like(result, ef, ef.frame))
                 spent["decode"] += (decoded - start) * 1000
@@ -229,7 +206,7 @@ class DeviceWorker:
                     "timings_ms": {k: round(v, 3) for k, v in spent.items()}}, results
         return run
 
-    def _stylizer(self, model_name: str, tile: int) -> Any:
+    def _stylizer(self, model_name: str, tile: int) -> Stylizer:
         from shotstyle.server.engine.inference import Stylizer
 
         model = self.store.get(model_name)
@@ -276,7 +253,7 @@ class DeviceWorker:
             out.close(0)
 
     def _run_job(self, job: TrainJob, out: zmq.Socket) -> None:
-        def push(body: Dict[str, Any], frames: List[EncodedFrame] = ()) -> None:  # type: ignore[assignment]
+        def push(body: Dict[str, Any], frames: Sequence[EncodedFrame] = ()) -> None:
             descs, payloads = frames_to_message(frames)
             header = protocol.event(job.request_id, job.id, body, descs)
             out.send_multipart([job.identity, *protocol.pack(header, payloads)], copy=False)
@@ -303,12 +280,13 @@ class DeviceWorker:
         job.state = "done"
         push({"type": protocol.EVENT_DONE, "model": job.name, "hash": model_hash, "step": job.step})
 
-    def _train(self, job: TrainJob, push: Callable[..., None]) -> Any:
+    def _train(self, job: TrainJob, push: Callable[..., None]) -> StyleModel:
         from shotstyle.server.engine.colour import from_working
+        from shotstyle.server.engine.pipeline import frame_colourspace, working_rgb
         from shotstyle.server.engine.training import TrainConfig, train
 
         values = effect_params.validate(job.params, partial=False)
-        colourspace = None if values["colourspace"] in ("", "auto") else values["colourspace"]
+        colourspace = effect_params.explicit(values["colourspace"])
         fields = {f.name for f in dataclasses.fields(TrainConfig)}
         config = TrainConfig(**{k: v for k, v in values.items() if k in fields}, device=self.device)
         if self.vgg is not None and config.vgg is None:
@@ -316,19 +294,17 @@ class DeviceWorker:
         if config.preview_every == 0:  # "never" in the effect description: only the final result
             config.preview_every = config.steps
         job.steps = config.steps
-        try:
-            keyframes = [self.decoder.working(ef, colourspace) for ef in job.keyframes]
-            style = self.decoder.working(job.style, job.style_colourspace)
-            preview = None if job.preview is None else self.decoder.working(job.preview, colourspace)
-        except FrameIOError as exc:
-            raise TaskError("bad_frame", str(exc)) from None
-        # Previews go back in the plate's colour space, encoded like the keyframe came in.
+        plates = [self.decoder.frame(ef, colourspace) for ef in job.keyframes]
+        keyframes = [working_rgb(plate, colourspace) for plate in plates]
+        style = working_rgb(self.decoder.frame(job.style, job.style_colourspace), job.style_colourspace)
+        preview = None if job.preview is None else working_rgb(self.decoder.frame(job.preview, colourspace),
+                                                               colourspace)
+        # Previews go back in the colour space the first keyframe was read in, encoded like it came in.
         like = job.keyframes[0]
-        out_space = colourspace or ("ACEScg" if like.kind == "raw" or like.header.get("format") in ("exr",)
-                                    else "sRGB")
+        out_space = frame_colourspace(plates[0], colourspace)
         last_progress = [0.0]
 
-        def preview_frame(rgb: Any, role: str) -> EncodedFrame:
+        def preview_frame(rgb: np.ndarray, role: str) -> EncodedFrame:
             pixels = from_working(rgb, out_space)
             h, w = pixels.shape[:2]
             frame = Frame(pixels=pixels, channels=["R", "G", "B"], channel_formats=["half"] * 3,
@@ -338,7 +314,7 @@ class DeviceWorker:
             ef.extra["role"] = role
             return ef
 
-        def on_event(event: Any) -> None:
+        def on_event(event: TrainEvent) -> None:
             job.step, job.steps = event.step, event.steps
             body = {"type": event.kind, "step": event.step, "steps": event.steps,
                     "losses": {k: float(v) for k, v in event.losses.items()},
@@ -354,7 +330,7 @@ class DeviceWorker:
                 last_progress[0] = now
                 push(body)
 
-        def checkpoint(model: Any) -> None:
+        def checkpoint(model: StyleModel) -> None:
             model_hash = self.store.put(job.name, model)
             job.checkpointed = True
             push({"type": protocol.EVENT_CHECKPOINT, "step": job.step, "model": job.name, "hash": model_hash})

@@ -19,14 +19,10 @@ import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
-from shotstyle.server.errors import ShotstyleError
+from shotstyle.server.errors import CurveKeyError, ShotstyleError, exit_code
 from shotstyle.plugin.userdirs import user_folder
 
 LOOPBACK_HOSTS = ("localhost",)
-
-
-class CurveKeyError(ShotstyleError):
-    """Missing, unreadable or unsafe CURVE key configuration."""
 
 
 def default_keys_dir() -> str:
@@ -110,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"{name}: public {public}\n{' ' * len(name)}  secret {secret} (keep private)")
     except ShotstyleError as exc:
         print(f"shotstyle keys: {exc}", file=sys.stderr)
-        return 1
+        return exit_code(exc)
     print("Server: shotstyle serve --bind tcp://0.0.0.0:5599 --curve-secret <server.key_secret> "
           "--authorized-keys <folder of clients' .key files>\n"
           "Client: needs the server's public .key and its own .key/.key_secret pair.")

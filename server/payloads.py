@@ -1,17 +1,16 @@
 """Frames on the wire <-> frames in memory: codec.EncodedFrame <-> frameio.Frame, server side.
 
-Raw buffers become Frames with numpy (no copy until the float32 conversion). File payloads
-(EXR bytes from hosts) are untrusted: they are decoded by `IsolatedDecoder` in a separate
-process, so a damaged file that crashes or hangs the image library costs that helper process,
-never the server; the server answers ``bad_frame`` and starts a fresh helper.
+Raw buffers become Frames with numpy directly (no copy until the float32 conversion, never
+through a file). File payloads (EXR bytes from hosts) are untrusted: they are decoded, in
+memory, by `IsolatedDecoder` in a separate process, so a damaged file that crashes or hangs
+the image library costs that helper process, never the server; the server answers
+``bad_frame`` and starts a fresh helper.
 """
 
 from __future__ import annotations
 
 import multiprocessing
-import os
 import signal
-import tempfile
 import threading
 import warnings
 from typing import Any, Optional
@@ -20,10 +19,9 @@ import numpy as np
 
 from shotstyle.plugin.codec import EncodedFrame, encode_raw
 from shotstyle.server.errors import FrameIOError, ShotstyleError
-from shotstyle.server.frameio import Frame, decode_image_bytes, encode_exr_bytes
+from shotstyle.server.frameio import Frame, decode_image_bytes, default_colourspace, encode_exr_bytes
 
 DECODE_TIMEOUT_S = 120.0
-RAW_DEFAULT_COLOURSPACE = "ACEScg"  # raw buffers are float: scene-linear unless their header says otherwise
 
 
 def _json_value(value: Any) -> Any:
@@ -62,7 +60,10 @@ def convert(pixels: np.ndarray, dtype: str) -> np.ndarray:
 
 
 def frame_from_raw(ef: EncodedFrame) -> Frame:
-    """A Frame from a raw payload (codec.from_parts has checked its header and size)."""
+    """A Frame from a raw payload (codec.from_parts has checked its header and size).
+
+    Its colour space is the header's, else `frameio.default_colourspace` of its channel formats.
+    """
     h = ef.header
     pixels = np.frombuffer(ef.data, dtype=h["dtype"]).reshape(h["height"], h["width"], len(h["channels"]))
     pixels = convert(pixels, "float32")
@@ -72,7 +73,7 @@ def frame_from_raw(ef: EncodedFrame) -> Frame:
                  channel_formats=list(h["formats"]), data_window=tuple(h["data_window"]),
                  display_window=tuple(h["display_window"]), attributes=dict(h.get("attributes", {})),
                  attribute_types=dict(h.get("attribute_types", {})),
-                 colourspace=h.get("colourspace") or RAW_DEFAULT_COLOURSPACE)
+                 colourspace=h.get("colourspace") or default_colourspace(list(h["formats"])))
 
 
 def frame_to_raw(frame: Frame, dtype: str = "float32", number: Optional[int] = None) -> EncodedFrame:
@@ -100,34 +101,17 @@ def encode_like(frame: Frame, like: EncodedFrame, number: Optional[int] = None) 
     return frame_to_file(frame, number)
 
 
-def _load_working(data: Any, fmt: str, colourspace: Optional[str]) -> np.ndarray:
-    """Image bytes -> H×W×3 working-space RGB, through the engine's own file path (pipeline.load_working)."""
-    from shotstyle.server.engine.pipeline import load_working  # torch only in helpers that train
-
-    with tempfile.TemporaryDirectory(prefix="shotstyle-") as folder:
-        path = os.path.join(folder, f"received.{fmt}")
-        with open(path, "wb") as handle:
-            handle.write(data)
-        try:
-            return load_working(path, colourspace)
-        except FrameIOError as error:
-            raise FrameIOError(str(error).replace(path, f"received {fmt} image")) from None
-
-
 def _decoder_main(conn: Any) -> None:
     """The helper process: decode image bytes until the pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the server, which stops us itself
     while True:
         try:
-            mode, fmt, colourspace = conn.recv()
+            fmt, colourspace = conn.recv()
             data = conn.recv_bytes()
         except EOFError:
             return
         try:
-            if mode == "working":
-                conn.send(("ok", _load_working(data, fmt, colourspace)))
-            else:
-                conn.send(("ok", decode_image_bytes(data, fmt, colourspace)))
+            conn.send(("ok", decode_image_bytes(data, fmt, colourspace)))
         except ShotstyleError as exc:
             conn.send(("error", str(exc)))
         except Exception as exc:  # any library error is still this frame's problem, not the server's
@@ -160,22 +144,12 @@ class IsolatedDecoder:
             self._process = None
 
     def decode(self, data: Any, fmt: str, colourspace: Optional[str] = None) -> Frame:
-        """A Frame from image file bytes."""
-        return self._run("frame", data, fmt, colourspace)
-
-    def working(self, ef: EncodedFrame, colourspace: Optional[str] = None) -> np.ndarray:
-        """H×W×3 working-space RGB of any payload, for training (raw buffers go as EXR bytes)."""
-        if ef.kind == "raw":
-            frame = frame_from_raw(ef)
-            return self._run("working", encode_exr_bytes(frame), "exr", colourspace or frame.colourspace)
-        return self._run("working", ef.data, ef.header["format"], colourspace)
-
-    def _run(self, mode: str, data: Any, fmt: str, colourspace: Optional[str]) -> Any:
+        """A Frame from image file bytes, decoded in the helper process."""
         with self._lock:
             if self._process is None or not self._process.is_alive():
                 self._start()
             try:
-                self._conn.send((mode, fmt, colourspace))
+                self._conn.send((fmt, colourspace))
                 self._conn.send_bytes(data)
                 if not self._conn.poll(self.timeout):
                     self._stop()

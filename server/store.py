@@ -10,29 +10,20 @@ from __future__ import annotations
 
 import os
 import re
-import struct
 import threading
 from collections import OrderedDict
 from typing import Any, Dict, List, Optional
 
 import torch
 
-from shotstyle.server.engine.modelfile import StyleModel, load_model, model_from_bytes, read_metadata, save_model
-from shotstyle.server.errors import ShotstyleError
+from shotstyle.server.engine.modelfile import StyleModel, load_model, model_from_bytes, save_model
+from shotstyle.server.engine.modelheader import read_metadata
+from shotstyle.server.errors import ShotstyleError, StoreError
 from shotstyle.plugin.userdirs import user_folder
 
 MODEL_SUFFIX = ".safetensors"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 DEFAULT_MEMORY_BUDGET = 2 << 30  # bytes of loaded weights kept in memory
-MAX_HEADER_BYTES = 100 << 20  # safetensors' own limit on a file's JSON header
-
-
-class StoreError(ShotstyleError):
-    """A model name that is invalid or not in the store; ``code`` is the protocol error code."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
 
 
 def default_models_dir() -> str:
@@ -80,11 +71,7 @@ class ModelStore:
     def describe(self, name: str) -> Dict[str, Any]:
         """Name, size, hash and metadata, read from the file header (the weights are not read)."""
         path = self._existing(name)
-        with open(path, "rb") as handle:
-            prefix = handle.read(8)
-            if len(prefix) == 8:
-                prefix += handle.read(min(struct.unpack("<Q", prefix)[0], MAX_HEADER_BYTES))
-        metadata = read_metadata(prefix, path)
+        metadata = read_metadata(path)
         return {"name": name, "size": os.path.getsize(path), "hash": metadata.get("checksum"), "metadata": metadata}
 
     def list(self) -> List[Dict[str, Any]]:
@@ -125,7 +112,7 @@ class ModelStore:
             self._loaded.pop(name, None)
         return model.hash
 
-    def put_bytes(self, name: str, data: bytes) -> str:
+    def put_bytes(self, name: str, data: bytes | memoryview) -> str:
         """Check an uploaded model file (never unpickled) and store it; returns its hash."""
         model = model_from_bytes(bytes(data), device="cpu", name=f"uploaded model {name!r}")
         return self.put(check_name(name), model)

@@ -1,8 +1,11 @@
-"""Shared pytest fixtures: where the shared data lives, and a repository-relative path helper."""
+"""Shared pytest fixtures: where the shared data lives, the test material made at test time
+(`testfiles`), and every test's own runtime folders."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 # Before anything imports torch: OpenMP threads that spin while waiting starve the other
@@ -11,16 +14,49 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import pytest  # noqa: E402
 
+from testfiles import damaged_exrs, exr_sequence, made_exrs, plate_clip, style_image  # noqa: E402,F401
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("SHOTSTYLE_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """The real footage/EXR folder beside the repository; tests that need it skip without it."""
+    """The real footage/EXR folder beside the repository; tests that need it skip without it.
+
+    Only tests whose point is an outside file use it; everything else uses `testfiles`."""
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"shared data not found at {SHARED_DATA}")
+        pytest.skip(f"shared data not found at {SHARED_DATA}: this test is about those outside files")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def built_wheel(tmp_path_factory) -> Path:
+    """This checkout built as a wheel (without its dependencies), once per session."""
+    folder = tmp_path_factory.mktemp("wheel")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(folder),
+                    str(REPO)], check=True)
+    (wheel,) = folder.glob("shotstyle-*.whl")
+    return wheel
+
+
+@pytest.fixture(scope="session")
+def installed_wheel(built_wheel, tmp_path_factory) -> Path:
+    """The bin folder of a fresh virtual environment with the wheel installed, not the checkout.
+
+    Its dependencies (torch, OpenImageIO...) come from this interpreter's site-packages folders
+    through a .pth file; the editable install of the checkout is not among them (the .pth files
+    inside those folders are not run).
+    """
+    venv = tmp_path_factory.mktemp("wheel-venv")
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    (site_packages,) = venv.glob("lib/python*/site-packages")
+    dependencies = [p for p in sys.path if os.path.basename(p) in ("site-packages", "dist-packages")]
+    (site_packages / "_dependencies.pth").write_text("\n".join(dependencies) + "\n")
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index", "-q",
+                    str(built_wheel)], check=True)
+    return venv / "bin"
 
 
 @pytest.fixture(autouse=True)

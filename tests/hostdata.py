@@ -1,4 +1,5 @@
-"""Small synthetic shots for the host-node tests: a plate EXR sequence with overscan and extra channels, a style PNG.
+"""Small synthetic shots for the host-node tests: a plate EXR sequence with its data window inside the display
+window and an extra channel, and the style image of `testfiles`.
 
 Shared by the Nuke and Resolve node tests (stand-in hosts in tests/hosts/), with one real
 server for both (``host_server``: import it into the test module to use it).
@@ -14,6 +15,7 @@ import OpenImageIO as oiio
 import pytest
 
 from serverproc import ServerProcess
+from testfiles import write_style  # noqa: F401  (the host tests' style image)
 
 PLATE_CHANNELS = ("R", "G", "B", "A", "Z")
 DATA_WINDOW = (4, 2, 56, 40)       # x, y, width, height: smaller than the display window
@@ -41,17 +43,6 @@ def write_plate(folder: Path, frames=FRAMES) -> str:
         out.write_image(pixels)
         out.close()
     return str(folder / "plate.####.exr")
-
-
-def write_style(path: Path) -> str:
-    """A cool blue-green 8-bit style image."""
-    yy, xx = np.mgrid[0:24, 0:24]
-    pixels = np.stack([20 + 2 * xx, 90 + 3 * yy, 160 + xx], axis=-1).astype(np.uint8)
-    out = oiio.ImageOutput.create("png")
-    assert out.open(str(path), oiio.ImageSpec(24, 24, 3, "uint8")), oiio.geterror()
-    out.write_image(pixels)
-    out.close()
-    return str(path)
 
 
 def read(path: str) -> "tuple[np.ndarray, oiio.ImageSpec]":

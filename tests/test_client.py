@@ -1,5 +1,5 @@
 """The client against real server processes: frames through the server equal the in-process
-engine bit for bit (EXR bytes and raw buffers), the model store round-trips and persists,
+engine bit for bit (EXR bytes with AOVs and windows, and raw buffers), the model store round-trips and persists,
 training streams events and can be cancelled, a second client keeps getting frames while
 another trains, SIGTERM during training leaves a usable checkpoint, and autostart works."""
 
@@ -11,6 +11,7 @@ import time
 import numpy as np
 import pytest
 
+import testfiles
 from serverproc import serving_tiny_model, MODEL, ServerProcess, save_tiny_model
 from shotstyle.plugin import codec, localserver, protocol
 from shotstyle.plugin.client import Client, ServerError
@@ -35,12 +36,11 @@ def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
     return a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a.view(np.uint8), b.view(np.uint8))
 
 
-def test_beachball_exr_bytes_through_the_server_equal_the_in_process_result(server, stylizer, shared_data,
-                                                                            tmp_path):
+def test_exr_bytes_through_the_server_equal_the_in_process_result(server, stylizer, exr_sequence, tmp_path):
     from shotstyle.server.engine.pipeline import stylize_frame
     from shotstyle.server.frameio import decode_image_bytes, read_frame, write_frame
 
-    paths = sorted((shared_data / "exr" / "Beachball").glob("singlepart.*.exr"))[::2]  # 2 of 3: CPU time
+    paths = testfiles.paths_of(exr_sequence, testfiles.SEQUENCE_FRAMES)
     with Client(server.address, timeout=120) as client:
         results = client.stylize([codec.encode_file(str(p), frame=n) for n, p in enumerate(paths, 1)], MODEL)
     for n, (path, ef) in enumerate(zip(paths, results), 1):
@@ -56,12 +56,12 @@ def test_beachball_exr_bytes_through_the_server_equal_the_in_process_result(serv
         assert got.attributes.get("shotstyle/model") == stylizer.model_hash
 
 
-def test_walk_clip_as_raw_buffers_equals_the_in_process_result(server, stylizer, shared_data):
+def test_plates_as_raw_buffers_equal_the_in_process_result(server, stylizer, plate_clip):
     from shotstyle.server.engine.pipeline import stylize_frame
     from shotstyle.server.frameio import read_frame
     from shotstyle.server.payloads import frame_from_raw, frame_to_raw
 
-    paths = [shared_data / "clip" / f"walk.{n:04d}.jpg" for n in (1, 30, 60)]
+    paths = testfiles.paths_of(plate_clip, (1, 20, 40))
     frames = {n: read_frame(str(p)) for n, p in enumerate(paths, 1001)}
     with Client(server.address, timeout=120) as client:
         sent = [frame_to_raw(f, "float32", n) for n, f in frames.items()]
@@ -150,32 +150,49 @@ def test_autostart_starts_one_local_server_and_clients_find_it():
     assert not localserver.pid_alive(pid)
 
 
-def train_inputs(shared_data):
-    keyframe = codec.encode_file(str(shared_data / "clip" / "walk.0001.jpg"), frame=1)
-    style = codec.encode_file(str(shared_data / "styles" / "seed_in47.png"))
-    preview = codec.encode_file(str(shared_data / "clip" / "walk.0030.jpg"), frame=30)
-    return keyframe, style, preview
+@pytest.fixture(scope="module")
+def train_inputs(plate_clip, style_image):
+    """Encoded keyframe (frame 1), style and preview frame (30)."""
+    keyframe, preview = testfiles.paths_of(plate_clip, (1, 30))
+    return codec.encode_file(keyframe, frame=1), codec.encode_file(style_image), codec.encode_file(preview, frame=30)
 
 
-def test_training_streams_events_and_the_model_renders(server, shared_data):
-    keyframe, style, preview = train_inputs(shared_data)
+def test_training_streams_events_and_the_model_renders(server, train_inputs):
+    keyframe, style, preview = train_inputs
     with Client(server.address, timeout=60) as client:
-        job = client.train([keyframe], style, "walk_look", TRAIN, preview=preview)
+        job = client.train([keyframe], style, "plate_look", TRAIN, preview=preview)
         events = list(job.events())
         final = events[-1]
-        assert final["type"] == "done" and final["model"] == "walk_look", final
+        assert final["type"] == "done" and final["model"] == "plate_look", final
         progress = [e for e in events if e["type"] == "progress"]
         assert progress and progress[-1]["step"] == TRAIN["steps"] and "eta_s" in progress[-1]
         assert all(isinstance(v, float) for v in progress[-1]["losses"].values())
         previews = [e for e in events if e["type"] == "preview"]
         assert previews and previews[0]["image"].kind == "file" and "extra" in previews[0]
-        assert client.describe_model("walk_look")["hash"] == final["hash"]
-        (out,) = client.stylize([keyframe], "walk_look")
+        assert client.describe_model("plate_look")["hash"] == final["hash"]
+        (out,) = client.stylize([keyframe], "plate_look")
         assert out.frame == 1
 
 
-def test_cancel_keeps_a_checkpoint(server, shared_data):
-    keyframe, style, _ = train_inputs(shared_data)
+def test_a_float_tiff_keyframe_previews_in_the_space_it_was_read_in(server, tmp_path):
+    """One default-colourspace rule: float data is ACEScg when read and when its preview is encoded."""
+    from shotstyle.server.frameio import COLOURSPACE_ATTRIBUTE, Frame, decode_image_bytes, write_frame
+    rgb = np.random.default_rng(0).uniform(0, 1, (32, 48, 3)).astype(np.float32)
+    window = (0, 0, 48, 32)
+    write_frame(str(tmp_path / "key.tif"), Frame(rgb, ["R", "G", "B"], ["float"] * 3, window, window, {}))
+    write_frame(str(tmp_path / "style.png"), Frame(rgb[::-1].copy(), ["R", "G", "B"], ["uint8"] * 3, window, window,
+                                                   {}))
+    with Client(server.address, timeout=60) as client:
+        job = client.train([codec.encode_file(str(tmp_path / "key.tif"), frame=1)],
+                           codec.encode_file(str(tmp_path / "style.png")), "tiff_look",
+                           {"steps": 2, "resolution": 32, "loss": "look", "preview_every": 1})
+        previews = [e["image"] for e in job.events() if e["type"] == "preview"]
+    assert previews and job.final is not None and job.final["type"] == "done", job.final
+    assert decode_image_bytes(bytes(previews[0].data)).attributes[COLOURSPACE_ATTRIBUTE] == "ACEScg"
+
+
+def test_cancel_keeps_a_checkpoint(server, train_inputs):
+    keyframe, style, _ = train_inputs
     with Client(server.address, timeout=60) as client:
         job = client.train([keyframe], style, "cancelled_look", {**TRAIN, "steps": 100000})
         for event in job.events():
@@ -190,9 +207,10 @@ def test_cancel_keeps_a_checkpoint(server, shared_data):
         assert err.value.code == "unknown_job"
 
 
-def test_one_client_trains_while_another_stylizes(server, shared_data):
-    keyframe, style, _ = train_inputs(shared_data)
-    frames = [codec.encode_file(str(shared_data / "clip" / f"walk.{n:04d}.jpg"), frame=n) for n in (2, 3, 4, 5)]
+def test_one_client_trains_while_another_stylizes(server, train_inputs, plate_clip):
+    keyframe, style, _ = train_inputs
+    numbers = (2, 3, 4, 5)
+    frames = [codec.encode_file(path, frame=n) for n, path in zip(numbers, testfiles.paths_of(plate_clip, numbers))]
     with Client(server.address, timeout=120) as trainer, Client(server.address, timeout=120) as renderer:
         job = trainer.train([keyframe], style, "concurrent_look", {**TRAIN, "steps": 30})
         first = next(job.events())
@@ -205,8 +223,8 @@ def test_one_client_trains_while_another_stylizes(server, shared_data):
         assert running and running[0]["state"] == "running"  # frames came back while it trained
 
 
-def test_too_many_jobs_per_client(server, shared_data):
-    keyframe, style, _ = train_inputs(shared_data)
+def test_too_many_jobs_per_client(server, train_inputs):
+    keyframe, style, _ = train_inputs
     with Client(server.address, timeout=60) as client:
         jobs = [client.train([keyframe], style, f"many_{n}", {**TRAIN, "steps": 100000})
                 for n in range(protocol.MAX_JOBS_PER_CLIENT)]
@@ -218,10 +236,10 @@ def test_too_many_jobs_per_client(server, shared_data):
         assert {job.wait()["type"] for job in jobs} == {"cancelled"}
 
 
-def test_sigterm_during_training_leaves_a_usable_checkpoint_and_stops_cleanly(tmp_path, shared_data):
+def test_sigterm_during_training_leaves_a_usable_checkpoint_and_stops_cleanly(tmp_path, train_inputs):
     from shotstyle.server.engine.modelfile import load_model
 
-    keyframe, style, _ = train_inputs(shared_data)
+    keyframe, style, _ = train_inputs
     server = ServerProcess(tmp_path)
     try:
         with Client(server.address, timeout=60) as client:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import testfiles
 from shotstyle.server.engine import colour
 from shotstyle.server.engine.colour import NEGATIVE_LIMIT, from_working, to_working
 from shotstyle.server.errors import ColourError
@@ -19,9 +20,8 @@ def as_rgb(pixels: np.ndarray) -> np.ndarray:
     return np.repeat(pixels, 3, axis=2) if pixels.shape[2] == 1 else pixels[:, :, :3]
 
 
-@pytest.mark.parametrize("name", ["WideFloatRange", "AllHalfValues"])
-def test_round_trip_within_1e3_relative(shared_data, name):
-    rgb = as_rgb(read_frame(str(shared_data / f"exr/TestImages/{name}.exr")).pixels)
+def check_round_trip(rgb: np.ndarray) -> None:
+    """ACEScg -> working -> ACEScg within 1e-3 relative for every finite value above the negative limit."""
     working, replaced = to_working(rgb, "ACEScg")
     assert np.isfinite(working).all()
     back = from_working(working, "ACEScg")
@@ -29,6 +29,16 @@ def test_round_trip_within_1e3_relative(shared_data, name):
     assert checked.mean() > 0.95
     np.testing.assert_allclose(back[checked], rgb[checked], rtol=1e-3, atol=TINY)
     assert replaced == int(np.count_nonzero(~np.isfinite(rgb)))
+
+
+@pytest.mark.parametrize("name", ["wide_range", "all_half"])
+def test_round_trip_within_1e3_relative(made_exrs, name):
+    check_round_trip(read_frame(made_exrs[name]).pixels)
+
+
+@pytest.mark.parametrize("name", ["WideFloatRange", "AllHalfValues"])
+def test_sample_round_trip_within_1e3_relative(shared_data, name):
+    check_round_trip(as_rgb(read_frame(str(shared_data / f"exr/TestImages/{name}.exr")).pixels))
 
 
 def test_highlights_and_negatives_survive():
@@ -40,10 +50,10 @@ def test_highlights_and_negatives_survive():
     np.testing.assert_allclose(from_working(working, "ACEScg"), linear, rtol=1e-4, atol=TINY)
 
 
-def test_nonfinite_are_replaced_by_the_rule_and_counted(shared_data):
-    frame = read_frame(str(shared_data / "exr/TestImages/BrightRingsNanInf.exr"))
+def test_nonfinite_are_replaced_by_the_rule_and_counted(made_exrs):
+    frame = read_frame(made_exrs["nan_inf"])
     working, replaced = to_working(frame.rgb(), "ACEScg")
-    assert replaced == frame.nonfinite == 18
+    assert replaced == frame.nonfinite == len(testfiles.NONFINITE_PIXELS)
     assert np.isfinite(working).all()
     nan_inf = np.array([[[np.nan, np.inf, -np.inf]]], np.float32)
     working, replaced = to_working(nan_inf, "ACEScct")
@@ -57,8 +67,8 @@ def test_from_working_never_returns_nonfinite():
     assert np.isfinite(from_working(garbage, "ACEScg")).all()
 
 
-def test_srgb_style_image_round_trip(shared_data):
-    image = read_frame(str(shared_data / "pairs/tar1.png"))
+def test_srgb_style_image_round_trip(style_image):
+    image = read_frame(style_image)
     assert image.colourspace == "sRGB"
     working, replaced = to_working(image.rgb(), image.colourspace)
     assert replaced == 0 and 0.0 < working.mean() < 0.7

@@ -1,40 +1,133 @@
-"""`shotstyle demo` end to end: it starts a local server, trains on the built-in example with
-the weights-free loss (and says so), stylizes every frame through the server and writes the
-EXRs and the before/after contact sheet."""
+"""`shotstyle demo` end to end, as a user runs it from an installed wheel (not the checkout).
 
+It starts a local server, trains on the built-in walk clip with the weights-free loss (and says
+so), stylizes all twelve frames through the server and writes the EXRs, the before/after
+contact sheet and the animated preview; every output is checked against the plates.
+"""
+
+import os
+import re
 import subprocess
-import sys
 
 import numpy as np
+import OpenImageIO as oiio
+import pytest
 
+from shotstyle import examples
+from shotstyle.nodes.farm import demo
 from shotstyle.plugin import localserver
 from shotstyle.plugin.client import Client
+from shotstyle.server.frameio import Frame, read_frame
+
+FRAMES = list(range(1, 24, 2))
+WIDTH, HEIGHT = 500, 281
+SHEET_FRAMES = FRAMES[::3]          # 4 rows: 1, 7, 13, 19
 
 
-def test_demo_on_the_built_in_example(tmp_path):
-    from shotstyle.server.frameio import read_frame
+def luminance_gradient(rgb: np.ndarray) -> np.ndarray:
+    return np.diff(rgb @ np.array([0.2126, 0.7152, 0.0722], np.float32), axis=1).ravel()
 
-    out = tmp_path / "demo"
+
+def srgb_pixels(path: str) -> np.ndarray:
+    """An 8-bit picture's RGB as 0..1 floats (OpenImageIO reads GIFs as RGBA, frame by frame: here the first)."""
+    return np.asarray(oiio.ImageBuf(path).get_pixels(oiio.FLOAT))[..., :3]
+
+
+@pytest.fixture(scope="module")
+def demo_run(installed_wheel, tmp_path_factory):
+    """The installed `shotstyle demo` (8 quick steps), run outside the checkout; its output folder and stdout."""
+    out = tmp_path_factory.mktemp("demo") / "out"
     try:
-        proc = subprocess.run([sys.executable, "-m", "shotstyle.nodes.farm.cli", "demo", "-o", str(out),
-                               "--steps", "4", "--resolution", "32"], capture_output=True, text=True, timeout=300)
-        assert proc.returncode == 0, proc.stdout + proc.stderr
+        done = subprocess.run([str(installed_wheel / "shotstyle"), "demo", "-o", str(out), "--steps", "8",
+                               "--resolution", "64"], capture_output=True, text=True, timeout=600, cwd=out.parent)
     finally:
         address = localserver.find_local_server()
         if address is not None:
             with Client(address) as client:
                 client.shutdown()
-    assert "training with the weights-free 'look' loss" in proc.stdout
-    plates = sorted((out / "plate").glob("demo.*.exr"))
-    results = sorted((out / "stylized").glob("demo.*.exr"))
-    assert len(plates) == len(results) == 8
-    for plate_path, result_path in zip(plates, results):
-        assert plate_path.name == result_path.name
-        plate, result = read_frame(str(plate_path)), read_frame(str(result_path))
-        assert result.channels == ["R", "G", "B", "A"] and result.channel_formats == ["half"] * 4
-        assert np.array_equal(result.pixels[..., 3], plate.pixels[..., 3])  # alpha passes through
-        assert not np.array_equal(result.pixels[..., :3], plate.pixels[..., :3])
-        assert result.attributes.get("shotstyle/model")
-    sheet = read_frame(str(out / "contact_sheet.png"))
-    assert sheet.pixels.shape == (4 * 144 + 3 * 4, 2 * 256 + 4, 3)
-    assert str(out / "contact_sheet.png") in proc.stdout
+    assert done.returncode == 0, done.stdout + done.stderr
+    return out, done.stdout, done.stderr
+
+
+def test_demo_runs_the_installed_example_through_a_server(demo_run, installed_wheel):
+    out, stdout, stderr = demo_run
+    assert "training with the weights-free 'look' loss" in stdout
+    venv = str(installed_wheel.parent)
+    (plate,) = re.findall(r"built-in example: 12 frames of real footage \((\S+)\)", stdout)
+    assert plate.startswith(venv) and plate.endswith("shotstyle/examples/walk/walk.####.jpg")  # not the checkout
+    assert "step 8/8" in stderr and "shotstyle demo: model 'demo' trained" in stderr
+    assert re.search(r"server tcp://127\.0\.0\.1:\d+ \(shotstyle ", stdout)
+    assert f"before/after contact sheet (plate left, stylized right): {out / 'contact_sheet.png'}" in stdout
+    assert f"before/after animation: {out / 'before_after.gif'}" in stdout
+
+
+def test_stylized_frames_change_the_look_and_keep_the_picture(demo_run):
+    out, _, stderr = demo_run
+    model_hash = re.search(r"trained \(hash ([0-9a-f]{12})\)", stderr).group(1)
+    assert sorted(os.listdir(out / "stylized")) == [f"walk.{n:04d}.exr" for n in FRAMES]
+    for number in FRAMES:
+        plate = read_frame(examples.PLATE.replace("####", f"{number:04d}"))
+        result = read_frame(str(out / "stylized" / f"walk.{number:04d}.exr"))
+        assert result.channels == ["R", "G", "B"] and result.channel_formats == ["half"] * 3
+        assert result.data_window == result.display_window == (0, 0, WIDTH, HEIGHT)
+        assert result.attributes["shotstyle/model"].startswith(model_hash)
+        assert result.attributes["shotstyle/mix"] == 1.0
+        assert result.colourspace == plate.colourspace == "sRGB"
+        change = np.abs(result.rgb() - plate.rgb()).mean()
+        assert change > 0.02, f"frame {number}: the look barely changed ({change:.4f})"
+        correlation = np.corrcoef(luminance_gradient(plate.rgb()), luminance_gradient(result.rgb()))[0, 1]
+        assert correlation > 0.9, f"frame {number}: the picture's structure was lost ({correlation:.3f})"
+
+
+def test_contact_sheet_shows_plates_beside_their_results(demo_run):
+    out, _, _ = demo_run
+    sheet = srgb_pixels(str(out / "contact_sheet.png"))
+    assert sheet.shape == (4 * HEIGHT + 3 * demo.GAP, 2 * WIDTH + demo.GAP, 3)
+    for row, number in enumerate(SHEET_FRAMES):
+        top = row * (HEIGHT + demo.GAP)
+        left, right = sheet[top:top + HEIGHT, :WIDTH], sheet[top:top + HEIGHT, WIDTH + demo.GAP:]
+        plate = read_frame(examples.PLATE.replace("####", f"{number:04d}")).rgb()
+        result = read_frame(str(out / "stylized" / f"walk.{number:04d}.exr")).rgb()
+        assert np.abs(left - plate).max() <= 1 / 255 + 1e-6, f"row {row}: not frame {number}'s plate"
+        assert np.abs(right - np.clip(result, 0, 1)).max() <= 1 / 255 + 1e-6, f"row {row}: not frame {number}"
+        assert np.all(sheet[top:top + HEIGHT, WIDTH:WIDTH + demo.GAP] == 1.0)
+
+
+def test_animation_plays_every_frame_before_and_after(demo_run):
+    out, _, _ = demo_run
+    path = str(out / "before_after.gif")
+    reader = oiio.ImageInput.open(path)
+    count = 0
+    while reader.seek_subimage(count, 0):
+        assert (reader.spec().width, reader.spec().height) == (2 * WIDTH + demo.GAP, HEIGHT)
+        count += 1
+    assert reader.seek_subimage(0, 0)
+    rate = reader.spec().getattribute("FramesPerSecond")  # GIF delays are in 1/100 s: 12 fps is stored as 12.5
+    assert abs(rate[0] / rate[1] - examples.FRAMES_PER_SECOND) < 1
+    reader.close()
+    assert count == len(FRAMES)
+    first = srgb_pixels(path)  # a palette of 256 colours: close to the pictures, not equal
+    plate = read_frame(examples.PLATE.replace("####", "0001")).rgb()
+    result = read_frame(str(out / "stylized" / "walk.0001.exr")).rgb()
+    assert np.abs(first[:, :WIDTH] - plate).mean() < 0.03
+    assert np.abs(first[:, WIDTH + demo.GAP:] - np.clip(result, 0, 1)).mean() < 0.03
+
+
+def test_plate_without_style_and_missing_frames_are_usage_errors(tmp_path, capsys):
+    from shotstyle.nodes.farm.cli import main
+
+    assert main(["demo", "--plate", examples.PLATE, "-o", str(tmp_path)]) == 2
+    assert "give both --plate and --style" in capsys.readouterr().err
+    assert main(["demo", "--plate", str(tmp_path / "shot.####.exr"), "--style", examples.STYLE,
+                 "-o", str(tmp_path)]) == 3
+    assert "no frames of this sequence on disk" in capsys.readouterr().err
+    assert main(["demo", "--plate", examples.PLATE, "--style", str(tmp_path / "nope.jpg"), "-o", str(tmp_path)]) == 3
+    assert "nope.jpg: no such file" in capsys.readouterr().err
+
+
+def test_previews_of_large_plates_are_scaled_down():
+    wide = Frame(np.full((540, 1920, 3), 0.5, np.float32), ["R", "G", "B"], ["half"] * 3, (0, 0, 1920, 540),
+                 (0, 0, 1920, 540), {}, colourspace="sRGB")
+    preview = demo._display(wide)
+    assert preview.shape == (180, demo.PREVIEW_WIDTH, 3)
+    np.testing.assert_allclose(preview, 0.5, atol=1e-3)

@@ -1,7 +1,8 @@
 """`shotstyle render` as a farm citizen: chunks, resume, claims, kills, per-frame failures, servers.
 
 A tiny untrained `hrnet-fast` network stands in for a trained model (rendering does not care
-whether the weights are good), and the walk clip's 500×281 JPEGs are the plate.
+whether the weights are good), and small sRGB JPEGs made at test time (tests/testfiles.py) are
+the plate.
 """
 
 from __future__ import annotations
@@ -25,8 +26,11 @@ import pytest
 
 from shotstyle.nodes.farm import render
 from shotstyle.nodes.farm.cli import main
+from shotstyle.plugin.exitcodes import ExitCode
+from shotstyle.server.frameio import MODEL_ATTRIBUTE
+from testfiles import PLATE_FRAMES, PLATE_PATTERN, PLATE_SIZE
 
-CLIP_PATTERN = "walk.####.jpg"
+PLATE_SHAPE = (PLATE_SIZE[1], PLATE_SIZE[0], 3)
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +46,8 @@ def tiny_model(tmp_path_factory) -> str:
 
 
 @pytest.fixture
-def clip(shared_data) -> str:
-    return str(shared_data / "clip" / CLIP_PATTERN)
+def clip(plate_clip) -> str:
+    return plate_clip
 
 
 def render_argv(model: str, source: str, out: Path, frames: str, *extra: str) -> list[str]:
@@ -104,7 +108,7 @@ def test_resume_skips_complete_frames_and_redoes_wrong_ones(tiny_model, clip, tm
     first = (out / "style.0001.exr").stat().st_mtime_ns
     # Frame 2: written by another model; frame 3: wrong size; frame 4: damaged.
     other = read_frame(str(out / "style.0002.exr"))
-    write_frame(str(out / "style.0002.exr"), other, attributes={render.MODEL_ATTRIBUTE: "0" * 64})
+    write_frame(str(out / "style.0002.exr"), other, attributes={MODEL_ATTRIBUTE: "0" * 64})
     small = read_frame(str(out / "style.0003.exr"))
     small.pixels, small.data_window = small.pixels[:10], (0, 0, small.pixels.shape[1], 10)
     write_frame(str(out / "style.0003.exr"), small)
@@ -115,42 +119,63 @@ def test_resume_skips_complete_frames_and_redoes_wrong_ones(tiny_model, clip, tm
     assert status == {1: "skipped", 2: "rendered", 3: "rendered", 4: "rendered"}
     assert (out / "style.0001.exr").stat().st_mtime_ns == first
     from shotstyle.server.engine.modelfile import load_model
-    assert read_frame(str(out / "style.0003.exr")).data_window == (0, 0, 500, 281)
-    assert read_frame(str(out / "style.0004.exr")).attributes[render.MODEL_ATTRIBUTE] == load_model(tiny_model).hash
+    assert read_frame(str(out / "style.0003.exr")).data_window == (0, 0, *PLATE_SIZE)
+    assert read_frame(str(out / "style.0004.exr")).attributes[MODEL_ATTRIBUTE] == load_model(tiny_model).hash
     # A file cut short by some other tool keeps a good header: --verify-pixels decodes it and redoes it.
     whole = (out / "style.0002.exr").read_bytes()
     (out / "style.0002.exr").write_bytes(whole[: len(whole) * 2 // 3])
     assert main(render_argv(tiny_model, clip, out, "1-4", "--in-process", "--verify-pixels")) == 0
     records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["frame"] for r in records if r.get("status") == "rendered"] == [2]
-    assert pixels(out / "style.0002.exr").shape == (281, 500, 3)
+    assert pixels(out / "style.0002.exr").shape == PLATE_SHAPE
 
 
 def test_recorded_hash_is_the_loaded_models_hash(tiny_model):
     """Resume reads the hash without torch; it must be the one the engine stamps into frames."""
     from shotstyle.server.engine import modelfile
-    assert render.recorded_model_hash(tiny_model) == modelfile.load_model(tiny_model).hash
-    assert render.MODEL_METADATA_KEY == modelfile.METADATA_KEY
+    from shotstyle.server.engine.modelheader import read_metadata, recorded_hash
+    assert recorded_hash(read_metadata(tiny_model), tiny_model) == modelfile.load_model(tiny_model).hash
+
+
+def test_resume_over_a_finished_folder_never_imports_torch(tiny_model, clip, tmp_path):
+    out = tmp_path / "out"
+    argv = render_argv(tiny_model, clip, out, "1-3", "--in-process")
+    assert main(argv) == 0
+    check = ("import sys; from shotstyle.nodes.farm.cli import main; code = main(sys.argv[1:]); "
+             "assert 'torch' not in sys.modules, 'resume imported torch'; sys.exit(code)")
+    done = subprocess.run([sys.executable, "-c", check, *argv], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert summary_of(done.stdout)["skipped"] == 3
+
+
+def test_a_model_from_a_newer_shotstyle_is_refused_before_rendering(clip, tmp_path, capsys):
+    from safetensors.numpy import save_file
+    model = tmp_path / "future.safetensors"
+    save_file({"w": np.zeros(1, np.float32)}, str(model),
+              metadata={"shotstyle": json.dumps({"format_version": 99, "checksum": "0" * 64})})
+    assert main(["render", "--model", str(model), "--in", clip, "--out", str(tmp_path / "o.####.exr"),
+                 "--frames", "1"]) == ExitCode.MODEL_ERROR
+    assert "written by a newer shotstyle" in capsys.readouterr().err
 
 
 def test_sigkill_mid_render_leaves_no_partial_frame_and_rerun_finishes(tiny_model, clip, tmp_path):
     out = tmp_path / "out"
-    process = spawn(render_argv(tiny_model, clip, out, "1-30", "--in-process"))
+    process = spawn(render_argv(tiny_model, clip, out, f"1-{PLATE_FRAMES}", "--in-process"))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and len(frames_in(out)) < 4:
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
     finished = frames_in(out)
-    assert 4 <= len(finished) < 30
+    assert 4 <= len(finished) < PLATE_FRAMES
     for name in finished:  # whatever carries a final name is a whole frame
-        assert pixels(out / name).shape == (281, 500, 3)
-    rerun = spawn(render_argv(tiny_model, clip, out, "1-30", "--in-process"))
+        assert pixels(out / name).shape == PLATE_SHAPE
+    rerun = spawn(render_argv(tiny_model, clip, out, f"1-{PLATE_FRAMES}", "--in-process"))
     stdout, stderr = rerun.communicate(timeout=180)
     assert rerun.returncode == 0, stderr
     summary = summary_of(stdout)
-    assert (summary["skipped"], summary["rendered"]) == (len(finished), 30 - len(finished))
-    assert len(frames_in(out)) == 30
+    assert (summary["skipped"], summary["rendered"]) == (len(finished), PLATE_FRAMES - len(finished))
+    assert len(frames_in(out)) == PLATE_FRAMES
     assert not [n for n in os.listdir(out) if n.endswith(".claim")]
 
 
@@ -177,23 +202,24 @@ def test_stale_claim_is_taken_over_and_a_live_one_waited_for(tiny_model, clip, t
     assert sorted(os.listdir(out)) == ["style.0001.exr", "style.0002.exr", "style.0003.exr"]
 
 
-def test_missing_and_damaged_inputs_fail_only_their_frames(tiny_model, shared_data, tmp_path, capsys):
+def test_missing_and_damaged_inputs_fail_only_their_frames(tiny_model, clip, tmp_path, capsys):
     plates = tmp_path / "plates"
     plates.mkdir()
     for frame in (1, 2, 4, 5):
-        shutil.copy(shared_data / "clip" / f"walk.{frame:04d}.jpg", plates / f"walk.{frame:04d}.jpg")
+        shutil.copy(clip.replace("####", f"{frame:04d}"), plates)
     out = tmp_path / "out"
-    argv = render_argv(tiny_model, str(plates / CLIP_PATTERN), out, "1-5", "--in-process")
-    assert main(argv) == render.ExitCode.MISSING_INPUT == 3
+    argv = render_argv(tiny_model, str(plates / PLATE_PATTERN), out, "1-5", "--in-process")
+    assert main(argv) == ExitCode.MISSING_INPUT == 3
     records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     (failure,) = [r for r in records if r["event"] == "frame" and r["status"] == "missing"]
-    assert failure["frame"] == 3 and str(plates / "walk.0003.jpg") in failure["error"]
+    third = str(plates / PLATE_PATTERN.replace("####", "0003"))
+    assert failure["frame"] == 3 and third in failure["error"]
     assert sorted(os.listdir(out)) == [f"style.{f:04d}.exr" for f in (1, 2, 4, 5)]
-    (plates / "walk.0003.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    open(third, "wb").write(b"\xff\xd8\xff\xe0 not really a jpeg")
     text_mode = [a for a in argv if a != "--json-progress"]
-    assert main(text_mode) == render.ExitCode.FRAMES_FAILED == 6
+    assert main(text_mode) == ExitCode.FAILED == 6
     captured = capsys.readouterr()
-    assert "frame 3 FAILED" in captured.err and "walk.0003.jpg" in captured.err
+    assert "frame 3 FAILED" in captured.err and os.path.basename(third) in captured.err
     assert "PROGRESS: 100%" in captured.out and "4 skipped" in captured.out
 
 
@@ -227,13 +253,14 @@ def test_damaged_model_is_a_model_error(tmp_path, clip, capsys):
     model = tmp_path / "bad.safetensors"
     model.write_bytes(b"\x80\x04 pickled? no thanks")
     assert main(["render", "--model", str(model), "--in", clip, "--out", str(tmp_path / "o.####.exr"),
-                 "--frames", "1", "--in-process"]) == render.ExitCode.MODEL_ERROR
+                 "--frames", "1", "--in-process"]) == ExitCode.MODEL_ERROR
     assert "bad.safetensors" in capsys.readouterr().err
 
 
 def test_two_servers_both_receive_frames_and_match_in_process(tiny_model, clip, tmp_path, capsys):
     from serverproc import ServerProcess
     from shotstyle.plugin.client import Client
+    from shotstyle.server.engine.modelfile import load_model
     local = tmp_path / "local"
     assert main(render_argv(tiny_model, clip, local, "1-4", "--in-process")) == 0
     capsys.readouterr()
@@ -248,7 +275,7 @@ def test_two_servers_both_receive_frames_and_match_in_process(tiny_model, clip, 
         served = {r["frame"]: r["server"] for r in records if r["event"] == "frame"}
         assert sorted(served) == list(range(1, 5))
         assert set(served.values()) == {first.address, second.address}
-        model_name = "farm-" + render.recorded_model_hash(tiny_model)[:20]
+        model_name = "farm-" + load_model(tiny_model).hash[:20]
         for server in (first, second):
             with Client(server.address) as client:
                 assert model_name in client.status()["loaded_models"]
@@ -280,6 +307,6 @@ def test_unreachable_server_exits_5(tiny_model, clip, tmp_path, capsys):
         port = sock.getsockname()[1]
     started = time.monotonic()
     code = main(render_argv(tiny_model, clip, tmp_path / "out", "1-2", "--server", f"tcp://127.0.0.1:{port}"))
-    assert code == render.ExitCode.SERVER_UNREACHABLE
+    assert code == ExitCode.SERVER_UNREACHABLE
     assert time.monotonic() - started < 15
     assert f"no answer from tcp://127.0.0.1:{port}" in capsys.readouterr().out

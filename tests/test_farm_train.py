@@ -9,6 +9,7 @@ import pytest
 
 from shotstyle.nodes.farm import train
 from shotstyle.nodes.farm.cli import main
+from testfiles import paths_of
 
 QUICK = ["--steps", "4", "--resolution", "64", "--loss", "look"]
 
@@ -20,9 +21,9 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def inputs(shared_data) -> dict:
-    return {"content": str(shared_data / "clip/walk.0001.jpg"), "style": str(shared_data / "styles/seed_in47.png"),
-            "preview": str(shared_data / "clip/walk.0030.jpg")}
+def inputs(plate_clip, style_image) -> dict:
+    content, preview = paths_of(plate_clip, (1, 30))
+    return {"content": content, "style": style_image, "preview": preview}
 
 
 def test_in_process_training_writes_a_loadable_model_and_shows_progress(inputs, tmp_path, capsys):

@@ -1,4 +1,8 @@
-"""Frame I/O on the real EXRs and images: round trips keep pixels, windows, formats and metadata."""
+"""Frame I/O: round trips keep pixels, windows, formats and metadata; unsupported layouts are refused.
+
+The EXRs are made at test time (tests/testfiles.py: every layout the frame I/O must handle);
+the OpenEXR sample images in ../shared/data go through the same checks as extra real material.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import numpy as np
 import OpenImageIO as oiio
 import pytest
 
+import testfiles
 from shotstyle.server import frameio
 from shotstyle.server.errors import FrameIOError, MissingFramesError
 from shotstyle.server.frameio import (
@@ -15,7 +20,7 @@ from shotstyle.server.frameio import (
     sequence_paths, write_frame,
 )
 
-GOOD_EXRS = [
+SAMPLE_EXRS = [
     "Beachball/singlepart.0001.exr",
     "DisplayWindow/t01.exr",
     "DisplayWindow/t08.exr",
@@ -30,7 +35,7 @@ GOOD_EXRS = [
 ]
 # Compressions that lose bits on float (pxr24) or on any data (b44, dwa): the round trip then uses zip.
 LOSSY = {"pxr24", "b44", "b44a", "dwaa", "dwab"}
-# Written on every write (by OpenImageIO; by us), so present on the copy only.
+# Written on every write where the frame has none (by OpenImageIO; by us).
 ADDED_ON_WRITE = {"DateTime", frameio.COLOURSPACE_ATTRIBUTE}
 
 
@@ -40,15 +45,15 @@ def bits(pixels: np.ndarray) -> np.ndarray:
 
 def same_attributes(a: Frame, b: Frame, ignore=()) -> None:
     left = {k: v for k, v in a.attributes.items() if k not in ignore}
-    right = {k: v for k, v in b.attributes.items() if k not in ignore and k not in ADDED_ON_WRITE}
+    right = {k: v for k, v in b.attributes.items() if k not in ignore and (k in left or k not in ADDED_ON_WRITE)}
     assert left == right
     for name in left:
         assert a.attribute_types[name] == b.attribute_types[name], name
 
 
-@pytest.mark.parametrize("name", GOOD_EXRS)
-def test_exr_round_trip_keeps_everything(shared_data, tmp_path, name):
-    original = read_frame(str(shared_data / "exr" / name))
+def check_round_trip(path: str, tmp_path) -> None:
+    """Read, write back (lossy compressions as zip), read again: everything but the compression equal."""
+    original = read_frame(path)
     lossy = original.attributes["compression"] in LOSSY
     copy_path = tmp_path / "copy.exr"
     write_frame(str(copy_path), original, compression="zip" if lossy else None)
@@ -63,7 +68,59 @@ def test_exr_round_trip_keeps_everything(shared_data, tmp_path, name):
     assert probe(str(copy_path))["tiled"] is None  # always written as scanlines
 
 
-def test_windows_and_metadata_of_overscan_and_beachball(shared_data):
+@pytest.mark.parametrize("name", testfiles.READABLE_EXRS)
+def test_exr_round_trip_keeps_everything(made_exrs, tmp_path, name):
+    check_round_trip(made_exrs[name], tmp_path)
+
+
+@pytest.mark.parametrize("name", SAMPLE_EXRS)
+def test_sample_exr_round_trip_keeps_everything(shared_data, tmp_path, name):
+    check_round_trip(str(shared_data / "exr" / name), tmp_path)
+
+
+def as_half(values: np.ndarray) -> np.ndarray:
+    return values.astype(np.float16).astype(np.float32)
+
+
+def test_windows_pixels_and_formats_are_read_as_written(made_exrs):
+    crop = read_frame(made_exrs["crop"])
+    assert crop.data_window == testfiles.CROP_WINDOW and crop.display_window == testfiles.DISPLAY
+    assert np.array_equal(crop.pixels, as_half(testfiles._ramp(*testfiles.CROP_WINDOW[2:], 3)))
+    overscan = read_frame(made_exrs["overscan"])
+    assert overscan.data_window == testfiles.OVERSCAN_WINDOW and overscan.display_window == testfiles.DISPLAY
+    aovs = read_frame(made_exrs["aovs"])
+    assert aovs.data_window == testfiles.AOV_WINDOW
+    assert sorted(aovs.channels) == sorted(testfiles.AOV_CHANNELS)
+    written = testfiles.aov_pixels(*testfiles.AOV_WINDOW[2:])
+    for written_index, (name, kind) in enumerate(zip(testfiles.AOV_CHANNELS, testfiles.AOV_FORMATS)):
+        index = aovs.channels.index(name)
+        assert aovs.channel_formats[index] == kind, name
+        expected = written[..., written_index]
+        assert np.array_equal(aovs.pixels[..., index], as_half(expected) if kind == "half" else expected), name
+    assert aovs.attributes["multiView"] == testfiles.AOV_ATTRIBUTES["multiView"]
+    assert aovs.attributes["PixelAspectRatio"] == testfiles.AOV_ATTRIBUTES["PixelAspectRatio"]
+    assert aovs.colourspace == "ACEScg"
+    assert aovs.rgb_indices() == (0, 1, 2) and aovs.alpha_index() == 3
+
+
+def test_every_metadata_type_survives(made_exrs, tmp_path):
+    path = tmp_path / "copy.exr"
+    write_frame(str(path), read_frame(made_exrs["metadata"]))
+    back = read_frame(str(path))
+    for name, (kind, value) in testfiles.METADATA.items():
+        name = {"owner": "Copyright"}.get(name, name)  # OpenImageIO's name for the EXR owner attribute
+        assert back.attributes[name] == pytest.approx(value), name
+
+
+def test_channels_are_found_by_name_in_any_order(made_exrs):
+    lowercase = read_frame(made_exrs["lowercase"])
+    np.testing.assert_allclose(lowercase.rgb()[0, 0], [0.1, 0.5, 0.9], atol=1e-3)
+    layer = read_frame(made_exrs["layer_only"])
+    with pytest.raises(FrameIOError, match=r"layer_only\.exr: no R, G, B channels.*beauty\.R.*shuffle"):
+        layer.rgb()
+
+
+def test_windows_and_metadata_of_the_samples(shared_data):
     t08 = read_frame(str(shared_data / "exr/DisplayWindow/t08.exr"))
     assert t08.data_window == (30, 40, 400, 300)
     assert t08.display_window == (0, 0, 501, 401)
@@ -77,21 +134,21 @@ def test_windows_and_metadata_of_overscan_and_beachball(shared_data):
 
 
 @pytest.mark.parametrize("compression", ["zip", "piz", "dwaa", "none"])
-def test_compression_is_selectable(shared_data, tmp_path, compression):
-    frame = read_frame(str(shared_data / "exr/TestImages/stripes.exr"))
+def test_compression_is_selectable(made_exrs, tmp_path, compression):
+    frame = read_frame(made_exrs["crop"])
     path = tmp_path / f"{compression}.exr"
     write_frame(str(path), frame, compression=compression)
     assert read_frame(str(path)).attributes["compression"] == compression
 
 
-def test_unknown_compression_is_refused_by_name(shared_data, tmp_path):
-    frame = read_frame(str(shared_data / "exr/TestImages/stripes.exr"))
+def test_unknown_compression_is_refused_by_name(made_exrs, tmp_path):
+    frame = read_frame(made_exrs["crop"])
     with pytest.raises(FrameIOError, match="'zap'.*zip"):
         write_frame(str(tmp_path / "x.exr"), frame, compression="zap")
 
 
-def test_with_rgb_keeps_other_channels_bit_exact_and_adds_our_attributes(shared_data, tmp_path):
-    original = read_frame(str(shared_data / "exr/Beachball/singlepart.0002.exr"))
+def test_with_rgb_keeps_other_channels_bit_exact_and_adds_our_attributes(made_exrs, tmp_path):
+    original = read_frame(made_exrs["aovs"])
     graded = original.with_rgb(original.rgb() * 0.5 + 0.25)
     path = tmp_path / "graded.exr"
     write_frame(str(path), graded, attributes={"shotstyle/model": "abc123", "shotstyle/mix": 0.75})
@@ -104,8 +161,8 @@ def test_with_rgb_keeps_other_channels_bit_exact_and_adds_our_attributes(shared_
     same_attributes(original, back, ignore={"shotstyle/model", "shotstyle/mix"})
 
 
-def test_half_and_float_per_channel(shared_data, tmp_path):
-    original = read_frame(str(shared_data / "exr/TestImages/stripes.exr"))
+def test_half_and_float_per_channel(made_exrs, tmp_path):
+    original = read_frame(made_exrs["crop"])
     green = original.channels.index("G")
     formats = list(original.channel_formats)
     formats[green] = "float"
@@ -116,13 +173,16 @@ def test_half_and_float_per_channel(shared_data, tmp_path):
     path = tmp_path / "mixed.exr"
     write_frame(str(path), mixed)
     native = oiio.ImageInput.open(str(path))
-    assert [str(f) for f in native.spec().channelformats][green - 1:green + 2] == ["half", "float", "half"]
+    assert [str(f) for f in native.spec().channelformats] == ["half", "float", "half"]
     native.close()
     back = read_frame(str(path))
     assert back.channel_formats == formats
     others = [i for i in range(len(formats)) if i != green]
     assert np.array_equal(bits(back.pixels[:, :, others]), bits(original.pixels[:, :, others]))
     assert np.array_equal(bits(back.pixels[:, :, green]), bits(precise[:, :, green]))
+    made = read_frame(made_exrs["mixed_types"])  # a file written with mixed types reads as such
+    assert made.channel_formats == ["half", "float", "half", "half", "float", "uint"]
+    assert np.all(made.pixels[..., 1] != as_half(made.pixels[..., 1]))
 
 
 def test_uint_id_channels_keep_their_integer_values(tmp_path):
@@ -140,16 +200,39 @@ def test_uint_id_channels_keep_their_integer_values(tmp_path):
     assert np.array_equal(back.pixels, pixels)
 
 
-def test_tiled_mipmapped_reads_level_zero(shared_data):
+def test_tiled_mipmapped_reads_level_zero(made_exrs):
+    frame = read_frame(made_exrs["tiled"])
+    width, height = testfiles.MIP_SIZE
+    assert frame.pixels.shape == (height, width, 4)
+    assert np.array_equal(frame.pixels.reshape(-1, 4), np.tile(testfiles.mip_level_colour(0), (width * height, 1))
+                          .astype(np.float16).astype(np.float32))
+    header = probe(made_exrs["tiled"])
+    assert header["tiled"] == (testfiles.TILE, testfiles.TILE) and header["miplevels"] == testfiles.MIP_LEVELS
+
+
+def test_tiled_mipmapped_sample(shared_data):
     path = str(shared_data / "exr/MultiResolution/ColorCodedLevels.exr")
-    frame = read_frame(path)
-    assert frame.pixels.shape == (512, 512, 4)
+    assert read_frame(path).pixels.shape == (512, 512, 4)
     header = probe(path)
     assert header["tiled"] == (64, 64) and header["miplevels"] == 10
 
 
-def test_luminance_chroma_is_read_as_luminance_and_refused_for_rgb(shared_data):
+def test_luminance_only_is_read_as_luminance_and_refused_for_rgb(made_exrs):
     # OpenImageIO 3.x does not convert Y/RY/BY to RGB: it reads the luminance only.
+    frame = read_frame(made_exrs["luminance"])
+    assert frame.channels == ["Y"] and probe(made_exrs["luminance"])["tiled"] == (testfiles.TILE, testfiles.TILE)
+    with pytest.raises(FrameIOError, match=r"luminance\.exr: luminance-only.*convert the file to RGB"):
+        frame.rgb()
+
+
+def test_subsampled_luminance_chroma_is_refused_naming_the_file(made_exrs):
+    path = made_exrs["luminance_chroma"]
+    for read in (read_frame, probe):
+        with pytest.raises(FrameIOError, match=rf"^{path}: cannot read this image: .*Subsampled channels"):
+            read(path)
+
+
+def test_luminance_chroma_sample(shared_data):
     frame = read_frame(str(shared_data / "exr/LuminanceChroma/Garden.exr"))
     assert frame.channels == ["Y"]
     assert 0 < float(frame.pixels.mean()) < 10
@@ -157,25 +240,42 @@ def test_luminance_chroma_is_read_as_luminance_and_refused_for_rgb(shared_data):
         frame.rgb()
 
 
-def test_nonfinite_rgb_values_are_counted(shared_data):
+def test_nonfinite_rgb_values_are_counted(made_exrs):
+    frame = read_frame(made_exrs["nan_inf"])
+    assert frame.nonfinite == len(testfiles.NONFINITE_PIXELS)  # the NaN in alpha is not counted
+    assert np.isnan(frame.pixels[0, 0, 3])
+    for x, y, channel, value in testfiles.NONFINITE_PIXELS:
+        assert np.array_equal(frame.pixels[y, x, channel], value, equal_nan=True)
+    assert read_frame(made_exrs["all_half"]).nonfinite == testfiles.ALL_HALF_NONFINITE
+    assert read_frame(made_exrs["crop"]).nonfinite == 0
+
+
+def test_nonfinite_rgb_values_in_the_sample_are_counted(shared_data):
     assert read_frame(str(shared_data / "exr/TestImages/BrightRingsNanInf.exr")).nonfinite == 18
-    assert read_frame(str(shared_data / "exr/TestImages/stripes.exr")).nonfinite == 0
 
 
-def test_png_and_jpeg_style_images(shared_data):
-    png = read_frame(str(shared_data / "pairs/in1.png"))
-    jpeg = read_frame(str(shared_data / "clip/walk.0001.jpg"))
+def test_every_half_value_and_a_wide_float_range_read_exactly(made_exrs):
+    every = read_frame(made_exrs["all_half"])
+    assert np.array_equal(bits(every.pixels), bits(testfiles.all_half_values()))
+    wide = read_frame(made_exrs["wide_range"])
+    assert wide.channel_formats == ["float"] * 3
+    assert np.array_equal(bits(wide.pixels), bits(testfiles.wide_float_values()))
+
+
+def test_png_and_jpeg_style_images(style_image, plate_clip):
+    png = read_frame(style_image)
+    jpeg = read_frame(testfiles.paths_of(plate_clip, [1])[0])
     for image in (png, jpeg):
         assert image.colourspace == "sRGB"
         assert set(image.channel_formats) == {"uint8"}
         assert image.rgb().dtype == np.float32
         assert 0.0 <= image.rgb().min() and image.rgb().max() <= 1.0 and image.rgb().std() > 0.05
-    assert jpeg.pixels.shape == (281, 500, 3)
+    assert jpeg.pixels.shape == (testfiles.PLATE_SIZE[1], testfiles.PLATE_SIZE[0], 3)
 
 
 @pytest.mark.parametrize("ext", ["tif", "dpx", "png"])
-def test_16_bit_formats_round_trip(shared_data, tmp_path, ext):
-    source = read_frame(str(shared_data / "clip/walk.0001.jpg"))
+def test_16_bit_formats_round_trip(plate_clip, tmp_path, ext):
+    source = read_frame(testfiles.paths_of(plate_clip, [1])[0])
     frame = Frame(source.pixels, source.channels, ["uint16"] * 3, source.data_window, source.display_window, {},
                   colourspace="sRGB")
     path = tmp_path / f"walk.{ext}"
@@ -185,8 +285,8 @@ def test_16_bit_formats_round_trip(shared_data, tmp_path, ext):
     assert np.abs(back.pixels - source.pixels).max() < 1 / 65535
 
 
-def test_exr_bytes_round_trip(shared_data):
-    original = read_frame(str(shared_data / "exr/DisplayWindow/t08.exr"))
+def test_exr_bytes_round_trip(made_exrs):
+    original = read_frame(made_exrs["overscan"])
     data = encode_exr_bytes(original, compression="piz")
     assert data[:4] == b"\x76\x2f\x31\x01"
     back = decode_image_bytes(data, "exr")
@@ -213,26 +313,19 @@ def test_wrong_paths_name_the_file(tmp_path):
         read_frame(str(tmp_path / "text.exr"))
 
 
-def test_unsupported_layouts(tmp_path):
+def test_unsupported_layouts(made_exrs):
     depth_only = Frame(np.ones((4, 4, 1), np.float32), ["Z"], ["float"], (0, 0, 4, 4), (0, 0, 4, 4), {},
                        source="depth.exr")
     with pytest.raises(FrameIOError, match="depth.exr: no R, G, B channels.*Z"):
         depth_only.rgb()
-    path = str(tmp_path / "parts.exr")
-    rgb, z = oiio.ImageSpec(4, 4, 3, "half"), oiio.ImageSpec(4, 4, 1, "float")
-    z.channelnames = ("Z",)
-    out = oiio.ImageOutput.create(path)
-    assert out.open(path, (rgb, z))
-    out.write_image(np.zeros((4, 4, 3), np.float32))
-    out.open(path, z, "AppendSubimage")
-    out.write_image(np.zeros((4, 4, 1), np.float32))
-    out.close()
-    with pytest.raises(FrameIOError, match="parts.exr: multi-part"):
-        read_frame(path)
+    for name, message in (("multipart", "multi-part file.*split the parts"), ("deep", "deep image data.*flatten")):
+        for read in (read_frame, probe):
+            with pytest.raises(FrameIOError, match=rf"^{made_exrs[name]}: {message}"):
+                read(made_exrs[name])
 
 
-def test_atomic_write_leaves_no_final_file_on_failure(shared_data, tmp_path, monkeypatch):
-    frame = read_frame(str(shared_data / "exr/TestImages/stripes.exr"))
+def test_atomic_write_leaves_no_final_file_on_failure(made_exrs, tmp_path, monkeypatch):
+    frame = read_frame(made_exrs["crop"])
     target = tmp_path / "out.exr"
 
     def killed(*args, **kwargs):
@@ -256,24 +349,31 @@ def test_atomic_write_leaves_no_final_file_on_failure(shared_data, tmp_path, mon
     assert os.listdir(tmp_path) == ["out.exr"] and target.read_bytes() == before
 
 
-def test_write_into_missing_folder_names_it(shared_data, tmp_path):
-    frame = read_frame(str(shared_data / "exr/TestImages/stripes.exr"))
+def test_write_into_missing_folder_names_it(made_exrs, tmp_path):
+    frame = read_frame(made_exrs["crop"])
     with pytest.raises(FrameIOError, match="does not exist"):
         write_frame(str(tmp_path / "nope" / "out.exr"), frame)
 
 
+def test_sequence(exr_sequence):
+    folder = os.path.dirname(exr_sequence)
+    frames = list(read_sequence(exr_sequence))
+    assert [number for number, _ in frames] == list(testfiles.SEQUENCE_FRAMES)
+    assert [f.data_window for _, f in frames] == [testfiles.SEQUENCE_WINDOWS[n] for n in testfiles.SEQUENCE_FRAMES]
+    assert all(f.channels[:5] == ["R", "G", "B", "A", "Z"] and len(f.channels) == 7 for _, f in frames)
+    for spelling in ("shot.%04d.exr", "shot.$F4.exr", "shot.@@@@.exr"):
+        assert sequence_paths(os.path.join(folder, spelling), "1-3x2") == [
+            (1, os.path.join(folder, "shot.0001.exr")), (3, os.path.join(folder, "shot.0003.exr"))]
+
+
 def test_beachball_sequence(shared_data):
-    folder = shared_data / "exr/Beachball"
-    frames = list(read_sequence(str(folder / "singlepart.####.exr")))
+    frames = list(read_sequence(str(shared_data / "exr/Beachball/singlepart.####.exr")))
     assert [number for number, _ in frames] == [1, 2, 3]
     assert [f.data_window[:2] for _, f in frames] == [(654, 245), (759, 367), (864, 481)]
-    for spelling in ("singlepart.%04d.exr", "singlepart.$F4.exr"):
-        assert sequence_paths(str(folder / spelling), "1-3x2") == [
-            (1, str(folder / "singlepart.0001.exr")), (3, str(folder / "singlepart.0003.exr"))]
 
 
-def test_missing_and_empty_sequences_are_reported(shared_data, tmp_path):
-    pattern = str(shared_data / "exr/Beachball/singlepart.####.exr")
+def test_missing_and_empty_sequences_are_reported(exr_sequence, tmp_path):
+    pattern = exr_sequence
     with pytest.raises(MissingFramesError) as error:
         sequence_paths(pattern, "1-5,9")
     assert error.value.missing == [4, 5, 9]
@@ -282,22 +382,22 @@ def test_missing_and_empty_sequences_are_reported(shared_data, tmp_path):
         sequence_paths(str(tmp_path / "shot.####.exr"))
 
 
-def test_write_sequence_and_read_it_back(shared_data, tmp_path):
+def test_write_sequence_and_read_it_back(exr_sequence, tmp_path):
     pattern = str(tmp_path / "out.%04d.exr")
-    for number, frame in read_sequence(str(shared_data / "exr/Beachball/singlepart.####.exr"), [1, 3]):
+    for number, frame in read_sequence(exr_sequence, [1, 3]):
         write_frame(frame_path := pattern % (1000 + number), frame)
         assert os.path.exists(frame_path)
     assert [n for n, _ in sequence_paths(str(tmp_path / "out.$F4.exr"))] == [1001, 1003]
 
 
-def test_frames_claiming_too_much_memory_are_refused_before_reading(shared_data, monkeypatch):
-    monkeypatch.setattr(frameio, "MAX_FRAME_BYTES", 1 << 20)
-    with pytest.raises(FrameIOError, match=r"SquaresSwirls\.exr: header claims 1000×1000 pixels × 3 channels"):
-        read_frame(str(shared_data / "exr/TestImages/SquaresSwirls.exr"))
+def test_frames_claiming_too_much_memory_are_refused_before_reading(made_exrs, monkeypatch):
+    monkeypatch.setattr(frameio, "MAX_FRAME_BYTES", 1 << 16)
+    with pytest.raises(FrameIOError, match=r"crop\.exr: header claims 100×60 pixels × 3 channels"):
+        read_frame(made_exrs["crop"])
 
 
-def test_colourspace_is_recorded_and_read_back(shared_data, tmp_path):
-    style = read_frame(str(shared_data / "clip/walk.0001.jpg"))
+def test_colourspace_is_recorded_and_read_back(plate_clip, tmp_path):
+    style = read_frame(testfiles.paths_of(plate_clip, [1])[0])
     path = str(tmp_path / "style.exr")
     write_frame(path, style)
     back = read_frame(path)
@@ -320,3 +420,71 @@ def test_attributes_without_types_as_they_arrive_over_the_wire(tmp_path):
     assert back.attributes["multiView"] == ("left", "right")
     assert back.attributes["framesPerSecond"] == (24000, 1001)
     assert back.attributes["compression"] == "piz" and back.attributes["shotstyle/model"] == "abc"
+
+
+def test_exr_bytes_are_encoded_and_decoded_in_memory(monkeypatch):
+    """No temporary file on disk: the bytes live in a memfd (OpenImageIO's Python API has no IOProxy)."""
+    if not hasattr(os, "memfd_create"):
+        pytest.skip("memfd needs Linux; elsewhere a temporary file is used")
+    import tempfile
+    rgb = np.random.default_rng(1).uniform(-1, 4, (16, 24, 4)).astype(np.float16).astype(np.float32)
+    frame = Frame(rgb, ["R", "G", "B", "A"], ["half"] * 4, (2, 3, 24, 16), (0, 0, 30, 20), {"studio/shot": "sh010"})
+    decode_image_bytes(encode_exr_bytes(frame))  # the process's memory folder exists from here on
+    made = []
+    real_memfd = os.memfd_create
+    monkeypatch.setattr(os, "memfd_create", lambda *a: made.append(a) or real_memfd(*a))
+    for name in ("mkstemp", "mkdtemp", "TemporaryDirectory", "NamedTemporaryFile"):
+        monkeypatch.setattr(tempfile, name, lambda *a, **k: pytest.fail("a temporary file was made"))
+    back = decode_image_bytes(encode_exr_bytes(frame))
+    assert len(made) == 2
+    assert np.array_equal(bits(back.pixels), bits(frame.pixels)) and back.attributes["studio/shot"] == "sh010"
+    assert back.data_window == frame.data_window and back.display_window == frame.display_window
+
+
+def test_one_default_colourspace_rule_for_files_probes_and_raw_buffers(tmp_path):
+    from shotstyle.plugin.codec import encode_raw
+    from shotstyle.server.payloads import frame_from_raw
+    rgb = np.random.default_rng(2).uniform(0, 1, (8, 12, 3)).astype(np.float32)
+    window = (0, 0, 12, 8)
+    for formats, ext, expected in ((["float"] * 3, "tif", "ACEScg"), (["half"] * 3, "exr", "ACEScg"),
+                                   (["uint8"] * 3, "png", "sRGB"), (["uint16"] * 3, "tif", "sRGB")):
+        path = str(tmp_path / f"{formats[0]}.{ext}")
+        write_frame(path, Frame(rgb, ["R", "G", "B"], formats, window, window, {}))
+        assert read_frame(path).colourspace == probe(path)["colourspace"] == expected, (formats, ext)
+        header = {"width": 12, "height": 8, "channels": ["R", "G", "B"], "formats": formats, "dtype": "float32",
+                  "data_window": list(window), "display_window": list(window)}
+        assert frame_from_raw(encode_raw(rgb, header)).colourspace == expected, formats
+    recorded = str(tmp_path / "recorded.exr")
+    write_frame(recorded, Frame(rgb, ["R", "G", "B"], ["half"] * 3, window, window, {}, colourspace="sRGB"))
+    assert read_frame(recorded).colourspace == probe(recorded)["colourspace"] == "sRGB"
+
+
+def test_raw_payloads_become_frames_directly(monkeypatch):
+    """Raw buffers (the farm's and local clients' fast path) never go through a file or the decoder process."""
+    from shotstyle.server.payloads import IsolatedDecoder, frame_to_raw
+    rgb = np.random.default_rng(3).uniform(0, 1, (8, 12, 3)).astype(np.float16).astype(np.float32)
+    frame = Frame(rgb, ["R", "G", "B"], ["half"] * 3, (0, 0, 12, 8), (0, 0, 12, 8), {}, colourspace="ACEScg")
+    decoder = IsolatedDecoder()
+    monkeypatch.setattr(decoder, "decode", lambda *a: pytest.fail("a raw payload went to the decoder process"))
+    back = decoder.frame(frame_to_raw(frame, "float16"), "sRGB")
+    assert np.array_equal(bits(back.pixels), bits(frame.pixels)) and back.colourspace == "sRGB"
+
+
+def test_names_left_by_a_killed_decoder_are_removed_by_the_next_process():
+    import subprocess
+    import sys
+    folder = frameio._memory_folder()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    left = os.path.join(folder, f"shotstyle-{dead}-{'0' * 32}.exr")
+    mine = os.path.join(folder, f"shotstyle-{os.getpid()}-{'1' * 32}.exr")
+    for path in (left, mine):
+        os.symlink("/proc/self/fd/1000000", path)
+    try:
+        frameio._memory_folder.cache_clear()
+        assert frameio._memory_folder() == folder
+        assert not os.path.lexists(left) and os.path.lexists(mine)
+    finally:
+        for path in (left, mine):
+            if os.path.lexists(path):
+                os.unlink(path)

@@ -1,4 +1,6 @@
-"""install.py's host part: per-OS layouts in a temporary HOME, idempotent installs, uninstall leaves no trace."""
+"""install.py's host part: per-OS layouts in a temporary HOME, idempotent installs, uninstall leaves no trace,
+the host's own Python for its pyzmq wheel, studio (NUKE_PATH) installs, blocks that never stop a host
+starting, and the self-test printed by --check."""
 
 from __future__ import annotations
 
@@ -30,8 +32,24 @@ def snapshot(root: Path) -> dict:
     return {str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None) for p in sorted(root.rglob("*"))}
 
 
+CANNED_REPORT = ('WARNING: noise\n{"install": [{"download_info": {"url": "https://files/pyzmq-27.3.0-cp%s-cp%s-%s.whl"}}]}')
+
+
+def fake_pip_query(command):
+    """What `pip install --dry-run --report -` prints, for the Python and platform asked."""
+    python = command[command.index("--python-version") + 1].replace(".", "")
+    tag = command[command.index("--platform") + 1] if "--platform" in command else "manylinux2014_x86_64"
+    return 0, CANNED_REPORT % (python, python, tag)
+
+
 def run(home: Path, os_name: str, target: str, **options) -> int:
     env = {"APPDATA": str(home / "AppData" / "Roaming"), "USERPROFILE": str(home)} if os_name == "Windows" else {}
+    env = dict(env, **options.pop("env", {}))
+    options.setdefault("query_command", fake_pip_query)
+    options.setdefault("probe", lambda command: "3.11")
+    options.setdefault("nuke_roots", [])
+    if options.get("pyzmq", True) and not options.get("uninstall") and "host_python" not in options:
+        options.setdefault("nuke_version", "15")
     return hostinstall.main(target, home=home, os_name=os_name, env=env, **options)
 
 
@@ -74,7 +92,73 @@ def test_dry_run_prints_every_file_and_the_pyzmq_wheel_command(tmp_path, capsys)
     assert "would copy " in printed and "node.py" in printed
     pip = [line for line in printed.splitlines() if line.startswith("run: ")]
     assert len(pip) == 2 and all("--python-version 3.10 --only-binary=:all: pyzmq" in line for line in pip)
-    assert "--target " + str(home / ".nuke" / "shotstyle_host") in pip[0]
+    assert "--target " + str(home / ".nuke" / "shotstyle_host" / "wheels" / "linux-py3.10") in pip[0]
+    assert "pip would fetch for Python 3.10: pyzmq-27.3.0-cp310-cp310-manylinux2014_x86_64.whl" in printed
+
+
+@pytest.mark.parametrize("nuke_version, python", [("14", "3.9"), ("15", "3.10"), ("16", "3.11")])
+def test_each_nuke_gets_a_wheel_for_its_own_python(tmp_path, capsys, nuke_version, python):
+    assert run(tmp_path, "Linux", "nuke", dry_run=True, nuke_version=nuke_version) == 0
+    printed = capsys.readouterr().out
+    assert "Nuke {} runs Python {}".format(nuke_version, python) in printed
+    tag = python.replace(".", "")
+    assert "pip would fetch for Python {}: pyzmq-27.3.0-cp{}-cp{}-".format(python, tag, tag) in printed
+    assert "wheels/linux-py{}".format(python) in printed
+
+
+def test_nuke_versions_are_found_from_the_installs(tmp_path, capsys):
+    installs = tmp_path / "usr_local"
+    for folder in ("Nuke14.0v6", "Nuke15.1v3", "Nuke15.2v1", "NukeStudio"):
+        (installs / folder).mkdir(parents=True)
+    assert run(tmp_path, "Linux", "nuke", dry_run=True, nuke_version="", nuke_roots=[installs]) == 0
+    printed = capsys.readouterr().out
+    assert "Nuke 14 runs Python 3.9" in printed and "Nuke 15 runs Python 3.10" in printed
+    assert printed.count("pip would fetch") == 2                     # one wheel per Python, not per install
+    assert run(tmp_path, "Linux", "nuke", dry_run=True, nuke_version="", nuke_roots=[tmp_path / "none"]) == 1
+    assert "no Nuke install found" in capsys.readouterr().err
+
+
+def test_hosts_older_than_python_3_7_are_refused(tmp_path, capsys):
+    assert run(tmp_path, "Linux", "nuke", dry_run=True, nuke_version="12") == 1
+    assert "Nuke 12 runs Python 2.7; ShotStyle needs Nuke 13 or newer" in capsys.readouterr().err
+    assert run(tmp_path, "Linux", "resolve", dry_run=True, probe=lambda command: "3.6") == 1
+    assert "runs Python 3.6; ShotStyle needs Python 3.7 or newer" in capsys.readouterr().err
+
+
+def test_resolve_python_is_detected_or_asked(tmp_path, capsys):
+    home = tmp_path / "py310"
+    probed = []
+
+    def probe(command):
+        probed.append(command)
+        return "3.10" if command[0].startswith(str(home)) else None
+    assert run(tmp_path, "Windows", "resolve", dry_run=True, probe=probe, env={"FUSION_PYTHON3_HOME": str(home)}) == 0
+    printed = capsys.readouterr().out
+    assert probed[0] == [str(home / "python.exe")]
+    assert "DaVinci Resolve / Fusion runs Python 3.10" in printed
+    assert "--platform win_amd64" in printed and "pyzmq-27.3.0-cp310-cp310-win_amd64.whl" in printed
+    assert run(tmp_path, "Linux", "resolve", dry_run=True, probe=lambda command: None) == 1
+    assert "give it with --host-python" in capsys.readouterr().err
+    assert run(tmp_path, "Linux", "resolve", dry_run=True, probe=lambda command: None, ask=lambda q: "3.12") == 0
+    assert "runs Python 3.12 (as you said" in capsys.readouterr().out
+
+
+def test_windows_nuke_home_follows_HOME_when_it_is_set(tmp_path):
+    home, profile = tmp_path / "home", tmp_path / "profile"
+    assert hostinstall.nuke_home("Windows", tmp_path, {"HOME": str(home), "USERPROFILE": str(profile)}) == \
+        home / ".nuke"
+    assert hostinstall.nuke_home("Windows", tmp_path, {"USERPROFILE": str(profile)}) == profile / ".nuke"
+
+
+def test_studio_install_into_a_nuke_path_folder(tmp_path):
+    site, home = tmp_path / "studio" / "nuke", tmp_path / "home"
+    home.mkdir()
+    assert run(home, "Linux", "nuke", pyzmq=False, site=site) == 0
+    assert (site / "init.py").is_file() and (site / "menu.py").is_file()
+    assert (site / "shotstyle_host" / "shotstyle" / "nodes" / "nuke" / "node.py").is_file()
+    assert snapshot(home) == {}                                    # the user's .nuke is untouched
+    assert run(home, "Linux", "nuke", uninstall=True, site=site) == 0
+    assert not site.exists() or snapshot(site) == {}
 
 
 def test_uninstall_keeps_what_the_user_added_since(tmp_path):
@@ -92,7 +176,7 @@ def test_failed_pip_is_a_clear_error(tmp_path):
     layout = hostinstall.layout("resolve", "Linux", tmp_path, {})
     installer = hostinstall.Installer(layout, echo=lambda line: None, run_command=lambda command: 1)
     with pytest.raises(hostinstall.HostInstallError, match="--host-python"):
-        installer.install("3.11")
+        installer.install(["3.11"])
 
 
 def run_python(code: list, tmp_path: Path) -> list:
@@ -134,7 +218,9 @@ def test_install_py_dispatches_the_host_targets(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "would create " + str(home / ".nuke" / "menu.py") in done.stdout
     assert "--python-version 3.9 --only-binary=:all: pyzmq" in done.stdout
-    assert snapshot(home) == {}
+    assert "pip would fetch for Python 3.9: " in done.stdout      # a wheel name, or why pip could not say
+    ours = {name for name in snapshot(home) if not name.startswith((".cache", ".config", ".rustup"))}
+    assert ours == set()                                          # (pip's own caches aside) nothing written
 
 
 def test_hosts_are_told_which_python_starts_the_local_server(tmp_path, monkeypatch):
@@ -151,3 +237,56 @@ def test_hosts_are_told_which_python_starts_the_local_server(tmp_path, monkeypat
     assert localserver.server_command()[:3] == [server_python, "-m", "shotstyle.server"]
     monkeypatch.delenv("SHOTSTYLE_SERVER_PYTHON")
     assert localserver.server_command()[0] == sys.executable
+
+
+def start_nuke(home: Path, tmp_path: Path, site: Path = None, extra_path: str = "") -> subprocess.CompletedProcess:
+    """Start the stand-in `nuke -t` with a script that says it started and whether the node is there."""
+    from nukehost import fake_nuke_executable
+    script = tmp_path / "started.py"
+    script.write_text("import sys\nprint('STARTED', 'shotstyle.nodes.nuke.callbacks' in sys.modules)\n")
+    env = dict(os.environ, HOME=str(home), NUKE_PATH=str(site or ""), SHOTSTYLE_RUNTIME_DIR=str(tmp_path / "run"),
+               PYTHONPATH=extra_path)
+    return subprocess.run([str(fake_nuke_executable(tmp_path / "bin")), "-t", str(script)], capture_output=True,
+                          text=True, timeout=60, env=env)
+
+
+def test_a_broken_install_never_stops_nuke_starting(tmp_path):
+    site, home = tmp_path / "site", tmp_path / "home"
+    home.mkdir()
+    assert run(home, "Linux", "nuke", pyzmq=False, site=site) == 0
+    started = start_nuke(home, tmp_path, site)
+    assert started.returncode == 0 and "STARTED True" in started.stdout, started.stdout + started.stderr
+
+    no_zmq = tmp_path / "no_zmq"                      # a Python without pyzmq for this Nuke
+    (no_zmq / "zmq").mkdir(parents=True)
+    (no_zmq / "zmq" / "__init__.py").write_text("raise ImportError('No module named zmq')\n")
+    started = start_nuke(home, tmp_path, site, extra_path=str(no_zmq))
+    assert started.returncode == 0 and "STARTED False" in started.stdout, started.stdout + started.stderr
+    lines = [line for line in started.stdout.splitlines() if "ShotStyle" in line]
+    assert len(lines) == 1 and "no pyzmq for this Python" in lines[0] and "install.py nuke" in lines[0], lines
+
+    broken = site / "shotstyle_host" / "shotstyle" / "nodes" / "nuke" / "callbacks.py"
+    broken.write_text("raise RuntimeError('a damaged copy')\n")      # e.g. a half-copied studio folder
+    started = start_nuke(home, tmp_path, site)
+    assert started.returncode == 0 and "STARTED False" in started.stdout, started.stdout + started.stderr
+    assert [line for line in started.stdout.splitlines() if "ShotStyle" in line] == [
+        "ShotStyle is not available in this Nuke: a damaged copy"]
+
+
+def test_blocks_and_launcher_parse_in_old_pythons(tmp_path):
+    """An old host must reach our version check, not a SyntaxError: the generated code is plain Python."""
+    import ast
+    assert run(tmp_path, "Linux", "all", pyzmq=False) == 0
+    for path in (tmp_path / ".nuke" / "init.py", tmp_path / ".nuke" / "menu.py",
+                 tmp_path / LAUNCHER["Linux"]):
+        ast.parse(path.read_text(), str(path), feature_version=(3, 4))
+        assert "f'" not in path.read_text() and 'f"' not in path.read_text()
+
+
+def test_check_prints_a_self_test_that_runs_in_the_host(tmp_path, capsys):
+    from hostdata import host_server  # noqa: F401  (the module-level fixture is not needed here)
+    assert run(tmp_path, "Linux", "all", check=True) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("from shotstyle.nodes import selftest") == 2
+    assert "selftest.run('Nuke')" in printed and "selftest.run('DaVinci Resolve / Fusion')" in printed
+    assert snapshot(tmp_path) == {}                  # --check installs nothing

@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from shotstyle import examples
 from shotstyle.server.engine.inference import TILE_OVERLAP, InferenceError, Stylizer, tile_spans
 from shotstyle.server.engine.modelfile import StyleModel
 from shotstyle.server.engine.networks import build_network
@@ -32,8 +33,8 @@ def graded_model(name: str, plate: np.ndarray, steps: int = 10) -> StyleModel:
 
 
 @pytest.fixture(scope="module")
-def plate(shared_data) -> np.ndarray:
-    return load_working(str(shared_data / "clip" / "walk.0001.jpg"))  # 500×281, ACEScct
+def plate() -> np.ndarray:
+    return load_working(examples.PLATE.replace("####", "0001"))  # real footage, 500×281, in ACEScct
 
 
 @pytest.fixture(scope="module")
@@ -66,9 +67,13 @@ def test_batch_of_mixed_sizes(fast_model, plate):
     assert np.array_equal(outputs[0], outputs[2])
 
 
-def test_hrnet_fast_never_tiles(fast_model, plate):
-    # The full-resolution step runs in exact strips, so a tiny budget changes nothing.
-    whole = Stylizer(fast_model, device="cpu")(plate)
+def test_hrnet_fast_never_tiles_and_its_strips_are_exact(fast_model, plate, monkeypatch):
+    """hrnet-fast bounds its own memory: the full-resolution step runs in strips that change no
+    pixel, and the stylizer never cuts it into tiles, however small its budget."""
+    from shotstyle.server.engine.networks import hrnet_fast
+    whole = Stylizer(fast_model, device="cpu")(plate)  # 500×281: one strip
+    monkeypatch.setattr(hrnet_fast, "STRIP_PIXELS", 500 * 7)  # 7-row strips, the last one row
+    monkeypatch.setattr(Stylizer, "_tiled", lambda *args: pytest.fail("hrnet-fast was tiled"))
     assert np.array_equal(Stylizer(fast_model, device="cpu", tile_pixels=128 * 128)(plate), whole)
 
 
@@ -97,8 +102,16 @@ def test_tiled_hrnet_matches_untiled_on_a_real_frame(plate):
     assert difference.mean() < 1e-3 * effect
 
 
-def test_stylize_frame_keeps_alpha_other_channels_and_windows(shared_data, fast_model, tmp_path):
-    frame = read_frame(str(shared_data / "exr" / "Beachball" / "singlepart.0001.exr"))
+@pytest.fixture(params=["made", "sample"])
+def frame_with_aovs(request, made_exrs):
+    """RGBA with uncovered areas, depth and other AOVs, the data window inside the display window."""
+    if request.param == "made":
+        return read_frame(made_exrs["aovs"])
+    return read_frame(str(request.getfixturevalue("shared_data") / "exr" / "Beachball" / "singlepart.0001.exr"))
+
+
+def test_stylize_frame_keeps_alpha_other_channels_and_windows(frame_with_aovs, fast_model, tmp_path):
+    frame = frame_with_aovs
     stylizer = Stylizer(fast_model, device="cpu")
     out = stylize_frame(stylizer, frame, mix=0.8)
     rgb = list(frame.rgb_indices())

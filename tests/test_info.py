@@ -4,48 +4,60 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
+import testfiles
 from shotstyle.nodes.farm.cli import main
 
 
-def test_info_describes_a_sequence(shared_data, capsys):
-    pattern = str(shared_data / "exr/Beachball/singlepart.####.exr")
+# What `info` prints about the first frame of the made sequence and of the OpenEXR sample sequence.
+FIRST_FRAME_LINES = {
+    "made": ["shot.0001.exr: 90x60, 7 channels, openexr", "data window:    90x60 at (10,6)",
+             "display window: 128x80 at (0,0)", "compression:    zips",
+             "channels:       R G B A Z disparity.x disparity.y (half)", "colour space:   ACEScg"],
+    "sample": ["singlepart.0001.exr: 911x876, 20 channels, openexr", "data window:    911x876 at (654,245)",
+               "display window: 2048x1556 at (0,0)", "compression:    zips", "R G B A Z disparityL.x",
+               "colour space:   ACEScg"],
+}
+
+
+@pytest.mark.parametrize("source", FIRST_FRAME_LINES)
+def test_info_describes_a_sequence(source, exr_sequence, request, capsys):
+    pattern = (exr_sequence if source == "made"
+               else str(request.getfixturevalue("shared_data") / "exr/Beachball/singlepart.####.exr"))
     assert main(["info", pattern, "--quick"]) == 0
     out = capsys.readouterr().out
     assert f"{pattern}: frames found 1-3 (3 of 3)" in out
-    assert "singlepart.0001.exr: 911x876, 20 channels, openexr" in out
-    assert "data window:    911x876 at (654,245)" in out
-    assert "display window: 2048x1556 at (0,0)" in out
-    assert "compression:    zips" in out
-    assert "R G B A Z disparityL.x" in out and "(half)" in out
-    assert "colour space:   ACEScg" in out
+    for line in FIRST_FRAME_LINES[source]:
+        assert line in out
+    assert out.count("data window:") == 3  # the windows move: no frame is "same as previous"
 
 
-def test_info_tiled_and_jpeg(shared_data, capsys):
-    tiled = str(shared_data / "exr/MultiResolution/ColorCodedLevels.exr")
-    jpeg = str(shared_data / "clip/walk.0001.jpg")
-    assert main(["info", tiled, jpeg]) == 0
+def test_info_tiled_and_jpeg(made_exrs, plate_clip, capsys):
+    jpeg = testfiles.paths_of(plate_clip, [1])[0]
+    assert main(["info", made_exrs["tiled"], jpeg]) == 0
     out = capsys.readouterr().out
-    assert "tiled:          64x64, 10 MIP level(s)" in out
-    assert "walk.0001.jpg: 500x281, 3 channels, jpeg" in out and "R G B (uint8)" in out
+    assert f"tiled:          32x32, {testfiles.MIP_LEVELS} MIP level(s)" in out
+    assert "plate.0001.jpg: 192x108, 3 channels, jpeg" in out and "R G B (uint8)" in out
     assert "colour space:   sRGB" in out
 
 
-def test_info_counts_nan_and_inf(shared_data, capsys):
-    assert main(["info", str(shared_data / "exr/TestImages/BrightRingsNanInf.exr")]) == 0
-    assert "non-finite RGB: 18 NaN/Inf values" in capsys.readouterr().out
+def test_info_counts_nan_and_inf(made_exrs, capsys):
+    assert main(["info", made_exrs["nan_inf"]]) == 0
+    assert f"non-finite RGB: {len(testfiles.NONFINITE_PIXELS)} NaN/Inf values" in capsys.readouterr().out
 
 
-def test_info_json(shared_data, capsys):
-    assert main(["info", str(shared_data / "exr/DisplayWindow/t08.exr"), "--json"]) == 0
+def test_info_json(made_exrs, capsys):
+    assert main(["info", made_exrs["crop"], "--json"]) == 0
     header = json.loads(capsys.readouterr().out)
-    assert header["data_window"] == [30, 40, 400, 300] and header["display_window"] == [0, 0, 501, 401]
+    assert header["data_window"] == list(testfiles.CROP_WINDOW) and header["display_window"] == list(testfiles.DISPLAY)
     assert header["channel_formats"] == ["half"] * 3 and header["compression"] == "piz"
 
 
-def test_info_reports_missing_frames_and_unreadable_files(shared_data, tmp_path, capsys):
-    pattern = str(shared_data / "exr/Beachball/singlepart.%04d.exr")
-    damaged = str(shared_data / "exr/damaged/damaged_04.exr")  # header fine, pixel data corrupt
-    assert main(["info", pattern, damaged, str(tmp_path / "nope.exr"), "--frames", "2-5"]) == 1
+def test_info_reports_missing_frames_and_unreadable_files(exr_sequence, damaged_exrs, tmp_path, capsys):
+    pattern = exr_sequence.replace("####", "%04d")
+    damaged = damaged_exrs["cut_in_last_chunk"]  # header fine, pixel data cut short
+    assert main(["info", pattern, damaged, str(tmp_path / "nope.exr"), "--frames", "2-5"]) == 3
     captured = capsys.readouterr()
     assert "frames found 2-3 (2 of 4), missing 4-5" in captured.out
     assert f"{pattern}: frames 4-5 missing" in captured.err
@@ -54,9 +66,9 @@ def test_info_reports_missing_frames_and_unreadable_files(shared_data, tmp_path,
 
 
 def test_info_empty_sequence_and_bad_range(tmp_path, capsys):
-    assert main(["info", str(tmp_path / "shot.####.exr")]) == 1
+    assert main(["info", str(tmp_path / "shot.####.exr")]) == 3
     assert "no frames of this sequence on disk" in capsys.readouterr().err
-    assert main(["info", str(tmp_path / "shot.####.exr"), "--frames", "9-1"]) == 1
+    assert main(["info", str(tmp_path / "shot.####.exr"), "--frames", "9-1"]) == 2
     assert "ends before it starts" in capsys.readouterr().err
 
 

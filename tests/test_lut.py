@@ -123,7 +123,7 @@ def test_export_lut_command_writes_the_cube_and_the_look_and_measures_given_keyf
                 "--keyframe", str(exr), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["where"].startswith("1 given frame") and report["full_vs_plate_mean"] > 1.0
-    assert cli(["export-lut", "no-such-model", "-o", str(tmp_path / "x.cube")]) == 1
+    assert cli(["export-lut", "no-such-model", "-o", str(tmp_path / "x.cube")]) == 4
     assert "no-such-model: no such model file, and no model of that name in the store" in capsys.readouterr().err
 
 

@@ -95,3 +95,11 @@ def test_full_resolution_strips_are_exact(monkeypatch):
     assert torch.equal(apply_affine(coefficients, plate), whole)
     reference = torch.nn.functional.interpolate(coefficients, size=(101, 77), mode="bilinear")
     assert torch.allclose(whole[:, 0], (reference[:, :3] * plate).sum(1) + reference[:, 3], atol=1e-5)
+
+
+def test_the_effect_description_offers_exactly_the_registered_networks_and_losses():
+    from shotstyle.plugin import params
+    from shotstyle.server.engine.losses import LOSSES
+    assert set(params.choices("arch")) == set(ARCHITECTURES)
+    assert set(params.choices("loss")) == {params.AUTO, *LOSSES}
+    assert params.defaults()["arch"] in ARCHITECTURES

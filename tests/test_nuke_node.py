@@ -1,25 +1,28 @@
 """The ShotStyle Nuke node, driven through the stand-in ``nuke`` module against a real server.
 
-Train -> stylize -> the inner Read points at complete, correct frames (windows, channels,
-pass-through); unstylized frames show the plate with a warning; ``nuke -x``-style renders
-stylize through the render callbacks with the (local) server; knobs come from the description.
+Train -> stylize -> the inner Read shows complete, correct frames (windows, channels,
+pass-through); unstylized frames show the plate with a warning in the Viewer only; knobs come
+from the description, with what a compositor uses on the main tab; the style and preview
+frames come from the node's inputs or files; the cache is named by a stable id (renames,
+version-ups, copies); every server round trip runs off the main thread on the node's one
+connection.
 """
 
 from __future__ import annotations
 
-import importlib
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from hostdata import (FRAMES, TRAIN_SETTINGS, channel_names, host_server, read, write_plate, write_style,  # noqa: F401
-                      write_tiny_model)
+from hostdata import (FRAMES, TRAIN_SETTINGS, channel_names, host_server, read, write_plate,  # noqa: F401
+                      write_style, write_tiny_model)
+from nukehost import nuke, shot  # noqa: F401
 from shotstyle.plugin import params
 from shotstyle.plugin.client import Client
 from shotstyle.plugin.sequences import SequencePattern
-
-HOSTS = str(Path(__file__).parent / "hosts")
 
 
 @pytest.fixture
@@ -28,33 +31,34 @@ def server(host_server):
 
 
 @pytest.fixture
-def nuke(monkeypatch, tmp_path):
-    """The stand-in nuke module with a fresh script saved as tmp_path/shot.nk."""
-    monkeypatch.syspath_prepend(HOSTS)
-    module = importlib.import_module("nuke")
-    assert module.__file__.startswith(HOSTS), "the real nuke module must not be used in tests"
-    module.scriptClear()
-    module.root()["name"].setValue(str(tmp_path / "shot.nk"))
-    yield module
-    module.scriptClear()
-
-
-@pytest.fixture
-def shot(nuke, tmp_path):
-    """A plate Read (frames 1-3) selected, a style image, and a ShotStyle node made from the menu command."""
-    plate = nuke.nodes.Read(file=write_plate(tmp_path / "plate"), first=FRAMES[0], last=FRAMES[-1])
-    plate.setSelected(True)
-    from shotstyle.nodes.nuke import node as ssnode
-    group = ssnode.create()
-    group["style_file"].setValue(write_style(tmp_path / "style.png"))
-    for name, value in TRAIN_SETTINGS.items():
-        group[name].setValue(value)
-    return plate, group
+def gui(nuke, monkeypatch):
+    """An interactive session: workers run on threads, knob changes come back through the main loop."""
+    monkeypatch.setattr(nuke, "GUI", True)
+    return nuke
 
 
 def use_server(monkeypatch, server, group):
     monkeypatch.setenv("SHOTSTYLE_RUNTIME_DIR", str(server.runtime))
     group["server"].setValue(server.address)
+
+
+def press_and_wait(nuke, group, button):
+    """Press a button in the GUI and run Nuke's main loop until its worker is done."""
+    from shotstyle.nodes.nuke import actions
+    worker = actions.press(group, button)
+    assert worker is not None and worker.name == "shotstyle", "{} ran on the main thread".format(button)
+    nuke.main_loop(until=lambda: not worker.is_alive())
+    return worker
+
+
+def tab_of(group, knob_name):
+    tab = None
+    for knob in group.allKnobs():
+        if knob.Class() == "Tab_Knob" and getattr(knob, "group_flag", 0) == 0:
+            tab = knob.name()
+        if knob.name() == knob_name:
+            return tab
+    raise KeyError(knob_name)
 
 
 def test_knobs_come_from_the_description(shot, nuke):
@@ -79,6 +83,23 @@ def test_knobs_come_from_the_description(shot, nuke):
     assert group["grain"].value() == 0.25 and knobs.read_values(group, description)["grain"] == 0.25
 
 
+def test_what_a_compositor_expects(gui, tmp_path):
+    """Main tab: Train, Stylize range, the style (model) choice and Mix; inputs; colour; panel opens."""
+    from shotstyle.nodes.nuke import node as ssnode
+    gui.nodes.Read(file=write_plate(tmp_path / "plate"), first=FRAMES[0], last=FRAMES[-1]).setSelected(True)
+    group = ssnode.create()
+    for name in ("train", "stylize_range", "model", "model_picker", "mix", "keyframes", "style_file",
+                 "preview_file", "status"):
+        assert tab_of(group, name) == "shotstyle", name
+    for name in ("steps", "strength", "loss", "server", "colourspace", "cache_dir"):
+        assert tab_of(group, name) == "ss_settings", name
+    assert not any(k.Class() == "Tab_Knob" and getattr(k, "group_flag", 0) == gui.TABBEGINCLOSEDGROUP
+                   for k in group.allKnobs())                          # nothing hidden in a closed group
+    assert [n.name() for n in group.nodes() if n.Class() == "Input"] == ["plate", "style", "preview"]
+    assert group["tile_color"].value() == ssnode.NODE_COLOUR
+    assert gui.panels_shown == [group.fullName()]
+
+
 def test_menu_entry_and_icon(nuke):
     from shotstyle.nodes.nuke import icon, menu
     menu.register()
@@ -88,48 +109,55 @@ def test_menu_entry_and_icon(nuke):
     assert icon.ICON_PATH.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_unstylized_frames_show_the_plate_with_a_warning(shot, nuke):
+def test_unstylized_frames_show_the_plate_with_a_warning_in_the_viewer_only(shot, gui):
     plate, group = shot
-    image = nuke.render_image(group, 2)
-    expected = nuke.render_image(plate, 2)
-    assert np.array_equal(image.get_pixels(), expected.get_pixels())
+    image = gui.render_image(group, 2)
+    assert np.array_equal(image.get_pixels(), gui.render_image(plate, 2).get_pixels())
     assert "frame 2 is not stylized" in image.spec().get_string_attribute("nuke/warning")
     group["warn_unstylized"].setValue(False)
-    assert nuke.render_image(group, 2).spec().get_string_attribute("nuke/warning") == ""
+    assert gui.render_image(group, 2).spec().get_string_attribute("nuke/warning") == ""
+    gui.GUI = False                       # a terminal session (the farm): never the plate
+    with pytest.raises(RuntimeError, match="Read error"):
+        gui.render_image(group, 2)
 
 
-def test_train_needs_a_style_image(shot, nuke):
+def test_train_needs_a_style_frame(shot, nuke):
     from shotstyle.nodes.nuke import actions
     _, group = shot
     group["style_file"].setValue("")
     actions.press(group, "train")
-    assert "choose a style image" in group["status"].value()
+    assert "connect a style frame to its 'style' input, or choose a Style file" in group["status"].value()
 
 
-def test_train_then_stylize_range_reads_complete_frames(shot, nuke, server, monkeypatch, tmp_path):
-    from shotstyle.nodes.nuke import actions, node as ssnode
+def test_picking_a_trained_style_sets_the_model(shot, nuke):
+    _, group = shot
+    group["model_picker"].setValues(["look_a", "look_b"])
+    nuke.user_edit(group["model_picker"], "look_b")
+    assert group["model"].value() == "look_b"
+
+
+def test_train_then_stylize_range_reads_complete_frames(shot, gui, server, monkeypatch, tmp_path):
+    from shotstyle.nodes.nuke import node as ssnode
     plate, group = shot
     use_server(monkeypatch, server, group)
     group["model"].setValue("nuke_look")
-    nuke.frame(2)
-    actions.press(group, "train")
+    gui.frame(2)
+    press_and_wait(gui, group, "train")
     assert group["status"].value().startswith("trained model nuke_look"), group["status"].value()
-    task = nuke.progress_tasks[0]
+    task = gui.progress_tasks[0]
     assert task.progress and task.progress[-1] == 100 and "step 2/2" in task.messages[-1]
     preview = group.node("Preview")["file"].value()
     assert Path(preview).is_file() and "step" in Path(preview).name          # the keyframe preview arrived
-    assert Path(ssnode.model_file(group, "nuke_look")).is_file()                 # kept for farm servers
+    assert Path(ssnode.model_file(group, "nuke_look")).is_file()                 # kept for farm renders
     assert "nuke_look" in group["model_picker"].values()
     assert group["training_frame"].value() == -1
     group["training_frame"].setValue(2)          # while training, the keyframe shows the latest preview
-    assert np.array_equal(nuke.render_image(group, 2).get_pixels(), read(preview)[0])
+    assert np.array_equal(gui.render_image(group, 2).get_pixels(), read(preview)[0])
     group["training_frame"].setValue(-1)
 
-    actions.press(group, "stylize_range")
+    press_and_wait(gui, group, "stylize_range")
     pattern = ssnode.result_pattern(group)
-    read_node = group.node("Result")
-    assert read_node["file"].value() == pattern
-    assert (read_node["first"].value(), read_node["last"].value()) == (FRAMES[0], FRAMES[-1])
+    assert gui.filename(group.node("Result"), gui.REPLACE) == SequencePattern(pattern).path(gui.frame())
     assert SequencePattern(pattern).scan() == list(FRAMES)
     assert not SequencePattern(ssnode.plate_pattern(group)).scan()              # temporary plates cleaned up
     for frame in FRAMES:
@@ -143,71 +171,95 @@ def test_train_then_stylize_range_reads_complete_frames(shot, nuke, server, monk
         assert np.array_equal(result[..., 3:], source[..., 3:])                  # alpha and Z pass through
         assert not np.allclose(result[..., :3], source[..., :3], atol=1e-3)      # RGB restyled
         assert np.isfinite(result).all() and result[..., :3].max() > 0          # not black
-        shown = nuke.render_image(group, frame)
+        shown = gui.render_image(group, frame)
         assert shown.spec().get_string_attribute("nuke/warning") == ""
         assert np.array_equal(shown.get_pixels(), result)
 
-    # Another mix is another result: the node shows the plate again instead of stale frames.
+    # Another mix (set from Python: no knobChanged) is another result: the plate again, not stale frames.
     group["mix"].setValue(0.5)
-    assert group.node("Result")["file"].value() != pattern
-    assert "not stylized" in nuke.render_image(group, 1).spec().get_string_attribute("nuke/warning")
+    assert ssnode.result_pattern(group) != pattern
+    assert "not stylized" in gui.render_image(group, 1).spec().get_string_attribute("nuke/warning")
 
 
-def test_cancelled_training_in_the_gui_runs_on_a_worker_thread(shot, nuke, server, monkeypatch):
-    from shotstyle.nodes.nuke import actions
+def test_style_and_preview_frames_come_from_the_nodes_inputs(shot, gui, server, monkeypatch, tmp_path):
+    from shotstyle.nodes.nuke import node as ssnode
+    plate, group = shot
+    use_server(monkeypatch, server, group)
+    group["style_file"].setValue("")                      # the input wins; no file needed
+    style_folder = tmp_path / "style_seq"
+    style = gui.nodes.Read(file=write_plate(style_folder, frames=(1,)), first=1, last=1)
+    group.setInput(ssnode.STYLE_INPUT, style)
+    group.setInput(ssnode.PREVIEW_INPUT, plate)
+    group["model"].setValue("nuke_inputs")
+    gui.frame(3)                                          # the still style input is held at its frame 1
+    press_and_wait(gui, group, "train")
+    assert group["status"].value().startswith("trained model nuke_inputs"), group["status"].value()
+    style_written = Path(ssnode.training_pattern(group, ssnode.STYLE_WRITE).replace("####", "0001"))
+    assert np.array_equal(read(str(style_written))[0], read(str(style_folder / "plate.0001.exr"))[0])
+    preview_written = Path(ssnode.training_pattern(group, ssnode.PREVIEW_WRITE).replace("####", "0003"))
+    assert preview_written.is_file()
+
+
+def test_cancelled_training_in_the_gui_runs_on_a_worker_thread(shot, gui, server, monkeypatch):
     _, group = shot
     use_server(monkeypatch, server, group)
-    monkeypatch.setattr(nuke, "GUI", True)
     group["model"].setValue("nuke_cancelled")
     group["steps"].setValue(500)
-    nuke.cancel_after_progress[0] = 0              # the artist presses Cancel on the progress bar at once
-    worker = actions.press(group, "train")
-    assert worker is not None and worker.name == "shotstyle"
-    worker.join(120)
-    assert not worker.is_alive()
+    gui.cancel_after_progress[0] = 0              # the artist presses Cancel on the progress bar at once
+    press_and_wait(gui, group, "train")
     assert group["status"].value().startswith("training cancelled"), group["status"].value()
     assert group["training_frame"].value() == -1
 
 
-def test_farm_render_stylizes_frames_before_they_are_read(shot, nuke, server, monkeypatch, tmp_path):
-    """`nuke -x`: the render callbacks stylize with the local server, uploading the model it lacks."""
-    from shotstyle.nodes.nuke import callbacks, node as ssnode
-    plate, group = shot
-    monkeypatch.setenv("SHOTSTYLE_RUNTIME_DIR", str(server.runtime))   # the farm node's local server
-    group["model"].setValue("farm_look")          # trained elsewhere: only the node's cache copy exists
-    write_tiny_model(Path(ssnode.model_file(group, "farm_look")))
-
-    callbacks.register()
-    out = nuke.nodes.Write(file=str(tmp_path / "render" / "out.####.exr"), channels="all")
-    out.setInput(0, group)
-    (tmp_path / "render").mkdir()
-    nuke.execute(out, FRAMES[0], FRAMES[-1])
-
-    with Client(server.address) as client:
-        assert "farm_look" in [m["name"] for m in client.list_models()]          # uploaded from the cache
-    for frame in FRAMES:
-        rendered, spec = read(str(tmp_path / "render" / "out.{:04d}.exr".format(frame)))
-        source, _ = read(SequencePattern(plate["file"].value()).path(frame))
-        stylized, _ = read(SequencePattern(ssnode.result_pattern(group)).path(frame))
-        assert np.array_equal(rendered, stylized)
-        assert np.array_equal(rendered[..., 3:], source[..., 3:])
-        assert not np.allclose(rendered[..., :3], source[..., :3], atol=1e-3)
-        assert spec.get_string_attribute("nuke/warning") == ""
-
-
-def test_connect_shows_the_server_and_its_models(shot, nuke, server, monkeypatch):
-    from shotstyle.nodes.nuke import actions
+def test_connect_runs_off_the_main_thread_and_reuses_one_connection(shot, gui, server, monkeypatch):
+    from shotstyle.plugin import client
     _, group = shot
-    group["server"].setValue(server.address)
-    actions.press(group, "connect")
+    use_server(monkeypatch, server, group)
+    made = []
+    real_init = client.Client.__init__
+
+    def counting_init(self, *args, **kwargs):
+        made.append(args)
+        real_init(self, *args, **kwargs)
+    monkeypatch.setattr(client.Client, "__init__", counting_init)
+    press_and_wait(gui, group, "connect")
     assert group["status"].value().startswith("connected: shotstyle"), group["status"].value()
-    with Client(server.address) as client:
-        names = sorted(m["name"] for m in client.list_models())
+    with Client(server.address) as direct:
+        names = sorted(m["name"] for m in direct.list_models())
     assert group["model_picker"].values() == (names or ["(no models)"])
+    press_and_wait(gui, group, "connect")
+    assert len(made) == 2, made                   # the node's connection (once) and the direct one above
     group["server"].setValue("")
     monkeypatch.setenv("SHOTSTYLE_RUNTIME_DIR", str(server.runtime.parent / "nowhere"))
-    actions.press(group, "connect")
+    press_and_wait(gui, group, "connect")
     assert group["status"].value().startswith("not connected") and "starts on Train" in group["status"].value()
+
+
+def test_renames_and_version_ups_keep_the_cache_copies_get_their_own(shot, nuke, tmp_path):
+    from shotstyle.nodes.nuke import node as ssnode
+    _, group = shot
+    group["model"].setValue("kept")
+    results, model = ssnode.result_pattern(group), ssnode.model_file(group, "kept")
+    os.makedirs(os.path.dirname(model))
+    Path(model).write_bytes(b"model bytes")
+    group.setName("Grade_Look")                                    # rename
+    assert ssnode.result_pattern(group) == results
+    nuke.scriptSave(str(tmp_path / "shot_v002.nk"))                # version-up: same folder, new name
+    nuke.scriptClear()
+    nuke.scriptOpen(str(tmp_path / "shot_v002.nk"))
+    reopened = nuke.toNode("Grade_Look")
+    assert ssnode.result_pattern(reopened) == results and ssnode.model_file(reopened, "kept") == model
+    reopened.setSelected(True)
+    nuke.nodeCopy(str(tmp_path / "clipboard"))
+    copy = nuke.nodePaste(str(tmp_path / "clipboard"))
+    assert copy is not reopened and ssnode.node_id(copy) != ssnode.node_id(reopened)
+    assert ssnode.cache_dir(copy) != ssnode.cache_dir(reopened)
+    assert Path(ssnode.model_file(copy, "kept")).read_bytes() == b"model bytes"   # the copy can still render
+    copy_id = ssnode.node_id(copy)
+    nuke.scriptSave(str(tmp_path / "shot_v003.nk"))
+    nuke.scriptClear()
+    nuke.scriptOpen(str(tmp_path / "shot_v003.nk"))
+    assert ssnode.node_id(nuke.toNode(copy.name())) == copy_id    # ids are stable across loads
 
 
 def test_plates_render_in_consecutive_runs():

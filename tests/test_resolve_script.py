@@ -7,19 +7,17 @@ Stylize renders the range, writes complete EXRs and wires a Loader in place of t
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from fusionhost import close, fill, fu, idle, status  # noqa: F401
 from hostdata import (FRAMES, TRAIN_SETTINGS, channel_names, host_server, read, write_plate, write_style,  # noqa: F401
                       write_tiny_model)
 from shotstyle.nodes.resolve import dialog, script
 from shotstyle.plugin import params
 from shotstyle.plugin.client import Client
-
-HOSTS = str(Path(__file__).parent / "hosts")
 
 
 @pytest.fixture(scope="module")
@@ -31,41 +29,21 @@ def server(host_server, tmp_path_factory):
 
 
 @pytest.fixture
-def fu(monkeypatch):
-    monkeypatch.syspath_prepend(HOSTS)
-    module = importlib.import_module("fusionscript")
-    assert module.__file__.startswith(HOSTS)
-    del module.interactions[:]
-    return module
-
-
-@pytest.fixture
 def comp(fu, tmp_path):
     """A saved comp: Loader1 (the plate, frames 1-3) -> MediaOut1."""
     comp = fu.Comp(file_name=str(tmp_path / "shot.comp"), name="shot", render_range=(FRAMES[0], FRAMES[-1]))
-    plate = comp.AddTool("Loader")
+    comp.Lock()
+    plate = comp.AddTool("Loader", 0, 0)
+    out = comp.AddTool("MediaOut", 4, 0)
+    comp.Unlock()
     plate.SetInput("Clip", write_plate(tmp_path / "plate").replace("####", "0001"))
-    out = comp.AddTool("MediaOut")
     out.ConnectInput("Input", plate)
     return comp
 
 
-def fill(window, **values):
-    items = window.GetItems()
-    for name, value in values.items():
-        widget = items[name]
-        if widget.kind in ("SpinBox", "DoubleSpinBox"):
-            widget.Value = value
-        elif widget.kind == "ComboBox":
-            widget.CurrentIndex = widget.items.index(value) if isinstance(value, str) else value
-        elif widget.kind == "CheckBox":
-            widget.Checked = value
-        else:
-            widget.Text = value
-
-
 def test_dialog_is_built_from_the_description(fu, comp):
-    fu.interact(lambda window: window.On["ShotStyle"].handlers["Close"]({}))
+    fu.interact(idle)
+    fu.interact(close)
     shown = script.main(fu.script_globals(comp))
     items = shown.window.GetItems()
     widgets = {"int": "SpinBox", "float": "DoubleSpinBox", "bool": "CheckBox", "choice": "ComboBox",
@@ -84,6 +62,7 @@ def test_dialog_is_built_from_the_description(fu, comp):
     assert items[dialog.PLATE_PICKER].items == ["Loader1"]
     assert items["style_file"].kind == "LineEdit" and "Clicked" in shown.window.On["style_file_browse"].handlers
     assert items[dialog.STATUS].Text.startswith("not connected")
+    assert items[dialog.CANCEL].kind == "Button" and not items[dialog.CANCEL].Enabled
     # A parameter added to the description gets its widget with no code change.
     description = params.describe()
     description["params"].append({"name": "grain", "kind": "int", "default": 3, "label": "Grain", "help": "grain",
@@ -97,6 +76,7 @@ def test_browse_fills_the_style_field(fu, comp):
     globals_ = fu.script_globals(comp)
     globals_["fusion"].requested_file = "/shots/style.png"
     fu.interact(lambda window: window.click("style_file_browse"))
+    fu.interact(close)
     shown = script.main(globals_)
     assert shown.items["style_file"].Text == "/shots/style.png"
 
@@ -105,12 +85,16 @@ def test_train_renders_the_keyframe_and_trains(fu, comp, server, monkeypatch, tm
     monkeypatch.setenv("SHOTSTYLE_RUNTIME_DIR", str(server.runtime))
     comp.CurrentTime = 2.0
     style = write_style(tmp_path / "style.png")
+    fu.interact(idle)
     fu.interact(lambda window: fill(window, server=server.address, style_file=style, model="resolve_look",
                                     **TRAIN_SETTINGS))
     fu.interact(lambda window: window.click("train"))
+    fu.interact(idle)
+    fu.interact(close)
     shown = script.main(fu.script_globals(comp))
     assert shown.items[dialog.STATUS].Text == "trained model resolve_look", shown.items[dialog.STATUS].Text
-    assert comp.renders == [{"Start": 2, "End": 2, "Tool": comp.renders[0]["Tool"], "Wait": True}]  # keyframe only
+    assert comp.renders == [{"Start": 2, "End": 2, "Tool": comp.renders[0]["Tool"], "Wait": True,
+                             "RenderFlags": fu.REQF_QUIET}]                       # the keyframe only, quietly
     assert comp.FindTool("Saver1") is None                                          # temporary Saver removed
     preview = tmp_path / "shotstyle_cache" / "shot" / "Loader1" / "preview" / "keyframe.exr"
     assert channel_names(read(str(preview))[1])[:3] == ["R", "G", "B"]            # the keyframe's preview
@@ -122,8 +106,11 @@ def test_train_renders_the_keyframe_and_trains(fu, comp, server, monkeypatch, tm
 def test_stylize_and_wire_the_result_in(fu, comp, server, monkeypatch, wiring, in_resolve):
     monkeypatch.setenv("SHOTSTYLE_RUNTIME_DIR", str(server.runtime))
     globals_ = fu.script_globals(comp, in_resolve=in_resolve)
+    fu.interact(idle)
     fu.interact(lambda window: fill(window, server=server.address, model="resolve_tiny", mix=0.5, wiring=wiring))
     fu.interact(lambda window: window.click("stylize_range"))
+    fu.interact(idle)
+    fu.interact(close)
     shown = script.main(globals_)
 
     assert shown.items[dialog.STATUS].Text.startswith("stylized 3 frames with resolve_tiny"), \
@@ -161,7 +148,9 @@ def test_stylize_and_wire_the_result_in(fu, comp, server, monkeypatch, wiring, i
 
 
 def test_stylize_without_a_model_says_so(fu, comp):
+    fu.interact(idle)
     fu.interact(lambda window: window.click("stylize_range"))
+    fu.interact(close)
     shown = script.main(fu.script_globals(comp, in_resolve=False))
     assert "no model" in shown.items[dialog.STATUS].Text
     assert comp.FindTool("Loader1_ShotStyle") is None

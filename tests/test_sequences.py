@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from shotstyle.plugin.sequences import SequencePattern, format_frame_range, is_pattern, parse_frame_range
+from testfiles import PLATE_FRAMES
 
 
 @pytest.mark.parametrize(
@@ -75,6 +78,13 @@ def test_scan_and_missing(tmp_path):
     sequence = SequencePattern(str(tmp_path / "shot.####.exr"))
     assert sequence.scan() == [1001, 1002, 1004]
     assert sequence.missing(parse_frame_range("1001-1005")) == [1003, 1005]
+
+
+def test_scan_every_spelling(exr_sequence, plate_clip):
+    folder = os.path.dirname(exr_sequence)
+    for spelling in ("shot.####.exr", "shot.%04d.exr", "shot.$F4.exr", "shot.@@@@.exr"):
+        assert SequencePattern(os.path.join(folder, spelling)).scan() == [1, 2, 3]
+    assert SequencePattern(plate_clip).scan() == list(range(1, PLATE_FRAMES + 1))
 
 
 def test_scan_real_beachball(shared_data):

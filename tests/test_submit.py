@@ -32,6 +32,7 @@ CJSL_CONTENT = {
     "services": r"(service )+",
     "outputs": r"(output )*",
     "depends": r"(depend )*",
+    "depend": r"depjob (deplayer )?(depframe )?onjob (onlayer )?(onframe )?",
 }
 
 
@@ -202,3 +203,70 @@ def test_hash_padded_spellings():
     assert submit.hash_padded("/o/a.%04d.exr") == "/o/a.####.exr"
     assert submit.hash_padded("/o/a.$F3.exr") == "/o/a.###.exr"
     assert submit.hash_padded("/o/a.@@@@@.exr") == "/o/a.#####.exr"
+
+
+def nuke_farm_args(tmp_path):
+    script = tmp_path / "sh010 comp_v003.nk"
+    script.write_text("# a Nuke script\n")
+    return script, ["--nuke-script", str(script), "--frames", "1001-1100", "--chunk", "20",
+                    "--nuke", "/opt/Nuke15.1v3/Nuke15.1", "--server", "tcp://gpu-01:5599", "--job-name", "showA"]
+
+
+def prerender_args(argv):
+    """Parse a generated nuke-prerender command line with the real parser."""
+    import argparse
+    from shotstyle.nodes.farm import nukeprerender
+    parser = argparse.ArgumentParser()
+    nukeprerender.configure(parser)
+    return parser.parse_args(argv[argv.index("nuke-prerender") + 1:])
+
+
+def test_deadline_nuke_script_gets_a_prerender_pre_job_the_render_depends_on(tmp_path):
+    script, args = nuke_farm_args(tmp_path)
+    log = tmp_path / "calls.txt"
+    fake = tmp_path / "deadlinecommand"
+    fake.write_text(f"#!/bin/sh\necho \"$@\" >> {log}\necho Result=Success\n"
+                    f"echo JobID=job-$(wc -l < {log} | tr -d ' ')\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    jobs = tmp_path / "jobs"
+    assert main(["submit", "deadline", *args, "-o", str(jobs)]) == 2          # Deadline's Nuke plugin needs it
+    assert main(["submit", "deadline", *args, "--nuke-version", "15.1", "-o", str(jobs), "--submit",
+                 "--deadlinecommand", str(fake), "--executable", "/opt/ss/bin/shotstyle"]) == 0
+    pre_job, pre_plugin = key_values(jobs / "sh010_comp_v003.prerender.job_info.job"), \
+        key_values(jobs / "sh010_comp_v003.prerender.plugin_info.job")
+    assert pre_job["Plugin"] == "CommandLine" and pre_job["Frames"] == "1001-1100" and pre_job["ChunkSize"] == "20"
+    assert pre_plugin["Executable"] == "/opt/ss/bin/shotstyle"
+    task = shlex.split(pre_plugin["Arguments"].replace("<STARTFRAME>", "1021").replace("<ENDFRAME>", "1040"))
+    parsed = prerender_args(task)
+    assert parsed.script == str(script) and parsed.frames == "1021-1040"
+    assert parsed.nuke == "/opt/Nuke15.1v3/Nuke15.1" and parsed.server == "tcp://gpu-01:5599"
+    render_job = key_values(jobs / "sh010_comp_v003.nuke.job_info.job")
+    assert render_job["Plugin"] == "Nuke" and render_job["Frames"] == "1001-1100"
+    assert render_job["JobDependencies"] == "job-1"                            # the pre-job's id
+    render_plugin = key_values(jobs / "sh010_comp_v003.nuke.plugin_info.job")
+    assert render_plugin["SceneFile"] == str(script) and render_plugin["Version"] == "15.1"
+    assert log.read_text().splitlines() == [
+        f"{jobs}/sh010_comp_v003.prerender.job_info.job {jobs}/sh010_comp_v003.prerender.plugin_info.job",
+        f"{jobs}/sh010_comp_v003.nuke.job_info.job {jobs}/sh010_comp_v003.nuke.plugin_info.job"]
+
+
+def test_opencue_nuke_script_layers_the_render_after_the_prerender(tmp_path):
+    script, args = nuke_farm_args(tmp_path)
+    assert main(["submit", "opencue", *args, "--write-node", "Out", "-o", str(tmp_path / "jobs"),
+                 "--executable", "/opt/ss/bin/shotstyle"]) == 0
+    text = (tmp_path / "jobs/showA.cjsl.xml").read_text()
+    spec = ET.fromstring(text.split("\n", 2)[2])
+    for element in spec.iter():
+        if element.tag in CJSL_CONTENT:
+            assert re.fullmatch(CJSL_CONTENT[element.tag], _child_tags(element)), element.tag
+    prerender, render_layer = spec.findall("job/layers/layer")
+    assert prerender.get("name") == "sh010_comp_v003_prerender" and render_layer.get("name") == "sh010_comp_v003_nuke"
+    argv = shlex.split(prerender.findtext("cmd").replace("#FRAME_START#", "1001").replace("#FRAME_END#", "1020"))
+    assert argv[0] == "/opt/ss/bin/shotstyle" and prerender_args(argv).frames == "1001-1020"
+    nuke_argv = shlex.split(render_layer.findtext("cmd").replace("#FRAME_START#", "1001").replace("#FRAME_END#",
+                                                                                                    "1020"))
+    assert nuke_argv == ["/opt/Nuke15.1v3/Nuke15.1", "-x", "-F", "1001-1020", "-X", "Out", str(script)]
+    depend = spec.find("depends/depend")
+    assert depend.get("type") == "LAYER_ON_LAYER"
+    assert [depend.findtext(t) for t in ("depjob", "deplayer", "onjob", "onlayer")] == [
+        "showA", "sh010_comp_v003_nuke", "showA", "sh010_comp_v003_prerender"]

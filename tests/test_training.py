@@ -3,14 +3,16 @@ cancellation with a checkpoint, fine-tuning and the metadata a model file record
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
 
 from shotstyle.server.engine.losses import build_loss
 from shotstyle.server.engine.modelfile import StyleModel
-from shotstyle.server.engine.training import (TrainConfig, TrainingInputError, sha256_of, train,
-                                              to_training_tensor)
+from shotstyle.server.engine.training import (ADAPT_EVERY, ADAPT_FACTOR, ADAPT_RANGE, TrainConfig,
+                                              TrainingInputError, sha256_of, train, to_training_tensor)
 from shotstyle.server.errors import TrainingCancelled
 
 from test_losses import scene
@@ -104,11 +106,22 @@ def test_fine_tune_starts_from_the_given_model(images):
     assert tuned.network is not base.network
 
 
-def test_early_stop_and_adaptive_content_weight(images):
+def test_early_stop_on_a_loss_plateau(images):
     model = train([images["plate"]], images["style"],
-                  TrainConfig(loss="look", steps=200, resolution=48, lr=1e-9, early_stop=True,
-                              adaptive_content=True))
+                  TrainConfig(loss="look", steps=200, resolution=48, lr=1e-9, early_stop=True))
     assert model.metadata["early_stopped_at"] < 200 and model.metadata["steps_done"] < 200
+
+
+def test_adaptive_content_weight_moves_the_content_weight_in_bounded_steps(images):
+    """With a learning rate that really trains, the content/style balance drifts and the weight follows it."""
+    config = {"loss": "look", "steps": 40, "resolution": 48}
+    base = train([images["plate"]], images["style"], TrainConfig(**config)).metadata["weights"]["content"]
+    adapted = train([images["plate"]], images["style"], TrainConfig(**config, adaptive_content=True))
+    moved = adapted.metadata["weights"]["content"]
+    factors = math.log(moved / base) / math.log(ADAPT_FACTOR)  # each adaptation multiplies or divides by it
+    assert moved != base and abs(factors - round(factors)) < 1e-6, (base, moved)
+    assert 1 <= abs(round(factors)) <= config["steps"] // ADAPT_EVERY
+    assert base / ADAPT_RANGE <= moved <= base * ADAPT_RANGE
 
 
 def test_bad_inputs_are_named(images):

@@ -2,7 +2,9 @@
 
 Every sub-command module exposes ``configure(parser)`` to add its arguments and
 ``run(args) -> int`` to do the work; they are imported only when chosen, so
-`shotstyle info` never pays for importing torch.
+`shotstyle info` never pays for importing torch. Every exit status is one of
+`plugin.exitcodes.ExitCode` (the README's table): an error a command does not handle itself
+leaves with the status of its kind, the same through a server as in-process.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import sys
 from typing import Optional, Sequence
 
 from shotstyle.plugin import __version__
-from shotstyle.server.errors import ShotstyleError
+from shotstyle.plugin.errors import ClientError
+from shotstyle.plugin.exitcodes import ExitCode
+from shotstyle.server.errors import ShotstyleError, exit_code
 
 # name -> (module, one-line help)
 SUBCOMMANDS = {
@@ -26,6 +30,7 @@ SUBCOMMANDS = {
     "keys": ("shotstyle.server.keys", "make CurveZMQ key pairs for remote servers"),
     "demo": ("shotstyle.nodes.farm.demo", "train and render a built-in example through a local server"),
     "submit": ("shotstyle.nodes.farm.submit", "write (and submit) Deadline / OpenCue farm jobs"),
+    "nuke-prerender": ("shotstyle.nodes.farm.nukeprerender", "stylize a Nuke script's ShotStyle frames before it renders"),
     "export-lut": ("shotstyle.nodes.farm.exportlut", "write a model's global grade as a .cube LUT and an OCIO look"),
 }
 
@@ -46,7 +51,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not argv or argv[0] not in SUBCOMMANDS:
         parser.parse_args(argv)  # --help, --version, or a clear error for an unknown command
         parser.print_help()
-        return 2
+        return ExitCode.USAGE
     command = argv[0]
     module_name, help_text = SUBCOMMANDS[command]
     module = importlib.import_module(module_name)
@@ -57,10 +62,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return int(module.run(args) or 0)
     except ShotstyleError as exc:
         print(f"shotstyle {command}: error: {exc}", file=sys.stderr)
-        return 1
+        return exit_code(exc)
+    except ClientError as exc:
+        print(f"shotstyle {command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
     except BrokenPipeError:  # output piped into `head` and the like
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+        return ExitCode.OK
 
 
 if __name__ == "__main__":

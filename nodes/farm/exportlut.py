@@ -7,7 +7,8 @@ scene-linear ACEScg through ACEScct — the OCIO look does that) and ``NAME.ocio
 then prints how much of the model's effect the LUT alone carries: ΔE2000 of the LUT against
 the full model (grade + local term). By default that is the record made at training time on
 the keyframes (at the training resolution); ``--keyframe`` measures on the frames given, at
-their full resolution. MODEL is a model file or the name of a model in the local store.
+their full resolution. MODEL is a model file or the name of a model in the local store. Exit status: 0, 2 (bad
+arguments), 3 (a --keyframe file is missing or unreadable), 4 (the model cannot be read).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import os
 import sys
 
 from shotstyle.plugin.client import lut_snippet_path
+from shotstyle.plugin.exitcodes import ExitCode
 from shotstyle.plugin.files import write_atomic
 
 
@@ -57,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     folder = os.path.dirname(os.path.abspath(args.output))
     if not os.path.isdir(folder):
         print(f"shotstyle export-lut: error: the output folder {folder} does not exist", file=sys.stderr)
-        return 2
+        return ExitCode.USAGE
     model = load_model(model_path(args.model))
     keyframes = [load_working(path, args.colourspace) for path in args.keyframe]
     look = export_look(model, os.path.basename(args.output), args.size, keyframes)
@@ -69,4 +71,4 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"wrote {args.output} ({args.size}³, ACEScct in and out) and {snippet}")
         print(look.describe())
-    return 0
+    return ExitCode.OK

@@ -16,6 +16,13 @@ Two farm managers, each in its own documented format:
     shot; the command uses cuebot's ``#FRAME_START#``/``#FRAME_END#`` tokens. With ``--submit``
     it is launched through the OpenCue Python API (``opencue.api.launchSpec``).
 
+``--nuke-script SCRIPT.nk --frames R`` (either manager)
+    A Nuke script with ShotStyle nodes instead of shots: a pre-job running ``shotstyle
+    nuke-prerender`` over each chunk (it writes the chunk's plates with Nuke and stylizes them),
+    then the Nuke render of the script, which waits for it: Deadline's Nuke plugin job with
+    ``JobDependencies`` set to the pre-job's id at submission; an OpenCue layer depending on the
+    pre-job layer (``LAYER_ON_LAYER``).
+
 One shot comes from ``--name/--model/--in/--out/--frames``; several from ``--shots FILE.json``
 (a list of objects with the keys ``name``, ``model``, ``in``, ``out``, ``frames`` and optionally
 ``mix``, ``colourspace``). Paths are made absolute, since farm workers start elsewhere.
@@ -36,7 +43,9 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from typing import Optional
 
-from shotstyle.nodes.farm.render import ExitCode
+from shotstyle.nodes.farm import nukeprerender
+from shotstyle.plugin.errors import ClientError
+from shotstyle.plugin.exitcodes import ExitCode
 from shotstyle.plugin.sequences import SequencePattern, parse_frame_range
 
 DEADLINE_START, DEADLINE_END = "<STARTFRAME>", "<ENDFRAME>"
@@ -48,8 +57,12 @@ _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 _MARKER_FRAME = 987654321
 
 
-class SubmitError(Exception):
-    """A shot description or a farm manager call is wrong; the message says which and what to do."""
+class SubmitError(ClientError):
+    """A shot description or an option is wrong; the message says which and what to do."""
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return ExitCode.USAGE
 
 
 @dataclass
@@ -130,10 +143,17 @@ def _add_common(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--executable", help="the shotstyle command on the farm (default: this installation's)")
     sub.add_argument("-o", "--output-dir", default="shotstyle_jobs", help="where the job files go")
     sub.add_argument("--submit", action="store_true", help="hand the files to the farm manager")
+    nuke = sub.add_argument_group("a Nuke script instead of shots: a nuke-prerender pre-job, then the Nuke render")
+    nuke.add_argument("--nuke-script", metavar="SCRIPT.nk", help="the script to render (with --frames)")
+    nuke.add_argument("--nuke", default="nuke", help="the Nuke executable on the farm (default: nuke)")
+    nuke.add_argument("--nuke-version", default="", help="Deadline Nuke plugin Version, e.g. 15.1")
+    nuke.add_argument("--write-node", default="", help="render only this Write node (default: all)")
 
 
 def run(args: argparse.Namespace) -> int:
     try:
+        if args.nuke_script:
+            return _nuke_script(args, *_render_command(args.executable))
         shots = [shot.validated() for shot in _shots_from(args)]
         if args.chunk < 1:
             raise SubmitError(f"--chunk {args.chunk}: give 1 or more frames per task")
@@ -146,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
         return _opencue(args, shots, executable, prefix)
     except SubmitError as exc:
         print(f"shotstyle submit: {exc}", file=sys.stderr)
-        return ExitCode.USAGE
+        return exc.exit_code
     except OSError as exc:
         print(f"shotstyle submit: {exc}", file=sys.stderr)
         return ExitCode.USAGE
@@ -207,13 +227,7 @@ def render_arguments(args: argparse.Namespace, shot: Shot, start: str, end: str)
         argv += ["--colourspace", shot.colourspace]
     if args.compression:
         argv += ["--compression", args.compression]
-    if args.server:
-        argv += ["--server", args.server]
-    if args.in_process:
-        argv += ["--in-process"]
-    if args.threads:
-        argv += ["--threads", str(args.threads)]
-    return argv
+    return argv + nukeprerender.server_options(args)
 
 
 def hash_padded(pattern: str) -> str:
@@ -227,9 +241,19 @@ def hash_padded(pattern: str) -> str:
 
 
 def deadline_job_info(args: argparse.Namespace, shot: Shot) -> dict[str, str]:
+    info = _deadline_base_info(args, "CommandLine", shot.name, shot.frames)
+    info.update({
+        "OutputDirectory0": os.path.dirname(shot.output),
+        "OutputFilename0": os.path.basename(hash_padded(shot.output)),
+    })
+    return info
+
+
+def _deadline_base_info(args: argparse.Namespace, plugin: str, name: str, frames: str) -> dict[str, str]:
+    """Job info keys every job we write has: plugin, names, scheduling, frames."""
     info = {
-        "Plugin": "CommandLine",
-        "Name": f"{args.job_name} - {shot.name}",
+        "Plugin": plugin,
+        "Name": f"{args.job_name} - {name}",
         "BatchName": args.job_name,
         "Comment": args.comment,
         "Department": args.department,
@@ -237,12 +261,10 @@ def deadline_job_info(args: argparse.Namespace, shot: Shot) -> dict[str, str]:
         "SecondaryPool": args.secondary_pool,
         "Group": args.group,
         "Priority": str(args.priority),
-        "Frames": shot.frames,
+        "Frames": frames,
         "ChunkSize": str(args.chunk),
         "MachineLimit": str(args.machine_limit),
         "TaskTimeoutMinutes": str(args.timeout_minutes),
-        "OutputDirectory0": os.path.dirname(shot.output),
-        "OutputFilename0": os.path.basename(hash_padded(shot.output)),
     }
     if args.suspended:
         info["InitialStatus"] = "Suspended"
@@ -276,20 +298,33 @@ def _deadline(args: argparse.Namespace, shots: list[Shot], executable: str, pref
         pairs.append((job_file, plugin_file))
     if not args.submit:
         return ExitCode.OK
+    command = _deadlinecommand(args)
+    if command is None:
+        return ExitCode.SERVER_UNREACHABLE
+    for job_file, plugin_file in pairs:
+        if _deadline_send(command, job_file, plugin_file) is None:
+            return ExitCode.SERVER_UNREACHABLE
+    return ExitCode.OK
+
+
+def _deadlinecommand(args: argparse.Namespace) -> Optional[str]:
     command = shutil.which(args.deadlinecommand)
     if command is None:
         print(f"shotstyle submit: {args.deadlinecommand!r} not found; install the Deadline client or pass "
               "--deadlinecommand PATH (the job files above can also be submitted by hand)", file=sys.stderr)
-        return ExitCode.SERVER_UNREACHABLE
-    for job_file, plugin_file in pairs:
-        result = subprocess.run([command, job_file, plugin_file], capture_output=True, text=True)
-        job_id = re.search(r"^JobID=(\S+)", result.stdout, re.MULTILINE)
-        if result.returncode != 0 or job_id is None:
-            print(f"shotstyle submit: deadlinecommand refused {job_file} (exit {result.returncode}):\n"
-                  f"{result.stdout}{result.stderr}", file=sys.stderr)
-            return ExitCode.SERVER_UNREACHABLE
-        print(f"shotstyle submit: submitted {job_file} as Deadline job {job_id.group(1)}")
-    return ExitCode.OK
+    return command
+
+
+def _deadline_send(command: str, job_file: str, plugin_file: str) -> Optional[str]:
+    """Submit one job info / plugin info pair; its Deadline job id, or None (said why) when refused."""
+    result = subprocess.run([command, job_file, plugin_file], capture_output=True, text=True)
+    job_id = re.search(r"^JobID=(\S+)", result.stdout, re.MULTILINE)
+    if result.returncode != 0 or job_id is None:
+        print(f"shotstyle submit: deadlinecommand refused {job_file} (exit {result.returncode}):\n"
+              f"{result.stdout}{result.stderr}", file=sys.stderr)
+        return None
+    print(f"shotstyle submit: submitted {job_file} as Deadline job {job_id.group(1)}")
+    return job_id.group(1)
 
 
 # ---------------------------------------------------------------- OpenCue
@@ -297,6 +332,16 @@ def _deadline(args: argparse.Namespace, shots: list[Shot], executable: str, pref
 
 def opencue_spec(args: argparse.Namespace, shots: list[Shot], executable: str, prefix: list[str]) -> str:
     """The CJSL job spec text: one Render layer per shot."""
+    spec, layers = _cjsl_job(args)
+    for shot in shots:
+        command = [executable, *prefix, *render_arguments(args, shot, OPENCUE_START, OPENCUE_END)]
+        _cjsl_layer(args, layers, shot.name, command, shot.frames, hash_padded(shot.output))
+    ET.SubElement(spec, "depends")
+    return _cjsl_text(spec)
+
+
+def _cjsl_job(args: argparse.Namespace) -> tuple[ET.Element, ET.Element]:
+    """A spec element with its job, and the job's (empty) layers element."""
     spec = ET.Element("spec")
     for tag, text in (("facility", args.facility), ("show", args.show), ("shot", args.cue_shot),
                       ("user", args.user)):
@@ -305,25 +350,30 @@ def opencue_spec(args: argparse.Namespace, shots: list[Shot], executable: str, p
     for tag, text in (("paused", "False"), ("priority", str(args.priority)),
                       ("maxretries", str(args.max_retries)), ("autoeat", "False")):
         ET.SubElement(job, tag).text = text
-    layers = ET.SubElement(job, "layers")
-    for shot in shots:
-        layer = ET.SubElement(layers, "layer", {"name": shot.name, "type": "Render"})
-        command = [executable, *prefix, *render_arguments(args, shot, OPENCUE_START, OPENCUE_END)]
-        ET.SubElement(layer, "cmd").text = _posix_command(command)
-        ET.SubElement(layer, "range").text = shot.frames
-        ET.SubElement(layer, "chunk").text = str(args.chunk)
-        ET.SubElement(layer, "cores").text = f"{args.cores:.1f}"
-        ET.SubElement(layer, "memory").text = args.memory
-        if args.gpus:
-            ET.SubElement(layer, "gpus").text = str(args.gpus)
-            ET.SubElement(layer, "gpu_memory").text = args.gpu_memory or "1g"
-        if args.tags:
-            ET.SubElement(layer, "tags").text = args.tags
-        services = ET.SubElement(layer, "services")
-        ET.SubElement(services, "service").text = args.service
+    return spec, ET.SubElement(job, "layers")
+
+
+def _cjsl_layer(args: argparse.Namespace, layers: ET.Element, name: str, command: list[str], frames: str,
+                output: Optional[str] = None) -> None:
+    layer = ET.SubElement(layers, "layer", {"name": name, "type": "Render"})
+    ET.SubElement(layer, "cmd").text = _posix_command(command)
+    ET.SubElement(layer, "range").text = frames
+    ET.SubElement(layer, "chunk").text = str(args.chunk)
+    ET.SubElement(layer, "cores").text = f"{args.cores:.1f}"
+    ET.SubElement(layer, "memory").text = args.memory
+    if args.gpus:
+        ET.SubElement(layer, "gpus").text = str(args.gpus)
+        ET.SubElement(layer, "gpu_memory").text = args.gpu_memory or "1g"
+    if args.tags:
+        ET.SubElement(layer, "tags").text = args.tags
+    services = ET.SubElement(layer, "services")
+    ET.SubElement(services, "service").text = args.service
+    if output:
         outputs = ET.SubElement(layer, "outputs")
-        ET.SubElement(outputs, "output", {"name": "frames"}).text = hash_padded(shot.output)
-    ET.SubElement(spec, "depends")
+        ET.SubElement(outputs, "output", {"name": "frames"}).text = output
+
+
+def _cjsl_text(spec: ET.Element) -> str:
     ET.indent(spec)
     return ('<?xml version="1.0"?>\n'
             f'<!DOCTYPE spec PUBLIC "SPI Cue  Specification Language" '
@@ -340,11 +390,15 @@ def _posix_command(argv: list[str]) -> str:
 
 
 def _opencue(args: argparse.Namespace, shots: list[Shot], executable: str, prefix: list[str]) -> int:
-    text = opencue_spec(args, shots, executable, prefix)
+    return _opencue_launch(args, opencue_spec(args, shots, executable, prefix), f"{len(shots)} layer(s)")
+
+
+def _opencue_launch(args: argparse.Namespace, text: str, what: str) -> int:
+    """Write the spec (and with --submit, launch it through pycue)."""
     path = os.path.join(args.output_dir, f"{_NAME_UNSAFE.sub('_', args.job_name)}.cjsl.xml")
     with open(path, "w", encoding="utf-8") as handle:
         handle.write(text)
-    print(f"shotstyle submit: OpenCue job spec with {len(shots)} layer(s): {path}")
+    print(f"shotstyle submit: OpenCue job spec with {what}: {path}")
     if not args.submit:
         return ExitCode.OK
     try:
@@ -359,4 +413,83 @@ def _opencue(args: argparse.Namespace, shots: list[Shot], executable: str, prefi
         print(f"shotstyle submit: cuebot refused {path}: {exc}", file=sys.stderr)
         return ExitCode.SERVER_UNREACHABLE
     print(f"shotstyle submit: launched OpenCue job(s): {', '.join(map(str, jobs))}")
+    return ExitCode.OK
+
+
+# ---------------------------------------------------------------- a Nuke script: pre-job, then the render
+
+
+def nuke_prerender_arguments(args: argparse.Namespace, start: str, end: str) -> list[str]:
+    """`shotstyle nuke-prerender` arguments for one chunk of the script's frames."""
+    return (["nuke-prerender", os.path.abspath(args.nuke_script), "--frames", f"{start}-{end}", "--nuke", args.nuke]
+            + nukeprerender.server_options(args))
+
+
+def nuke_render_arguments(args: argparse.Namespace, start: str, end: str) -> list[str]:
+    """The Nuke command line rendering one chunk (``-x``; ``-X`` for one Write node)."""
+    argv = [args.nuke, "-x", "-F", f"{start}-{end}"]
+    if args.write_node:
+        argv += ["-X", args.write_node]
+    return argv + [os.path.abspath(args.nuke_script)]
+
+
+def deadline_nuke_plugin_info(args: argparse.Namespace) -> dict[str, str]:
+    """Plugin info for Deadline's Nuke plugin (the keys its Nuke.py reads: SceneFile, Version, BatchMode, WriteNode)."""
+    info = {"SceneFile": os.path.abspath(args.nuke_script), "Version": args.nuke_version, "BatchMode": "True",
+            "Threads": "0", "NukeX": "False"}
+    if args.write_node:
+        info["WriteNode"] = args.write_node
+    return info
+
+
+def _nuke_script(args: argparse.Namespace, executable: str, prefix: list[str]) -> int:
+    if not args.frames:
+        raise SubmitError("--nuke-script needs --frames, e.g. 1001-1100")
+    try:
+        parse_frame_range(args.frames)
+    except ValueError as exc:
+        raise SubmitError(str(exc)) from None
+    if not os.path.isfile(args.nuke_script):
+        raise SubmitError(f"--nuke-script {args.nuke_script}: no such file")
+    stem = _NAME_UNSAFE.sub("_", os.path.splitext(os.path.basename(args.nuke_script))[0]).strip("_") or "nuke"
+    os.makedirs(args.output_dir, exist_ok=True)
+    if args.manager == "opencue":
+        spec, layers = _cjsl_job(args)
+        prerender = [executable, *prefix, *nuke_prerender_arguments(args, OPENCUE_START, OPENCUE_END)]
+        _cjsl_layer(args, layers, stem + "_prerender", prerender, args.frames)
+        _cjsl_layer(args, layers, stem + "_nuke", nuke_render_arguments(args, OPENCUE_START, OPENCUE_END),
+                    args.frames)
+        depend = ET.SubElement(ET.SubElement(spec, "depends"), "depend", {"type": "LAYER_ON_LAYER"})
+        job_name = _NAME_UNSAFE.sub("_", args.job_name)
+        for tag, text in (("depjob", job_name), ("deplayer", stem + "_nuke"), ("onjob", job_name),
+                          ("onlayer", stem + "_prerender")):
+            ET.SubElement(depend, tag).text = text
+        return _opencue_launch(args, _cjsl_text(spec), "a nuke-prerender layer and the Nuke render after it")
+    if not args.nuke_version:
+        raise SubmitError("Deadline's Nuke plugin needs the Nuke version: give --nuke-version, e.g. 15.1")
+    files = {kind: os.path.join(args.output_dir, f"{stem}.{kind}.job") for kind in
+             ("prerender.job_info", "prerender.plugin_info", "nuke.job_info", "nuke.plugin_info")}
+    startup = os.path.dirname(os.path.abspath(args.nuke_script))
+    write_key_values(files["prerender.job_info"], _deadline_base_info(args, "CommandLine", stem + " prerender",
+                                                                      args.frames))
+    write_key_values(files["prerender.plugin_info"], {
+        "Executable": executable, "StartupDirectory": startup, "ShellExecute": "False", "SingleFramesOnly": "False",
+        "Arguments": subprocess.list2cmdline(prefix + nuke_prerender_arguments(args, DEADLINE_START, DEADLINE_END))})
+    nuke_job = _deadline_base_info(args, "Nuke", stem, args.frames)
+    write_key_values(files["nuke.job_info"], nuke_job)
+    write_key_values(files["nuke.plugin_info"], deadline_nuke_plugin_info(args))
+    print("shotstyle submit: Deadline jobs for {}: the nuke-prerender pre-job {} {} and the Nuke render {} {}".format(
+        args.nuke_script, files["prerender.job_info"], files["prerender.plugin_info"], files["nuke.job_info"],
+        files["nuke.plugin_info"]))
+    if not args.submit:
+        print("shotstyle submit: submit the pre-job first, then the render with JobDependencies=<the pre-job's id> "
+              "(--submit does both)")
+        return ExitCode.OK
+    command = _deadlinecommand(args)
+    prerender_id = command and _deadline_send(command, files["prerender.job_info"], files["prerender.plugin_info"])
+    if not command or not prerender_id:
+        return ExitCode.SERVER_UNREACHABLE
+    write_key_values(files["nuke.job_info"], dict(nuke_job, JobDependencies=prerender_id))
+    if _deadline_send(command, files["nuke.job_info"], files["nuke.plugin_info"]) is None:
+        return ExitCode.SERVER_UNREACHABLE
     return ExitCode.OK

@@ -8,8 +8,9 @@ every few percent in a farm log).
 
 Ctrl-C cancels: in-process the current weights are saved to ``-o`` as a checkpoint (continue
 with ``--init``); through a server the job is cancelled and its checkpoint downloaded.
-Exit status: see `shotstyle.nodes.farm.render.ExitCode` (0 ok, 2 usage, 3 missing input,
-4 model error, 5 server unreachable, 6 training failed, 130 cancelled).
+Exit status: `plugin.exitcodes.ExitCode` (0 ok, 2 usage, 3 missing or unreadable input,
+4 model error or missing VGG-19 weights, 5 server unreachable, 6 training failed, 130
+cancelled); a failure gives the same status in-process and through a server.
 """
 
 from __future__ import annotations
@@ -20,10 +21,17 @@ import signal
 import sys
 import threading
 import time
-from typing import Any, Optional, TextIO
+from typing import TYPE_CHECKING, Optional, TextIO
 
-from shotstyle.nodes.farm.render import ExitCode, RenderSetupError, connect
+from shotstyle.nodes.farm.connection import connect
 from shotstyle.plugin import params as effect_params
+from shotstyle.plugin.client import Client, Job, follow
+from shotstyle.plugin.errors import ClientError
+from shotstyle.plugin.exitcodes import ExitCode
+from shotstyle.plugin.protocol import EVENT_DONE
+
+if TYPE_CHECKING:
+    from shotstyle.server.engine.training import TrainEvent
 
 BAR_WIDTH = 24
 # Options the effect's parameter set carries (named alike in TrainConfig); the others exist only in-process.
@@ -36,10 +44,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="a keyframe of the shot (repeat for several)")
     parser.add_argument("--style", required=True, help="the style image whose look the shot should take")
     parser.add_argument("-o", "--output", required=True, metavar="MODEL", help="model file to write (.safetensors)")
-    parser.add_argument("--loss", choices=("auto", "look", "vgg"), default=default["loss"],
+    parser.add_argument("--loss", choices=effect_params.choices("loss"), default=default["loss"],
                         help="auto: vgg when ImageNet VGG-19 weights are found, else look")
     parser.add_argument("--vgg", metavar="PATH|random", help="VGG-19 weights file, or 'random' (tests only)")
-    parser.add_argument("--arch", choices=("hrnet-fast", "hrnet"), default=default["arch"])
+    parser.add_argument("--arch", choices=effect_params.choices("arch"), default=default["arch"])
     parser.add_argument("--strength", type=float, default=default["strength"],
                         help="0 keeps the plate, 1 pushes to the style")
     parser.add_argument("--steps", type=int, default=default["steps"])
@@ -59,8 +67,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 class ProgressBar:
     """Training progress: step, losses, steps/s, ETA; in place on a terminal, sparse lines in a log."""
 
-    def __init__(self, stream: Optional[TextIO] = None):
+    def __init__(self, stream: Optional[TextIO] = None, command: str = "shotstyle train"):
         self.stream = stream or sys.stderr
+        self.command = command  # what notes start with
         self.interactive = self.stream.isatty()
         self._last_percent = -1
         self._last_step = -1
@@ -87,7 +96,7 @@ class ProgressBar:
         if self._drawn:
             self.stream.write("\n")
             self._drawn = False
-        self.stream.write(f"shotstyle train: {message}\n")
+        self.stream.write(f"{self.command}: {message}\n")
         self.stream.flush()
 
 
@@ -101,9 +110,8 @@ def run(args: argparse.Namespace) -> int:
     bar = ProgressBar()
     problem = _check_args(args)
     if problem is not None:
-        code, message = problem
-        bar.note(message)
-        return int(code)
+        bar.note(problem[1])
+        return int(problem[0])
     started = time.perf_counter()
     code = _train_in_process(args, bar) if args.in_process else _train_on_server(args, bar)
     if code == ExitCode.OK:
@@ -143,27 +151,22 @@ def _train_in_process(args: argparse.Namespace, bar: ProgressBar) -> int:
     from shotstyle.server.engine.modelfile import load_model, save_model
     from shotstyle.server.engine.pipeline import load_working
     from shotstyle.server.engine.training import TrainConfig, train
-    from shotstyle.server.errors import (FrameIOError, ModelFileError, ShotstyleError, TrainingCancelled,
-                                         WeightsUnavailableError)
+    from shotstyle.server.errors import ShotstyleError, TrainingCancelled, exit_code
     try:
         keyframes = [load_working(path, args.colourspace) for path in args.content]
         style = load_working(args.style)
         preview = load_working(args.preview, args.colourspace) if args.preview else None
-    except FrameIOError as exc:
-        bar.note(str(exc))
-        return ExitCode.MISSING_INPUT
-    try:
         init = load_model(args.init) if args.init else None
-    except ModelFileError as exc:
+    except ShotstyleError as exc:
         bar.note(str(exc))
-        return ExitCode.MODEL_ERROR
+        return exit_code(exc)
     config = TrainConfig(vgg=args.vgg, **{name: getattr(args, name) for name in SERVER_PARAMS})
     if args.lr is not None:
         config.lr = args.lr
     cancelled = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: cancelled.set())
 
-    def on_event(event: Any) -> None:  # previews carry the same step and losses
+    def on_event(event: TrainEvent) -> None:  # previews carry the same step and losses
         if event.kind in ("progress", "preview"):
             bar.update(event.step, event.steps, event.losses, event.steps_per_s, event.eta_s)
 
@@ -174,12 +177,9 @@ def _train_in_process(args: argparse.Namespace, bar: ProgressBar) -> int:
     except TrainingCancelled:
         bar.note(f"cancelled; the current weights are saved in {args.output} (continue with --init)")
         return ExitCode.CANCELLED
-    except WeightsUnavailableError as exc:
-        bar.note(str(exc))
-        return ExitCode.MODEL_ERROR
     except ShotstyleError as exc:
         bar.note(f"training failed: {exc}")
-        return ExitCode.FRAMES_FAILED
+        return exit_code(exc)
     finally:
         signal.signal(signal.SIGINT, previous)
     save_model(model, args.output)
@@ -190,21 +190,15 @@ def _train_in_process(args: argparse.Namespace, bar: ProgressBar) -> int:
 
 
 def _train_on_server(args: argparse.Namespace, bar: ProgressBar) -> int:
-    from shotstyle.plugin.client import ServerError
     from shotstyle.plugin.codec import encode_file
-    from shotstyle.plugin.protocol import ProtocolError
     try:
         keyframes = [encode_file(path) for path in args.content]
         style = encode_file(args.style)
         preview = encode_file(args.preview) if args.preview else None
-    except ProtocolError as exc:
-        bar.note(exc.message)
-        return ExitCode.USAGE
-    try:
         client = connect(args.server)
-    except RenderSetupError as exc:
+    except ClientError as exc:
         bar.note(str(exc))
-        return exc.code
+        return exc.exit_code
     params = {name: getattr(args, name) for name in SERVER_PARAMS}
     if args.colourspace:
         params["colourspace"] = args.colourspace
@@ -213,51 +207,35 @@ def _train_on_server(args: argparse.Namespace, bar: ProgressBar) -> int:
     try:
         job = client.train(keyframes, style, name, params, preview)
         return _follow(client, job, args.output, bar)
-    except ServerError as exc:
+    except ClientError as exc:
         bar.note(f"server {client.address}: {exc}")
-        return ExitCode.FRAMES_FAILED
+        return exc.exit_code
     finally:
         client.close()
 
 
-def _follow(client: Any, job: Any, output: str, bar: ProgressBar) -> int:
+def _follow(client: Client, job: Job, output: str, bar: ProgressBar) -> int:
     """Stream the job's events into the bar; on done (or cancel with a checkpoint) download the model."""
-    cancelled = threading.Event()
-    previous = signal.signal(signal.SIGINT, lambda *_: cancelled.set())
+    interrupted = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: interrupted.set())
+
+    def should_cancel() -> bool:
+        if interrupted.is_set():
+            bar.note("cancelling the server job...")
+        return interrupted.is_set()
+
     try:
-        events = job.events(timeout=1.0)
-        while True:
-            if cancelled.is_set() and job.final is None:
-                bar.note("cancelling the server job...")
-                job.cancel()
-                cancelled.clear()
-            try:
-                event = next(events)
-            except StopIteration:
-                break
-            except Exception as exc:
-                if getattr(exc, "code", None) == "timeout":  # just quiet: check for Ctrl-C and go on
-                    events = job.events(timeout=1.0)
-                    continue
-                raise
-            kind = event.get("type")
-            if kind in ("progress", "preview"):
-                bar.update(event["step"], event["steps"], event.get("losses", {}),
-                           event.get("steps_per_s", 0.0), event.get("eta_s", 0.0))
-            elif kind == "done":
-                client.get_model(event["model"], output)
-                return ExitCode.OK
-            elif kind == "failed":
-                error = event.get("error") or {}
-                bar.note(f"training failed on {client.address}: [{error.get('code')}] {error.get('message')}")
-                return ExitCode.MODEL_ERROR if error.get("code") == "weights_unavailable" else ExitCode.FRAMES_FAILED
-            elif kind == "cancelled":
-                if event.get("model"):
-                    client.get_model(event["model"], output)
-                    bar.note(f"cancelled; the checkpoint is saved in {output}")
-                else:
-                    bar.note("cancelled before a checkpoint was made")
-                return ExitCode.CANCELLED
-        return ExitCode.FRAMES_FAILED
+        final = follow(job, on_progress=lambda event: bar.update(
+            event["step"], event["steps"], event.get("losses", {}), event.get("steps_per_s", 0.0),
+            event.get("eta_s", 0.0)), should_cancel=should_cancel)
     finally:
         signal.signal(signal.SIGINT, previous)
+    if final["type"] == EVENT_DONE:
+        client.get_model(final["model"], output)
+        return ExitCode.OK
+    if final.get("model"):
+        client.get_model(final["model"], output)
+        bar.note(f"cancelled; the checkpoint is saved in {output}")
+    else:
+        bar.note("cancelled before a checkpoint was made")
+    return ExitCode.CANCELLED

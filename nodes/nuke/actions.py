@@ -1,10 +1,13 @@
-"""What the ShotStyle node's buttons do: connect, Train, Stylize range (and the farm's per-frame stylize).
+"""What the ShotStyle node's buttons do: Connect, Train, Stylize range.
 
-Frames travel as EXR: the node's inner PlateWrite renders the needed input frames to the cache
-(``nuke.execute``, on Nuke's main thread), ``hostbridge`` sends the file bytes and writes the
-stylized EXRs back, and the inner Result Read shows them. In the GUI the server round trips
-run on a worker thread with a ``nuke.ProgressTask`` (cancellable) and knob updates go back to
-the main thread; in terminal sessions (``nuke -t``/``-x``) everything runs in line.
+Frames travel as EXR: the node's inner Writes render what a server round trip needs (the plate
+frames, and for training the style and preview frames when those come from the node's inputs)
+with ``nuke.execute`` on Nuke's main thread, from the button, never from a render callback.
+``hostbridge`` then sends the file bytes and writes the stylized EXRs into the node's cache,
+where its Result Read finds them. In the GUI every server round trip runs on a worker thread
+(the panel never freezes; Train and Stylize show a cancellable ``nuke.ProgressTask``) through
+the node's own bridge, made once and reused; knob changes go back to the main thread. In
+terminal sessions everything runs in line.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import nuke
 
-from shotstyle.nodes.hostbridge import HostBridge, HostBridgeError, frame_runs, safe_name
+from shotstyle.nodes.hostbridge import HostBridge, HostBridgeError, bridges, frame_runs, safe_name
 from shotstyle.nodes.nuke import knobs, node as ssnode
 from shotstyle.plugin import codec
 from shotstyle.plugin.sequences import SequencePattern, parse_frame_range
@@ -34,64 +37,102 @@ def press(group: nuke.Node, name: str) -> Optional[threading.Thread]:
         return None
     try:
         return buttons[name](group)
-    except (HostBridgeError, ssnode.ShotStyleNodeError, ValueError) as exc:
+    except (HostBridgeError, ssnode.ShotStyleNodeError, ValueError, RuntimeError, OSError) as exc:
         _report(group, str(exc))
         return None
 
 
-def bridge_for(group: nuke.Node, farm: bool = False, autostart: bool = True, timeout: float = 30.0) -> HostBridge:
-    """The node's server: its ``server`` knob, or the local one (always the local one on the farm)."""
-    address = "" if farm else str(group["server"].value())
-    return HostBridge(address, autostart=autostart, timeout=timeout)
+def bridge_for(group: nuke.Node) -> HostBridge:
+    """The node's bridge to its server (its ``server`` knob, or the local one), kept across actions."""
+    return bridges.get(ssnode.node_id(group), str(group["server"].value()))
 
 
 def values(group: nuke.Node) -> Dict[str, Any]:
     return knobs.read_values(group, ssnode.description_of(group))
 
 
-def connect(group: nuke.Node) -> None:
+def connect(group: nuke.Node) -> Optional[threading.Thread]:
     """Refresh the status line, the model picker and any parameters a newer server describes."""
-    bridge = bridge_for(group, autostart=False, timeout=5.0)   # runs on the main thread: answer soon
-    try:
-        status = bridge.status_line()
-        ssnode.set_status(group, status)
-        if not status.startswith("connected"):
-            return None
-        description = bridge.describe()
-        added = knobs.sync_knobs(group, description)
-        if added:
-            group[ssnode.DESCRIPTION_KNOB].setValue(json.dumps(description))
-        ssnode.set_models(group, bridge.model_names())
-    finally:
-        bridge.close()
-    return None
+    bridge = bridge_for(group)
+    ssnode.set_status(group, "connecting...")
+
+    def work() -> None:
+        try:
+            with bridge.session("connecting"):
+                status = bridge.status_line()
+                if not status.startswith("connected"):
+                    _in_main(ssnode.set_status, group, status)
+                    return
+                description, names = bridge.describe(), bridge.model_names()
+        except HostBridgeError as exc:
+            _report(group, str(exc))
+            return
+        _in_main(_connected, group, status, description, names)
+
+    return _start(work)
+
+
+def _connected(group: nuke.Node, status: str, description: Dict[str, Any], names: List[str]) -> None:
+    ssnode.set_status(group, status)
+    if knobs.sync_knobs(group, description):
+        group[ssnode.DESCRIPTION_KNOB].setValue(json.dumps(description))
+    ssnode.set_models(group, names)
 
 
 # ------------------------------------------------------------------ frames
 def input_frames(group: nuke.Node) -> List[int]:
-    """The frames ``Stylize range`` covers: the knob's list, else the input's frame range."""
+    """The frames ``Stylize range`` covers: the knob's list, else the plate input's frame range."""
     text = str(group[ssnode.RANGE_KNOB].value()).strip()
     if text:
         return parse_frame_range(text)
-    source = group.input(0)
-    if source is None:
+    if group.input(ssnode.PLATE_INPUT) is None:
         raise ssnode.ShotStyleNodeError("{}: connect a plate to its input first".format(group.name()))
-    return list(range(source.firstFrame(), source.lastFrame() + 1))
+    first, last = ssnode.input_range(group)
+    return list(range(first, last + 1))
+
+
+def render_frames(group: nuke.Node, write_name: str, pattern: str, frames: List[int]) -> List[Tuple[int, str]]:
+    """Render the inner Write ``write_name`` for ``frames`` into ``pattern``; (frame, path) pairs."""
+    write = ssnode.inner(group, write_name)
+    write["file"].setValue(pattern)
+    sequence = SequencePattern(pattern)
+    os.makedirs(os.path.dirname(sequence.path(frames[0])), exist_ok=True)
+    for first, last in frame_runs(frames):
+        nuke.execute(write, first, last)
+    return [(frame, sequence.path(frame)) for frame in frames]
 
 
 def write_plates(group: nuke.Node, frames: List[int]) -> List[Tuple[int, str]]:
-    """Render the node's input for ``frames`` to EXR with the inner PlateWrite; (frame, path) pairs."""
-    if group.input(0) is None:
+    """The plate input at ``frames`` as EXRs in the node's cache."""
+    if group.input(ssnode.PLATE_INPUT) is None:
         raise ssnode.ShotStyleNodeError("{}: connect a plate to its input first".format(group.name()))
-    ssnode.update_result_read(group)
-    write = ssnode.inner(group, ssnode.PLATE_WRITE)
-    pattern = SequencePattern(ssnode.plate_pattern(group))
-    os.makedirs(os.path.dirname(pattern.path(frames[0])), exist_ok=True)
-    from shotstyle.nodes.nuke import callbacks   # our own render callbacks must not react to this render
-    with callbacks.internal_render():
-        for first, last in frame_runs(frames):
-            nuke.execute(write, first, last)
-    return [(frame, pattern.path(frame)) for frame in frames]
+    return render_frames(group, ssnode.PLATE_WRITE, ssnode.plate_pattern(group), frames)
+
+
+def _input_frame(group: nuke.Node, index: int, write_name: str, frame: int) -> Optional[str]:
+    """The node's input ``index`` rendered at ``frame`` (held at its ends), or None when unconnected."""
+    source = group.input(index)
+    if source is None:
+        return None
+    held = min(max(frame, source.firstFrame()), source.lastFrame())
+    return render_frames(group, write_name, ssnode.training_pattern(group, write_name), [held])[0][1]
+
+
+def style_frame(group: nuke.Node, frame: int) -> str:
+    """The style frame: the node's style input at ``frame``, else its Style file."""
+    path = _input_frame(group, ssnode.STYLE_INPUT, ssnode.STYLE_WRITE, frame)
+    path = path or knobs.read_clip_files(group, ssnode.description_of(group)).get("style")
+    if not path:
+        raise ssnode.ShotStyleNodeError("{}: connect a style frame to its 'style' input, or choose a Style file "
+                                        "first".format(group.name()))
+    return path
+
+
+def preview_frame(group: nuke.Node, frame: int) -> Optional[Tuple[int, str]]:
+    """The optional preview frame (its input, else its file), tagged with the first keyframe."""
+    path = _input_frame(group, ssnode.PREVIEW_INPUT, ssnode.PREVIEW_WRITE, frame)
+    path = path or knobs.read_clip_files(group, ssnode.description_of(group)).get("preview")
+    return (frame, path) if path else None
 
 
 def _in_main(function: Callable[..., Any], *args: Any) -> None:
@@ -122,15 +163,13 @@ def _report(group: nuke.Node, message: str) -> None:
 
 # ------------------------------------------------------------------ training
 def train(group: nuke.Node) -> Optional[threading.Thread]:
-    """Train on the listed keyframes (or the current frame) with the style file; preview as it goes."""
+    """Train on the listed keyframes (or the current frame) with the style frame; preview as it goes."""
     description = ssnode.description_of(group)
     current = values(group)
-    files = knobs.read_clip_files(group, description)
-    if "style" not in files:
-        raise ssnode.ShotStyleNodeError("{}: choose a style image in its Style knob first".format(group.name()))
     keyframes = parse_frame_range(current["keyframes"]) if current.get("keyframes") else [nuke.frame()]
+    style = style_frame(group, keyframes[0])
+    preview = preview_frame(group, keyframes[0])
     plates = write_plates(group, keyframes)
-    preview = (keyframes[0], files["preview"]) if "preview" in files else None
     name = str(current.get("model") or "").strip() or safe_name(
         "{}_{}".format(os.path.splitext(os.path.basename(str(nuke.root()["name"].value())))[0] or "untitled",
                        group.name()))
@@ -149,20 +188,22 @@ def train(group: nuke.Node) -> Optional[threading.Thread]:
     def work() -> None:
         task = nuke.ProgressTask("ShotStyle: training {}".format(name))
         try:
-            final = bridge.train(plates, files["style"], name, current, description, preview=preview,
-                                 on_progress=lambda event: _progress(task, event),
-                                 on_preview=show_preview, should_cancel=lambda: bool(task.isCancelled()))
-            model = str(final.get("model") or name)
+            with bridge.session("training {}".format(name)):
+                final = bridge.train(plates, style, name, current, description, preview=preview,
+                                     on_progress=lambda event: _progress(task, event),
+                                     on_preview=show_preview, should_cancel=lambda: bool(task.isCancelled()))
+                model = str(final.get("model") or name)
+                if final.get("type") == "done":
+                    bridge.fetch_model(model, model_path)   # kept beside the script for farm renders
+                    names = bridge.model_names()
             if final.get("type") == "done":
-                bridge.fetch_model(model, model_path)   # the server names the model as asked
-                _in_main(_trained, group, model, bridge.model_names())
+                _in_main(_trained, group, model, names)
             else:
                 _in_main(ssnode.set_status, group, "training cancelled" + (
                     "; checkpoint kept as model " + model if final.get("model") else ""))
         except (HostBridgeError, OSError) as exc:
             _report(group, str(exc))
         finally:
-            bridge.close()
             _in_main(lambda: group[ssnode.TRAINING_KNOB].setValue(-1))
             del task
 
@@ -192,8 +233,15 @@ def _trained(group: nuke.Node, model: str, models: List[str]) -> None:
         shutil.rmtree(folder, ignore_errors=True)
     group["model"].setValue(model)
     ssnode.set_models(group, models)
-    ssnode.update_result_read(group)
+    _reload_results(group)
     ssnode.set_status(group, "trained model {}; press Stylize range (or render) to apply it".format(model))
+
+
+def _reload_results(group: nuke.Node) -> None:
+    """Make the Result Read look at the files again (they changed under the same name pattern)."""
+    reload = ssnode.inner(group, ssnode.RESULT_READ).knob("reload")
+    if isinstance(reload, nuke.Script_Knob):
+        reload.execute()
 
 
 # ------------------------------------------------------------------ stylizing
@@ -201,12 +249,8 @@ def stylize_range(group: nuke.Node) -> Optional[threading.Thread]:
     return stylize(group, input_frames(group))
 
 
-def stylize(group: nuke.Node, frames: List[int], in_render: bool = False) -> Optional[threading.Thread]:
-    """Stylize the frames of ``frames`` that have no result yet for the current settings.
-
-    ``in_render``: called from a render callback: runs in line, raises on errors, and in a
-    terminal session (farm) uses the local server, uploading the model there when it lacks it.
-    """
+def stylize(group: nuke.Node, frames: List[int]) -> Optional[threading.Thread]:
+    """Stylize the frames of ``frames`` that have no result yet for the current settings."""
     current = values(group)
     model = str(current.get("model") or "")
     if not model:
@@ -215,41 +259,33 @@ def stylize(group: nuke.Node, frames: List[int], in_render: bool = False) -> Opt
     results = SequencePattern(ssnode.result_pattern(group))
     pending = [frame for frame in frames if not os.path.isfile(results.path(frame))]
     if not pending:
-        ssnode.update_result_read(group)
+        ssnode.set_status(group, "all {} frame(s) already stylized with {}".format(len(frames), model))
         return None
     plates = write_plates(group, pending)
     jobs = [(frame, path, results.path(frame)) for frame, path in plates]
-    bridge = bridge_for(group, farm=in_render and not nuke.GUI)
-    model_path = ssnode.model_file(group, model)
+    bridge = bridge_for(group)
 
     def work() -> None:
-        task = None if in_render else nuke.ProgressTask("ShotStyle: stylizing {} frame(s)".format(len(jobs)))
+        task = nuke.ProgressTask("ShotStyle: stylizing {} frame(s)".format(len(jobs)))
         done: List[int] = []
 
         def on_frame(frame: int, path: str) -> None:
             done.append(frame)
-            if task is not None:
-                task.setProgress(int(100 * len(done) / len(jobs)))
-                task.setMessage("frame {} ({} of {})".format(frame, len(done), len(jobs)))
+            task.setProgress(int(100 * len(done) / len(jobs)))
+            task.setMessage("frame {} ({} of {})".format(frame, len(done), len(jobs)))
 
         try:
-            if in_render:
-                bridge.ensure_model(model, model_path)
-            bridge.stylize_files(jobs, model, current, on_frame=on_frame,
-                                 should_cancel=lambda: task is not None and bool(task.isCancelled()))
+            with bridge.session("stylizing {} frame(s)".format(len(jobs))):
+                bridge.stylize_files(jobs, model, current, on_frame=on_frame,
+                                     should_cancel=lambda: bool(task.isCancelled()))
             _in_main(ssnode.set_status, group, "stylized {} frame(s) with {}".format(len(done), model))
         except (HostBridgeError, OSError) as exc:
-            if in_render:
-                raise
             _report(group, str(exc))
         finally:
-            bridge.close()
             for _, plate in plates:
                 if os.path.isfile(plate):
                     os.remove(plate)
-            _in_main(ssnode.update_result_read, group)
+            _in_main(_reload_results, group)
+            del task
 
-    if in_render:
-        work()
-        return None
     return _start(work)

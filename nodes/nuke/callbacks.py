@@ -1,71 +1,67 @@
-"""Render callbacks: command-line and farm renders (``nuke -x``) stylize the frames they need first.
+"""Render callbacks: a render of a ShotStyle node reads prepared frames, and says which are missing.
 
-``register()`` (called from the init.py block install.py adds) hooks Nuke's beforeRender and
-beforeFrameRender. When a Write renders, every ShotStyle node upstream of it gets the
-frame about to render stylized (plate written with its inner Write, sent to the server, result
-written to its cache) before the Result Read is pulled. In terminal sessions the farm node's
-own local server is used (started if needed) and models missing there are uploaded from the
-copy the node keeps in its cache folder.
+Nuke refuses to start a render inside a render ("I'm already executing something else"), so
+no plate can be written and no server reached while a Write renders. Frames are prepared
+before: in the GUI with Stylize range, on the farm with the ``shotstyle nuke-prerender`` pre-job.
+``register()`` (called from the init.py block install.py adds) hooks beforeRender and
+beforeFrameRender with checks that only read knobs and look at files: a ShotStyle node
+upstream without a model, or without the stylized frame about to render, stops the render with
+a message naming the node and the frame.
 """
 
 from __future__ import annotations
 
-import contextlib
-from typing import Iterator, List, Set
+from typing import List, Set
 
 import nuke
 
-from shotstyle.nodes.nuke import actions, node as ssnode
-
-_internal_renders = [0]   # > 0 while a ShotStyle node renders its own PlateWrite
-
-
-@contextlib.contextmanager
-def internal_render() -> Iterator[None]:
-    """Marks renders of our inner Writes, which must not trigger these callbacks again."""
-    _internal_renders[0] += 1
-    try:
-        yield
-    finally:
-        _internal_renders[0] -= 1
+from shotstyle.nodes.nuke import node as ssnode
 
 
 def upstream_shotstyle_nodes(start: nuke.Node) -> List[nuke.Node]:
-    """ShotStyle nodes feeding ``start``, farthest upstream first (they must be stylized first)."""
+    """Enabled ShotStyle nodes feeding ``start``, farthest upstream first.
+
+    The walk goes through groups' Input nodes to the group's own inputs, so a Write inside a
+    ShotStyle node (its PlateWrite) finds the ShotStyle nodes that feed that node's plate.
+    """
     found: List[nuke.Node] = []
     seen: Set[str] = set()
 
+    def sources(node: nuke.Node) -> List[nuke.Node]:
+        parent = node.parent()
+        if node.Class() == "Input" and isinstance(parent, nuke.Group) and parent is not nuke.root():
+            source = parent.input(int(node["number"].value()))
+            return [source] if source is not None else []
+        inputs = [node.input(i) for i in range(node.inputs())]
+        return [source for source in inputs if source is not None]
+
     def visit(current: nuke.Node) -> None:
-        for index in range(current.inputs()):
-            source = current.input(index)
-            if source is None or source.fullName() in seen:
+        for source in sources(current):
+            if source.fullName() in seen:
                 continue
             seen.add(source.fullName())
             visit(source)
-            if ssnode.is_shotstyle(source):
+            if ssnode.is_shotstyle(source) and not source["disable"].value():
                 found.append(source)
 
     visit(start)
     return found
 
 
-def _rendering_nodes() -> List[nuke.Node]:
-    if _internal_renders[0]:
-        return []
-    return upstream_shotstyle_nodes(nuke.thisNode())
-
-
 def before_render() -> None:
-    """Check up front that every ShotStyle node feeding this Write has a model (clear farm error)."""
-    for group in _rendering_nodes():
+    """Every ShotStyle node feeding this Write must have a model (one clear error up front)."""
+    for group in upstream_shotstyle_nodes(nuke.thisNode()):
         if not str(group["model"].value()):
-            raise ssnode.ShotStyleNodeError("{}: no model chosen; train one before rendering".format(group.name()))
+            raise ssnode.ShotStyleNodeError("{}: no model chosen; train one before rendering".format(group.fullName()))
 
 
 def before_frame_render() -> None:
-    """Stylize the frame about to render for every ShotStyle node feeding this Write."""
-    for group in _rendering_nodes():
-        actions.stylize(group, [nuke.frame()], in_render=True)
+    """The frame about to render must be prepared for every ShotStyle node feeding this Write."""
+    frame = nuke.frame()
+    for group in upstream_shotstyle_nodes(nuke.thisNode()):
+        problem = ssnode.missing_frame_error(group, frame)
+        if problem is not None:
+            raise ssnode.ShotStyleNodeError(problem)
 
 
 def register() -> None:

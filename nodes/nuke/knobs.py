@@ -1,9 +1,12 @@
 """Nuke knobs made from the effect description (``shotstyle.plugin.params.describe()``).
 
-One knob per parameter, its class chosen by the parameter's kind, inside a collapsible group
-per parameter group; optional clips (style image, preview frame) become file knobs. A node
-made with an older description gets the parameters it lacks added by ``sync_knobs``, so a
-parameter added to the description appears in Nuke without touching this code.
+One knob per parameter, its class chosen by the parameter's kind. What a compositor reaches
+for sits on the main tab: every action button (Train, Stylize range, and any a newer server
+describes, e.g. an Export LUT), the style choice (model), Mix, the keyframes and frames, and
+the style/preview files (the alternative to the node's style and preview inputs). Everything
+else sits on a Settings tab, one group per parameter group. A node made with an older
+description gets the parameters it lacks added by ``sync_knobs``, so a parameter added to the
+description appears in Nuke without touching this code.
 """
 
 from __future__ import annotations
@@ -15,6 +18,12 @@ import nuke
 # Button knobs run this with the button's parameter name; node.py dispatches it.
 BUTTON_COMMAND = "import shotstyle.nodes.nuke.actions as _ss; _ss.press(nuke.thisNode(), {name!r})"
 GROUP_PREFIX = "ss_group_"
+MAIN_TAB, SETTINGS_TAB = "shotstyle", "ss_settings"
+# Parameters on the main tab besides the buttons, in this order.
+MAIN_PARAMS = ("model", "mix", "keyframes")
+# The node's own knobs (node.py makes them): where each goes.
+MAIN_OWN = ("status", "model_picker", "connect", "stylize_frames")
+SETTINGS_OWN = ("cache_dir", "warn_unstylized")
 # Wider ranges (seed, tile pixels) get Nuke's default slider: the range is still checked by validate().
 SLIDER_SPAN = 10000
 
@@ -55,30 +64,40 @@ def make_param_knob(param: Dict[str, Any]) -> nuke.Knob:
 
 
 def make_clip_knob(clip: Dict[str, Any]) -> nuke.Knob:
-    knob = nuke.File_Knob(clip_knob_name(clip), clip["label"])
-    knob.setTooltip(clip["help"] + (" (optional)" if clip["optional"] else ""))
+    knob = nuke.File_Knob(clip_knob_name(clip), clip["label"] + " file")
+    knob.setTooltip(clip["help"] + " Used when nothing is connected to the node's {} input{}.".format(
+        clip["name"], " (optional)" if clip["optional"] else ""))
     return knob
 
 
 def _group_knobs(group: str) -> List[nuke.Knob]:
-    begin = nuke.Tab_Knob(GROUP_PREFIX + group.lower(), group, nuke.TABBEGINCLOSEDGROUP)
+    begin = nuke.Tab_Knob(GROUP_PREFIX + group.lower(), group, nuke.TABBEGINGROUP)
     end = nuke.Tab_Knob(GROUP_PREFIX + group.lower() + "_end", "", nuke.TABENDGROUP)
     return [begin, end]
 
 
-def make_knobs(description: Dict[str, Any]) -> List[nuke.Knob]:
-    """Every knob the description asks for, in order: clip files first, then one group per param group."""
-    knobs: List[nuke.Knob] = []
-    knobs.extend(make_clip_knob(clip) for clip in file_clips(description))
+def make_knobs(description: Dict[str, Any], own: Dict[str, nuke.Knob]) -> List[nuke.Knob]:
+    """Every knob of the node, in panel order: the main tab, then the Settings tab.
+
+    ``own`` holds the node's own knobs by name (status, model picker, Connect, ...).
+    """
+    by_name = {p["name"]: p for p in description["params"]}
+    buttons = [make_param_knob(p) for p in description["params"] if p["kind"] == "button"]
+    if buttons:
+        buttons[0].setFlag(nuke.STARTLINE)
+    main: List[nuke.Knob] = [nuke.Tab_Knob(MAIN_TAB, "ShotStyle"), own["status"]] + buttons
+    main += [make_param_knob(by_name["model"]), own["model_picker"], own["connect"]] if "model" in by_name else []
+    main += [make_param_knob(by_name[name]) for name in MAIN_PARAMS[1:] if name in by_name]
+    main += [own["stylize_frames"]] + [make_clip_knob(clip) for clip in file_clips(description)]
+    settings: List[nuke.Knob] = [nuke.Tab_Knob(SETTINGS_TAB, "Settings")]
     groups: Dict[str, List[Dict[str, Any]]] = {}
     for param in description["params"]:
-        groups.setdefault(param["group"], []).append(param)
-    for group, params in groups.items():
+        if param["kind"] != "button" and param["name"] not in MAIN_PARAMS:
+            groups.setdefault(param["group"], []).append(param)
+    for group, members in groups.items():
         begin, end = _group_knobs(group)
-        knobs.append(begin)
-        knobs.extend(make_param_knob(param) for param in params)
-        knobs.append(end)
-    return knobs
+        settings += [begin] + [make_param_knob(param) for param in members] + [end]
+    return main + settings + [own[name] for name in SETTINGS_OWN]
 
 
 def sync_knobs(node: nuke.Node, description: Dict[str, Any]) -> List[str]:

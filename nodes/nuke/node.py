@@ -2,23 +2,28 @@
 
 Inside the group::
 
-    plate (Input) ──> PlateWrite (Write: EXR, 16-bit half, all channels)    frames sent to the server
-        └──> Unstylized (Text2 warning) ──┐
-    Result (Read: stylized EXRs, cache) ──┼──> Choose (Switch) ──> Output
-    Preview (Read: keyframe preview) ─────┘
+    plate (Input 0) ──> PlateWrite (Write: EXR half, all channels)        frames sent to the server
+        └──> Unstylized (Text2 warning: viewer only) ──┐
+    Result (Read: stylized EXRs, missing = error) ──────┼──> Choose (Switch) ──> Output
+    Preview (Read: keyframe preview) ───────────────────┘
+    style (Input 1) ──> StyleWrite       preview (Input 2) ──> PreviewWrite     (training frames)
 
-``Choose`` picks, per frame, the stylized result when its file exists, the plate with a
-warning when it does not (never a black frame), and the training preview at the keyframe
-while a training runs. Results live in a per-node cache folder (see ``cache_dir``), in a
-sub-folder per model + render settings, so changing mix or model never shows stale frames.
+``Choose`` picks, in the Viewer, the stylized result when its file exists, else the plate with
+a "not stylized yet" warning, and the training preview at the keyframe while a training runs.
+In a render (``nuke.executing()``, or any terminal session) it always reads the result, so a
+frame that was not prepared is an error, never the plate. The Result Read's file is an
+expression of the node's knobs, so results of other settings (model, mix...) are never shown.
+
+Results and the model copy live in the node's cache folder, named by a hidden id that survives
+renames and script version-ups (see ``cache_dir``).
 """
-
-from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
-from typing import Any, Dict, List, Optional
+import uuid
+from typing import Any, Dict, List, Optional, Tuple
 
 import nuke
 
@@ -28,6 +33,7 @@ from shotstyle.plugin import __version__, params
 from shotstyle.plugin.sequences import SequencePattern
 
 MARK_KNOB = "shotstyle_version"
+ID_KNOB = "shotstyle_id"
 DESCRIPTION_KNOB = "shotstyle_description"
 STATUS_KNOB = "status"
 PICKER_KNOB = "model_picker"
@@ -37,13 +43,22 @@ WARN_KNOB = "warn_unstylized"
 TRAINING_KNOB = "training_frame"      # keyframe whose preview is shown while training, -1 when idle
 CONNECT_BUTTON = "connect"
 NO_MODELS = "(no models)"
-PLATE_WRITE, RESULT_READ, PREVIEW_READ, WARNING_TEXT, CHOOSER = (
-    "PlateWrite", "Result", "Preview", "Unstylized", "Choose")
+NODE_COLOUR = 0x8C5AC8FF              # tile_color: 0xRRGGBBAA
+PLATE_INPUT, STYLE_INPUT, PREVIEW_INPUT = 0, 1, 2
+INPUT_NAMES = ("plate", "style", "preview")
+PLATE_WRITE, STYLE_WRITE, PREVIEW_WRITE = "PlateWrite", "StyleWrite", "PreviewWrite"
+RESULT_READ, PREVIEW_READ, WARNING_TEXT, CHOOSER = "Result", "Preview", "Unstylized", "Choose"
 SHOW_PLATE, SHOW_RESULT, SHOW_PREVIEW = 0, 1, 2
-CHOOSER_EXPRESSION = ("[python {__import__('shotstyle.nodes.nuke.node', fromlist=['node'])"
-                      ".shown_input(nuke.thisParent())}]")
-KNOB_CHANGED_SCRIPT = ("import shotstyle.nodes.nuke.node as _ss\n"
-                       "_ss.knob_changed(nuke.thisNode(), nuke.thisKnob())")
+_THIS_MODULE = "__import__('shotstyle.nodes.nuke.node', fromlist=['node'])"
+CHOOSER_EXPRESSION = "[python {%s.shown_input(nuke.thisParent())}]" % _THIS_MODULE
+RESULT_FILE = "[python {%s.result_pattern(nuke.thisParent())}]" % _THIS_MODULE
+RESULT_FIRST = "[python {%s.input_range(nuke.thisParent())[0]}]" % _THIS_MODULE
+RESULT_LAST = "[python {%s.input_range(nuke.thisParent())[1]}]" % _THIS_MODULE
+# The node's own callback knobs: a machine without shotstyle still opens the script.
+KNOB_CHANGED_SCRIPT = ("try:\n    import shotstyle.nodes.nuke.node as _ss\nexcept ImportError:\n    _ss = None\n"
+                       "if _ss:\n    _ss.knob_changed(nuke.thisNode(), nuke.thisKnob())")
+ON_CREATE_SCRIPT = ("try:\n    import shotstyle.nodes.nuke.node as _ss\nexcept ImportError:\n    _ss = None\n"
+                    "if _ss:\n    _ss.on_create(nuke.thisNode())")
 
 
 class ShotStyleNodeError(Exception):
@@ -52,11 +67,13 @@ class ShotStyleNodeError(Exception):
 
 # ------------------------------------------------------------------ creation
 def create(description: Optional[Dict[str, Any]] = None) -> nuke.Group:
-    """Create a ShotStyle node (connected to the selected node) built from ``description``."""
+    """Create a ShotStyle node (connected to the selected node) and open its panel."""
     group = nuke.createNode("Group", inpanel=False)
     if not isinstance(group, nuke.Group):
         raise ShotStyleNodeError("Nuke created a {} instead of a Group".format(group.Class()))
     build(group, description or params.describe())
+    if nuke.GUI:
+        group.showControlPanel()
     return group
 
 
@@ -65,47 +82,60 @@ def build(group: nuke.Group, description: Dict[str, Any]) -> None:
     group.setName("ShotStyle1", uncollide=True)
     mark = nuke.String_Knob(MARK_KNOB, "shotstyle")
     mark.setValue(__version__)
+    identity = nuke.String_Knob(ID_KNOB, "id")
+    identity.setValue(uuid.uuid4().hex)
     stored = nuke.String_Knob(DESCRIPTION_KNOB, "description")
     stored.setValue(json.dumps(description))
     training = nuke.Int_Knob(TRAINING_KNOB, "training frame")
     training.setValue(-1)
-    for hidden in (mark, stored, training):
-        hidden.setFlag(nuke.INVISIBLE)
-    tab = nuke.Tab_Knob("shotstyle", "ShotStyle")
-    status = nuke.Text_Knob(STATUS_KNOB, "Server", "not connected yet")
-    connect = nuke.PyScript_Knob(CONNECT_BUTTON, "Connect / refresh", knobs.BUTTON_COMMAND.format(name=CONNECT_BUTTON))
-    picker = nuke.Enumeration_Knob(PICKER_KNOB, "Models on server", [NO_MODELS])
-    picker.setTooltip("Pick a trained model from the server's store; it becomes this node's model.")
-    frames = nuke.String_Knob(RANGE_KNOB, "Stylize frames")
-    frames.setTooltip("Frames for 'Stylize range', e.g. 1001-1100. Empty: the input's frame range.")
-    cache = nuke.File_Knob(CACHE_KNOB, "Cache folder")
-    cache.setTooltip("Where plates and stylized EXRs are kept. Empty: a shotstyle_cache folder beside the script.")
-    warn = nuke.Boolean_Knob(WARN_KNOB, "Mark unstylized frames")
-    warn.setValue(True)
-    warn.setTooltip("Frames not stylized yet show the plate; with this on, a warning is drawn over them.")
-    for knob in [tab, status, connect, picker] + knobs.make_knobs(description) + [frames, cache, warn,
-                                                                                  mark, stored, training]:
+    hidden = [mark, identity, stored, training]
+    for knob in hidden:
+        knob.setFlag(nuke.INVISIBLE)
+    for knob in knobs.make_knobs(description, _node_knobs()) + hidden:
         group.addKnob(knob)
     group["knobChanged"].setValue(KNOB_CHANGED_SCRIPT)
+    group["onCreate"].setValue(ON_CREATE_SCRIPT)
+    group["tile_color"].setValue(NODE_COLOUR)
     _build_graph(group)
-    update_result_read(group)
+
+
+def _node_knobs() -> Dict[str, nuke.Knob]:
+    """The node's own knobs (not from the description), by name, for knobs.make_knobs to place."""
+    status = nuke.Text_Knob(STATUS_KNOB, "Server", "not connected yet")
+    connect = nuke.PyScript_Knob(CONNECT_BUTTON, "Connect / refresh", knobs.BUTTON_COMMAND.format(name=CONNECT_BUTTON))
+    picker = nuke.Enumeration_Knob(PICKER_KNOB, "Trained styles", [NO_MODELS])
+    picker.setTooltip("The models on the server: picking one makes it this node's model.")
+    frames = nuke.String_Knob(RANGE_KNOB, "Stylize frames")
+    frames.setTooltip("Frames for 'Stylize range', e.g. 1001-1100. Empty: the plate input's frame range.")
+    cache = nuke.File_Knob(CACHE_KNOB, "Cache folder")
+    cache.setTooltip("Where plates and stylized EXRs are kept. Empty: shotstyle_cache beside the script.")
+    warn = nuke.Boolean_Knob(WARN_KNOB, "Mark unstylized frames in the Viewer")
+    warn.setValue(True)
+    warn.setTooltip("In the Viewer, frames not stylized yet show the plate with a warning drawn over it. "
+                    "Renders never show the plate: a frame not stylized is an error.")
+    return {k.name(): k for k in (status, connect, picker, frames, cache, warn)}
 
 
 def _build_graph(group: nuke.Group) -> None:
     with group:
-        plate = nuke.nodes.Input(name="plate")
-        write = nuke.nodes.Write(name=PLATE_WRITE)
-        write.setInput(0, plate)
-        write["file_type"].setValue("exr")
-        write["datatype"].setValue("16 bit half")
-        write["channels"].setValue("all")
-        write["raw"].setValue(True)          # the plate's data as it is: the server manages colour
-        write["file"].setValue(plate_pattern(group))
+        plate, style, preview_in = (nuke.nodes.Input(name=name) for name in INPUT_NAMES)
+        for source, write_name in ((plate, PLATE_WRITE), (style, STYLE_WRITE), (preview_in, PREVIEW_WRITE)):
+            write = nuke.nodes.Write(name=write_name)
+            write.setInput(0, source)
+            write["file_type"].setValue("exr")        # first: the EXR knobs exist once the type is exr
+            write["datatype"].setValue("16 bit half")
+            write["channels"].setValue("all")
+            write["raw"].setValue(True)                # the data as it is: the server manages colour
         warning = nuke.nodes.Text2(name=WARNING_TEXT)
         warning.setInput(0, plate)
         warning["message"].setValue("ShotStyle: frame [frame] is not stylized yet - showing the plate")
         warning["disable"].setExpression("!parent.{}".format(WARN_KNOB))
         result = nuke.nodes.Read(name=RESULT_READ)
+        result["file"].setValue(RESULT_FILE)
+        result["first"].setExpression(RESULT_FIRST)
+        result["last"].setExpression(RESULT_LAST)
+        for knob_name in ("before", "after", "on_error"):
+            result[knob_name].setValue("error")        # a render never gets a held or black frame
         result["raw"].setValue(True)
         preview = nuke.nodes.Read(name=PREVIEW_READ)
         preview["raw"].setValue(True)
@@ -135,23 +165,35 @@ def inner(node: nuke.Node, name: str) -> nuke.Node:
     return found
 
 
-# ------------------------------------------------------------------ cache folder
-def cache_dir(node: nuke.Node) -> str:
-    """The node's cache folder: the knob's, else ``<script dir>/shotstyle_cache/<script>/<node>``."""
-    explicit = str(node[CACHE_KNOB].value()).strip()
-    if explicit:
-        return explicit
+# ------------------------------------------------------------------ identity and cache folder
+def node_id(node: nuke.Node) -> str:
+    """The node's stable id: it names the cache folder, so renames and version-ups keep the results."""
+    value = str(node[ID_KNOB].value()) if node.knob(ID_KNOB) is not None else ""
+    if not value:
+        raise ShotStyleNodeError("{} has no id: it was made by an older shotstyle; delete it and create a new "
+                                 "ShotStyle node".format(node.name()))
+    return value
+
+
+def cache_root(node: nuke.Node) -> str:
+    """The folder holding the cache folders of every ShotStyle node of the script."""
     script = str(nuke.root()["name"].value())
-    if script:
-        base = os.path.join(os.path.dirname(script), "shotstyle_cache",
-                            os.path.splitext(os.path.basename(script))[0])
-    else:
-        base = os.path.join(tempfile.gettempdir(), "shotstyle_cache", "untitled")
-    return os.path.join(base, node.name())
+    return os.path.join(os.path.dirname(script) if script else tempfile.gettempdir(), "shotstyle_cache")
+
+
+def cache_dir(node: nuke.Node) -> str:
+    """The node's cache folder: the knob's, else ``<script dir>/shotstyle_cache/<node id>``."""
+    explicit = str(node[CACHE_KNOB].value()).strip()
+    return explicit or os.path.join(cache_root(node), node_id(node))
 
 
 def plate_pattern(node: nuke.Node) -> str:
-    return os.path.join(cache_dir(node), "plate", node.name() + ".####.exr")
+    return os.path.join(cache_dir(node), "plate", "plate.####.exr")
+
+
+def training_pattern(node: nuke.Node, write_name: str) -> str:
+    """Where StyleWrite / PreviewWrite put the frame they render for a training."""
+    return os.path.join(cache_dir(node), write_name.lower().replace("write", ""), "frame.####.exr")
 
 
 def results_root(node: nuke.Node) -> str:
@@ -163,43 +205,74 @@ def result_pattern(node: nuke.Node) -> str:
     description = description_of(node)
     values = knobs.read_values(node, description)
     key = render_key(str(values.get("model", "")), values_for(RENDER_GROUPS, values, description))
-    return os.path.join(results_root(node), key, node.name() + ".####.exr")
+    return os.path.join(results_root(node), key, "shotstyle.####.exr")
 
 
 def preview_template(node: nuke.Node) -> str:
-    """Path of the training preview with ``{}`` for the step: a new name per step makes Nuke re-read it."""
-    return os.path.join(cache_dir(node), "preview", node.name() + ".step{:06d}.exr")
+    """Path of the training preview with ``{}`` for the step: a new name per step makes Nuke read it afresh."""
+    return os.path.join(cache_dir(node), "preview", "keyframe.step{:06d}.exr")
 
 
 def model_file(node: nuke.Node, model: str) -> str:
-    """Where the node keeps a copy of its model, so farm servers that lack it get it uploaded."""
+    """Where the node keeps a copy of its model, so farm renders can send it to their server."""
     return os.path.join(cache_dir(node), "models", safe_name(model) + ".safetensors")
 
 
-# ------------------------------------------------------------------ keeping the graph current
-def update_result_read(node: nuke.Node) -> None:
-    """Point the Result Read at the current settings' folder and the frames present there."""
-    pattern = result_pattern(node)
-    read = inner(node, RESULT_READ)
-    if str(read["file"].value()) != pattern:
-        read["file"].setValue(pattern)
-    frames = SequencePattern(pattern).scan()
-    if frames:
-        for knob_name, value in (("first", frames[0]), ("last", frames[-1]),
-                                 ("origfirst", frames[0]), ("origlast", frames[-1])):
-            read[knob_name].setValue(value)
-    write = inner(node, PLATE_WRITE)
-    if str(write["file"].value()) != plate_pattern(node):
-        write["file"].setValue(plate_pattern(node))
+def input_range(node: nuke.Node) -> Tuple[int, int]:
+    """The plate input's frame range (the script's when nothing is connected)."""
+    source = node.input(PLATE_INPUT)
+    if source is None:
+        return nuke.root().firstFrame(), nuke.root().lastFrame()
+    return source.firstFrame(), source.lastFrame()
 
 
+def on_create(node: nuke.Node) -> None:
+    """The node's onCreate (script load, paste): a pasted copy gets its own id and model copies.
+
+    The new id is derived from the shared one and the copy's name, so a script saved with
+    duplicates loads with the same ids every time.
+    """
+    if not is_shotstyle(node) or node.knob(ID_KNOB) is None:
+        return
+    current = str(node[ID_KNOB].value())
+    others = [n for n in nuke.allNodes(recurseGroups=True) if n is not node and is_shotstyle(n)
+              and n.knob(ID_KNOB) is not None and str(n[ID_KNOB].value()) == current]
+    if not others:
+        return
+    source_models = os.path.join(cache_dir(others[0]), "models")
+    node[ID_KNOB].setValue(uuid.uuid5(uuid.NAMESPACE_OID, current + "/" + node.fullName()).hex)
+    if os.path.isdir(source_models) and not str(node[CACHE_KNOB].value()).strip():
+        target = os.path.join(cache_dir(node), "models")
+        os.makedirs(target, exist_ok=True)
+        for name in os.listdir(source_models):
+            shutil.copy2(os.path.join(source_models, name), os.path.join(target, name))
+
+
+# ------------------------------------------------------------------ what the node shows
 def shown_input(node: nuke.Node) -> int:
     """Which Choose input shows at the current frame (the Switch's expression calls this)."""
+    if nuke.executing() or not nuke.GUI:
+        return SHOW_RESULT            # a render: the prepared frame or an error, never the plate
     frame = nuke.frame()
     if int(node[TRAINING_KNOB].value()) == frame and str(inner(node, PREVIEW_READ)["file"].value()):
         return SHOW_PREVIEW
     path = nuke.filename(inner(node, RESULT_READ), nuke.REPLACE)
     return SHOW_RESULT if path and os.path.isfile(path) else SHOW_PLATE
+
+
+def missing_frame_error(node: nuke.Node, frame: int) -> Optional[str]:
+    """Why ``frame`` of ``node`` cannot render, or None when its stylized frame is there (files only)."""
+    first, last = input_range(node)
+    if not first <= frame <= last:
+        return "{}: frame {} is outside its plate input's frame range {}-{}".format(node.fullName(), frame,
+                                                                                    first, last)
+    path = SequencePattern(result_pattern(node)).path(frame)
+    if os.path.isfile(path):
+        return None
+    script = str(nuke.root()["name"].value()) or "SCRIPT.nk"
+    return ("{}: frame {} is not stylized ({} does not exist); prepare the frames with `shotstyle nuke-prerender "
+            "{}` (the farm pre-job) or press Stylize range before rendering".format(node.fullName(), frame,
+                                                                                     path, script))
 
 
 def set_status(node: nuke.Node, text: str) -> None:
@@ -217,9 +290,9 @@ def set_models(node: nuke.Node, names: List[str]) -> None:
 
 
 def knob_changed(node: nuke.Node, knob: nuke.Knob) -> None:
-    """Group's knobChanged: the picker sets the model; render settings re-point the Result Read."""
+    """Group's knobChanged (artist edits in the panel): picking a trained style makes it the model.
+
+    Nothing else depends on it: the Result Read follows the knobs through its expression.
+    """
     if knob.name() == PICKER_KNOB and str(knob.value()) != NO_MODELS:
         node["model"].setValue(str(knob.value()))
-    if knob.name() in ("model", PICKER_KNOB, CACHE_KNOB, "name") or knob.name() in [
-            p["name"] for p in description_of(node)["params"]]:
-        update_result_read(node)

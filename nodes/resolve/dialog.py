@@ -14,6 +14,9 @@ if TYPE_CHECKING:
 
 PLATE_PICKER = "plate_tool"
 STATUS = "status"
+CANCEL = "cancel"
+TIMER = "tick"
+TIMER_INTERVAL_MS = 100
 WIRING = "wiring"
 CACHE_DIR = "cache_dir"
 CONNECT = "connect"
@@ -60,8 +63,10 @@ def _row(ui: "UIManager", label: str, *widgets: Any) -> Any:
 
 
 def layout(ui: "UIManager", description: Dict[str, Any]) -> Any:
-    """The whole dialog layout."""
+    """The whole dialog layout: status, the action row, then the clips and one section per group."""
+    actions = [param_widget(ui, p) for p in description["params"] if p["kind"] == "button"]
     rows = [ui.Label({"ID": STATUS, "Text": "not connected yet", "WordWrap": True}),
+            ui.HGroup(actions + [ui.Button({"ID": CANCEL, "Text": "Cancel", "Enabled": False})]),
             ui.Button({"ID": CONNECT, "Text": "Connect / refresh"})]
     for clip in description["clips"]:
         if clip["name"] == "plate":
@@ -78,7 +83,7 @@ def layout(ui: "UIManager", description: Dict[str, Any]) -> Any:
     for group in groups:
         rows.append(ui.Label({"Text": "<b>{}</b>".format(group)}))
         for param in description["params"]:
-            if param["group"] != group:
+            if param["group"] != group or param["kind"] == "button":
                 continue
             widget = param_widget(ui, param)
             rows.append(widget if param["kind"] in ("button", "bool") else _row(ui, param["label"], widget))
@@ -127,8 +132,12 @@ def read_clip_files(items: Dict[str, Any], description: Dict[str, Any]) -> Dict[
     return files
 
 
+def action_ids(description: Dict[str, Any]) -> List[str]:
+    """Ids of the buttons that start a job (the description's), disabled while one runs."""
+    return [p["name"] for p in description["params"] if p["kind"] == "button"] + [CONNECT]
+
+
 def button_ids(description: Dict[str, Any]) -> List[str]:
-    """Ids of every button: the description's, the Browse buttons and Connect."""
-    ids = [p["name"] for p in description["params"] if p["kind"] == "button"]
-    ids += [clip_field(c) + "_browse" for c in description["clips"] if c["name"] != "plate"]
-    return ids + [CONNECT]
+    """Ids of every button: the actions, the Browse buttons and Cancel."""
+    return action_ids(description) + [clip_field(c) + "_browse" for c in description["clips"]
+                                      if c["name"] != "plate"] + [CANCEL]

@@ -62,6 +62,7 @@ synthetic scenes and on the walk clip; none depends on an image's size.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -327,9 +328,8 @@ class Correspondence:
         log_p = torch.log(self.masses)[None] - 0.5 * z.sum(-1) - torch.log(sigma).sum(-1)[None]
         if not background:
             return torch.softmax(log_p, dim=1)
-        background = torch.full_like(log_p[:, :1], float(torch.log(torch.tensor(BACKGROUND_MASS))
-                                                          - 3 * torch.log(torch.tensor(BACKGROUND_SIGMA))))
-        return torch.softmax(torch.cat([log_p, background], dim=1), dim=1)[:, :-1]
+        far = torch.full_like(log_p[:, :1], math.log(BACKGROUND_MASS) - 3 * math.log(BACKGROUND_SIGMA))
+        return torch.softmax(torch.cat([log_p, far], dim=1), dim=1)[:, :-1]
 
     def grade_lab(self, lab: Tensor, amount: float = 1.0) -> Tensor:
         """M×3 CIELAB plate colours → their graded CIELAB colours."""

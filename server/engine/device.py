@@ -10,11 +10,7 @@ import os
 
 import torch
 
-from shotstyle.server.errors import ShotstyleError
-
-
-class DeviceError(ShotstyleError):
-    """A requested compute device does not exist on this machine."""
+from shotstyle.server.errors import DeviceError
 
 
 def pick_device(name: str | None = None) -> torch.device:

@@ -73,12 +73,12 @@ class LatticeGrade(nn.Module):
         lightness falls where input colour rises along any axis (a grade is monotone in
         luminance)."""
         change = self.lut - reference
-        roughness = sum((torch.diff(change, n=2, dim=axis) * (self.size - 1) ** 2).pow(2).mean()
-                        for axis in (1, 2, 3))
+        roughness = torch.stack([(torch.diff(change, n=2, dim=axis) * (self.size - 1) ** 2).pow(2).mean()
+                                 for axis in (1, 2, 3)]).sum()
         # Luminance order in the log encoding: ACEScct is log2 of linear (above the toe), and
         # AP1's luminance weights give the brightness ordering of nearby colours.
         luma = torch.einsum("c,cbgr->bgr", _AP1_LUMA.to(self.lut), self.lut)
-        order = sum(F.relu(-torch.diff(luma, dim=axis)).mean() for axis in (0, 1, 2)) * (self.size - 1)
+        order = torch.stack([F.relu(-torch.diff(luma, dim=axis)).mean() for axis in (0, 1, 2)]).sum() * (self.size - 1)
         return {"roughness": roughness, "order": order}
 
     def forward(self, x: Tensor) -> Tensor:
@@ -91,3 +91,11 @@ class LatticeGrade(nn.Module):
                     for start in range(0, source.shape[-2], strip)]
             inside = torch.cat(rows, dim=2) if len(rows) > 1 else rows[0]
             return (inside + (source - source.clamp(*DOMAIN))).to(x.dtype)
+
+
+def grade_of(network: nn.Module) -> LatticeGrade:
+    """A style network's global grade (every registry network has one, as `network.grade`)."""
+    grade = getattr(network, "grade", None)
+    if not isinstance(grade, LatticeGrade):
+        raise TypeError(f"{type(network).__name__} has no global grade: build it with networks.build_network")
+    return grade

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from contextlib import nullcontext
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,7 +30,7 @@ from shotstyle.server.engine.device import autocast_dtype, configure_threads, pi
 from shotstyle.server.engine.modelfile import StyleModel
 from shotstyle.server.engine.networks.hrnet import SIZE_MULTIPLE
 from shotstyle.server.engine.networks.hrnet_fast import downscale
-from shotstyle.server.errors import ShotstyleError
+from shotstyle.server.errors import InferenceError
 
 # Pixels per network call: `hrnet` needs ≈ 700 bytes per pixel in float32 (measured), so
 # ~2 MP keeps a CPU process under 2 GB and still runs 1920×1080 untiled.
@@ -40,10 +41,6 @@ GPU_BYTES_PER_PIXEL = 1024
 TILE_OVERLAP = 64
 # Long side of the copy `hrnet` takes its norm statistics from, when the model does not say.
 DEFAULT_STATS_SIDE = 512
-
-
-class InferenceError(ShotstyleError):
-    """A frame or setting the stylizer cannot use."""
 
 
 class Stylizer:
@@ -119,8 +116,9 @@ class Stylizer:
                                   and height * width <= self.tile_pixels):
                 y = self.network(x)
             else:
-                stats = self.network.norm_statistics(downscale(x, self.stats_side))
-                with self.network.frozen_norms(stats):
+                hrnet: Any = self.network  # `self.tiles`: it has norm_statistics and frozen_norms
+                stats = hrnet.norm_statistics(downscale(x, self.stats_side))
+                with hrnet.frozen_norms(stats):
                     y = (self._tiled(x) if height * width > self.tile_pixels
                          else self.network(x))
         return y.float().permute(0, 2, 3, 1).contiguous().cpu().numpy()

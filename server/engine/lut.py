@@ -22,13 +22,14 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from shotstyle.server.engine.colourmath import delta_e_2000, working_to_lab
-from shotstyle.server.engine.grade import lattice_colours, sample_lattice
+from shotstyle.server.engine.grade import grade_of, lattice_colours, sample_lattice
 from shotstyle.server.engine.inference import Stylizer
 from shotstyle.server.engine.modelfile import StyleModel, sha256_of
 from shotstyle.server.errors import ModelFileError
@@ -46,7 +47,7 @@ def resampled(lut: Tensor, size: int) -> Tensor:
     return sample_lattice(lut.float(), nodes).reshape(3, size, size, size)
 
 
-def cube_text(lut: Tensor, size: int, title: str, notes: list[str] = ()) -> str:
+def cube_text(lut: Tensor, size: int, title: str, notes: Sequence[str] = ()) -> str:
     """The Iridas/Resolve .cube file of the lattice at `size` nodes per axis."""
     if size not in CUBE_SIZES:
         raise ValueError(f"cube size {size}: use one of {', '.join(map(str, CUBE_SIZES))}")
@@ -127,7 +128,7 @@ class LookExport:
 
     cube: str
     ocio: str
-    report: dict
+    report: dict[str, Any]
     where: str
 
     def describe(self) -> str:
@@ -139,20 +140,20 @@ def export_look(model: StyleModel, cube_name: str, size: int | None = None,
     """The model's grade as .cube text (`size` nodes, default the model's own) and an OCIO look
     naming `cube_name`, with the report measured on `keyframes` (working-space arrays, at full
     resolution) or, without them, the one recorded at training time."""
-    grade = getattr(model.network, "grade", None)
-    if grade is None:
-        raise ModelFileError("this model has no global grade to export (it was built without one)")
+    grade = grade_of(model.network)
     size = size or grade.size
     short = model.hash[:12]
+    report: dict[str, Any]
     if keyframes:
         report = measure(model, keyframes)
         trained = set(model.metadata.get("keyframe_sha256") or [])
         matching = sum(sha256_of(k) in trained for k in keyframes)
         where = f"{len(keyframes)} given frame(s)" + (f", {matching} of them training keyframes" if matching else "")
     else:
-        report = model.metadata.get("lut_report")
-        if not report:
+        recorded = model.metadata.get("lut_report")
+        if not isinstance(recorded, dict):
             raise ModelFileError("the model records no keyframe report; pass keyframes to measure on")
+        report = recorded
         where = f"the training keyframes at {model.metadata.get('resolution', '?')} px"
     notes = [f"shotstyle look, model {short}: the global grade of a style model (its local term is not in a LUT).",
              describe_report(report, where)]
@@ -166,5 +167,5 @@ def measure(model: StyleModel, keyframes: list[np.ndarray]) -> dict[str, float]:
     """The LUT-vs-full report on working-space frames, through the same Stylizer renders use."""
     stylizer = Stylizer(model, device="cpu")
     with torch.inference_mode():
-        graded = [model.network.grade.cpu()(_as_tensor(frame)) for frame in keyframes]
+        graded = [grade_of(model.network).cpu()(_as_tensor(frame)) for frame in keyframes]
     return effect_report(keyframes, [stylizer(frame) for frame in keyframes], graded)

@@ -2,7 +2,7 @@
 
 safetensors cannot run code when loaded (unlike a pickle / torch.save file), so a model file
 from a stranger is safe to open. The metadata travels in the safetensors header under the
-key "shotstyle" and records how the model was made:
+key "shotstyle" (`modelheader` reads it without torch) and records how the model was made:
 
     architecture, arch_kwargs        which network (networks.build_network) and its arguments
     loss, vgg_source                 loss family and where its VGG-19 came from ("random", path…)
@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import struct
 import tempfile
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,13 +39,10 @@ from safetensors.torch import save as save_tensors
 from torch import nn
 
 from shotstyle.plugin import __version__
-from shotstyle.server.engine.networks import ARCHITECTURES, UnknownArchitectureError, build_network
-from shotstyle.server.errors import ModelFileError
+from shotstyle.server.engine.modelheader import FORMAT_VERSION, METADATA_KEY, metadata_from_bytes
+from shotstyle.server.engine.networks import ARCHITECTURES, build_network
+from shotstyle.server.errors import ModelFileError, UnknownArchitectureError
 
-FORMAT_VERSION = 2
-# Oldest format this shotstyle renders; older files are refused with a message to retrain.
-OLDEST_FORMAT = 2
-METADATA_KEY = "shotstyle"
 WORKING_SPACE = "ACEScct"
 # First bytes of the files we refuse to unpickle: torch.save (a zip) and a bare pickle.
 PICKLE_SIGNATURES = (b"PK\x03\x04", b"\x80")
@@ -147,13 +143,7 @@ def model_from_bytes(data: bytes, device: str | torch.device = "cpu",
             f"{name}: this is a pickle / torch.save file, not a shotstyle model; pickles can run "
             "code when opened, so shotstyle refuses them. Use a .safetensors model written by "
             "`shotstyle train`.")
-    metadata = read_metadata(data, name)
-    if metadata["format_version"] < OLDEST_FORMAT:
-        raise ModelFileError(
-            f"{name}: model format {metadata['format_version']}, made by shotstyle "
-            f"{metadata.get('shotstyle_version', '?')} before a look became a global grade plus a local "
-            f"term; this shotstyle renders model format {OLDEST_FORMAT} and newer. Retrain it "
-            "with `shotstyle train` (same keyframes and style frame): the new model also exports as a LUT.")
+    metadata = metadata_from_bytes(data, name)
     try:
         tensors = load_tensors(data)
     except (SafetensorError, ValueError, RuntimeError) as exc:
@@ -165,33 +155,6 @@ def model_from_bytes(data: bytes, device: str | torch.device = "cpu",
             "re-export it from the original or retrain.")
     network = rebuild_network(metadata, tensors, name)
     return StyleModel(network=network.to(device).eval(), metadata=metadata)
-
-
-def read_metadata(data: bytes, name: str) -> dict[str, Any]:
-    """The "shotstyle" record from a safetensors header, validated."""
-    if len(data) < 8:
-        raise ModelFileError(f"{name}: not a shotstyle model file (only {len(data)} bytes)")
-    (header_size,) = struct.unpack("<Q", data[:8])
-    if header_size > len(data) - 8:
-        raise ModelFileError(f"{name}: damaged or not a safetensors model file "
-                             f"(header claims {header_size} bytes, file has {len(data)})")
-    try:
-        header = json.loads(data[8:8 + header_size])
-        metadata = json.loads(header["__metadata__"][METADATA_KEY])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ModelFileError(f"{name}: damaged header or not a shotstyle model file "
-                             f"(no readable '{METADATA_KEY}' metadata: {exc})") from exc
-    if not isinstance(metadata, dict):
-        raise ModelFileError(f"{name}: damaged header: metadata is not a JSON object")
-    version = metadata.get("format_version")
-    if not isinstance(version, int):
-        raise ModelFileError(f"{name}: damaged header: format_version is {version!r}")
-    if version > FORMAT_VERSION:
-        raise ModelFileError(
-            f"{name}: written by a newer shotstyle ({metadata.get('shotstyle_version', '?')}, "
-            f"model format {version}); this one ({__version__}) reads format {FORMAT_VERSION} "
-            "and older. Upgrade shotstyle to use it.")
-    return metadata
 
 
 def rebuild_network(metadata: dict[str, Any], tensors: dict[str, torch.Tensor],

@@ -63,11 +63,15 @@ def frame_colourspace(frame: Frame, colourspace: str | None) -> str:
     return chosen
 
 
-def load_working(path: str, colourspace: str | None = None) -> np.ndarray:
-    """Any image file (keyframe, style image) → H×W×3 float32 in the working space (ACEScct)."""
-    frame = read_frame(path, colourspace)
+def working_rgb(frame: Frame, colourspace: str | None = None) -> np.ndarray:
+    """A frame's RGB (un-premultiplied) → H×W×3 float32 in the working space (ACEScct)."""
     working, _ = to_working(unpremultiply(frame).straight, frame_colourspace(frame, colourspace))
     return working
+
+
+def load_working(path: str, colourspace: str | None = None) -> np.ndarray:
+    """Any image file (keyframe, style image) → H×W×3 float32 in the working space (ACEScct)."""
+    return working_rgb(read_frame(path, colourspace), colourspace)
 
 
 def stylize_frame(stylizer: Stylizer, frame: Frame, mix: float = 1.0,

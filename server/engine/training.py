@@ -17,7 +17,7 @@ import copy
 import math
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -25,11 +25,12 @@ import torch.nn.functional as F
 
 from shotstyle.server.engine.correspondence import fit_correspondence
 from shotstyle.server.engine.device import pick_device
+from shotstyle.server.engine.grade import grade_of
 from shotstyle.server.engine.losses import build_loss
 from shotstyle.server.engine.lut import effect_report
 from shotstyle.server.engine.modelfile import StyleModel, sha256_of
 from shotstyle.server.engine.networks import build_network
-from shotstyle.server.errors import ShotstyleError, TrainingCancelled
+from shotstyle.server.errors import TrainingCancelled, TrainingInputError
 
 # Adaptive content weight: every ADAPT_EVERY steps, keep weighted content / weighted style
 # within [ADAPT_LOW, ADAPT_HIGH] × its ratio at the first step, moving the content weight by
@@ -47,10 +48,6 @@ GRADE_LR_FACTOR = 0.25
 # (relative) over the last `plateau_window(steps)` steps.
 PLATEAU_TOLERANCE = 0.005
 LOSS_SMOOTHING = 0.9
-
-
-class TrainingInputError(ShotstyleError, ValueError):
-    """A keyframe, style image or setting the trainer cannot use."""
 
 
 @dataclass
@@ -162,24 +159,25 @@ def train(keyframes: list[np.ndarray], style: np.ndarray, config: TrainConfig, *
     extra = None if preview_frame is None else to_training_tensor(preview_frame, config.resolution, device)
 
     network = _starting_network(config, init, device)
-    # The grade first: fitted in closed form from the keyframes and the style, fixed while the
-    # network learns the local term on top of it.
+    grade = grade_of(network)
+    # The grade first: fitted in closed form from the keyframes and the style, then refined as a
+    # lattice (smooth, monotone) while the network learns the local term on top of it.
     # Fine-tuning keeps the starting model's (approved) grade and refines it from there.
     correspondence = fit_correspondence(plates, style_tensor, config.seed)
     amount = grade_amount(config.strength)
     if init is None:
-        network.grade.set(correspondence.lattice(network.grade.size, amount))
-    fitted_lut = network.grade.lut.detach().clone()
+        grade.set(correspondence.lattice(grade.size, amount))
+    fitted_lut = grade.lut.detach().clone()
     with torch.no_grad():
-        graded = [network.grade(plate) for plate in plates]
+        graded = [grade(plate) for plate in plates]
     loss = build_loss(config.loss, style_tensor, plates, strength=config.strength,
                       content_weight=config.content_weight, style_weight=config.style_weight,
                       vgg_weights=config.vgg, allow_download=config.allow_download, seed=config.seed,
                       correspondence=correspondence, graded=graded)
-    lattice = [network.grade.lut]
-    others = [p for p in network.parameters() if p is not network.grade.lut]
-    optimiser = torch.optim.Adam([{"params": others}, {"params": lattice, "lr": config.lr * GRADE_LR_FACTOR}],
-                                 lr=config.lr)
+    others = [p for p in network.parameters() if p is not grade.lut]
+    groups: list[dict[str, Any]] = [{"params": others},
+                                     {"params": [grade.lut], "lr": config.lr * GRADE_LR_FACTOR}]
+    optimiser = torch.optim.Adam(groups, lr=config.lr)
     base_content = loss.weights["content"]
     metadata = {
         **(init.metadata if init is not None else {}),
@@ -192,7 +190,7 @@ def train(keyframes: list[np.ndarray], style: np.ndarray, config: TrainConfig, *
         "seed": config.seed,
         "early_stop": config.early_stop,
         "adaptive_content": config.adaptive_content,
-        "grade": {"size": network.grade.size, "amount": amount, "moved": round(correspondence.moved, 4)},
+        "grade": {"size": grade.size, "amount": amount, "moved": round(correspondence.moved, 4)},
         "style_sha256": sha256_of(style),
         "keyframe_sha256": [sha256_of(k) for k in keyframes],
     }
@@ -208,7 +206,7 @@ def train(keyframes: list[np.ndarray], style: np.ndarray, config: TrainConfig, *
         network.eval()
         with torch.no_grad():
             metadata["lut_report"] = effect_report(plates, [network(p) for p in plates],
-                                                   [network.grade(p) for p in plates])
+                                                   [grade(p) for p in plates])
         metadata.update(loss.metadata)
         metadata["steps_done"] = steps_done
         metadata["final_losses"] = last
@@ -238,14 +236,14 @@ def train(keyframes: list[np.ndarray], style: np.ndarray, config: TrainConfig, *
         optimiser.zero_grad(set_to_none=True)
         summed: dict[str, torch.Tensor] = {}
         for index, plate in enumerate(plates):
-            terms = loss(network(plate), index, step, graded=network.grade(plate))
+            terms = loss(network(plate), index, step, graded=grade(plate))
             (terms["total"] / len(plates)).backward()
             for name, value in terms.items():
                 summed[name] = summed.get(name, 0.0) + value.detach() / len(plates)
         # The grade learns too, as a grade: smooth changes from the fitted lattice, monotone.
-        penalties = network.grade.penalties(fitted_lut)
-        grade_terms = {f"grade_{name}": GRADE_PENALTY_WEIGHTS[name] * value for name, value in penalties.items()}
-        torch.stack(list(grade_terms.values())).sum().backward()
+        grade_terms = {f"grade_{name}": GRADE_PENALTY_WEIGHTS[name] * value
+                       for name, value in grade.penalties(fitted_lut).items()}
+        torch.autograd.backward(torch.stack(list(grade_terms.values())).sum())
         for name, value in grade_terms.items():
             summed[name] = value.detach()
             summed["total"] = summed["total"] + value.detach()

@@ -1,23 +1,38 @@
-"""A small stand-in for Foundry's ``nuke`` Python module, for testing the ShotStyle node without Nuke.
+"""A stand-in for Foundry's ``nuke`` Python module, for testing the ShotStyle node without Nuke.
 
 It behaves like the real module for every call the node makes (same names and signatures as
-the published ``types-nuke`` stubs): knobs hold values and evaluate ``[python {...}]`` and
-``parent.knob`` expressions, nodes live in groups and connect, ``execute`` renders Write
-nodes frame by frame through the node graph and writes real EXRs with OpenImageIO, render
-callbacks fire like Nuke's, ProgressTask / message / toolbar record what they were given.
-Pixels travel as OpenImageIO ImageBufs, so data windows, display windows, extra channels and
-metadata behave as they do in Nuke's EXR Read/Write.
+the published ``types-nuke`` stubs), including the ways real Nuke refuses or surprises a
+plug-in. Each behaviour below carries, where it is defined, the source it was taken from:
 
-Differences on purpose: ``executeInMainThread`` runs at once (tests are single threaded
-unless GUI is set), and Text2 does not draw text: it records its message in the image's
-metadata under ``nuke/warning`` so tests can see the warning.
+* ``execute`` renders Write nodes frame by frame through the node graph and writes real EXRs
+  with OpenImageIO; render callbacks fire like Nuke's; a render cannot start while another one
+  runs ("I'm already executing something else") and nodes cannot be created inside one;
+  ``executing()`` is true while it runs.
+* ``executeInMainThread`` queues the call for the GUI's main thread and returns at once;
+  ``executeInMainThreadWithResult`` blocks until the main thread has run it (tests pump the
+  queue with ``main_loop``).
+* ``knobChanged`` fires for user edits (``user_edit``), not for ``setValue`` from Python.
+* Enumeration knobs (Write ``file_type``/``datatype``/``compression``, Read ``on_error``/
+  ``before``/``after``) refuse values they do not list; a Write's EXR knobs exist only once
+  its ``file_type`` is exr.
+* Read nodes honour their frame range, ``before``/``after`` and ``on_error`` (missing frames).
+* File knobs evaluate embedded ``[python {...}]`` TCL when the file is used.
+* A node's ``onCreate`` knob runs when a script is opened or nodes are pasted.
+
+Differences on purpose: Text2 does not draw text (it records its message in the image's
+metadata under ``nuke/warning`` so tests can see it); scripts are saved as pickles of the node
+tree, not ``.nk`` text; in terminal sessions (``GUI`` false) ``executeInMainThread`` runs the
+call at once. ``tests/hosts/nuke_cli.py`` is the matching stand-in for the ``nuke`` executable.
 """
 
 from __future__ import annotations
 
 import os
+import pickle
+import queue
 import re
 import sys
+import threading
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import OpenImageIO as oiio
@@ -28,6 +43,11 @@ NUKE_VERSION_MAJOR = 15
 STARTLINE, INVISIBLE, READ_ONLY, ENDLINE = 0x1000, 0x400, 0x10000000, 0x2000
 TABBEGINGROUP, TABENDGROUP, TABBEGINCLOSEDGROUP = 1, -1, 2
 REPLACE = 1
+# What real Nuke says when a render is started (or a node made) while a render runs. Public
+# tools report it for nuke.execute() inside render and knobChanged callbacks: the comment at
+# the top of callbacks.py in github.com/Likhith-24/Nuke-Sam3-Gizmo, and a Write "Render Local"
+# tool that had to move nuke.executeMultiple() out of a callback for the same error.
+ALREADY_EXECUTING = "I'm already executing something else"
 
 # What tests look at afterwards.
 messages: List[str] = []
@@ -35,7 +55,10 @@ printed: List[str] = []
 progress_tasks: List["ProgressTask"] = []
 cancel_after_progress: List[Optional[int]] = [None]   # ProgressTask.isCancelled() turns true after N updates
 plugin_paths: List[str] = []
+panels_shown: List[str] = []                          # nodes whose control panel was opened
+render_edits: List[str] = []                          # knobs set while a render ran (instrumentation)
 _callbacks: Dict[str, List[Tuple[Callable, tuple, dict, str]]] = {}
+_executing = [0]
 
 
 class CancelledError(Exception):
@@ -97,11 +120,14 @@ class Knob:
         return value
 
     def setValue(self, value: Any, *args: Any) -> Any:
+        # No knobChanged here: Nuke 13-16 document knobChanged as "code to execute when the
+        # user changes a knob" (learn.foundry.com/nuke/developers/132/pythondevguide/
+        # _autosummary/nuke.addKnobChanged.html; the NDK's knob_changed() likewise fires on
+        # "user interaction events"). Tests simulate the user with user_edit().
         self._value = self._coerce(value)
         self._expression = None
-        owner = self._node
-        if owner is not None:
-            owner._knob_changed(self)
+        if _executing[0]:
+            render_edits.append("{}.{}".format(self._node.fullName() if self._node else "?", self._name))
         return True
 
     def setExpression(self, expression: str, *args: Any) -> bool:
@@ -125,7 +151,9 @@ class String_Knob(Knob):
 
 
 class EvalString_Knob(String_Knob):
-    pass
+    def evaluate(self) -> str:
+        """The value with embedded TCL ``[python {...}]`` evaluated, as Nuke does when the file is used."""
+        return _evaluate_tcl(str(self.value()), self)
 
 
 class File_Knob(EvalString_Knob):
@@ -188,6 +216,11 @@ class Unsigned_Knob(Array_Knob):
     default = 0
 
 
+class ColorChip_Knob(Unsigned_Knob):
+    def _coerce(self, value: Any) -> Any:
+        return int(value)
+
+
 class Enumeration_Knob(Unsigned_Knob):
     def __init__(self, name: str, label: Optional[str] = None, values: Optional[List[str]] = None) -> None:
         super().__init__(name, label)
@@ -208,10 +241,17 @@ class Enumeration_Knob(Unsigned_Knob):
         return self._values[n]
 
     def _coerce(self, value: Any) -> Any:
+        # Enumeration knobs take one of their items (by name or index) and nothing else: tools
+        # that set Read/Write enumerations check knob.values() first because an unknown name
+        # is an error (the enum helper in a public Nuke render-QC tool; Enumeration_Knob
+        # "manages a set of keywords", learn.foundry.com/nuke/developers/120/pythonreference/
+        # nuke.Enumeration_Knob-class.html).
         if isinstance(value, str):
             if value not in self._values:
                 raise ValueError("Bad value for {}: {!r} (one of {})".format(self._name, value, self._values))
             return self._values.index(value)
+        if not 0 <= int(value) < max(1, len(self._values)):
+            raise ValueError("Bad value for {}: index {} of {} items".format(self._name, value, len(self._values)))
         return int(value)
 
     def value(self, *args: Any) -> Any:
@@ -271,6 +311,12 @@ def _evaluate(expression: str, knob: Knob) -> Any:
     raise NotImplementedError("stand-in nuke cannot evaluate expression {!r}".format(expression))
 
 
+def _evaluate_tcl(text: str, knob: Knob) -> str:
+    """``text`` with each ``[python {...}]`` replaced by its value (file knobs are TCL-evaluated on use)."""
+    return re.sub(r"\[python \{(.*?)\}\]", lambda m: str(_run_python(m.group(1), knob.node(), evaluate=True)), text,
+                  flags=re.S)
+
+
 def thisNode() -> "Node":
     return _this_nodes[-1]
 
@@ -288,19 +334,39 @@ def thisGroup() -> "Group":
 
 
 # ======================================================================= nodes
-_BUILTIN_KNOBS: Dict[str, List[Tuple[type, str, Any]]] = {
-    "*": [(String_Knob, "label", ""), (Disable_Knob, "disable", False)],
+# Write/Read knobs and their items, from the Write and Read node reference pages
+# (learn.foundry.com/nuke/content/reference_guide/image_nodes/write.html and .../read.html:
+# "missing frames" on_error error/black/checkerboard/nearest frame; before/after hold/loop/
+# bounce/black/error) and the order pipeline tools set them in (file_type first, then the EXR
+# writer's datatype/compression: pype/plugins/nuke/create/create_write_exr.py in
+# github.com/ynput/OpenPype).
+FILE_TYPES = ["", "cin", "dpx", "exr", "hdr", "jpeg", "mov", "null", "png", "sgi", "targa", "tiff"]
+EXR_DATATYPES = ["16 bit half", "32 bit float"]
+EXR_COMPRESSIONS = ["none", "Zip (1 scanline)", "Zip (16 scanlines)", "PIZ Wavelet (32 scanlines)", "RLE",
+                    "B44", "B44A", "DWAA", "DWAB"]
+READ_MISSING = ["error", "black", "checkerboard", "nearest frame"]
+READ_OUTSIDE = ["hold", "loop", "bounce", "black", "error"]
+
+_BUILTIN_KNOBS: Dict[str, List[Tuple[Callable[[str], Knob], str, Any]]] = {
+    "*": [(String_Knob, "label", ""), (Disable_Knob, "disable", False), (ColorChip_Knob, "tile_color", 0)],
     "Group": [(PythonKnob, "knobChanged", ""), (PythonKnob, "onCreate", "")],
     "Root": [(File_Knob, "name", ""), (Int_Knob, "first_frame", 1), (Int_Knob, "last_frame", 100)],
     "Read": [(File_Knob, "file", ""), (Int_Knob, "first", 1), (Int_Knob, "last", 1), (Int_Knob, "origfirst", 1),
-             (Int_Knob, "origlast", 1), (Boolean_Knob, "raw", False)],
-    "Write": [(File_Knob, "file", ""), (String_Knob, "file_type", ""), (String_Knob, "datatype", "16 bit half"),
-              (ChannelMask_Knob, "channels", "rgb"), (String_Knob, "compression", "Zip (1 scanline)"),
-              (Boolean_Knob, "raw", False)],
+             (Int_Knob, "origlast", 1), (Boolean_Knob, "raw", False),
+             (lambda n: Enumeration_Knob(n, n, READ_OUTSIDE), "before", "hold"),
+             (lambda n: Enumeration_Knob(n, n, READ_OUTSIDE), "after", "hold"),
+             (lambda n: Enumeration_Knob(n, n, READ_MISSING), "on_error", "error"),
+             (PyScript_Knob, "reload", "")],
+    "Write": [(File_Knob, "file", ""), (lambda n: Enumeration_Knob(n, n, FILE_TYPES), "file_type", ""),
+              (ChannelMask_Knob, "channels", "rgb"), (Boolean_Knob, "raw", False)],
     "Switch": [(Double_Knob, "which", 0.0)],
     "Text2": [(String_Knob, "message", "")],
     "Input": [(Int_Knob, "number", 0)],
 }
+# Knobs the EXR writer adds to a Write once its file_type is exr.
+_EXR_WRITE_KNOBS: List[Tuple[Callable[[str], Knob], str, Any]] = [
+    (lambda n: Enumeration_Knob(n, n, EXR_DATATYPES), "datatype", "16 bit half"),
+    (lambda n: Enumeration_Knob(n, n, EXR_COMPRESSIONS), "compression", "Zip (1 scanline)")]
 
 
 class Node:
@@ -312,11 +378,19 @@ class Node:
         self._name = ""
         self._selected = False
         for key in ("*", node_class):
-            for knob_class, name, default in _BUILTIN_KNOBS.get(key, []):
-                knob = knob_class(name)
+            self._add_builtins(_BUILTIN_KNOBS.get(key, []))
+
+    def _add_builtins(self, specs: List[Tuple[Callable[[str], Knob], str, Any]]) -> None:
+        for make, name, default in specs:
+            if name in self._knobs:
+                continue
+            knob = make(name)
+            knob._node = self
+            if isinstance(knob, Enumeration_Knob):
+                knob._value = knob._coerce(default)
+            else:
                 knob._value = default
-                knob._node = self
-                self._knobs[name] = knob
+            self._knobs[name] = knob
 
     # -- identity
     def Class(self) -> str:
@@ -352,8 +426,12 @@ class Node:
     def setSelected(self, selected: bool) -> None:
         self._selected = selected
 
+    def showControlPanel(self, forceFloat: bool = False) -> None:
+        panels_shown.append(self.fullName())
+
     # -- knobs
     def knob(self, name: Any, follow_link: bool = False) -> Optional[Knob]:
+        self._sync_writer_knobs()
         return self._knobs.get(name)
 
     def knobs(self) -> Dict[str, Knob]:
@@ -362,7 +440,12 @@ class Node:
     def allKnobs(self) -> List[Knob]:
         return list(self._knobs.values())
 
+    def _sync_writer_knobs(self) -> None:
+        if self._class == "Write" and self._knobs["file_type"].value() == "exr":
+            self._add_builtins(_EXR_WRITE_KNOBS)
+
     def __getitem__(self, name: str) -> Knob:
+        self._sync_writer_knobs()
         if name not in self._knobs:
             raise NameError("knob {} does not exist".format(name))
         return self._knobs[name]
@@ -375,11 +458,6 @@ class Node:
 
     def removeKnob(self, knob: Knob) -> None:
         del self._knobs[knob.name()]
-
-    def _knob_changed(self, knob: Knob) -> None:
-        script = self._knobs.get("knobChanged")
-        if script is not None and script is not knob and script._value:
-            _run_python(script._value, self, knob)
 
     # -- connections
     def setInput(self, i: int, node: Optional["Node"]) -> bool:
@@ -425,8 +503,23 @@ class Node:
         return source._image(frame)
 
     def _render_Read(self, frame: int) -> oiio.ImageBuf:
-        path = _frame_path(str(self["file"].value()), frame)
+        first, last = int(self["first"].value()), int(self["last"].value())
+        outside = "before" if frame < first else "after" if frame > last else None
+        if outside is not None:
+            mode = self[outside].value()
+            if mode == "error":
+                raise RuntimeError("{}: frame {} is outside the frame range {}-{}".format(
+                    self.fullName(), frame, first, last))
+            if mode == "hold":
+                frame = first if outside == "before" else last
+            elif mode == "black":
+                return oiio.ImageBuf(oiio.ImageSpec(1, 1, 4, "float"))
+            else:   # loop / bounce: the stand-in holds the end frame
+                frame = first if outside == "before" else last
+        path = _frame_path(_file_of(self), frame)
         if not os.path.isfile(path):
+            if self["on_error"].value() != "error":
+                return oiio.ImageBuf(oiio.ImageSpec(1, 1, 4, "float"))
             raise RuntimeError("{}: Read error: {}: No such file or directory".format(self.fullName(), path))
         buf = oiio.ImageBuf(path)
         if not buf.read(force=True):   # read now: the file may be replaced later
@@ -455,9 +548,12 @@ class Node:
 
     def _write(self, frame: int) -> str:
         """Render one frame of a Write node to its file, as Nuke's EXR writer would."""
-        path = _frame_path(str(self["file"].value()), frame)
+        path = _frame_path(_file_of(self), frame)
         if not path:
             raise RuntimeError("{}: no filename".format(self.fullName()))
+        if self["file_type"].value() != "exr":
+            raise RuntimeError("{}: stand-in nuke writes EXR only, file_type is {!r}".format(
+                self.fullName(), self["file_type"].value()))
         if not os.path.isdir(os.path.dirname(path)):
             raise RuntimeError("{}: Can't write {}: No such file or directory".format(self.fullName(), path))
         buf = self._pulled(0, frame)
@@ -544,7 +640,18 @@ def root() -> Root:
     return _root
 
 
+def _file_of(node: Node) -> str:
+    knob = node["file"]
+    assert isinstance(knob, EvalString_Knob)
+    return knob.evaluate()
+
+
 def _new_node(node_class: str, **knob_values: Any) -> Node:
+    if _executing[0]:
+        # Creating nodes inside a render fails like a nested render (a public render-QC tool
+        # documents this for addBeforeRender/addAfterRender and defers node creation with
+        # nuke.executeDeferred).
+        raise RuntimeError(ALREADY_EXECUTING)
     parent = _context[-1]
     node = (Group if node_class == "Group" else Node)(node_class, parent)
     if node_class == "Input":
@@ -553,6 +660,7 @@ def _new_node(node_class: str, **knob_values: Any) -> Node:
     node.setName(str(knob_values.pop("name", node_class + "1")))
     for key, value in knob_values.items():
         node[key].setValue(value)
+    _fire("onCreate", node)
     return node
 
 
@@ -572,6 +680,8 @@ def createNode(typ: str, knobs: str = "", inpanel: bool = True) -> Node:
         node.setInput(0, selected[-1])
     for other in _context[-1].nodes():
         other.setSelected(other is node)
+    if inpanel and GUI:
+        node.showControlPanel()
     return node
 
 
@@ -589,6 +699,10 @@ def allNodes(filter: Optional[str] = None, group: Optional[Group] = None, recurs
     return found
 
 
+def selectedNodes(filter: Optional[str] = None) -> List[Node]:
+    return [n for n in _context[-1].nodes() if n.isSelected() and (filter is None or n.Class() == filter)]
+
+
 def delete(n: Node) -> None:
     parent = n.parent()
     if parent is not None:
@@ -601,8 +715,65 @@ def scriptClear() -> None:
     _root = Root("Root", None)
     _context[:] = [_root]
     _callbacks.clear()
-    del messages[:], printed[:], progress_tasks[:]
+    del messages[:], printed[:], progress_tasks[:], panels_shown[:], render_edits[:]
     cancel_after_progress[0] = None
+    _executing[0] = 0
+    while not _main_queue.empty():
+        _main_queue.get_nowait()
+
+
+# ======================================================================= scripts, copy and paste
+def _run_on_create(node: Node) -> None:
+    """A node's own onCreate knob runs whenever the node comes into being: script load and paste
+    included (the callbacks chapter of the Python developers guide lists onCreate among the
+    hidden callback knobs: learn.foundry.com/nuke/developers/130/pythondevguide/callbacks.html)."""
+    script = node.knob("onCreate")
+    if script is not None and script.value():
+        _run_python(str(script.value()), node, script)
+    _fire("onCreate", node)
+    if isinstance(node, Group):
+        for child in node.nodes():
+            _run_on_create(child)
+
+
+def scriptSave(filename: Optional[str] = None) -> bool:
+    """Stand-in only: the script is a pickle of the node tree (real Nuke writes .nk text)."""
+    path = filename or str(_root["name"].value())
+    with open(path, "wb") as handle:
+        pickle.dump(_root, handle)
+    _root["name"].setValue(path)
+    return True
+
+
+def scriptOpen(filename: Optional[str] = None) -> None:
+    global _root
+    with open(str(filename), "rb") as handle:
+        loaded = pickle.load(handle)
+    _root = loaded
+    _context[:] = [_root]
+    _root["name"].setValue(str(filename))
+    for node in _root.nodes():
+        _run_on_create(node)
+
+
+def nodeCopy(s: str) -> None:
+    with open(s, "wb") as handle:
+        pickle.dump([n for n in _context[-1].nodes() if n.isSelected()], handle)
+
+
+def nodePaste(s: str) -> Optional[Node]:
+    with open(s, "rb") as handle:
+        pasted: List[Node] = pickle.load(handle)
+    parent = _context[-1]
+    for other in parent.nodes():
+        other.setSelected(False)
+    for node in pasted:
+        node._parent = parent
+        parent._children.append(node)
+        node.setName(node.name())
+        node.setSelected(True)
+        _run_on_create(node)
+    return pasted[-1] if pasted else None
 
 
 # ======================================================================= frames, files, rendering
@@ -631,9 +802,10 @@ def _frame_path(pattern: str, f: int) -> str:
 
 def filename(node: Node, i: int = REPLACE) -> Optional[str]:
     knob = node.knob("file")
-    if knob is None or not knob.value():
+    if not isinstance(knob, EvalString_Knob) or not knob.value():
         return None
-    return _frame_path(str(knob.value()), frame()) if i == REPLACE else str(knob.value())
+    path = knob.evaluate()
+    return _frame_path(path, frame()) if i == REPLACE else path
 
 
 def _fire(kind: str, node: Node) -> None:
@@ -646,25 +818,41 @@ def _fire(kind: str, node: Node) -> None:
                 _this_nodes.pop()
 
 
-def execute(nameOrNode: Any, start: int, end: int, incr: int = 1, views: Optional[List[str]] = None,
-            continueOnError: bool = False) -> None:
+def executing(f: Optional[float] = None) -> bool:
+    """Whether an executable node is rendering (learn.foundry.com/nuke/developers/latest/
+    pythondevguide/_autosummary/nuke.executing.html: "Returns whether an Executable Node is
+    currently active or not")."""
+    return bool(_executing[0])
+
+
+def execute(nameOrNode: Any, start: Optional[int] = None, end: Optional[int] = None, incr: int = 1,
+            views: Optional[List[str]] = None, continueOnError: bool = False) -> None:
+    if _executing[0]:
+        raise RuntimeError(ALREADY_EXECUTING)
     node = toNode(nameOrNode) if isinstance(nameOrNode, str) else nameOrNode
     if node is None or node.Class() != "Write":
         raise ValueError("{} is not a Write node".format(nameOrNode))
     if node["disable"].value():
         raise RuntimeError("{} is disabled".format(node.fullName()))
-    _fire("beforeRender", node)
-    for f in range(start, end + 1, incr):
-        def one() -> None:
-            _fire("beforeFrameRender", node)
-            node._write(f)
-            _fire("afterFrameRender", node)
-        _at_frame(f, one)
-    _fire("afterRender", node)
+    first = root().firstFrame() if start is None else start
+    last = root().lastFrame() if end is None else end
+    _executing[0] += 1
+    try:
+        # An exception raised by a render callback stops the render with its message.
+        _fire("beforeRender", node)
+        for f in range(first, last + 1, incr):
+            def one() -> None:
+                _fire("beforeFrameRender", node)
+                node._write(f)
+                _fire("afterFrameRender", node)
+            _at_frame(f, one)
+        _fire("afterRender", node)
+    finally:
+        _executing[0] -= 1
 
 
 def render_image(node: Node, f: int) -> oiio.ImageBuf:
-    """Stand-in only: what ``node`` outputs at frame ``f`` (a viewer, in effect)."""
+    """Stand-in only: what ``node`` outputs at frame ``f`` in a Viewer (not a render)."""
     return _at_frame(f, lambda: node._image(f))
 
 
@@ -684,6 +872,86 @@ def addBeforeFrameRender(call: Callable, args: tuple = (), kwargs: Optional[dict
 
 def addAfterRender(call: Callable, args: tuple = (), kwargs: Optional[dict] = None, nodeClass: str = "Write") -> None:
     _add_callback("afterRender", call, args, kwargs, nodeClass)
+
+
+def addOnCreate(call: Callable, args: tuple = (), kwargs: Optional[dict] = None, nodeClass: str = "*") -> None:
+    _add_callback("onCreate", call, args, kwargs, nodeClass)
+
+
+def addKnobChanged(call: Callable, args: tuple = (), kwargs: Optional[dict] = None, nodeClass: str = "*") -> None:
+    _add_callback("knobChanged", call, args, kwargs, nodeClass)
+
+
+def user_edit(knob: Knob, value: Any) -> None:
+    """Stand-in only: the artist changes ``knob`` in its panel, which is what fires knobChanged."""
+    knob.setValue(value)
+    owner = knob.node()
+    script = owner.knob("knobChanged")
+    if script is not None and script.value():
+        _run_python(str(script.value()), owner, knob)
+    _this_knobs.append(knob)
+    try:
+        _fire("knobChanged", owner)
+    finally:
+        _this_knobs.pop()
+
+
+# ======================================================================= threads
+# executeInMainThread queues the call and returns at once; executeInMainThreadWithResult waits
+# for it (Foundry's own source, learn.foundry.com/nuke/developers/140/pythondevguide/_modules/
+# nuke_internal/executeInMain.html: "...in Nuke's main thread and return immediately").
+_main_queue: "queue.Queue[Tuple[Callable, tuple, dict, Optional[list]]]" = queue.Queue()
+
+
+def executeInMainThread(call: Callable, args: Any = (), kwargs: Optional[dict] = None) -> None:
+    if not isinstance(args, tuple):
+        args = (args,)
+    if not GUI:
+        call(*args, **(kwargs or {}))
+        return
+    _main_queue.put((call, args, dict(kwargs or {}), None))
+
+
+def executeInMainThreadWithResult(call: Callable, args: Any = (), kwargs: Optional[dict] = None) -> Any:
+    if not isinstance(args, tuple):
+        args = (args,)
+    if not GUI:
+        return call(*args, **(kwargs or {}))
+    if threading.current_thread() is threading.main_thread():
+        # The main thread would wait for an event only it can process.
+        raise RuntimeError("executeInMainThreadWithResult called on the main thread: Nuke would deadlock")
+    box: list = []
+    _main_queue.put((call, args, dict(kwargs or {}), box))
+    while not box:
+        threading.Event().wait(0.01)
+    return box[0]
+
+
+def process_main_thread_queue() -> int:
+    """Stand-in only: run what worker threads queued for the main thread; how many calls ran."""
+    ran = 0
+    while True:
+        try:
+            call, args, kwargs, box = _main_queue.get_nowait()
+        except queue.Empty:
+            return ran
+        result = call(*args, **kwargs)
+        ran += 1
+        if box is not None:
+            box.append(result)
+
+
+def main_loop(until: Callable[[], bool], timeout: float = 120.0) -> None:
+    """Stand-in only: Nuke's event loop, until ``until()`` is true and nothing is queued."""
+    import time
+    deadline = time.monotonic() + timeout
+    while True:
+        process_main_thread_queue()
+        if until() and _main_queue.empty():
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError("main_loop: condition not met within {} s".format(timeout))
+        time.sleep(0.01)
 
 
 # ======================================================================= UI
@@ -715,14 +983,6 @@ def warning(message: str) -> None:
 
 def tprint(*args: Any, sep: str = " ", end: str = "\n", file: Any = None) -> None:
     printed.append(sep.join(str(a) for a in args))
-
-
-def executeInMainThread(call: Callable, args: tuple = (), kwargs: Optional[dict] = None) -> None:
-    call(*args, **(kwargs or {}))
-
-
-def executeInMainThreadWithResult(call: Callable, args: tuple = (), kwargs: Optional[dict] = None) -> Any:
-    return call(*args, **(kwargs or {}))
 
 
 class Menu:

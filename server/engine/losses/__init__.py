@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 
 from shotstyle.server.engine.correspondence import Correspondence, fit_correspondence
-from shotstyle.server.errors import ShotstyleError
+from shotstyle.server.errors import UnknownLossError
 
 from . import look, vgg
 from .vgg import locate_vgg_weights
@@ -28,10 +28,6 @@ DEFAULT_WEIGHTS = {
     "look": (look.DEFAULT_CONTENT_WEIGHT, look.DEFAULT_STYLE_WEIGHT),
     "vgg": (vgg.DEFAULT_CONTENT_WEIGHT, vgg.DEFAULT_STYLE_WEIGHT),
 }
-
-
-class UnknownLossError(ShotstyleError, ValueError):
-    """A loss name the registry does not know."""
 
 
 def resolve_loss_name(name: str, vgg_weights: str | None = None) -> tuple[str, str]:

@@ -28,6 +28,8 @@ with (seed, step), so a run is repeatable and every step sees fresh directions.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 
@@ -152,7 +154,7 @@ class LookLoss(torch.nn.Module):
         membership = correspondence.style_membership(style)
         # The style's own condition columns are never compared (target rows take the plate's).
         style_condition = torch.zeros_like(style_lab)
-        self._plates = []
+        self._plates: list[dict[str, Any]] = []
         for keyframe, graded_keyframe in zip(keyframes, graded):
             lab = working_to_lab(keyframe) / _LAB_SCALE
             graded_lab = working_to_lab(graded_keyframe) / _LAB_SCALE

@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from torch import nn
 
-from shotstyle.server.errors import ShotstyleError
+from shotstyle.server.errors import UnknownArchitectureError
 from shotstyle.server.engine.networks.hrnet import HRNet
 from shotstyle.server.engine.networks.hrnet_fast import HRNetFast
 
@@ -20,10 +20,6 @@ BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "hrnet-fast": HRNetFast,
 }
 ARCHITECTURES = tuple(BUILDERS)
-
-
-class UnknownArchitectureError(ShotstyleError, ValueError):
-    """A network name or argument the registry does not know."""
 
 
 def build_network(name: str, **kwargs: Any) -> nn.Module:

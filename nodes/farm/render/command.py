@@ -1,0 +1,157 @@
+"""The `shotstyle render` command: arguments, the frames asked for, and the run that ties the parts together.
+
+`run` checks the arguments and the model file's header (no torch), skips what is complete,
+builds a `Backend`, then lets it render what the `Scheduler` hands out while the `Writer`
+saves; the exit status comes from the frames' fate (`Progress.exit_code`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Optional
+
+from shotstyle.nodes.farm.render.backend import Backend
+from shotstyle.nodes.farm.render.claims import Claims
+from shotstyle.nodes.farm.render.outputs import Outputs
+from shotstyle.nodes.farm.render.progress import Progress
+from shotstyle.nodes.farm.render.scheduler import Scheduler
+from shotstyle.nodes.farm.render.writer import Writer
+from shotstyle.plugin.errors import SetupError
+from shotstyle.plugin.exitcodes import ExitCode
+from shotstyle.plugin.sequences import SequencePattern, parse_frame_range
+from shotstyle.server.engine.modelheader import read_metadata, recorded_hash
+from shotstyle.server.errors import ModelFileError
+
+SERVER_IN_FLIGHT = 4
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="trained model file (.safetensors)")
+    parser.add_argument("--in", dest="input", required=True, metavar="PATTERN",
+                        help="input sequence, e.g. 'plate.####.exr', 'plate.%%04d.exr', 'plate.$F4.exr'")
+    parser.add_argument("--out", dest="output", required=True, metavar="PATTERN", help="output sequence (EXR)")
+    parser.add_argument("--frames", nargs="+", metavar="RANGE",
+                        help="'1001-1100', '1001-1100x2', '1,5,9-12', or a start/end pair '1001 1100'")
+    parser.add_argument("--start", type=int, help="first frame (with --end)")
+    parser.add_argument("--end", type=int, help="last frame (with --start)")
+    parser.add_argument("--within", metavar="RANGE", help="only frames also in this range (a shot's full list)")
+    parser.add_argument("--mix", type=float, default=1.0, help="0 = plate, 1 = full effect (default 1)")
+    parser.add_argument("--colourspace", help="colour space of the input RGB (default: ACEScg for float, sRGB else)")
+    parser.add_argument("--compression", help="EXR compression of the output (zip, piz, dwaa...; default the input's)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--server", metavar="ADDR[,ADDR2...]", help="render servers; frames are spread over all")
+    where.add_argument("--in-process", action="store_true", help="render here without a server")
+    parser.add_argument("--in-flight", type=int, default=SERVER_IN_FLIGHT, help="frames in flight per server")
+    parser.add_argument("--threads", type=int, help="--in-process CPU threads (default: all cores); give each of "
+                        "several renders on one machine its share")
+    parser.add_argument("--json-progress", action="store_true", help="one JSON object per line instead of text")
+    parser.add_argument("--verify-pixels", action="store_true",
+                        help="decode existing outputs fully before skipping them (default: header checks)")
+
+
+def frames_from_args(args: argparse.Namespace) -> list[int]:
+    """The frame numbers asked for, in order; ValueError with a message for the user."""
+    if args.frames and (args.start is not None or args.end is not None):
+        raise ValueError("give either --frames or --start/--end, not both")
+    if args.frames:
+        values = args.frames
+        if len(values) == 2 and all(_is_int(v) for v in values):
+            frames = parse_frame_range(f"{values[0]}-{values[1]}")
+        elif len(values) == 1:
+            frames = parse_frame_range(values[0])
+        else:
+            raise ValueError(f"--frames {' '.join(values)}: give one range ('1001-1100') or a start/end pair")
+    elif args.start is not None and args.end is not None:
+        frames = parse_frame_range(f"{args.start}-{args.end}")
+    else:
+        raise ValueError("say which frames: --frames 1001-1100, --frames 1001 1100 or --start 1001 --end 1100")
+    if args.within:
+        allowed = set(parse_frame_range(args.within))
+        frames = [f for f in frames if f in allowed]
+    return frames
+
+
+def _is_int(text: str) -> bool:
+    try:
+        int(text)
+    except ValueError:
+        return False
+    return True
+
+
+def run(args: argparse.Namespace) -> int:
+    """Render the frames ``args`` ask for; the exit status (`ExitCode`) as an int."""
+    progress = Progress(0, args.json_progress)
+    try:
+        frames = frames_from_args(args)
+        input_pattern = SequencePattern(args.input)
+        output_pattern = SequencePattern(args.output)
+        if not 0.0 <= args.mix <= 1.0:
+            raise ValueError(f"--mix {args.mix}: give a value from 0 (plate) to 1 (full effect)")
+    except ValueError as exc:
+        progress.log(str(exc))
+        return _finish(progress, ExitCode.USAGE)
+    progress.total = len(frames)
+    try:
+        model_hash = recorded_hash(read_metadata(args.model), args.model)
+    except ModelFileError as exc:
+        progress.log(f"model {exc}")
+        return _finish(progress, ExitCode.MODEL_ERROR)
+    if frames and len(input_pattern.missing(frames)) == len(frames):
+        progress.log(f"input {args.input}: none of the {len(frames)} frames exist "
+                     f"(first: {input_pattern.path(frames[0])})")
+        return _finish(progress, ExitCode.MISSING_INPUT)
+    outputs = Outputs(input_pattern, output_pattern, model_hash, args.compression, args.verify_pixels)
+    todo = []
+    for frame in frames:  # the cheap pass: a complete folder costs no model load and no server
+        if outputs.complete(frame):
+            progress.frame(frame, "skipped", output_pattern.path(frame))
+        else:
+            todo.append(frame)
+    if not todo:
+        return _finish(progress, ExitCode.OK)
+    os.makedirs(os.path.dirname(os.path.abspath(output_pattern.path(todo[0]))), exist_ok=True)
+    try:
+        backend = _backend(args, model_hash)
+        if backend.model_hash != model_hash:
+            backend.close()
+            raise SetupError(ExitCode.MODEL_ERROR, f"model {args.model}: its weights hash to "
+                             f"{backend.model_hash[:12]}, its header records {model_hash[:12]}")
+    except SetupError as exc:
+        progress.log(str(exc))
+        return _finish(progress, exc.exit_code)
+    claims = Claims(output_pattern, progress.log)
+    writer = Writer(outputs, claims, progress)
+    try:
+        scheduler = Scheduler(todo, outputs, claims, progress)
+        backend.render(scheduler, outputs, writer)
+        while scheduler.wait_for_others():
+            backend.render(scheduler, outputs, writer)
+    except OSError as exc:  # e.g. the output folder is not writable: no frame can be claimed
+        progress.log(f"render stopped: {exc}")
+    finally:
+        writer.close()
+        claims.close()
+        backend.close()
+    tally = progress.tally
+    accounted = set(tally.rendered) | set(tally.skipped) | set(tally.missing) | set(tally.failed)
+    for frame in todo:  # never report success for a frame nobody wrote
+        if frame not in accounted:
+            progress.frame(frame, "failed", output_pattern.path(frame), error="not rendered (see the errors above)")
+    return _finish(progress, progress.exit_code())
+
+
+def _backend(args: argparse.Namespace, model_hash: str) -> Backend:
+    """The backend the arguments ask for (its module imported only then: in-process costs torch)."""
+    if args.in_process:
+        from shotstyle.nodes.farm.render.inprocess import InProcess
+        return InProcess(args.model, args.mix, args.colourspace, args.threads)
+    from shotstyle.nodes.farm.render.servers import Servers
+    addresses: list[Optional[str]] = [a.strip() for a in args.server.split(",") if a.strip()] if args.server else [None]
+    return Servers(addresses, args.model, model_hash, args.mix, args.colourspace, args.in_flight)
+
+
+def _finish(progress: Progress, code: ExitCode) -> int:
+    progress.summary(code)
+    return int(code)

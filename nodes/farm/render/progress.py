@@ -1,0 +1,101 @@
+"""What a render says while it runs: a line per frame, and the summary and exit status at the end.
+
+Text output prints ``PROGRESS: NN%`` after every frame (the form farm managers parse);
+``--json-progress`` prints one JSON object per line instead (``log``, ``frame`` and a final
+``summary`` event).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Optional, TextIO
+
+from shotstyle.plugin.exitcodes import ExitCode
+
+
+@dataclass
+class Tally:
+    """Frame numbers by what became of them."""
+    rendered: list[int] = field(default_factory=list)
+    skipped: list[int] = field(default_factory=list)
+    missing: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+
+    @property
+    def finished(self) -> int:
+        return len(self.rendered) + len(self.skipped) + len(self.missing) + len(self.failed)
+
+
+class Progress:
+    """Per-frame lines (text with ``PROGRESS: NN%``, or JSON) and the final summary; thread-safe."""
+
+    def __init__(self, total: int, json_lines: bool, out: Optional[TextIO] = None, err: Optional[TextIO] = None):
+        self.total = total
+        self.json_lines = json_lines
+        self.tally = Tally()
+        self.started = time.perf_counter()
+        self._out = out or sys.stdout
+        self._err = err or sys.stderr
+        self._lock = threading.Lock()
+
+    def log(self, message: str) -> None:
+        with self._lock:
+            if self.json_lines:
+                self._emit({"event": "log", "message": message})
+            else:
+                print(f"shotstyle render: {message}", file=self._err, flush=True)
+
+    def frame(self, frame: int, status: str, path: str, seconds: float = 0.0, error: str = "",
+              server: str = "") -> None:
+        """Report ``frame``: ``status`` is a `Tally` field (rendered, skipped, missing, failed)."""
+        with self._lock:
+            getattr(self.tally, status).append(frame)
+            percent = 100 * self.tally.finished // max(self.total, 1)
+            if self.json_lines:
+                record: dict[str, Any] = {"event": "frame", "frame": frame, "status": status, "path": path,
+                          "done": self.tally.finished, "total": self.total, "percent": percent,
+                          "elapsed": round(time.perf_counter() - self.started, 4)}
+                if seconds:
+                    record["seconds"] = round(seconds, 4)
+                if error:
+                    record["error"] = error
+                if server:
+                    record["server"] = server
+                self._emit(record)
+                return
+            if error:
+                print(f"shotstyle render: frame {frame} FAILED: {error}", file=self._err, flush=True)
+            else:
+                timing = f" in {seconds:.2f} s" if seconds else ""
+                where = f" on {server}" if server else ""
+                print(f"shotstyle render: frame {frame} {status}{timing}{where}: {path}", file=self._out)
+            print(f"PROGRESS: {percent}%", file=self._out, flush=True)
+
+    def summary(self, code: ExitCode) -> None:
+        seconds = time.perf_counter() - self.started
+        tally = self.tally
+        fps = len(tally.rendered) / seconds if seconds > 0 else 0.0
+        with self._lock:
+            if self.json_lines:
+                self._emit({"event": "summary", "rendered": len(tally.rendered), "skipped": len(tally.skipped),
+                            "missing": sorted(tally.missing), "failed": sorted(tally.failed),
+                            "seconds": round(seconds, 3), "fps": round(fps, 3), "exit_code": int(code)})
+                return
+            print(f"shotstyle render: {len(tally.rendered)} rendered, {len(tally.skipped)} skipped, "
+                  f"{len(tally.failed) + len(tally.missing)} failed ({len(tally.missing)} missing input) "
+                  f"in {seconds:.2f} s, {fps:.2f} fps; exit {int(code)} ({code.name})", file=self._out, flush=True)
+
+    def _emit(self, record: dict[str, Any]) -> None:
+        print(json.dumps(record), file=self._out, flush=True)
+
+    def exit_code(self) -> ExitCode:
+        """The run's status from its frames: a failed frame outweighs a missing input."""
+        if self.tally.failed:
+            return ExitCode.FAILED
+        if self.tally.missing:
+            return ExitCode.MISSING_INPUT
+        return ExitCode.OK

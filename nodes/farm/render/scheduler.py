@@ -1,0 +1,60 @@
+"""Which frame a render works on next: each handed out already claimed, none twice across processes."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Iterator, Optional
+
+from shotstyle.nodes.farm.render.claims import Claims
+from shotstyle.nodes.farm.render.outputs import Outputs
+from shotstyle.nodes.farm.render.progress import Progress
+
+WAIT_POLL_S = 0.2
+
+
+class Scheduler:
+    """Hands out the frames this process should render next, each already claimed; thread-safe.
+
+    Iterating never blocks: complete frames are reported as skipped, frames a live process
+    holds are put aside. `wait_for_others` then waits a moment and offers those again, so a
+    chunk finishes complete without two processes ever waiting on each other's claims.
+    """
+
+    def __init__(self, frames: list[int], outputs: Outputs, claims: Claims, progress: Progress):
+        self._pending = list(frames)
+        self._waiting: list[int] = []
+        self._outputs = outputs
+        self._claims = claims
+        self._progress = progress
+        self._lock = threading.Lock()
+
+    def next(self) -> Optional[int]:
+        with self._lock:
+            while self._pending:
+                frame = self._pending.pop(0)
+                if self._outputs.complete(frame):
+                    self._progress.frame(frame, "skipped", self._outputs.output.path(frame))
+                    continue
+                if not self._claims.try_claim(frame):
+                    self._waiting.append(frame)
+                    continue
+                if self._outputs.complete(frame):  # finished by another process since we looked
+                    self._claims.release(frame)
+                    self._progress.frame(frame, "skipped", self._outputs.output.path(frame))
+                    continue
+                return frame
+            return None
+
+    def __iter__(self) -> Iterator[int]:
+        while (frame := self.next()) is not None:
+            yield frame
+
+    def wait_for_others(self) -> bool:
+        """False when nothing is left; else waits briefly and re-offers the frames others held."""
+        with self._lock:
+            if not self._waiting:
+                return False
+            self._pending, self._waiting = self._waiting, []
+        time.sleep(WAIT_POLL_S)
+        return True

@@ -1,0 +1,70 @@
+"""The writer thread: saves finished frames atomically, releases their claims and reports them.
+
+Writing (and the colour-out stage, handed over as a callable) runs here so that it overlaps the
+network working on the next frame.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from typing import Callable, Optional, Tuple, Union
+
+from shotstyle.nodes.farm.render.claims import Claims
+from shotstyle.nodes.farm.render.outputs import Outputs
+from shotstyle.nodes.farm.render.progress import Progress
+from shotstyle.server.frameio import MODEL_ATTRIBUTE, Frame, write_frame
+
+# Frames waiting to be written before `put` blocks the renderer (bounds memory).
+QUEUE_FRAMES = 4
+
+# What a backend hands over for a frame: the stylized Frame, a callable that finishes it (the
+# colour-out stage), or the exception that stopped it.
+FrameResult = Union[Frame, Callable[[], Frame], BaseException]
+
+
+class Writer:
+    """A thread that writes finished frames, releases their claims and reports them."""
+
+    def __init__(self, outputs: Outputs, claims: Claims, progress: Progress):
+        self._outputs = outputs
+        self._claims = claims
+        self._progress = progress
+        self._queue: "queue.Queue[Optional[Tuple[int, FrameResult, float, str]]]" = \
+            queue.Queue(maxsize=QUEUE_FRAMES)
+        self._thread = threading.Thread(target=self._loop, name="frame-writer", daemon=True)
+        self._thread.start()
+
+    def put(self, frame: int, result: FrameResult, started: float, server: str = "") -> None:
+        """Queue ``frame``'s result; ``started`` is when its work began, ``server`` who computed it."""
+        self._queue.put((frame, result, started, server))
+
+    def close(self) -> None:
+        """Write what is queued, then stop the thread."""
+        self._queue.put(None)
+        self._thread.join()
+
+    def _loop(self) -> None:
+        while (item := self._queue.get()) is not None:
+            frame, result, started, server = item
+            path = self._outputs.output.path(frame)
+            try:
+                if isinstance(result, BaseException):
+                    raise result
+                finished = result() if callable(result) else result
+                write_frame(path, finished, compression=self._outputs.compression,
+                            attributes={MODEL_ATTRIBUTE: self._outputs.model_hash})
+            except Exception as exc:
+                self._claims.release(frame)
+                self._fail(frame, exc)
+                continue
+            self._claims.release(frame)
+            self._progress.frame(frame, "rendered", path, time.perf_counter() - started, server=server)
+
+    def _fail(self, frame: int, exc: BaseException) -> None:
+        source = self._outputs.input.path(frame)
+        status = "missing" if not os.path.exists(source) else "failed"
+        message = str(exc) if status == "failed" else f"{source}: input frame does not exist"
+        self._progress.frame(frame, status, self._outputs.output.path(frame), error=message)
