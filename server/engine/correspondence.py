@@ -49,7 +49,9 @@ module instead finds *corresponding* colours, as a colourist grading to a refere
    the style colours its plan row sends it to, blended by soft (Gaussian) memberships so the
    map is smooth; colours far from every cluster (other frames' new objects) get the balance
    and tone change only. Evaluated on the lattice nodes it becomes the model's LUT (grade.py),
-   and the training refines that lattice as a lattice — smooth and monotone (training.py).
+   fixed from then on: training it too (with smoothness and monotonicity penalties) let the
+   style term split near-uniform regions between the several style colours a cluster
+   corresponds to (a mountain half green, half pink), and cost structure.
 6. The local term's loss (losses/look.py) asks each plate pixel for what the same plan sends
    its colour to, so network and grade follow one correspondence.
 
@@ -81,7 +83,7 @@ DARK_LIGHTNESS = 30.0
 GREY_REACH = 0.3
 TONE_BLEND = 0.7
 SLOPE_LIMITS = (0.3, 2.5)
-SLOPE_RATIO = 1.5
+SLOPE_RATIO = 1.25
 TONE_GRID = torch.arange(-20.0, 800.0, 0.5)
 TONE_SMOOTH = 3.0
 RANK_SMOOTH = 4.0

@@ -21,8 +21,6 @@ from torch import Tensor, nn
 
 
 DEFAULT_SIZE = 33
-# Luminance (Y) weights of the AP1 primaries.
-_AP1_LUMA = torch.tensor([0.2722287, 0.6740818, 0.0536895])
 DOMAIN = (0.0, 1.0)
 # Pixels per grid_sample call (≈ 50 MB of float32 temporaries).
 STRIP_PIXELS = 1 << 21
@@ -53,33 +51,19 @@ def sample_lattice(lut: Tensor, x: Tensor) -> Tensor:
 class LatticeGrade(nn.Module):
     """The global part of a style model: a 3D LUT in ACEScct (identity until it is set)."""
 
+    lut: Tensor
+
     def __init__(self, size: int = DEFAULT_SIZE):
         super().__init__()
         if size < 2:
             raise ValueError(f"grade lattice size {size}: use at least 2 nodes per axis")
         self.size = size
-        self.lut = nn.Parameter(identity_lattice(size))
+        self.register_buffer("lut", identity_lattice(size))
 
-    @torch.no_grad()
     def set(self, lut: Tensor) -> None:
         if lut.shape != self.lut.shape:
             raise ValueError(f"grade lattice of shape {tuple(lut.shape)}, expected {tuple(self.lut.shape)}")
         self.lut.copy_(lut)
-
-    def penalties(self, reference: Tensor) -> dict[str, Tensor]:
-        """What keeps a trained lattice a grade: "roughness", the squared second differences of
-        its change from `reference` (corrections must be smooth colour functions, and colours
-        the keyframes never showed follow their neighbours); "order", how much output
-        lightness falls where input colour rises along any axis (a grade is monotone in
-        luminance)."""
-        change = self.lut - reference
-        roughness = torch.stack([(torch.diff(change, n=2, dim=axis) * (self.size - 1) ** 2).pow(2).mean()
-                                 for axis in (1, 2, 3)]).sum()
-        # Luminance order in the log encoding: ACEScct is log2 of linear (above the toe), and
-        # AP1's luminance weights give the brightness ordering of nearby colours.
-        luma = torch.einsum("c,cbgr->bgr", _AP1_LUMA.to(self.lut), self.lut)
-        order = torch.stack([F.relu(-torch.diff(luma, dim=axis)).mean() for axis in (0, 1, 2)]).sum() * (self.size - 1)
-        return {"roughness": roughness, "order": order}
 
     def forward(self, x: Tensor) -> Tensor:
         lut = self.lut.float()

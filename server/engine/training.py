@@ -17,7 +17,7 @@ import copy
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 import torch
@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from shotstyle.server.engine.correspondence import fit_correspondence
 from shotstyle.server.engine.device import pick_device
 from shotstyle.server.engine.grade import grade_of
+from shotstyle.server.engine.networks.hrnet_fast import DEFAULT_LOW_RES as HRNET_FAST_LOW_RES
 from shotstyle.server.engine.losses import build_loss
 from shotstyle.server.engine.lut import effect_report
 from shotstyle.server.engine.modelfile import StyleModel, sha256_of
@@ -39,11 +40,6 @@ ADAPT_EVERY = 10
 ADAPT_LOW, ADAPT_HIGH = 0.5, 2.0
 ADAPT_FACTOR = 1.25
 ADAPT_RANGE = 10.0
-# Weights of the trained grade's penalties (grade.LatticeGrade.penalties).
-GRADE_PENALTY_WEIGHTS = {"roughness": 1e-2, "order": 1.0}
-# The lattice learns slower than the network: Adam moves every parameter by about the
-# learning rate per step, and a lattice node seen by few pixels must not wander.
-GRADE_LR_FACTOR = 0.25
 # Early stopping: stop when the smoothed total loss has not improved by PLATEAU_TOLERANCE
 # (relative) over the last `plateau_window(steps)` steps.
 PLATEAU_TOLERANCE = 0.005
@@ -131,7 +127,11 @@ def _starting_network(config: TrainConfig, init: StyleModel | None, device: torc
         return copy.deepcopy(init.network).to(device).train()
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(config.seed)
-        network = build_network(config.arch)
+        # hrnet-fast's inner network must see frames at the scale it is trained at: a model
+        # trained at 96 px and run on a 320 px copy meets features it never learnt (blotches).
+        kwargs = {"low_res": config.resolution} if config.arch == "hrnet-fast" and \
+            config.resolution < HRNET_FAST_LOW_RES else {}
+        network = build_network(config.arch, **kwargs)
     return network.to(device).train()
 
 
@@ -160,24 +160,22 @@ def train(keyframes: list[np.ndarray], style: np.ndarray, config: TrainConfig, *
 
     network = _starting_network(config, init, device)
     grade = grade_of(network)
-    # The grade first: fitted in closed form from the keyframes and the style, then refined as a
-    # lattice (smooth, monotone) while the network learns the local term on top of it.
-    # Fine-tuning keeps the starting model's (approved) grade and refines it from there.
+    # The grade first: fitted in closed form from the keyframes and the style, and kept fixed
+    # while the network learns the local term on top of it. (Training the lattice too, with a
+    # smoothness and a monotonicity penalty, was tried: the style term then splits near-uniform
+    # regions between the several style colours a cluster corresponds to — a mountain half
+    # green, half pink.) Fine-tuning keeps the starting model's (approved) grade.
     correspondence = fit_correspondence(plates, style_tensor, config.seed)
     amount = grade_amount(config.strength)
     if init is None:
         grade.set(correspondence.lattice(grade.size, amount))
-    fitted_lut = grade.lut.detach().clone()
     with torch.no_grad():
         graded = [grade(plate) for plate in plates]
     loss = build_loss(config.loss, style_tensor, plates, strength=config.strength,
                       content_weight=config.content_weight, style_weight=config.style_weight,
                       vgg_weights=config.vgg, allow_download=config.allow_download, seed=config.seed,
                       correspondence=correspondence, graded=graded)
-    others = [p for p in network.parameters() if p is not grade.lut]
-    groups: list[dict[str, Any]] = [{"params": others},
-                                     {"params": [grade.lut], "lr": config.lr * GRADE_LR_FACTOR}]
-    optimiser = torch.optim.Adam(groups, lr=config.lr)
+    optimiser = torch.optim.Adam(network.parameters(), lr=config.lr)
     base_content = loss.weights["content"]
     metadata = {
         **(init.metadata if init is not None else {}),
@@ -240,13 +238,6 @@ def train(keyframes: list[np.ndarray], style: np.ndarray, config: TrainConfig, *
             (terms["total"] / len(plates)).backward()
             for name, value in terms.items():
                 summed[name] = summed.get(name, 0.0) + value.detach() / len(plates)
-        # The grade learns too, as a grade: smooth changes from the fitted lattice, monotone.
-        grade_terms = {f"grade_{name}": GRADE_PENALTY_WEIGHTS[name] * value
-                       for name, value in grade.penalties(fitted_lut).items()}
-        torch.autograd.backward(torch.stack(list(grade_terms.values())).sum())
-        for name, value in grade_terms.items():
-            summed[name] = value.detach()
-            summed["total"] = summed["total"] + value.detach()
         optimiser.step()
         last = {name: float(value) for name, value in summed.items()}
         if not math.isfinite(last["total"]):

@@ -28,7 +28,9 @@ from torch import Tensor, nn
 from shotstyle.server.engine.grade import DEFAULT_SIZE, LatticeGrade
 from shotstyle.server.engine.networks.hrnet import DEFAULT_BOUND, HRNet, bounded
 
-# Full-resolution pixels handled per strip in step 4 (≈ 70 MB of float32 temporaries).
+# Long side of the copy the inner HRNet sees, unless a model was trained at a smaller size.
+DEFAULT_LOW_RES = 320
+# Full-resolution pixels handled per strip in step 5 (≈ 70 MB of float32 temporaries).
 STRIP_PIXELS = 1 << 20
 
 
@@ -46,8 +48,8 @@ class HRNetFast(nn.Module):
         bound: largest local change (see hrnet.DEFAULT_BOUND).
     """
 
-    def __init__(self, width: int = 8, blocks: int = 1, low_res: int = 320,
-                 radius: int = 2, eps: float = 1e-4, grade_size: int = DEFAULT_SIZE,
+    def __init__(self, width: int = 8, blocks: int = 1, low_res: int = DEFAULT_LOW_RES,
+                 radius: int = 2, eps: float = 1e-3, grade_size: int = DEFAULT_SIZE,
                  bound: float = DEFAULT_BOUND):
         super().__init__()
         self.grade = LatticeGrade(grade_size)
