@@ -1,5 +1,6 @@
 """The stylization networks: registry, any input size, identity at start, reflection padding,
-and hrnet-fast's full-resolution colour transform (detail from the plate, exact strips)."""
+the global grade first with a bounded local change on top (both networks), and hrnet-fast's
+full-resolution colour transform (detail from the plate, exact strips)."""
 
 from __future__ import annotations
 
@@ -54,6 +55,23 @@ def test_constant_frame_stays_constant_to_the_border(name):
         y = perturbed(name)(x)
     assert (y - x).abs().max() > 1e-3  # the network does change the colour...
     assert (y - y[:, :, 20:21, 30:31]).abs().max() < 1e-4  # ...the same everywhere
+
+
+@pytest.mark.parametrize("name", ARCHITECTURES)
+def test_both_networks_grade_first_and_add_a_bounded_local_change(name):
+    network = perturbed(name)
+    # A strong grade in the lattice: the local change is measured from it, not from the plate.
+    lut = network.grade.lut
+    network.grade.set(lut.flip(0) * 0.8 + 0.1)
+    with torch.no_grad():
+        torch.nn.init.normal_((network.net.decode if name == "hrnet-fast" else network.decode).weight, std=5.0)
+    x = torch.rand(1, 3, 40, 56) * 0.7
+    with torch.inference_mode():
+        graded, y = network.grade(x), network(x)
+    local = y - graded
+    assert (graded - x).abs().max() > 0.2
+    assert local.abs().max() > 0.5 * network.bound                      # the local term is strong...
+    assert local.abs().max() <= network.bound + 1e-5                    # ...and never beyond its bound
 
 
 @pytest.mark.parametrize("name", ARCHITECTURES)
