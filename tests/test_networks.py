@@ -1,5 +1,6 @@
 """The stylization networks: registry, any input size, identity at start, reflection padding,
-the global grade first with a bounded local change on top (both networks), and hrnet-fast's
+the global grade first with an honest local change on top (both networks: exposure bounded,
+colour only along the grade's own colour change), and hrnet-fast's
 full-resolution colour transform (detail from the plate, exact strips)."""
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ import pytest
 import torch
 
 from shotstyle.server.engine.networks import ARCHITECTURES, UnknownArchitectureError, build_network
-from shotstyle.server.engine.networks import hrnet_fast
+from shotstyle.server.engine.networks import hrnet_fast, local
 from shotstyle.server.engine.networks.hrnet_fast import apply_affine, fit_local_affine
 
 SMALL = {"hrnet": {"width": 8, "blocks": 1}, "hrnet-fast": {"width": 8, "blocks": 1, "low_res": 64}}
@@ -57,29 +58,67 @@ def test_constant_frame_stays_constant_to_the_border(name):
     assert (y - y[:, :, 20:21, 30:31]).abs().max() < 1e-4  # ...the same everywhere
 
 
+def unseen_frame() -> torch.Tensor:
+    """Content unlike anything a keyframe held: saturated stripes, noise and a flat grey field."""
+    torch.manual_seed(1)
+    x = torch.rand(1, 3, 40, 56) * 0.7
+    x[:, :, :, :12] = torch.tensor([0.7, 0.1, 0.2]).view(1, 3, 1, 1) * (torch.arange(40) % 4 < 2).view(1, 1, 40, 1)
+    x[:, :, 25:, 30:] = 0.4
+    return x
+
+
+def split_change(plate, graded, output):
+    """(exposure change, colour change along the grade's own colour change, the rest of it)."""
+    change = output - graded
+    exposure = change.mean(1, keepdim=True)
+    tint = change - exposure
+    direction = graded - plate
+    direction = direction - direction.mean(1, keepdim=True)
+    along = (tint * direction).sum(1, keepdim=True) / (direction ** 2).sum(1, keepdim=True).clamp(min=1e-12)
+    return exposure, along, tint - along * direction
+
+
 @pytest.mark.parametrize("name", ARCHITECTURES)
-def test_both_networks_grade_first_and_add_a_bounded_local_change(name):
+def test_both_networks_grade_first_and_keep_their_local_change_honest(name):
     network = perturbed(name)
     # A strong grade in the lattice: the local change is measured from it, not from the plate.
-    lut = network.grade.lut
-    network.grade.set(lut.flip(0) * 0.8 + 0.1)
+    network.grade.set(network.grade.lut.flip(0) * 0.8 + 0.1)
     with torch.no_grad():
         torch.nn.init.normal_((network.net.decode if name == "hrnet-fast" else network.decode).weight, std=5.0)
-    x = torch.rand(1, 3, 40, 56) * 0.7
+    x = unseen_frame()
     with torch.inference_mode():
         graded, y = network.grade(x), network(x)
-    local = y - graded
+    exposure, along, across = split_change(x, graded, y)
     assert (graded - x).abs().max() > 0.2
-    assert local.abs().max() > 0.5 * network.bound                      # the local term is strong...
-    assert local.abs().max() <= network.bound + 1e-5                    # ...and never beyond its bound
+    assert exposure.abs().max() > 0.5 * network.bound                   # the local term is strong...
+    assert exposure.abs().max() <= network.bound + 1e-5                 # ...never beyond its bound,
+    direction = graded - x
+    tint = (along * (direction - direction.mean(1, keepdim=True))).norm(dim=1)
+    assert tint.max() > 0.5 * network.bound                             # it grades colour more or less...
+    assert tint.max() <= network.bound + 1e-5                           # ...by at most the bound,
+    assert along.abs().max() <= local.TINT_REACH + 1e-4                 # a share of the grade's change...
+    assert across.abs().max() < 1e-4                                    # ...and only toward the grade's hue
+
+
+@pytest.mark.parametrize("name", ARCHITECTURES)
+def test_where_the_grade_adds_no_colour_the_local_term_adds_none(name):
+    network = perturbed(name)          # identity grade, a strong local proposal
+    with torch.no_grad():
+        torch.nn.init.normal_((network.net.decode if name == "hrnet-fast" else network.decode).weight, std=5.0)
+    x = unseen_frame()
+    with torch.inference_mode():
+        y = network(x)
+    change = y - x
+    assert change.abs().max() > 0.5 * network.bound
+    assert (change - change.mean(1, keepdim=True)).abs().max() < 1e-4  # exposure only: greys stay grey
 
 
 @pytest.mark.parametrize("name", ARCHITECTURES)
 def test_network_trains(name):
     torch.manual_seed(0)
-    network = build_network(name, **SMALL[name])
+    network = build_network(name, bound=0.05, **SMALL[name])
     x = torch.rand(1, 3, 40, 56) * 0.6
-    target = x * torch.tensor([0.7, 0.9, 1.1]).view(1, 3, 1, 1) + 0.1  # a colour grade
+    target = x + 0.03  # a local brightening within the bound (the grade is the identity here)
     optimiser = torch.optim.Adam(network.parameters(), lr=2e-3)
     losses = []
     for _ in range(6):

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from shotstyle.server.engine.colourmath import working_to_lab
 from shotstyle.server.engine.losses import build_loss
 from shotstyle.server.engine.modelfile import StyleModel
 from shotstyle.server.engine.training import (ADAPT_EVERY, ADAPT_FACTOR, ADAPT_RANGE, TrainConfig,
@@ -39,8 +40,9 @@ def network_output(model: StyleModel, image: np.ndarray) -> torch.Tensor:
 def test_training_lowers_the_loss_and_moves_towards_the_style(images, loss, arch):
     events = []
     steps = 20 if loss == "vgg" else 30
+    # A larger local budget than the default, so the local term has room to learn in 30 steps.
     config = TrainConfig(arch=arch, loss=loss, vgg="random" if loss == "vgg" else None,
-                         steps=steps, resolution=128, lr=5e-3, preview_every=10)
+                         steps=steps, resolution=128, lr=5e-3, preview_every=10, local_bound=0.05)
     model = train([images["plate"]], images["style"], config, on_event=events.append)
     progress = [e for e in events if e.kind == "progress"]
     assert [e.step for e in progress] == list(range(1, steps + 1))
@@ -56,7 +58,7 @@ def test_training_lowers_the_loss_and_moves_towards_the_style(images, loss, arch
     metadata = model.metadata
     assert metadata["loss"] == loss and metadata["steps"] == steps and metadata["resolution"] == 128
     assert metadata["vgg_source"] == ("random" if loss == "vgg" else None)
-    assert metadata["strength"] == 0.5 and metadata["weights"]["style"] > 0
+    assert metadata["strength"] == 0.5 and metadata["weights"]["style"] > 0 and metadata["local_bound"] == 0.05
     assert metadata["style_sha256"] == sha256_of(images["style"])
     assert metadata["keyframe_sha256"] == [sha256_of(images["plate"])]
 
@@ -113,7 +115,7 @@ def test_early_stop_on_a_loss_plateau(images):
 
 def test_adaptive_content_weight_moves_the_content_weight_in_bounded_steps(images):
     """With a learning rate that really trains, the content/style balance drifts and the weight follows it."""
-    config = {"loss": "look", "steps": 40, "resolution": 48}
+    config = {"loss": "look", "steps": 40, "resolution": 48, "lr": 1e-2, "local_bound": 0.15}
     base = train([images["plate"]], images["style"], TrainConfig(**config)).metadata["weights"]["content"]
     adapted = train([images["plate"]], images["style"], TrainConfig(**config, adaptive_content=True))
     moved = adapted.metadata["weights"]["content"]
@@ -128,5 +130,23 @@ def test_bad_inputs_are_named(images):
         train([images["plate"], images["plate"][..., 0]], images["style"], TrainConfig(steps=1))
     with pytest.raises(TrainingInputError, match="strength=1.5"):
         train([images["plate"]], images["style"], TrainConfig(strength=1.5))
+    with pytest.raises(TrainingInputError, match="local_bound=0.*export the model's LUT"):
+        train([images["plate"]], images["style"], TrainConfig(local_bound=0.0))
     with pytest.raises(TrainingInputError, match="no keyframes"):
         train([], images["style"], TrainConfig())
+
+
+@pytest.mark.parametrize("arch", ["hrnet-fast", "hrnet"])
+def test_trained_local_term_keeps_a_flat_region_one_colour_on_an_unseen_frame(images, arch):
+    # The look loss rewards painting a few pixels a style colour they do not correspond to; the
+    # local term's limits (networks/local.py) must keep that below what a viewer can find, also
+    # on a frame laid out unlike the keyframe.
+    config = TrainConfig(arch=arch, loss="look", steps=30, resolution=128, lr=5e-3)
+    model = train([images["plate"]], images["style"], config)
+    unseen = to_training_tensor(images["other"], 128, torch.device("cpu"))
+    with torch.no_grad():
+        change = working_to_lab(model.network(unseen)) - working_to_lab(model.network.grade(unseen))
+    ground = change[:, :, 60:]                       # flat ground (plus noise) below the buildings
+    spread = (ground - ground.mean(dim=(2, 3), keepdim=True)).norm(dim=1)
+    assert float(spread.max()) < 2.5                 # ΔE76: one colour, not two
+    assert float(change.norm(dim=1).max()) < 4.0     # and nothing far from the grade anywhere

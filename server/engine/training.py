@@ -57,6 +57,7 @@ class TrainConfig:
     steps: int = 300
     resolution: int = 512               # long side the keyframes are trained at
     lr: float = 2e-3
+    local_bound: float | None = None    # the local term's budget (networks/local.py); None = its default
     seed: int = 0
     early_stop: bool = False
     adaptive_content: bool = False
@@ -105,6 +106,9 @@ def _check_config(config: TrainConfig) -> None:
         raise TrainingInputError(f"strength={config.strength} is outside 0..1")
     if config.lr <= 0:
         raise TrainingInputError(f"lr={config.lr}: the learning rate must be positive")
+    if config.local_bound is not None and not config.local_bound > 0:
+        raise TrainingInputError(f"local_bound={config.local_bound}: the local term's budget must be positive "
+                                 "(for the grade alone, export the model's LUT)")
 
 
 def to_training_tensor(image: np.ndarray, resolution: int, device: torch.device) -> torch.Tensor:
@@ -131,6 +135,8 @@ def _starting_network(config: TrainConfig, init: StyleModel | None, device: torc
         # trained at 96 px and run on a 320 px copy meets features it never learnt (blotches).
         kwargs = {"low_res": config.resolution} if config.arch == "hrnet-fast" and \
             config.resolution < HRNET_FAST_LOW_RES else {}
+        if config.local_bound is not None:
+            kwargs["bound"] = config.local_bound
         network = build_network(config.arch, **kwargs)
     return network.to(device).train()
 
@@ -185,6 +191,7 @@ def train(keyframes: list[np.ndarray], style: np.ndarray, config: TrainConfig, *
         "steps": config.steps,
         "resolution": config.resolution,
         "lr": config.lr,
+        "local_bound": network.bound,
         "seed": config.seed,
         "early_stop": config.early_stop,
         "adaptive_content": config.adaptive_content,

@@ -1,9 +1,10 @@
 """`hrnet`: the research note's high-resolution stylization network.
 
 A style model is a grade first: `grade` (a 3D LUT, see engine/grade.py) maps every plate colour
-to its new colour, the same everywhere; the network then adds a bounded local residual for what
-one colour map cannot do (a lit window at night): output = g + B·tanh(r/B), g the graded frame,
-r the network's change of it, B = `bound` (working-space units).
+to its new colour, the same everywhere; the network then proposes a local residual r for what
+one colour map cannot do (a lit window at night), and only its honest part is added
+(networks/local.py): a change of exposure within ±`bound`, and colour only along the grade's
+own colour change at that pixel — never a hue the grade did not point to.
 
 The network: three parallel branches at full, 1/2 and 1/4 resolution, built from residual
 bottleneck blocks (1×1 reduce, 3×3, 1×1 expand, each with instance norm + ReLU). After every
@@ -34,6 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from shotstyle.server.engine.grade import DEFAULT_SIZE, LatticeGrade
+from shotstyle.server.engine.networks.local import DEFAULT_BOUND, honest
 
 NormStats = list[tuple[Tensor, Tensor]]
 
@@ -41,14 +43,6 @@ NormStats = list[tuple[Tensor, Tensor]]
 # for reflection padding.
 SIZE_MULTIPLE = 4
 MIN_SIZE = 8
-# Largest local change the network may add to the graded frame, per channel (ACEScct units:
-# 0.15 is 2.6 stops of exposure, or a strong change of hue).
-DEFAULT_BOUND = 0.15
-
-
-def bounded(graded: Tensor, local: Tensor, bound: float) -> Tensor:
-    """graded + bound·tanh((local − graded)/bound): the local change, softly limited to ±bound."""
-    return graded + bound * torch.tanh((local - graded) / bound)
 
 
 class InstanceNorm(nn.InstanceNorm2d):
@@ -195,7 +189,7 @@ class HRNet(nn.Module):
         if self.grade is None:
             return x + self.change(x)
         graded = self.grade(x)
-        return bounded(graded, graded + self.change(graded), self.bound)
+        return honest(x, graded, graded + self.change(graded), self.bound)
 
     def change(self, x: Tensor) -> Tensor:
         """The network's residual for `x`."""

@@ -11,8 +11,10 @@ How a frame goes through (all steps differentiable, so training learns the whole
    The fit is regularised towards the identity matrix rather than towards zero, so in flat
    regions the transform becomes "graded + offset" and keeps the plate's grain and detail.
 5. Smooth the coefficients (box filter), upsample them bilinearly to full resolution, apply
-   them to the full-resolution graded frame, and limit the local change softly to ±`bound`
-   (hrnet.bounded): the local term is edge-aware (it follows the plate's edges) and bounded.
+   them to the full-resolution graded frame, and keep only the honest part of the local
+   change (networks/local.py: exposure within ±`bound`, colour only along the grade's own
+   colour change): the local term is edge-aware (it follows the plate's edges), bounded, and
+   cannot add a hue the grade did not point to.
 
 The full-resolution work (steps 1 and 5) is a few multiply-adds per pixel, done in horizontal
 strips so memory stays bounded at any frame size; the strips are exact (no seams), since each
@@ -26,7 +28,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from shotstyle.server.engine.grade import DEFAULT_SIZE, LatticeGrade
-from shotstyle.server.engine.networks.hrnet import DEFAULT_BOUND, HRNet, bounded
+from shotstyle.server.engine.networks.hrnet import HRNet
+from shotstyle.server.engine.networks.local import DEFAULT_BOUND, honest
 
 # Long side of the copy the inner HRNet sees, unless a model was trained at a smaller size.
 DEFAULT_LOW_RES = 320
@@ -45,7 +48,7 @@ class HRNetFast(nn.Module):
         eps: regularisation of the fit (working-space variance); larger = smoother,
             more "offset only" transforms.
         grade_size: nodes per axis of the global grade's lattice.
-        bound: largest local change (see hrnet.DEFAULT_BOUND).
+        bound: largest local change of exposure (see networks/local.py).
     """
 
     def __init__(self, width: int = 8, blocks: int = 1, low_res: int = DEFAULT_LOW_RES,
@@ -66,7 +69,7 @@ class HRNetFast(nn.Module):
         # The fit subtracts nearly equal moments: float32 always, even under CUDA autocast.
         with torch.autocast(x.device.type, enabled=False):
             coefficients = fit_local_affine(small.float(), changed.float(), self.radius, self.eps)
-            return bounded(graded, apply_affine(coefficients, graded), self.bound)
+            return honest(x, graded, apply_affine(coefficients, graded), self.bound)
 
 
 def downscale(x: Tensor, long_side: int) -> Tensor:
