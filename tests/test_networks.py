@@ -18,12 +18,12 @@ SMALL = {"hrnet": {"width": 8, "blocks": 1}, "hrnet-fast": {"width": 8, "blocks"
 def perturbed(name: str) -> torch.nn.Module:
     """A small network whose output is not the identity (random decoder and norm offsets)."""
     torch.manual_seed(0)
-    network = build_network(name, **SMALL[name]).eval()
+    network = build_network(name, bound=0.1, **SMALL[name]).eval()
     for module in network.modules():
         if isinstance(module, torch.nn.InstanceNorm2d):
             torch.nn.init.uniform_(module.bias, -0.2, 0.2)
     decode = network.net.decode if name == "hrnet-fast" else network.decode
-    torch.nn.init.normal_(decode.weight, std=0.05)
+    torch.nn.init.normal_(decode.weight, std=0.5)
     return network
 
 

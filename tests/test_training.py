@@ -115,7 +115,7 @@ def test_early_stop_on_a_loss_plateau(images):
 
 def test_adaptive_content_weight_moves_the_content_weight_in_bounded_steps(images):
     """With a learning rate that really trains, the content/style balance drifts and the weight follows it."""
-    config = {"loss": "look", "steps": 40, "resolution": 48, "lr": 1e-2, "local_bound": 0.15}
+    config = {"loss": "look", "steps": 40, "resolution": 48, "lr": 3e-2, "local_bound": 0.15}
     base = train([images["plate"]], images["style"], TrainConfig(**config)).metadata["weights"]["content"]
     adapted = train([images["plate"]], images["style"], TrainConfig(**config, adaptive_content=True))
     moved = adapted.metadata["weights"]["content"]

@@ -189,7 +189,7 @@ class HRNet(nn.Module):
         if self.grade is None:
             return x + self.change(x)
         graded = self.grade(x)
-        return honest(x, graded, graded + self.change(graded), self.bound)
+        return honest(x, graded, graded + self.bound * self.change(graded), self.bound)
 
     def change(self, x: Tensor) -> Tensor:
         """The network's residual for `x`."""

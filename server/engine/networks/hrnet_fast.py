@@ -65,7 +65,7 @@ class HRNetFast(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         graded = self.grade(x)
         small = downscale(graded, self.low_res)
-        changed = self.net(small)
+        changed = small + self.bound * self.net.change(small)
         # The fit subtracts nearly equal moments: float32 always, even under CUDA autocast.
         with torch.autocast(x.device.type, enabled=False):
             coefficients = fit_local_affine(small.float(), changed.float(), self.radius, self.eps)

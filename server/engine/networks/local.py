@@ -25,10 +25,11 @@ Limiting colour to the grade's direction removed the new hues; the exposure budg
 spent on shapes wherever it was allowed: at ±0.03 (half a stop) a dark vignette on the road's
 corners (hrnet-fast) or a dark halo beside the walker (hrnet), ΔE up to 5–9 from the grade. A
 distribution loss can always be lowered a little by painting some pixels a colour they do not
-correspond to, so the default budget is small: ±0.01 (a sixth of a stop), where what the term
-does stays within about 2–3 ΔE of the grade — a deepening of shadows in the bushes, no shapes
-a viewer can find. The grade carries the look; raise `bound` only with a loss that asks each
-pixel for its own target.
+correspond to, so the default budget is small: ±0.005 (a tenth of a stop, and as much again
+of colour along the grade's direction), where what the term does stays within about 2 ΔE of the
+grade — a deepening of shadows in the bushes, no shape a viewer can find — and the LUT alone
+carries over 90% of the effect. The grade carries the look; raise the budget
+(TrainConfig.local_bound) only with a loss that asks each pixel for its own target.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-# Largest local change of exposure (ACEScct units: 0.01 is about a sixth of a stop).
+# Largest local change of exposure (ACEScct units: 0.005 is about a tenth of a stop).
 DEFAULT_BOUND = 0.005
 # How far the local term may scale the grade's own colour change at a pixel (0.25: from 0.75
 # to 1.25 times it).
@@ -49,7 +50,11 @@ TINT_FLOOR = 0.01
 def honest(plate: Tensor, graded: Tensor, proposed: Tensor, bound: float) -> Tensor:
     """The graded frame plus the honest part of `proposed − graded` (see the module docstring).
 
-    N×3×H×W working-space tensors; `bound` ≤ 0 turns the local term off (the grade alone)."""
+    N×3×H×W working-space tensors; `bound` ≤ 0 turns the local term off (the grade alone).
+    The networks propose their change in units of `bound` (raw output × bound): with a small
+    budget and the change in working-space units, a few optimiser steps drove the soft limit
+    into saturation, where neither the loss's size penalty nor anything else has a gradient —
+    hrnet then sat at the limit over the whole frame (the LUT carried only 76% of the effect)."""
     if bound <= 0:
         return graded
     change = proposed - graded
