@@ -19,6 +19,7 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from shotstyle.plugin import localserver, protocol
+from shotstyle.plugin.address import parse_address
 from shotstyle.plugin.codec import EncodedFrame, frames_from_message, frames_to_message
 from shotstyle.plugin.errors import ServerError
 
@@ -50,14 +51,18 @@ class Client:
     def __init__(self, address: Optional[str] = None, *, timeout: float = 30.0, autostart: bool = False,
                  server_public_key: Optional[str] = None, client_keys: Optional[Tuple[str, str]] = None,
                  retries: int = 2, autostart_command: Optional[Sequence[str]] = None):
+        self.local = address is None  # the local server (found through its server file, or started)
+        self.started_server = False  # True when this client started it
         if address is None:
             address = localserver.find_local_server()
             if address is None and autostart:
-                address = localserver.autostart(autostart_command)
+                address, self.started_server = localserver.autostart(autostart_command)
             if address is None:
                 raise ServerError("unreachable", f"no local shotstyle server is running (no live server in "
                                                  f"{localserver.server_file()}); start one with `shotstyle serve` "
                                                  "or allow autostart")
+        else:
+            address = parse_address(address)
         self.address = address
         self.timeout = timeout
         self.retries = retries
@@ -276,15 +281,19 @@ class Client:
 
     def stylize_stream(self, frames: Iterable[EncodedFrame], model: str, mix: float = 1.0, in_flight: int = 4,
                        colourspace: Optional[str] = None,
-                       on_error: Optional[Callable[[int, ServerError], None]] = None) -> Iterator[EncodedFrame]:
+                       on_error: Optional[Callable[[int, ServerError], None]] = None,
+                       out_colourspace: Optional[str] = None) -> Iterator[EncodedFrame]:
         """Pipelined stylize: keeps ``in_flight`` frames at the server, yields results as they complete.
 
         A frame that fails raises ServerError (with ``.frame``), or, with ``on_error``, is reported
-        there and the others go on. Frames must carry distinct frame numbers.
+        there and the others go on. Frames must carry distinct frame numbers. Results come back in
+        ``out_colourspace`` (default: each input's own).
         """
         args: Dict[str, Any] = {"model": model, "mix": mix}
         if colourspace is not None:
             args["colourspace"] = colourspace
+        if out_colourspace is not None:
+            args["out_colourspace"] = out_colourspace
         source = iter(frames)
         outstanding: Dict[str, EncodedFrame] = {}
         retries_left = self.retries

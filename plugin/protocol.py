@@ -48,11 +48,13 @@ OP_MODEL_GET = "model.get"            # args {name} -> {name} + one payload part
 OP_TRAIN = "train"                    # args {name, params, style_colourspace?}, frames: keyframes + style (+ preview)
                                       # -> {job}; then events
 OP_CANCEL = "cancel"                  # args {job} -> {job} (the job then sends its "cancelled" event)
-OP_STYLIZE = "stylize"                # args {model, mix, colourspace, tile}, frames -> frames (same numbers, same
-                                      # encoding) + result {model, hash, frames, timings_ms: {decode, stylize, encode}}
+OP_STYLIZE = "stylize"                # args {model, mix, colourspace, tile, out_colourspace?}, frames -> frames (same
+                                      # numbers, same encoding; in out_colourspace, default the input's) + result
+                                      # {model, hash, frames, timings_ms: {decode, stylize, encode}}
 OP_SHUTDOWN = "shutdown"              # -> {} then the server stops gracefully
 
-HELLO_FIELDS = ("version", "protocol", "device", "models", "capabilities", "params", "limits")
+# install: {prefix, python, package} the server runs from; pid: its process (the server file names it too)
+HELLO_FIELDS = ("version", "protocol", "device", "models", "capabilities", "params", "limits", "install", "pid")
 STATUS_FIELDS = ("version", "device", "pid", "address", "uptime_s", "jobs", "queued_requests", "loaded_models",
                  "models_dir")
 

@@ -40,7 +40,8 @@ class Server:
     """The ROUTER loop; ``serve()`` runs until shutdown is requested (op or signal)."""
 
     def __init__(self, bind: str, store: ModelStore, device: str, *, curve_secret: Optional[str] = None,
-                 authorized_keys: Optional[str] = None, vgg: Optional[str] = None, write_server_file: bool = True):
+                 authorized_keys: Optional[str] = None, vgg: Optional[str] = None, write_server_file: bool = True,
+                 server_file: Optional[str] = None, idle_exit_s: Optional[float] = None, autostarted: bool = False):
         keys.check_bind(bind, curve_secret, authorized_keys)
         self.store = store
         self.device = device
@@ -61,11 +62,14 @@ class Server:
         self.worker = DeviceWorker(store, device, self.context, RESULTS_ADDRESS, vgg=vgg)
         self.started = time.time()
         self.stop_requested = False
+        self.idle_exit_s = idle_exit_s
+        self.last_request = time.monotonic()
         self._hello_static = self._capabilities(vgg)
-        self._server_file = write_server_file and keys.is_local_address(self.address)
+        self._server_file = (server_file or localserver.own_server_file()) \
+            if write_server_file and keys.is_local_address(self.address) else None
         if self._server_file:
-            localserver.write_server_file(self.address, version=__version__, device=device,
-                                          models=self.store.folder)
+            localserver.write_server_file(self.address, self._server_file, device=device, models=self.store.folder,
+                                          autostarted=autostarted, idle_exit_s=idle_exit_s)
 
     def _capabilities(self, vgg: Optional[str]) -> Dict[str, Any]:
         from shotstyle.server.engine.colour import available_colourspaces
@@ -95,6 +99,10 @@ class Server:
                 if drain_deadline is not None and (not self.worker.alive() or time.monotonic() > drain_deadline):
                     self._forward_results()
                     return
+                if drain_deadline is None and self._idle_too_long():
+                    print(f"shotstyle serve: idle for {(self.idle_exit_s or 0) / 60:g} min (no requests, jobs "
+                          "or frames): stopping", flush=True)
+                    self.stop_requested = True
                 ready = dict(poller.poll(POLL_MS))
                 if self.results in ready:
                     self._forward_results()
@@ -107,6 +115,15 @@ class Server:
                         self._handle(parts)
         finally:
             self.close()
+
+    def _idle_too_long(self) -> bool:
+        """Whether an idle-exit server has had no request, job or queued frame for its idle time."""
+        if self.idle_exit_s is None or time.monotonic() - self.last_request < self.idle_exit_s:
+            return False
+        if self.worker.queued_renders() or any(j["state"] in ("queued", "running") for j in self.worker.jobs()):
+            self.last_request = time.monotonic()  # work in hand counts as activity: the idle time starts after it
+            return False
+        return True
 
     def _forward_results(self) -> None:
         while True:
@@ -126,7 +143,7 @@ class Server:
         self.worker.request_stop()
         self.worker.close()
         if self._server_file:
-            localserver.remove_server_file()
+            localserver.remove_server_file(path=self._server_file)
         if self.auth is not None:
             self.auth.stop()
         self.router.close(1000)
@@ -138,6 +155,7 @@ class Server:
     def _handle(self, parts: List[Any]) -> None:
         identity = parts[0].bytes
         request_id = "-"
+        self.last_request = time.monotonic()
         try:
             if len(parts) < 2:
                 raise protocol.ProtocolError("bad_message", "message has no header part")
@@ -159,7 +177,8 @@ class Server:
     def _op_hello(self, *_: Any) -> Any:
         return {"version": __version__, "protocol": protocol.PROTOCOL_VERSION, "device": self.device,
                 "models": self.store.names(), "capabilities": self._hello_static,
-                "params": effect_params.describe(), "limits": protocol.LIMITS}, []
+                "params": effect_params.describe(), "limits": protocol.LIMITS,
+                "install": localserver.install_info(), "pid": os.getpid()}, []
 
     def _op_status(self, *_: Any) -> Any:
         return {"version": __version__, "device": self.device, "pid": os.getpid(), "address": self.address,
@@ -223,13 +242,16 @@ class Server:
             raise RequestError("unknown_model", f"no model {model!r} in the store {self.store.folder}; known: "
                                                 f"{', '.join(self.store.names()) or 'none'}")
         checked = effect_params.validate({k: args[k] for k in ("mix", "tile", "colourspace") if k in args})
+        out_colourspace = args.get("out_colourspace")
+        if out_colourspace is not None and not isinstance(out_colourspace, str):
+            raise RequestError("bad_argument", f"out_colourspace must be a colour space name, got {out_colourspace!r}")
         frames = self._frames(descs, payloads)
         if not frames:
             raise RequestError("bad_argument", "stylize needs at least one frame")
         self._check_load(identity)
         self.worker.submit(identity, request_id, self.worker.stylize_task(
             frames, model, checked.get("mix", 1.0), effect_params.explicit(checked.get("colourspace")),
-            checked.get("tile", 0)))
+            checked.get("tile", 0), effect_params.explicit(out_colourspace)))
         return None
 
     def _op_train(self, identity: bytes, request_id: str, args: Dict[str, Any], descs: Any,
@@ -282,9 +304,9 @@ def _best_effort_id(part: Any) -> str:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=localserver.DEFAULT_PORT,
-                        help=f"TCP port on 127.0.0.1 (default {localserver.DEFAULT_PORT}; 0: any free port)")
-    parser.add_argument("--bind", default=None,
-                        help="ZeroMQ address to listen on instead, e.g. tcp://0.0.0.0:5599 (needs CURVE keys) "
+                        help="TCP port on 127.0.0.1 (0: any free port)")
+    parser.add_argument("--bind", default=None, metavar="ADDR",
+                        help="address to listen on instead, e.g. tcp://0.0.0.0:5599 (needs CURVE keys) "
                              "or ipc:///tmp/shotstyle.sock")
     parser.add_argument("--models", default=None, help="model store folder (default $SHOTSTYLE_MODELS_DIR or "
                                                        "the user data folder)")
@@ -298,20 +320,61 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--authorized-keys", default=None, metavar="DIR",
                         help="folder of the public .key files of the clients allowed in")
     parser.add_argument("--no-server-file", action="store_true",
-                        help="do not advertise this server as the local server in the runtime folder")
+                        help="do not advertise this server as this install's local server (run it beside that one)")
+    parser.add_argument("--idle-exit", nargs="?", type=float, const=-1.0, metavar="MINUTES",
+                        help="exit after this many minutes without requests, jobs or frames (no value: the "
+                             "configured idle time, default 30; without the option a served server stays up)")
+    parser.add_argument("--stop", action="store_true", help="stop this install's running local server instead "
+                                                            "(as `shotstyle stop`)")
+    # Set by the client that starts a local server on demand (plugin.localserver.server_command).
+    parser.add_argument("--autostarted", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--server-file", help=argparse.SUPPRESS)
+
+
+def _refusal(bind: str, advertise: bool) -> Optional[str]:
+    """Why this server must not start: another answers at its address, or this install's local one runs."""
+    if not bind.endswith(":*"):
+        hello = localserver.ping(bind.replace("://*:", "://127.0.0.1:").replace("://0.0.0.0:", "://127.0.0.1:"),
+                                 timeout=1.0)
+        if hello is not None:
+            return (f"a shotstyle server (shotstyle {hello.get('version', '?')}, pid {hello.get('pid', '?')}) already "
+                    f"answers at {bind}; stop it with `shotstyle stop` or listen elsewhere (--port 0: any free port)")
+    address = localserver.find_local_server(path=localserver.own_server_file()) if advertise else None
+    if address is not None:
+        info = localserver.read_server_file(localserver.own_server_file()) or {}
+        how = "started on demand" if info.get("autostarted") else "served"
+        return (f"this install's local server already runs at {address} (pid {info.get('pid')}, {how}); "
+                "stop it first with `shotstyle stop`, or give --no-server-file to run another beside it")
+    return None
 
 
 def run(args: argparse.Namespace) -> int:
+    from shotstyle.plugin.address import AddressError, parse_address
+    from shotstyle.plugin.userconfig import idle_exit_minutes
     from shotstyle.server.engine.device import configure_threads, pick_device
 
-    bind = args.bind or (f"tcp://127.0.0.1:{args.port}" if args.port else "tcp://127.0.0.1:*")
+    if args.stop:
+        from shotstyle.server import stop
+        return stop.run(argparse.Namespace(all=False, timeout=stop.STOP_TIMEOUT_S))
+    try:
+        bind = parse_address(args.bind, bind=True) if args.bind else \
+            parse_address(str(args.port), bind=True)
+        minutes = args.idle_exit if args.idle_exit is None or args.idle_exit > 0 else idle_exit_minutes()
+    except AddressError as exc:
+        print(f"shotstyle serve: --bind: {exc.message}", file=sys.stderr)
+        return ExitCode.USAGE
+    refusal = _refusal(bind, not args.no_server_file and not args.server_file)
+    if refusal:
+        print(f"shotstyle serve: {refusal}", file=sys.stderr)
+        return ExitCode.USAGE
     try:
         device = pick_device(args.device)
         configure_threads(device)
         store = ModelStore(args.models, device=device, memory_budget=args.model_memory << 20)
         server = Server(bind, store, str(device), curve_secret=args.curve_secret,
                         authorized_keys=args.authorized_keys, vgg=args.vgg,
-                        write_server_file=not args.no_server_file)
+                        write_server_file=not args.no_server_file, server_file=args.server_file,
+                        idle_exit_s=None if minutes is None else minutes * 60, autostarted=args.autostarted)
     except zmq.ZMQError as exc:
         print(f"shotstyle serve: cannot listen on {bind}: {exc}; another server running there? "
               "(`--port 0` picks a free port)", file=sys.stderr)
@@ -324,7 +387,9 @@ def run(args: argparse.Namespace) -> int:
         return ExitCode.USAGE
     signal.signal(signal.SIGINT, server.request_stop)
     signal.signal(signal.SIGTERM, server.request_stop)
-    print(f"shotstyle serve: listening on {server.address} (device {device}, models in {store.folder})", flush=True)
+    idle = f", exits after {minutes:g} idle min" if minutes else ""
+    print(f"shotstyle serve: listening on {server.address} (device {device}, models in {store.folder}{idle})",
+          flush=True)
     server.serve()
     print("shotstyle serve: stopped", flush=True)
     return ExitCode.OK

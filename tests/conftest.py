@@ -61,9 +61,12 @@ def installed_wheel(built_wheel, tmp_path_factory) -> Path:
 
 @pytest.fixture(autouse=True)
 def _isolated_runtime(tmp_path_factory, monkeypatch):
-    """Keep every test's server pid files and model stores out of the real user folders."""
+    """Keep every test's server files, model stores and settings out of the real user folders."""
     home = tmp_path_factory.mktemp("runtime")
     monkeypatch.setenv("SHOTSTYLE_RUNTIME_DIR", str(home / "run"))
     monkeypatch.setenv("SHOTSTYLE_MODELS_DIR", str(home / "models"))
+    monkeypatch.setenv("SHOTSTYLE_CONFIG", str(home / "config.ini"))  # no real user's keys or idle time
+    for name in ("SHOTSTYLE_SERVER_KEY", "SHOTSTYLE_CLIENT_KEY", "SHOTSTYLE_IDLE_EXIT_MINUTES"):
+        monkeypatch.delenv(name, raising=False)
     # Tests never look for (or download) ImageNet VGG-19 weights unless they ask to.
     monkeypatch.setenv("SHOTSTYLE_VGG_WEIGHTS", os.environ.get("SHOTSTYLE_TEST_VGG_WEIGHTS", ""))

@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Dict, Optional, Sequence
 
+from shotstyle.plugin import localserver
+
 MODEL = "tiny"
 
 
@@ -39,7 +41,7 @@ class ServerProcess:
 
     def _wait_for_address(self, timeout: float) -> str:
         deadline = time.monotonic() + timeout
-        server_file = self.runtime / "server.json"
+        server_file = self.server_file
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log()}")
@@ -52,6 +54,11 @@ class ServerProcess:
             time.sleep(0.05)
         self.kill()
         raise RuntimeError(f"server did not start within {timeout} s:\n{self.log()}")
+
+    @property
+    def server_file(self) -> Path:
+        """The server file this server writes (this install's, in its runtime folder)."""
+        return self.runtime / os.path.basename(localserver.server_file(localserver.install_key(sys.executable)))
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

@@ -250,7 +250,7 @@ def test_sigterm_during_training_leaves_a_usable_checkpoint_and_stops_cleanly(tm
             assert types[-1] == "cancelled"
     finally:
         server.kill()
-    assert not (server.runtime / "server.json").exists() and "stopped" in server.log()
+    assert not server.server_file.exists() and "stopped" in server.log()
     model = load_model(str(server.models / "interrupted.safetensors"))
     assert model.metadata["architecture"] == "hrnet-fast"
     assert os.listdir(server.models) == ["interrupted.safetensors"]  # no temporary files left

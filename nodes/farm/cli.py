@@ -27,6 +27,7 @@ SUBCOMMANDS = {
     "train": ("shotstyle.nodes.farm.train", "train a style model on keyframes"),
     "render": ("shotstyle.nodes.farm.render", "stylize a frame sequence with a trained model"),
     "serve": ("shotstyle.server.app", "run the persistent ZeroMQ server"),
+    "stop": ("shotstyle.server.stop", "stop this install's local server"),
     "keys": ("shotstyle.server.keys", "make CurveZMQ key pairs for remote servers"),
     "demo": ("shotstyle.nodes.farm.demo", "train and render a built-in example through a local server"),
     "submit": ("shotstyle.nodes.farm.submit", "write (and submit) Deadline / OpenCue farm jobs"),
