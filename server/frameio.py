@@ -48,6 +48,8 @@ UINT32_MAX = 4294967295.0
 COLOURSPACE_ATTRIBUTE = "shotstyle/colourspace"
 MODEL_ATTRIBUTE = "shotstyle/model"   # hash of the model that stylized the frame (farm resume)
 MIX_ATTRIBUTE = "shotstyle/mix"
+# JSON of everything that decided a rendered frame's pixels (see nodes/farm/render/outputs.py).
+IDENTITY_ATTRIBUTE = "shotstyle/identity"
 
 _FORMAT_NAMES = {
     "half": "half", "float": "float", "uint": "uint", "uint32": "uint",
@@ -336,17 +338,24 @@ def _build_spec(path: str, frame: Frame, compression: str | None, extra: dict | 
         else:
             spec.attribute(name, typedesc, value)
     if ext == "exr":
-        chosen = (compression or frame.attributes.get("compression") or DEFAULT_EXR_COMPRESSION).lower()
-        if chosen.split(":")[0] not in EXR_COMPRESSIONS:
-            if compression:
-                raise FrameIOError(
-                    f"{path}: unknown EXR compression {compression!r}; choose one of {', '.join(EXR_COMPRESSIONS)}"
-                )
-            chosen = DEFAULT_EXR_COMPRESSION
-        spec.attribute("compression", chosen)
+        spec.attribute("compression", exr_compression(path, compression, frame.attributes.get("compression")))
     elif compression:
         spec.attribute("compression", compression)
     return spec
+
+
+def exr_compression(path: str, chosen: str | None, own: Any = None) -> str:
+    """The compression an EXR is written with: ``chosen``, else the frame's ``own`` (if an EXR one), else zip.
+
+    FrameIOError (naming ``path``) for an unknown ``chosen``.
+    """
+    if chosen:
+        if chosen.lower().split(":")[0] not in EXR_COMPRESSIONS:
+            raise FrameIOError(f"{path}: unknown EXR compression {chosen!r}; choose one of {', '.join(EXR_COMPRESSIONS)}")
+        return chosen.lower()
+    if isinstance(own, str) and own.lower().split(":")[0] in EXR_COMPRESSIONS:
+        return own.lower()
+    return DEFAULT_EXR_COMPRESSION
 
 
 def write_frame(path: str, frame: Frame, compression: str | None = None, attributes: dict | None = None) -> None:

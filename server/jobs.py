@@ -178,8 +178,9 @@ class DeviceWorker:
             out.close(0)
 
     def stylize_task(self, frames: List[EncodedFrame], model: str, mix: float, colourspace: Optional[str],
-                     tile: int) -> Callable[[], TaskResult]:
-        """The work of one stylize request: decode, stylize, encode like the input."""
+                     tile: int, out_colourspace: Optional[str] = None) -> Callable[[], TaskResult]:
+        """The work of one stylize request: decode, stylize, encode like the input (in ``out_colourspace``
+        when given)."""
         from shotstyle.server.engine.pipeline import stylize_frame
 
         def run() -> TaskResult:
@@ -191,7 +192,7 @@ class DeviceWorker:
                     start = time.perf_counter()
                     frame: Frame = self.decoder.frame(ef, colourspace)
                     decoded = time.perf_counter()
-                    result = stylize_frame(stylizer, frame, mix, colourspace)
+                    result = stylize_frame(stylizer, frame, mix, colourspace, out_colourspace)
                 except ShotstyleError as exc:  # this frame's problem: say which frame
                     raise RequestError(wire_code(exc), f"frame {ef.frame}: {exc}") from None
                 stylized = time.perf_counter()

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -148,6 +149,94 @@ def from_working(rgb: np.ndarray, colourspace: str) -> np.ndarray:
     pixels = _apply(rgb, working_space(), colourspace)
     limit = float(np.finfo(np.float32).max)
     return np.nan_to_num(pixels, copy=False, nan=0.0, posinf=limit, neginf=-limit)
+
+
+def canonical(name: str) -> str:
+    """The config's own name for ``name`` (an alias or shorthand); ColourError if the config lacks it."""
+    return _resolve(config(), name)
+
+
+def is_scene_linear(name: str) -> bool:
+    """Whether ``name`` holds scene-linear values (or non-colour data, which no transform should touch).
+
+    From the config's encoding where it records one, else measured: a linear space maps to
+    the scene_linear role by a matrix, so doubling a value doubles its image.
+    """
+    cfg = config()
+    space = cfg.getColorSpace(_resolve(cfg, name))
+    if space.isData():
+        return True
+    encoding = space.getEncoding() if hasattr(space, "getEncoding") else ""
+    if encoding:
+        return bool(encoding == "scene-linear")
+    values = np.array([[[0.05, 0.1, 0.2], [0.1, 0.2, 0.4]]], dtype=np.float32)
+    out = _apply(values, space.getName(), scene_linear_space())
+    return bool(np.allclose(out[0, 1], 2 * out[0, 0], rtol=1e-3, atol=1e-6))
+
+
+def scene_linear_space() -> str:
+    """The config's scene-linear working space (its scene_linear role; ACEScg in the ACES configs)."""
+    cfg = config()
+    role = cfg.getRoleColorSpace("scene_linear") if cfg.hasRole("scene_linear") else None
+    return role or _resolve(cfg, "ACEScg")
+
+
+def output_colourspace(input_space: str, file_format: str, chosen: str | None = None) -> str:
+    """The colour space a stylized frame is written in: ``chosen``, else by file type.
+
+    EXR holds scene-linear values (Nuke and Resolve read EXR as linear): the input's space when
+    it is scene-linear already, else the config's scene-linear space (ACEScg). Other file types
+    hold display-encoded values: the input's space when it is not linear, else sRGB. Data
+    (non-colour) spaces stay as they are.
+    """
+    if chosen:
+        return canonical(chosen)
+    if config().getColorSpace(canonical(input_space)).isData():
+        return canonical(input_space)  # not colour: written as it came
+    linear = is_scene_linear(input_space)
+    if file_format == "exr":
+        return canonical(input_space) if linear else scene_linear_space()
+    return canonical(input_space) if not linear else canonical("sRGB")
+
+
+# xy chromaticities (red, green, blue, white) of the primaries a Color Interop Forum id names.
+_PRIMARIES = {
+    "ap1": (0.713, 0.293, 0.165, 0.830, 0.128, 0.044, 0.32168, 0.33767),
+    "ap0": (0.7347, 0.2653, 0.0, 1.0, 0.0001, -0.077, 0.32168, 0.33767),
+    "rec709": (0.64, 0.33, 0.30, 0.60, 0.15, 0.06, 0.3127, 0.3290),
+    "p3d65": (0.680, 0.320, 0.265, 0.690, 0.150, 0.060, 0.3127, 0.3290),
+    "rec2020": (0.708, 0.292, 0.170, 0.797, 0.131, 0.046, 0.3127, 0.3290),
+    "adobergb": (0.64, 0.33, 0.21, 0.71, 0.15, 0.06, 0.3127, 0.3290),
+}
+_INTEROP_ID = re.compile(r"^(?:ocio:)?[a-z0-9]+_(?P<primaries>[a-z0-9]+)_(?:scene|display)$")
+# The header attributes `interop_tags` sets: a frame converted to another space must not keep the old ones.
+COLOUR_TAGS = ("colorInteropID", "chromaticities")
+
+
+def interop_tags(name: str) -> dict:
+    """EXR header attributes naming ``name`` for other applications: ``colorInteropID`` (the Color
+    Interop Forum id, e.g. lin_ap1_scene for ACEScg) and ``chromaticities`` where its primaries are
+    known; empty for spaces without an id."""
+    cfg = config()
+    space = cfg.getColorSpace(_resolve(cfg, name))
+    interop = space.getInteropID() if hasattr(space, "getInteropID") else ""
+    if not interop:
+        interop = next((alias for alias in space.getAliases() if _INTEROP_ID.match(alias)), "")
+    match = _INTEROP_ID.match(interop or "")
+    if not match:
+        return {}
+    tags: dict = {"colorInteropID": interop}
+    primaries = _PRIMARIES.get(match.group("primaries"))
+    if primaries is not None:
+        tags["chromaticities"] = primaries
+    return tags
+
+
+def convert(rgb: np.ndarray, source: str, destination: str) -> np.ndarray:
+    """H×W×3 RGB from one colour space to another (a float32 copy); unchanged when they are the same."""
+    if canonical(source) == canonical(destination):
+        return np.array(rgb, dtype=np.float32, copy=True)
+    return _apply(replace_nonfinite(rgb)[0], source, destination, copy=False)
 
 
 def available_colourspaces() -> list[str]:

@@ -12,11 +12,11 @@ writers store an unused, empty alpha channel on plates.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from shotstyle.server.engine.colour import from_working, to_working
+from shotstyle.server.engine.colour import COLOUR_TAGS, canonical, convert, from_working, interop_tags, to_working
 from shotstyle.server.engine.inference import Stylizer
 from shotstyle.server.errors import ColourError
 from shotstyle.server.frameio import MIX_ATTRIBUTE, MODEL_ATTRIBUTE, Frame, read_frame
@@ -75,15 +75,18 @@ def load_working(path: str, colourspace: str | None = None) -> np.ndarray:
 
 
 def stylize_frame(stylizer: Stylizer, frame: Frame, mix: float = 1.0,
-                  colourspace: str | None = None) -> Frame:
-    """`frame` with its RGB stylized (`mix` 0 = unchanged, bit-exact), tagged with the model."""
-    return stylize_frames(stylizer, [frame], mix, colourspace)[0]
+                  colourspace: str | None = None, out_colourspace: str | None = None) -> Frame:
+    """`frame` with its RGB stylized (`mix` 0 = unchanged, bit-exact), tagged with the model.
+
+    ``out_colourspace``: the space the result is in (None: the frame's own).
+    """
+    return stylize_frames(stylizer, [frame], mix, colourspace, out_colourspace)[0]
 
 
 def stylize_frames(stylizer: Stylizer, frames: list[Frame], mix: float = 1.0,
-                   colourspace: str | None = None) -> list[Frame]:
+                   colourspace: str | None = None, out_colourspace: str | None = None) -> list[Frame]:
     """Several frames at once (batched on GPUs): prepare -> infer -> finish."""
-    pending = [prepare(frame, mix, colourspace) for frame in frames]
+    pending = [prepare(frame, mix, colourspace, out_colourspace) for frame in frames]
     tags = model_tags(stylizer, mix)
     return [finish(p, out, tags) for p, out in zip(pending, infer(stylizer, pending, mix))]
 
@@ -99,15 +102,20 @@ class PendingFrame:
     space: str
     prepared: Prepared
     working: np.ndarray | None           # the network's input; None when mix is 0 (pass-through)
+    out_space: str | None = None         # the result's colour space when it is not `space`
 
 
-def prepare(frame: Frame, mix: float = 1.0, colourspace: str | None = None) -> PendingFrame:
+def prepare(frame: Frame, mix: float = 1.0, colourspace: str | None = None,
+            out_colourspace: str | None = None) -> PendingFrame:
     """Colour in: un-premultiply and convert RGB to the working space."""
     space = frame_colourspace(frame, colourspace)
-    if mix == 0:
+    out_space = None if out_colourspace is None or canonical(out_colourspace) == canonical(space) \
+        else canonical(out_colourspace)
+    if mix == 0 and out_space is None:
         return PendingFrame(frame, space, Prepared(frame.rgb(), None, None), None)
     prepared = unpremultiply(frame)
-    return PendingFrame(frame, space, prepared, to_working(prepared.straight, space)[0])
+    working = None if mix == 0 else to_working(prepared.straight, space)[0]
+    return PendingFrame(frame, space, prepared, working, out_space)
 
 
 def infer(stylizer: Stylizer, pending: list[PendingFrame], mix: float = 1.0) -> list[np.ndarray | None]:
@@ -118,12 +126,24 @@ def infer(stylizer: Stylizer, pending: list[PendingFrame], mix: float = 1.0) -> 
 
 
 def finish(pending: PendingFrame, stylized: np.ndarray | None, tags: dict) -> Frame:
-    """Colour out: back to the frame's space, premultiplied, every other channel untouched."""
-    frame = pending.frame
-    if stylized is None:
-        return tagged(frame.with_rgb(frame.rgb()), tags)
-    rgb = premultiply(pending.prepared, from_working(stylized, pending.space))
-    return tagged(frame.with_rgb(rgb), tags)
+    """Colour out: to the frame's space (or the one asked for), premultiplied, every other channel untouched.
+
+    In another space, the pixels the network leaves alone (alpha 0, or all of them at mix 0)
+    are converted too, and the header's colour tags name the new space.
+    """
+    frame, space, out_space = pending.frame, pending.space, pending.out_space
+    if out_space is None:
+        if stylized is None:
+            return tagged(frame.with_rgb(frame.rgb()), tags)
+        rgb = premultiply(pending.prepared, from_working(stylized, space))
+        return tagged(frame.with_rgb(rgb), tags)
+    plate = replace(pending.prepared, straight=convert(pending.prepared.straight, space, out_space))
+    rgb = premultiply(plate, plate.straight if stylized is None else from_working(stylized, out_space))
+    result = frame.with_rgb(rgb)
+    result.colourspace = out_space
+    for name in COLOUR_TAGS:  # they described the input's space
+        result.attributes.pop(name, None)
+    return tagged(result, {**interop_tags(out_space), **tags})
 
 
 def model_tags(stylizer: Stylizer, mix: float) -> dict:

@@ -29,6 +29,10 @@ class Backend(Protocol):
     model_hash: str
     """Hash of the model the backend runs (`StyleModel.hash`): run checks it against the file's header."""
 
+    def describe(self) -> str:
+        """Where the pixels are computed, in words (the line a render prints before its frames)."""
+        ...
+
     def render(self, scheduler: Scheduler, outputs: Outputs, writer: Writer) -> None:
         """Stylize every frame ``scheduler`` hands out, passing each result (or failure) to ``writer``."""
         ...

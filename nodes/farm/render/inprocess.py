@@ -32,7 +32,8 @@ PREFETCH_FRAMES = 2
 class InProcess:
     """The engine in this process: read-ahead thread → network here → writer thread."""
 
-    def __init__(self, model_path: str, mix: float, colourspace: Optional[str], threads: Optional[int]):
+    def __init__(self, model_path: str, mix: float, colourspace: Optional[str], threads: Optional[int],
+                 out_colourspace: Optional[str] = None):
         try:
             model = load_model(model_path)
         except (ShotstyleError, OSError) as exc:
@@ -43,6 +44,10 @@ class InProcess:
             configure_threads(self._stylizer.device, threads)
         self._mix = mix
         self._colourspace = colourspace
+        self._out_colourspace = out_colourspace
+
+    def describe(self) -> str:
+        return f"in-process on {self._stylizer.device}"
 
     def render(self, scheduler: Scheduler, outputs: Outputs, writer: Writer) -> None:
         """Colour-in on the reader thread, the network here, colour-out on the writer thread."""
@@ -56,7 +61,7 @@ class InProcess:
                     started = time.perf_counter()
                     try:
                         plate = read_frame(outputs.input.path(frame), self._colourspace)
-                        inputs.put((frame, prepare(plate, self._mix, self._colourspace), started))
+                        inputs.put((frame, prepare(plate, self._mix, self._colourspace, self._out_colourspace), started))
                     except Exception as exc:
                         inputs.put((frame, exc, started))
             finally:

@@ -43,6 +43,7 @@ class Scheduler:
                     self._claims.release(frame)
                     self._progress.frame(frame, "skipped", self._outputs.output.path(frame))
                     continue
+                self._outputs.take(frame)
                 return frame
             return None
 

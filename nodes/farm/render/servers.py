@@ -13,7 +13,7 @@ import threading
 import time
 from typing import Iterator, Optional
 
-from shotstyle.nodes.farm.connection import connect
+from shotstyle.nodes.farm.connection import connect, server_line
 from shotstyle.nodes.farm.render.outputs import Outputs
 from shotstyle.nodes.farm.render.scheduler import Scheduler
 from shotstyle.nodes.farm.render.writer import FrameResult, Writer
@@ -21,6 +21,7 @@ from shotstyle.plugin.client import Client
 from shotstyle.plugin.codec import EncodedFrame
 from shotstyle.plugin.errors import ServerError, SetupError
 from shotstyle.plugin.exitcodes import ExitCode
+from shotstyle.plugin.userconfig import CurveKeys
 from shotstyle.server.frameio import read_frame
 from shotstyle.server.payloads import frame_from_raw, frame_to_raw
 
@@ -29,14 +30,16 @@ class Servers:
     """One or more render servers; each gets its own thread streaming frames with several in flight."""
 
     def __init__(self, addresses: list[Optional[str]], model_path: str, model_hash: str, mix: float,
-                 colourspace: Optional[str], in_flight: int):
+                 colourspace: Optional[str], in_flight: int, out_colourspace: Optional[str] = None,
+                 keys: Optional[CurveKeys] = None):
         self._mix = mix
         self._colourspace = colourspace
+        self._out_colourspace = out_colourspace
         self._in_flight = max(1, in_flight)
         self.clients: list[Client] = []
         try:
             for address in addresses:
-                self.clients.append(connect(address))
+                self.clients.append(connect(address, keys))
         except SetupError:
             self.close()
             raise
@@ -57,6 +60,9 @@ class Servers:
         except SetupError:
             self.close()
             raise
+
+    def describe(self) -> str:
+        return "; ".join(server_line(client) for client in self.clients)
 
     def render(self, scheduler: Scheduler, outputs: Outputs, writer: Writer) -> None:
         """One streaming thread per server, all drawing from the one scheduler."""
@@ -87,7 +93,8 @@ class Servers:
 
         try:
             for result in client.stylize_stream(requests(), self.model_name, mix=self._mix, in_flight=self._in_flight,
-                                                colourspace=self._colourspace, on_error=failed):
+                                                colourspace=self._colourspace, on_error=failed,
+                                                out_colourspace=self._out_colourspace):
                 number = int(result.frame or 0)  # the client checks it is the number we sent
                 stylized: FrameResult
                 try:

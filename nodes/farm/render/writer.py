@@ -15,7 +15,7 @@ from typing import Callable, Optional, Tuple, Union
 from shotstyle.nodes.farm.render.claims import Claims
 from shotstyle.nodes.farm.render.outputs import Outputs
 from shotstyle.nodes.farm.render.progress import Progress
-from shotstyle.server.frameio import MODEL_ATTRIBUTE, Frame, write_frame
+from shotstyle.server.frameio import Frame, write_frame
 
 # Frames waiting to be written before `put` blocks the renderer (bounds memory).
 QUEUE_FRAMES = 4
@@ -55,7 +55,7 @@ class Writer:
                     raise result
                 finished = result() if callable(result) else result
                 write_frame(path, finished, compression=self._outputs.compression,
-                            attributes={MODEL_ATTRIBUTE: self._outputs.model_hash})
+                            attributes=self._outputs.attributes(frame))
             except Exception as exc:
                 self._claims.release(frame)
                 self._fail(frame, exc)
