@@ -247,15 +247,20 @@ class Client:
         self.call(protocol.OP_SHUTDOWN)
 
     def train(self, keyframes: List[EncodedFrame], style: EncodedFrame, name: str,
-              params: Optional[Dict[str, Any]] = None, preview: Optional[EncodedFrame] = None) -> "Job":
+              params: Optional[Dict[str, Any]] = None, preview: Optional[EncodedFrame] = None,
+              init: Optional[bytes] = None) -> "Job":
         """Start training; returns at once with a Job whose events() stream progress and previews.
 
-        Frames are sent with ``extra.role`` = "keyframe" | "style" | "preview".
+        Frames are sent with ``extra.role`` = "keyframe" | "style" | "preview". ``init``: the bytes
+        of a model file to continue training (it travels with the request).
         """
         tagged = [_with_role(f, "keyframe") for f in keyframes] + [_with_role(style, "style")]
         if preview is not None:
             tagged.append(_with_role(preview, "preview"))
-        request_id = self._send(protocol.OP_TRAIN, {"name": name, "params": dict(params or {})}, tagged)
+        args: Dict[str, Any] = {"name": name, "params": dict(params or {})}
+        if init is not None:
+            args["init_part"] = 0
+        request_id = self._send(protocol.OP_TRAIN, args, tagged, payloads=[init] if init is not None else ())
         self._events[request_id] = collections.deque()
         if self._await([request_id], self.timeout) is None:
             self._waiting.discard(request_id)

@@ -45,8 +45,9 @@ OP_MODEL_DESCRIBE = "model.describe"  # args {name} -> {name, hash, size, metada
 OP_MODEL_DELETE = "model.delete"      # args {name} -> {}
 OP_MODEL_PUT = "model.put"            # args {name}, one payload part: model file bytes (never pickled) -> {name, hash}
 OP_MODEL_GET = "model.get"            # args {name} -> {name} + one payload part: model file bytes
-OP_TRAIN = "train"                    # args {name, params, style_colourspace?}, frames: keyframes + style (+ preview)
-                                      # -> {job}; then events
+OP_TRAIN = "train"                    # args {name, params, style_colourspace?, init_part?}, frames: keyframes +
+                                      # style (+ preview); init_part: the payload part holding a model file to
+                                      # continue (params.steps: this run's steps) -> {job}; then events
 OP_CANCEL = "cancel"                  # args {job} -> {job} (the job then sends its "cancelled" event)
 OP_STYLIZE = "stylize"                # args {model, mix, colourspace, tile, out_colourspace?}, frames -> frames (same
                                       # numbers, same encoding; in out_colourspace, default the input's) + result

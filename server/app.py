@@ -268,6 +268,12 @@ class Server:
             raise RequestError("bad_argument",
                                f"style_colourspace must be a colour space name, got {style_colourspace!r}")
         frames = self._frames(descs, payloads)
+        init_part = args.get("init_part")
+        if init_part is not None and (not isinstance(init_part, int) or isinstance(init_part, bool)
+                                      or not 0 <= init_part < len(payloads)
+                                      or any(desc.get("part") == init_part for desc in descs)):
+            raise RequestError("bad_argument", f"init_part must name the payload part holding the model file to "
+                                               f"continue, not a frame's; got {init_part!r}")
         by_role: Dict[str, List[EncodedFrame]] = {role: [] for role in TRAIN_ROLES}
         for ef in frames:
             role = ef.extra.get("role")
@@ -285,7 +291,8 @@ class Server:
         job = TrainJob(identity=identity, request_id=request_id, name=name, params=values,
                        keyframes=by_role["keyframe"], style=by_role["style"][0],
                        preview=by_role["preview"][0] if by_role["preview"] else None,
-                       style_colourspace=effect_params.explicit(style_colourspace))
+                       style_colourspace=effect_params.explicit(style_colourspace),
+                       init=None if init_part is None else bytes(payloads[init_part]))
         # The reply goes out before the job can produce events, so the client always sees it first.
         self._send([identity, *protocol.pack(protocol.reply(request_id, {"job": job.id}))])
         self.worker.submit_training(job)

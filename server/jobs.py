@@ -58,6 +58,7 @@ class TrainJob:
     style: EncodedFrame
     preview: Optional[EncodedFrame] = None
     style_colourspace: Optional[str] = None
+    init: Optional[bytes] = None  # a model file to continue training (its network and loss are kept)
     id: str = dataclasses.field(default_factory=lambda: uuid.uuid4().hex[:12])
     state: str = "queued"  # queued | running | done | failed | cancelled
     step: int = 0
@@ -285,6 +286,15 @@ class DeviceWorker:
 
         values = effect_params.validate(job.params, partial=False)
         colourspace = effect_params.explicit(values["colourspace"])
+        init = None
+        if job.init is not None:
+            from shotstyle.server.engine.modelfile import model_from_bytes
+            from shotstyle.server.engine.resume import check_same_network
+
+            init = model_from_bytes(job.init, name=f"the model to continue ({job.name})")
+            check_same_network(init.metadata, f"the model to continue ({job.name})", job.params.get("arch"),
+                               job.params.get("loss"))
+            values["loss"] = init.metadata.get("loss", values["loss"])  # "auto" must not switch it mid-training
         fields = {f.name for f in dataclasses.fields(TrainConfig)}
         config = TrainConfig(**{k: v for k, v in values.items() if k in fields}, device=self.device)
         if self.vgg is not None and config.vgg is None:
@@ -334,5 +344,5 @@ class DeviceWorker:
             push({"type": protocol.EVENT_CHECKPOINT, "step": job.step, "model": job.name, "hash": model_hash})
 
         return train(keyframes, style, config, preview_frame=preview, on_event=on_event,
-                     should_cancel=lambda: self._between_steps(job), checkpoint=checkpoint)
+                     should_cancel=lambda: self._between_steps(job), checkpoint=checkpoint, init=init)
 

@@ -40,7 +40,7 @@ def test_in_process_training_writes_a_loadable_model_and_shows_progress(inputs, 
     # Fine-tune from it: --init takes the trained model as the starting point.
     again = tmp_path / "again.safetensors"
     assert main(["train", "--content", inputs["content"], "--style", inputs["style"], "-o", str(again),
-                 "--init", str(model), "--in-process", "--steps", "1", "--resolution", "64", "--loss", "look"]) == 0
+                 "--init", str(model), "--in-process", "--more-steps", "1", "--resolution", "64", "--loss", "look"]) == 0
     assert load_model(str(again)).hash != loaded.hash
 
 

@@ -6,7 +6,9 @@ key "shotstyle" (`modelheader` reads it without torch) and records how the model
 
     architecture, arch_kwargs        which network (networks.build_network) and its arguments
     loss, vgg_source                 loss family and where its VGG-19 came from ("random", path…)
-    strength, weights, steps         the artist knob, the raw loss weights, training steps
+    strength, weights, steps         the artist knob, the raw loss weights, this run's training steps
+    steps_done                       the steps this run did (fewer when cancelled or stopped early)
+    steps_total, steps_trained       over every run (`init_model` chains them): the aim, and the steps had
     resolution, working_space        training long side, the network's colour space
     style_sha256, keyframe_sha256    hashes of the style image and the keyframes (a list)
     shotstyle_version, format_version
@@ -21,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,7 +102,9 @@ def save_model(model: StyleModel, path: str) -> None:
     data = model_to_bytes(model)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=".shotstyle-", suffix=".tmp", dir=folder)
+    # Created like any file (0666 less the umask: readable by the farm), not mkstemp's 0600.
+    temp = os.path.join(folder, f".shotstyle-{os.getpid()}-{uuid.uuid4().hex}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

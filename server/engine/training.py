@@ -28,6 +28,7 @@ from shotstyle.server.engine.device import pick_device
 from shotstyle.server.engine.losses import build_loss
 from shotstyle.server.engine.modelfile import StyleModel
 from shotstyle.server.engine.networks import build_network
+from shotstyle.server.engine.resume import trained_steps
 from shotstyle.server.errors import TrainingCancelled, TrainingInputError
 
 # Adaptive content weight: every ADAPT_EVERY steps, keep weighted content / weighted style
@@ -170,17 +171,19 @@ def train(keyframes: list[np.ndarray], style: np.ndarray, config: TrainConfig, *
         "keyframe_sha256": [sha256_of(k) for k in keyframes],
     }
     metadata.pop("checksum", None)
+    metadata.pop("early_stopped_at", None)
+    prior = 0  # steps `init` has had (see resume.py: steps_total is the aim, steps_trained what was done)
     if init is not None:
         metadata["init_model"] = init.hash
-        metadata["steps_total"] = init.metadata.get("steps_total", init.metadata.get("steps", 0)) + config.steps
-    else:
-        metadata["steps_total"] = config.steps
+        prior = trained_steps(init.metadata)
+    metadata["steps_total"] = prior + config.steps
     model = StyleModel(network=network, metadata=metadata)
 
     def finish(steps_done: int, last: dict[str, float]) -> StyleModel:
         network.eval()
         metadata.update(loss.metadata)
         metadata["steps_done"] = steps_done
+        metadata["steps_trained"] = prior + steps_done
         metadata["final_losses"] = last
         return model
 
