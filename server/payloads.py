@@ -22,6 +22,7 @@ from shotstyle.server.errors import FrameIOError, ShotstyleError
 from shotstyle.server.frameio import Frame, decode_image_bytes, default_colourspace, encode_exr_bytes
 
 DECODE_TIMEOUT_S = 120.0
+MAX_SOURCE_CHARS = 1000  # longest client file name quoted in an error
 
 
 def _json_value(value: Any) -> Any:
@@ -171,7 +172,13 @@ class IsolatedDecoder:
             frame = frame_from_raw(ef)
             frame.colourspace = colourspace or frame.colourspace
             return frame
-        return self.decode(ef.data, ef.header["format"], colourspace)
+        try:
+            return self.decode(ef.data, ef.header["format"], colourspace)
+        except FrameIOError as exc:
+            source = ef.extra.get("source")  # the file the client sent, when it says (codec.encode_file)
+            if isinstance(source, str) and source.isprintable() and 0 < len(source) <= MAX_SOURCE_CHARS:
+                raise FrameIOError(f"{source}: {exc}") from None
+            raise
 
     def close(self) -> None:
         with self._lock:

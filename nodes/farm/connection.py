@@ -15,7 +15,7 @@ import argparse
 import sys
 from typing import Any, Dict, List, Optional
 
-from shotstyle.plugin.address import AddressError, parse_addresses
+from shotstyle.plugin.address import AddressError, parse_address, parse_addresses
 from shotstyle.plugin.client import Client
 from shotstyle.plugin.errors import ServerError, SetupError
 from shotstyle.plugin.exitcodes import ExitCode
@@ -31,6 +31,14 @@ def server_list(text: str) -> str:
     """argparse ``type`` of ``--server``: the addresses normalised (comma-separated), or a usage error."""
     try:
         return ",".join(parse_addresses(text))
+    except AddressError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
+
+
+def server_address(text: str) -> str:
+    """argparse ``type`` of a single-server ``--server``: the address normalised, or a usage error."""
+    try:
+        return parse_address(text)
     except AddressError as exc:
         raise argparse.ArgumentTypeError(exc.message) from None
 
