@@ -10,8 +10,9 @@ Reading is guarded so a long-lived server can feed it untrusted files: OpenImage
 (damaged headers, missing or corrupt chunks) become `FrameIOError` naming the file and the
 problem, and the header's claimed size is checked against `MAX_FRAME_BYTES` before any pixel
 memory is allocated. Tiled / mip-mapped input is read at its full-resolution level and written
-back as scanlines. Multi-part and deep EXRs, and OpenImageIO's luminance-only reading of
-luminance/chroma EXRs, are refused with a message saying so (see `Frame.rgb_indices`).
+back as scanlines. Multi-part and deep EXRs, multi-view (stereo) EXRs, and OpenImageIO's
+luminance-only reading of luminance/chroma EXRs, are refused with a message saying so (see
+`Frame.rgb_indices`).
 
 Known limit: pixels are float32, so "uint" (uint32) channels hold integers exactly only up to
 2**24; larger IDs lose their low bits.
@@ -88,8 +89,31 @@ class Frame:
     def _where(self) -> str:
         return self.source or "frame"
 
+    def views(self) -> list[str]:
+        """The views of a multi-view (stereo) EXR that hold channels, default view first; [] for one view.
+
+        By the OpenEXR convention the default view's channels are plain (``R``) and another view's
+        carry its name before the channel's own (``left.R``, ``diffuse.left.R``).
+        """
+        views = self.attributes.get("multiView")
+        if not isinstance(views, (list, tuple)) or len(views) < 2:
+            return []
+        named = {channel.split(".")[-2] for channel in self.channels if "." in channel}
+        others = [str(view) for view in views[1:] if str(view) in named]
+        return [str(views[0]), *others] if others else []
+
     def rgb_indices(self) -> tuple[int, int, int]:
-        """Indices of the R, G, B channels (plain or of the un-named layer); FrameIOError if there are none."""
+        """Indices of the R, G, B channels (plain or of the un-named layer); FrameIOError if there are none.
+
+        Multi-view files are refused: their other views' RGB (``left.R``...) would pass through
+        unstylized while the default view changed.
+        """
+        views = self.views()
+        if views:
+            raise FrameIOError(
+                f"{self._where()}: multi-view EXR (views {', '.join(views)}; {views[0]} is the default view): "
+                f"shotstyle stylizes one view per file and would leave {', '.join(views[1:])} unchanged. Write each "
+                "view to its own file (Nuke: a Write with %V in the file name) and stylize each")
         lowered = [c.lower() for c in self.channels]
         for names in (("r", "g", "b"), ("red", "green", "blue"), ("rgba.r", "rgba.g", "rgba.b")):
             if all(n in lowered for n in names):

@@ -14,8 +14,6 @@ import time
 from pathlib import Path
 from typing import Dict, Optional, Sequence
 
-from shotstyle.plugin import localserver
-
 MODEL = "tiny"
 
 
@@ -29,6 +27,7 @@ class ServerProcess:
         self.models = self.root / "models"
         self.runtime.mkdir(parents=True, exist_ok=True)
         self.log_path = self.root / "server.log"
+        self.server_file: Optional[Path] = None  # found once the server has written it
         self.env = {**os.environ, "SHOTSTYLE_RUNTIME_DIR": str(self.runtime),
                     "SHOTSTYLE_MODELS_DIR": str(self.models), "SHOTSTYLE_VGG_WEIGHTS": "", **(env or {})}
         args = list(extra_args)
@@ -41,24 +40,20 @@ class ServerProcess:
 
     def _wait_for_address(self, timeout: float) -> str:
         deadline = time.monotonic() + timeout
-        server_file = self.server_file
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log()}")
-            try:
-                info = json.loads(server_file.read_text())
+            for path in self.runtime.glob("*.json"):  # the server file it writes (named by its install)
+                try:
+                    info = json.loads(path.read_text())
+                except (OSError, ValueError):
+                    continue
                 if info.get("pid") == self.process.pid:
+                    self.server_file = path
                     return str(info["address"])
-            except (OSError, ValueError):
-                pass
             time.sleep(0.05)
         self.kill()
         raise RuntimeError(f"server did not start within {timeout} s:\n{self.log()}")
-
-    @property
-    def server_file(self) -> Path:
-        """The server file this server writes (this install's, in its runtime folder)."""
-        return self.runtime / os.path.basename(localserver.server_file(localserver.install_key(sys.executable)))
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

@@ -272,3 +272,15 @@ def test_opencue_nuke_script_layers_the_render_after_the_prerender(tmp_path):
     assert depend.get("type") == "LAYER_ON_LAYER"
     assert [depend.findtext(t) for t in ("depjob", "deplayer", "onjob", "onlayer")] == [
         "showA", "sh010_comp_v003_nuke", "showA", "sh010_comp_v003_prerender"]
+
+
+def test_opencue_needs_a_show_and_takes_the_user_from_the_login(tmp_path, shot_args, monkeypatch, capsys):
+    import getpass
+    for name in ("SHOW", "USER", "LOGNAME"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["submit", "opencue", *shot_args, "-o", str(tmp_path / "j")]) == 2
+    assert "OpenCue needs show: give --show (or set $SHOW)" in capsys.readouterr().err
+    monkeypatch.setenv("SHOW", "showB")
+    assert main(["submit", "opencue", *shot_args, "-o", str(tmp_path / "j")]) == 0
+    spec = ET.fromstring((tmp_path / "j/shotstyle.cjsl.xml").read_text().split("\n", 2)[2])
+    assert spec.findtext("show") == "showB" and spec.findtext("user") == getpass.getuser()

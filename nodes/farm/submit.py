@@ -96,8 +96,10 @@ class Shot:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     managers = parser.add_subparsers(dest="manager", metavar="MANAGER", required=True)
-    deadline = managers.add_parser("deadline", help="Deadline CommandLine-plugin jobs, one per shot")
-    opencue = managers.add_parser("opencue", help="an OpenCue job spec with one layer per shot")
+    deadline = managers.add_parser("deadline", help="Deadline CommandLine-plugin jobs, one per shot",
+                                   formatter_class=parser.formatter_class)
+    opencue = managers.add_parser("opencue", help="an OpenCue job spec with one layer per shot",
+                                  formatter_class=parser.formatter_class)
     for sub in (deadline, opencue):
         _add_common(sub)
     deadline.add_argument("--pool", default="none")

@@ -28,8 +28,8 @@ from typing import Any, Optional
 from shotstyle.plugin.sequences import SequencePattern
 from shotstyle.server.engine.colour import canonical, interop_tags
 from shotstyle.server.errors import FrameIOError
-from shotstyle.server.frameio import IDENTITY_ATTRIBUTE, MIX_ATTRIBUTE, MODEL_ATTRIBUTE, exr_compression, probe, \
-    read_frame
+from shotstyle.server.frameio import (COLOURSPACE_ATTRIBUTE, IDENTITY_ATTRIBUTE, MIX_ATTRIBUTE, MODEL_ATTRIBUTE,
+                                      exr_compression, probe, read_frame)
 
 # File types whose writers keep our own header attributes (OpenImageIO: EXR attributes, PNG text chunks).
 ATTRIBUTE_FORMATS = ("exr", "png")
@@ -147,7 +147,7 @@ class Outputs:
         identity = identity or self.identity(frame)
         text = json.dumps(identity, sort_keys=True)
         attributes: dict[str, Any] = {MODEL_ATTRIBUTE: self.model_hash, MIX_ATTRIBUTE: float(self.mix),
-                                      IDENTITY_ATTRIBUTE: text}
+                                      IDENTITY_ATTRIBUTE: text, COLOURSPACE_ATTRIBUTE: self.out_colourspace}
         if self.format == "exr":
             attributes.update(interop_tags(self.out_colourspace))
         elif self.format not in ATTRIBUTE_FORMATS:
