@@ -132,10 +132,8 @@ class HostBridge:
         """A client to the node's server: its address parsed, with CURVE keys (given, environment, config)."""
         address = address_or_local(self.address)
         keys = curve_keys(*(key or None for key in self.keys)) if address is not None else None
-        if keys is None:
-            return Client(address, timeout=self.timeout, autostart=self.autostart)
-        return Client(address, timeout=self.timeout, server_public_key=keys.server_key,
-                      client_keys=(keys.client_key, keys.client_key))
+        return Client(address, timeout=self.timeout, autostart=self.autostart,
+                      **({} if keys is None else keys.client_options()))
 
     def call(self, doing: str, function: Callable[[], T]) -> T:
         """``function()``, with the client's errors turned into a HostBridgeError naming the server."""

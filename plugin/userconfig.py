@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import configparser
 import os
-from typing import NamedTuple, Optional
+from typing import Any, Dict, NamedTuple, Optional
 
 from shotstyle.plugin.errors import ServerError
 from shotstyle.plugin.userdirs import user_folder
@@ -38,6 +38,10 @@ class CurveKeys(NamedTuple):
 
     server_key: str
     client_key: str
+
+    def client_options(self) -> Dict[str, Any]:
+        """The `Client` keyword arguments for these keys (the .key_secret file holds both halves of the pair)."""
+        return {"server_public_key": self.server_key, "client_keys": (self.client_key, self.client_key)}
 
 
 def config_file() -> str:

@@ -10,9 +10,9 @@ Reading is guarded so a long-lived server can feed it untrusted files: OpenImage
 (damaged headers, missing or corrupt chunks) become `FrameIOError` naming the file and the
 problem, and the header's claimed size is checked against `MAX_FRAME_BYTES` before any pixel
 memory is allocated. Tiled / mip-mapped input is read at its full-resolution level and written
-back as scanlines. Multi-part and deep EXRs, multi-view (stereo) EXRs, and OpenImageIO's
-luminance-only reading of luminance/chroma EXRs, are refused with a message saying so (see
-`Frame.rgb_indices`).
+back as scanlines. A multi-view (stereo) EXR's views each have their RGB (`Frame.views`).
+Multi-part and deep EXRs, and OpenImageIO's luminance-only reading of luminance/chroma EXRs,
+are refused with a message saying so (see `Frame.rgb_indices`).
 
 Known limit: pixels are float32, so "uint" (uint32) channels hold integers exactly only up to
 2**24; larger IDs lose their low bits.
@@ -70,6 +70,15 @@ _STANDARD_TYPES = {
 }
 
 
+@dataclass(frozen=True)
+class View:
+    """One view's colour channels in a Frame (a stereo EXR has two): indices of R, G, B and alpha."""
+
+    name: str                      # its name in ``multiView``; "" for an ordinary image
+    rgb: tuple[int, int, int]
+    alpha: int | None
+
+
 @dataclass
 class Frame:
     """One image: the data window's pixels (H×W×C float32, channels in file order) plus its header."""
@@ -89,31 +98,27 @@ class Frame:
     def _where(self) -> str:
         return self.source or "frame"
 
-    def views(self) -> list[str]:
-        """The views of a multi-view (stereo) EXR that hold channels, default view first; [] for one view.
+    def views(self) -> list["View"]:
+        """Every view's colour channels: the image's own R, G, B (and A) first, then, in a multi-view
+        (stereo) EXR, each other view that has its own (``left.R``, ``left.G``, ``left.B``, ``left.A``).
 
-        By the OpenEXR convention the default view's channels are plain (``R``) and another view's
-        carry its name before the channel's own (``left.R``, ``diffuse.left.R``).
+        By the OpenEXR convention the default view (first in ``multiView``) owns the plain channels
+        and another view's carry its name before the channel's own. FrameIOError without R, G, B.
         """
-        views = self.attributes.get("multiView")
-        if not isinstance(views, (list, tuple)) or len(views) < 2:
-            return []
-        named = {channel.split(".")[-2] for channel in self.channels if "." in channel}
-        others = [str(view) for view in views[1:] if str(view) in named]
-        return [str(views[0]), *others] if others else []
+        names = self.attributes.get("multiView")
+        names = [str(n) for n in names] if isinstance(names, (list, tuple)) and names else [""]
+        found = [View(names[0], self.rgb_indices(), self.alpha_index())]
+        lowered = [c.lower() for c in self.channels]
+        for name in names[1:]:
+            prefix = name.lower() + "."
+            if all(prefix + c in lowered for c in "rgb"):
+                rgb = tuple(lowered.index(prefix + c) for c in "rgb")
+                alpha = lowered.index(prefix + "a") if prefix + "a" in lowered else None
+                found.append(View(name, rgb, alpha))  # type: ignore[arg-type]
+        return found
 
     def rgb_indices(self) -> tuple[int, int, int]:
-        """Indices of the R, G, B channels (plain or of the un-named layer); FrameIOError if there are none.
-
-        Multi-view files are refused: their other views' RGB (``left.R``...) would pass through
-        unstylized while the default view changed.
-        """
-        views = self.views()
-        if views:
-            raise FrameIOError(
-                f"{self._where()}: multi-view EXR (views {', '.join(views)}; {views[0]} is the default view): "
-                f"shotstyle stylizes one view per file and would leave {', '.join(views[1:])} unchanged. Write each "
-                "view to its own file (Nuke: a Write with %V in the file name) and stylize each")
+        """Indices of the R, G, B channels (plain or of the un-named layer); FrameIOError if there are none."""
         lowered = [c.lower() for c in self.channels]
         for names in (("r", "g", "b"), ("red", "green", "blue"), ("rgba.r", "rgba.g", "rgba.b")):
             if all(n in lowered for n in names):
@@ -142,11 +147,16 @@ class Frame:
 
     def with_rgb(self, rgb: np.ndarray) -> "Frame":
         """A new Frame with RGB replaced by ``rgb`` (H×W×3); every other channel and the header unchanged."""
+        return self.with_views([rgb], self.views()[:1])
+
+    def with_views(self, rgbs: list[np.ndarray], views: list["View"]) -> "Frame":
+        """A new Frame with each of ``views``' RGB replaced (H×W×3 each); every other channel and the header unchanged."""
         height, width = self.pixels.shape[:2]
-        if rgb.shape != (height, width, 3):
-            raise FrameIOError(f"{self._where()}: new RGB is {rgb.shape}, the frame needs {(height, width, 3)}")
         pixels = self.pixels.copy()
-        pixels[:, :, list(self.rgb_indices())] = rgb
+        for rgb, view in zip(rgbs, views):
+            if rgb.shape != (height, width, 3):
+                raise FrameIOError(f"{self._where()}: new RGB is {rgb.shape}, the frame needs {(height, width, 3)}")
+            pixels[:, :, list(view.rgb)] = rgb
         return replace(self, pixels=pixels, attributes=dict(self.attributes),
                        attribute_types=dict(self.attribute_types), nonfinite=0)
 

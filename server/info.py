@@ -55,8 +55,8 @@ def describe(header: dict) -> str:
     lines.append(f"    compression:    {header['compression'] or 'none'}")
     views = header["attributes"].get("multiView")
     if isinstance(views, (list, tuple)) and len(views) > 1:
-        lines.append(f"    views:          {', '.join(map(str, views))} (default {views[0]}; shotstyle refuses "
-                     "files whose other views hold channels: write each view to its own file)")
+        lines.append(f"    views:          {', '.join(map(str, views))} (default {views[0]}; shotstyle stylizes "
+                     "every view that has R, G, B)")
     if header["tiled"]:
         lines.append(f"    tiled:          {header['tiled'][0]}x{header['tiled'][1]}, "
                      f"{header['miplevels']} MIP level(s) (shotstyle reads level 0)")

@@ -59,6 +59,19 @@ def installed_wheel(built_wheel, tmp_path_factory) -> Path:
     return venv / "bin"
 
 
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> str:
+    """A small untrained hrnet-fast model file: rendering does not care whether the weights are good."""
+    import torch
+    from shotstyle.server.engine.modelfile import StyleModel, save_model
+    from shotstyle.server.engine.networks import build_network
+    torch.manual_seed(0)
+    network = build_network("hrnet-fast", width=4, blocks=1, low_res=64)
+    path = str(tmp_path_factory.mktemp("model") / "tiny.safetensors")
+    save_model(StyleModel(network, {"loss": "look", "steps": 0}), path)
+    return path
+
+
 @pytest.fixture(autouse=True)
 def _isolated_runtime(tmp_path_factory, monkeypatch):
     """Keep every test's server files, model stores and settings out of the real user folders."""

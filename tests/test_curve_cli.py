@@ -48,17 +48,6 @@ def curve_server(keys, tmp_path_factory):
         yield server
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> str:
-    import torch
-    from shotstyle.server.engine.modelfile import StyleModel, save_model
-    from shotstyle.server.engine.networks import build_network
-    torch.manual_seed(0)
-    path = str(tmp_path_factory.mktemp("model") / "tiny.safetensors")
-    save_model(StyleModel(build_network("hrnet-fast", width=4, blocks=1, low_res=64), {"loss": "look"}), path)
-    return path
-
-
 def render(model: str, plates: str, out: Path, server: str, *extra: str) -> int:
     return main(["render", "--model", model, "--in", plates, "--out", str(out / "s.####.exr"), "--frames", "1",
                  "--server", server, *extra])

@@ -33,18 +33,6 @@ from testfiles import PLATE_FRAMES, PLATE_PATTERN, PLATE_SIZE
 PLATE_SHAPE = (PLATE_SIZE[1], PLATE_SIZE[0], 3)
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> str:
-    import torch
-    from shotstyle.server.engine.modelfile import StyleModel, save_model
-    from shotstyle.server.engine.networks import build_network
-    torch.manual_seed(0)
-    network = build_network("hrnet-fast", width=4, blocks=1, low_res=64)
-    path = str(tmp_path_factory.mktemp("model") / "tiny.safetensors")
-    save_model(StyleModel(network, {"loss": "look", "steps": 0}), path)
-    return path
-
-
 @pytest.fixture
 def clip(plate_clip) -> str:
     return plate_clip

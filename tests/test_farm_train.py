@@ -83,15 +83,20 @@ def test_progress_bar_in_a_log_prints_sparse_lines():
     assert lines[-1].endswith("| 12.50 steps/s ETA 0:00")
 
 
-def test_training_through_a_server_downloads_the_model(inputs, tmp_path, capsys):
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
     from serverproc import ServerProcess
+    with ServerProcess(tmp_path_factory.mktemp("server")) as process:
+        yield process
+
+
+def test_training_through_a_server_downloads_the_model(server, inputs, tmp_path, capsys):
     from shotstyle.server.engine.modelfile import load_model
-    with ServerProcess(tmp_path / "server") as server:
-        model = tmp_path / "served.safetensors"
-        code = main(["train", "--content", inputs["content"], "--style", inputs["style"], "-o", str(model),
-                     "--server", server.address, *QUICK])
-        err = capsys.readouterr().err
-        assert code == 0, err + server.log()
+    model = tmp_path / "served.safetensors"
+    code = main(["train", "--content", inputs["content"], "--style", inputs["style"], "-o", str(model),
+                 "--server", server.address, *QUICK])
+    err = capsys.readouterr().err
+    assert code == 0, err + server.log()
     assert "step 4/4" in err and "steps/s" in err and "ETA" in err
     assert load_model(str(model)).metadata["steps"] == 4
 
@@ -163,24 +168,24 @@ def test_init_refuses_another_network_or_loss(inputs, checkpoint, tmp_path, caps
     assert not (tmp_path / "x.safetensors").exists()
 
 
-def test_init_through_a_server_carries_the_model_with_the_request(inputs, checkpoint, tmp_path, capsys):
-    from serverproc import ServerProcess
+def test_init_through_a_server_carries_the_model_with_the_request(server, inputs, checkpoint, tmp_path, capsys):
     from shotstyle.server.engine.modelfile import load_model
     model = tmp_path / "more.safetensors"
-    with ServerProcess(tmp_path / "server") as server:
-        code = main(["train", "--content", inputs["content"], "--style", inputs["style"], "-o", str(model),
-                     "--init", checkpoint, "--more-steps", "2", "--resolution", "32", "--server", server.address])
-        assert code == 0, capsys.readouterr().err + server.log()
-        # A damaged keyframe is named in the server's answer (the bytes travel without their path).
-        broken = tmp_path / "broken.exr"
-        broken.write_bytes(b"\x76\x2f\x31\x01" + b"\0" * 64)
-        code = main(["train", "--content", str(broken), "--style", inputs["style"], "-o",
-                     str(tmp_path / "b.safetensors"), *QUICK, "--server", server.address])
+    code = main(["train", "--content", inputs["content"], "--style", inputs["style"], "-o", str(model),
+                 "--init", checkpoint, "--more-steps", "2", "--resolution", "32", "--server", server.address])
     err = capsys.readouterr().err
+    assert code == 0, err + server.log()
     assert "step 2/2" in err and "from step 3: 2 more, 5 in all" in err
     metadata = load_model(str(model)).metadata
     assert metadata["steps_trained"] == 5 and metadata["init_model"] == load_model(checkpoint).hash
-    assert code == ExitCode.MISSING_INPUT and f"{broken}:" in err
+
+
+def test_a_damaged_keyframe_sent_to_a_server_is_named(server, inputs, tmp_path, capsys):
+    broken = tmp_path / "broken.exr"   # the bytes travel without their path: the request names them
+    broken.write_bytes(b"\x76\x2f\x31\x01" + b"\0" * 64)
+    code = main(["train", "--content", str(broken), "--style", inputs["style"], "-o",
+                 str(tmp_path / "b.safetensors"), *QUICK, "--server", server.address])
+    assert code == ExitCode.MISSING_INPUT and f"{broken}: " in capsys.readouterr().err
 
 
 def test_model_files_are_readable_by_the_farm(inputs, tmp_path):

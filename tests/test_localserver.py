@@ -62,14 +62,8 @@ def test_hello_says_which_code_answers_and_another_version_warns(served, monkeyp
     assert "this is shotstyle 9.9.9" in err
 
 
-def test_commands_say_which_server_and_stop_ends_it(tmp_path, plate_clip, style_image, capsys):
-    import torch
-    from shotstyle.server.engine.modelfile import StyleModel, save_model
-    from shotstyle.server.engine.networks import build_network
-    torch.manual_seed(0)
-    model = str(tmp_path / "m.safetensors")
-    save_model(StyleModel(build_network("hrnet-fast", width=4, blocks=1, low_res=64), {"loss": "look"}), model)
-    render = ["render", "--model", model, "--in", plate_clip, "--out", str(tmp_path / "out" / "s.####.exr"),
+def test_commands_say_which_server_and_stop_ends_it(tiny_model, tmp_path, plate_clip, style_image, capsys):
+    render = ["render", "--model", tiny_model, "--in", plate_clip, "--out", str(tmp_path / "out" / "s.####.exr"),
               "--frames", "1"]
     try:
         assert main(render) == 0

@@ -23,18 +23,6 @@ from shotstyle.server.frameio import COLOURSPACE_ATTRIBUTE, IDENTITY_ATTRIBUTE, 
 from testfiles import paths_of, write_image
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> str:
-    import torch
-    from shotstyle.server.engine.modelfile import StyleModel, save_model
-    from shotstyle.server.engine.networks import build_network
-    torch.manual_seed(0)
-    network = build_network("hrnet-fast", width=4, blocks=1, low_res=64)
-    path = str(tmp_path_factory.mktemp("model") / "tiny.safetensors")
-    save_model(StyleModel(network, {"loss": "look", "steps": 0}), path)
-    return path
-
-
 @pytest.fixture
 def plates(plate_clip, tmp_path) -> str:
     """Frames 1-3 of the made clip, copied so a test may change them."""
@@ -184,14 +172,27 @@ def test_through_a_server_the_output_is_scene_linear_and_resumes(tiny_model, pla
         assert summary(records(capsys))["replaced"] == {"mix 1 -> 0.5": 2}
 
 
-def test_a_stereo_exr_is_refused_naming_its_views_not_half_stylized(tiny_model, tmp_path, capsys):
-    pixels = np.random.default_rng(4).uniform(0, 1, (16, 24, 6)).astype(np.float32)
+def test_every_view_of_a_stereo_exr_is_stylized(tmp_path):
+    """A single-part stereo EXR (as Nuke writes one): the left view must not pass through unchanged."""
+    from serverproc import save_tiny_model
+    changing = save_tiny_model(tmp_path / "model")   # randomised weights: it visibly changes pixels
+    channels = ("R", "G", "B", "A", "left.R", "left.G", "left.B", "left.A", "left.Z", "forward.left.u")
+    pixels = np.random.default_rng(4).uniform(0.05, 1, (16, 24, len(channels))).astype(np.float32)
+    pixels[..., 3] = pixels[..., 7] = 1.0
+    pixels[..., 4:7] = pixels[..., 0:3]        # both eyes see the same picture here
     source = tmp_path / "stereo"
     source.mkdir()
-    write_image(source / "s.0001.exr", pixels, ("R", "G", "B", "left.R", "left.G", "left.B"), display=(0, 0, 24, 16),
+    write_image(source / "s.0001.exr", pixels, channels, display=(0, 0, 24, 16),
                 attributes={"multiView": ("string[2]", ("right", "left"))})
-    assert render(tiny_model, str(source / "s.####.exr"), tmp_path / "out", frames="1") == ExitCode.FAILED
-    (failed,) = [r for r in records(capsys) if r.get("status") == "failed"]
-    assert "multi-view EXR (views right, left; right is the default view)" in failed["error"]
-    assert "would leave left unchanged" in failed["error"] and str(source / "s.0001.exr") in failed["error"]
-    assert not (tmp_path / "out" / "style.0001.exr").exists()
+    assert render(changing, str(source / "s.####.exr"), tmp_path / "out", frames="1") == 0
+    plate = read_frame(str(source / "s.0001.exr"))
+    written = read_frame(str(tmp_path / "out" / "style.0001.exr"))
+
+    def channels_of(frame, names):  # files may store channels in another order
+        return frame.pixels[..., [frame.channels.index(n) for n in names]]
+    right, left = channels_of(written, ("R", "G", "B")), channels_of(written, ("left.R", "left.G", "left.B"))
+    assert np.abs(right - channels_of(plate, ("R", "G", "B"))).mean() > 0.01    # stylized...
+    np.testing.assert_allclose(left, right, atol=1e-3)                           # ...and the left eye alike
+    others = ("A", "left.A", "left.Z", "forward.left.u")
+    np.testing.assert_array_equal(channels_of(written, others), channels_of(plate, others))
+    assert [v.name for v in written.views()] == ["right", "left"]

@@ -259,7 +259,7 @@ def test_store_validates_names_and_keeps_loaded_models_under_its_budget(tmp_path
     assert store.names() == ["b"]
 
 
-def test_keys_command_makes_key_pairs_and_never_overwrites_silently(tmp_path, capsys):
+def test_keys_command_makes_key_pairs_and_keeps_existing_ones(tmp_path, capsys):
     import argparse
 
     from shotstyle.server import keys
@@ -271,8 +271,14 @@ def test_keys_command_makes_key_pairs_and_never_overwrites_silently(tmp_path, ca
                                                           "server.key_secret"]
     assert "secret-key" not in (tmp_path / "server.key").read_text()  # the public file holds no secret
     assert "secret-key" in (tmp_path / "server.key_secret").read_text()
-    assert keys.run(parser.parse_args(["--dir", str(tmp_path), "server"])) == ExitCode.USAGE
-    assert "--overwrite" in capsys.readouterr().err
+    secret = (tmp_path / "server.key_secret").read_text()
+    assert keys.run(parser.parse_args(["--dir", str(tmp_path), "server", "artist-02"])) == 0  # kept, not replaced
+    assert (tmp_path / "server.key_secret").read_text() == secret and (tmp_path / "artist-02.key").is_file()
+    assert "server: kept the existing pair" in capsys.readouterr().out
+    assert keys.run(parser.parse_args(["--dir", str(tmp_path), "server", "--overwrite"])) == 0
+    assert (tmp_path / "server.key_secret").read_text() != secret
+    assert keys.run(parser.parse_args(["--dir", str(tmp_path), "server", "bad/name"])) == ExitCode.USAGE
+    assert not (tmp_path / "bad").exists()
 
 
 def test_isolated_decoder_survives_a_dead_or_hung_helper(made_exrs):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any, Dict, List, Optional
+from typing import Any, List, Optional
 
 from shotstyle.plugin.address import AddressError, parse_address, parse_addresses
 from shotstyle.plugin.client import Client
@@ -72,8 +72,7 @@ def addresses(args: argparse.Namespace) -> List[Optional[str]]:
 
 def connect(address: Optional[str], keys: Optional[CurveKeys] = None) -> Client:
     """A Client to ``address`` (None: the local server, started if absent) that has answered hello."""
-    curve: Dict[str, Any] = {} if keys is None else {
-        "server_public_key": keys.server_key, "client_keys": (keys.client_key, keys.client_key)}
+    curve = {} if keys is None else keys.client_options()
     try:
         client = Client(address, autostart=address is None, timeout=HELLO_TIMEOUT_S, retries=0, **curve)
     except AddressError as exc:

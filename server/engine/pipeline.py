@@ -1,7 +1,8 @@
 """Frame-level stylization: Frame → colour → network → colour → Frame.
 
 What server jobs, `shotstyle render --in-process` and the benchmarks call. Only R, G, B
-change; alpha, every other channel, the windows and the metadata pass through bit-exact.
+change (of every view, in a stereo EXR); alpha, every other channel, the windows and the
+metadata pass through bit-exact.
 
 Alpha: RGB is stylized un-premultiplied (divided by alpha where alpha > 0) and premultiplied
 again afterwards, so edges of a CG element keep their coverage. Pixels with alpha ≤ 0 keep
@@ -19,7 +20,7 @@ import numpy as np
 from shotstyle.server.engine.colour import COLOUR_TAGS, canonical, convert, from_working, interop_tags, to_working
 from shotstyle.server.engine.inference import Stylizer
 from shotstyle.server.errors import ColourError
-from shotstyle.server.frameio import MIX_ATTRIBUTE, MODEL_ATTRIBUTE, Frame, read_frame
+from shotstyle.server.frameio import MIX_ATTRIBUTE, MODEL_ATTRIBUTE, Frame, View, read_frame
 
 
 
@@ -32,9 +33,11 @@ class Prepared:
     covered: np.ndarray | None           # H×W×1 bool: alpha > 0
 
 
-def unpremultiply(frame: Frame) -> Prepared:
-    rgb = frame.rgb()
-    index = frame.alpha_index()
+def unpremultiply(frame: Frame, view: View | None = None) -> Prepared:
+    """The straight colour of ``view`` (default: the frame's own RGB and alpha)."""
+    view = view or frame.views()[0]
+    rgb = np.ascontiguousarray(frame.pixels[:, :, list(view.rgb)], dtype=np.float32)
+    index = view.alpha
     if index is None:
         return Prepared(rgb, None, None)
     alpha = frame.pixels[:, :, index:index + 1]
@@ -92,58 +95,76 @@ def stylize_frames(stylizer: Stylizer, frames: list[Frame], mix: float = 1.0,
 
 
 # The three stages apart, so a renderer can run the colour stages on reader/writer threads
-# while the network works on another frame.
+# while the network works on another frame. Each view of a stereo EXR is one network input.
+
+@dataclass
+class ViewPart:
+    """One view's colour between colour-in and colour-out."""
+
+    view: View
+    prepared: Prepared
+    working: np.ndarray | None           # the network's input; None when mix is 0 (pass-through)
+
 
 @dataclass
 class PendingFrame:
-    """A frame between colour-in and colour-out."""
+    """A frame between colour-in and colour-out: every view that has RGB (one for most images)."""
 
     frame: Frame
     space: str
-    prepared: Prepared
-    working: np.ndarray | None           # the network's input; None when mix is 0 (pass-through)
+    parts: list[ViewPart]
     out_space: str | None = None         # the result's colour space when it is not `space`
+
+
+# What `infer` gives for one frame and `finish` takes: each view's network output (None: unchanged).
+Stylized = list[np.ndarray | None]
 
 
 def prepare(frame: Frame, mix: float = 1.0, colourspace: str | None = None,
             out_colourspace: str | None = None) -> PendingFrame:
-    """Colour in: un-premultiply and convert RGB to the working space."""
+    """Colour in: un-premultiply and convert each view's RGB to the working space."""
     space = frame_colourspace(frame, colourspace)
     out_space = None if out_colourspace is None or canonical(out_colourspace) == canonical(space) \
         else canonical(out_colourspace)
-    if mix == 0 and out_space is None:
-        return PendingFrame(frame, space, Prepared(frame.rgb(), None, None), None)
-    prepared = unpremultiply(frame)
-    working = None if mix == 0 else to_working(prepared.straight, space)[0]
-    return PendingFrame(frame, space, prepared, working, out_space)
+    parts = []
+    for view in frame.views():
+        if mix == 0 and out_space is None:   # bit-exact pass-through
+            parts.append(ViewPart(view, Prepared(frame.pixels[:, :, list(view.rgb)], None, None), None))
+            continue
+        prepared = unpremultiply(frame, view)
+        parts.append(ViewPart(view, prepared, None if mix == 0 else to_working(prepared.straight, space)[0]))
+    return PendingFrame(frame, space, parts, out_space)
 
 
-def infer(stylizer: Stylizer, pending: list[PendingFrame], mix: float = 1.0) -> list[np.ndarray | None]:
-    """The network on every frame that needs it (one batch)."""
-    todo = [p.working for p in pending if p.working is not None]
+def infer(stylizer: Stylizer, pending: list[PendingFrame], mix: float = 1.0) -> list[Stylized]:
+    """The network on every view of every frame that needs it (one batch)."""
+    todo = [part.working for p in pending for part in p.parts if part.working is not None]
     results = iter(stylizer.batch(todo, mix) if todo else [])
-    return [next(results) if p.working is not None else None for p in pending]
+    return [[next(results) if part.working is not None else None for part in p.parts] for p in pending]
 
 
-def finish(pending: PendingFrame, stylized: np.ndarray | None, tags: dict) -> Frame:
+def finish(pending: PendingFrame, stylized: Stylized, tags: dict) -> Frame:
     """Colour out: to the frame's space (or the one asked for), premultiplied, every other channel untouched.
 
     In another space, the pixels the network leaves alone (alpha 0, or all of them at mix 0)
     are converted too, and the header's colour tags name the new space.
     """
     frame, space, out_space = pending.frame, pending.space, pending.out_space
+    rgbs = []
+    for part, result in zip(pending.parts, stylized):
+        if out_space is None:
+            rgbs.append(part.prepared.straight if result is None
+                        else premultiply(part.prepared, from_working(result, space)))
+            continue
+        plate = replace(part.prepared, straight=convert(part.prepared.straight, space, out_space))
+        rgbs.append(premultiply(plate, plate.straight if result is None else from_working(result, out_space)))
+    converted = frame.with_views(rgbs, [part.view for part in pending.parts])
     if out_space is None:
-        if stylized is None:
-            return tagged(frame.with_rgb(frame.rgb()), tags)
-        rgb = premultiply(pending.prepared, from_working(stylized, space))
-        return tagged(frame.with_rgb(rgb), tags)
-    plate = replace(pending.prepared, straight=convert(pending.prepared.straight, space, out_space))
-    rgb = premultiply(plate, plate.straight if stylized is None else from_working(stylized, out_space))
-    result = frame.with_rgb(rgb)
-    result.colourspace = out_space
+        return tagged(converted, tags)
+    converted.colourspace = out_space
     for name in COLOUR_TAGS:  # they described the input's space
-        result.attributes.pop(name, None)
-    return tagged(result, {**interop_tags(out_space), **tags})
+        converted.attributes.pop(name, None)
+    return tagged(converted, {**interop_tags(out_space), **tags})
 
 
 def model_tags(stylizer: Stylizer, mix: float) -> dict:
