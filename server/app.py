@@ -6,7 +6,11 @@ happens on the device worker (server.jobs), whose results come back over an inpr
 loop polls beside the ROUTER. Every failure becomes an error reply with a protocol error code;
 no request can stop the loop. SIGINT/SIGTERM stop it gracefully: a running training job saves a
 checkpoint to the store and reports "cancelled" before the process exits. While it runs, the
-server file in the runtime folder (plugin.localserver) tells local clients where it is.
+server file in the runtime folder (plugin.localserver: one per install) tells local clients
+where it is; ``hello`` says which version and install answer. A new server refuses to start
+where another answers or while this install's local server runs (`shotstyle stop` ends that).
+With ``--idle-exit`` (what a server started on demand gets) it stops once no request, job or
+queued frame has kept it busy for that long.
 """
 
 from __future__ import annotations
@@ -91,6 +95,7 @@ class Server:
         poller.register(self.router, zmq.POLLIN)
         poller.register(self.results, zmq.POLLIN)
         drain_deadline: Optional[float] = None
+        self.last_request = time.monotonic()  # the idle time counts from here, not from a slow start
         try:
             while True:
                 if self.stop_requested and drain_deadline is None:

@@ -112,11 +112,14 @@ def test_a_second_serve_refuses_where_a_server_answers(tmp_path):
 
 
 def test_a_server_started_on_demand_exits_when_idle_but_never_while_training(plate_clip, style_image, monkeypatch):
+    from shotstyle.nodes.hostbridge import HostBridge
     from shotstyle.plugin import codec
     from shotstyle.plugin.client import follow
     monkeypatch.setenv("SHOTSTYLE_IDLE_EXIT_MINUTES", "0.05")   # 3 s
+    bridge = HostBridge()            # a host node's connection, made while the server runs
+    pid = bridge.hello()["pid"]
     client = Client(autostart=True, timeout=30)
-    pid = client.status()["pid"]
+    assert client.status()["pid"] == pid
     assert localserver.read_server_file()["idle_exit_s"] == pytest.approx(3.0)
     job = client.train([codec.encode_file(paths_of(plate_clip, [1])[0])], codec.encode_file(style_image),
                        "long", {"steps": 100000, "resolution": 32, "loss": "look", "preview_every": 0})
@@ -127,6 +130,11 @@ def test_a_server_started_on_demand_exits_when_idle_but_never_while_training(pla
     client.close()
     assert wait_gone(pid, 30), "the idle server did not exit"
     assert localserver.read_server_file() is None
+    try:  # the host's next action reaches a fresh local server, not the one that exited
+        assert bridge.hello()["pid"] not in (pid, None)
+    finally:
+        bridge.close()
+        assert main(["stop"]) == 0
 
 
 def test_addresses_in_every_form_and_a_clear_refusal(served, capsys):
