@@ -150,7 +150,8 @@ class Frame:
         return self.with_views([rgb], self.views()[:1])
 
     def with_views(self, rgbs: list[np.ndarray], views: list["View"]) -> "Frame":
-        """A new Frame with each of ``views``' RGB replaced (H×W×3 each); every other channel and the header unchanged."""
+        """A new Frame with each of ``views``' RGB replaced (H×W×3 each); every other channel and the header
+        unchanged."""
         height, width = self.pixels.shape[:2]
         pixels = self.pixels.copy()
         for rgb, view in zip(rgbs, views):
@@ -385,7 +386,8 @@ def exr_compression(path: str, chosen: str | None, own: Any = None) -> str:
     """
     if chosen:
         if chosen.lower().split(":")[0] not in EXR_COMPRESSIONS:
-            raise FrameIOError(f"{path}: unknown EXR compression {chosen!r}; choose one of {', '.join(EXR_COMPRESSIONS)}")
+            raise FrameIOError(f"{path}: unknown EXR compression {chosen!r}; "
+                               f"choose one of {', '.join(EXR_COMPRESSIONS)}")
         return chosen.lower()
     if isinstance(own, str) and own.lower().split(":")[0] in EXR_COMPRESSIONS:
         return own.lower()

@@ -28,13 +28,11 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def keys(tmp_path_factory) -> Path:
+    """The server's pair and two clients' (the `keys` command itself: tests/test_server.py)."""
+    from shotstyle.server.keys import make_keypair
     folder = tmp_path_factory.mktemp("keys")
-    assert main(["keys", "server", "--dir", str(folder)]) == 0
-    server_key = (folder / "server.key_secret").read_bytes()
-    # A second call names several clients and keeps the server pair clients may already hold.
-    assert main(["keys", "server", "artist-01", "artist-02", "--dir", str(folder)]) == 0
-    assert (folder / "server.key_secret").read_bytes() == server_key
-    assert all((folder / f"artist-0{n}.{kind}").is_file() for n in (1, 2) for kind in ("key", "key_secret"))
+    for name in ("server", "artist-01", "artist-02"):
+        make_keypair(str(folder), name)
     return folder
 
 

@@ -15,7 +15,6 @@ import pytest
 
 from shotstyle import examples
 from shotstyle.nodes.farm import demo
-from shotstyle.server.engine.colour import convert
 from shotstyle.server.frameio import Frame, read_frame
 
 FRAMES = list(range(1, 24, 2))
@@ -36,12 +35,16 @@ def srgb_pixels(path: str) -> np.ndarray:
 def demo_run(installed_wheel, tmp_path_factory):
     """The installed `shotstyle demo` (8 quick steps), run outside the checkout; its output folder and stdout."""
     out = tmp_path_factory.mktemp("demo") / "out"
+    # Its own runtime and model folders (module fixtures run before the per-test isolation of conftest).
+    env = {**os.environ, "SHOTSTYLE_RUNTIME_DIR": str(out.parent / "run"),
+           "SHOTSTYLE_MODELS_DIR": str(out.parent / "models")}
     try:
         done = subprocess.run([str(installed_wheel / "shotstyle"), "demo", "-o", str(out), "--steps", "8",
-                               "--resolution", "64"], capture_output=True, text=True, timeout=600, cwd=out.parent)
+                               "--resolution", "64"], capture_output=True, text=True, timeout=600, cwd=out.parent,
+                              env=env)
     finally:  # the installed copy's own local server (its install, not this checkout's)
         stopped = subprocess.run([str(installed_wheel / "shotstyle"), "stop"], capture_output=True, text=True,
-                                 timeout=120)
+                                 timeout=120, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert stopped.returncode == 0 and "stopped the shotstyle server at" in stopped.stdout, stopped.stdout
     return out, done.stdout, done.stderr
@@ -60,6 +63,7 @@ def test_demo_runs_the_installed_example_through_a_server(demo_run, installed_wh
 
 
 def test_stylized_frames_change_the_look_and_keep_the_picture(demo_run):
+    from shotstyle.server.engine.colour import convert
     out, _, stderr = demo_run
     model_hash = re.search(r"trained \(hash ([0-9a-f]{12})\)", stderr).group(1)
     assert sorted(os.listdir(out / "stylized")) == [f"walk.{n:04d}.exr" for n in FRAMES]
@@ -80,6 +84,7 @@ def test_stylized_frames_change_the_look_and_keep_the_picture(demo_run):
 
 
 def test_contact_sheet_shows_plates_beside_their_results(demo_run):
+    from shotstyle.server.engine.colour import convert
     out, _, _ = demo_run
     sheet = srgb_pixels(str(out / "contact_sheet.png"))
     assert sheet.shape == (4 * HEIGHT + 3 * demo.GAP, 2 * WIDTH + demo.GAP, 3)
@@ -94,6 +99,7 @@ def test_contact_sheet_shows_plates_beside_their_results(demo_run):
 
 
 def test_animation_plays_every_frame_before_and_after(demo_run):
+    from shotstyle.server.engine.colour import convert
     out, _, _ = demo_run
     path = str(out / "before_after.gif")
     reader = oiio.ImageInput.open(path)

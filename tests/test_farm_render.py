@@ -27,7 +27,7 @@ import pytest
 from shotstyle.nodes.farm import render
 from shotstyle.nodes.farm.cli import main
 from shotstyle.plugin.exitcodes import ExitCode
-from shotstyle.server.frameio import IDENTITY_ATTRIBUTE, MODEL_ATTRIBUTE
+from shotstyle.server.frameio import MODEL_ATTRIBUTE
 from testfiles import PLATE_FRAMES, PLATE_PATTERN, PLATE_SIZE
 
 PLATE_SHAPE = (PLATE_SIZE[1], PLATE_SIZE[0], 3)
@@ -96,9 +96,9 @@ def test_resume_skips_complete_frames_and_redoes_wrong_ones(tiny_model, clip, tm
     first = (out / "style.0001.exr").stat().st_mtime_ns
     # Frame 2: written by another model; frame 3: wrong size; frame 4: damaged.
     other = read_frame(str(out / "style.0002.exr"))
-    identity = json.loads(other.attributes[IDENTITY_ATTRIBUTE])
+    identity = json.loads(other.attributes["shotstyle/identity"])
     write_frame(str(out / "style.0002.exr"), other, attributes={
-        MODEL_ATTRIBUTE: "0" * 64, IDENTITY_ATTRIBUTE: json.dumps({**identity, "model": "0" * 64})})
+        MODEL_ATTRIBUTE: "0" * 64, "shotstyle/identity": json.dumps({**identity, "model": "0" * 64})})
     small = read_frame(str(out / "style.0003.exr"))
     small.pixels, small.data_window = small.pixels[:10], (0, 0, small.pixels.shape[1], 10)
     write_frame(str(out / "style.0003.exr"), small)

@@ -172,12 +172,12 @@ def test_init_through_a_server_carries_the_model_with_the_request(server, inputs
     from shotstyle.server.engine.modelfile import load_model
     model = tmp_path / "more.safetensors"
     code = main(["train", "--content", inputs["content"], "--style", inputs["style"], "-o", str(model),
-                 "--init", checkpoint, "--more-steps", "2", "--resolution", "32", "--server", server.address])
+                 "--init", checkpoint, "--resolution", "32", "--server", server.address])
     err = capsys.readouterr().err
     assert code == 0, err + server.log()
-    assert "step 2/2" in err and "from step 3: 2 more, 5 in all" in err
+    assert "step 7/7" in err and "from step 3: 7 more, 10 in all" in err
     metadata = load_model(str(model)).metadata
-    assert metadata["steps_trained"] == 5 and metadata["init_model"] == load_model(checkpoint).hash
+    assert metadata["steps_trained"] == 10 and metadata["init_model"] == load_model(checkpoint).hash
 
 
 def test_a_damaged_keyframe_sent_to_a_server_is_named(server, inputs, tmp_path, capsys):

@@ -20,7 +20,7 @@ import pytest
 from serverproc import ServerProcess
 from shotstyle.nodes.farm.cli import main
 from shotstyle.plugin import localserver, protocol
-from shotstyle.plugin.client import Client
+from shotstyle.plugin.client import Client, ServerError
 from shotstyle.plugin.exitcodes import ExitCode
 from testfiles import paths_of
 
@@ -42,11 +42,11 @@ def served(tmp_path, monkeypatch):
 
 def test_two_installs_never_share_a_local_server(served, monkeypatch):
     assert localserver.find_local_server() == served.address            # this install's
-    assert os.path.basename(str(served.server_file)).startswith(f"server-p{protocol.PROTOCOL_VERSION}-")
     monkeypatch.setenv("SHOTSTYLE_SERVER_PYTHON", "/studio/other-checkout/.venv/bin/python")
     assert localserver.find_local_server() is None                       # another venv: its own server
-    with pytest.raises(Exception):
+    with pytest.raises(ServerError):
         Client(timeout=2)   # not found, and without autostart nothing is started
+    assert os.path.basename(str(served.server_file)).startswith(f"server-p{protocol.PROTOCOL_VERSION}-")
 
 
 def test_hello_says_which_code_answers_and_another_version_warns(served, monkeypatch, capsys):
@@ -116,11 +116,10 @@ def test_a_server_started_on_demand_exits_when_idle_but_never_while_training(pla
     from shotstyle.plugin import codec
     from shotstyle.plugin.client import follow
     monkeypatch.setenv("SHOTSTYLE_IDLE_EXIT_MINUTES", "0.05")   # 3 s
-    bridge = HostBridge()            # a host node's connection, made while the server runs
-    pid = bridge.hello()["pid"]
     client = Client(autostart=True, timeout=30)
-    assert client.status()["pid"] == pid
-    assert localserver.read_server_file()["idle_exit_s"] == pytest.approx(3.0)
+    pid = client.status()["pid"]
+    bridge = HostBridge()            # a host node's connection, made while the server runs
+    bridge.hello()
     job = client.train([codec.encode_file(paths_of(plate_clip, [1])[0])], codec.encode_file(style_image),
                        "long", {"steps": 100000, "resolution": 32, "loss": "look", "preview_every": 0})
     time.sleep(7)   # twice the idle time, with no request: the job keeps it up
@@ -130,6 +129,7 @@ def test_a_server_started_on_demand_exits_when_idle_but_never_while_training(pla
     client.close()
     assert wait_gone(pid, 30), "the idle server did not exit"
     assert localserver.read_server_file() is None
+    assert "idle for 0.05 min (no requests, jobs or frames): stopping" in Path(localserver.log_file()).read_text()
     try:  # the host's next action reaches a fresh local server, not the one that exited
         assert bridge.hello()["pid"] not in (pid, None)
     finally:

@@ -19,8 +19,10 @@ import pytest
 
 from shotstyle.nodes.farm.cli import main
 from shotstyle.plugin.exitcodes import ExitCode
-from shotstyle.server.frameio import COLOURSPACE_ATTRIBUTE, IDENTITY_ATTRIBUTE, MIX_ATTRIBUTE, read_frame
+from shotstyle.server.frameio import COLOURSPACE_ATTRIBUTE, MIX_ATTRIBUTE, read_frame
 from testfiles import paths_of, write_image
+
+IDENTITY = "shotstyle/identity"   # the header attribute holding a rendered frame's identity (JSON)
 
 
 @pytest.fixture
@@ -61,7 +63,7 @@ def test_a_new_mix_rerenders_every_frame_and_the_summary_says_why(tiny_model, pl
     assert summary(found)["replaced"] == {"mix 1 -> 0.5": 3}
     assert any("re-rendering" in r.get("message", "") and "mix 1 -> 0.5" in r["message"] for r in found)
     frame = read_frame(str(out / "style.0002.exr"))
-    assert frame.attributes[MIX_ATTRIBUTE] == 0.5 and json.loads(frame.attributes[IDENTITY_ATTRIBUTE])["mix"] == 0.5
+    assert frame.attributes[MIX_ATTRIBUTE] == 0.5 and json.loads(frame.attributes[IDENTITY])["mix"] == 0.5
     assert render(tiny_model, plates, out, "--mix", "0.5") == 0  # now complete
     assert set(statuses(records(capsys)).values()) == {"skipped"}
 
@@ -109,7 +111,6 @@ def test_force_rerenders_everything_and_no_overwrite_refuses(tiny_model, plates,
 
 def test_exr_from_an_srgb_plate_is_scene_linear_acescg_and_tagged(tiny_model, plates, tmp_path, capsys):
     """Nuke and Resolve read EXR as scene-linear: an 8-bit sRGB plate's result must not stay sRGB-encoded."""
-    from shotstyle.server.engine.colour import convert
     out = tmp_path / "out"
     assert render(tiny_model, plates, out, "--mix", "0", frames="1") == 0
     written = read_frame(str(out / "style.0001.exr"))
@@ -117,6 +118,7 @@ def test_exr_from_an_srgb_plate_is_scene_linear_acescg_and_tagged(tiny_model, pl
     assert written.attributes["colorInteropID"] == "lin_ap1_scene"
     np.testing.assert_allclose(written.attributes["chromaticities"],
                                (0.713, 0.293, 0.165, 0.830, 0.128, 0.044, 0.32168, 0.33767), atol=1e-6)
+    from shotstyle.server.engine.colour import convert
     plate = read_frame(paths_of(plates, [1])[0])
     expected = convert(plate.rgb(), "sRGB", "ACEScg")   # mix 0: the plate itself, in ACEScg
     np.testing.assert_allclose(written.rgb(), expected, atol=2e-3, rtol=2e-3)
@@ -137,8 +139,8 @@ def test_a_linear_exr_plate_keeps_its_space_bit_exact_at_mix_0(tiny_model, tmp_p
                 attributes={COLOURSPACE_ATTRIBUTE: ("string", "lin_rec709")})
     assert render(tiny_model, str(source / "p.####.exr"), tmp_path / "out", "--mix", "0", frames="1") == 0
     written = read_frame(str(tmp_path / "out" / "style.0001.exr"))
+    assert written.attributes.get("colorInteropID") == "lin_rec709_scene"
     assert written.attributes[COLOURSPACE_ATTRIBUTE] == "Linear Rec.709 (sRGB)"
-    assert written.attributes["colorInteropID"] == "lin_rec709_scene"
     np.testing.assert_array_equal(written.rgb(), read_frame(str(source / "p.0001.exr")).rgb())
 
 

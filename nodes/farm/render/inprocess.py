@@ -61,7 +61,8 @@ class InProcess:
                     started = time.perf_counter()
                     try:
                         plate = read_frame(outputs.input.path(frame), self._colourspace)
-                        inputs.put((frame, prepare(plate, self._mix, self._colourspace, self._out_colourspace), started))
+                        pending = prepare(plate, self._mix, self._colourspace, self._out_colourspace)
+                        inputs.put((frame, pending, started))
                     except Exception as exc:
                         inputs.put((frame, exc, started))
             finally:
