@@ -66,13 +66,14 @@ class Outputs:
     def format(self) -> str:
         return file_format(self.output)
 
-    def identity(self, frame: int, content: bool = True) -> dict[str, Any]:
+    def identity(self, frame: int, content: bool = True, header: Optional[dict[str, Any]] = None) -> dict[str, Any]:
         """The identity ``frame``'s output must have, from its input as it is now; FrameIOError if unreadable.
 
-        ``content``: include the sha256 of the input's bytes (always recorded; compared with ``verify_pixels``).
+        ``content``: include the sha256 of the input's bytes (always recorded; compared with
+        ``verify_pixels``); ``header``: the input's `probe`, when the caller has it.
         """
         source = self.input.path(frame)
-        header = probe(source)
+        header = header or probe(source)
         stat = os.stat(source)
         if self.format == "exr":
             compression = exr_compression(self.output.path(frame), self.compression, header["compression"])
@@ -123,7 +124,7 @@ class Outputs:
         if recorded is None:
             return False, "no render identity recorded"
         try:
-            wanted = self.identity(frame, content=self.verify_pixels)
+            wanted = self.identity(frame, content=self.verify_pixels, header=source)
         except (FrameIOError, OSError):
             return False, "input unreadable"
         return _difference(recorded, wanted)
