@@ -98,7 +98,8 @@ def write_server_file(address: str, path: Optional[str] = None, **extra: Any) ->
     info = {"pid": os.getpid(), "address": address, "protocol": protocol.PROTOCOL_VERSION, "version": __version__,
             "install": install_info(), "started": time.time(), **extra}
     temp = f"{path}.{os.getpid()}.tmp"
-    with open(temp, "w", encoding="utf-8") as handle:
+    # This user's alone (0600): what it records is how to reach and control the user's server.
+    with open(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as handle:
         json.dump(info, handle, indent=1)
     os.replace(temp, path)
     return path

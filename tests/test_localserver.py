@@ -165,3 +165,4 @@ def test_the_server_file_says_what_a_client_needs(served):
     info = json.loads(Path(served.server_file).read_text())
     assert {"pid", "address", "protocol", "version", "install", "started", "autostarted", "idle_exit_s"} <= set(info)
     assert info["autostarted"] is False and info["idle_exit_s"] is None   # `serve` stays up unless --idle-exit
+    assert Path(served.server_file).stat().st_mode & 0o777 == 0o600      # this user's alone

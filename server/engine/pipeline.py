@@ -156,6 +156,9 @@ def finish(pending: PendingFrame, stylized: Stylized, tags: dict) -> Frame:
             rgbs.append(part.prepared.straight if result is None
                         else premultiply(part.prepared, from_working(result, space)))
             continue
+        if result is not None and part.prepared.alpha is None:  # every pixel comes from the network
+            rgbs.append(from_working(result, out_space))
+            continue
         plate = replace(part.prepared, straight=convert(part.prepared.straight, space, out_space))
         rgbs.append(premultiply(plate, plate.straight if result is None else from_working(result, out_space)))
     converted = frame.with_views(rgbs, [part.view for part in pending.parts])
