@@ -75,10 +75,8 @@ def connect(address: Optional[str], keys: Optional[CurveKeys] = None) -> Client:
     curve = {} if keys is None else keys.client_options()
     try:
         client = Client(address, autostart=address is None, timeout=HELLO_TIMEOUT_S, retries=0, **curve)
-    except AddressError as exc:
-        raise SetupError(ExitCode.USAGE, f"{exc.message}") from None
     except ServerError as exc:
-        if exc.code == "bad_argument":
+        if exc.code == "bad_argument":  # an address none of the forms (AddressError), a key file
             raise SetupError(ExitCode.USAGE, exc.message) from None
         raise SetupError(ExitCode.SERVER_UNREACHABLE, f"no local server: {exc.message}; start one with "
                          "`shotstyle serve`, give --server, or use --in-process") from None
