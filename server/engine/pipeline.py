@@ -8,6 +8,20 @@ again afterwards, so edges of a CG element keep their coverage. Pixels with alph
 their RGB exactly (an empty background stays empty; additive glows with zero alpha are not
 re-coloured). A frame whose alpha is zero everywhere is treated as having no alpha: some
 writers store an unused, empty alpha channel on plates.
+
+Three stages, so a renderer can keep several frames in flight and the device busy:
+
+    prepare(frame, stylizer, mix)  host, any thread: R, G, B (and alpha) gathered into a
+                                   staging tensor in the frame's own pixel type (half stays
+                                   half), page-locked on CUDA
+    infer(stylizer, pending, mix)  the device's thread: upload, type to float32, un-premultiply,
+                                   colour in, network, mix, colour out, premultiply, back to the
+                                   pixel type, read-back started; nothing waits for the device
+    finish(pending, result, tags)  host, any thread: wait for that frame's read-back, put RGB
+                                   back into the frame
+
+Everything between upload and read-back runs on the device in torch (on a CPU, the colour
+stage is OCIO's processor: see device.Execution).
 """
 
 from __future__ import annotations
@@ -15,44 +29,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
+from torch import Tensor
 
-from shotstyle.server.engine.colour import from_working, to_working
-from shotstyle.server.engine.inference import Stylizer
+from shotstyle.server.engine.colour import from_working_tensor, to_working_tensor
+from shotstyle.server.engine.device import Download
+from shotstyle.server.engine.inference import Stylizer, check_mix, mix_tensors, stack
 from shotstyle.server.errors import ColourError
 from shotstyle.server.frameio import MIX_ATTRIBUTE, MODEL_ATTRIBUTE, Frame, read_frame
 
-
-
-@dataclass
-class Prepared:
-    """A frame's RGB ready for the colour stage: straight (un-premultiplied) colour + coverage."""
-
-    straight: np.ndarray                 # H×W×3 float32
-    alpha: np.ndarray | None             # H×W×1 where it premultiplies, else None
-    covered: np.ndarray | None           # H×W×1 bool: alpha > 0
-
-
-def unpremultiply(frame: Frame) -> Prepared:
-    rgb = frame.rgb()
-    index = frame.alpha_index()
-    if index is None:
-        return Prepared(rgb, None, None)
-    alpha = frame.pixels[:, :, index:index + 1]
-    covered = alpha > 0
-    if not covered.any():
-        return Prepared(rgb, None, None)
-    straight = np.divide(rgb, alpha, out=rgb.copy(), where=covered)
-    return Prepared(straight, alpha, covered)
-
-
-def premultiply(prepared: Prepared, rgb: np.ndarray) -> np.ndarray:
-    """Stylized straight `rgb` back to premultiplied; uncovered pixels keep their original RGB.
-
-    (`unpremultiply` left those pixels of `prepared.straight` untouched, so they are the original.)
-    """
-    if prepared.alpha is None or prepared.covered is None:
-        return rgb
-    return np.where(prepared.covered, rgb * prepared.alpha, prepared.straight)
+TORCH_TYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float16): torch.float16}
 
 
 def frame_colourspace(frame: Frame, colourspace: str | None) -> str:
@@ -63,10 +49,38 @@ def frame_colourspace(frame: Frame, colourspace: str | None) -> str:
     return chosen
 
 
+def colour_channels(frame: Frame) -> list[int]:
+    """Indices of R, G, B and, if there is one, alpha: what the stages work on."""
+    alpha = frame.alpha_index()
+    return [*frame.rgb_indices(), *([] if alpha is None else [alpha])]
+
+
+def unpremultiply(rgb: Tensor, alpha: Tensor | None) -> tuple[Tensor, Tensor | None]:
+    """N×H×W×3 straight colour and the N×H×W×1 mask of pixels it was divided at (None: none).
+
+    No host synchronisation: the "frame without any coverage" rule is a per-frame mask."""
+    if alpha is None:
+        return rgb, None
+    covered = alpha > 0
+    straight = torch.where(covered, rgb / alpha, rgb)
+    return straight, covered
+
+
+def premultiply(stylized: Tensor, rgb: Tensor, alpha: Tensor | None, covered: Tensor | None) -> Tensor:
+    """Stylized straight colour back to premultiplied; uncovered pixels keep their original RGB,
+    except in frames with no covered pixel at all (their alpha is unused: every pixel is stylized)."""
+    if alpha is None or covered is None:
+        return stylized
+    unused = ~covered.flatten(1).any(1).view(-1, *([1] * (covered.dim() - 1)))
+    return torch.where(covered, stylized * alpha, torch.where(unused, stylized, rgb))
+
+
 def working_rgb(frame: Frame, colourspace: str | None = None) -> np.ndarray:
     """A frame's RGB (un-premultiplied) → H×W×3 float32 in the working space (ACEScct)."""
-    working, _ = to_working(unpremultiply(frame).straight, frame_colourspace(frame, colourspace))
-    return working
+    space = frame_colourspace(frame, colourspace)
+    pixels = torch.from_numpy(np.take(frame.pixels, colour_channels(frame), axis=2))[None].float()
+    straight, _ = unpremultiply(pixels[..., :3], pixels[..., 3:] if pixels.shape[-1] == 4 else None)
+    return to_working_tensor(straight, space, in_torch=False)[0].numpy()
 
 
 def load_working(path: str, colourspace: str | None = None) -> np.ndarray:
@@ -82,48 +96,74 @@ def stylize_frame(stylizer: Stylizer, frame: Frame, mix: float = 1.0,
 
 def stylize_frames(stylizer: Stylizer, frames: list[Frame], mix: float = 1.0,
                    colourspace: str | None = None) -> list[Frame]:
-    """Several frames at once (batched on GPUs): prepare -> infer -> finish."""
-    pending = [prepare(frame, mix, colourspace) for frame in frames]
+    """Several frames at once (batched where the execution batches): prepare -> infer -> finish."""
+    pending = [prepare(frame, stylizer, mix, colourspace) for frame in frames]
     tags = model_tags(stylizer, mix)
     return [finish(p, out, tags) for p, out in zip(pending, infer(stylizer, pending, mix))]
 
 
-# The three stages apart, so a renderer can run the colour stages on reader/writer threads
-# while the network works on another frame.
-
 @dataclass
 class PendingFrame:
-    """A frame between colour-in and colour-out."""
+    """A frame between the stages."""
 
     frame: Frame
     space: str
-    prepared: Prepared
-    working: np.ndarray | None           # the network's input; None when mix is 0 (pass-through)
+    staged: Tensor | None       # H×W×C (R, G, B[, A]) on the host; None when mix is 0 (pass-through)
 
 
-def prepare(frame: Frame, mix: float = 1.0, colourspace: str | None = None) -> PendingFrame:
-    """Colour in: un-premultiply and convert RGB to the working space."""
+def prepare(frame: Frame, stylizer: Stylizer, mix: float = 1.0, colourspace: str | None = None) -> PendingFrame:
+    """Stage the frame's colour channels for the device (see the module docstring)."""
     space = frame_colourspace(frame, colourspace)
-    if mix == 0:
-        return PendingFrame(frame, space, Prepared(frame.rgb(), None, None), None)
-    prepared = unpremultiply(frame)
-    return PendingFrame(frame, space, prepared, to_working(prepared.straight, space)[0])
+    if check_mix(mix) == 0:
+        return PendingFrame(frame, space, None)
+    channels = colour_channels(frame)
+    pixels = frame.pixels
+    if pixels.dtype not in TORCH_TYPES:
+        pixels = pixels.astype(np.float32)
+    if channels == list(range(pixels.shape[2])) and not stylizer.execution.pinned:
+        staged = torch.from_numpy(np.ascontiguousarray(pixels))  # already laid out as needed
+    else:
+        staged = stylizer.transfers.host_buffer((*pixels.shape[:2], len(channels)), TORCH_TYPES[pixels.dtype])
+        np.take(pixels, channels, axis=2, out=staged.numpy())
+    return PendingFrame(frame, space, staged)
 
 
-def infer(stylizer: Stylizer, pending: list[PendingFrame], mix: float = 1.0) -> list[np.ndarray | None]:
-    """The network on every frame that needs it (one batch)."""
-    todo = [p.working for p in pending if p.working is not None]
-    results = iter(stylizer.batch(todo, mix) if todo else [])
-    return [next(results) if p.working is not None else None for p in pending]
+def infer(stylizer: Stylizer, pending: list[PendingFrame], mix: float = 1.0) -> list[Download | None]:
+    """The device stage for every frame that needs it, same-size frames batched where the
+    execution batches; each result is a read-back under way (None for pass-through frames)."""
+    todo = [i for i, p in enumerate(pending) if p.staged is not None]
+    staged = [pending[i].staged for i in todo]
+    keys = [(s.shape, s.dtype, pending[i].space) for i, s in zip(todo, staged) if s is not None]
+    results: list[Download | None] = [None] * len(pending)
+    for group in stylizer.groups(keys, [key[0][0] * key[0][1] for key in keys]):
+        frames = [todo[j] for j in group]
+        with torch.inference_mode():
+            x = stack([stylizer.transfers.upload(staged[j]) for j in group])  # type: ignore[arg-type]
+            y = stylize_tensors(stylizer, x, pending[frames[0]].space, mix)
+            for index, out in zip(frames, y):
+                results[index] = stylizer.transfers.download(out)
+    return results
 
 
-def finish(pending: PendingFrame, stylized: np.ndarray | None, tags: dict) -> Frame:
-    """Colour out: back to the frame's space, premultiplied, every other channel untouched."""
+def stylize_tensors(stylizer: Stylizer, x: Tensor, space: str, mix: float) -> Tensor:
+    """N×H×W×C staged frames on the device (R, G, B[, A] in `space`) → N×H×W×3 stylized RGB,
+    premultiplied, in `space` and x's type."""
+    torch_colour = stylizer.execution.torch_colour
+    rgb = x[..., :3].float()
+    alpha = x[..., 3:].float() if x.shape[-1] == 4 else None
+    straight, covered = unpremultiply(rgb, alpha)
+    working = to_working_tensor(straight, space, torch_colour)
+    stylized = stylizer.tensors(working.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+    out = from_working_tensor(mix_tensors(working, stylized, mix), space, torch_colour)
+    return premultiply(out, rgb, alpha, covered).to(x.dtype).contiguous()
+
+
+def finish(pending: PendingFrame, result: Download | None, tags: dict) -> Frame:
+    """Colour out done: the frame with its new RGB, every other channel untouched."""
     frame = pending.frame
-    if stylized is None:
-        return tagged(frame.with_rgb(frame.rgb()), tags)
-    rgb = premultiply(pending.prepared, from_working(stylized, pending.space))
-    return tagged(frame.with_rgb(rgb), tags)
+    if result is None:
+        return tagged(frame.with_rgb(frame.pixels[:, :, list(frame.rgb_indices())]), tags)
+    return tagged(frame.with_rgb(result.result().numpy()), tags)
 
 
 def model_tags(stylizer: Stylizer, mix: float) -> dict:

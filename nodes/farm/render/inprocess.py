@@ -56,7 +56,7 @@ class InProcess:
                     started = time.perf_counter()
                     try:
                         plate = read_frame(outputs.input.path(frame), self._colourspace)
-                        inputs.put((frame, prepare(plate, self._mix, self._colourspace), started))
+                        inputs.put((frame, prepare(plate, self._stylizer, self._mix, self._colourspace), started))
                     except Exception as exc:
                         inputs.put((frame, exc, started))
             finally:
