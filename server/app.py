@@ -227,9 +227,8 @@ class Server:
         if not frames:
             raise RequestError("bad_argument", "stylize needs at least one frame")
         self._check_load(identity)
-        self.worker.submit(identity, request_id, self.worker.stylize_task(
-            frames, model, checked.get("mix", 1.0), effect_params.explicit(checked.get("colourspace")),
-            checked.get("tile", 0)))
+        self.worker.stylize(identity, request_id, frames, model, checked.get("mix", 1.0),
+                            effect_params.explicit(checked.get("colourspace")), checked.get("tile", 0))
         return None
 
     def _op_train(self, identity: bytes, request_id: str, args: Dict[str, Any], descs: Any,

@@ -19,6 +19,7 @@ from serverproc import MODEL, ServerProcess, save_tiny_model
 from shotstyle import examples
 from shotstyle.plugin import codec
 from shotstyle.plugin.client import Client, follow
+from shotstyle.plugin.exitcodes import ExitCode
 from shotstyle.server.engine.device import execution_for
 from shotstyle.server.engine.inference import Stylizer
 from shotstyle.server.engine.modelfile import load_model, model_to_bytes, save_model
@@ -139,3 +140,42 @@ def test_a_server_on_the_accelerator_path_stylizes_and_trains(tmp_path, exr_sequ
     assert [final["type"] for final in finals] == ["done", "done"]
     assert all(load_model(str(tmp_path / "models" / f"job{n}.safetensors")).hash == finals[n]["hash"]
                for n in range(2))
+
+
+def test_render_in_process_on_the_accelerator_path(plate_clip, tmp_path, monkeypatch, capsys):
+    """`render --in-process` as a GPU machine runs it: several reader and writer threads,
+    frames that are ready together batched; a damaged frame among them fails alone, the others
+    agree with the CPU path's render within the bound."""
+    import json
+    import shutil
+
+    from shotstyle.nodes.farm.cli import main
+    from shotstyle.nodes.farm.render import inprocess, writer
+
+    graded = graded_model("hrnet-fast", load_working(examples.PLATE.replace("####", "0001")))
+    model = str(tmp_path / "look.safetensors")
+    save_model(graded, model)
+    plates = tmp_path / "plates"
+    plates.mkdir()
+    for frame in range(1, 9):
+        shutil.copy(plate_clip.replace("####", f"{frame:04d}"), plates)
+    (plates / "plate.0005.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+
+    def render(folder: str) -> list[dict]:
+        argv = ["render", "--model", model, "--in", str(plates / "plate.####.jpg"), "--out",
+                str(tmp_path / folder / "s.####.exr"), "--frames", "1-8", "--in-process", "--json-progress"]
+        assert main(argv) == ExitCode.FAILED
+        return [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+
+    render("cpu")
+    monkeypatch.setenv("SHOTSTYLE_ACCELERATOR_PATH", "1")
+    monkeypatch.setattr(inprocess, "CORES_PER_READER", 1)  # two readers and two writers on CI's 2 cores
+    monkeypatch.setattr(writer, "CORES_PER_WRITER", 1)
+    records = render("gpu-like")
+    failed = [r["frame"] for r in records if r["event"] == "frame" and r["status"] == "failed"]
+    assert failed == [5]
+    done = [n for n in range(1, 9) if n != 5]
+    plate = [working_rgb(read_frame(str(plates / f"plate.{n:04d}.jpg"))) for n in done]
+    frames = {folder: [working_rgb(read_frame(str(tmp_path / folder / f"s.{n:04d}.exr"))) for n in done]
+              for folder in ("cpu", "gpu-like")}
+    check_agreement(plate, frames["cpu"], frames["gpu-like"])

@@ -1,7 +1,9 @@
-"""The writer thread: saves finished frames atomically, releases their claims and reports them.
+"""The writer threads: save finished frames atomically, release their claims and report them.
 
-Writing (and the colour-out stage, handed over as a callable) runs here so that it overlaps the
-network working on the next frame.
+Writing (and the end of the frame's stylizing, handed over as a callable) runs here so that it
+overlaps the network working on the next frames. EXR compression is the costliest host step
+of a GPU render, so a machine with cores to spare writes several frames at once
+(`write_threads`); they finish in any order.
 """
 
 from __future__ import annotations
@@ -17,34 +19,46 @@ from shotstyle.nodes.farm.render.outputs import Outputs
 from shotstyle.nodes.farm.render.progress import Progress
 from shotstyle.server.frameio import MODEL_ATTRIBUTE, Frame, write_frame
 
-# Frames waiting to be written before `put` blocks the renderer (bounds memory).
+# Frames waiting per writer thread before `put` blocks the renderer (bounds memory).
 QUEUE_FRAMES = 4
+# Cores per writer thread (each EXR write also uses OpenEXR's own threads).
+CORES_PER_WRITER = 4
 
 # What a backend hands over for a frame: the stylized Frame, a callable that finishes it (the
 # colour-out stage), or the exception that stopped it.
 FrameResult = Union[Frame, Callable[[], Frame], BaseException]
 
 
-class Writer:
-    """A thread that writes finished frames, releases their claims and reports them."""
+def write_threads() -> int:
+    """Writer threads for this machine: one per `CORES_PER_WRITER` cores (one on a small machine)."""
+    return max(1, (os.cpu_count() or 1) // CORES_PER_WRITER)
 
-    def __init__(self, outputs: Outputs, claims: Claims, progress: Progress):
+
+class Writer:
+    """Threads that write finished frames, release their claims and report them."""
+
+    def __init__(self, outputs: Outputs, claims: Claims, progress: Progress, threads: Optional[int] = None):
         self._outputs = outputs
         self._claims = claims
         self._progress = progress
+        count = threads or write_threads()
         self._queue: "queue.Queue[Optional[Tuple[int, FrameResult, float, str]]]" = \
-            queue.Queue(maxsize=QUEUE_FRAMES)
-        self._thread = threading.Thread(target=self._loop, name="frame-writer", daemon=True)
-        self._thread.start()
+            queue.Queue(maxsize=QUEUE_FRAMES * count)
+        self._threads = [threading.Thread(target=self._loop, name=f"frame-writer-{n}", daemon=True)
+                         for n in range(count)]
+        for thread in self._threads:
+            thread.start()
 
     def put(self, frame: int, result: FrameResult, started: float, server: str = "") -> None:
         """Queue ``frame``'s result; ``started`` is when its work began, ``server`` who computed it."""
         self._queue.put((frame, result, started, server))
 
     def close(self) -> None:
-        """Write what is queued, then stop the thread."""
-        self._queue.put(None)
-        self._thread.join()
+        """Write what is queued, then stop the threads."""
+        for _ in self._threads:
+            self._queue.put(None)
+        for thread in self._threads:
+            thread.join()
 
     def _loop(self) -> None:
         while (item := self._queue.get()) is not None:

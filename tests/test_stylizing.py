@@ -1,0 +1,90 @@
+"""A worker's frame pipeline (server.stylizing) in this process: many requests in flight over
+several decode and finishing threads, each answered exactly once, a damaged frame failing only
+its own request, results equal to the in-process engine, nothing left counted afterwards."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import zmq
+
+import testfiles
+from serverproc import MODEL, save_tiny_model
+from shotstyle.plugin import codec, protocol
+from shotstyle.server import stylizing
+from shotstyle.server.jobs import DeviceWorker
+from shotstyle.server.store import ModelStore
+
+
+@pytest.fixture
+def worker(tmp_path, monkeypatch):
+    """A CPU worker with four decode and four finishing threads, its replies on a PULL socket."""
+    monkeypatch.setattr(stylizing, "CORES_PER_THREAD", 0.5)
+    save_tiny_model(tmp_path / "models")
+    context = zmq.Context()
+    results = context.socket(zmq.PULL)
+    address = f"inproc://results-{id(tmp_path)}"
+    results.bind(address)
+    worker = DeviceWorker(ModelStore(str(tmp_path / "models")), "cpu", context, address)
+    yield worker, results
+    worker.request_stop()
+    worker.close()
+    results.close(0)
+    context.term()
+
+
+def replies(results: zmq.Socket, count: int) -> dict:
+    """request id -> (header, payloads) of the next `count` replies (each id at most once)."""
+    got = {}
+    poller = zmq.Poller()
+    poller.register(results, zmq.POLLIN)
+    while len(got) < count:
+        assert poller.poll(120_000), f"only {len(got)} of {count} replies came"
+        identity, *parts = results.recv_multipart()
+        header, payloads = protocol.unpack(parts)
+        assert identity == b"client" and header["id"] not in got
+        got[header["id"]] = (header, payloads)
+    return got
+
+
+def test_requests_in_flight_are_each_answered_once(worker, exr_sequence, damaged_exrs):
+    from shotstyle.server.engine.inference import Stylizer
+    from shotstyle.server.engine.pipeline import stylize_frame
+    from shotstyle.server.frameio import decode_image_bytes, read_frame
+
+    device_worker, results = worker
+    paths = testfiles.paths_of(exr_sequence, testfiles.SEQUENCE_FRAMES)
+    damaged = next(path for name, path in damaged_exrs.items() if name != "good")
+    sent = {f"r{n}": codec.encode_file(str(paths[n % len(paths)]), frame=n) for n in range(9)}
+    sent["r4"] = codec.encode_file(damaged, frame=4)
+    for request_id, ef in sent.items():
+        device_worker.stylize(b"client", request_id, [ef], MODEL, 1.0, None, 0)
+    answers = replies(results, len(sent))
+
+    assert not answers["r4"][0]["ok"] and answers["r4"][0]["error"]["code"] == "bad_frame"
+    assert "frame 4" in answers["r4"][0]["error"]["message"]
+    stylizer = Stylizer(device_worker.store.get(MODEL), "cpu")
+    for request_id, (header, payloads) in answers.items():
+        if request_id == "r4":
+            continue
+        assert header["ok"], header
+        (ef,) = codec.frames_from_message(header["frames"], payloads)
+        assert ef.frame == sent[request_id].frame
+        expected = stylize_frame(stylizer, read_frame(str(paths[ef.frame % len(paths)])))
+        got = decode_image_bytes(bytes(ef.data), "exr")
+        np.testing.assert_allclose(got.pixels, expected.pixels, atol=2e-3, rtol=1e-3)  # half in the file
+        assert set(header["result"]["timings_ms"]) == {"decode", "stylize", "encode"}
+    assert device_worker.queued_renders() == 0 and device_worker.renders_in_flight(b"client") == 0
+    assert len([t for t in threading.enumerate() if t.name.startswith("shotstyle-decode")]) > 1
+
+
+def test_a_stopping_worker_answers_what_is_queued(worker, exr_sequence):
+    device_worker, results = worker
+    path = testfiles.paths_of(exr_sequence, testfiles.SEQUENCE_FRAMES)[0]
+    device_worker.request_stop()
+    device_worker.stylize(b"client", "late", [codec.encode_file(path, frame=1)], MODEL, 1.0, None, 0)
+    (header, _), = replies(results, 1).values()
+    assert header["error"]["code"] == "shutting_down"
+    assert not device_worker.alive()
