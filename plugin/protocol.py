@@ -49,7 +49,8 @@ OP_TRAIN = "train"                    # args {name, params, style_colourspace?},
                                       # -> {job}; then events
 OP_CANCEL = "cancel"                  # args {job} -> {job} (the job then sends its "cancelled" event)
 OP_STYLIZE = "stylize"                # args {model, mix, colourspace, tile}, frames -> frames (same numbers, same
-                                      # encoding) + result {model, hash, frames, timings_ms: {decode, stylize, encode}}
+                                      # encoding) + result {model, hash, frames, device, worker (which of
+                                      # serve --devices), timings_ms: {decode, stylize, encode}}
 OP_SHUTDOWN = "shutdown"              # -> {} then the server stops gracefully
 
 HELLO_FIELDS = ("version", "protocol", "device", "models", "capabilities", "params", "limits")

@@ -45,6 +45,7 @@ if TYPE_CHECKING:  # the engine (torch) is imported when first used
     from shotstyle.server.engine.training import TrainEvent
 
 PROGRESS_INTERVAL_S = 0.25  # at most this often a progress event per job (the last step always)
+TRAINING_SLOTS = 4          # training jobs at once where the execution trains concurrently (a GPU)
 
 TaskResult = Tuple[Dict[str, Any], List[EncodedFrame]]
 
@@ -67,18 +68,25 @@ class TrainJob:
     steps: int = 0
     checkpointed: bool = False
     cancel: threading.Event = dataclasses.field(default_factory=threading.Event)
+    device: str = ""  # the device of the worker that has it, and its number (serve --devices)
+    worker: int = 0
 
     def describe(self) -> Dict[str, Any]:
-        return {"id": self.id, "name": self.name, "state": self.state, "step": self.step, "steps": self.steps}
+        return {"id": self.id, "name": self.name, "state": self.state, "step": self.step, "steps": self.steps,
+                "device": self.device, "worker": self.worker}
 
 
 class DeviceWorker:
     """Render queue + training line for one compute device."""
 
     def __init__(self, store: ModelStore, device: str, context: zmq.Context, results_address: str,
-                 vgg: Optional[str] = None):
+                 vgg: Optional[str] = None, number: int = 0):
+        from shotstyle.server.engine.device import execution_for, pick_device
+
         self.store = store
         self.device = device
+        self.number = number  # among the server's workers
+        self.execution = execution_for(pick_device(device))
         self.vgg = vgg
         self.decoder = IsolatedDecoder()
         self._context = context
@@ -92,9 +100,11 @@ class DeviceWorker:
         self._stylizers: "collections.OrderedDict[Tuple[str, int], Stylizer]" = collections.OrderedDict()
         self._stylizers_lock = threading.Lock()
         self.stopping = threading.Event()
-        self.frames = FramePipeline(self._stylizer, context, results_address, self.stopping, self._request_done)
-        self._threads = [threading.Thread(target=self._render_loop, name="shotstyle-render", daemon=True),
-                         threading.Thread(target=self._train_loop, name="shotstyle-train", daemon=True)]
+        self.frames = FramePipeline(self._stylizer, context, results_address, self.stopping, self._request_done,
+                                    {"device": device, "worker": number})
+        slots = TRAINING_SLOTS if self.execution.concurrent_training else 1
+        self._threads = [threading.Thread(target=self._render_loop, name="shotstyle-render", daemon=True)] + [
+            threading.Thread(target=self._train_loop, name=f"shotstyle-train-{n}", daemon=True) for n in range(slots)]
         for thread in self._threads:
             thread.start()
 
@@ -137,7 +147,15 @@ class DeviceWorker:
                 del self._render_load[client]
             self._busy.notify_all()
 
+    def training_load(self) -> int:
+        """Training jobs queued or running here."""
+        return sum(1 for j in list(self._jobs.values()) if j.state in ("queued", "running"))
+
+    def has_job(self, job_id: str) -> bool:
+        return job_id in self._jobs
+
     def submit_training(self, job: TrainJob) -> None:
+        job.device, job.worker = self.device, self.number
         self._jobs[job.id] = job
         self._trainings.put(job)
 
@@ -157,7 +175,8 @@ class DeviceWorker:
         with self._busy:
             self._busy.notify_all()
         self._renders.put(None)
-        self._trainings.put(None)
+        for _ in self._threads[1:]:
+            self._trainings.put(None)
 
     def alive(self) -> bool:
         """Threads still working, or requests not answered yet (a stopping server drains them)."""
@@ -213,8 +232,9 @@ class DeviceWorker:
 
     # --- training thread ------------------------------------------------------------
     def _between_steps(self, job: TrainJob) -> bool:
-        """Training's should_cancel hook: on a CPU, wait while frames are queued; True to stop."""
-        if self.device == "cpu":
+        """Training's should_cancel hook: where training shares the cores with frames (a CPU),
+        wait while frames are queued; True to stop."""
+        if not self.execution.concurrent_training:
             with self._busy:
                 while self._rendering and not job.cancel.is_set() and not self.stopping.is_set():
                     self._busy.wait(0.5)
@@ -273,6 +293,7 @@ class DeviceWorker:
 
     def _train(self, job: TrainJob, push: Callable[..., None]) -> StyleModel:
         from shotstyle.server.engine.colour import from_working
+        from shotstyle.server.engine.device import own_stream
         from shotstyle.server.engine.pipeline import frame_colourspace, working_rgb
         from shotstyle.server.engine.training import TrainConfig, train
 
@@ -326,6 +347,7 @@ class DeviceWorker:
             job.checkpointed = True
             push({"type": protocol.EVENT_CHECKPOINT, "step": job.step, "model": job.name, "hash": model_hash})
 
-        return train(keyframes, style, config, preview_frame=preview, on_event=on_event,
-                     should_cancel=lambda: self._between_steps(job), checkpoint=checkpoint)
+        with own_stream(self.execution):
+            return train(keyframes, style, config, preview_frame=preview, on_event=on_event,
+                         should_cancel=lambda: self._between_steps(job), checkpoint=checkpoint)
 

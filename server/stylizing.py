@@ -70,8 +70,9 @@ class FramePipeline:
     """The stages of one worker; `submit` returns at once."""
 
     def __init__(self, stylizer_for: "Callable[[str, int], Stylizer]", context: zmq.Context, results_address: str,
-                 stopping: threading.Event, done: Callable[[Any], None]):
+                 stopping: threading.Event, done: Callable[[Any], None], where: Dict[str, Any]):
         self._stylizer_for = stylizer_for
+        self._where = where  # the worker's device and number, in every reply
         self._stopping = stopping
         self._done = done
         self._local = threading.local()  # each decode thread's own helper process
@@ -156,7 +157,7 @@ class FramePipeline:
             encoded.append(encode_like(finish(pending, result, tags), ef, ef.frame))
         request.spent["encode"] += time.perf_counter() - start
         result = {"model": request.model, "hash": request.stylizer.model_hash,
-                  "frames": [ef.frame for ef in request.frames],
+                  "frames": [ef.frame for ef in request.frames], **self._where,
                   "timings_ms": {k: round(v * 1000, 3) for k, v in request.spent.items()}}
         descs, payloads = frames_to_message(encoded)
         self._reply(request, protocol.pack(protocol.reply(request.request_id, result, descs), payloads))

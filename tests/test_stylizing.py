@@ -88,3 +88,38 @@ def test_a_stopping_worker_answers_what_is_queued(worker, exr_sequence):
     (header, _), = replies(results, 1).values()
     assert header["error"]["code"] == "shutting_down"
     assert not device_worker.alive()
+
+
+@pytest.mark.slow
+def test_two_workers_share_the_frames_and_the_trainings(tmp_path, exr_sequence, style_image):
+    """`serve --devices cpu,cpu`: one worker per device; requests in flight are spread over both
+    (each reply says which), the two trainings go one to each, and the frames are the same
+    whichever worker made them."""
+    from serverproc import ServerProcess
+    from shotstyle.plugin.client import Client, follow
+
+    save_tiny_model(tmp_path / "models")
+    paths = testfiles.paths_of(exr_sequence, testfiles.SEQUENCE_FRAMES)
+    with ServerProcess(tmp_path, ["--devices", "cpu,cpu"]) as server:
+        with Client(server.address, timeout=120) as client:
+            assert client.hello()["device"] == "cpu,cpu"
+            keyframe = codec.encode_file(str(paths[0]), frame=1)
+            style = codec.encode_file(style_image, frame=0)
+            jobs = [client.train([keyframe], style, f"look{n}", {"steps": 4, "resolution": 48, "loss": "look"})
+                    for n in range(2)]
+            running = client.status()["jobs"]
+            sent = {client._send(protocol.OP_STYLIZE, {"model": MODEL}, [codec.encode_file(str(paths[n % 3]), frame=n)]): n
+                    for n in range(8)}  # all in flight at once
+            results = {}
+            while len(results) < len(sent):
+                request_id = client._await(set(sent) - set(results), 120)
+                assert request_id is not None
+                results[request_id] = client._result(request_id)
+            finals = [follow(job, timeout=300) for job in jobs]
+    assert sorted(job["worker"] for job in running) == [0, 1]
+    assert [final["type"] for final in finals] == ["done", "done"]
+    assert {result["worker"] for result, _ in results.values()} == {0, 1}
+    assert {result["device"] for result, _ in results.values()} == {"cpu"}
+    by_frame = {frames[0].frame: bytes(frames[0].data) for _, frames in results.values()}
+    for n in range(3, 8):  # the same input gives the same bytes whichever worker made it
+        assert by_frame[n] == by_frame[n % 3]

@@ -21,7 +21,9 @@ memory traffic and kernel launches rather than arithmetic.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from typing import ContextManager, Iterator
 
 import torch
 from torch import Tensor
@@ -108,6 +110,20 @@ def use_ieee_float32() -> None:
     docstring for why. Process-wide, as torch's flags are."""
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
+
+
+def own_stream(execution: Execution) -> ContextManager[None]:
+    """Work queued inside runs on a stream of its own, so jobs sharing a CUDA GPU overlap
+    (each training job gets one); nothing changes on other devices."""
+    return _cuda_stream(execution.device) if execution.pinned else nullcontext()
+
+
+@contextmanager
+def _cuda_stream(device: torch.device) -> Iterator[None]:
+    stream = torch.cuda.Stream(device)  # type: ignore[no-untyped-call]
+    with torch.cuda.stream(stream):
+        yield
+    stream.synchronize()
 
 
 class Transfers:

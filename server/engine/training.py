@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import math
+import threading
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -41,6 +42,9 @@ ADAPT_RANGE = 10.0
 # (relative) over the last `plateau_window(steps)` steps.
 PLATEAU_TOLERANCE = 0.005
 LOSS_SMOOTHING = 0.9
+# Seeding torch's global generator to build a network is one job at a time (a GPU server trains
+# several at once), or another job's draws would change this one's starting weights.
+_SEEDING = threading.Lock()
 
 
 @dataclass
@@ -120,7 +124,7 @@ def _to_array(tensor: torch.Tensor) -> np.ndarray:
 def _starting_network(config: TrainConfig, init: StyleModel | None, device: torch.device) -> torch.nn.Module:
     if init is not None:
         return copy.deepcopy(init.network).to(device).train()
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+    with _SEEDING, torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(config.seed)
         network = build_network(config.arch)
     return network.to(device).train()

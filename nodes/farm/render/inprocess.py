@@ -83,7 +83,7 @@ class InProcess:
                 if item is None:
                     running -= 1
                 elif isinstance(item[1], BaseException):
-                    writer.put(*item)
+                    writer.put(item[0], item[1], item[2])
                 else:
                     batch.append((item[0], item[1], item[2]))
             for frame, result, started in self._device_stage(batch, tags):
