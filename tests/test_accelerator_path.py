@@ -179,3 +179,31 @@ def test_render_in_process_on_the_accelerator_path(plate_clip, tmp_path, monkeyp
     frames = {folder: [working_rgb(read_frame(str(tmp_path / folder / f"s.{n:04d}.exr"))) for n in done]
               for folder in ("cpu", "gpu-like")}
     check_agreement(plate, frames["cpu"], frames["gpu-like"])
+
+
+def test_training_reads_its_losses_every_few_steps_and_decides_the_same(plate, monkeypatch):
+    """A GPU's training step queues work and goes on: the loss values are read (waiting for the
+    device) every `loss_reads_every` steps, not every step. Every step still reports its
+    losses, in order, and the adaptive content weight moves exactly as when reading every step."""
+    from shotstyle.server.engine import training
+    from shotstyle.server.engine.losses import look
+    from shotstyle.server.engine.training import TrainConfig, train
+
+    reads = []
+    host_values = training._host_values
+    monkeypatch.setattr(training, "_host_values", lambda steps: reads.append(len(steps)) or host_values(steps))
+    style = load_working(examples.STYLE)
+    config = TrainConfig(steps=40, resolution=40, loss="look", adaptive_content=True, strength=1.0)
+    runs = {}
+    for path in ("0", "1"):
+        monkeypatch.setenv("SHOTSTYLE_ACCELERATOR_PATH", path)
+        events: list = []
+        reads.clear()
+        model = train([plate], style, config, on_event=events.append)
+        progress = [(e.step, e.losses["total"]) for e in events if e.kind == "progress"]
+        runs[path] = (model.metadata["weights"]["content"], progress, list(reads))
+    (cpu_weight, cpu_progress, cpu_reads), (gpu_weight, gpu_progress, gpu_reads) = runs["0"], runs["1"]
+    assert [step for step, _ in gpu_progress] == list(range(1, 41))
+    assert gpu_progress == cpu_progress  # the same training: reading later changes nothing
+    assert gpu_weight == cpu_weight != look.DEFAULT_CONTENT_WEIGHT
+    assert len(cpu_reads) == 40 and sum(gpu_reads) == 40 and len(gpu_reads) <= 5

@@ -32,6 +32,8 @@ from shotstyle.server.errors import DeviceError
 
 # Set to 1 to make a CPU take the GPU's path (see the module docstring).
 ACCELERATOR_PATH_VARIABLE = "SHOTSTYLE_ACCELERATOR_PATH"
+# Training steps between reads of the loss values on a GPU (on a CPU reading costs nothing).
+LOSS_READS_EVERY = 10
 
 
 def pick_device(name: str | None = None) -> torch.device:
@@ -83,6 +85,7 @@ class Execution:
     batch_frames: bool         # same-size frames through the network together
     torch_colour: bool         # colour as torch ops on the device; else OCIO's CPU processor
     concurrent_training: bool  # several training jobs at once; else one, yielding to frames
+    loss_reads_every: int      # training steps between reads of the loss values (a read waits for the device)
 
     @property
     def pinned(self) -> bool:
@@ -96,13 +99,15 @@ def execution_for(device: torch.device, accelerator_path: bool | None = None) ->
 
     On a CPU, OCIO's processor is 1.5–2× faster than torch's elementwise ops at 1920×1080,
     batching buys nothing and channels-last convs are no faster; training one job at a time
-    leaves the cores to the frames an artist is waiting for."""
+    leaves the cores to the frames an artist is waiting for, and reading the loss every step
+    costs nothing."""
     if accelerator_path is None:
         accelerator_path = os.environ.get(ACCELERATOR_PATH_VARIABLE, "") not in ("", "0")
     gpu = device.type == "cuda" or accelerator_path
     if device.type == "cuda":
         use_ieee_float32()
-    return Execution(device, channels_last=gpu, batch_frames=gpu, torch_colour=gpu, concurrent_training=gpu)
+    return Execution(device, channels_last=gpu, batch_frames=gpu, torch_colour=gpu, concurrent_training=gpu,
+                     loss_reads_every=LOSS_READS_EVERY if gpu else 1)
 
 
 def use_ieee_float32() -> None:
