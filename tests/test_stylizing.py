@@ -8,6 +8,7 @@ import threading
 
 import numpy as np
 import pytest
+import torch
 import zmq
 
 import testfiles
@@ -123,3 +124,34 @@ def test_two_workers_share_the_frames_and_the_trainings(tmp_path, exr_sequence, 
     by_frame = {frames[0].frame: bytes(frames[0].data) for _, frames in results.values()}
     for n in range(3, 8):  # the same input gives the same bytes whichever worker made it
         assert by_frame[n] == by_frame[n % 3]
+
+
+def test_a_half_raw_frame_stays_half_until_the_device(worker, monkeypatch):
+    """Half raw buffers are staged as half and converted on the device, both ways: the reply
+    is bit for bit what the float32 path gives rounded to half, and no float32 copy of the
+    frame is made on the host."""
+    from shotstyle.server.engine import pipeline
+    from shotstyle.server.engine.inference import Stylizer
+    from shotstyle.server.frameio import Frame
+    from shotstyle.server.payloads import frame_from_raw, frame_to_raw
+
+    device_worker, results = worker
+    staged = []
+    prepare = pipeline.prepare
+    monkeypatch.setattr(pipeline, "prepare", lambda *a, **k: staged.append(prepare(*a, **k)) or staged[-1])
+    rng = np.random.default_rng(4)
+    pixels = np.concatenate([rng.uniform(0, 2, (32, 48, 3)), rng.uniform(0, 1, (32, 48, 1))], 2).astype(np.float16)
+    window = (0, 0, 48, 32)
+    frame = Frame(pixels, ["R", "G", "B", "A"], ["half"] * 4, window, window, {}, colourspace="ACEScg")
+    device_worker.stylize(b"client", "half", [frame_to_raw(frame, "float16", 7)], MODEL, 0.7, None, 0)
+    (header, payloads), = replies(results, 1).values()
+    (ef,) = codec.frames_from_message(header["frames"], payloads)
+    got = frame_from_raw(ef).pixels
+    assert got.dtype == np.float16 and staged[0].staged.dtype == torch.float16
+    as_float = Frame(pixels.astype(np.float32), *frame_args(frame))
+    expected = pipeline.stylize_frame(Stylizer(device_worker.store.get(MODEL), "cpu"), as_float, 0.7).pixels
+    assert np.array_equal(got.view(np.uint16), expected.astype(np.float16).view(np.uint16))
+
+
+def frame_args(frame) -> tuple:
+    return (frame.channels, frame.channel_formats, frame.data_window, frame.display_window, {}, None, frame.colourspace)

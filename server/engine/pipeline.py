@@ -12,8 +12,9 @@ writers store an unused, empty alpha channel on plates.
 Three stages, so a renderer can keep several frames in flight and the device busy:
 
     prepare(frame, stylizer, mix)  host, any thread: R, G, B (and alpha) gathered into a
-                                   staging tensor in the frame's own pixel type (half stays
-                                   half), page-locked on CUDA
+                                   staging tensor in the frame's own pixel type (a half raw
+                                   buffer stays half: half <-> float happens on the device),
+                                   page-locked on CUDA
     infer(stylizer, pending, mix)  the device's thread: upload, type to float32, un-premultiply,
                                    colour in, network, mix, colour out, premultiply, back to the
                                    pixel type, read-back started; nothing waits for the device
@@ -32,7 +33,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from shotstyle.server.engine.colour import from_working_tensor, to_working_tensor
+from shotstyle.server.engine.colour import HALF_MAX, from_working_tensor, to_working_tensor
 from shotstyle.server.engine.device import Download
 from shotstyle.server.engine.inference import Stylizer, check_mix, mix_tensors, stack
 from shotstyle.server.errors import ColourError
@@ -154,8 +155,10 @@ def stylize_tensors(stylizer: Stylizer, x: Tensor, space: str, mix: float) -> Te
     straight, covered = unpremultiply(rgb, alpha)
     working = to_working_tensor(straight, space, torch_colour)
     stylized = stylizer.tensors(working.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
-    out = from_working_tensor(mix_tensors(working, stylized, mix), space, torch_colour)
-    return premultiply(out, rgb, alpha, covered).to(x.dtype).contiguous()
+    out = premultiply(from_working_tensor(mix_tensors(working, stylized, mix), space, torch_colour), rgb, alpha, covered)
+    if x.dtype == torch.float16:  # what half cannot hold is clamped, not made infinite
+        out = out.clamp_(-HALF_MAX, HALF_MAX)
+    return out.to(x.dtype).contiguous()
 
 
 def finish(pending: PendingFrame, result: Download | None, tags: dict) -> Frame:
