@@ -17,7 +17,6 @@ Engine modules (torch) are imported when the first request arrives.
 
 from __future__ import annotations
 
-import os
 import queue
 import sys
 import threading
@@ -31,6 +30,7 @@ import zmq
 from shotstyle.plugin import protocol
 from shotstyle.plugin.codec import EncodedFrame, frames_to_message
 from shotstyle.server.errors import RequestError, ShotstyleError, error_of, wire_code
+from shotstyle.server.frameio import io_threads
 from shotstyle.server.payloads import IsolatedDecoder, encode_like
 
 if TYPE_CHECKING:
@@ -39,13 +39,6 @@ if TYPE_CHECKING:
 
 # Decoded requests waiting for the device, at most.
 DEVICE_QUEUE = 4
-# Cores per decode thread and per finishing thread (EXR work also uses OpenEXR's own threads).
-CORES_PER_THREAD = 4
-
-
-def host_threads() -> int:
-    """Decode threads, and finishing threads, for this machine (one each on a small one)."""
-    return max(1, int((os.cpu_count() or 1) // CORES_PER_THREAD))
 
 
 @dataclass
@@ -78,7 +71,7 @@ class FramePipeline:
         self._local = threading.local()  # each decode thread's own helper process
         self._decoders: List[IsolatedDecoder] = []
         self._decoders_lock = threading.Lock()
-        threads = host_threads()
+        threads = io_threads()  # decode threads, and as many finishing threads
         self._decode = ThreadPoolExecutor(threads, thread_name_prefix="shotstyle-decode")
         self._finish = ThreadPoolExecutor(threads, thread_name_prefix="shotstyle-encode")
         self._device: "queue.Queue[Optional[StylizeRequest]]" = queue.Queue(maxsize=DEVICE_QUEUE)

@@ -150,7 +150,7 @@ def test_render_in_process_on_the_accelerator_path(plate_clip, tmp_path, monkeyp
     import shutil
 
     from shotstyle.nodes.farm.cli import main
-    from shotstyle.nodes.farm.render import inprocess, writer
+    from shotstyle.server import frameio
 
     graded = graded_model("hrnet-fast", load_working(examples.PLATE.replace("####", "0001")))
     model = str(tmp_path / "look.safetensors")
@@ -169,8 +169,7 @@ def test_render_in_process_on_the_accelerator_path(plate_clip, tmp_path, monkeyp
 
     render("cpu")
     monkeypatch.setenv("SHOTSTYLE_ACCELERATOR_PATH", "1")
-    monkeypatch.setattr(inprocess, "CORES_PER_READER", 1)  # two readers and two writers on CI's 2 cores
-    monkeypatch.setattr(writer, "CORES_PER_WRITER", 1)
+    monkeypatch.setattr(frameio, "CORES_PER_IO_THREAD", 1)  # two readers and two writers on CI's 2 cores
     records = render("gpu-like")
     failed = [r["frame"] for r in records if r["event"] == "frame" and r["status"] == "failed"]
     assert failed == [5]

@@ -14,7 +14,7 @@ import zmq
 import testfiles
 from serverproc import MODEL, save_tiny_model
 from shotstyle.plugin import codec, protocol
-from shotstyle.server import stylizing
+from shotstyle.server import frameio
 from shotstyle.server.jobs import DeviceWorker
 from shotstyle.server.store import ModelStore
 
@@ -22,7 +22,7 @@ from shotstyle.server.store import ModelStore
 @pytest.fixture
 def worker(tmp_path, monkeypatch):
     """A CPU worker with four decode and four finishing threads, its replies on a PULL socket."""
-    monkeypatch.setattr(stylizing, "CORES_PER_THREAD", 0.5)
+    monkeypatch.setattr(frameio, "CORES_PER_IO_THREAD", 0.5)
     save_tiny_model(tmp_path / "models")
     context = zmq.Context()
     results = context.socket(zmq.PULL)

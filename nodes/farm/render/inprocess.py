@@ -10,7 +10,6 @@ reader and one writer, leaving its cores to the network. Importing this module i
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 import time
@@ -27,12 +26,10 @@ from shotstyle.server.engine.inference import Stylizer
 from shotstyle.server.engine.modelfile import load_model
 from shotstyle.server.engine.pipeline import PendingFrame, finish, infer, model_tags, prepare
 from shotstyle.server.errors import ShotstyleError
-from shotstyle.server.frameio import read_frame
+from shotstyle.server.frameio import io_threads, read_frame
 
 # Inputs read ahead of the network, per reader thread.
 PREFETCH_FRAMES = 2
-# Cores per reader thread (decoding an EXR also uses OpenEXR's own threads).
-CORES_PER_READER = 4
 # The most frames one device call takes (when the execution batches and they are ready).
 BATCH_FRAMES = 4
 
@@ -53,7 +50,7 @@ class InProcess:
             configure_threads(self._stylizer.device, threads)
         self._mix = mix
         self._colourspace = colourspace
-        self._readers = max(1, (os.cpu_count() or 1) // CORES_PER_READER)
+        self._readers = io_threads()
 
     def render(self, scheduler: Scheduler, outputs: Outputs, writer: Writer) -> None:
         """Read and stage on the reader threads, the device stage here, the rest on the writer's."""

@@ -3,7 +3,7 @@
 Writing (and the end of the frame's stylizing, handed over as a callable) runs here so that it
 overlaps the network working on the next frames. EXR compression is the costliest host step
 of a GPU render, so a machine with cores to spare writes several frames at once
-(`write_threads`); they finish in any order.
+(`frameio.io_threads`); they finish in any order.
 """
 
 from __future__ import annotations
@@ -17,21 +17,14 @@ from typing import Callable, Optional, Tuple, Union
 from shotstyle.nodes.farm.render.claims import Claims
 from shotstyle.nodes.farm.render.outputs import Outputs
 from shotstyle.nodes.farm.render.progress import Progress
-from shotstyle.server.frameio import MODEL_ATTRIBUTE, Frame, write_frame
+from shotstyle.server.frameio import MODEL_ATTRIBUTE, Frame, io_threads, write_frame
 
 # Frames waiting per writer thread before `put` blocks the renderer (bounds memory).
 QUEUE_FRAMES = 4
-# Cores per writer thread (each EXR write also uses OpenEXR's own threads).
-CORES_PER_WRITER = 4
 
 # What a backend hands over for a frame: the stylized Frame, a callable that finishes it (the
 # colour-out stage), or the exception that stopped it.
 FrameResult = Union[Frame, Callable[[], Frame], BaseException]
-
-
-def write_threads() -> int:
-    """Writer threads for this machine: one per `CORES_PER_WRITER` cores (one on a small machine)."""
-    return max(1, (os.cpu_count() or 1) // CORES_PER_WRITER)
 
 
 class Writer:
@@ -41,7 +34,7 @@ class Writer:
         self._outputs = outputs
         self._claims = claims
         self._progress = progress
-        count = threads or write_threads()
+        count = threads or io_threads()
         self._queue: "queue.Queue[Optional[Tuple[int, FrameResult, float, str]]]" = \
             queue.Queue(maxsize=QUEUE_FRAMES * count)
         self._threads = [threading.Thread(target=self._loop, name=f"frame-writer-{n}", daemon=True)
