@@ -77,7 +77,7 @@ class TrainJob:
 
 
 class DeviceWorker:
-    """Render queue + training line for one compute device."""
+    """Stylize stages, a task thread and training threads for one compute device."""
 
     def __init__(self, store: ModelStore, device: str, context: zmq.Context, results_address: str,
                  vgg: Optional[str] = None, number: int = 0):
@@ -257,7 +257,7 @@ class DeviceWorker:
                                                                      "error": {"code": code, "message": message}})
                     out.send_multipart([job.identity, protocol.encode_header(header)])
                 # Finished jobs are forgotten after a while; a few stay so `status` can show them.
-                finished = [j for j in self._jobs.values() if j.state not in ("queued", "running")]
+                finished = [j for j in list(self._jobs.values()) if j.state not in ("queued", "running")]
                 for old in finished[:-8]:
                     self._jobs.pop(old.id, None)
         finally:
