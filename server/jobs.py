@@ -223,7 +223,7 @@ class DeviceWorker:
         with self._stylizers_lock:  # decode threads ask at the same time
             cached = self._stylizers.get(key)
             if cached is None or cached.model is not model:
-                cached = Stylizer(model, self.device, tile_pixels=tile or None)
+                cached = Stylizer(model, tile_pixels=tile or None, execution=self.execution)
                 self._stylizers[key] = cached
                 while len(self._stylizers) > 4:
                     self._stylizers.popitem(last=False)

@@ -127,15 +127,19 @@ def test_two_workers_share_the_frames_and_the_trainings(tmp_path, exr_sequence, 
 
 
 def test_a_half_raw_frame_stays_half_until_the_device(worker, monkeypatch):
-    """Half raw buffers are staged as half and converted on the device, both ways: the reply
-    is bit for bit what the float32 path gives rounded to half, and no float32 copy of the
-    frame is made on the host."""
+    """Half raw buffers are staged as half and converted on the device (where the colour is
+    done there, as on a GPU), both ways: the reply is bit for bit what the float32 path gives
+    rounded to half, and no float32 copy of the frame is made on the host."""
     from shotstyle.server.engine import pipeline
     from shotstyle.server.engine.inference import Stylizer
     from shotstyle.server.frameio import Frame
     from shotstyle.server.payloads import frame_from_raw, frame_to_raw
 
+    from shotstyle.server.engine.device import execution_for
+
     device_worker, results = worker
+    accelerated = execution_for(torch.device("cpu"), accelerator_path=True)  # colour on the device too
+    monkeypatch.setattr(device_worker, "execution", accelerated)
     staged = []
     prepare = pipeline.prepare
     monkeypatch.setattr(pipeline, "prepare", lambda *a, **k: staged.append(prepare(*a, **k)) or staged[-1])
@@ -149,7 +153,7 @@ def test_a_half_raw_frame_stays_half_until_the_device(worker, monkeypatch):
     got = frame_from_raw(ef).pixels
     assert got.dtype == np.float16 and staged[0].staged.dtype == torch.float16
     as_float = Frame(pixels.astype(np.float32), *frame_args(frame))
-    expected = pipeline.stylize_frame(Stylizer(device_worker.store.get(MODEL), "cpu"), as_float, 0.7).pixels
+    expected = pipeline.stylize_frame(Stylizer(device_worker.store.get(MODEL), execution=accelerated), as_float, 0.7).pixels
     assert np.array_equal(got.view(np.uint16), expected.astype(np.float16).view(np.uint16))
 
 

@@ -21,8 +21,9 @@ Three stages, so a renderer can keep several frames in flight and the device bus
     finish(pending, result, tags)  host, any thread: wait for that frame's read-back, put RGB
                                    back into the frame
 
-Everything between upload and read-back runs on the device in torch (on a CPU, the colour
-stage is OCIO's processor: see device.Execution).
+Where the colour transform is OpenColorIO's CPU processor (a CPU's execution: see
+device.Execution), un-premultiply and colour in run in `prepare` and colour out and
+premultiply in `finish` instead: host work on host threads, overlapping the network.
 """
 
 from __future__ import annotations
@@ -104,12 +105,41 @@ def stylize_frames(stylizer: Stylizer, frames: list[Frame], mix: float = 1.0,
 
 
 @dataclass
+class Plate:
+    """What colour out needs of a frame besides the stylized colour: N×H×W×3 RGB and N×H×W×1
+    alpha as they came (float32), and the mask of pixels un-premultiplied (None: no alpha)."""
+
+    rgb: Tensor
+    alpha: Tensor | None
+    covered: Tensor | None
+    space: str
+
+
+def colour_in(x: Tensor, space: str, torch_colour: bool) -> tuple[Tensor, Plate]:
+    """N×H×W×C staged frames (R, G, B[, A] in `space`) → N×H×W×3 working-space RGB, straight."""
+    rgb = x[..., :3].float()
+    alpha = x[..., 3:].float() if x.shape[-1] == 4 else None
+    straight, covered = unpremultiply(rgb, alpha)
+    return to_working_tensor(straight, space, torch_colour), Plate(rgb, alpha, covered, space)
+
+
+def colour_out(stylized: Tensor, plate: Plate, dtype: torch.dtype, torch_colour: bool) -> Tensor:
+    """N×H×W×3 stylized working-space RGB → premultiplied RGB in the plate's space and `dtype`."""
+    out = premultiply(from_working_tensor(stylized, plate.space, torch_colour), plate.rgb, plate.alpha, plate.covered)
+    if dtype == torch.float16:  # what half cannot hold is clamped, not made infinite
+        out = out.clamp_(-HALF_MAX, HALF_MAX)
+    return out.to(dtype).contiguous()
+
+
+@dataclass
 class PendingFrame:
     """A frame between the stages."""
 
     frame: Frame
     space: str
-    staged: Tensor | None       # H×W×C (R, G, B[, A]) on the host; None when mix is 0 (pass-through)
+    staged: Tensor | None       # H×W×C for the device: R, G, B[, A] as stored, or with `plate`
+                                # the working-space RGB; None when mix is 0 (pass-through)
+    plate: Plate | None = None  # colour in already done on the host (OCIO's CPU processor)
 
 
 def prepare(frame: Frame, stylizer: Stylizer, mix: float = 1.0, colourspace: str | None = None) -> PendingFrame:
@@ -126,47 +156,48 @@ def prepare(frame: Frame, stylizer: Stylizer, mix: float = 1.0, colourspace: str
     else:
         staged = stylizer.transfers.host_buffer((*pixels.shape[:2], len(channels)), TORCH_TYPES[pixels.dtype])
         np.take(pixels, channels, axis=2, out=staged.numpy())
-    return PendingFrame(frame, space, staged)
+    if stylizer.execution.torch_colour:
+        return PendingFrame(frame, space, staged)
+    working, plate = colour_in(staged[None], space, torch_colour=False)
+    return PendingFrame(frame, space, working[0], plate)
 
 
 def infer(stylizer: Stylizer, pending: list[PendingFrame], mix: float = 1.0) -> list[Download | None]:
     """The device stage for every frame that needs it, same-size frames batched where the
     execution batches; each result is a read-back under way (None for pass-through frames)."""
-    todo = [i for i, p in enumerate(pending) if p.staged is not None]
-    staged = [pending[i].staged for i in todo]
-    keys = [(s.shape, s.dtype, pending[i].space) for i, s in zip(todo, staged) if s is not None]
-    results: list[Download | None] = [None] * len(pending)
+    todo = [p for p in pending if p.staged is not None]
+    keys = [(p.staged.shape, p.staged.dtype, p.space, p.plate is None) for p in todo]  # type: ignore[union-attr]
+    results: dict[int, Download] = {}
     for group in stylizer.groups(keys, [key[0][0] * key[0][1] for key in keys]):
         frames = [todo[j] for j in group]
         with torch.inference_mode():
-            x = stack([stylizer.transfers.upload(staged[j]) for j in group])  # type: ignore[arg-type]
-            y = stylize_tensors(stylizer, x, pending[frames[0]].space, mix)
-            for index, out in zip(frames, y):
-                results[index] = stylizer.transfers.download(out)
-    return results
+            x = stack([stylizer.transfers.upload(p.staged) for p in frames])  # type: ignore[arg-type]
+            for p, out in zip(frames, stylize_tensors(stylizer, x, frames[0], mix)):
+                results[id(p)] = stylizer.transfers.download(out)
+    return [results.get(id(p)) for p in pending]
 
 
-def stylize_tensors(stylizer: Stylizer, x: Tensor, space: str, mix: float) -> Tensor:
-    """N×H×W×C staged frames on the device (R, G, B[, A] in `space`) → N×H×W×3 stylized RGB,
-    premultiplied, in `space` and x's type."""
-    torch_colour = stylizer.execution.torch_colour
-    rgb = x[..., :3].float()
-    alpha = x[..., 3:].float() if x.shape[-1] == 4 else None
-    straight, covered = unpremultiply(rgb, alpha)
-    working = to_working_tensor(straight, space, torch_colour)
+def stylize_tensors(stylizer: Stylizer, x: Tensor, first: PendingFrame, mix: float) -> Tensor:
+    """A batch on the device → N×H×W×C results to read back: with device colour, RGB in the
+    frames' space and pixel type; where colour in was done on the host, working-space RGB."""
+    torch_colour = first.plate is None
+    working, plate = colour_in(x, first.space, True) if torch_colour else (x, None)
     stylized = stylizer.tensors(working.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
-    out = premultiply(from_working_tensor(mix_tensors(working, stylized, mix), space, torch_colour), rgb, alpha, covered)
-    if x.dtype == torch.float16:  # what half cannot hold is clamped, not made infinite
-        out = out.clamp_(-HALF_MAX, HALF_MAX)
-    return out.to(x.dtype).contiguous()
+    mixed = mix_tensors(working, stylized, mix)
+    return colour_out(mixed, plate, x.dtype, True) if plate is not None else mixed.contiguous()
 
 
 def finish(pending: PendingFrame, result: Download | None, tags: dict) -> Frame:
-    """Colour out done: the frame with its new RGB, every other channel untouched."""
+    """The frame with its new RGB (colour out first where it is done on the host), every other
+    channel untouched."""
     frame = pending.frame
     if result is None:
         return tagged(frame.with_rgb(frame.pixels[:, :, list(frame.rgb_indices())]), tags)
-    return tagged(frame.with_rgb(result.result().numpy()), tags)
+    rgb = result.result()
+    if pending.plate is not None:
+        dtype = TORCH_TYPES.get(frame.pixels.dtype, torch.float32)
+        rgb = colour_out(rgb[None], pending.plate, dtype, torch_colour=False)[0]
+    return tagged(frame.with_rgb(rgb.numpy()), tags)
 
 
 def model_tags(stylizer: Stylizer, mix: float) -> dict:
