@@ -51,10 +51,10 @@ Row = tuple[str, str, str, str]
 
 def sources() -> tuple[str, str]:
     """(a plate, the style image): the shared clip when present, else the shipped example."""
-    from shotstyle import examples
     plate, style = SHARED / "clip" / "walk.0001.jpg", SHARED / "styles" / "seed_in47.png"
     if plate.exists() and style.exists():
         return str(plate), str(style)
+    from shotstyle import examples  # (a GPU machine running from a source tree may not have it)
     return examples.PLATE.replace("####", "0001"), examples.STYLE
 
 
