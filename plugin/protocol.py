@@ -51,7 +51,8 @@ OP_TRAIN = "train"                    # args {name, params, style_colourspace?, 
 OP_CANCEL = "cancel"                  # args {job} -> {job} (the job then sends its "cancelled" event)
 OP_STYLIZE = "stylize"                # args {model, mix, colourspace, tile, out_colourspace?}, frames -> frames (same
                                       # numbers, same encoding; in out_colourspace, default the input's) + result
-                                      # {model, hash, frames, timings_ms: {decode, stylize, encode}}
+                                      # {model, hash, frames, device, worker (which of serve --devices),
+                                      # timings_ms: {decode, stylize, encode}}
 OP_SHUTDOWN = "shutdown"              # -> {} then the server stops gracefully
 
 # install: {prefix, python, package} the server runs from; pid: its process (the server file names it too)

@@ -30,8 +30,9 @@ from shotstyle.plugin import params as effect_params
 from shotstyle.plugin.codec import FILE_FORMATS, RAW_DTYPES, EncodedFrame, frames_from_message
 from shotstyle.plugin.exitcodes import ExitCode
 from shotstyle.server import keys
-from shotstyle.server.errors import RequestError, ShotstyleError, error_of, exit_code
-from shotstyle.server.jobs import DeviceWorker, TrainJob
+from shotstyle.server.errors import DeviceError, RequestError, ShotstyleError, error_of, exit_code
+from shotstyle.server.jobs import TrainJob
+from shotstyle.server.workers import Workers
 from shotstyle.server.store import DEFAULT_MEMORY_BUDGET, ModelStore, check_name
 
 RESULTS_ADDRESS = "inproc://shotstyle-results"
@@ -43,12 +44,12 @@ TRAIN_ROLES = ("keyframe", "style", "preview")
 class Server:
     """The ROUTER loop; ``serve()`` runs until shutdown is requested (op or signal)."""
 
-    def __init__(self, bind: str, store: ModelStore, device: str, *, curve_secret: Optional[str] = None,
+    def __init__(self, bind: str, store: ModelStore, devices: List[str], *, curve_secret: Optional[str] = None,
                  authorized_keys: Optional[str] = None, vgg: Optional[str] = None, write_server_file: bool = True,
                  server_file: Optional[str] = None, idle_exit_s: Optional[float] = None, autostarted: bool = False):
         keys.check_bind(bind, curve_secret, authorized_keys)
         self.store = store
-        self.device = device
+        self.device = ",".join(devices)  # what hello and status report
         self.context = zmq.Context()
         self.auth = keys.start_authenticator(self.context, authorized_keys) if curve_secret and authorized_keys \
             else None
@@ -63,7 +64,7 @@ class Server:
         self.address = self.router.getsockopt_string(zmq.LAST_ENDPOINT)
         self.results = self.context.socket(zmq.PULL)
         self.results.bind(RESULTS_ADDRESS)
-        self.worker = DeviceWorker(store, device, self.context, RESULTS_ADDRESS, vgg=vgg)
+        self.worker = Workers(store, devices, self.context, RESULTS_ADDRESS, vgg=vgg)
         self.started = time.time()
         self.stop_requested = False
         self.idle_exit_s = idle_exit_s
@@ -72,7 +73,7 @@ class Server:
         self._server_file = (server_file or localserver.own_server_file()) \
             if write_server_file and keys.is_local_address(self.address) else None
         if self._server_file:
-            localserver.write_server_file(self.address, self._server_file, device=device, models=self.store.folder,
+            localserver.write_server_file(self.address, self._server_file, device=self.device, models=self.store.folder,
                                           autostarted=autostarted, idle_exit_s=idle_exit_s)
 
     def _capabilities(self, vgg: Optional[str]) -> Dict[str, Any]:
@@ -254,9 +255,9 @@ class Server:
         if not frames:
             raise RequestError("bad_argument", "stylize needs at least one frame")
         self._check_load(identity)
-        self.worker.submit(identity, request_id, self.worker.stylize_task(
-            frames, model, checked.get("mix", 1.0), effect_params.explicit(checked.get("colourspace")),
-            checked.get("tile", 0), effect_params.explicit(out_colourspace)))
+        self.worker.stylize(identity, request_id, frames, model, checked.get("mix", 1.0),
+                            effect_params.explicit(checked.get("colourspace")), checked.get("tile", 0),
+                            effect_params.explicit(out_colourspace))
         return None
 
     def _op_train(self, identity: bytes, request_id: str, args: Dict[str, Any], descs: Any,
@@ -323,6 +324,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--models", default=None, help="model store folder (default $SHOTSTYLE_MODELS_DIR or "
                                                        "the user data folder)")
     parser.add_argument("--device", default="auto", help="compute device: auto, cpu, cuda, cuda:N, mps")
+    parser.add_argument("--devices", default=None, metavar="LIST",
+                        help="several compute devices, one worker each, e.g. cuda:0,cuda:1: frames and training "
+                             "jobs are spread over them (overrides --device)")
     parser.add_argument("--model-memory", type=int, default=DEFAULT_MEMORY_BUDGET >> 20, metavar="MB",
                         help="memory budget of loaded models, MB")
     parser.add_argument("--vgg", default=None, help="VGG-19 weights for training (a path or 'random'; default: "
@@ -380,10 +384,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"shotstyle serve: {refusal}", file=sys.stderr)
         return ExitCode.USAGE
     try:
-        device = pick_device(args.device)
-        configure_threads(device)
-        store = ModelStore(args.models, device=device, memory_budget=args.model_memory << 20)
-        server = Server(bind, store, str(device), curve_secret=args.curve_secret,
+        devices = [pick_device(name.strip()) for name in (args.devices or args.device).split(",") if name.strip()]
+        if not devices:
+            raise DeviceError(f"--devices {args.devices!r} names no device; e.g. cuda:0,cuda:1")
+        for device in devices:
+            configure_threads(device)
+        store = ModelStore(args.models, memory_budget=args.model_memory << 20)  # models load on the CPU
+        server = Server(bind, store, [str(device) for device in devices], curve_secret=args.curve_secret,
                         authorized_keys=args.authorized_keys, vgg=args.vgg,
                         write_server_file=not args.no_server_file, server_file=args.server_file,
                         idle_exit_s=None if minutes is None else minutes * 60, autostarted=args.autostarted)
@@ -400,7 +407,7 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, server.request_stop)
     signal.signal(signal.SIGTERM, server.request_stop)
     idle = f", exits after {minutes:g} idle min" if minutes else ""
-    print(f"shotstyle serve: listening on {server.address} (device {device}, models in {store.folder}{idle})",
+    print(f"shotstyle serve: listening on {server.address} (device {server.device}, models in {store.folder}{idle})",
           flush=True)
     server.serve()
     print("shotstyle serve: stopped", flush=True)

@@ -45,6 +45,8 @@ MAX_FRAME_BYTES = 8 << 30
 EXR_COMPRESSIONS = ("none", "rle", "zips", "zip", "piz", "pxr24", "b44", "b44a", "dwaa", "dwab", "htj2k", "ht256")
 DEFAULT_EXR_COMPRESSION = "zip"
 UINT32_MAX = 4294967295.0
+# Cores per thread reading or writing frames (each EXR read or write also uses OpenEXR's threads).
+CORES_PER_IO_THREAD = 4
 # Where write_frame records Frame.colourspace, so read_frame gives the same space back.
 COLOURSPACE_ATTRIBUTE = "shotstyle/colourspace"
 MODEL_ATTRIBUTE = "shotstyle/model"   # hash of the model that stylized the frame (farm resume)
@@ -81,7 +83,10 @@ class View:
 
 @dataclass
 class Frame:
-    """One image: the data window's pixels (H×W×C float32, channels in file order) plus its header."""
+    """One image: the data window's pixels (H×W×C float32, channels in file order) plus its header.
+
+    Frames that arrive as half raw buffers keep float16 pixels (server.payloads); every reader
+    here gives float32, and `rgb()` is float32 either way."""
 
     pixels: np.ndarray
     channels: list[str]
@@ -160,6 +165,12 @@ class Frame:
             pixels[:, :, list(view.rgb)] = rgb
         return replace(self, pixels=pixels, attributes=dict(self.attributes),
                        attribute_types=dict(self.attribute_types), nonfinite=0)
+
+
+def io_threads() -> int:
+    """How many frames to read, or write, at once on this machine: one per `CORES_PER_IO_THREAD`
+    cores, one on a small machine (its cores belong to the network)."""
+    return max(1, int((os.cpu_count() or 1) // CORES_PER_IO_THREAD))
 
 
 def _oiio_message(source: Any, path: str = "") -> str:

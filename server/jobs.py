@@ -1,15 +1,17 @@
-"""Compute for the server: one worker per device with a render queue and a background training job.
+"""Compute for the server: one worker per device, with stylize stages, a task thread and training.
 
-The server's socket loop never computes: it hands tasks to a `DeviceWorker` and goes back to
-its socket. The worker runs two threads:
+The server's socket loop never computes: it hands work to a `DeviceWorker` and goes back to
+its socket. The worker runs:
 
-* render thread: short tasks in arrival order (stylize requests, model uploads);
-* training thread: one training job at a time (others wait in line), its events
-  (progress, previews, checkpoints, done/failed/cancelled) pushed to the requester as they
-  happen.
+* stylize requests through its `FramePipeline` (server.stylizing): decode threads, the device
+  thread, finishing threads, several requests in flight;
+* a task thread: short tasks in arrival order (model uploads);
+* training threads: one job at a time on a CPU (others wait in line); on a GPU several at once
+  (`TRAINING_SLOTS`), each on its own CUDA stream. Events (progress, previews, checkpoints,
+  done/failed/cancelled) are pushed to the requester as they happen.
 
-Results travel back to the loop over an inproc ZeroMQ PUSH socket per thread as ready-made
-multipart messages ``[identity, header, payload...]``. On a CPU both threads would fight for
+Results travel back to the loop over inproc ZeroMQ PUSH sockets as ready-made multipart
+messages ``[identity, header, payload...]``. On a CPU frames and training would fight for
 the same cores, so training yields between steps while frames are waiting: an artist
 scrubbing in Nuke gets frames while a colleague's training carries on.
 """
@@ -29,10 +31,11 @@ import zmq
 from shotstyle.plugin import params as effect_params
 from shotstyle.plugin import protocol
 from shotstyle.plugin.codec import EncodedFrame, frames_to_message
-from shotstyle.server.errors import RequestError, ShotstyleError, TrainingCancelled, error_of, wire_code
+from shotstyle.server.errors import RequestError, TrainingCancelled, error_of
 from shotstyle.server.frameio import Frame
 from shotstyle.server.payloads import IsolatedDecoder, encode_like
 from shotstyle.server.store import ModelStore
+from shotstyle.server.stylizing import FramePipeline, StylizeRequest
 
 if TYPE_CHECKING:  # the engine (torch) is imported when first used
     import numpy as np
@@ -42,6 +45,7 @@ if TYPE_CHECKING:  # the engine (torch) is imported when first used
     from shotstyle.server.engine.training import TrainEvent
 
 PROGRESS_INTERVAL_S = 0.25  # at most this often a progress event per job (the last step always)
+TRAINING_SLOTS = 4          # training jobs at once where the execution trains concurrently (a GPU)
 
 TaskResult = Tuple[Dict[str, Any], List[EncodedFrame]]
 
@@ -65,18 +69,25 @@ class TrainJob:
     steps: int = 0
     checkpointed: bool = False
     cancel: threading.Event = dataclasses.field(default_factory=threading.Event)
+    device: str = ""  # the device of the worker that has it, and its number (serve --devices)
+    worker: int = 0
 
     def describe(self) -> Dict[str, Any]:
-        return {"id": self.id, "name": self.name, "state": self.state, "step": self.step, "steps": self.steps}
+        return {"id": self.id, "name": self.name, "state": self.state, "step": self.step, "steps": self.steps,
+                "device": self.device, "worker": self.worker}
 
 
 class DeviceWorker:
-    """Render queue + training line for one compute device."""
+    """Stylize stages, a task thread and training threads for one compute device."""
 
     def __init__(self, store: ModelStore, device: str, context: zmq.Context, results_address: str,
-                 vgg: Optional[str] = None):
+                 vgg: Optional[str] = None, number: int = 0):
+        from shotstyle.server.engine.device import execution_for, pick_device
+
         self.store = store
         self.device = device
+        self.number = number  # among the server's workers
+        self.execution = execution_for(pick_device(device))
         self.vgg = vgg
         self.decoder = IsolatedDecoder()
         self._context = context
@@ -88,9 +99,13 @@ class DeviceWorker:
         self._busy = threading.Condition()
         self._rendering = 0  # render tasks queued or running
         self._stylizers: "collections.OrderedDict[Tuple[str, int], Stylizer]" = collections.OrderedDict()
+        self._stylizers_lock = threading.Lock()
         self.stopping = threading.Event()
-        self._threads = [threading.Thread(target=self._render_loop, name="shotstyle-render", daemon=True),
-                         threading.Thread(target=self._train_loop, name="shotstyle-train", daemon=True)]
+        self.frames = FramePipeline(self._stylizer, context, results_address, self.stopping, self._request_done,
+                                    {"device": device, "worker": number})
+        slots = TRAINING_SLOTS if self.execution.concurrent_training else 1
+        self._threads = [threading.Thread(target=self._render_loop, name="shotstyle-render", daemon=True)] + [
+            threading.Thread(target=self._train_loop, name=f"shotstyle-train-{n}", daemon=True) for n in range(slots)]
         for thread in self._threads:
             thread.start()
 
@@ -111,12 +126,39 @@ class DeviceWorker:
 
     def submit(self, identity: bytes, request_id: str, task: Callable[[], TaskResult]) -> None:
         """Run ``task`` on the render thread; its result (or error) is the reply to ``request_id``."""
-        with self._busy:
-            self._rendering += 1
-            self._render_load[identity] += 1
+        self._request_started(identity)
         self._renders.put((identity, request_id, task))
 
+    def stylize(self, identity: bytes, request_id: str, frames: List[EncodedFrame], model: str, mix: float,
+                colourspace: Optional[str], tile: int, out_colourspace: Optional[str] = None) -> None:
+        """Stylize ``frames`` through the frame pipeline (the result in ``out_colourspace`` when given);
+        the reply goes to ``request_id``."""
+        self._request_started(identity)
+        self.frames.submit(StylizeRequest(identity, request_id, identity, frames, model, mix, colourspace, tile,
+                                          out_colourspace))
+
+    def _request_started(self, client: bytes) -> None:
+        with self._busy:
+            self._rendering += 1
+            self._render_load[client] += 1
+
+    def _request_done(self, client: bytes) -> None:
+        with self._busy:
+            self._rendering -= 1
+            self._render_load[client] -= 1
+            if not self._render_load[client]:
+                del self._render_load[client]
+            self._busy.notify_all()
+
+    def training_load(self) -> int:
+        """Training jobs queued or running here."""
+        return sum(1 for j in list(self._jobs.values()) if j.state in ("queued", "running"))
+
+    def has_job(self, job_id: str) -> bool:
+        return job_id in self._jobs
+
     def submit_training(self, job: TrainJob) -> None:
+        job.device, job.worker = self.device, self.number
         self._jobs[job.id] = job
         self._trainings.put(job)
 
@@ -136,15 +178,18 @@ class DeviceWorker:
         with self._busy:
             self._busy.notify_all()
         self._renders.put(None)
-        self._trainings.put(None)
+        for _ in self._threads[1:]:
+            self._trainings.put(None)
 
     def alive(self) -> bool:
-        return any(thread.is_alive() for thread in self._threads)
+        """Threads still working, or requests not answered yet (a stopping server drains them)."""
+        return any(thread.is_alive() for thread in self._threads) or self.queued_renders() > 0
 
     def close(self, timeout: float = 10.0) -> None:
-        """After request_stop: wait for the threads, then stop the decoder helper."""
+        """After request_stop: wait for the threads, then stop the decoder helpers."""
         for thread in self._threads:
             thread.join(timeout)
+        self.frames.close(timeout)
         self.decoder.close()
 
     # --- render thread ------------------------------------------------------------
@@ -168,61 +213,31 @@ class DeviceWorker:
                     code, message = error_of(exc)
                     header, payloads = protocol.error_reply(request_id, code, message), []
                 finally:
-                    with self._busy:
-                        self._rendering -= 1
-                        self._render_load[identity] -= 1
-                        if not self._render_load[identity]:
-                            del self._render_load[identity]
-                        self._busy.notify_all()
+                    self._request_done(identity)
                 out.send_multipart([identity, *protocol.pack(header, payloads)], copy=False)
         finally:
             out.close(0)
-
-    def stylize_task(self, frames: List[EncodedFrame], model: str, mix: float, colourspace: Optional[str],
-                     tile: int, out_colourspace: Optional[str] = None) -> Callable[[], TaskResult]:
-        """The work of one stylize request: decode, stylize, encode like the input (in ``out_colourspace``
-        when given)."""
-        from shotstyle.server.engine.pipeline import stylize_frame
-
-        def run() -> TaskResult:
-            stylizer = self._stylizer(model, tile)
-            results = []
-            spent = {"decode": 0.0, "stylize": 0.0, "encode": 0.0}  # ms, so clients can see transport costs
-            for ef in frames:
-                try:
-                    start = time.perf_counter()
-                    frame: Frame = self.decoder.frame(ef, colourspace)
-                    decoded = time.perf_counter()
-                    result = stylize_frame(stylizer, frame, mix, colourspace, out_colourspace)
-                except ShotstyleError as exc:  # this frame's problem: say which frame
-                    raise RequestError(wire_code(exc), f"frame {ef.frame}: {exc}") from None
-                stylized = time.perf_counter()
-                results.append(encode_like(result, ef, ef.frame))
-                spent["decode"] += (decoded - start) * 1000
-                spent["stylize"] += (stylized - decoded) * 1000
-                spent["encode"] += (time.perf_counter() - stylized) * 1000
-            return {"model": model, "hash": stylizer.model_hash, "frames": [ef.frame for ef in frames],
-                    "timings_ms": {k: round(v, 3) for k, v in spent.items()}}, results
-        return run
 
     def _stylizer(self, model_name: str, tile: int) -> Stylizer:
         from shotstyle.server.engine.inference import Stylizer
 
         model = self.store.get(model_name)
         key = (model_name, tile)
-        cached = self._stylizers.get(key)
-        if cached is None or cached.model is not model:
-            cached = Stylizer(model, self.device, tile_pixels=tile or None)
-            self._stylizers[key] = cached
-            while len(self._stylizers) > 4:
-                self._stylizers.popitem(last=False)
-        self._stylizers.move_to_end(key)
-        return cached
+        with self._stylizers_lock:  # decode threads ask at the same time
+            cached = self._stylizers.get(key)
+            if cached is None or cached.model is not model:
+                cached = Stylizer(model, tile_pixels=tile or None, execution=self.execution)
+                self._stylizers[key] = cached
+                while len(self._stylizers) > 4:
+                    self._stylizers.popitem(last=False)
+            self._stylizers.move_to_end(key)
+            return cached
 
     # --- training thread ------------------------------------------------------------
     def _between_steps(self, job: TrainJob) -> bool:
-        """Training's should_cancel hook: on a CPU, wait while frames are queued; True to stop."""
-        if self.device == "cpu":
+        """Training's should_cancel hook: where training shares the cores with frames (a CPU),
+        wait while frames are queued; True to stop."""
+        if not self.execution.concurrent_training:
             with self._busy:
                 while self._rendering and not job.cancel.is_set() and not self.stopping.is_set():
                     self._busy.wait(0.5)
@@ -245,7 +260,7 @@ class DeviceWorker:
                                                                      "error": {"code": code, "message": message}})
                     out.send_multipart([job.identity, protocol.encode_header(header)])
                 # Finished jobs are forgotten after a while; a few stay so `status` can show them.
-                finished = [j for j in self._jobs.values() if j.state not in ("queued", "running")]
+                finished = [j for j in list(self._jobs.values()) if j.state not in ("queued", "running")]
                 for old in finished[:-8]:
                     self._jobs.pop(old.id, None)
         finally:
@@ -281,6 +296,7 @@ class DeviceWorker:
 
     def _train(self, job: TrainJob, push: Callable[..., None]) -> StyleModel:
         from shotstyle.server.engine.colour import from_working
+        from shotstyle.server.engine.device import own_stream
         from shotstyle.server.engine.pipeline import frame_colourspace, working_rgb
         from shotstyle.server.engine.training import TrainConfig, train
 
@@ -343,6 +359,7 @@ class DeviceWorker:
             job.checkpointed = True
             push({"type": protocol.EVENT_CHECKPOINT, "step": job.step, "model": job.name, "hash": model_hash})
 
-        return train(keyframes, style, config, preview_frame=preview, on_event=on_event,
-                     should_cancel=lambda: self._between_steps(job), checkpoint=checkpoint, init=init)
+        with own_stream(self.execution):
+            return train(keyframes, style, config, preview_frame=preview, on_event=on_event,
+                         should_cancel=lambda: self._between_steps(job), checkpoint=checkpoint, init=init)
 

@@ -63,12 +63,14 @@ def convert(pixels: np.ndarray, dtype: str) -> np.ndarray:
 def frame_from_raw(ef: EncodedFrame) -> Frame:
     """A Frame from a raw payload (codec.from_parts has checked its header and size).
 
+    Half buffers stay half (`Frame.pixels` float16): the frame pipeline converts them on the
+    device, and a reply in half needs no conversion back.
+
     Its colour space is the header's, else `frameio.default_colourspace` of its channel formats.
     """
     h = ef.header
     pixels = np.frombuffer(ef.data, dtype=h["dtype"]).reshape(h["height"], h["width"], len(h["channels"]))
-    pixels = convert(pixels, "float32")
-    if not pixels.flags.writeable:  # a float32 payload is still the received buffer: own a copy
+    if not pixels.flags.writeable:  # still the received buffer: own a copy
         pixels = pixels.copy()
     return Frame(pixels=pixels, channels=list(h["channels"]),
                  channel_formats=list(h["formats"]), data_window=tuple(h["data_window"]),

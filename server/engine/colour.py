@@ -24,6 +24,8 @@ written.
 
 Colour space names are anything the config knows (names or aliases, e.g. "ACEScg",
 "lin_rec709", "sRGB - Texture"); "sRGB" means the config's sRGB texture space.
+
+The same transforms on torch tensors, on any device: `server.engine.colourtensors`.
 """
 
 from __future__ import annotations
@@ -35,7 +37,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import PyOpenColorIO as ocio
-
 from shotstyle.server.errors import ColourError
 
 WORKING_SPACE_NAMES = ("ACEScct", "ACES - ACEScct", "acescct_ap1")
@@ -54,7 +55,7 @@ def config_uri() -> str:
 
 
 @functools.lru_cache(maxsize=4)
-def _config(uri: str) -> ocio.Config:
+def config_at(uri: str) -> ocio.Config:
     try:
         return ocio.Config.CreateFromFile(uri)
     except Exception as error:  # OCIO raises its own Exception type for every failure
@@ -66,7 +67,7 @@ def _config(uri: str) -> ocio.Config:
 
 def config() -> ocio.Config:
     """The loaded OCIO config (see `config_uri`)."""
-    return _config(config_uri())
+    return config_at(config_uri())
 
 
 def describe_config() -> str:
@@ -74,7 +75,7 @@ def describe_config() -> str:
     return f"{config_uri()} ({config().getName()}), working space {working_space()}"
 
 
-def _resolve(cfg: ocio.Config, name: str) -> str:
+def resolve(cfg: ocio.Config, name: str) -> str:
     colourspace = cfg.getColorSpace(name) or cfg.getColorSpace(_SHORTHANDS.get(name.lower(), name))
     if colourspace is None:
         raise ColourError(
@@ -94,10 +95,10 @@ def working_space() -> str:
 
 
 @functools.lru_cache(maxsize=32)
-def _processor(uri: str, source: str, destination: str) -> ocio.CPUProcessor:
-    cfg = _config(uri)
+def cpu_processor(uri: str, source: str, destination: str) -> ocio.CPUProcessor:
+    cfg = config_at(uri)
     try:
-        return cfg.getProcessor(_resolve(cfg, source), _resolve(cfg, destination)).getDefaultCPUProcessor()
+        return cfg.getProcessor(resolve(cfg, source), resolve(cfg, destination)).getDefaultCPUProcessor()
     except ColourError:
         raise
     except Exception as error:
@@ -109,16 +110,16 @@ def _strip_pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="ocio")
 
 
-def _apply(rgb: np.ndarray, source: str, destination: str, copy: bool = True) -> np.ndarray:
+def apply(rgb: np.ndarray, source: str, destination: str, copy: bool = True,
+          uri: str | None = None) -> np.ndarray:
     """Apply the transform in place on a float32 copy (or on ``rgb`` itself when ``copy`` is False).
 
     OCIO's applyRGB releases the GIL but uses one core, so large frames go in row strips
     across the cores (2x faster at 1920x1080 on 2 cores).
     """
-    if rgb.ndim != 3 or rgb.shape[2] != 3:
-        raise ColourError(f"expected an H×W×3 RGB image, got shape {rgb.shape}")
+    _check_rgb(rgb)
     pixels = np.array(rgb, dtype=np.float32, order="C", copy=copy)
-    processor = _processor(config_uri(), source, destination)
+    processor = cpu_processor(uri or config_uri(), source, destination)
     workers = os.cpu_count() or 1
     if workers > 1 and pixels.shape[0] * pixels.shape[1] >= STRIP_MIN_PIXELS:
         list(_strip_pool().map(processor.applyRGB, np.array_split(pixels, workers, axis=0)))
@@ -127,33 +128,31 @@ def _apply(rgb: np.ndarray, source: str, destination: str, copy: bool = True) ->
     return pixels
 
 
-def replace_nonfinite(rgb: np.ndarray) -> tuple[np.ndarray, int]:
-    """A float32 copy of ``rgb`` with `NONFINITE_RULE` applied, and how many values it replaced."""
-    pixels = np.array(rgb, dtype=np.float32, copy=True)
-    bad = ~np.isfinite(pixels)
-    count = int(np.count_nonzero(bad))
-    if count:
-        np.nan_to_num(pixels, copy=False, nan=0.0, posinf=HALF_MAX, neginf=-HALF_MAX)
-    return pixels, count
-
-
 def to_working(rgb: np.ndarray, colourspace: str) -> tuple[np.ndarray, int]:
     """H×W×3 RGB in ``colourspace`` -> H×W×3 float32 ACEScct, and the count of non-finite values replaced."""
-    pixels, replaced = replace_nonfinite(rgb)
+    _check_rgb(rgb)
+    pixels = np.array(rgb, dtype=np.float32, order="C")
+    replaced = int(np.count_nonzero(~np.isfinite(pixels)))
+    np.nan_to_num(pixels, copy=False, nan=0.0, posinf=HALF_MAX, neginf=-HALF_MAX)  # NONFINITE_RULE
     np.maximum(pixels, NEGATIVE_LIMIT, out=pixels)
-    return _apply(pixels, colourspace, working_space(), copy=False), replaced
+    return apply(pixels, colourspace, working_space(), copy=False), replaced
 
 
 def from_working(rgb: np.ndarray, colourspace: str) -> np.ndarray:
     """H×W×3 ACEScct (e.g. network output) -> H×W×3 float32 in ``colourspace``; always finite."""
-    pixels = _apply(rgb, working_space(), colourspace)
+    pixels = apply(rgb, working_space(), colourspace)
     limit = float(np.finfo(np.float32).max)
     return np.nan_to_num(pixels, copy=False, nan=0.0, posinf=limit, neginf=-limit)
 
 
+def _check_rgb(rgb: np.ndarray) -> None:
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ColourError(f"expected an H×W×3 RGB image, got shape {rgb.shape}")
+
+
 def canonical(name: str) -> str:
     """The config's own name for ``name`` (an alias or shorthand); ColourError if the config lacks it."""
-    return _resolve(config(), name)
+    return resolve(config(), name)
 
 
 def is_scene_linear(name: str) -> bool:
@@ -163,14 +162,14 @@ def is_scene_linear(name: str) -> bool:
     the scene_linear role by a matrix, so doubling a value doubles its image.
     """
     cfg = config()
-    space = cfg.getColorSpace(_resolve(cfg, name))
+    space = cfg.getColorSpace(resolve(cfg, name))
     if space.isData():
         return True
     encoding = space.getEncoding() if hasattr(space, "getEncoding") else ""
     if encoding:
         return bool(encoding == "scene-linear")
     values = np.array([[[0.05, 0.1, 0.2], [0.1, 0.2, 0.4]]], dtype=np.float32)
-    out = _apply(values, space.getName(), scene_linear_space())
+    out = apply(values, space.getName(), scene_linear_space())
     return bool(np.allclose(out[0, 1], 2 * out[0, 0], rtol=1e-3, atol=1e-6))
 
 
@@ -178,7 +177,7 @@ def scene_linear_space() -> str:
     """The config's scene-linear working space (its scene_linear role; ACEScg in the ACES configs)."""
     cfg = config()
     role = cfg.getRoleColorSpace("scene_linear") if cfg.hasRole("scene_linear") else None
-    return role or _resolve(cfg, "ACEScg")
+    return role or resolve(cfg, "ACEScg")
 
 
 def output_colourspace(input_space: str, file_format: str, chosen: str | None = None) -> str:
@@ -218,7 +217,7 @@ def interop_tags(name: str) -> dict:
     Interop Forum id, e.g. lin_ap1_scene for ACEScg) and ``chromaticities`` where its primaries are
     known; empty for spaces without an id."""
     cfg = config()
-    space = cfg.getColorSpace(_resolve(cfg, name))
+    space = cfg.getColorSpace(resolve(cfg, name))
     interop = space.getInteropID() if hasattr(space, "getInteropID") else ""
     if not interop:
         interop = next((alias for alias in space.getAliases() if _INTEROP_ID.match(alias)), "")
@@ -236,7 +235,8 @@ def convert(rgb: np.ndarray, source: str, destination: str) -> np.ndarray:
     """H×W×3 RGB from one colour space to another (a float32 copy); unchanged when they are the same."""
     if canonical(source) == canonical(destination):
         return np.array(rgb, dtype=np.float32, copy=True)
-    return _apply(replace_nonfinite(rgb)[0], source, destination, copy=False)
+    finite = np.nan_to_num(np.asarray(rgb, dtype=np.float32), nan=0.0, posinf=HALF_MAX, neginf=-HALF_MAX)  # NONFINITE_RULE
+    return apply(finite, source, destination, copy=False)
 
 
 def available_colourspaces() -> list[str]:

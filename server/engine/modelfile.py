@@ -64,7 +64,9 @@ class StyleModel:
         return checksum(self._tensors(), full_metadata(self))
 
     def _tensors(self) -> dict[str, torch.Tensor]:
-        return {name: tensor.detach().to("cpu").contiguous()
+        # Row-major copies: a network may run channels-last (see device.Execution), and
+        # safetensors stores bytes in memory order.
+        return {name: tensor.detach().to("cpu", memory_format=torch.contiguous_format)
                 for name, tensor in self.network.state_dict().items()}
 
 
@@ -85,8 +87,18 @@ def checksum(tensors: dict[str, torch.Tensor], metadata: dict[str, Any]) -> str:
     for name in sorted(tensors):
         tensor = tensors[name]
         digest.update(f"\n{name}:{tensor.dtype}:{list(tensor.shape)}\n".encode())
-        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+        digest.update(tensor_bytes(tensor))
     return digest.hexdigest()
+
+
+def tensor_bytes(tensor: torch.Tensor) -> bytes:
+    """A tensor's elements in row-major order as bytes, whatever its strides or device.
+
+    `is_contiguous()` is no guide: a channels-last 1×1 conv weight (O×I×1×1) is "contiguous"
+    with stride(-1) = I, and viewing it as bytes fails. Flattening first gives stride 1."""
+    if not tensor.numel():
+        return b""
+    return tensor.detach().to("cpu").reshape(-1).view(torch.uint8).numpy().tobytes()
 
 
 def model_to_bytes(model: StyleModel) -> bytes:
