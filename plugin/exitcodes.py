@@ -50,6 +50,7 @@ BY_ERROR_CODE: Dict[str, ExitCode] = {
     "timeout": ExitCode.SERVER_UNREACHABLE,
     "unreachable": ExitCode.SERVER_UNREACHABLE,
     "unauthorised": ExitCode.SERVER_UNREACHABLE,
+    "forbidden": ExitCode.SERVER_UNREACHABLE,
 }
 
 

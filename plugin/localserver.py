@@ -1,8 +1,9 @@
 """Finding, and when allowed starting, the local shotstyle server.
 
-A running server writes a small JSON *server file* (pid, address, versions) into the runtime
-folder: ``$SHOTSTYLE_RUNTIME_DIR``, else the platform's runtime/cache folder. Hosts and the
-farm command read it to reach the local server; ``autostart`` spawns a detached
+A running server writes a small JSON *server file* (pid, address, versions, and the token that
+gives its user's clients authority over it: the file is mode 0600) into the runtime folder:
+``$SHOTSTYLE_RUNTIME_DIR``, else the platform's runtime/cache folder. Hosts and the farm command
+read it to reach the local server (`token_for` gives a client the token of the server it talks to); ``autostart`` spawns a detached
 ``python -m shotstyle.server --port 0`` and waits until it answers ``hello``.
 """
 
@@ -44,10 +45,20 @@ def write_server_file(address: str, **extra: Any) -> str:
     info = {"pid": os.getpid(), "address": address, "protocol": protocol.PROTOCOL_VERSION,
             "started": time.time(), **extra}
     temp = f"{path}.{os.getpid()}.tmp"
-    with open(temp, "w", encoding="utf-8") as handle:
+    # Only the server's user may read it: it may hold the token (protocol: who may do what).
+    with open(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as handle:
+        if hasattr(os, "fchmod"):  # an old temp file of another mode (POSIX; Windows keeps per-user folders)
+            os.fchmod(handle.fileno(), 0o600)
         json.dump(info, handle, indent=1)
     os.replace(temp, path)
     return path
+
+
+def token_for(address: str) -> Optional[str]:
+    """The token of the local server listening at ``address``, when this user can read its server file."""
+    info = read_server_file()
+    token = info.get("token") if info is not None and info.get("address") == address else None
+    return token if isinstance(token, str) else None
 
 
 def remove_server_file(pid: Optional[int] = None) -> None:

@@ -53,6 +53,11 @@ class ServerProcess:
         self.kill()
         raise RuntimeError(f"server did not start within {timeout} s:\n{self.log()}")
 
+    @property
+    def token(self) -> str:
+        """The server's token (from its server file): what gives a client authority over it."""
+        return str(json.loads((self.runtime / "server.json").read_text())["token"])
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
