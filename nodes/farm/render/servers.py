@@ -92,6 +92,7 @@ class Servers:
                 stylized: FrameResult
                 try:
                     stylized = frame_from_raw(result)
+                    stylized.clamped = int(result.extra.get("clamped", 0))  # the server's half-float reply
                 except Exception as exc:
                     stylized = exc
                 writer.put(number, stylized, started.pop(number), client.address)
