@@ -276,10 +276,7 @@ class Client:
         _, _, payloads = self.call(protocol.OP_MODEL_GET, {"name": name})
         if len(payloads) != 1:
             raise ServerError("bad_message", f"model.get reply for {name!r} carried {len(payloads)} parts, not 1")
-        temp = f"{path}.{os.getpid()}.tmp"
-        with open(temp, "wb") as handle:
-            handle.write(payloads[0])
-        os.replace(temp, path)
+        write_file(path, payloads[0])
 
     def shutdown(self) -> None:
         self.call(protocol.OP_SHUTDOWN)
@@ -505,6 +502,19 @@ def follow(job: Job, on_progress: Optional[Callable[[Dict[str, Any]], None]] = N
             raise ServerError(str(error.get("code", "training_failed")), str(error.get("message", "no message")))
         elif kind in protocol.FINAL_EVENTS:
             return event
+
+
+def write_file(path: str, data: Any) -> None:
+    """Write ``data`` (a model file's bytes) to ``path`` atomically; OSError if the folder is not writable."""
+    temp = f"{path}.{os.getpid()}.tmp"
+    try:
+        with open(temp, "wb") as handle:
+            handle.write(data)
+        os.replace(temp, path)
+    except BaseException:
+        if os.path.exists(temp):
+            os.remove(temp)
+        raise
 
 
 def _socket_type(part: Any) -> Optional[str]:

@@ -17,7 +17,7 @@ Known limit: pixels are float32, so "uint" (uint32) channels hold integers exact
 2**24; larger IDs lose their low bits.
 
 Writes are atomic: a temporary file in the destination folder (``.NAME.XXXXXXXX.tmp.EXT``, so a
-later run can find the ones a killed process left: `leftover_temporaries`), then `os.replace`,
+later run can find the ones a killed process left: `temporary_target`), then `os.replace`,
 so a killed process never leaves a half-written frame under the final name.
 
 Half-float storage (EXR half channels, float16 buffers): finite values beyond the half range
@@ -392,16 +392,14 @@ def _temporary_affixes(path: str) -> tuple[str, str]:
     return f".{base}.", f".tmp{ext}"
 
 
-def leftover_temporaries(path: str) -> list[str]:
-    """Temporary files of `write_frame` for ``path`` on disk: a live writer's, or ones a killed process left."""
-    folder = os.path.dirname(os.path.abspath(path))
-    prefix, suffix = _temporary_affixes(path)
-    pattern = re.compile(re.escape(prefix) + r"[a-z0-9_]{8}" + re.escape(suffix))
-    try:
-        names = os.listdir(folder)
-    except OSError:
-        return []
-    return sorted(os.path.join(folder, n) for n in names if pattern.fullmatch(n))
+_TEMPORARY_NAME = re.compile(r"\.(.+)\.[a-z0-9_]{8}\.tmp(\.[^.]+)?")
+
+
+def temporary_target(path: str) -> str | None:
+    """The file a `write_frame` temporary file at ``path`` was to become, or None if it is not one."""
+    folder, name = os.path.split(path)
+    match = _TEMPORARY_NAME.fullmatch(name)
+    return os.path.join(folder, match.group(1) + (match.group(2) or "")) if match else None
 
 
 def write_frame(path: str, frame: Frame, compression: str | None = None, attributes: dict | None = None) -> int:

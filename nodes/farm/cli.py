@@ -68,6 +68,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except BrokenPipeError:  # output piped into `head` and the like
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return ExitCode.OK
+    except OSError as exc:  # what a command does not handle itself: a clear line, not a traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"shotstyle {command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return ExitCode.IO_ERROR
 
 
 if __name__ == "__main__":

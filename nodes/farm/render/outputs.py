@@ -12,9 +12,10 @@ import os
 from dataclasses import dataclass
 from typing import Optional
 
+from shotstyle.nodes.farm.render.claims import CLAIM_SUFFIX
 from shotstyle.plugin.sequences import SequencePattern
 from shotstyle.server.errors import FrameIOError
-from shotstyle.server.frameio import MODEL_ATTRIBUTE, probe, read_frame
+from shotstyle.server.frameio import MODEL_ATTRIBUTE, probe, read_frame, temporary_target
 
 
 @dataclass
@@ -45,3 +46,24 @@ class Outputs:
         return (done["attributes"].get(MODEL_ATTRIBUTE) == self.model_hash
                 and tuple(done["data_window"]) == tuple(source["data_window"])
                 and tuple(done["display_window"]) == tuple(source["display_window"]))
+
+    def leftovers(self, frames: list[int]) -> dict[int, list[str]]:
+        """Frames of ``frames`` that have temporary files (of a frame write) or claim files beside their
+        output, with those temporary files: what a killed run leaves, or a live one works with."""
+        folder = self.output.folder or "."
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            return {}
+        wanted = set(frames)
+        found: dict[int, list[str]] = {}
+        for name in names:
+            path = os.path.join(self.output.folder, name)
+            claim = name.endswith(CLAIM_SUFFIX)
+            target = path[:-len(CLAIM_SUFFIX)] if claim else temporary_target(path)
+            frame = self.output.frame_of(target) if target is not None else None
+            if frame in wanted:
+                found.setdefault(frame, [])
+                if not claim:
+                    found[frame].append(path)
+        return found
