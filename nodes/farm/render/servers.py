@@ -45,11 +45,14 @@ class Servers:
         self._lock = threading.Lock()
         self.clients: list[Client] = []
         self._lost: list[str] = []  # what became of the servers left out or lost
+        unreachable = []
         for address in addresses:
             try:
                 self.clients.append(connect(address))
             except SetupError as exc:
-                self._leave_out(None, str(exc))
+                unreachable.append(str(exc))
+        for reason in unreachable:
+            self._leave_out(None, reason)
         # Named by content: chunks of one model share it, other shots' models never clash.
         self.model_name = f"farm-{model_hash[:20]}"
         self.model_hash = model_hash
