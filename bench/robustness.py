@@ -242,8 +242,9 @@ def run(messages: int, check_every: int, timeout: float, seed: int) -> int:
             deaths, started, peak = 0, time.monotonic(), baseline
             for index in range(messages):
                 kind = kinds[index % len(kinds)] if index % 2 else rng.choice(kinds)
-                bench.send(kind, makers.kinds[kind](), index)
-                if (index + 1) % check_every == 0 or index + 1 == messages:
+                if bench.send(kind, makers.kinds[kind](), index) == "HANG" and not server.alive():
+                    print(f"the server died on message {index + 1}, a {kind!r}")
+                if (index + 1) % check_every == 0 or index + 1 == messages or not server.alive():
                     alive = server.alive()
                     deaths += not alive
                     hello = bench.hello_ms() if alive else float("nan")

@@ -3,8 +3,9 @@
 A running server writes a small JSON *server file* (pid, address, versions, and the token that
 gives its user's clients authority over it: the file is mode 0600) into the runtime folder:
 ``$SHOTSTYLE_RUNTIME_DIR``, else the platform's runtime/cache folder. Hosts and the farm command
-read it to reach the local server (`token_for` gives a client the token of the server it talks to); ``autostart`` spawns a detached
-``python -m shotstyle.server --port 0`` and waits until it answers ``hello``.
+read it to reach the local server (`token_for` gives a client the token of the server it talks
+to); ``autostart`` spawns a detached ``python -m shotstyle.server --port 0`` and waits until it
+answers ``hello``.
 """
 
 from __future__ import annotations

@@ -212,7 +212,8 @@ def decode_header(data: Any) -> Dict[str, Any]:
     try:
         header = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
-        raise ProtocolError("bad_message", f"message header is not UTF-8 JSON: {bounded_message(str(exc), 200)}") from None
+        raise ProtocolError("bad_message",
+                            f"message header is not UTF-8 JSON: {bounded_message(str(exc), 200)}") from None
     except RecursionError:
         header = None
     if header is None or _too_deep(header, MAX_JSON_DEPTH):

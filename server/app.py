@@ -284,8 +284,8 @@ class Server:
         effect_params.validate(values)
         style_colourspace = args.get("style_colourspace")
         if style_colourspace is not None and not isinstance(style_colourspace, str):
-            raise RequestError("bad_argument",
-                               f"style_colourspace must be a colour space name, got {protocol.brief(style_colourspace)}")
+            raise RequestError("bad_argument", "style_colourspace must be a colour space name, got "
+                                               f"{protocol.brief(style_colourspace)}")
         frames = self._frames(descs, payloads)
         by_role: Dict[str, List[EncodedFrame]] = {role: [] for role in TRAIN_ROLES}
         for ef in frames:

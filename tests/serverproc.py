@@ -85,6 +85,21 @@ class ServerProcess:
             self.kill()
 
 
+def exchange(address: str, parts: Sequence[bytes], timeout: float = 30.0) -> dict:
+    """Send raw multipart ``parts`` on a fresh DEALER (a fresh identity each time); the reply header."""
+    import zmq
+
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(address)
+    try:
+        sock.send_multipart(parts)
+        assert sock.poll(int(timeout * 1000)), "no reply"
+        return dict(json.loads(sock.recv_multipart()[0]))
+    finally:
+        sock.close()
+
+
 def save_tiny_model(folder: Path) -> str:
     """An untrained but saved hrnet-fast model, quick to run; its weights are randomised (a fresh
     network's output layer starts at zero, i.e. identity) so it visibly changes pixels."""

@@ -18,7 +18,7 @@ import pytest
 import zmq
 
 import hostile
-from serverproc import MODEL, ServerProcess, serving_tiny_model
+from serverproc import MODEL, ServerProcess, exchange, serving_tiny_model
 from shotstyle.plugin import codec, protocol
 from shotstyle.plugin.client import Client, ServerError, follow
 
@@ -26,19 +26,6 @@ from shotstyle.plugin.client import Client, ServerError, follow
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     yield from serving_tiny_model(tmp_path_factory)
-
-
-def exchange(address: str, parts, timeout: float = 30.0, token: str | None = None) -> dict:
-    """Send raw multipart ``parts`` on a fresh DEALER (a fresh identity each time); the reply header."""
-    sock = zmq.Context.instance().socket(zmq.DEALER)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(address)
-    try:
-        sock.send_multipart(parts)
-        assert sock.poll(int(timeout * 1000)), "no reply"
-        return json.loads(sock.recv_multipart()[0])
-    finally:
-        sock.close()
 
 
 def header(op: str, args: dict | None = None, frames=(), token: str | None = None) -> bytes:
