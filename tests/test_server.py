@@ -273,9 +273,15 @@ def test_isolated_decoder_survives_a_dead_or_hung_helper(made_exrs):
         decoder._process.kill()  # the helper died (as a crashing image library would)
         decoder._process.join()
         assert decoder.decode(data, "exr").pixels.shape[2] > 4  # a fresh helper took over
-        decoder.timeout = 0.001  # a helper that does not answer in time is replaced, the frame fails
+        # A helper that does not answer in time (stopped here, as a reader stuck in a loop would be)
+        # is replaced, and the frame fails. A short timeout alone races a fast decode of a small file.
+        hung = decoder._process
+        os.kill(hung.pid, signal.SIGSTOP)
+        decoder.timeout = 0.5
         with pytest.raises(FrameIOError, match="damaged"):
             decoder.decode(data, "exr")
+        hung.join(5)
+        assert not hung.is_alive()
         decoder.timeout = 60
         assert decoder.decode(data, "exr").pixels.shape[2] > 4
     finally:
