@@ -394,7 +394,15 @@ class Client:
 
     def job_known(self, job: "Job") -> bool:
         """Whether the server still lists ``job`` (ServerError if the server does not answer)."""
-        return any(j.get("id") == job.id for j in self.status().get("jobs", []))
+        return self.job_listing(job) is not None
+
+    def job_listing(self, job: "Job") -> Optional[Dict[str, Any]]:
+        """The server's `status` entry of ``job`` (protocol.OP_STATUS), or None if it is not listed."""
+        return next((j for j in self.status().get("jobs", []) if j.get("id") == job.id), None)
+
+    def forget_job(self, job: "Job") -> None:
+        """Stop collecting ``job``'s events."""
+        self._events.pop(job.request_id, None)
 
 
 class Job:
@@ -414,6 +422,9 @@ class Job:
         A lost server raises ServerError "unreachable" within seconds (see the module docstring).
         After the connection was re-made, and after each ``client.timeout`` of silence, it makes
         sure the server still has the job: ServerError "unknown_job" if not (a restarted server).
+        A job the server lists as finished whose final event never came (it went out while the
+        connection was down) ends with an event made from that listing ("done" names the model;
+        a failure raises "training_failed").
         """
         body = self.client.job_event(self, wait)
         now = time.monotonic()
@@ -424,11 +435,22 @@ class Job:
             return body
         if now - self._checked >= self.client.timeout or self.client.reconnects != self._reconnects:
             self._reconnects = self.client.reconnects
-            if not self.client.job_known(self):
+            listing = self.client.job_listing(self)
+            if listing is None:
                 raise ServerError("unknown_job", f"job {self.id} is no longer known to {self.client.address}: the "
                                                  "server was restarted and the job died with it (a checkpoint it "
                                                  "saved stays in that server's store)")
             self._checked = now
+            state = listing.get("state")
+            if state in protocol.FINAL_EVENTS:
+                self.client.forget_job(self)
+                if state == protocol.EVENT_FAILED:
+                    raise ServerError("training_failed", f"job {self.id} failed on {self.client.address}; its error "
+                                                         "message was lost with the connection (see the server's log)")
+                kept = state == protocol.EVENT_DONE or listing.get("checkpointed")
+                self.final = {"type": state, "step": listing.get("step"),
+                              "model": listing.get("name") if kept else None}
+                return self.final
         return None
 
     def events(self, timeout: Optional[float] = None) -> Iterator[Dict[str, Any]]:

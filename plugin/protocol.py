@@ -51,7 +51,7 @@ PROTOCOL_VERSION = 1
 
 # --- ops -------------------------------------------------------------------
 OP_HELLO = "hello"                    # -> HELLO_FIELDS
-OP_STATUS = "status"                  # -> STATUS_FIELDS; jobs: [{id, name, state, step, steps}]
+OP_STATUS = "status"                  # -> STATUS_FIELDS; jobs: [{id, name, state, step, steps, checkpointed}]
 OP_MODELS = "models"                  # -> {models: [{name, hash, metadata...}]}
 OP_MODEL_DESCRIBE = "model.describe"  # args {name} -> {name, hash, size, metadata}
 OP_MODEL_DELETE = "model.delete"      # args {name} -> {}

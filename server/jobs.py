@@ -75,7 +75,8 @@ class TrainJob:
     cancel: threading.Event = dataclasses.field(default_factory=threading.Event)
 
     def describe(self) -> Dict[str, Any]:
-        return {"id": self.id, "name": self.name, "state": self.state, "step": self.step, "steps": self.steps}
+        return {"id": self.id, "name": self.name, "state": self.state, "step": self.step, "steps": self.steps,
+                "checkpointed": self.checkpointed}
 
 
 class DeviceWorker:

@@ -204,6 +204,26 @@ def test_f7_a_restarted_servers_unknown_job_is_explained(tmp_path, monkeypatch):
     assert explained < 10
 
 
+def test_f7_a_final_event_lost_with_a_dropped_connection_is_made_up_from_status(tmp_path):
+    from shotstyle.plugin.client import follow
+
+    with ServerProcess(tmp_path) as server, Client(server.address, timeout=60) as client:
+        frame = codec.encode_raw(np.full((16, 16, 3), 0.2, np.float16), {
+            "width": 16, "height": 16, "channels": ["R", "G", "B"], "formats": ["half"] * 3,
+            "dtype": "float16", "data_window": [0, 0, 16, 16], "display_window": [0, 0, 16, 16]})
+        job = client.train([frame], frame, "short", {"steps": 3, "resolution": 32, "loss": "look"})
+        deadline = time.monotonic() + 60
+        while client.job_listing(job)["state"] != "done":  # finished on the server, its events unread
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        while client._receive(0.5):  # every event is in ...
+            pass
+        client._events[job.request_id].clear()  # ... and gone, as if sent while the connection was down
+        client.reconnects += 1                  # ... and it was then re-made
+        final = follow(job, timeout=30)
+    assert final["type"] == "done" and final["model"] == "short"
+
+
 def render_argv(model: str, clip: str, out: Path, frames: str, servers: str) -> list[str]:
     return ["render", "--model", model, "--in", clip, "--out", str(out / "s.####.exr"), "--frames", frames,
             "--server", servers, "--json-progress", "--in-flight", "1"]

@@ -10,14 +10,13 @@ refused, clearly and alike, by the one loader render, the store and ``model.put`
 from __future__ import annotations
 
 import functools
-import json
 import struct
 import time
 
 import pytest
 
 import hostile
-from serverproc import ServerProcess
+from serverproc import ServerProcess, exchange
 from shotstyle.nodes.farm.cli import main
 from shotstyle.plugin import protocol
 from shotstyle.plugin.exitcodes import ExitCode
@@ -72,23 +71,13 @@ def test_f5_hostile_models_are_refused_alike_by_the_loader_the_store_and_render(
     assert not (tmp_path / "store" / "hostile.safetensors").exists()
 
 
-def test_f5_the_server_answers_every_hostile_model_with_bad_model(tmp_path):
-    with ServerProcess(tmp_path) as server:
-        import zmq
-        sock = zmq.Context.instance().socket(zmq.DEALER)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.connect(server.address)
-        try:
-            for name, (make, words) in hostile.HOSTILE_MODELS.items():
-                header = protocol.request("model.put", {"name": "hostile"}, request_id="req-1")
-                sock.send_multipart([protocol.encode_header(header), make()])
-                assert sock.poll(60000), name
-                answer = json.loads(sock.recv_multipart()[0])
-                assert not answer["ok"] and answer["error"]["code"] == "bad_model", (name, answer)
-                assert words in answer["error"]["message"], (name, answer)
-        finally:
-            sock.close()
-        assert server.alive() and not (server.models / "hostile.safetensors").exists()
+def test_f5_the_server_answers_every_hostile_model_with_bad_model(server):
+    for name, (make, words) in hostile.HOSTILE_MODELS.items():
+        header = protocol.encode_header(protocol.request("model.put", {"name": "hostile"}, request_id="req-1"))
+        answer = exchange(server.address, [header, make()], 60)
+        assert not answer["ok"] and answer["error"]["code"] == "bad_model", (name, answer)
+        assert words in answer["error"]["message"], (name, answer)
+    assert server.alive() and not (server.models / "hostile.safetensors").exists()
 
 
 @pytest.mark.parametrize("change", [{"blocks": 2000}, {"width": 1024}])
@@ -113,16 +102,21 @@ def test_f5_shapes_are_checked_against_the_network_before_it_is_built(monkeypatc
     assert built == ["meta"]  # no real network was built
 
 
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with ServerProcess(tmp_path_factory.mktemp("server")) as proc:
+        yield proc
+
+
 @pytest.mark.parametrize("name", ["NaN weight", "float64 weights", "radius -5", "arch_kwargs a list"])
-def test_f5_render_refuses_hostile_models_in_process_and_through_a_server_with_exit_4(name, tmp_path, plate_clip,
-                                                                                     capsys):
+def test_f5_render_refuses_hostile_models_in_process_and_through_a_server_with_exit_4(name, server, tmp_path,
+                                                                                     plate_clip, capsys):
     path = tmp_path / "hostile.safetensors"
     path.write_bytes(hostile.HOSTILE_MODELS[name][0]())
     argv = ["render", "--model", str(path), "--in", plate_clip, "--out", str(tmp_path / "out" / "s.####.exr"),
             "--frames", "1"]
     assert main([*argv, "--in-process", "--threads", "1"]) == ExitCode.MODEL_ERROR
-    with ServerProcess(tmp_path / "srv") as server:
-        assert main([*argv, "--server", server.address]) == ExitCode.MODEL_ERROR
+    assert main([*argv, "--server", server.address]) == ExitCode.MODEL_ERROR
     err = capsys.readouterr().err
     assert "Traceback" not in err and "[internal]" not in err
     assert not (tmp_path / "out" / "s.0001.exr").exists()
