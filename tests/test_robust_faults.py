@@ -229,12 +229,13 @@ def render_argv(model: str, clip: str, out: Path, frames: str, servers: str) -> 
             "--server", servers, "--json-progress", "--in-flight", "1"]
 
 
-def test_f7_render_exits_5_within_10_s_of_its_only_server_hanging(tiny_model, plate_clip, tmp_path):
+@pytest.mark.parametrize("fault", [signal.SIGSTOP, signal.SIGKILL], ids=["hung", "killed"])
+def test_f7_render_exits_5_within_10_s_of_its_only_server_hanging_or_dying(tiny_model, plate_clip, tmp_path, fault):
     with ServerProcess(tmp_path / "srv") as server:
         render = cli(*render_argv(tiny_model, plate_clip, tmp_path / "out", "1-120", server.address), env=server.env)
         try:
             Reader(render.stdout).wait_for('"status": "rendered"', 60)
-            server.process.send_signal(signal.SIGSTOP)  # hung: only heartbeats can tell
+            server.process.send_signal(fault)  # hung (SIGSTOP): only heartbeats can tell
             stopped = time.monotonic()
             code = render.wait(40)
             waited = time.monotonic() - stopped

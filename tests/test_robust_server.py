@@ -218,6 +218,14 @@ def test_f6_control_ops_need_the_token_and_reading_stays_open(tmp_path):
         server.process.wait(60)
 
 
+def test_f6_over_ipc_the_servers_own_user_has_authority(tmp_path):
+    folder = tmp_path / "sock"
+    folder.mkdir(mode=0o700)
+    with ServerProcess(tmp_path, ["--bind", f"ipc://{folder}/shotstyle.sock"]) as server:
+        assert code_of(exchange(server.address, request("shutdown"))) == "ok"  # no token: the kernel vouches
+        server.process.wait(60)
+
+
 def test_f6_deep_json_and_bad_tiles_get_their_codes(server):
     nested = b'{"v":1,"id":"req-1","op":"hello","args":{"a":' + b"[" * 100_000 + b"]" * 100_000 + b"}}"
     assert code_of(exchange(server.address, [nested])) == "bad_message"
