@@ -110,7 +110,7 @@ class DeviceWorker:
         def guarded() -> None:
             try:
                 loop()
-            except BaseException as exc:  # noqa: B036 - recorded for `supervise`, which restarts the thread
+            except BaseException as exc:  # recorded for `supervise`, which restarts the thread
                 self._deaths[name] = f"{type(exc).__name__}: {protocol.brief(exc)}"
                 traceback.print_exc()
 
