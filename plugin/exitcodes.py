@@ -27,6 +27,8 @@ class ExitCode(enum.IntEnum):
                             # manager refused the job or is not installed
     FAILED = 6              # the work failed: some frames (named in the log), the training, a required
                             # piece of the installation (`doctor`)
+    IO_ERROR = 7            # a file or folder cannot be written (or read) for a reason of the system: no
+                            # permission, a full disk, a read-only filesystem, a folder that cannot be made
     CANCELLED = 130         # stopped by Ctrl-C or a cancel (`train` keeps a checkpoint)
 
 
@@ -50,6 +52,7 @@ BY_ERROR_CODE: Dict[str, ExitCode] = {
     "timeout": ExitCode.SERVER_UNREACHABLE,
     "unreachable": ExitCode.SERVER_UNREACHABLE,
     "unauthorised": ExitCode.SERVER_UNREACHABLE,
+    "forbidden": ExitCode.SERVER_UNREACHABLE,
 }
 
 

@@ -4,13 +4,15 @@ One local server per install: a running server writes a small JSON *server file*
 runtime folder (``$SHOTSTYLE_RUNTIME_DIR``, else the platform's runtime/cache folder) named by
 `install_key` — the install's Python prefix (its venv) and the protocol version — so two
 checkouts, two venvs or two versions never share a server (or its model store) by accident.
-The file holds (`write_server_file`)::
+The file holds (`write_server_file`; mode 0600: only the server's user may read it)::
 
     pid, address, protocol, version, started     who and where
     install: {prefix, python, package}           which install runs it (what `hello` reports too)
     autostarted, idle_exit_s                     started on demand, and its idle time before exiting
+    token                                        gives its user's clients authority over the server
 
-Hosts and the farm commands read it to reach the local server; ``autostart`` spawns a detached
+Hosts and the farm commands read it to reach the local server (`token_for` gives a client the
+token of the server it talks to); ``autostart`` spawns a detached
 ``python -m shotstyle.server --port 0 --idle-exit N`` (it exits after N idle minutes, see
 `userconfig.idle_exit_minutes`) and waits until it answers ``hello``. `install_mismatch` is the
 client's check of a server's ``hello`` against this install.
@@ -98,11 +100,24 @@ def write_server_file(address: str, path: Optional[str] = None, **extra: Any) ->
     info = {"pid": os.getpid(), "address": address, "protocol": protocol.PROTOCOL_VERSION, "version": __version__,
             "install": install_info(), "started": time.time(), **extra}
     temp = f"{path}.{os.getpid()}.tmp"
-    # This user's alone (0600): what it records is how to reach and control the user's server.
+    # Only the server's user may read it: it holds the token (protocol: who may do what).
     with open(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as handle:
+        if hasattr(os, "fchmod"):  # an old temp file of another mode (POSIX; Windows keeps per-user folders)
+            os.fchmod(handle.fileno(), 0o600)
         json.dump(info, handle, indent=1)
     os.replace(temp, path)
     return path
+
+
+def token_for(address: str) -> Optional[str]:
+    """The token of the local server listening at ``address`` (any install's of this user), when this
+    user can read its server file."""
+    for path in server_files():
+        info = read_server_file(path)
+        token = info.get("token") if info is not None and info.get("address") == address else None
+        if isinstance(token, str):
+            return token
+    return None
 
 
 def remove_server_file(pid: Optional[int] = None, path: Optional[str] = None) -> None:
@@ -165,8 +180,8 @@ def ping(address: str, timeout: float = 2.0, socket_options: Optional[Dict[int, 
     return _ask(address, protocol.OP_HELLO, timeout, socket_options)
 
 
-def _ask(address: str, op: str, timeout: float, socket_options: Optional[Dict[int, Any]] = None) \
-        -> Optional[Dict[str, Any]]:
+def _ask(address: str, op: str, timeout: float, socket_options: Optional[Dict[int, Any]] = None,
+         token: Optional[str] = None) -> Optional[Dict[str, Any]]:
     """One request without a Client (no retries, no autostart): the result, or None without an answer."""
     sock: zmq.Socket = zmq.Context.instance().socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
@@ -174,7 +189,7 @@ def _ask(address: str, op: str, timeout: float, socket_options: Optional[Dict[in
         sock.setsockopt(option, value)
     try:
         sock.connect(address)
-        header = protocol.request(op)
+        header = protocol.request(op, token=token)
         sock.send_multipart(protocol.pack(header))
         deadline = time.monotonic() + timeout
         while True:
@@ -211,7 +226,8 @@ def stop_server(path: Optional[str] = None, timeout: float = 150.0) -> Tuple[boo
     if hello is None or hello.get("pid") != pid:
         return False, (f"the server recorded in {path} (pid {pid}, {address}) does not answer; if it is hung, "
                        f"end it with `kill {pid}`")
-    if _ask(address, protocol.OP_SHUTDOWN, 5.0) is None:
+    token = info.get("token")
+    if _ask(address, protocol.OP_SHUTDOWN, 5.0, token=token if isinstance(token, str) else None) is None:
         return False, f"the server at {address} (pid {pid}) did not accept the shutdown request"
     deadline = time.monotonic() + timeout
     while pid_alive(pid):

@@ -3,14 +3,17 @@
 One ROUTER socket (default ``tcp://127.0.0.1:5599``; ``--port 0`` picks a free port, ``--bind``
 any ZeroMQ address, ``ipc://`` included). The loop only parses, validates and routes: compute
 happens on the device worker (server.jobs), whose results come back over an inproc socket the
-loop polls beside the ROUTER. Every failure becomes an error reply with a protocol error code;
-no request can stop the loop. SIGINT/SIGTERM stop it gracefully: a running training job saves a
-checkpoint to the store and reports "cancelled" before the process exits. While it runs, the
-server file in the runtime folder (plugin.localserver: one per install) tells local clients
-where it is; ``hello`` says which version and install answer. A new server refuses to start
-where another answers or while this install's local server runs (`shotstyle stop` ends that).
-With ``--idle-exit`` (what a server started on demand gets) it stops once no request, job or
-queued frame has kept it busy for that long.
+loop polls beside the ROUTER. Every failure becomes an error reply with a protocol error code
+(bounded in size, so it can always be sent); no request can stop the loop, and a worker thread
+that dies anyway is restarted (`status` and `hello` then report health "degraded"). Control ops
+need authority (server.access). SIGINT/SIGTERM stop it gracefully: a running training job saves
+a checkpoint to the store and reports "cancelled" (with the checkpoint's bytes) before the
+process exits. While it runs, the server file in the runtime folder (plugin.localserver: one per
+install, mode 0600) tells local clients where it is and holds the token that gives them
+authority; ``hello`` says which version and install answer. A new server refuses to start where
+another answers or while this install's local server runs (`shotstyle stop` ends that). With
+``--idle-exit`` (what a server started on demand gets) it stops once no request, job or queued
+frame has kept it busy for that long.
 """
 
 from __future__ import annotations
@@ -21,15 +24,17 @@ import os
 import signal
 import sys
 import time
+import traceback
 from typing import Any, Dict, List, Optional
 
 import zmq
 
 from shotstyle.plugin import __version__, localserver, protocol
 from shotstyle.plugin import params as effect_params
+from shotstyle.plugin.client import heartbeat_options
 from shotstyle.plugin.codec import FILE_FORMATS, RAW_DTYPES, EncodedFrame, frames_from_message
 from shotstyle.plugin.exitcodes import ExitCode
-from shotstyle.server import keys
+from shotstyle.server import access, keys
 from shotstyle.server.errors import DeviceError, RequestError, ShotstyleError, error_of, exit_code
 from shotstyle.server.jobs import TrainJob
 from shotstyle.server.workers import Workers
@@ -57,6 +62,8 @@ class Server:
         self.router.setsockopt(zmq.LINGER, 1000)
         self.router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a reconnecting client keeps its identity (job events)
         self.router.setsockopt(zmq.MAXMSGSIZE, protocol.MAX_MESSAGE_BYTES)
+        for option, value in heartbeat_options().items():
+            self.router.setsockopt(option, value)
         if curve_secret:
             for option, value in keys.server_curve_options(curve_secret).items():
                 self.router.setsockopt(option, value)
@@ -72,9 +79,11 @@ class Server:
         self._hello_static = self._capabilities(vgg)
         self._server_file = (server_file or localserver.own_server_file()) \
             if write_server_file and keys.is_local_address(self.address) else None
+        self._token = access.new_token() if self._server_file else None
+        self._caller = access.Caller(b"", "", False)  # who sent the request in hand (one at a time)
         if self._server_file:
             localserver.write_server_file(self.address, self._server_file, device=self.device, models=self.store.folder,
-                                          autostarted=autostarted, idle_exit_s=idle_exit_s)
+                                          autostarted=autostarted, idle_exit_s=idle_exit_s, token=self._token)
 
     def _capabilities(self, vgg: Optional[str]) -> Dict[str, Any]:
         from shotstyle.server.engine.colour import available_colourspaces
@@ -109,6 +118,8 @@ class Server:
                     print(f"shotstyle serve: idle for {(self.idle_exit_s or 0) / 60:g} min (no requests, jobs "
                           "or frames): stopping", flush=True)
                     self.stop_requested = True
+                for message in self.worker.supervise():  # a worker thread died: restart it, answer its task
+                    self._send(message)
                 ready = dict(poller.poll(POLL_MS))
                 if self.results in ready:
                     self._forward_results()
@@ -118,7 +129,8 @@ class Server:
                             parts = self.router.recv_multipart(zmq.NOBLOCK, copy=False)
                         except zmq.Again:
                             break
-                        self._handle(parts)
+                        self._handle_safely(parts)
+                        del parts  # a big refused upload is freed now, not when the next message comes
         finally:
             self.close()
 
@@ -130,6 +142,13 @@ class Server:
             self.last_request = time.monotonic()  # work in hand counts as activity: the idle time starts after it
             return False
         return True
+
+    def _handle_safely(self, parts: List[Any]) -> None:
+        """`_handle`, and if even that fails (a bug), log it and go on: no message stops the loop."""
+        try:
+            self._handle(parts)
+        except Exception:
+            traceback.print_exc()
 
     def _forward_results(self) -> None:
         while True:
@@ -168,29 +187,46 @@ class Server:
             request_id = _best_effort_id(parts[1])
             header, payloads = protocol.unpack(parts[1:])
             op, args = protocol.check_request(header)
-            if self.stop_requested:
+            self._caller = access.identify(parts[1], identity, header.get("token"), self._token,
+                                           self.address.startswith("ipc://"))
+            if self.stop_requested and op not in protocol.READ_OPS:
                 raise RequestError("shutting_down", "the server is stopping; send the request again once it is back")
+            if op in protocol.CONTROL_OPS:
+                self._check_authority(op)
             handler = getattr(self, "_op_" + op.replace(".", "_"))
             answer = handler(identity, request_id, args, header.get("frames", []), payloads)
-        except Exception as exc:  # every failure is a reply; the loop goes on
-            code, message = error_of(exc)
-            self._send([identity, protocol.encode_header(protocol.error_reply(request_id, code, message))])
-            return
-        if answer is not None:
+            if answer is None:
+                return
             result, out_payloads = answer
-            self._send([identity, *protocol.pack(protocol.reply(request_id, result), out_payloads)])
+            message = [identity, *protocol.pack(protocol.reply(request_id, result), out_payloads)]
+        except Exception as exc:  # every failure is a reply (bounded: it always fits); the loop goes on
+            code, text = error_of(exc)
+            message = [identity, protocol.encode_header(protocol.error_reply(request_id, code, text))]
+        self._send(message)
+
+    def _check_authority(self, what: str) -> None:
+        if not self._caller.authority:
+            raise RequestError("forbidden", f"{what} needs the server owner's authority: the token in the local "
+                                            f"server file {localserver.server_file()} (readable by the user the "
+                                            "server runs as), an ipc:// connection from that user, or an "
+                                            "authorised CURVE key")
+
+    def _check_replace(self, name: str) -> None:
+        """Replacing an existing model (put, train) needs authority; making a new one does not."""
+        if os.path.isfile(self.store.path(name)):
+            self._check_authority(f"replacing the existing model {name!r}")
 
     def _op_hello(self, *_: Any) -> Any:
         return {"version": __version__, "protocol": protocol.PROTOCOL_VERSION, "device": self.device,
                 "models": self.store.names(), "capabilities": self._hello_static,
                 "params": effect_params.describe(), "limits": protocol.LIMITS,
-                "install": localserver.install_info(), "pid": os.getpid()}, []
+                "install": localserver.install_info(), "pid": os.getpid(), "health": self.worker.health()}, []
 
     def _op_status(self, *_: Any) -> Any:
         return {"version": __version__, "device": self.device, "pid": os.getpid(), "address": self.address,
                 "uptime_s": round(time.time() - self.started, 3), "jobs": self.worker.jobs(),
                 "queued_requests": self.worker.queued_renders(), "loaded_models": self.store.loaded(),
-                "models_dir": self.store.folder}, []
+                "models_dir": self.store.folder, "health": self.worker.health(), "faults": self.worker.faults()}, []
 
     def _op_models(self, *_: Any) -> Any:
         return {"models": self.store.list()}, []
@@ -214,9 +250,11 @@ class Server:
         if len(payloads) != 1 or descs:
             raise RequestError("bad_message", f"model.put takes exactly one payload part (the model file), "
                                               f"got {len(payloads)}")
-        self._check_load(identity)
+        self._check_replace(name)
+        self._check_load()
         data = payloads[0]
-        self.worker.submit(identity, request_id, lambda: ({"name": name, "hash": self.store.put_bytes(name, data)}, []))
+        self.worker.submit(identity, request_id, lambda: ({"name": name, "hash": self.store.put_bytes(name, data)}, []),
+                           client=self._caller.principal)
         return None
 
     def _op_shutdown(self, *_: Any) -> Any:
@@ -226,12 +264,15 @@ class Server:
     def _op_cancel(self, identity: bytes, request_id: str, args: Dict[str, Any], *_: Any) -> Any:
         job_id = args.get("job")
         if not isinstance(job_id, str):
-            raise RequestError("bad_argument", f"cancel needs args.job, a job id string; got {job_id!r}")
-        job = self.worker.cancel(job_id)
+            raise RequestError("bad_argument", f"cancel needs args.job, a job id string; got {protocol.brief(job_id)}")
+        job = self.worker.job(job_id)
+        if job.client != self._caller.principal:
+            self._check_authority(f"cancelling job {job_id} of another client")
+        self.worker.cancel(job_id)
         return {"job": job.id}, []
 
-    def _check_load(self, identity: bytes) -> None:
-        if self.worker.renders_in_flight(identity) >= protocol.MAX_REQUESTS_IN_FLIGHT_PER_CLIENT:
+    def _check_load(self) -> None:
+        if self.worker.renders_in_flight(self._caller.principal) >= protocol.MAX_REQUESTS_IN_FLIGHT_PER_CLIENT:
             raise RequestError("too_many_jobs", f"this client already has {protocol.MAX_REQUESTS_IN_FLIGHT_PER_CLIENT} "
                                                 "requests in flight; wait for replies before sending more")
 
@@ -254,10 +295,10 @@ class Server:
         frames = self._frames(descs, payloads)
         if not frames:
             raise RequestError("bad_argument", "stylize needs at least one frame")
-        self._check_load(identity)
+        self._check_load()
         self.worker.stylize(identity, request_id, frames, model, checked.get("mix", 1.0),
                             effect_params.explicit(checked.get("colourspace")), checked.get("tile", 0),
-                            effect_params.explicit(out_colourspace))
+                            effect_params.explicit(out_colourspace), client=self._caller.principal)
         return None
 
     def _op_train(self, identity: bytes, request_id: str, args: Dict[str, Any], descs: Any,
@@ -267,12 +308,12 @@ class Server:
         train_names = set(effect_params.group("Training")) | set(effect_params.group("Colour"))
         if not isinstance(values, dict) or set(values) - train_names:
             raise RequestError("bad_argument", f"train params must be an object with keys among "
-                                               f"{sorted(train_names)}; got {values!r}")
+                                               f"{sorted(train_names)}; got {protocol.brief(values)}")
         effect_params.validate(values)
         style_colourspace = args.get("style_colourspace")
         if style_colourspace is not None and not isinstance(style_colourspace, str):
-            raise RequestError("bad_argument",
-                               f"style_colourspace must be a colour space name, got {style_colourspace!r}")
+            raise RequestError("bad_argument", "style_colourspace must be a colour space name, got "
+                                               f"{protocol.brief(style_colourspace)}")
         frames = self._frames(descs, payloads)
         init_part = args.get("init_part")
         if init_part is not None and (not isinstance(init_part, int) or isinstance(init_part, bool)
@@ -285,20 +326,21 @@ class Server:
             role = ef.extra.get("role")
             if role not in by_role:
                 raise RequestError("bad_argument",
-                                   f"train frame {ef.frame} has role {role!r}; use one of {TRAIN_ROLES}")
+                                   f"train frame {ef.frame} has role {protocol.brief(role)}; use one of {TRAIN_ROLES}")
             by_role[role].append(ef)
         if not by_role["keyframe"] or len(by_role["style"]) != 1 or len(by_role["preview"]) > 1:
             counts = [(role, len(found)) for role, found in by_role.items()]
             raise RequestError("bad_argument", f"train needs one or more keyframes, exactly one style frame and at "
                                                f"most one preview frame; got {counts}")
-        if self.worker.active_jobs(identity) >= protocol.MAX_JOBS_PER_CLIENT:
+        if self.worker.active_jobs(self._caller.principal) >= protocol.MAX_JOBS_PER_CLIENT:
             raise RequestError("too_many_jobs", f"this client already has {protocol.MAX_JOBS_PER_CLIENT} training jobs "
                                                 "queued or running; wait for one to finish or cancel it")
+        self._check_replace(name)
         job = TrainJob(identity=identity, request_id=request_id, name=name, params=values,
                        keyframes=by_role["keyframe"], style=by_role["style"][0],
                        preview=by_role["preview"][0] if by_role["preview"] else None,
                        style_colourspace=effect_params.explicit(style_colourspace),
-                       init=None if init_part is None else bytes(payloads[init_part]))
+                       init=None if init_part is None else bytes(payloads[init_part]), client=self._caller.principal)
         # The reply goes out before the job can produce events, so the client always sees it first.
         self._send([identity, *protocol.pack(protocol.reply(request_id, {"job": job.id}))])
         self.worker.submit_training(job)

@@ -17,8 +17,14 @@ are refused with a message saying so (see `Frame.rgb_indices`).
 Known limit: pixels are float32, so "uint" (uint32) channels hold integers exactly only up to
 2**24; larger IDs lose their low bits.
 
-Writes are atomic: a temporary file in the destination folder, then `os.replace`, so a killed
-process never leaves a half-written frame under the final name.
+Writes are atomic: a temporary file in the destination folder (``.NAME.XXXXXXXX.tmp.EXT``, so a
+later run can find the ones a killed process left: `temporary_target`), then `os.replace`,
+so a killed process never leaves a half-written frame under the final name.
+
+Half-float storage (EXR half channels, float16 buffers): finite values beyond the half range
+are clamped to ±`HALF_MAX` (`clamp_to_half`) instead of becoming ±Inf, and counted
+(`beyond_half`) so callers report them, as they report NaN/Inf replaced on input. An Inf or NaN
+that was in the input stays what it was (pass-through channels keep their bits).
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ DEFAULT_EXR_COMPRESSION = "zip"
 UINT32_MAX = 4294967295.0
 # Cores per thread reading or writing frames (each EXR read or write also uses OpenEXR's threads).
 CORES_PER_IO_THREAD = 4
+HALF_MAX = float(np.finfo(np.float16).max)  # 65504
 # Where write_frame records Frame.colourspace, so read_frame gives the same space back.
 COLOURSPACE_ATTRIBUTE = "shotstyle/colourspace"
 MODEL_ATTRIBUTE = "shotstyle/model"   # hash of the model that stylized the frame (farm resume)
@@ -97,6 +104,9 @@ class Frame:
     source: str | None = None
     colourspace: str | None = None
     nonfinite: int = 0
+    # Values beyond the half range already clamped to ±HALF_MAX on the way here (the frame pipeline's half output,
+    # a server's half-float reply).
+    clamped: int = 0
     # OpenImageIO type names ("float2", "string[2]", "matrix"...) of `attributes`, so they write back as read.
     attribute_types: dict[str, str] = field(default_factory=dict)
 
@@ -164,7 +174,7 @@ class Frame:
                 raise FrameIOError(f"{self._where()}: new RGB is {rgb.shape}, the frame needs {(height, width, 3)}")
             pixels[:, :, list(view.rgb)] = rgb
         return replace(self, pixels=pixels, attributes=dict(self.attributes),
-                       attribute_types=dict(self.attribute_types), nonfinite=0)
+                       attribute_types=dict(self.attribute_types), nonfinite=0, clamped=0)
 
 
 def io_threads() -> int:
@@ -405,33 +415,85 @@ def exr_compression(path: str, chosen: str | None, own: Any = None) -> str:
     return DEFAULT_EXR_COMPRESSION
 
 
-def write_frame(path: str, frame: Frame, compression: str | None = None, attributes: dict | None = None) -> None:
+def beyond_half(pixels: np.ndarray, channels: list[int] | None = None) -> int:
+    """How many finite values of ``pixels`` (in ``channels``; None: all) lie beyond the half-float range."""
+    values = pixels if channels is None else pixels[..., channels]
+    count = int(np.count_nonzero(np.abs(values) > HALF_MAX))  # NaN is not counted, ±Inf is: taken off below
+    return count - int(np.count_nonzero(np.isinf(values))) if count else 0
+
+
+def clamp_to_half(pixels: np.ndarray, channels: list[int] | None = None) -> np.ndarray:
+    """``pixels`` with finite values beyond the half-float range (in ``channels``; None: all) clamped to
+    ±HALF_MAX: a copy when there are any, else ``pixels`` itself. ±Inf and NaN stay as they are."""
+    if not beyond_half(pixels, channels):
+        return pixels
+    out = np.array(pixels, copy=True)
+    view = out if channels is None else out[..., channels]
+    finite = np.isfinite(view)
+    clipped = np.where(finite, np.clip(view, -HALF_MAX, HALF_MAX), view)
+    if channels is None:
+        out[...] = clipped
+    else:
+        out[..., channels] = clipped
+    return out
+
+
+def half_channels(frame: Frame) -> list[int]:
+    """Indices of the channels an EXR of ``frame`` stores as half floats."""
+    return [i for i, f in enumerate(_output_format("exr", frame.channel_formats)) if str(f) == "half"]
+
+
+def _temporary_affixes(path: str) -> tuple[str, str]:
+    """(prefix, suffix) of `write_frame`'s temporary names for ``path``; mkstemp puts 8 characters between."""
+    base, ext = os.path.splitext(os.path.basename(path))
+    return f".{base}.", f".tmp{ext}"
+
+
+_TEMPORARY_NAME = re.compile(r"\.(.+)\.[a-z0-9_]{8}\.tmp(\.[^.]+)?")
+
+
+def temporary_target(path: str) -> str | None:
+    """The file a `write_frame` temporary file at ``path`` was to become, or None if it is not one."""
+    folder, name = os.path.split(path)
+    match = _TEMPORARY_NAME.fullmatch(name)
+    return os.path.join(folder, match.group(1) + (match.group(2) or "")) if match else None
+
+
+def write_frame(path: str, frame: Frame, compression: str | None = None, attributes: dict | None = None) -> int:
     """Write ``frame`` to ``path`` atomically; the file type follows the extension.
 
     EXR keeps both windows, per-channel half/float, metadata and (unless ``compression`` names
     another: "zip", "piz", "dwaa"...) the frame's own compression. ``attributes`` are merged into
-    the metadata (e.g. ``{"shotstyle/model": hash}``).
+    the metadata (e.g. ``{"shotstyle/model": hash}``). Returns how many values were beyond the
+    half-float range of their channel and clamped (see the module docstring).
     """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise FrameIOError(f"{path}: the folder {folder} does not exist; create it first")
-    base, ext = os.path.splitext(os.path.basename(path))
+    ext = os.path.splitext(path)[1]
     spec = _build_spec(path, frame, compression, attributes, ext.lower().lstrip("."))
-    handle, temporary = tempfile.mkstemp(prefix=f".{base}.", suffix=f".tmp{ext}", dir=folder)
+    try:
+        prefix, suffix = _temporary_affixes(path)
+        handle, temporary = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
+    except OSError as exc:
+        raise FrameIOError(f"{path}: cannot write into {folder} ({exc.strerror})") from None
     os.close(handle)
     try:
-        _write_image(temporary, path, frame, spec, ext.lower().lstrip("."))
+        clamped = _write_image(temporary, path, frame, spec, ext.lower().lstrip("."))
         os.chmod(temporary, 0o666 & ~_UMASK)  # mkstemp makes it 0600; a frame gets the usual mode
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):
             os.unlink(temporary)
         raise
+    return clamped
 
 
-def _write_image(target: str, path: str, frame: Frame, spec: Any, file_format: str) -> None:
-    """Write ``frame`` with ``spec`` into ``target`` as ``file_format``; messages name ``path``."""
+def _write_image(target: str, path: str, frame: Frame, spec: Any, file_format: str) -> int:
+    """Write ``frame`` with ``spec`` into ``target`` as ``file_format``; messages name ``path``.
+
+    Returns how many values were clamped to the half-float range."""
     try:
         out = oiio.ImageOutput.create(file_format)
         if out is None:
@@ -439,7 +501,7 @@ def _write_image(target: str, path: str, frame: Frame, spec: Any, file_format: s
         try:
             if not out.open(target, spec):
                 raise FrameIOError(f"{path}: cannot open for writing: {_oiio_message(out)}")
-            pixels = _pixels_for_writing(frame, spec)
+            pixels, clamped = _pixels_for_writing(frame, spec)
             if not out.write_image(pixels):
                 raise FrameIOError(f"{path}: writing failed: {_oiio_message(out)}")
         finally:
@@ -449,10 +511,15 @@ def _write_image(target: str, path: str, frame: Frame, spec: Any, file_format: s
     except BaseException:
         _clear_global_error()
         raise
+    return clamped
 
 
-def _pixels_for_writing(frame: Frame, spec: Any) -> np.ndarray:
-    """float32 pixels as OpenImageIO converts them: uint32 channels are taken as 0-1, so scale IDs down."""
+def _pixels_for_writing(frame: Frame, spec: Any) -> tuple[np.ndarray, int]:
+    """float32 pixels as OpenImageIO converts them, and how many were clamped to the half range.
+
+    uint32 channels are taken as 0-1 by OpenImageIO, so IDs are scaled down; values beyond the
+    half range in half channels are clamped (OpenImageIO would write them as ±Inf).
+    """
     pixels = np.ascontiguousarray(frame.pixels, dtype=np.float32)
     formats = [str(f) for f in spec.channelformats] or [str(spec.format)] * spec.nchannels
     uint_channels = [i for i, f in enumerate(formats) if f == "uint"]
@@ -460,7 +527,9 @@ def _pixels_for_writing(frame: Frame, spec: Any) -> np.ndarray:
         pixels = pixels.copy()
         ids = np.minimum(np.maximum(np.rint(pixels[:, :, uint_channels].astype(np.float64)), 0.0), UINT32_MAX)
         pixels[:, :, uint_channels] = ids / UINT32_MAX
-    return pixels
+    halves = [i for i, f in enumerate(formats) if f == "half"]
+    clamped = beyond_half(pixels, halves) if halves else 0
+    return (clamp_to_half(pixels, halves) if clamped else pixels), clamped
 
 
 # memfd, and /proc to reach it by a path (Linux).

@@ -14,6 +14,11 @@ Results travel back to the loop over inproc ZeroMQ PUSH sockets as ready-made mu
 messages ``[identity, header, payload...]``. On a CPU frames and training would fight for
 the same cores, so training yields between steps while frames are waiting: an artist
 scrubbing in Nuke gets frames while a colleague's training carries on.
+
+Every failure of a task becomes its error reply and the thread goes on. A thread that dies
+anyway (something raised past that, e.g. SystemExit from a library) is found by `supervise`,
+which the server loop calls all the time: the request or job it held gets an ``internal``
+error, a fresh thread takes its place, and `health` says "degraded" from then on.
 """
 
 from __future__ import annotations
@@ -21,8 +26,10 @@ from __future__ import annotations
 import collections
 import dataclasses
 import queue
+import sys
 import threading
 import time
+import traceback
 import uuid
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -46,6 +53,7 @@ if TYPE_CHECKING:  # the engine (torch) is imported when first used
 
 PROGRESS_INTERVAL_S = 0.25  # at most this often a progress event per job (the last step always)
 TRAINING_SLOTS = 4          # training jobs at once where the execution trains concurrently (a GPU)
+FAULTS_KEPT = 10            # the most recent worker faults `status` shows
 
 TaskResult = Tuple[Dict[str, Any], List[EncodedFrame]]
 
@@ -63,6 +71,7 @@ class TrainJob:
     preview: Optional[EncodedFrame] = None
     style_colourspace: Optional[str] = None
     init: Optional[bytes] = None  # a model file to continue training (its network and loss are kept)
+    client: str = ""  # who asked (server.access principal): limits and cancel rights
     id: str = dataclasses.field(default_factory=lambda: uuid.uuid4().hex[:12])
     state: str = "queued"  # queued | running | done | failed | cancelled
     step: int = 0
@@ -74,7 +83,8 @@ class TrainJob:
 
     def describe(self) -> Dict[str, Any]:
         return {"id": self.id, "name": self.name, "state": self.state, "step": self.step, "steps": self.steps,
-                "device": self.device, "worker": self.worker}
+                "device": self.device, "worker": self.worker,
+                "checkpointed": self.checkpointed}
 
 
 class DeviceWorker:
@@ -92,10 +102,10 @@ class DeviceWorker:
         self.decoder = IsolatedDecoder()
         self._context = context
         self._results_address = results_address
-        self._renders: "queue.Queue[Optional[Tuple[bytes, str, Callable[[], TaskResult]]]]" = queue.Queue()
+        self._renders: "queue.Queue[Optional[Tuple[bytes, str, str, Callable[[], TaskResult]]]]" = queue.Queue()
         self._trainings: "queue.Queue[Optional[TrainJob]]" = queue.Queue()
         self._jobs: Dict[str, TrainJob] = {}
-        self._render_load: Dict[bytes, int] = collections.Counter()
+        self._render_load: Dict[str, int] = collections.Counter()
         self._busy = threading.Condition()
         self._rendering = 0  # render tasks queued or running
         self._stylizers: "collections.OrderedDict[Tuple[str, int], Stylizer]" = collections.OrderedDict()
@@ -104,18 +114,43 @@ class DeviceWorker:
         self.frames = FramePipeline(self._stylizer, context, results_address, self.stopping, self._request_done,
                                     {"device": device, "worker": number})
         slots = TRAINING_SLOTS if self.execution.concurrent_training else 1
-        self._threads = [threading.Thread(target=self._render_loop, name="shotstyle-render", daemon=True)] + [
-            threading.Thread(target=self._train_loop, name=f"shotstyle-train-{n}", daemon=True) for n in range(slots)]
-        for thread in self._threads:
-            thread.start()
+        self._loops: Dict[str, Callable[[], None]] = {"shotstyle-render": self._render_loop, **{
+            f"shotstyle-train-{n}": self._train_loop for n in range(slots)}}
+        self._holding: Dict[str, Any] = {}  # thread name -> the (identity, request id) or TrainJob it works on
+        self._deaths: Dict[str, str] = {}   # thread name -> what killed it
+        self._faults: "collections.deque[Dict[str, Any]]" = collections.deque(maxlen=FAULTS_KEPT)
+        self._threads = [self._start(name) for name in self._loops]
+
+    def _start(self, name: str) -> threading.Thread:
+        loop = self._loops[name]
+
+        def guarded() -> None:
+            try:
+                loop()
+            except BaseException as exc:  # recorded for `supervise`, which restarts the thread
+                self._deaths[name] = f"{type(exc).__name__}: {protocol.brief(exc)}"
+                traceback.print_exc()
+
+        thread = threading.Thread(target=guarded, name=name, daemon=True)
+        thread.start()
+        return thread
 
     # --- what the loop asks -----------------------------------------------------
-    def renders_in_flight(self, identity: bytes) -> int:
+    def renders_in_flight(self, client: str) -> int:
+        """Render tasks queued or running for ``client`` (a server.access principal)."""
         with self._busy:
-            return self._render_load[identity]
+            return self._render_load[client]
 
-    def active_jobs(self, identity: bytes) -> int:
-        return sum(1 for j in list(self._jobs.values()) if j.identity == identity and j.state in ("queued", "running"))
+    def active_jobs(self, client: str) -> int:
+        return sum(1 for j in list(self._jobs.values()) if j.client == client and j.state in ("queued", "running"))
+
+    def job(self, job_id: str) -> TrainJob:
+        """The queued or running job ``job_id``; RequestError(unknown_job) if there is none."""
+        job = self._jobs.get(job_id)
+        if job is None or job.state not in ("queued", "running"):
+            raise RequestError("unknown_job", f"no queued or running job {protocol.brief(job_id)}; running jobs: "
+                                              f"{[j.id for j in list(self._jobs.values()) if j.state == 'running']}")
+        return job
 
     def jobs(self) -> List[Dict[str, Any]]:
         return [j.describe() for j in list(self._jobs.values())]
@@ -124,25 +159,32 @@ class DeviceWorker:
         with self._busy:
             return self._rendering
 
-    def submit(self, identity: bytes, request_id: str, task: Callable[[], TaskResult]) -> None:
-        """Run ``task`` on the render thread; its result (or error) is the reply to ``request_id``."""
-        self._request_started(identity)
-        self._renders.put((identity, request_id, task))
+    def submit(self, identity: bytes, request_id: str, task: Callable[[], TaskResult],
+               client: Optional[str] = None) -> None:
+        """Run ``task`` on the render thread; its result (or error) is the reply to ``request_id``.
+
+        ``client`` is who the task counts against (`renders_in_flight`); default: the identity.
+        """
+        client = identity.hex() if client is None else client
+        self._request_started(client)
+        self._renders.put((identity, request_id, client, task))
 
     def stylize(self, identity: bytes, request_id: str, frames: List[EncodedFrame], model: str, mix: float,
-                colourspace: Optional[str], tile: int, out_colourspace: Optional[str] = None) -> None:
+                colourspace: Optional[str], tile: int, out_colourspace: Optional[str] = None,
+                client: Optional[str] = None) -> None:
         """Stylize ``frames`` through the frame pipeline (the result in ``out_colourspace`` when given);
-        the reply goes to ``request_id``."""
-        self._request_started(identity)
-        self.frames.submit(StylizeRequest(identity, request_id, identity, frames, model, mix, colourspace, tile,
+        the reply goes to ``request_id``. ``client``: as for `submit`."""
+        client = identity.hex() if client is None else client
+        self._request_started(client)
+        self.frames.submit(StylizeRequest(identity, request_id, client, frames, model, mix, colourspace, tile,
                                           out_colourspace))
 
-    def _request_started(self, client: bytes) -> None:
+    def _request_started(self, client: str) -> None:
         with self._busy:
             self._rendering += 1
             self._render_load[client] += 1
 
-    def _request_done(self, client: bytes) -> None:
+    def _request_done(self, client: str) -> None:
         with self._busy:
             self._rendering -= 1
             self._render_load[client] -= 1
@@ -163,10 +205,7 @@ class DeviceWorker:
         self._trainings.put(job)
 
     def cancel(self, job_id: str) -> TrainJob:
-        job = self._jobs.get(job_id)
-        if job is None or job.state not in ("queued", "running"):
-            raise RequestError("unknown_job", f"no queued or running job {job_id!r}; running jobs: "
-                                              f"{[j.id for j in self._jobs.values() if j.state == 'running']}")
+        job = self.job(job_id)
         job.cancel.set()
         with self._busy:
             self._busy.notify_all()
@@ -185,6 +224,39 @@ class DeviceWorker:
         """Threads still working, or requests not answered yet (a stopping server drains them)."""
         return any(thread.is_alive() for thread in self._threads) or self.queued_renders() > 0
 
+    def supervise(self) -> List[List[Any]]:
+        """Restart threads that died; the messages that answer what they held (for the loop to send)."""
+        messages: List[List[Any]] = []
+        if self.stopping.is_set():
+            return messages
+        for index, thread in enumerate(self._threads):
+            if thread.is_alive():
+                continue
+            name = thread.name
+            cause = self._deaths.pop(name, "it stopped")
+            self._faults.append({"thread": name, "error": cause, "time": time.time()})
+            message = f"the server's {name} thread died ({cause}); it was restarted: please report this"
+            held = self._holding.pop(name, None)
+            if isinstance(held, TrainJob):
+                held.state = "failed"
+                body = {"type": protocol.EVENT_FAILED, "error": {"code": "internal", "message": message}}
+                messages.append([held.identity, protocol.encode_header(protocol.event(held.request_id, held.id, body))])
+            elif held is not None:
+                identity, request_id = held
+                messages.append([identity, protocol.encode_header(protocol.error_reply(request_id, "internal",
+                                                                                       message))])
+            self._threads[index] = self._start(name)
+        return messages
+
+    def health(self) -> str:
+        """`protocol.HEALTH_OK`, or HEALTH_DEGRADED once a thread has died (and was restarted)."""
+        return protocol.HEALTH_DEGRADED if self._faults or not all(t.is_alive() for t in self._threads) \
+            else protocol.HEALTH_OK
+
+    def faults(self) -> List[Dict[str, Any]]:
+        """The most recent thread deaths: thread, error, time."""
+        return list(self._faults)
+
     def close(self, timeout: float = 10.0) -> None:
         """After request_stop: wait for the threads, then stop the decoder helpers."""
         for thread in self._threads:
@@ -196,27 +268,34 @@ class DeviceWorker:
     def _render_loop(self) -> None:
         out = self._context.socket(zmq.PUSH)
         out.connect(self._results_address)
+        name = threading.current_thread().name
         try:
-            while True:
-                item = self._renders.get()
-                if item is None:
-                    return
-                identity, request_id, task = item
+            while (item := self._renders.get()) is not None:
+                identity, request_id, client, task = item
+                del item  # what a task holds (an upload, frames) is freed as soon as it is done
+                self._holding[name] = (identity, request_id)
                 try:
-                    if self.stopping.is_set():
-                        raise RequestError("shutting_down", "the server is stopping; send the request again "
-                                                            "once it is back")
-                    result, frames = task()
-                    descs, payloads = frames_to_message(frames)
-                    header = protocol.reply(request_id, result, descs)
-                except Exception as exc:
-                    code, message = error_of(exc)
-                    header, payloads = protocol.error_reply(request_id, code, message), []
+                    message = self._answer(request_id, task)
                 finally:
-                    self._request_done(identity)
-                out.send_multipart([identity, *protocol.pack(header, payloads)], copy=False)
+                    del task
+                    self._request_done(client)
+                _push(out, [identity, *message])
+                del message
+                self._holding.pop(name, None)
         finally:
             out.close(0)
+
+    def _answer(self, request_id: str, task: Callable[[], TaskResult]) -> List[Any]:
+        """The reply to a task: its result, or the error reply of whatever it raised."""
+        try:
+            if self.stopping.is_set():
+                raise RequestError("shutting_down", "the server is stopping; send the request again once it is back")
+            result, frames = task()
+            descs, payloads = frames_to_message(frames)
+            return protocol.pack(protocol.reply(request_id, result, descs), payloads)
+        except Exception as exc:  # a too-large reply included: the error reply is bounded
+            code, message = error_of(exc)
+            return [protocol.encode_header(protocol.error_reply(request_id, code, message))]
 
     def _stylizer(self, model_name: str, tile: int) -> Stylizer:
         from shotstyle.server.engine.inference import Stylizer
@@ -246,19 +325,20 @@ class DeviceWorker:
     def _train_loop(self) -> None:
         out = self._context.socket(zmq.PUSH)
         out.connect(self._results_address)
+        name = threading.current_thread().name
         try:
-            while True:
-                job = self._trainings.get()
-                if job is None:
-                    return
+            while (job := self._trainings.get()) is not None:
+                self._holding[name] = job
                 try:
                     self._run_job(job, out)
                 except Exception as exc:  # e.g. the store's disk is full: tell the requester, keep the thread
                     job.state = "failed"
                     code, message = error_of(exc)
-                    header = protocol.event(job.request_id, job.id, {"type": protocol.EVENT_FAILED,
-                                                                     "error": {"code": code, "message": message}})
-                    out.send_multipart([job.identity, protocol.encode_header(header)])
+                    body = {"type": protocol.EVENT_FAILED,
+                            "error": {"code": code, "message": protocol.bounded_message(message)}}
+                    _push(out, [job.identity, protocol.encode_header(protocol.event(job.request_id, job.id, body))])
+                self._holding.pop(name, None)
+                del job
                 # Finished jobs are forgotten after a while; a few stay so `status` can show them.
                 finished = [j for j in list(self._jobs.values()) if j.state not in ("queued", "running")]
                 for old in finished[:-8]:
@@ -267,32 +347,40 @@ class DeviceWorker:
             out.close(0)
 
     def _run_job(self, job: TrainJob, out: zmq.Socket) -> None:
-        def push(body: Dict[str, Any], frames: Sequence[EncodedFrame] = ()) -> None:
+        def push(body: Dict[str, Any], frames: Sequence[EncodedFrame] = (), model_file: Optional[bytes] = None) \
+                -> None:
             descs, payloads = frames_to_message(frames)
+            if model_file is not None:  # a final event carries the model, in case the server is gone a moment later
+                body = {**body, "model_part": len(payloads)}
+                payloads.append(memoryview(model_file))
             header = protocol.event(job.request_id, job.id, body, descs)
-            out.send_multipart([job.identity, *protocol.pack(header, payloads)], copy=False)
+            _push(out, [job.identity, *protocol.pack(header, payloads)])
 
+        reason = protocol.CANCEL_BY_CLIENT if job.cancel.is_set() else protocol.CANCEL_BY_SERVER
         if job.cancel.is_set() or self.stopping.is_set():
             job.state = "cancelled"
-            push({"type": protocol.EVENT_CANCELLED, "model": None})
+            push({"type": protocol.EVENT_CANCELLED, "model": None, "reason": reason})
             return
         job.state = "running"
         try:
             model = self._train(job, push)
         except TrainingCancelled:
             job.state = "cancelled"
+            reason = protocol.CANCEL_BY_CLIENT if job.cancel.is_set() else protocol.CANCEL_BY_SERVER
             push({"type": protocol.EVENT_CANCELLED, "model": job.name if job.checkpointed else None,
-                  "step": job.step})
+                  "step": job.step, "reason": reason},
+                 model_file=self.store.read_bytes(job.name) if job.checkpointed else None)
             return
         except Exception as exc:
             job.state = "failed"
             code, message = error_of(exc)
-            push({"type": protocol.EVENT_FAILED,
-                  "error": {"code": "training_failed" if code == "internal" else code, "message": message}})
+            push({"type": protocol.EVENT_FAILED, "error": {"code": "training_failed" if code == "internal" else code,
+                                                           "message": protocol.bounded_message(message)}})
             return
         model_hash = self.store.put(job.name, model)
         job.state = "done"
-        push({"type": protocol.EVENT_DONE, "model": job.name, "hash": model_hash, "step": job.step})
+        push({"type": protocol.EVENT_DONE, "model": job.name, "hash": model_hash, "step": job.step},
+             model_file=self.store.read_bytes(job.name))
 
     def _train(self, job: TrainJob, push: Callable[..., None]) -> StyleModel:
         from shotstyle.server.engine.colour import from_working
@@ -363,3 +451,10 @@ class DeviceWorker:
             return train(keyframes, style, config, preview_frame=preview, on_event=on_event,
                          should_cancel=lambda: self._between_steps(job), checkpoint=checkpoint, init=init)
 
+
+def _push(out: zmq.Socket, message: List[Any]) -> None:
+    """Send a result to the loop; a failure is logged, never fatal to the thread."""
+    try:
+        out.send_multipart(message, copy=False)
+    except zmq.ZMQError as exc:
+        print(f"shotstyle serve: could not pass a result on: {exc}", file=sys.stderr)

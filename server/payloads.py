@@ -19,7 +19,8 @@ import numpy as np
 
 from shotstyle.plugin.codec import EncodedFrame, encode_raw
 from shotstyle.server.errors import FrameIOError, ShotstyleError
-from shotstyle.server.frameio import Frame, decode_image_bytes, default_colourspace, encode_exr_bytes
+from shotstyle.server.frameio import (Frame, beyond_half, clamp_to_half, decode_image_bytes, default_colourspace,
+                                      encode_exr_bytes, half_channels)
 
 DECODE_TIMEOUT_S = 120.0
 MAX_SOURCE_CHARS = 1000  # longest client file name quoted in an error
@@ -44,9 +45,12 @@ def convert(pixels: np.ndarray, dtype: str) -> np.ndarray:
 
     half <-> float goes through torch, several times faster than numpy's conversion (it is most
     of what a raw frame's round trip costs); NaNs are then converted by numpy so even their
-    payload bits match and pass-through channels stay bit-exact.
+    payload bits match and pass-through channels stay bit-exact. Finite values beyond the half
+    range become ±65504 in float16, never ±Inf (`frameio.clamp_to_half`).
     """
     target = np.dtype(dtype)
+    if target == np.float16:
+        pixels = clamp_to_half(pixels)
     if pixels.dtype == target or {pixels.dtype, target} != {np.dtype(np.float16), np.dtype(np.float32)}:
         return np.ascontiguousarray(pixels, dtype=target)
     import torch
@@ -98,10 +102,21 @@ def frame_to_file(frame: Frame, number: Optional[int] = None) -> EncodedFrame:
 
 
 def encode_like(frame: Frame, like: EncodedFrame, number: Optional[int] = None) -> EncodedFrame:
-    """Encode ``frame`` the way ``like`` came in: raw (same dtype) or EXR bytes."""
+    """Encode ``frame`` the way ``like`` came in: raw (same dtype) or EXR bytes.
+
+    ``extra["clamped"]`` says how many values were beyond the half-float range and clamped (here,
+    or already by the frame pipeline: ``frame.clamped``).
+    """
     if like.kind == "raw":
-        return frame_to_raw(frame, like.header["dtype"], number)
-    return frame_to_file(frame, number)
+        dtype = like.header["dtype"]
+        clamped = frame.clamped + (beyond_half(frame.pixels) if dtype == "float16" else 0)
+        encoded = frame_to_raw(frame, dtype, number)
+    else:
+        clamped = frame.clamped + beyond_half(frame.pixels, half_channels(frame))
+        encoded = frame_to_file(frame, number)
+    if clamped:
+        encoded.extra["clamped"] = clamped
+    return encoded
 
 
 def _decoder_main(conn: Any) -> None:

@@ -55,6 +55,11 @@ class ServerProcess:
         self.kill()
         raise RuntimeError(f"server did not start within {timeout} s:\n{self.log()}")
 
+    @property
+    def token(self) -> str:
+        """The server's token (from its server file): what gives a client authority over it."""
+        return str(json.loads((self.runtime / "server.json").read_text())["token"])
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
@@ -80,6 +85,21 @@ class ServerProcess:
             self.terminate(30)
         except subprocess.TimeoutExpired:
             self.kill()
+
+
+def exchange(address: str, parts: Sequence[bytes], timeout: float = 30.0) -> dict:
+    """Send raw multipart ``parts`` on a fresh DEALER (a fresh identity each time); the reply header."""
+    import zmq
+
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(address)
+    try:
+        sock.send_multipart(parts)
+        assert sock.poll(int(timeout * 1000)), "no reply"
+        return dict(json.loads(sock.recv_multipart()[0]))
+    finally:
+        sock.close()
 
 
 def save_tiny_model(folder: Path) -> str:

@@ -17,7 +17,7 @@ import pytest
 import zmq
 
 import testfiles
-from serverproc import serving_tiny_model, MODEL, ServerProcess, save_tiny_model
+from serverproc import exchange, serving_tiny_model, MODEL, ServerProcess, save_tiny_model
 from shotstyle.plugin import codec, protocol
 from shotstyle.plugin.client import Client, ServerError
 from shotstyle.plugin.exitcodes import ExitCode
@@ -25,19 +25,6 @@ from shotstyle.plugin.exitcodes import ExitCode
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     yield from serving_tiny_model(tmp_path_factory)
-
-
-def exchange(address: str, parts, timeout: float = 20.0) -> dict:
-    """Send raw multipart ``parts`` on a fresh DEALER; the reply header."""
-    sock = zmq.Context.instance().socket(zmq.DEALER)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(address)
-    try:
-        sock.send_multipart(parts)
-        assert sock.poll(int(timeout * 1000)), "no reply"
-        return json.loads(sock.recv_multipart()[0])
-    finally:
-        sock.close()
 
 
 def assert_still_answers(server: ServerProcess) -> None:

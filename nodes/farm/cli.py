@@ -93,6 +93,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:  # commands that keep work on Ctrl-C (train) handle it themselves
         print(f"shotstyle {command}: stopped by Ctrl-C", file=sys.stderr)
         return ExitCode.CANCELLED
+    except OSError as exc:  # what a command does not handle itself: a clear line, not a traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"shotstyle {command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return ExitCode.IO_ERROR
 
 
 if __name__ == "__main__":

@@ -7,14 +7,19 @@ The bar shows step, each loss term, steps/s and ETA (redrawn in place on a termi
 every few percent in a farm log).
 
 Ctrl-C cancels: in-process the current weights are saved to ``-o`` as a checkpoint; through a
-server the job is cancelled and its checkpoint downloaded. ``--init MODEL`` continues a model,
-in-process or on a server (the model travels with the request): the rest of an interrupted run
-by default, ``--steps`` as the new total, or ``--more-steps N``; its network and loss are kept
-(`server.engine.resume`). Before training, one line says where it runs (the server, found or
-started, and its device), the loss chosen and why, the network, resolution and steps.
+server the job is cancelled and its checkpoint downloaded. A server that stops (SIGTERM,
+shutdown) sends the checkpoint with its last event, so it is written to ``-o`` even if the
+server is gone a moment later; a server that is lost (killed, hung, unreachable) is reported as
+"server lost" within seconds, and a restarted one that no longer knows the job says so.
+``--init MODEL`` continues a model, in-process or on a server (the model travels with the
+request): the rest of an interrupted run by default, ``--steps`` as the new total, or
+``--more-steps N``; its network and loss are kept (`server.engine.resume`). Before training,
+one line says where it runs (the server, found or started, and its device), the loss chosen
+and why, the network, resolution and steps.
 Exit status: `plugin.exitcodes.ExitCode` (0 ok, 2 usage, 3 missing or unreadable input,
-4 model error or missing VGG-19 weights, 5 server unreachable, 6 training failed, 130
-cancelled); a failure gives the same status in-process and through a server.
+4 model error or missing VGG-19 weights, 5 server unreachable or lost, 6 training failed or
+stopped by the server, 7 ``-o`` cannot be written, 130 cancelled); a failure gives the same
+status in-process and through a server.
 """
 
 from __future__ import annotations
@@ -30,10 +35,10 @@ from typing import TYPE_CHECKING, Optional, TextIO
 
 from shotstyle.nodes.farm.connection import add_key_options, connect, keys_from, server_address, server_line
 from shotstyle.plugin import params as effect_params
-from shotstyle.plugin.client import Client, Job, follow
+from shotstyle.plugin.client import Client, Job, follow, write_file
 from shotstyle.plugin.errors import ClientError, SetupError
 from shotstyle.plugin.exitcodes import ExitCode
-from shotstyle.plugin.protocol import EVENT_DONE
+from shotstyle.plugin.protocol import CANCEL_BY_SERVER, EVENT_DONE
 
 if TYPE_CHECKING:
     from shotstyle.server.engine.training import TrainEvent
@@ -223,21 +228,28 @@ def _train_in_process(args: argparse.Namespace, bar: ProgressBar) -> int:
         model = train(keyframes, style, config, preview_frame=preview, on_event=on_event,
                       should_cancel=cancelled.is_set, init=init,
                       checkpoint=lambda m: save_model(m, args.output))
+        save_model(model, args.output)
     except TrainingCancelled:
         bar.note(f"cancelled; the current weights are saved in {args.output} (continue with --init)")
         return ExitCode.CANCELLED
     except ShotstyleError as exc:
         bar.note(f"training failed: {exc}")
         return exit_code(exc)
+    except OSError as exc:
+        bar.note(_unwritable(args.output, exc))
+        return ExitCode.IO_ERROR
     finally:
         signal.signal(signal.SIGINT, previous)
-    save_model(model, args.output)
     return ExitCode.OK
 
 
 def _plan_line(args: argparse.Namespace, loss_note: str) -> str:
     """What the training will be: loss (and why), network, resolution, steps."""
     return f"{loss_note}; {args.arch} at {args.resolution} px, {args.steps} steps"
+
+
+def _unwritable(output: str, exc: OSError) -> str:
+    return f"-o {output}: cannot write the model file ({exc.strerror or exc})"
 
 
 # ---------------------------------------------------------------- through a server
@@ -271,6 +283,9 @@ def _train_on_server(args: argparse.Namespace, bar: ProgressBar) -> int:
     except ClientError as exc:
         bar.note(f"server {client.address}: {exc}")
         return exc.exit_code
+    except OSError as exc:
+        bar.note(_unwritable(args.output, exc))
+        return ExitCode.IO_ERROR
     finally:
         client.close()
 
@@ -291,12 +306,17 @@ def _follow(client: Client, job: Job, output: str, bar: ProgressBar) -> int:
             event.get("eta_s", 0.0)), should_cancel=should_cancel)
     finally:
         signal.signal(signal.SIGINT, previous)
+    if final.get("model"):  # the file came with the event (else, from an older server, fetch it)
+        if final.get("model_file") is not None:
+            write_file(output, final["model_file"])
+        else:
+            client.get_model(final["model"], output)
     if final["type"] == EVENT_DONE:
-        client.get_model(final["model"], output)
         return ExitCode.OK
-    if final.get("model"):
-        client.get_model(final["model"], output)
-        bar.note(f"cancelled; the checkpoint is saved in {output} (continue with --init {output})")
-    else:
-        bar.note("cancelled before a checkpoint was made")
+    kept = f"the checkpoint (step {final.get('step', '?')}) is saved in {output}; continue with " \
+        f"--init {output}" if final.get("model") else "no checkpoint had been made yet"
+    if final.get("reason") == CANCEL_BY_SERVER:
+        bar.note(f"the server {client.address} stopped (shut down or terminated) before training finished; {kept}")
+        return ExitCode.FAILED
+    bar.note(f"cancelled; {kept}")
     return ExitCode.CANCELLED

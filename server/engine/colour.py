@@ -37,11 +37,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import PyOpenColorIO as ocio
+
 from shotstyle.server.errors import ColourError
+from shotstyle.server.frameio import HALF_MAX
 
 WORKING_SPACE_NAMES = ("ACEScct", "ACES - ACEScct", "acescct_ap1")
 DEFAULT_CONFIG = "ocio://default"
-HALF_MAX = 65504.0
 STRIP_MIN_PIXELS = 1 << 18   # below this, one call beats splitting across threads
 NEGATIVE_LIMIT = -3.0e37
 NONFINITE_RULE = "NaN -> 0, +Inf -> 65504, -Inf -> -65504 (replaced in scene-linear/input space, before the transform)"

@@ -25,8 +25,9 @@ import PyOpenColorIO as ocio
 import torch
 from torch import Tensor
 
-from shotstyle.server.engine.colour import (HALF_MAX, NEGATIVE_LIMIT, apply, config_at, config_uri, cpu_processor, resolve,
+from shotstyle.server.engine.colour import (NEGATIVE_LIMIT, apply, config_at, config_uri, cpu_processor, resolve,
                                             working_space)
+from shotstyle.server.frameio import HALF_MAX
 
 
 def to_working_tensor(rgb: Tensor, colourspace: str, in_torch: bool = True) -> Tensor:

@@ -38,12 +38,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from shotstyle.server.engine.colour import COLOUR_TAGS, HALF_MAX, canonical, interop_tags
+from shotstyle.server.engine.colour import COLOUR_TAGS, canonical, interop_tags
 from shotstyle.server.engine.colourtensors import from_working_tensor, tensor_transform, to_working_tensor
 from shotstyle.server.engine.device import Download
 from shotstyle.server.engine.inference import Stylizer, check_mix, mix_tensors, stack
 from shotstyle.server.errors import ColourError
-from shotstyle.server.frameio import MIX_ATTRIBUTE, MODEL_ATTRIBUTE, Frame, View, read_frame
+from shotstyle.server.frameio import HALF_MAX, MIX_ATTRIBUTE, MODEL_ATTRIBUTE, Frame, View, read_frame
 
 TORCH_TYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float16): torch.float16}
 
@@ -133,16 +133,19 @@ def colour_in(x: Tensor, space: str, out_space: str, torch_colour: bool) -> tupl
     return to_working_tensor(straight, space, torch_colour), Plate(rgb, alpha, covered, space, out_space)
 
 
-def colour_out(stylized: Tensor, plate: Plate, dtype: torch.dtype, torch_colour: bool) -> Tensor:
-    """N×H×W×3 stylized working-space RGB → premultiplied RGB in `plate.out_space` and `dtype`."""
+def colour_out(stylized: Tensor, plate: Plate, dtype: torch.dtype, torch_colour: bool) -> tuple[Tensor, Tensor | None]:
+    """N×H×W×3 stylized working-space RGB → premultiplied RGB in `plate.out_space` and `dtype`;
+    for half, also how many values of each item were beyond its range (clamped, not made infinite)."""
     kept = plate.rgb  # the pixels premultiply leaves as they came, in the result's space
     if plate.alpha is not None and canonical(plate.out_space) != canonical(plate.space):
         kept = tensor_transform(plate.space, plate.out_space, torch_colour)(
             torch.nan_to_num(plate.rgb, nan=0.0, posinf=HALF_MAX, neginf=-HALF_MAX), consume=True)
     out = premultiply(from_working_tensor(stylized, plate.out_space, torch_colour), kept, plate.alpha, plate.covered)
-    if dtype == torch.float16:  # what half cannot hold is clamped, not made infinite
+    clamped = None
+    if dtype == torch.float16:
+        clamped = ((out.abs() > HALF_MAX) & out.isfinite()).flatten(1).sum(1)
         out = out.clamp_(-HALF_MAX, HALF_MAX)
-    return out.to(dtype).contiguous()
+    return out.to(dtype).contiguous(), clamped
 
 
 @dataclass
@@ -193,8 +196,17 @@ def _stage(frame: Frame, view: View, stylizer: Stylizer, space: str, out_space: 
     return Staged(view, working[0], plate)
 
 
-# What `infer` gives for one frame and `finish` takes: each view's read-back under way (None: unchanged).
-Results = list[Download | None]
+@dataclass
+class Readback:
+    """One view's result on its way to the host: RGB and, where colour out ran on the device
+    into half floats, the count of values clamped to the half range."""
+
+    rgb: Download
+    clamped: Download | None = None
+
+
+# What `infer` gives for one frame and `finish` takes: each view's read-back (None: unchanged).
+Results = list[Readback | None]
 
 
 def infer(stylizer: Stylizer, pending: list[PendingFrame], mix: float = 1.0) -> list[Results]:
@@ -203,26 +215,28 @@ def infer(stylizer: Stylizer, pending: list[PendingFrame], mix: float = 1.0) -> 
     todo = [(p, s) for p in pending for s in p.views if s.tensor is not None]
     keys = [(s.tensor.shape, s.tensor.dtype, p.space, p.out_space, s.plate is None)  # type: ignore[union-attr]
             for p, s in todo]
-    results: dict[int, Download] = {}
+    results: dict[int, Readback] = {}
     for group in stylizer.groups(keys, [key[0][0] * key[0][1] for key in keys]):
         views = [todo[j] for j in group]
         with torch.inference_mode():
             x = stack([stylizer.transfers.upload(s.tensor) for _, s in views])  # type: ignore[arg-type]
             first, _ = views[0]
-            for (_, s), out in zip(views, stylize_tensors(stylizer, x, first, mix)):
-                results[id(s)] = stylizer.transfers.download(out)
+            outs, clamped = stylize_tensors(stylizer, x, first, mix)
+            for index, ((_, s), out) in enumerate(zip(views, outs)):
+                results[id(s)] = Readback(stylizer.transfers.download(out),
+                                          None if clamped is None else stylizer.transfers.download(clamped[index]))
     return [[results.get(id(s)) for s in p.views] for p in pending]
 
 
-def stylize_tensors(stylizer: Stylizer, x: Tensor, first: PendingFrame, mix: float) -> Tensor:
+def stylize_tensors(stylizer: Stylizer, x: Tensor, first: PendingFrame, mix: float) -> tuple[Tensor, Tensor | None]:
     """A batch on the device → N×H×W×C results to read back: with device colour, RGB in the
-    result's space and the frames' pixel type; where colour in was done on the host,
-    working-space RGB."""
+    result's space and the frames' pixel type (and, for half, the counts `colour_out` gives);
+    where colour in was done on the host, working-space RGB."""
     torch_colour = first.views[0].plate is None
     working, plate = colour_in(x, first.space, first.out_space, True) if torch_colour else (x, None)
     stylized = stylizer.tensors(working.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
     mixed = mix_tensors(working, stylized, mix)
-    return colour_out(mixed, plate, x.dtype, True) if plate is not None else mixed.contiguous()
+    return colour_out(mixed, plate, x.dtype, True) if plate is not None else (mixed.contiguous(), None)
 
 
 def finish(pending: PendingFrame, results: Results, tags: dict) -> Frame:
@@ -230,16 +244,20 @@ def finish(pending: PendingFrame, results: Results, tags: dict) -> Frame:
     every other channel untouched; tagged with the model and, when it changed, its colour space."""
     frame = pending.frame
     dtype = TORCH_TYPES.get(frame.pixels.dtype, torch.float32)
-    rgbs = []
+    rgbs, clamped = [], 0
     for staged, result in zip(pending.views, results):
         if result is None:
             rgbs.append(frame.pixels[:, :, list(staged.view.rgb)])
             continue
-        rgb = result.result()
+        rgb = result.rgb.result()
+        counts = result.clamped.result() if result.clamped is not None else None
         if staged.plate is not None:
-            rgb = colour_out(rgb[None], staged.plate, dtype, torch_colour=False)[0]
+            rgbs_out, counts = colour_out(rgb[None], staged.plate, dtype, torch_colour=False)
+            rgb = rgbs_out[0]
+        clamped += 0 if counts is None else int(counts.sum())
         rgbs.append(rgb.numpy())
     out = frame.with_views(rgbs, [staged.view for staged in pending.views])
+    out.clamped = clamped
     if pending.out_space == pending.space:
         return tagged(out, tags)
     out.colourspace = pending.out_space

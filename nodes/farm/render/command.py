@@ -1,8 +1,10 @@
 """The `shotstyle render` command: arguments, the frames asked for, and the run that ties the parts together.
 
-`run` checks the arguments and the model file's header (no torch), skips what is complete,
-builds a `Backend`, then lets it render what the `Scheduler` hands out while the `Writer`
-saves; the exit status comes from the frames' fate (`Progress.exit_code`).
+`run` checks the arguments and the model file's header (no torch), removes what killed runs
+left of these frames (temporary files, claims), skips what is complete, builds a `Backend`,
+then lets it render what the `Scheduler` hands out while the `Writer` saves; the exit status
+comes from the frames' fate (`Progress.exit_code`), or says that every server was lost (5) or
+that the output cannot be written (7).
 """
 
 from __future__ import annotations
@@ -133,28 +135,43 @@ def run(args: argparse.Namespace) -> int:
     except ShotstyleError as exc:
         progress.log(str(exc))
         return _finish(progress, exit_code(exc))
-    todo, refused = [], []
-    outputs.begin(frames)
-    for frame in frames:  # the cheap pass: a complete folder costs no model load and no server
-        complete, why = outputs.check(frame)
-        if complete:
-            progress.frame(frame, "skipped", output_pattern.path(frame))
-            continue
-        if why and args.no_overwrite:
-            refused.append(f"{frame} ({why})")
-        elif why:
-            progress.stale(frame, why)
-        todo.append(frame)
-    if refused:
-        progress.log(f"--no-overwrite: {len(refused)} output(s) were made differently and would be replaced: "
-                     f"{', '.join(refused[:10])}{' ...' if len(refused) > 10 else ''}; nothing rendered. Render into "
-                     "another folder, or drop --no-overwrite to replace them")
-        return _finish(progress, ExitCode.USAGE)
-    if not todo:
-        return _finish(progress, ExitCode.OK)
-    os.makedirs(os.path.dirname(os.path.abspath(output_pattern.path(todo[0]))), exist_ok=True)
+    claims = Claims(output_pattern, progress.log)
     try:
-        backend = _backend(args, model_hash, outputs.out_colourspace, keys)
+        _remove_leftovers(outputs, claims, frames, progress)
+        todo, refused = [], []
+        outputs.begin(frames)
+        for frame in frames:  # the cheap pass: a complete folder costs no model load and no server
+            complete, why = outputs.check(frame)
+            if complete:
+                progress.frame(frame, "skipped", output_pattern.path(frame))
+                continue
+            if why and args.no_overwrite:
+                refused.append(f"{frame} ({why})")
+            elif why:
+                progress.stale(frame, why)
+            todo.append(frame)
+        if refused:
+            progress.log(f"--no-overwrite: {len(refused)} output(s) were made differently and would be replaced: "
+                         f"{', '.join(refused[:10])}{' ...' if len(refused) > 10 else ''}; nothing rendered. Render "
+                         "into another folder, or drop --no-overwrite to replace them")
+            return _finish(progress, ExitCode.USAGE)
+        if not todo:
+            return _finish(progress, ExitCode.OK)
+        folder = os.path.dirname(os.path.abspath(output_pattern.path(todo[0])))
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as exc:
+            progress.log(f"output {args.output}: cannot make the folder {folder} ({exc.strerror})")
+            return _finish(progress, ExitCode.IO_ERROR)
+        return _render(args, model_hash, todo, outputs, claims, progress, keys)
+    finally:
+        claims.close()
+
+
+def _render(args: argparse.Namespace, model_hash: str, todo: list[int], outputs: Outputs, claims: Claims,
+            progress: Progress, keys: Optional[CurveKeys]) -> int:
+    try:
+        backend = _backend(args, model_hash, outputs.out_colourspace, keys, progress)
         if backend.model_hash != model_hash:
             backend.close()
             raise SetupError(ExitCode.MODEL_ERROR, f"model {args.model}: its weights hash to "
@@ -164,25 +181,29 @@ def run(args: argparse.Namespace) -> int:
         return _finish(progress, exc.exit_code)
     progress.log(f"{backend.describe()}; {args.input} ({outputs.colourspace or 'colour space by file'}) -> "
                  f"{args.output} ({outputs.out_colourspace}), mix {args.mix:g}")
-    claims = Claims(output_pattern, progress.log)
     writer = Writer(outputs, claims, progress)
+    stopped: Optional[ExitCode] = None
+    scheduler = Scheduler(todo, outputs, claims, progress)
     try:
-        scheduler = Scheduler(todo, outputs, claims, progress)
         backend.render(scheduler, outputs, writer)
-        while scheduler.wait_for_others():
+        while scheduler.error is None and scheduler.wait_for_others():
             backend.render(scheduler, outputs, writer)
-    except OSError as exc:  # e.g. the output folder is not writable: no frame can be claimed
-        progress.log(f"render stopped: {exc}")
+    except SetupError as exc:  # e.g. every server was lost
+        progress.log(str(exc))
+        stopped = exc.exit_code
     finally:
         writer.close()
-        claims.close()
         backend.close()
+    if scheduler.error is not None:  # e.g. the output folder is not writable: no frame can be claimed
+        progress.log(f"output {args.output}: cannot write into {outputs.output.folder or '.'} "
+                     f"({scheduler.error.strerror or scheduler.error})")
+        stopped = ExitCode.IO_ERROR
     tally = progress.tally
     accounted = set(tally.rendered) | set(tally.skipped) | set(tally.missing) | set(tally.failed)
     for frame in todo:  # never report success for a frame nobody wrote
         if frame not in accounted:
-            progress.frame(frame, "failed", output_pattern.path(frame), error="not rendered (see the errors above)")
-    return _finish(progress, progress.exit_code())
+            progress.frame(frame, "failed", outputs.output.path(frame), error="not rendered (see the errors above)")
+    return _finish(progress, stopped if stopped is not None else progress.exit_code())
 
 
 def _outputs(args: argparse.Namespace, source: SequencePattern, target: SequencePattern, model_hash: str,
@@ -210,14 +231,32 @@ def _outputs(args: argparse.Namespace, source: SequencePattern, target: Sequence
                    args.verify_pixels, args.force)
 
 
-def _backend(args: argparse.Namespace, model_hash: str, out_colourspace: str, keys: Optional[CurveKeys]) -> Backend:
+def _remove_leftovers(outputs: Outputs, claims: Claims, frames: list[int], progress: Progress) -> None:
+    """Remove the temporary files and stale claims killed runs left for ``frames`` (each under its claim,
+    so a live process's work is never touched)."""
+    for frame, paths in outputs.leftovers(frames).items():
+        if not claims.try_claim(frame):  # a live process works on it: its files are its own
+            continue
+        try:
+            for path in paths:
+                try:
+                    os.remove(path)
+                    progress.log(f"removed {path}, left by a render that was stopped")
+                except FileNotFoundError:
+                    pass
+        finally:
+            claims.release(frame)
+
+
+def _backend(args: argparse.Namespace, model_hash: str, out_colourspace: str, keys: Optional[CurveKeys],
+             progress: Progress) -> Backend:
     """The backend the arguments ask for (its module imported only then: in-process costs torch)."""
     if args.in_process:
         from shotstyle.nodes.farm.render.inprocess import InProcess
         return InProcess(args.model, args.mix, args.colourspace, args.threads, out_colourspace)
     from shotstyle.nodes.farm.render.servers import Servers
     return Servers(addresses(args), args.model, model_hash, args.mix, args.colourspace, args.in_flight,
-                   out_colourspace, keys)
+                   out_colourspace, keys, progress.log)
 
 
 def _finish(progress: Progress, code: ExitCode) -> int:

@@ -25,11 +25,12 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from shotstyle.nodes.farm.render.claims import CLAIM_SUFFIX
 from shotstyle.plugin.sequences import SequencePattern
 from shotstyle.server.engine.colour import canonical, interop_tags
 from shotstyle.server.errors import FrameIOError
 from shotstyle.server.frameio import (COLOURSPACE_ATTRIBUTE, IDENTITY_ATTRIBUTE, MIX_ATTRIBUTE, MODEL_ATTRIBUTE,
-                                      exr_compression, probe, read_frame)
+                                      exr_compression, probe, read_frame, temporary_target)
 
 # File types whose writers keep our own header attributes (OpenImageIO: EXR attributes, PNG text chunks).
 ATTRIBUTE_FORMATS = ("exr", "png")
@@ -154,6 +155,28 @@ class Outputs:
         elif self.format not in ATTRIBUTE_FORMATS:
             attributes[DESCRIPTION_ATTRIBUTE] = DESCRIPTION_MARK + text
         return attributes
+
+
+    def leftovers(self, frames: list[int]) -> dict[int, list[str]]:
+        """Frames of ``frames`` that have temporary files (of a frame write) or claim files beside their
+        output, with those temporary files: what a killed run leaves, or a live one works with."""
+        folder = self.output.folder or "."
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            return {}
+        wanted = set(frames)
+        found: dict[int, list[str]] = {}
+        for name in names:
+            path = os.path.join(self.output.folder, name)
+            claim = name.endswith(CLAIM_SUFFIX)
+            target = path[:-len(CLAIM_SUFFIX)] if claim else temporary_target(path)
+            frame = self.output.frame_of(target) if target is not None else None
+            if frame in wanted:
+                found.setdefault(frame, [])
+                if not claim:
+                    found[frame].append(path)
+        return found
 
 
 def recorded_identity(attributes: dict[str, Any]) -> Optional[dict[str, Any]]:

@@ -67,8 +67,9 @@ class Progress:
             self.log(f"re-rendering frames whose output differs: {reason} (first: frame {frame})")
 
     def frame(self, frame: int, status: str, path: str, seconds: float = 0.0, error: str = "",
-              server: str = "") -> None:
-        """Report ``frame``: ``status`` is a `Tally` field (rendered, skipped, missing, failed)."""
+              server: str = "", clamped: int = 0) -> None:
+        """Report ``frame``: ``status`` is a `Tally` field (rendered, skipped, missing, failed); ``clamped``:
+        values beyond the half-float range written as ±65504."""
         with self._lock:
             getattr(self.tally, status).append(frame)
             percent = 100 * self.tally.finished // max(self.total, 1)
@@ -82,6 +83,8 @@ class Progress:
                     record["error"] = error
                 if server:
                     record["server"] = server
+                if clamped:
+                    record["clamped"] = clamped
                 self._emit(record)
                 return
             if error:
@@ -89,7 +92,8 @@ class Progress:
             else:
                 timing = f" in {seconds:.2f} s" if seconds else ""
                 where = f" on {server}" if server else ""
-                print(f"shotstyle render: frame {frame} {status}{timing}{where}: {path}", file=self._out)
+                note = f" ({clamped} values beyond the half-float range clamped to ±65504)" if clamped else ""
+                print(f"shotstyle render: frame {frame} {status}{timing}{where}: {path}{note}", file=self._out)
             print(f"PROGRESS: {percent}%", file=self._out, flush=True)
 
     def summary(self, code: ExitCode) -> None:

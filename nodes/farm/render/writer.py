@@ -61,14 +61,15 @@ class Writer:
                 if isinstance(result, BaseException):
                     raise result
                 finished = result() if callable(result) else result
-                write_frame(path, finished, compression=self._outputs.compression,
-                            attributes=self._outputs.attributes(frame))
+                clamped = finished.clamped + write_frame(path, finished, compression=self._outputs.compression,
+                                                         attributes=self._outputs.attributes(frame))
             except Exception as exc:
                 self._claims.release(frame)
                 self._fail(frame, exc)
                 continue
             self._claims.release(frame)
-            self._progress.frame(frame, "rendered", path, time.perf_counter() - started, server=server)
+            self._progress.frame(frame, "rendered", path, time.perf_counter() - started, server=server,
+                                 clamped=clamped)
 
     def _fail(self, frame: int, exc: BaseException) -> None:
         source = self._outputs.input.path(frame)
