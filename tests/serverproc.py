@@ -58,7 +58,7 @@ class ServerProcess:
     @property
     def token(self) -> str:
         """The server's token (from its server file): what gives a client authority over it."""
-        return str(json.loads((self.runtime / "server.json").read_text())["token"])
+        return str(json.loads(Path(self.server_file).read_text())["token"])
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -197,7 +198,7 @@ def test_f6_control_ops_need_the_token_and_reading_stays_open(tmp_path):
                       [*request("model.put", {"name": "mine"}), data]):
             answer = exchange(server.address, parts, 60)
             assert code_of(answer) == "forbidden", answer
-            assert "server.json" in answer["error"]["message"]
+            assert "local server file" in answer["error"]["message"]
         wrong = exchange(server.address, request("shutdown", token="not-the-token"))
         assert code_of(wrong) == "forbidden"
         for parts in (request("hello"), request("status"), request("models"),
@@ -210,7 +211,7 @@ def test_f6_control_ops_need_the_token_and_reading_stays_open(tmp_path):
         assert code_of(exchange(server.address, request("cancel", {"job": job}, token=server.token))) == "ok"
         assert server.alive()
         token = server.token
-        assert oct((server.runtime / "server.json").stat().st_mode & 0o777) == "0o600"
+        assert oct(Path(server.server_file).stat().st_mode & 0o777) == "0o600"
         assert code_of(exchange(server.address, [*request("model.put", {"name": "mine"}, token=token), data],
                                 60)) == "ok"
         assert code_of(exchange(server.address, request("model.delete", {"name": "mine"}, token=token))) == "ok"
