@@ -63,11 +63,10 @@ def test_frame(width: int, height: int):
 
 
 def start_server(root: str) -> Tuple[subprocess.Popen, str]:
-    env = {**os.environ, "SHOTSTYLE_RUNTIME_DIR": os.path.join(root, "run")}
-    proc = subprocess.Popen([sys.executable, "-m", "shotstyle.server", "--port", "0", "--device", "cpu",
-                             "--models", os.path.join(root, "models")], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     server_file = os.path.join(root, "run", "server.json")
+    proc = subprocess.Popen([sys.executable, "-m", "shotstyle.server", "--port", "0", "--device", "cpu",
+                             "--models", os.path.join(root, "models"), "--server-file", server_file],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:

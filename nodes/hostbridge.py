@@ -18,8 +18,10 @@ import threading
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar
 
 from shotstyle.plugin import codec, localserver, params, protocol
+from shotstyle.plugin.address import address_or_local
 from shotstyle.plugin.client import Client, ServerError, follow
 from shotstyle.plugin.errors import ClientError
+from shotstyle.plugin.userconfig import curve_keys
 
 T = TypeVar("T")
 # (frame number, EXR path written by the host, EXR path to write the result to)
@@ -82,10 +84,12 @@ class HostBridge:
     the socket safely from one worker thread to the next).
     """
 
-    def __init__(self, address: str = "", autostart: bool = True, timeout: float = 30.0):
+    def __init__(self, address: str = "", autostart: bool = True, timeout: float = 30.0, server_key: str = "",
+                 client_key: str = ""):
         self.address = address.strip()
         self.autostart = autostart and not self.address
         self.timeout = timeout
+        self.keys = (server_key.strip(), client_key.strip())  # CURVE key files for ``address`` ("": the defaults)
         self._client = None  # type: Optional[Client]
         self._lock = threading.Lock()
         self._doing = ""
@@ -117,10 +121,19 @@ class HostBridge:
     # -- connection -------------------------------------------------------------------------
     @property
     def client(self) -> Client:
+        if self._client is not None and not self.address \
+                and localserver.find_local_server(check=False) != self._client.address:
+            self.close()  # the local server exited (idle) or was replaced: reach the current one
         if self._client is None:
-            self._client = self.call("cannot reach it", lambda: Client(
-                self.address or None, timeout=self.timeout, autostart=self.autostart))
+            self._client = self.call("cannot reach it", self._connect)
         return self._client
+
+    def _connect(self) -> Client:
+        """A client to the node's server: its address parsed, with CURVE keys (given, environment, config)."""
+        address = address_or_local(self.address)
+        keys = curve_keys(*(key or None for key in self.keys)) if address is not None else None
+        return Client(address, timeout=self.timeout, autostart=self.autostart,
+                      **({} if keys is None else keys.client_options()))
 
     def call(self, doing: str, function: Callable[[], T]) -> T:
         """``function()``, with the client's errors turned into a HostBridgeError naming the server."""
@@ -151,8 +164,10 @@ class HostBridge:
         except HostBridgeError as exc:
             return "not connected: {} ({})".format(exc, "check the server address" if self.address
                                                    else "a local server starts on Train/Stylize")
-        return "connected: shotstyle {} on {}, {} model(s)".format(
+        line = "connected: shotstyle {} on {}, {} model(s)".format(
             info.get("version", "?"), info.get("device", "?"), len(info.get("models", [])))
+        mismatch = localserver.install_mismatch(info)
+        return line + ("; warning: " + mismatch if mismatch else "")
 
     def describe(self) -> Dict[str, Any]:
         """The server's effect description, or this package's own when no server answers (never starts one)."""
@@ -229,15 +244,17 @@ class BridgePool:
         self._bridges = {}  # type: Dict[str, HostBridge]
         self._lock = threading.Lock()
 
-    def get(self, key: str, address: str = "") -> HostBridge:
-        """The node's bridge to ``address`` (empty: the local server); a new one if the address changed."""
+    def get(self, key: str, address: str = "", server_key: str = "", client_key: str = "") -> HostBridge:
+        """The node's bridge to ``address`` (empty: the local server) with those CURVE key files; a new one
+        if the address or keys changed."""
         with self._lock:
             bridge = self._bridges.get(key)
-            if bridge is not None and bridge.address == address.strip():
+            if bridge is not None and bridge.address == address.strip() \
+                    and bridge.keys == (server_key.strip(), client_key.strip()):
                 return bridge
             if bridge is not None:
                 bridge.retire()
-            bridge = self._bridges[key] = HostBridge(address)
+            bridge = self._bridges[key] = HostBridge(address, server_key=server_key, client_key=client_key)
             return bridge
 
     def release(self, key: str) -> None:

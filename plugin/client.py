@@ -5,6 +5,15 @@ events), request ids on every message, timeouts instead of ever blocking for goo
 and retry of idempotent requests only, several frames in flight, an iterator over a
 training job's events, and `follow`, the one loop that sees a training job to its end (with
 progress, previews and cancel). Standard library and pyzmq only.
+
+A dead server is noticed in seconds, not after a timeout: ZMTP heartbeats drop a connection
+whose peer stops answering, the socket monitor reports the drop, and a connection that stays
+down for `LOST_AFTER_S` ends the wait with "server lost" (code ``unreachable``). A server that
+comes back (restarted at the same address) gets the stylize requests it lost again, and a job
+it no longer knows is reported as such. Replies must come from a ROUTER: anything else at the
+address (even this socket connected to itself, which TCP allows on a free local port) is
+"not a shotstyle server". A client of the local server sends its token (from the server file)
+in every request, which gives it the authority control ops need.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from shotstyle.plugin import localserver, protocol
+from shotstyle.plugin.address import parse_address
 from shotstyle.plugin.codec import EncodedFrame, frames_from_message, frames_to_message
 from shotstyle.plugin.errors import ServerError
 from shotstyle.plugin.files import write_atomic
@@ -28,6 +38,16 @@ __all__ = ["Client", "Job", "ServerError", "follow", "load_key", "lut_snippet_pa
 Message = Tuple[Dict[str, Any], List[memoryview]]
 # How often `follow` asks its should_cancel while a job is quiet.
 FOLLOW_POLL_S = 0.5
+# A connection down this long (after heartbeats or the OS dropped it) means the server is lost.
+LOST_AFTER_S = 3.0
+# How often a wait looks at the connection's state.
+CONNECTION_CHECK_S = 0.25
+
+
+def heartbeat_options() -> Dict[int, int]:
+    """ZMTP heartbeat socket options (protocol.HEARTBEAT_*), the same for clients and the server."""
+    return {zmq.HEARTBEAT_IVL: protocol.HEARTBEAT_IVL_MS, zmq.HEARTBEAT_TIMEOUT: protocol.HEARTBEAT_TIMEOUT_MS,
+            zmq.HEARTBEAT_TTL: protocol.HEARTBEAT_TTL_MS}
 
 
 def load_key(value: str, secret: bool = False) -> bytes:
@@ -50,18 +70,24 @@ class Client:
 
     def __init__(self, address: Optional[str] = None, *, timeout: float = 30.0, autostart: bool = False,
                  server_public_key: Optional[str] = None, client_keys: Optional[Tuple[str, str]] = None,
-                 retries: int = 2, autostart_command: Optional[Sequence[str]] = None):
+                 retries: int = 2, autostart_command: Optional[Sequence[str]] = None, token: Optional[str] = None):
+        self.local = address is None  # the local server (found through its server file, or started)
+        self.started_server = False  # True when this client started it
         if address is None:
             address = localserver.find_local_server()
             if address is None and autostart:
-                address = localserver.autostart(autostart_command)
+                address, self.started_server = localserver.autostart(autostart_command)
             if address is None:
                 raise ServerError("unreachable", f"no local shotstyle server is running (no live server in "
                                                  f"{localserver.server_file()}); start one with `shotstyle serve` "
                                                  "or allow autostart")
+        else:
+            address = parse_address(address)
         self.address = address
         self.timeout = timeout
         self.retries = retries
+        # The local server's token, when this user can read its server file: authority for control ops.
+        self._token = token if token is not None else localserver.token_for(address)
         self._curve: Dict[int, Any] = {}
         if server_public_key is not None:
             if client_keys is None:
@@ -75,6 +101,8 @@ class Client:
         self._socket: Optional[zmq.Socket] = None
         self._monitor: Optional[zmq.Socket] = None
         self._auth_failed = False
+        self._lost_since: Optional[float] = None  # when the connection dropped (None: up, or never made)
+        self.reconnects = 0                       # connections re-made after a drop (e.g. a restarted server)
         self._waiting: set = set()              # request ids whose replies we still want
         self._replies: Dict[str, Message] = {}
         self._events: Dict[str, Deque[Message]] = {}  # train request id -> events not yet read
@@ -85,12 +113,13 @@ class Client:
         sock = self._context.socket(zmq.DEALER)
         sock.setsockopt(zmq.IDENTITY, self._identity)
         sock.setsockopt(zmq.LINGER, 0)
-        for option, value in self._curve.items():
+        for option, value in {**heartbeat_options(), **self._curve}.items():
             sock.setsockopt(option, value)
-        self._monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_AUTH
-                                                | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL)
+        self._monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+                                                | zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED)
         sock.connect(self.address)
         self._socket = sock
+        self._lost_since = None
 
     def _disconnect(self) -> None:
         if self._socket is not None:
@@ -114,19 +143,30 @@ class Client:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def _check_auth(self) -> None:
+    def _check_connection(self) -> None:
+        """Read the socket monitor; ServerError if the server refused our key or is lost."""
         while self._monitor is not None and self._monitor.poll(0):
-            if recv_monitor_message(self._monitor)["event"] == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+            event = recv_monitor_message(self._monitor)["event"]
+            if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
                 self._auth_failed = True
+            elif event == zmq.EVENT_DISCONNECTED and self._lost_since is None:
+                self._lost_since = time.monotonic()
+            elif event == zmq.EVENT_HANDSHAKE_SUCCEEDED and self._lost_since is not None:
+                self._lost_since = None
+                self.reconnects += 1
         if self._auth_failed:
             raise ServerError("unauthorised", f"the server at {self.address} refused this client's CURVE key; "
                                               "ask its admin to add your public key to its authorised clients")
+        if self._lost_since is not None and time.monotonic() - self._lost_since >= LOST_AFTER_S:
+            raise ServerError("unreachable", f"server lost: the connection to {self.address} dropped "
+                                             f"{time.monotonic() - self._lost_since:.0f} s ago and has not come back "
+                                             "(the server stopped, crashed, hangs or cannot be reached)")
 
     # --- messages -----------------------------------------------------------
     def _send(self, op: str, args: Optional[Dict[str, Any]] = None, frames: Sequence[EncodedFrame] = (),
               payloads: Sequence[Any] = ()) -> str:
         descs, frame_payloads = frames_to_message(frames, first_part=len(payloads))
-        header = protocol.request(op, args, descs)
+        header = protocol.request(op, args, descs, token=self._token)
         assert self._socket is not None, "client is closed"
         self._socket.send_multipart(protocol.pack(header, [*payloads, *frame_payloads]), copy=False)
         self._waiting.add(header["id"])
@@ -140,14 +180,20 @@ class Client:
         poller.register(self._monitor, zmq.POLLIN)
         deadline = time.monotonic() + timeout
         while True:
-            ready = dict(poller.poll(max(0, int((deadline - time.monotonic()) * 1000))))
+            wait = min(deadline - time.monotonic(), CONNECTION_CHECK_S)
+            ready = dict(poller.poll(max(0, int(wait * 1000))))
             if self._socket in ready:
                 break
-            self._check_auth()  # a refused CURVE handshake shows up here, long before the timeout
+            self._check_connection()  # a refused key or a lost server shows up here, long before the timeout
             if time.monotonic() >= deadline:
                 return False
+        parts = self._socket.recv_multipart(copy=False)
+        peer = _socket_type(parts[0])
+        if peer not in (None, "ROUTER"):
+            raise ServerError("unreachable", f"{self.address} is not a shotstyle server (its socket is a {peer}; "
+                                             "was a free local port connected to itself?)")
         try:
-            header, payloads = protocol.unpack(self._socket.recv_multipart(copy=False))
+            header, payloads = protocol.unpack(parts)
         except protocol.ProtocolError as exc:
             raise ServerError(exc.code, f"unreadable message from {self.address}: {exc.message}") from None
         request_id = header["id"]
@@ -159,16 +205,18 @@ class Client:
             self._replies[request_id] = (header, payloads)
         return True
 
-    def _await(self, request_ids: Iterable[str], timeout: float) -> Optional[str]:
-        """Wait for a reply to any of ``request_ids``; its id, or None after ``timeout`` s of silence."""
+    def _await(self, request_ids: Iterable[str], timeout: float, until_reconnect: bool = False) -> Optional[str]:
+        """Wait for a reply to any of ``request_ids``; its id, or None after ``timeout`` s of silence
+        (or, with ``until_reconnect``, once the connection was re-made: the server may have lost them)."""
         wanted = list(request_ids)
         deadline = time.monotonic() + timeout
+        reconnects = self.reconnects
         while True:
             for request_id in wanted:
                 if request_id in self._replies:
                     return request_id
             left = deadline - time.monotonic()
-            if left <= 0:
+            if left <= 0 or until_reconnect and self.reconnects != reconnects:
                 return None
             if self._receive(left):
                 deadline = time.monotonic() + timeout  # the server is alive: silence counts from now
@@ -185,7 +233,7 @@ class Client:
         return header.get("result") or {}, frames
 
     def _timeout_error(self, op: str) -> ServerError:
-        self._check_auth()
+        self._check_connection()
         return ServerError("timeout", f"no reply to '{op}' from {self.address} within {self.timeout:.0f} s "
                                       "(is the server running? `shotstyle serve`)")
 
@@ -262,15 +310,20 @@ class Client:
         self.call(protocol.OP_SHUTDOWN)
 
     def train(self, keyframes: List[EncodedFrame], style: EncodedFrame, name: str,
-              params: Optional[Dict[str, Any]] = None, preview: Optional[EncodedFrame] = None) -> "Job":
+              params: Optional[Dict[str, Any]] = None, preview: Optional[EncodedFrame] = None,
+              init: Optional[bytes] = None) -> "Job":
         """Start training; returns at once with a Job whose events() stream progress and previews.
 
-        Frames are sent with ``extra.role`` = "keyframe" | "style" | "preview".
+        Frames are sent with ``extra.role`` = "keyframe" | "style" | "preview". ``init``: the bytes
+        of a model file to continue training (it travels with the request).
         """
         tagged = [_with_role(f, "keyframe") for f in keyframes] + [_with_role(style, "style")]
         if preview is not None:
             tagged.append(_with_role(preview, "preview"))
-        request_id = self._send(protocol.OP_TRAIN, {"name": name, "params": dict(params or {})}, tagged)
+        args: Dict[str, Any] = {"name": name, "params": dict(params or {})}
+        if init is not None:
+            args["init_part"] = 0
+        request_id = self._send(protocol.OP_TRAIN, args, tagged, payloads=[init] if init is not None else ())
         self._events[request_id] = collections.deque()
         if self._await([request_id], self.timeout) is None:
             self._waiting.discard(request_id)
@@ -296,15 +349,19 @@ class Client:
 
     def stylize_stream(self, frames: Iterable[EncodedFrame], model: str, mix: float = 1.0, in_flight: int = 4,
                        colourspace: Optional[str] = None,
-                       on_error: Optional[Callable[[int, ServerError], None]] = None) -> Iterator[EncodedFrame]:
+                       on_error: Optional[Callable[[int, ServerError], None]] = None,
+                       out_colourspace: Optional[str] = None) -> Iterator[EncodedFrame]:
         """Pipelined stylize: keeps ``in_flight`` frames at the server, yields results as they complete.
 
         A frame that fails raises ServerError (with ``.frame``), or, with ``on_error``, is reported
-        there and the others go on. Frames must carry distinct frame numbers.
+        there and the others go on. Frames must carry distinct frame numbers. Results come back in
+        ``out_colourspace`` (default: each input's own).
         """
         args: Dict[str, Any] = {"model": model, "mix": mix}
         if colourspace is not None:
             args["colourspace"] = colourspace
+        if out_colourspace is not None:
+            args["out_colourspace"] = out_colourspace
         source = iter(frames)
         outstanding: Dict[str, EncodedFrame] = {}
         retries_left = self.retries
@@ -319,12 +376,14 @@ class Client:
                     outstanding[self._send(protocol.OP_STYLIZE, args, [ef])] = ef
                 if not outstanding:
                     break
-                done = self._await(outstanding, self.timeout)
+                reconnects = self.reconnects
+                done = self._await(outstanding, self.timeout, until_reconnect=True)
                 if done is None:
-                    if retries_left == 0:
-                        raise self._timeout_error(protocol.OP_STYLIZE)
-                    retries_left -= 1
-                    self._reconnect()
+                    if self.reconnects == reconnects:  # silence, not a re-made connection: retry on a new socket
+                        if retries_left == 0:
+                            raise self._timeout_error(protocol.OP_STYLIZE)
+                        retries_left -= 1
+                        self._reconnect()
                     resend = list(outstanding.values())
                     self._waiting.difference_update(outstanding)
                     outstanding = {self._send(protocol.OP_STYLIZE, args, [ef]): ef for ef in resend}
@@ -348,8 +407,8 @@ class Client:
     def job_event(self, job: "Job", wait: float) -> Optional[Dict[str, Any]]:
         """The next event of ``job``, or None when none arrived within ``wait`` seconds.
 
-        Preview images are EncodedFrames under "image" (and "extra"). After the final event
-        the job is forgotten.
+        Preview images are EncodedFrames under "image" (and "extra"); a final event that names a
+        model has its file's bytes under "model_file". After the final event the job is forgotten.
         """
         queue = self._events.get(job.request_id)
         if queue is None:
@@ -363,13 +422,24 @@ class Client:
         body = dict(header.get("event") or {})
         for ef in frames_from_message(header.get("frames", []), payloads):
             body[str(ef.extra.get("role", "image"))] = ef
+        part = body.get("model_part")
+        if isinstance(part, int) and not isinstance(part, bool) and 0 <= part < len(payloads):
+            body["model_file"] = payloads[part]  # the model's bytes, sent with a final event
         if body.get("type") in protocol.FINAL_EVENTS:
             del self._events[job.request_id]
         return body
 
     def job_known(self, job: "Job") -> bool:
         """Whether the server still lists ``job`` (ServerError if the server does not answer)."""
-        return any(j.get("id") == job.id for j in self.status().get("jobs", []))
+        return self.job_listing(job) is not None
+
+    def job_listing(self, job: "Job") -> Optional[Dict[str, Any]]:
+        """The server's `status` entry of ``job`` (protocol.OP_STATUS), or None if it is not listed."""
+        return next((j for j in self.status().get("jobs", []) if j.get("id") == job.id), None)
+
+    def forget_job(self, job: "Job") -> None:
+        """Stop collecting ``job``'s events."""
+        self._events.pop(job.request_id, None)
 
 
 class Job:
@@ -381,12 +451,17 @@ class Job:
         self.request_id = request_id
         self.final: Optional[Dict[str, Any]] = None
         self._checked = time.monotonic()  # when the job last gave a sign of life
+        self._reconnects = client.reconnects
 
     def next_event(self, wait: float) -> Optional[Dict[str, Any]]:
         """The next event, or None when the job stayed quiet for ``wait`` seconds.
 
-        After each ``client.timeout`` of silence it makes sure the server still has the job
-        (ServerError "unknown_job" if not, e.g. the server restarted; "timeout" if it is gone).
+        A lost server raises ServerError "unreachable" within seconds (see the module docstring).
+        After the connection was re-made, and after each ``client.timeout`` of silence, it makes
+        sure the server still has the job: ServerError "unknown_job" if not (a restarted server).
+        A job the server lists as finished whose final event never came (it went out while the
+        connection was down) ends with an event made from that listing ("done" names the model;
+        a failure raises "training_failed").
         """
         body = self.client.job_event(self, wait)
         now = time.monotonic()
@@ -395,11 +470,24 @@ class Job:
             if body.get("type") in protocol.FINAL_EVENTS:
                 self.final = body
             return body
-        if now - self._checked >= self.client.timeout:
-            if not self.client.job_known(self):
-                raise ServerError("unknown_job", f"job {self.id} is no longer known to {self.client.address} "
-                                                 "(server restarted?)")
+        if now - self._checked >= self.client.timeout or self.client.reconnects != self._reconnects:
+            self._reconnects = self.client.reconnects
+            listing = self.client.job_listing(self)
+            if listing is None:
+                raise ServerError("unknown_job", f"job {self.id} is no longer known to {self.client.address}: the "
+                                                 "server was restarted and the job died with it (a checkpoint it "
+                                                 "saved stays in that server's store)")
             self._checked = now
+            state = listing.get("state")
+            if state in protocol.FINAL_EVENTS:
+                self.client.forget_job(self)
+                if state == protocol.EVENT_FAILED:
+                    raise ServerError("training_failed", f"job {self.id} failed on {self.client.address}; its error "
+                                                         "message was lost with the connection (see the server's log)")
+                kept = state == protocol.EVENT_DONE or listing.get("checkpointed")
+                self.final = {"type": state, "step": listing.get("step"),
+                              "model": listing.get("name") if kept else None}
+                return self.final
         return None
 
     def events(self, timeout: Optional[float] = None) -> Iterator[Dict[str, Any]]:
@@ -479,6 +567,15 @@ def follow(job: Job, on_progress: Optional[Callable[[Dict[str, Any]], None]] = N
             raise ServerError(str(error.get("code", "training_failed")), str(error.get("message", "no message")))
         elif kind in protocol.FINAL_EVENTS:
             return event
+
+
+def _socket_type(part: Any) -> Optional[str]:
+    """The ZMTP socket type of the peer a received part came from (None when ZeroMQ cannot say)."""
+    try:
+        value = part.get("Socket-Type")
+    except (zmq.ZMQError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
 
 
 def _with_role(ef: EncodedFrame, role: str) -> EncodedFrame:

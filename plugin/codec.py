@@ -108,7 +108,11 @@ def _byte_view(buffer: Any) -> memoryview:
 
 def encode_file(path_or_bytes: Union[str, os.PathLike, Buffer], fmt: Optional[str] = None,
                 frame: Optional[int] = None) -> EncodedFrame:
-    """An image file (path, or its bytes with ``fmt``) as a ``"file"`` frame."""
+    """An image file (path, or its bytes with ``fmt``) as a ``"file"`` frame.
+
+    A path travels with the frame (``extra["source"]``), so the server's errors name the file.
+    """
+    extra: Dict[str, Any] = {}
     if isinstance(path_or_bytes, (str, os.PathLike)):
         path = os.fspath(path_or_bytes)
         if fmt is None:
@@ -119,12 +123,13 @@ def encode_file(path_or_bytes: Union[str, os.PathLike, Buffer], fmt: Optional[st
             fmt = FILE_FORMATS[ext]
         with open(path, "rb") as handle:
             data: Any = handle.read()
+        extra["source"] = path
     else:
         data = path_or_bytes
     fmt = FILE_FORMATS.get("." + str(fmt).lower().lstrip("."), fmt)
     if fmt not in FILE_FORMATS.values():
         raise ProtocolError("bad_argument", f"file format {fmt!r} is not one of {sorted(set(FILE_FORMATS.values()))}")
-    return EncodedFrame("file", {"format": fmt}, data, frame)
+    return EncodedFrame("file", {"format": fmt}, data, frame, extra)
 
 
 def encode_raw(buffer: Any, header: Dict[str, Any], frame: Optional[int] = None) -> EncodedFrame:

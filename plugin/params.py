@@ -49,8 +49,12 @@ CLIPS: List[Clip] = [
 ]
 
 PARAMS: List[Param] = [
-    Param("server", "string", "", "Server", "Server address, e.g. tcp://gpu-01:5599. Empty: the local server "
-          "(started automatically when needed).", "Server"),
+    Param("server", "string", "", "Server", "Server address: host:port, :port, port, tcp://host:port or "
+          "ipc://path (e.g. gpu-01:5599). Empty: the local server (started automatically when needed).", "Server"),
+    Param("server_key", "string", "", "Server key", "A CURVE-secured server's public key file (.key, from "
+          "`shotstyle keys` on the server). Empty: $SHOTSTYLE_SERVER_KEY or the shotstyle config file.", "Server"),
+    Param("client_key", "string", "", "Client key", "Your key pair for a CURVE-secured server (the .key_secret "
+          "file). Empty: $SHOTSTYLE_CLIENT_KEY or the shotstyle config file.", "Server"),
     Param("model", "string", "", "Model", "Name of the trained model in the server's store.", "Server"),
     Param("strength", "float", 0.5, "Strength", "Content/style balance while training: 0 keeps the plate's "
           "structure strictly, 1 pushes hardest toward the style.", "Training", 0.0, 1.0),

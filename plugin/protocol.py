@@ -9,7 +9,7 @@ The header is a UTF-8 JSON object. Three kinds exist:
 * request (client -> server)::
 
       {"v": PROTOCOL_VERSION, "id": "<request id>", "op": "<op>", "args": {...},
-       "frames": [<frame descriptor>, ...]}
+       "frames": [<frame descriptor>, ...], "token": "<optional: the local server's token>"}
 
 * reply (server -> client), exactly one per request::
 
@@ -24,12 +24,24 @@ A frame descriptor (see ``codec.to_parts``) names the payload part that holds it
 (``"part"``), so binary payloads are sent zero-copy and never embedded in JSON.
 
 Ops (``OPS``): see the table below; every op not listed is answered with ``unknown_op``.
-Error codes (``ERROR_CODES``): every failed request is answered with one of them.
+Error codes (``ERROR_CODES``): every failed request is answered with one of them. Error
+messages are cut to `MAX_ERROR_MESSAGE_CHARS` (with a note saying so), so an error reply always
+fits the header limit, whatever value the message quotes.
+
+Who may do what (`CONTROL_OPS`): reading ops, stylize and training a new model are open to every
+client that can connect. Stopping the server, deleting models, replacing an existing model (by
+``model.put`` or ``train``) and cancelling another client's job need *authority*: the ``token``
+the server writes into its per-user server file (mode 0600, plugin.localserver; local clients
+send it in every request), a connection over ``ipc://`` from the server's own user, or, on a
+CurveZMQ server, an authorised client key. Per-client limits (`MAX_JOBS_PER_CLIENT`,
+`MAX_REQUESTS_IN_FLIGHT_PER_CLIENT`) count per CURVE key, per connection for a token holder, and
+per peer address for everyone else (never per self-chosen socket identity).
 """
 
 from __future__ import annotations
 
 import json
+import reprlib
 import uuid
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -39,7 +51,7 @@ PROTOCOL_VERSION = 1
 
 # --- ops -------------------------------------------------------------------
 OP_HELLO = "hello"                    # -> HELLO_FIELDS
-OP_STATUS = "status"                  # -> STATUS_FIELDS; jobs: [{id, name, state, step, steps}]
+OP_STATUS = "status"                  # -> STATUS_FIELDS; jobs: [{id, name, state, step, steps, checkpointed}]
 OP_MODELS = "models"                  # -> {models: [{name, hash, metadata...}]}
 OP_MODEL_DESCRIBE = "model.describe"  # args {name} -> {name, hash, size, metadata}
 OP_MODEL_DELETE = "model.delete"      # args {name} -> {}
@@ -47,19 +59,33 @@ OP_MODEL_PUT = "model.put"            # args {name}, one payload part: model fil
 OP_MODEL_GET = "model.get"            # args {name} -> {name} + one payload part: model file bytes
 OP_MODEL_LUT = "model.lut"            # args {name, size} -> {name, hash, size, cube_name, ocio, report, report_text}
                                       # + one payload part: the .cube file bytes (the model's global grade)
-OP_TRAIN = "train"                    # args {name, params, style_colourspace?}, frames: keyframes + style (+ preview)
-                                      # -> {job}; then events
+OP_TRAIN = "train"                    # args {name, params, style_colourspace?, init_part?}, frames: keyframes +
+                                      # style (+ preview); init_part: the payload part holding a model file to
+                                      # continue (params.steps: this run's steps) -> {job}; then events
 OP_CANCEL = "cancel"                  # args {job} -> {job} (the job then sends its "cancelled" event)
-OP_STYLIZE = "stylize"                # args {model, mix, colourspace, tile}, frames -> frames (same numbers, same
-                                      # encoding) + result {model, hash, frames, timings_ms: {decode, stylize, encode}}
+OP_STYLIZE = "stylize"                # args {model, mix, colourspace, tile, out_colourspace?}, frames -> frames (same
+                                      # numbers, same encoding; in out_colourspace, default the input's) + result
+                                      # {model, hash, frames, device, worker (which of serve --devices),
+                                      # timings_ms: {decode, stylize, encode}}
 OP_SHUTDOWN = "shutdown"              # -> {} then the server stops gracefully
 
-HELLO_FIELDS = ("version", "protocol", "device", "models", "capabilities", "params", "limits")
+# install: {prefix, python, package} the server runs from; pid: its process (the server file names it too)
+HELLO_FIELDS = ("version", "protocol", "device", "models", "capabilities", "params", "limits", "install", "pid",
+                "health")
 STATUS_FIELDS = ("version", "device", "pid", "address", "uptime_s", "jobs", "queued_requests", "loaded_models",
-                 "models_dir")
+                 "models_dir", "health", "faults")
+# "health": "ok", or "degraded" once a worker thread has died (it was restarted; "faults" says
+# which thread, when and of what: a bug to report).
+HEALTH_OK = "ok"
+HEALTH_DEGRADED = "degraded"
 
 OPS = (OP_HELLO, OP_STATUS, OP_MODELS, OP_MODEL_DESCRIBE, OP_MODEL_DELETE, OP_MODEL_PUT,
        OP_MODEL_GET, OP_MODEL_LUT, OP_TRAIN, OP_CANCEL, OP_STYLIZE, OP_SHUTDOWN)
+
+# Ops that need authority (see the module docstring; model.put and train only over an existing model).
+CONTROL_OPS = frozenset({OP_SHUTDOWN, OP_MODEL_DELETE})
+# Ops a stopping server still answers (a client can still fetch the checkpoint of a stopped job).
+READ_OPS = frozenset({OP_HELLO, OP_STATUS, OP_MODELS, OP_MODEL_DESCRIBE, OP_MODEL_GET})
 
 # Requests a client may safely send again after a timeout or reconnect: same answer, no side effect twice.
 IDEMPOTENT_OPS = frozenset({OP_HELLO, OP_STATUS, OP_MODELS, OP_MODEL_DESCRIBE, OP_MODEL_GET,
@@ -69,9 +95,14 @@ IDEMPOTENT_OPS = frozenset({OP_HELLO, OP_STATUS, OP_MODELS, OP_MODEL_DESCRIBE, O
 EVENT_PROGRESS = "progress"    # {step, steps, losses: {name: value}, steps_per_s, eta_s}
 EVENT_PREVIEW = "preview"      # {step} + frames: [keyframe preview, optional extra-frame preview]
 EVENT_CHECKPOINT = "checkpoint"  # {step, model} the job's model was saved to the store
-EVENT_DONE = "done"            # {model, hash}
+EVENT_DONE = "done"            # {model, hash, model_part}
 EVENT_FAILED = "failed"        # {error: {code, message}}
-EVENT_CANCELLED = "cancelled"  # {model: name of the checkpoint kept, or null}
+EVENT_CANCELLED = "cancelled"  # {model: name of the checkpoint kept, or null; model_part; reason}
+# Final events that name a model carry its file too: "model_part" is the index of the payload part
+# holding the model file's bytes, so the client keeps the result even if the server is gone a
+# moment later. "reason" of a cancelled event: "client" (a cancel op) or "server_stopping".
+CANCEL_BY_CLIENT = "client"
+CANCEL_BY_SERVER = "server_stopping"
 FINAL_EVENTS = frozenset({EVENT_DONE, EVENT_FAILED, EVENT_CANCELLED})
 
 # --- error codes -----------------------------------------------------------
@@ -92,6 +123,8 @@ ERROR_CODES: Dict[str, str] = {
     "training_failed": "training stopped on an error",
     "cancelled": "the work was cancelled by its client (a training job's checkpoint is kept)",
     "shutting_down": "the server is stopping and takes no new work",
+    "forbidden": "this client lacks the authority the op needs: the local server's token (from its server file), "
+                 "an ipc:// connection from the server's user, or an authorised CURVE key",
     "internal": "an unexpected server error; the message names it and the server keeps running",
     "timeout": "client side: no reply within the timeout",
     "unreachable": "client side: no server answers at that address",
@@ -107,6 +140,14 @@ MAX_FRAMES_PER_REQUEST = 64
 MAX_JOBS_PER_CLIENT = 2                # training jobs queued or running per client
 MAX_REQUESTS_IN_FLIGHT_PER_CLIENT = 32  # stylize requests queued or running per client
 MAX_REQUEST_ID_LENGTH = 128
+MAX_JSON_DEPTH = 32                    # nesting of objects and lists in a header
+MAX_ERROR_MESSAGE_CHARS = 4000         # longer error messages are cut, with a note saying so
+
+# ZMTP heartbeats, both ends: a peer that stops answering pings is dropped after HEARTBEAT_TIMEOUT_MS
+# (a killed process on the same machine is seen at once; a hung or unplugged one after this long).
+HEARTBEAT_IVL_MS = 1000
+HEARTBEAT_TIMEOUT_MS = 3000
+HEARTBEAT_TTL_MS = 6000
 
 LIMITS = {
     "max_header_bytes": MAX_HEADER_BYTES,
@@ -134,6 +175,34 @@ def new_request_id() -> str:
     return uuid.uuid4().hex
 
 
+_BRIEF = reprlib.Repr()
+_BRIEF.maxstring = _BRIEF.maxother = _BRIEF.maxlong = 80
+_BRIEF.maxlevel = 3
+
+
+def brief(value: Any) -> str:
+    """A short repr of ``value`` (long strings, lists and nesting cut): how a message quotes a value it was sent."""
+    return _BRIEF.repr(value)
+
+
+def bounded_message(message: str, limit: int = MAX_ERROR_MESSAGE_CHARS) -> str:
+    """``message`` cut to ``limit`` characters, with a note saying how much was left out."""
+    if len(message) <= limit:
+        return message
+    return f"{message[:limit]} [message cut: {len(message) - limit} more characters]"
+
+
+def _too_deep(value: Any, limit: int) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth > limit:
+                return True
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return False
+
+
 def encode_header(header: Dict[str, Any]) -> bytes:
     """JSON-encode a header (compact, UTF-8); NaN/Inf are refused so every peer can parse it."""
     data = json.dumps(header, separators=(",", ":"), allow_nan=False).encode("utf-8")
@@ -150,7 +219,13 @@ def decode_header(data: Any) -> Dict[str, Any]:
     try:
         header = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
-        raise ProtocolError("bad_message", f"message header is not UTF-8 JSON: {exc}") from None
+        raise ProtocolError("bad_message",
+                            f"message header is not UTF-8 JSON: {bounded_message(str(exc), 200)}") from None
+    except RecursionError:
+        header = None
+    if header is None or _too_deep(header, MAX_JSON_DEPTH):
+        raise ProtocolError("bad_message", f"message header nests objects or lists deeper than {MAX_JSON_DEPTH} "
+                                           "levels")
     if not isinstance(header, dict):
         raise ProtocolError("bad_message", f"message header must be a JSON object, got {type(header).__name__}")
     version = header.get("v")
@@ -161,7 +236,7 @@ def decode_header(data: Any) -> Dict[str, Any]:
     request_id = header.get("id")
     if not isinstance(request_id, str) or not 0 < len(request_id) <= MAX_REQUEST_ID_LENGTH:
         raise ProtocolError("bad_message", f"header field 'id' must be a string of 1-{MAX_REQUEST_ID_LENGTH} "
-                                           f"characters, got {request_id!r}")
+                                           f"characters, got {brief(request_id)}")
     frames = header.get("frames", [])
     if not isinstance(frames, list) or not all(isinstance(f, dict) for f in frames):
         raise ProtocolError("bad_message", "header field 'frames' must be a list of objects")
@@ -172,9 +247,9 @@ def check_request(header: Dict[str, Any]) -> Tuple[str, Dict[str, Any]]:
     """Return (op, args) of a decoded request header."""
     op = header.get("op")
     if not isinstance(op, str):
-        raise ProtocolError("bad_message", f"request header field 'op' must be a string, got {op!r}")
+        raise ProtocolError("bad_message", f"request header field 'op' must be a string, got {brief(op)}")
     if op not in OPS:
-        raise ProtocolError("unknown_op", f"unknown op {op!r}; this server knows: {', '.join(OPS)}")
+        raise ProtocolError("unknown_op", f"unknown op {brief(op)}; this server knows: {', '.join(OPS)}")
     args = header.get("args", {})
     if not isinstance(args, dict):
         raise ProtocolError("bad_message", f"request header field 'args' must be an object, got {type(args).__name__}")
@@ -182,9 +257,12 @@ def check_request(header: Dict[str, Any]) -> Tuple[str, Dict[str, Any]]:
 
 
 def request(op: str, args: Optional[Dict[str, Any]] = None, frames: Sequence[Dict[str, Any]] = (),
-            request_id: Optional[str] = None) -> Dict[str, Any]:
-    return {"v": PROTOCOL_VERSION, "id": request_id or new_request_id(), "op": op,
-            "args": args or {}, "frames": list(frames)}
+            request_id: Optional[str] = None, token: Optional[str] = None) -> Dict[str, Any]:
+    header = {"v": PROTOCOL_VERSION, "id": request_id or new_request_id(), "op": op,
+              "args": args or {}, "frames": list(frames)}
+    if token is not None:
+        header["token"] = token
+    return header
 
 
 def reply(request_id: str, result: Optional[Dict[str, Any]] = None,
@@ -193,8 +271,10 @@ def reply(request_id: str, result: Optional[Dict[str, Any]] = None,
 
 
 def error_reply(request_id: str, code: str, message: str) -> Dict[str, Any]:
+    """An error reply; ``message`` is cut to MAX_ERROR_MESSAGE_CHARS, so the reply always fits the limits."""
     assert code in ERROR_CODES, code
-    return {"v": PROTOCOL_VERSION, "id": request_id, "ok": False, "error": {"code": code, "message": message}}
+    return {"v": PROTOCOL_VERSION, "id": request_id, "ok": False,
+            "error": {"code": code, "message": bounded_message(message)}}
 
 
 def event(request_id: str, job: str, body: Dict[str, Any], frames: Sequence[Dict[str, Any]] = ()) -> Dict[str, Any]:

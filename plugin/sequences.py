@@ -6,7 +6,8 @@ Patterns (the frame token lives in the file name, not the folder):
   ``shot.%04d.exr``  printf style; ``%d`` means no padding
   ``shot.$F4.exr``   Houdini; ``$F`` means no padding
 Ranges: ``1001-1100``, ``1001-1100x2`` (every 2nd frame), ``1,5,9-12``, ``7``; negative frames
-are allowed (``-5--1``).
+are allowed (``-5--1``). A range names at most `MAX_RANGE_FRAMES` frames, counted before any
+list is made (so ``0-20000000`` is refused at once, not after filling memory).
 
 Standard library only: the host nodes import this too.
 """
@@ -18,30 +19,42 @@ import re
 from typing import Iterable
 
 _TOKEN = re.compile(r"(#+|@+|%0?(\d*)d|\$F(\d*))")
-_RANGE_PART = re.compile(r"^\s*(-?\d+)\s*(?:-\s*(-?\d+)\s*(?:x\s*(\d+)\s*)?)?$")
+_RANGE_PART = re.compile(r"^\s*(-?\d{1,18})\s*(?:-\s*(-?\d{1,18})\s*(?:x\s*(\d{1,18})\s*)?)?$")
+# Over an hour at 24 fps: longer renders come in chunks.
+MAX_RANGE_FRAMES = 100_000
 
 
 def parse_frame_range(text: str) -> list[int]:
     """Frames named by ``text`` (``"1001-1100x2"``, ``"1,5,9-12"``...), sorted, without repeats."""
-    frames: set[int] = set()
+    spans = []
+    count = 0
     parts = [p for p in re.split(r"[,\s]+", text.strip()) if p]
     if not parts:
-        raise ValueError(f"empty frame range {text!r}: give frames like '1001-1100', '1001-1100x2' or '1,5,9-12'")
+        raise ValueError(f"empty frame range {_short(text)}: give frames like '1001-1100', '1001-1100x2' or "
+                         "'1,5,9-12'")
     for part in parts:
         match = _RANGE_PART.match(part)
         if not match:
-            raise ValueError(
-                f"frame range {text!r}: cannot read {part!r}; use 'first-last', 'first-lastxstep' or single frames"
-            )
+            raise ValueError(f"frame range {_short(text)}: cannot read {_short(part)}; use 'first-last', "
+                             "'first-lastxstep' or single frames")
         first = int(match.group(1))
         last = int(match.group(2)) if match.group(2) is not None else first
         step = int(match.group(3)) if match.group(3) is not None else 1
         if step < 1:
-            raise ValueError(f"frame range {text!r}: step in {part!r} must be 1 or more")
+            raise ValueError(f"frame range {_short(text)}: step in {part!r} must be 1 or more")
         if last < first:
-            raise ValueError(f"frame range {text!r}: {part!r} ends before it starts; write it as {last}-{first}")
-        frames.update(range(first, last + 1, step))
-    return sorted(frames)
+            raise ValueError(f"frame range {_short(text)}: {part!r} ends before it starts; write it as {last}-{first}")
+        span = range(first, last + 1, step)
+        count += len(span)
+        if count > MAX_RANGE_FRAMES:
+            raise ValueError(f"frame range {_short(text)} names more than {MAX_RANGE_FRAMES} frames; "
+                             "split the work into chunks")
+        spans.append(span)
+    return sorted({frame for span in spans for frame in span})
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"... ({len(text)} characters)"
 
 
 def format_frame_range(frames: Iterable[int]) -> str:

@@ -3,10 +3,17 @@
 One ROUTER socket (default ``tcp://127.0.0.1:5599``; ``--port 0`` picks a free port, ``--bind``
 any ZeroMQ address, ``ipc://`` included). The loop only parses, validates and routes: compute
 happens on the device worker (server.jobs), whose results come back over an inproc socket the
-loop polls beside the ROUTER. Every failure becomes an error reply with a protocol error code;
-no request can stop the loop. SIGINT/SIGTERM stop it gracefully: a running training job saves a
-checkpoint to the store and reports "cancelled" before the process exits. While it runs, the
-server file in the runtime folder (plugin.localserver) tells local clients where it is.
+loop polls beside the ROUTER. Every failure becomes an error reply with a protocol error code
+(bounded in size, so it can always be sent); no request can stop the loop, and a worker thread
+that dies anyway is restarted (`status` and `hello` then report health "degraded"). Control ops
+need authority (server.access). SIGINT/SIGTERM stop it gracefully: a running training job saves
+a checkpoint to the store and reports "cancelled" (with the checkpoint's bytes) before the
+process exits. While it runs, the server file in the runtime folder (plugin.localserver: one per
+install, mode 0600) tells local clients where it is and holds the token that gives them
+authority; ``hello`` says which version and install answer. A new server refuses to start where
+another answers or while this install's local server runs (`shotstyle stop` ends that). With
+``--idle-exit`` (what a server started on demand gets) it stops once no request, job or queued
+frame has kept it busy for that long.
 """
 
 from __future__ import annotations
@@ -17,17 +24,20 @@ import os
 import signal
 import sys
 import time
+import traceback
 from typing import Any, Dict, List, Optional
 
 import zmq
 
 from shotstyle.plugin import __version__, localserver, protocol
 from shotstyle.plugin import params as effect_params
+from shotstyle.plugin.client import heartbeat_options
 from shotstyle.plugin.codec import FILE_FORMATS, RAW_DTYPES, EncodedFrame, frames_from_message
 from shotstyle.plugin.exitcodes import ExitCode
-from shotstyle.server import keys
-from shotstyle.server.errors import RequestError, ShotstyleError, error_of, exit_code
-from shotstyle.server.jobs import DeviceWorker, TrainJob
+from shotstyle.server import access, keys
+from shotstyle.server.errors import DeviceError, RequestError, ShotstyleError, error_of, exit_code
+from shotstyle.server.jobs import TrainJob
+from shotstyle.server.workers import Workers
 from shotstyle.server.store import DEFAULT_MEMORY_BUDGET, ModelStore, check_name
 
 RESULTS_ADDRESS = "inproc://shotstyle-results"
@@ -39,11 +49,12 @@ TRAIN_ROLES = ("keyframe", "style", "preview")
 class Server:
     """The ROUTER loop; ``serve()`` runs until shutdown is requested (op or signal)."""
 
-    def __init__(self, bind: str, store: ModelStore, device: str, *, curve_secret: Optional[str] = None,
-                 authorized_keys: Optional[str] = None, vgg: Optional[str] = None, write_server_file: bool = True):
+    def __init__(self, bind: str, store: ModelStore, devices: List[str], *, curve_secret: Optional[str] = None,
+                 authorized_keys: Optional[str] = None, vgg: Optional[str] = None, write_server_file: bool = True,
+                 server_file: Optional[str] = None, idle_exit_s: Optional[float] = None, autostarted: bool = False):
         keys.check_bind(bind, curve_secret, authorized_keys)
         self.store = store
-        self.device = device
+        self.device = ",".join(devices)  # what hello and status report
         self.context = zmq.Context()
         self.auth = keys.start_authenticator(self.context, authorized_keys) if curve_secret and authorized_keys \
             else None
@@ -51,6 +62,8 @@ class Server:
         self.router.setsockopt(zmq.LINGER, 1000)
         self.router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a reconnecting client keeps its identity (job events)
         self.router.setsockopt(zmq.MAXMSGSIZE, protocol.MAX_MESSAGE_BYTES)
+        for option, value in heartbeat_options().items():
+            self.router.setsockopt(option, value)
         if curve_secret:
             for option, value in keys.server_curve_options(curve_secret).items():
                 self.router.setsockopt(option, value)
@@ -58,14 +71,19 @@ class Server:
         self.address = self.router.getsockopt_string(zmq.LAST_ENDPOINT)
         self.results = self.context.socket(zmq.PULL)
         self.results.bind(RESULTS_ADDRESS)
-        self.worker = DeviceWorker(store, device, self.context, RESULTS_ADDRESS, vgg=vgg)
+        self.worker = Workers(store, devices, self.context, RESULTS_ADDRESS, vgg=vgg)
         self.started = time.time()
         self.stop_requested = False
+        self.idle_exit_s = idle_exit_s
+        self.last_request = time.monotonic()
         self._hello_static = self._capabilities(vgg)
-        self._server_file = write_server_file and keys.is_local_address(self.address)
+        self._server_file = (server_file or localserver.own_server_file()) \
+            if write_server_file and keys.is_local_address(self.address) else None
+        self._token = access.new_token() if self._server_file else None
+        self._caller = access.Caller(b"", "", False)  # who sent the request in hand (one at a time)
         if self._server_file:
-            localserver.write_server_file(self.address, version=__version__, device=device,
-                                          models=self.store.folder)
+            localserver.write_server_file(self.address, self._server_file, device=self.device, models=self.store.folder,
+                                          autostarted=autostarted, idle_exit_s=idle_exit_s, token=self._token)
 
     def _capabilities(self, vgg: Optional[str]) -> Dict[str, Any]:
         from shotstyle.server.engine.colour import available_colourspaces
@@ -87,6 +105,7 @@ class Server:
         poller.register(self.router, zmq.POLLIN)
         poller.register(self.results, zmq.POLLIN)
         drain_deadline: Optional[float] = None
+        self.last_request = time.monotonic()  # the idle time counts from here, not from a slow start
         try:
             while True:
                 if self.stop_requested and drain_deadline is None:
@@ -95,6 +114,12 @@ class Server:
                 if drain_deadline is not None and (not self.worker.alive() or time.monotonic() > drain_deadline):
                     self._forward_results()
                     return
+                if drain_deadline is None and self._idle_too_long():
+                    print(f"shotstyle serve: idle for {(self.idle_exit_s or 0) / 60:g} min (no requests, jobs "
+                          "or frames): stopping", flush=True)
+                    self.stop_requested = True
+                for message in self.worker.supervise():  # a worker thread died: restart it, answer its task
+                    self._send(message)
                 ready = dict(poller.poll(POLL_MS))
                 if self.results in ready:
                     self._forward_results()
@@ -104,9 +129,26 @@ class Server:
                             parts = self.router.recv_multipart(zmq.NOBLOCK, copy=False)
                         except zmq.Again:
                             break
-                        self._handle(parts)
+                        self._handle_safely(parts)
+                        del parts  # a big refused upload is freed now, not when the next message comes
         finally:
             self.close()
+
+    def _idle_too_long(self) -> bool:
+        """Whether an idle-exit server has had no request, job or queued frame for its idle time."""
+        if self.idle_exit_s is None or time.monotonic() - self.last_request < self.idle_exit_s:
+            return False
+        if self.worker.queued_renders() or any(j["state"] in ("queued", "running") for j in self.worker.jobs()):
+            self.last_request = time.monotonic()  # work in hand counts as activity: the idle time starts after it
+            return False
+        return True
+
+    def _handle_safely(self, parts: List[Any]) -> None:
+        """`_handle`, and if even that fails (a bug), log it and go on: no message stops the loop."""
+        try:
+            self._handle(parts)
+        except Exception:
+            traceback.print_exc()
 
     def _forward_results(self) -> None:
         while True:
@@ -126,7 +168,7 @@ class Server:
         self.worker.request_stop()
         self.worker.close()
         if self._server_file:
-            localserver.remove_server_file()
+            localserver.remove_server_file(path=self._server_file)
         if self.auth is not None:
             self.auth.stop()
         self.router.close(1000)
@@ -138,34 +180,53 @@ class Server:
     def _handle(self, parts: List[Any]) -> None:
         identity = parts[0].bytes
         request_id = "-"
+        self.last_request = time.monotonic()
         try:
             if len(parts) < 2:
                 raise protocol.ProtocolError("bad_message", "message has no header part")
             request_id = _best_effort_id(parts[1])
             header, payloads = protocol.unpack(parts[1:])
             op, args = protocol.check_request(header)
-            if self.stop_requested:
+            self._caller = access.identify(parts[1], identity, header.get("token"), self._token,
+                                           self.address.startswith("ipc://"))
+            if self.stop_requested and op not in protocol.READ_OPS:
                 raise RequestError("shutting_down", "the server is stopping; send the request again once it is back")
+            if op in protocol.CONTROL_OPS:
+                self._check_authority(op)
             handler = getattr(self, "_op_" + op.replace(".", "_"))
             answer = handler(identity, request_id, args, header.get("frames", []), payloads)
-        except Exception as exc:  # every failure is a reply; the loop goes on
-            code, message = error_of(exc)
-            self._send([identity, protocol.encode_header(protocol.error_reply(request_id, code, message))])
-            return
-        if answer is not None:
+            if answer is None:
+                return
             result, out_payloads = answer
-            self._send([identity, *protocol.pack(protocol.reply(request_id, result), out_payloads)])
+            message = [identity, *protocol.pack(protocol.reply(request_id, result), out_payloads)]
+        except Exception as exc:  # every failure is a reply (bounded: it always fits); the loop goes on
+            code, text = error_of(exc)
+            message = [identity, protocol.encode_header(protocol.error_reply(request_id, code, text))]
+        self._send(message)
+
+    def _check_authority(self, what: str) -> None:
+        if not self._caller.authority:
+            raise RequestError("forbidden", f"{what} needs the server owner's authority: the token in the local "
+                                            f"server file {localserver.server_file()} (readable by the user the "
+                                            "server runs as), an ipc:// connection from that user, or an "
+                                            "authorised CURVE key")
+
+    def _check_replace(self, name: str) -> None:
+        """Replacing an existing model (put, train) needs authority; making a new one does not."""
+        if os.path.isfile(self.store.path(name)):
+            self._check_authority(f"replacing the existing model {name!r}")
 
     def _op_hello(self, *_: Any) -> Any:
         return {"version": __version__, "protocol": protocol.PROTOCOL_VERSION, "device": self.device,
                 "models": self.store.names(), "capabilities": self._hello_static,
-                "params": effect_params.describe(), "limits": protocol.LIMITS}, []
+                "params": effect_params.describe(), "limits": protocol.LIMITS,
+                "install": localserver.install_info(), "pid": os.getpid(), "health": self.worker.health()}, []
 
     def _op_status(self, *_: Any) -> Any:
         return {"version": __version__, "device": self.device, "pid": os.getpid(), "address": self.address,
                 "uptime_s": round(time.time() - self.started, 3), "jobs": self.worker.jobs(),
                 "queued_requests": self.worker.queued_renders(), "loaded_models": self.store.loaded(),
-                "models_dir": self.store.folder}, []
+                "models_dir": self.store.folder, "health": self.worker.health(), "faults": self.worker.faults()}, []
 
     def _op_models(self, *_: Any) -> Any:
         return {"models": self.store.list()}, []
@@ -190,14 +251,14 @@ class Server:
         size = args.get("size", 33)
         if size not in CUBE_SIZES or isinstance(size, bool):
             raise RequestError("bad_argument", f"model.lut size {size!r}: use one of {list(CUBE_SIZES)}")
-        self._check_load(identity)
+        self._check_load()
 
         def task() -> Any:
             model = self.store.get(name)
             look = export_look(model, f"{name}.cube", size)
             return ({"name": name, "hash": model.hash, "size": size, "cube_name": f"{name}.cube", "ocio": look.ocio,
                      "report": look.report, "report_text": look.describe()}, [], [look.cube.encode("utf-8")])
-        self.worker.submit(identity, request_id, task)
+        self.worker.submit(identity, request_id, task, client=self._caller.principal)
         return None
 
     def _op_model_put(self, identity: bytes, request_id: str, args: Dict[str, Any], descs: Any,
@@ -206,9 +267,11 @@ class Server:
         if len(payloads) != 1 or descs:
             raise RequestError("bad_message", f"model.put takes exactly one payload part (the model file), "
                                               f"got {len(payloads)}")
-        self._check_load(identity)
+        self._check_replace(name)
+        self._check_load()
         data = payloads[0]
-        self.worker.submit(identity, request_id, lambda: ({"name": name, "hash": self.store.put_bytes(name, data)}, []))
+        self.worker.submit(identity, request_id, lambda: ({"name": name, "hash": self.store.put_bytes(name, data)}, []),
+                           client=self._caller.principal)
         return None
 
     def _op_shutdown(self, *_: Any) -> Any:
@@ -218,12 +281,15 @@ class Server:
     def _op_cancel(self, identity: bytes, request_id: str, args: Dict[str, Any], *_: Any) -> Any:
         job_id = args.get("job")
         if not isinstance(job_id, str):
-            raise RequestError("bad_argument", f"cancel needs args.job, a job id string; got {job_id!r}")
-        job = self.worker.cancel(job_id)
+            raise RequestError("bad_argument", f"cancel needs args.job, a job id string; got {protocol.brief(job_id)}")
+        job = self.worker.job(job_id)
+        if job.client != self._caller.principal:
+            self._check_authority(f"cancelling job {job_id} of another client")
+        self.worker.cancel(job_id)
         return {"job": job.id}, []
 
-    def _check_load(self, identity: bytes) -> None:
-        if self.worker.renders_in_flight(identity) >= protocol.MAX_REQUESTS_IN_FLIGHT_PER_CLIENT:
+    def _check_load(self) -> None:
+        if self.worker.renders_in_flight(self._caller.principal) >= protocol.MAX_REQUESTS_IN_FLIGHT_PER_CLIENT:
             raise RequestError("too_many_jobs", f"this client already has {protocol.MAX_REQUESTS_IN_FLIGHT_PER_CLIENT} "
                                                 "requests in flight; wait for replies before sending more")
 
@@ -240,13 +306,16 @@ class Server:
             raise RequestError("unknown_model", f"no model {model!r} in the store {self.store.folder}; known: "
                                                 f"{', '.join(self.store.names()) or 'none'}")
         checked = effect_params.validate({k: args[k] for k in ("mix", "tile", "colourspace") if k in args})
+        out_colourspace = args.get("out_colourspace")
+        if out_colourspace is not None and not isinstance(out_colourspace, str):
+            raise RequestError("bad_argument", f"out_colourspace must be a colour space name, got {out_colourspace!r}")
         frames = self._frames(descs, payloads)
         if not frames:
             raise RequestError("bad_argument", "stylize needs at least one frame")
-        self._check_load(identity)
-        self.worker.submit(identity, request_id, self.worker.stylize_task(
-            frames, model, checked.get("mix", 1.0), effect_params.explicit(checked.get("colourspace")),
-            checked.get("tile", 0)))
+        self._check_load()
+        self.worker.stylize(identity, request_id, frames, model, checked.get("mix", 1.0),
+                            effect_params.explicit(checked.get("colourspace")), checked.get("tile", 0),
+                            effect_params.explicit(out_colourspace), client=self._caller.principal)
         return None
 
     def _op_train(self, identity: bytes, request_id: str, args: Dict[str, Any], descs: Any,
@@ -256,31 +325,39 @@ class Server:
         train_names = set(effect_params.group("Training")) | set(effect_params.group("Colour"))
         if not isinstance(values, dict) or set(values) - train_names:
             raise RequestError("bad_argument", f"train params must be an object with keys among "
-                                               f"{sorted(train_names)}; got {values!r}")
+                                               f"{sorted(train_names)}; got {protocol.brief(values)}")
         effect_params.validate(values)
         style_colourspace = args.get("style_colourspace")
         if style_colourspace is not None and not isinstance(style_colourspace, str):
-            raise RequestError("bad_argument",
-                               f"style_colourspace must be a colour space name, got {style_colourspace!r}")
+            raise RequestError("bad_argument", "style_colourspace must be a colour space name, got "
+                                               f"{protocol.brief(style_colourspace)}")
         frames = self._frames(descs, payloads)
+        init_part = args.get("init_part")
+        if init_part is not None and (not isinstance(init_part, int) or isinstance(init_part, bool)
+                                      or not 0 <= init_part < len(payloads)
+                                      or any(desc.get("part") == init_part for desc in descs)):
+            raise RequestError("bad_argument", f"init_part must name the payload part holding the model file to "
+                                               f"continue, not a frame's; got {init_part!r}")
         by_role: Dict[str, List[EncodedFrame]] = {role: [] for role in TRAIN_ROLES}
         for ef in frames:
             role = ef.extra.get("role")
             if role not in by_role:
                 raise RequestError("bad_argument",
-                                   f"train frame {ef.frame} has role {role!r}; use one of {TRAIN_ROLES}")
+                                   f"train frame {ef.frame} has role {protocol.brief(role)}; use one of {TRAIN_ROLES}")
             by_role[role].append(ef)
         if not by_role["keyframe"] or len(by_role["style"]) != 1 or len(by_role["preview"]) > 1:
             counts = [(role, len(found)) for role, found in by_role.items()]
             raise RequestError("bad_argument", f"train needs one or more keyframes, exactly one style frame and at "
                                                f"most one preview frame; got {counts}")
-        if self.worker.active_jobs(identity) >= protocol.MAX_JOBS_PER_CLIENT:
+        if self.worker.active_jobs(self._caller.principal) >= protocol.MAX_JOBS_PER_CLIENT:
             raise RequestError("too_many_jobs", f"this client already has {protocol.MAX_JOBS_PER_CLIENT} training jobs "
                                                 "queued or running; wait for one to finish or cancel it")
+        self._check_replace(name)
         job = TrainJob(identity=identity, request_id=request_id, name=name, params=values,
                        keyframes=by_role["keyframe"], style=by_role["style"][0],
                        preview=by_role["preview"][0] if by_role["preview"] else None,
-                       style_colourspace=effect_params.explicit(style_colourspace))
+                       style_colourspace=effect_params.explicit(style_colourspace),
+                       init=None if init_part is None else bytes(payloads[init_part]), client=self._caller.principal)
         # The reply goes out before the job can produce events, so the client always sees it first.
         self._send([identity, *protocol.pack(protocol.reply(request_id, {"job": job.id}))])
         self.worker.submit_training(job)
@@ -299,13 +376,16 @@ def _best_effort_id(part: Any) -> str:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=localserver.DEFAULT_PORT,
-                        help=f"TCP port on 127.0.0.1 (default {localserver.DEFAULT_PORT}; 0: any free port)")
-    parser.add_argument("--bind", default=None,
-                        help="ZeroMQ address to listen on instead, e.g. tcp://0.0.0.0:5599 (needs CURVE keys) "
+                        help="TCP port on 127.0.0.1 (0: any free port)")
+    parser.add_argument("--bind", default=None, metavar="ADDR",
+                        help="address to listen on instead, e.g. tcp://0.0.0.0:5599 (needs CURVE keys) "
                              "or ipc:///tmp/shotstyle.sock")
     parser.add_argument("--models", default=None, help="model store folder (default $SHOTSTYLE_MODELS_DIR or "
                                                        "the user data folder)")
     parser.add_argument("--device", default="auto", help="compute device: auto, cpu, cuda, cuda:N, mps")
+    parser.add_argument("--devices", default=None, metavar="LIST",
+                        help="several compute devices, one worker each, e.g. cuda:0,cuda:1: frames and training "
+                             "jobs are spread over them (overrides --device)")
     parser.add_argument("--model-memory", type=int, default=DEFAULT_MEMORY_BUDGET >> 20, metavar="MB",
                         help="memory budget of loaded models, MB")
     parser.add_argument("--vgg", default=None, help="VGG-19 weights for training (a path or 'random'; default: "
@@ -315,20 +395,64 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--authorized-keys", default=None, metavar="DIR",
                         help="folder of the public .key files of the clients allowed in")
     parser.add_argument("--no-server-file", action="store_true",
-                        help="do not advertise this server as the local server in the runtime folder")
+                        help="do not advertise this server as this install's local server (run it beside that one)")
+    parser.add_argument("--idle-exit", nargs="?", type=float, const=-1.0, metavar="MINUTES",
+                        help="exit after this many minutes without requests, jobs or frames (no value: the "
+                             "configured idle time, default 30; without the option a served server stays up)")
+    parser.add_argument("--stop", action="store_true", help="stop this install's running local server instead "
+                                                            "(as `shotstyle stop`)")
+    # Set by the client that starts a local server on demand (plugin.localserver.server_command).
+    parser.add_argument("--autostarted", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--server-file", help=argparse.SUPPRESS)
+
+
+def _refusal(bind: str, advertise: bool) -> Optional[str]:
+    """Why this server must not start: another answers at its address, or this install's local one runs."""
+    if not bind.endswith(":*"):
+        hello = localserver.ping(bind.replace("://*:", "://127.0.0.1:").replace("://0.0.0.0:", "://127.0.0.1:"),
+                                 timeout=1.0)
+        if hello is not None:
+            return (f"a shotstyle server (shotstyle {hello.get('version', '?')}, pid {hello.get('pid', '?')}) already "
+                    f"answers at {bind}; stop it with `shotstyle stop` or listen elsewhere (--port 0: any free port)")
+    address = localserver.find_local_server(path=localserver.own_server_file()) if advertise else None
+    if address is not None:
+        info = localserver.read_server_file(localserver.own_server_file()) or {}
+        how = "started on demand" if info.get("autostarted") else "served"
+        return (f"this install's local server already runs at {address} (pid {info.get('pid')}, {how}); "
+                "stop it first with `shotstyle stop`, or give --no-server-file to run another beside it")
+    return None
 
 
 def run(args: argparse.Namespace) -> int:
+    from shotstyle.plugin.address import AddressError, parse_address
+    from shotstyle.plugin.userconfig import idle_exit_minutes
     from shotstyle.server.engine.device import configure_threads, pick_device
 
-    bind = args.bind or (f"tcp://127.0.0.1:{args.port}" if args.port else "tcp://127.0.0.1:*")
+    if args.stop:
+        from shotstyle.server import stop
+        return stop.run(argparse.Namespace(all=False, timeout=stop.STOP_TIMEOUT_S))
     try:
-        device = pick_device(args.device)
-        configure_threads(device)
-        store = ModelStore(args.models, device=device, memory_budget=args.model_memory << 20)
-        server = Server(bind, store, str(device), curve_secret=args.curve_secret,
+        bind = parse_address(args.bind, bind=True) if args.bind else \
+            parse_address(str(args.port), bind=True)
+        minutes = args.idle_exit if args.idle_exit is None or args.idle_exit > 0 else idle_exit_minutes()
+    except AddressError as exc:
+        print(f"shotstyle serve: --bind: {exc.message}", file=sys.stderr)
+        return ExitCode.USAGE
+    refusal = _refusal(bind, not args.no_server_file and not args.server_file)
+    if refusal:
+        print(f"shotstyle serve: {refusal}", file=sys.stderr)
+        return ExitCode.USAGE
+    try:
+        devices = [pick_device(name.strip()) for name in (args.devices or args.device).split(",") if name.strip()]
+        if not devices:
+            raise DeviceError(f"--devices {args.devices!r} names no device; e.g. cuda:0,cuda:1")
+        for device in devices:
+            configure_threads(device)
+        store = ModelStore(args.models, memory_budget=args.model_memory << 20)  # models load on the CPU
+        server = Server(bind, store, [str(device) for device in devices], curve_secret=args.curve_secret,
                         authorized_keys=args.authorized_keys, vgg=args.vgg,
-                        write_server_file=not args.no_server_file)
+                        write_server_file=not args.no_server_file, server_file=args.server_file,
+                        idle_exit_s=None if minutes is None else minutes * 60, autostarted=args.autostarted)
     except zmq.ZMQError as exc:
         print(f"shotstyle serve: cannot listen on {bind}: {exc}; another server running there? "
               "(`--port 0` picks a free port)", file=sys.stderr)
@@ -341,7 +465,9 @@ def run(args: argparse.Namespace) -> int:
         return ExitCode.USAGE
     signal.signal(signal.SIGINT, server.request_stop)
     signal.signal(signal.SIGTERM, server.request_stop)
-    print(f"shotstyle serve: listening on {server.address} (device {device}, models in {store.folder})", flush=True)
+    idle = f", exits after {minutes:g} idle min" if minutes else ""
+    print(f"shotstyle serve: listening on {server.address} (device {server.device}, models in {store.folder}{idle})",
+          flush=True)
     server.serve()
     print("shotstyle serve: stopped", flush=True)
     return ExitCode.OK

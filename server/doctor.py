@@ -1,8 +1,9 @@
 """`shotstyle doctor`: report what this machine offers shotstyle.
 
 Prints Python, torch, the compute devices (CUDA / MPS / CPU), OpenImageIO, OpenColorIO (and
-the config in use), pyzmq versions, and whether the ImageNet VGG-19 weights are available and
-from where. Exit status 6 (`ExitCode.FAILED`) when a required piece is missing or broken, else 0
+the config in use), pyzmq versions, whether the ImageNet VGG-19 weights are available and
+from where, which loss ``--loss auto`` picks, and the local servers running (this install's,
+and other installs' of this user). Exit status 6 (`ExitCode.FAILED`) when a required piece is missing or broken, else 0
 (missing VGG-19 weights are a warning: training then falls back to the weights-free look loss).
 """
 
@@ -72,6 +73,38 @@ def _vgg(explicit: str | None) -> str:
     return f"NOT found ({where}); training falls back to a random VGG-19 or the look loss"
 
 
+def _loss(explicit: str | None) -> str:
+    from shotstyle.server.engine.losses import resolve_loss_name
+
+    return resolve_loss_name("auto", explicit)[1]
+
+
+def _servers() -> list[str]:
+    """This install's local server (running or not) and any other install's this user runs."""
+    from shotstyle.plugin import localserver
+
+    own = localserver.server_file()
+    lines = []
+    for path in sorted(set(localserver.server_files()) | {own}):
+        info = localserver.read_server_file(path)
+        ours = "this install's" if path == own else "another install's"
+        if info is None:
+            if path == own:
+                lines.append(f"this install's local server: not running (train/render start one on demand; "
+                             f"it would write {own})")
+            continue
+        hello = localserver.ping(info["address"], 2.0) if localserver.pid_alive(info.get("pid")) else None
+        if hello is None or hello.get("pid") != info.get("pid"):
+            lines.append(f"{ours} local server: recorded in {path} (pid {info.get('pid')}) but not answering")
+            continue
+        how = (f"started on demand, exits after {info['idle_exit_s'] / 60:g} idle min" if info.get("autostarted")
+               and info.get("idle_exit_s") else "started with `shotstyle serve`")
+        where = "" if path == own else f" from {(hello.get('install') or {}).get('prefix', '?')}"
+        lines.append(f"{ours} local server: {info['address']} (pid {info['pid']}, shotstyle {hello.get('version')}"
+                     f"{where}, device {hello.get('device')}, {how}; `shotstyle stop` ends it)")
+    return lines
+
+
 def run(args: argparse.Namespace) -> int:
     checks: list[tuple[str, Callable[[], str]]] = [
         ("Python", _python),
@@ -90,6 +123,12 @@ def run(args: argparse.Namespace) -> int:
             line = f"BROKEN: {type(error).__name__}: {error}"
         print(f"{label + ':':13s}{line}")
     print(f"{'VGG-19:':13s}{_vgg(getattr(args, 'vgg', None))}")
+    try:
+        print(f"{'loss:':13s}{_loss(getattr(args, 'vgg', None))}")
+    except Exception as error:  # the report goes on
+        print(f"{'loss:':13s}cannot tell which loss 'auto' picks: {type(error).__name__}: {error}")
+    for line in _servers():
+        print(f"{'server:':13s}{line}")
     if broken:
         print(f"shotstyle doctor: {broken} required piece(s) broken; re-run install.py", file=sys.stderr)
         return ExitCode.FAILED

@@ -10,14 +10,21 @@ Reading is guarded so a long-lived server can feed it untrusted files: OpenImage
 (damaged headers, missing or corrupt chunks) become `FrameIOError` naming the file and the
 problem, and the header's claimed size is checked against `MAX_FRAME_BYTES` before any pixel
 memory is allocated. Tiled / mip-mapped input is read at its full-resolution level and written
-back as scanlines. Multi-part and deep EXRs, and OpenImageIO's luminance-only reading of
-luminance/chroma EXRs, are refused with a message saying so (see `Frame.rgb_indices`).
+back as scanlines. A multi-view (stereo) EXR's views each have their RGB (`Frame.views`).
+Multi-part and deep EXRs, and OpenImageIO's luminance-only reading of luminance/chroma EXRs,
+are refused with a message saying so (see `Frame.rgb_indices`).
 
 Known limit: pixels are float32, so "uint" (uint32) channels hold integers exactly only up to
 2**24; larger IDs lose their low bits.
 
-Writes are atomic: a temporary file in the destination folder, then `os.replace`, so a killed
-process never leaves a half-written frame under the final name.
+Writes are atomic: a temporary file in the destination folder (``.NAME.XXXXXXXX.tmp.EXT``, so a
+later run can find the ones a killed process left: `temporary_target`), then `os.replace`,
+so a killed process never leaves a half-written frame under the final name.
+
+Half-float storage (EXR half channels, float16 buffers): finite values beyond the half range
+are clamped to ±`HALF_MAX` (`clamp_to_half`) instead of becoming ±Inf, and counted
+(`beyond_half`) so callers report them, as they report NaN/Inf replaced on input. An Inf or NaN
+that was in the input stays what it was (pass-through channels keep their bits).
 """
 
 from __future__ import annotations
@@ -44,10 +51,15 @@ MAX_FRAME_BYTES = 8 << 30
 EXR_COMPRESSIONS = ("none", "rle", "zips", "zip", "piz", "pxr24", "b44", "b44a", "dwaa", "dwab", "htj2k", "ht256")
 DEFAULT_EXR_COMPRESSION = "zip"
 UINT32_MAX = 4294967295.0
+# Cores per thread reading or writing frames (each EXR read or write also uses OpenEXR's threads).
+CORES_PER_IO_THREAD = 4
+HALF_MAX = float(np.finfo(np.float16).max)  # 65504
 # Where write_frame records Frame.colourspace, so read_frame gives the same space back.
 COLOURSPACE_ATTRIBUTE = "shotstyle/colourspace"
 MODEL_ATTRIBUTE = "shotstyle/model"   # hash of the model that stylized the frame (farm resume)
 MIX_ATTRIBUTE = "shotstyle/mix"
+# JSON of everything that decided a rendered frame's pixels (see nodes/farm/render/outputs.py).
+IDENTITY_ATTRIBUTE = "shotstyle/identity"
 
 _FORMAT_NAMES = {
     "half": "half", "float": "float", "uint": "uint", "uint32": "uint",
@@ -67,9 +79,21 @@ _STANDARD_TYPES = {
 }
 
 
+@dataclass(frozen=True)
+class View:
+    """One view's colour channels in a Frame (a stereo EXR has two): indices of R, G, B and alpha."""
+
+    name: str                      # its name in ``multiView``; "" for an ordinary image
+    rgb: tuple[int, int, int]
+    alpha: int | None
+
+
 @dataclass
 class Frame:
-    """One image: the data window's pixels (H×W×C float32, channels in file order) plus its header."""
+    """One image: the data window's pixels (H×W×C float32, channels in file order) plus its header.
+
+    Frames that arrive as half raw buffers keep float16 pixels (server.payloads); every reader
+    here gives float32, and `rgb()` is float32 either way."""
 
     pixels: np.ndarray
     channels: list[str]
@@ -80,11 +104,33 @@ class Frame:
     source: str | None = None
     colourspace: str | None = None
     nonfinite: int = 0
+    # Values beyond the half range already clamped to ±HALF_MAX on the way here (the frame pipeline's half output,
+    # a server's half-float reply).
+    clamped: int = 0
     # OpenImageIO type names ("float2", "string[2]", "matrix"...) of `attributes`, so they write back as read.
     attribute_types: dict[str, str] = field(default_factory=dict)
 
     def _where(self) -> str:
         return self.source or "frame"
+
+    def views(self) -> list["View"]:
+        """Every view's colour channels: the image's own R, G, B (and A) first, then, in a multi-view
+        (stereo) EXR, each other view that has its own (``left.R``, ``left.G``, ``left.B``, ``left.A``).
+
+        By the OpenEXR convention the default view (first in ``multiView``) owns the plain channels
+        and another view's carry its name before the channel's own. FrameIOError without R, G, B.
+        """
+        names = self.attributes.get("multiView")
+        names = [str(n) for n in names] if isinstance(names, (list, tuple)) and names else [""]
+        found = [View(names[0], self.rgb_indices(), self.alpha_index())]
+        lowered = [c.lower() for c in self.channels]
+        for name in names[1:]:
+            prefix = name.lower() + "."
+            if all(prefix + c in lowered for c in "rgb"):
+                rgb = tuple(lowered.index(prefix + c) for c in "rgb")
+                alpha = lowered.index(prefix + "a") if prefix + "a" in lowered else None
+                found.append(View(name, rgb, alpha))  # type: ignore[arg-type]
+        return found
 
     def rgb_indices(self) -> tuple[int, int, int]:
         """Indices of the R, G, B channels (plain or of the un-named layer); FrameIOError if there are none."""
@@ -116,13 +162,25 @@ class Frame:
 
     def with_rgb(self, rgb: np.ndarray) -> "Frame":
         """A new Frame with RGB replaced by ``rgb`` (H×W×3); every other channel and the header unchanged."""
+        return self.with_views([rgb], self.views()[:1])
+
+    def with_views(self, rgbs: list[np.ndarray], views: list["View"]) -> "Frame":
+        """A new Frame with each of ``views``' RGB replaced (H×W×3 each); every other channel and the header
+        unchanged."""
         height, width = self.pixels.shape[:2]
-        if rgb.shape != (height, width, 3):
-            raise FrameIOError(f"{self._where()}: new RGB is {rgb.shape}, the frame needs {(height, width, 3)}")
         pixels = self.pixels.copy()
-        pixels[:, :, list(self.rgb_indices())] = rgb
+        for rgb, view in zip(rgbs, views):
+            if rgb.shape != (height, width, 3):
+                raise FrameIOError(f"{self._where()}: new RGB is {rgb.shape}, the frame needs {(height, width, 3)}")
+            pixels[:, :, list(view.rgb)] = rgb
         return replace(self, pixels=pixels, attributes=dict(self.attributes),
-                       attribute_types=dict(self.attribute_types), nonfinite=0)
+                       attribute_types=dict(self.attribute_types), nonfinite=0, clamped=0)
+
+
+def io_threads() -> int:
+    """How many frames to read, or write, at once on this machine: one per `CORES_PER_IO_THREAD`
+    cores, one on a small machine (its cores belong to the network)."""
+    return max(1, int((os.cpu_count() or 1) // CORES_PER_IO_THREAD))
 
 
 def _oiio_message(source: Any, path: str = "") -> str:
@@ -336,46 +394,106 @@ def _build_spec(path: str, frame: Frame, compression: str | None, extra: dict | 
         else:
             spec.attribute(name, typedesc, value)
     if ext == "exr":
-        chosen = (compression or frame.attributes.get("compression") or DEFAULT_EXR_COMPRESSION).lower()
-        if chosen.split(":")[0] not in EXR_COMPRESSIONS:
-            if compression:
-                raise FrameIOError(
-                    f"{path}: unknown EXR compression {compression!r}; choose one of {', '.join(EXR_COMPRESSIONS)}"
-                )
-            chosen = DEFAULT_EXR_COMPRESSION
-        spec.attribute("compression", chosen)
+        spec.attribute("compression", exr_compression(path, compression, frame.attributes.get("compression")))
     elif compression:
         spec.attribute("compression", compression)
     return spec
 
 
-def write_frame(path: str, frame: Frame, compression: str | None = None, attributes: dict | None = None) -> None:
+def exr_compression(path: str, chosen: str | None, own: Any = None) -> str:
+    """The compression an EXR is written with: ``chosen``, else the frame's ``own`` (if an EXR one), else zip.
+
+    FrameIOError (naming ``path``) for an unknown ``chosen``.
+    """
+    if chosen:
+        if chosen.lower().split(":")[0] not in EXR_COMPRESSIONS:
+            raise FrameIOError(f"{path}: unknown EXR compression {chosen!r}; "
+                               f"choose one of {', '.join(EXR_COMPRESSIONS)}")
+        return chosen.lower()
+    if isinstance(own, str) and own.lower().split(":")[0] in EXR_COMPRESSIONS:
+        return own.lower()
+    return DEFAULT_EXR_COMPRESSION
+
+
+def beyond_half(pixels: np.ndarray, channels: list[int] | None = None) -> int:
+    """How many finite values of ``pixels`` (in ``channels``; None: all) lie beyond the half-float range."""
+    values = pixels if channels is None else pixels[..., channels]
+    count = int(np.count_nonzero(np.abs(values) > HALF_MAX))  # NaN is not counted, ±Inf is: taken off below
+    return count - int(np.count_nonzero(np.isinf(values))) if count else 0
+
+
+def clamp_to_half(pixels: np.ndarray, channels: list[int] | None = None) -> np.ndarray:
+    """``pixels`` with finite values beyond the half-float range (in ``channels``; None: all) clamped to
+    ±HALF_MAX: a copy when there are any, else ``pixels`` itself. ±Inf and NaN stay as they are."""
+    if not beyond_half(pixels, channels):
+        return pixels
+    out = np.array(pixels, copy=True)
+    view = out if channels is None else out[..., channels]
+    finite = np.isfinite(view)
+    clipped = np.where(finite, np.clip(view, -HALF_MAX, HALF_MAX), view)
+    if channels is None:
+        out[...] = clipped
+    else:
+        out[..., channels] = clipped
+    return out
+
+
+def half_channels(frame: Frame) -> list[int]:
+    """Indices of the channels an EXR of ``frame`` stores as half floats."""
+    return [i for i, f in enumerate(_output_format("exr", frame.channel_formats)) if str(f) == "half"]
+
+
+def _temporary_affixes(path: str) -> tuple[str, str]:
+    """(prefix, suffix) of `write_frame`'s temporary names for ``path``; mkstemp puts 8 characters between."""
+    base, ext = os.path.splitext(os.path.basename(path))
+    return f".{base}.", f".tmp{ext}"
+
+
+_TEMPORARY_NAME = re.compile(r"\.(.+)\.[a-z0-9_]{8}\.tmp(\.[^.]+)?")
+
+
+def temporary_target(path: str) -> str | None:
+    """The file a `write_frame` temporary file at ``path`` was to become, or None if it is not one."""
+    folder, name = os.path.split(path)
+    match = _TEMPORARY_NAME.fullmatch(name)
+    return os.path.join(folder, match.group(1) + (match.group(2) or "")) if match else None
+
+
+def write_frame(path: str, frame: Frame, compression: str | None = None, attributes: dict | None = None) -> int:
     """Write ``frame`` to ``path`` atomically; the file type follows the extension.
 
     EXR keeps both windows, per-channel half/float, metadata and (unless ``compression`` names
     another: "zip", "piz", "dwaa"...) the frame's own compression. ``attributes`` are merged into
-    the metadata (e.g. ``{"shotstyle/model": hash}``).
+    the metadata (e.g. ``{"shotstyle/model": hash}``). Returns how many values were beyond the
+    half-float range of their channel and clamped (see the module docstring).
     """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise FrameIOError(f"{path}: the folder {folder} does not exist; create it first")
-    base, ext = os.path.splitext(os.path.basename(path))
+    ext = os.path.splitext(path)[1]
     spec = _build_spec(path, frame, compression, attributes, ext.lower().lstrip("."))
-    handle, temporary = tempfile.mkstemp(prefix=f".{base}.", suffix=f".tmp{ext}", dir=folder)
+    try:
+        prefix, suffix = _temporary_affixes(path)
+        handle, temporary = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
+    except OSError as exc:
+        raise FrameIOError(f"{path}: cannot write into {folder} ({exc.strerror})") from None
     os.close(handle)
     try:
-        _write_image(temporary, path, frame, spec, ext.lower().lstrip("."))
+        clamped = _write_image(temporary, path, frame, spec, ext.lower().lstrip("."))
         os.chmod(temporary, 0o666 & ~_UMASK)  # mkstemp makes it 0600; a frame gets the usual mode
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):
             os.unlink(temporary)
         raise
+    return clamped
 
 
-def _write_image(target: str, path: str, frame: Frame, spec: Any, file_format: str) -> None:
-    """Write ``frame`` with ``spec`` into ``target`` as ``file_format``; messages name ``path``."""
+def _write_image(target: str, path: str, frame: Frame, spec: Any, file_format: str) -> int:
+    """Write ``frame`` with ``spec`` into ``target`` as ``file_format``; messages name ``path``.
+
+    Returns how many values were clamped to the half-float range."""
     try:
         out = oiio.ImageOutput.create(file_format)
         if out is None:
@@ -383,7 +501,7 @@ def _write_image(target: str, path: str, frame: Frame, spec: Any, file_format: s
         try:
             if not out.open(target, spec):
                 raise FrameIOError(f"{path}: cannot open for writing: {_oiio_message(out)}")
-            pixels = _pixels_for_writing(frame, spec)
+            pixels, clamped = _pixels_for_writing(frame, spec)
             if not out.write_image(pixels):
                 raise FrameIOError(f"{path}: writing failed: {_oiio_message(out)}")
         finally:
@@ -393,10 +511,15 @@ def _write_image(target: str, path: str, frame: Frame, spec: Any, file_format: s
     except BaseException:
         _clear_global_error()
         raise
+    return clamped
 
 
-def _pixels_for_writing(frame: Frame, spec: Any) -> np.ndarray:
-    """float32 pixels as OpenImageIO converts them: uint32 channels are taken as 0-1, so scale IDs down."""
+def _pixels_for_writing(frame: Frame, spec: Any) -> tuple[np.ndarray, int]:
+    """float32 pixels as OpenImageIO converts them, and how many were clamped to the half range.
+
+    uint32 channels are taken as 0-1 by OpenImageIO, so IDs are scaled down; values beyond the
+    half range in half channels are clamped (OpenImageIO would write them as ±Inf).
+    """
     pixels = np.ascontiguousarray(frame.pixels, dtype=np.float32)
     formats = [str(f) for f in spec.channelformats] or [str(spec.format)] * spec.nchannels
     uint_channels = [i for i, f in enumerate(formats) if f == "uint"]
@@ -404,7 +527,9 @@ def _pixels_for_writing(frame: Frame, spec: Any) -> np.ndarray:
         pixels = pixels.copy()
         ids = np.minimum(np.maximum(np.rint(pixels[:, :, uint_channels].astype(np.float64)), 0.0), UINT32_MAX)
         pixels[:, :, uint_channels] = ids / UINT32_MAX
-    return pixels
+    halves = [i for i, f in enumerate(formats) if f == "half"]
+    clamped = beyond_half(pixels, halves) if halves else 0
+    return (clamp_to_half(pixels, halves) if clamped else pixels), clamped
 
 
 # memfd, and /proc to reach it by a path (Linux).

@@ -1,15 +1,20 @@
 """`shotstyle info PATH|PATTERN [--frames R]`: describe image files and sequences, like `oiiotool --info`.
 
 Per file: resolution, data and display windows, pixel aspect, channels with their storage types,
-compression, tiling, colour space, NaN/Inf count; per sequence also the frames found and missing. Decodes every
-file's pixels too (unless --quick) so damaged data is found. Exit status (`ExitCode`): 3 naming
-every file it could not read and every missing frame, 2 for a bad frame range, 0 otherwise.
+compression, tiling, colour space, NaN/Inf count; per sequence also the frames found and missing
+(with --frames, of that range; without, every gap between the first and last frame on disk, at
+the sequence's own step). Decodes every file's pixels too (unless --quick) so damaged data is
+found. ``--json`` prints only JSON on stdout: one object per sequence summary and per file.
+Exit status (`ExitCode`): 3 naming every file it could not read and every missing frame, 2 for
+a bad frame range, 0 otherwise.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import math
 import sys
 from itertools import groupby
 
@@ -48,6 +53,10 @@ def describe(header: dict) -> str:
     lines.append(f"    pixel aspect:   {header['pixel_aspect']:g}")
     lines.append(f"    channels:       {_channels(header['channels'], header['channel_formats'])}")
     lines.append(f"    compression:    {header['compression'] or 'none'}")
+    views = header["attributes"].get("multiView")
+    if isinstance(views, (list, tuple)) and len(views) > 1:
+        lines.append(f"    views:          {', '.join(map(str, views))} (default {views[0]}; shotstyle stylizes "
+                     "every view that has R, G, B)")
     if header["tiled"]:
         lines.append(f"    tiled:          {header['tiled'][0]}x{header['tiled'][1]}, "
                      f"{header['miplevels']} MIP level(s) (shotstyle reads level 0)")
@@ -64,21 +73,35 @@ def describe(header: dict) -> str:
     return "\n".join(lines)
 
 
-def _targets(text: str, frames: str | None) -> tuple[list[tuple[int | None, str]], list[int], str | None]:
-    """(frame, path) pairs to probe, missing frame numbers, and a summary line for patterns."""
+def _targets(text: str, frames: str | None) -> tuple[list[tuple[int | None, str]], list[int], dict | None]:
+    """(frame, path) pairs to probe, missing frame numbers, and the sequence's summary (None for a file).
+
+    Without ``frames`` a sequence is expected to run unbroken from its first frame on disk to its
+    last, at its own step (every 2nd frame: no gaps between them), so a hole in it is reported.
+    """
     if not is_pattern(text):
         return [(None, text)], [], None
     sequence = SequencePattern(text)
     present = sequence.scan()
-    wanted = parse_frame_range(frames) if frames else present
+    if frames:
+        wanted = parse_frame_range(frames)
+    else:
+        step = functools.reduce(math.gcd, (b - a for a, b in zip(present, present[1:])), 0) or 1
+        wanted = list(range(present[0], present[-1] + 1, step)) if present else []
     missing = sequence.missing(wanted)
     found = [f for f in wanted if f not in set(missing)]
-    summary = (f"{text}: frames found {format_frame_range(found) or 'none'} ({len(found)} of {len(wanted)})"
-               + (f", missing {format_frame_range(missing)}" if missing else ""))
+    summary = {"sequence": text, "found": format_frame_range(found), "count": len(found), "expected": len(wanted),
+               "missing": format_frame_range(missing)}
     return [(f, sequence.path(f)) for f in found], missing, summary
 
 
+def _summary_line(summary: dict) -> str:
+    return (f"{summary['sequence']}: frames found {summary['found'] or 'none'} ({summary['count']} of "
+            f"{summary['expected']})" + (f", missing {summary['missing']}" if summary["missing"] else ""))
+
+
 def run(args: argparse.Namespace) -> int:
+    """Describe every path; problems go to stderr, and with --json stdout holds only JSON (one object a line)."""
     failures: list[str] = []
     code = ExitCode.OK
     for text in args.paths:
@@ -89,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
             code = ExitCode.USAGE
             continue
         if summary:
-            print(summary)
+            print(json.dumps(summary) if args.json else _summary_line(summary))
         if summary and not targets and not missing:
             failures.append(f"{text}: no frames of this sequence on disk")
         if missing:
@@ -102,7 +125,8 @@ def run(args: argparse.Namespace) -> int:
                     header["nonfinite"] = read_frame(path).nonfinite
             except FrameIOError as error:
                 failures.append(str(error))
-                print(f"{path}: UNREADABLE: {error}")
+                print(json.dumps({"path": path, "frame": frame, "error": str(error)}) if args.json
+                      else f"{path}: UNREADABLE: {error}")
                 continue
             if args.json:
                 print(json.dumps(dict(header, frame=frame), default=str))

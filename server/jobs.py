@@ -1,17 +1,24 @@
-"""Compute for the server: one worker per device with a render queue and a background training job.
+"""Compute for the server: one worker per device, with stylize stages, a task thread and training.
 
-The server's socket loop never computes: it hands tasks to a `DeviceWorker` and goes back to
-its socket. The worker runs two threads:
+The server's socket loop never computes: it hands work to a `DeviceWorker` and goes back to
+its socket. The worker runs:
 
-* render thread: short tasks in arrival order (stylize requests, model uploads);
-* training thread: one training job at a time (others wait in line), its events
-  (progress, previews, checkpoints, done/failed/cancelled) pushed to the requester as they
-  happen.
+* stylize requests through its `FramePipeline` (server.stylizing): decode threads, the device
+  thread, finishing threads, several requests in flight;
+* a task thread: short tasks in arrival order (model uploads);
+* training threads: one job at a time on a CPU (others wait in line); on a GPU several at once
+  (`TRAINING_SLOTS`), each on its own CUDA stream. Events (progress, previews, checkpoints,
+  done/failed/cancelled) are pushed to the requester as they happen.
 
-Results travel back to the loop over an inproc ZeroMQ PUSH socket per thread as ready-made
-multipart messages ``[identity, header, payload...]``. On a CPU both threads would fight for
+Results travel back to the loop over inproc ZeroMQ PUSH sockets as ready-made multipart
+messages ``[identity, header, payload...]``. On a CPU frames and training would fight for
 the same cores, so training yields between steps while frames are waiting: an artist
 scrubbing in Nuke gets frames while a colleague's training carries on.
+
+Every failure of a task becomes its error reply and the thread goes on. A thread that dies
+anyway (something raised past that, e.g. SystemExit from a library) is found by `supervise`,
+which the server loop calls all the time: the request or job it held gets an ``internal``
+error, a fresh thread takes its place, and `health` says "degraded" from then on.
 """
 
 from __future__ import annotations
@@ -19,8 +26,10 @@ from __future__ import annotations
 import collections
 import dataclasses
 import queue
+import sys
 import threading
 import time
+import traceback
 import uuid
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -29,10 +38,11 @@ import zmq
 from shotstyle.plugin import params as effect_params
 from shotstyle.plugin import protocol
 from shotstyle.plugin.codec import EncodedFrame, frames_to_message
-from shotstyle.server.errors import RequestError, ShotstyleError, TrainingCancelled, error_of, wire_code
+from shotstyle.server.errors import RequestError, TrainingCancelled, error_of
 from shotstyle.server.frameio import Frame
 from shotstyle.server.payloads import IsolatedDecoder, encode_like
 from shotstyle.server.store import ModelStore
+from shotstyle.server.stylizing import FramePipeline, StylizeRequest
 
 if TYPE_CHECKING:  # the engine (torch) is imported when first used
     import numpy as np
@@ -42,6 +52,8 @@ if TYPE_CHECKING:  # the engine (torch) is imported when first used
     from shotstyle.server.engine.training import TrainEvent
 
 PROGRESS_INTERVAL_S = 0.25  # at most this often a progress event per job (the last step always)
+TRAINING_SLOTS = 4          # training jobs at once where the execution trains concurrently (a GPU)
+FAULTS_KEPT = 10            # the most recent worker faults `status` shows
 
 # What a render-thread task returns: (result, frames), or (result, frames, parts) with raw
 # payload parts (bytes) sent after the frames' parts.
@@ -60,48 +72,87 @@ class TrainJob:
     style: EncodedFrame
     preview: Optional[EncodedFrame] = None
     style_colourspace: Optional[str] = None
+    init: Optional[bytes] = None  # a model file to continue training (its network and loss are kept)
+    client: str = ""  # who asked (server.access principal): limits and cancel rights
     id: str = dataclasses.field(default_factory=lambda: uuid.uuid4().hex[:12])
     state: str = "queued"  # queued | running | done | failed | cancelled
     step: int = 0
     steps: int = 0
     checkpointed: bool = False
     cancel: threading.Event = dataclasses.field(default_factory=threading.Event)
+    device: str = ""  # the device of the worker that has it, and its number (serve --devices)
+    worker: int = 0
 
     def describe(self) -> Dict[str, Any]:
-        return {"id": self.id, "name": self.name, "state": self.state, "step": self.step, "steps": self.steps}
+        return {"id": self.id, "name": self.name, "state": self.state, "step": self.step, "steps": self.steps,
+                "device": self.device, "worker": self.worker,
+                "checkpointed": self.checkpointed}
 
 
 class DeviceWorker:
-    """Render queue + training line for one compute device."""
+    """Stylize stages, a task thread and training threads for one compute device."""
 
     def __init__(self, store: ModelStore, device: str, context: zmq.Context, results_address: str,
-                 vgg: Optional[str] = None):
+                 vgg: Optional[str] = None, number: int = 0):
+        from shotstyle.server.engine.device import execution_for, pick_device
+
         self.store = store
         self.device = device
+        self.number = number  # among the server's workers
+        self.execution = execution_for(pick_device(device))
         self.vgg = vgg
         self.decoder = IsolatedDecoder()
         self._context = context
         self._results_address = results_address
-        self._renders: "queue.Queue[Optional[Tuple[bytes, str, Callable[[], TaskResult]]]]" = queue.Queue()
+        self._renders: "queue.Queue[Optional[Tuple[bytes, str, str, Callable[[], TaskResult]]]]" = queue.Queue()
         self._trainings: "queue.Queue[Optional[TrainJob]]" = queue.Queue()
         self._jobs: Dict[str, TrainJob] = {}
-        self._render_load: Dict[bytes, int] = collections.Counter()
+        self._render_load: Dict[str, int] = collections.Counter()
         self._busy = threading.Condition()
         self._rendering = 0  # render tasks queued or running
         self._stylizers: "collections.OrderedDict[Tuple[str, int], Stylizer]" = collections.OrderedDict()
+        self._stylizers_lock = threading.Lock()
         self.stopping = threading.Event()
-        self._threads = [threading.Thread(target=self._render_loop, name="shotstyle-render", daemon=True),
-                         threading.Thread(target=self._train_loop, name="shotstyle-train", daemon=True)]
-        for thread in self._threads:
-            thread.start()
+        self.frames = FramePipeline(self._stylizer, context, results_address, self.stopping, self._request_done,
+                                    {"device": device, "worker": number})
+        slots = TRAINING_SLOTS if self.execution.concurrent_training else 1
+        self._loops: Dict[str, Callable[[], None]] = {"shotstyle-render": self._render_loop, **{
+            f"shotstyle-train-{n}": self._train_loop for n in range(slots)}}
+        self._holding: Dict[str, Any] = {}  # thread name -> the (identity, request id) or TrainJob it works on
+        self._deaths: Dict[str, str] = {}   # thread name -> what killed it
+        self._faults: "collections.deque[Dict[str, Any]]" = collections.deque(maxlen=FAULTS_KEPT)
+        self._threads = [self._start(name) for name in self._loops]
+
+    def _start(self, name: str) -> threading.Thread:
+        loop = self._loops[name]
+
+        def guarded() -> None:
+            try:
+                loop()
+            except BaseException as exc:  # recorded for `supervise`, which restarts the thread
+                self._deaths[name] = f"{type(exc).__name__}: {protocol.brief(exc)}"
+                traceback.print_exc()
+
+        thread = threading.Thread(target=guarded, name=name, daemon=True)
+        thread.start()
+        return thread
 
     # --- what the loop asks -----------------------------------------------------
-    def renders_in_flight(self, identity: bytes) -> int:
+    def renders_in_flight(self, client: str) -> int:
+        """Render tasks queued or running for ``client`` (a server.access principal)."""
         with self._busy:
-            return self._render_load[identity]
+            return self._render_load[client]
 
-    def active_jobs(self, identity: bytes) -> int:
-        return sum(1 for j in list(self._jobs.values()) if j.identity == identity and j.state in ("queued", "running"))
+    def active_jobs(self, client: str) -> int:
+        return sum(1 for j in list(self._jobs.values()) if j.client == client and j.state in ("queued", "running"))
+
+    def job(self, job_id: str) -> TrainJob:
+        """The queued or running job ``job_id``; RequestError(unknown_job) if there is none."""
+        job = self._jobs.get(job_id)
+        if job is None or job.state not in ("queued", "running"):
+            raise RequestError("unknown_job", f"no queued or running job {protocol.brief(job_id)}; running jobs: "
+                                              f"{[j.id for j in list(self._jobs.values()) if j.state == 'running']}")
+        return job
 
     def jobs(self) -> List[Dict[str, Any]]:
         return [j.describe() for j in list(self._jobs.values())]
@@ -110,22 +161,53 @@ class DeviceWorker:
         with self._busy:
             return self._rendering
 
-    def submit(self, identity: bytes, request_id: str, task: Callable[[], TaskResult]) -> None:
-        """Run ``task`` on the render thread; its result (or error) is the reply to ``request_id``."""
+    def submit(self, identity: bytes, request_id: str, task: Callable[[], TaskResult],
+               client: Optional[str] = None) -> None:
+        """Run ``task`` on the render thread; its result (or error) is the reply to ``request_id``.
+
+        ``client`` is who the task counts against (`renders_in_flight`); default: the identity.
+        """
+        client = identity.hex() if client is None else client
+        self._request_started(client)
+        self._renders.put((identity, request_id, client, task))
+
+    def stylize(self, identity: bytes, request_id: str, frames: List[EncodedFrame], model: str, mix: float,
+                colourspace: Optional[str], tile: int, out_colourspace: Optional[str] = None,
+                client: Optional[str] = None) -> None:
+        """Stylize ``frames`` through the frame pipeline (the result in ``out_colourspace`` when given);
+        the reply goes to ``request_id``. ``client``: as for `submit`."""
+        client = identity.hex() if client is None else client
+        self._request_started(client)
+        self.frames.submit(StylizeRequest(identity, request_id, client, frames, model, mix, colourspace, tile,
+                                          out_colourspace))
+
+    def _request_started(self, client: str) -> None:
         with self._busy:
             self._rendering += 1
-            self._render_load[identity] += 1
-        self._renders.put((identity, request_id, task))
+            self._render_load[client] += 1
+
+    def _request_done(self, client: str) -> None:
+        with self._busy:
+            self._rendering -= 1
+            self._render_load[client] -= 1
+            if not self._render_load[client]:
+                del self._render_load[client]
+            self._busy.notify_all()
+
+    def training_load(self) -> int:
+        """Training jobs queued or running here."""
+        return sum(1 for j in list(self._jobs.values()) if j.state in ("queued", "running"))
+
+    def has_job(self, job_id: str) -> bool:
+        return job_id in self._jobs
 
     def submit_training(self, job: TrainJob) -> None:
+        job.device, job.worker = self.device, self.number
         self._jobs[job.id] = job
         self._trainings.put(job)
 
     def cancel(self, job_id: str) -> TrainJob:
-        job = self._jobs.get(job_id)
-        if job is None or job.state not in ("queued", "running"):
-            raise RequestError("unknown_job", f"no queued or running job {job_id!r}; running jobs: "
-                                              f"{[j.id for j in self._jobs.values() if j.state == 'running']}")
+        job = self.job(job_id)
         job.cancel.set()
         with self._busy:
             self._busy.notify_all()
@@ -137,93 +219,106 @@ class DeviceWorker:
         with self._busy:
             self._busy.notify_all()
         self._renders.put(None)
-        self._trainings.put(None)
+        for _ in self._threads[1:]:
+            self._trainings.put(None)
 
     def alive(self) -> bool:
-        return any(thread.is_alive() for thread in self._threads)
+        """Threads still working, or requests not answered yet (a stopping server drains them)."""
+        return any(thread.is_alive() for thread in self._threads) or self.queued_renders() > 0
+
+    def supervise(self) -> List[List[Any]]:
+        """Restart threads that died; the messages that answer what they held (for the loop to send)."""
+        messages: List[List[Any]] = []
+        if self.stopping.is_set():
+            return messages
+        for index, thread in enumerate(self._threads):
+            if thread.is_alive():
+                continue
+            name = thread.name
+            cause = self._deaths.pop(name, "it stopped")
+            self._faults.append({"thread": name, "error": cause, "time": time.time()})
+            message = f"the server's {name} thread died ({cause}); it was restarted: please report this"
+            held = self._holding.pop(name, None)
+            if isinstance(held, TrainJob):
+                held.state = "failed"
+                body = {"type": protocol.EVENT_FAILED, "error": {"code": "internal", "message": message}}
+                messages.append([held.identity, protocol.encode_header(protocol.event(held.request_id, held.id, body))])
+            elif held is not None:
+                identity, request_id = held
+                messages.append([identity, protocol.encode_header(protocol.error_reply(request_id, "internal",
+                                                                                       message))])
+            self._threads[index] = self._start(name)
+        return messages
+
+    def health(self) -> str:
+        """`protocol.HEALTH_OK`, or HEALTH_DEGRADED once a thread has died (and was restarted)."""
+        return protocol.HEALTH_DEGRADED if self._faults or not all(t.is_alive() for t in self._threads) \
+            else protocol.HEALTH_OK
+
+    def faults(self) -> List[Dict[str, Any]]:
+        """The most recent thread deaths: thread, error, time."""
+        return list(self._faults)
 
     def close(self, timeout: float = 10.0) -> None:
-        """After request_stop: wait for the threads, then stop the decoder helper."""
+        """After request_stop: wait for the threads, then stop the decoder helpers."""
         for thread in self._threads:
             thread.join(timeout)
+        self.frames.close(timeout)
         self.decoder.close()
 
     # --- render thread ------------------------------------------------------------
     def _render_loop(self) -> None:
         out = self._context.socket(zmq.PUSH)
         out.connect(self._results_address)
+        name = threading.current_thread().name
         try:
-            while True:
-                item = self._renders.get()
-                if item is None:
-                    return
-                identity, request_id, task = item
+            while (item := self._renders.get()) is not None:
+                identity, request_id, client, task = item
+                del item  # what a task holds (an upload, frames) is freed as soon as it is done
+                self._holding[name] = (identity, request_id)
                 try:
-                    if self.stopping.is_set():
-                        raise RequestError("shutting_down", "the server is stopping; send the request again "
-                                                            "once it is back")
-                    result, frames, *parts = task()
-                    descs, payloads = frames_to_message(frames)
-                    payloads = [*payloads, *(parts[0] if parts else ())]
-                    header = protocol.reply(request_id, result, descs)
-                except Exception as exc:
-                    code, message = error_of(exc)
-                    header, payloads = protocol.error_reply(request_id, code, message), []
+                    message = self._answer(request_id, task)
                 finally:
-                    with self._busy:
-                        self._rendering -= 1
-                        self._render_load[identity] -= 1
-                        if not self._render_load[identity]:
-                            del self._render_load[identity]
-                        self._busy.notify_all()
-                out.send_multipart([identity, *protocol.pack(header, payloads)], copy=False)
+                    del task
+                    self._request_done(client)
+                _push(out, [identity, *message])
+                del message
+                self._holding.pop(name, None)
         finally:
             out.close(0)
 
-    def stylize_task(self, frames: List[EncodedFrame], model: str, mix: float, colourspace: Optional[str],
-                     tile: int) -> Callable[[], TaskResult]:
-        """The work of one stylize request: decode, stylize, encode like the input."""
-        from shotstyle.server.engine.pipeline import stylize_frame
-
-        def run() -> TaskResult:
-            stylizer = self._stylizer(model, tile)
-            results = []
-            spent = {"decode": 0.0, "stylize": 0.0, "encode": 0.0}  # ms, so clients can see transport costs
-            for ef in frames:
-                try:
-                    start = time.perf_counter()
-                    frame: Frame = self.decoder.frame(ef, colourspace)
-                    decoded = time.perf_counter()
-                    result = stylize_frame(stylizer, frame, mix, colourspace)
-                except ShotstyleError as exc:  # this frame's problem: say which frame
-                    raise RequestError(wire_code(exc), f"frame {ef.frame}: {exc}") from None
-                stylized = time.perf_counter()
-                results.append(encode_like(result, ef, ef.frame))
-                spent["decode"] += (decoded - start) * 1000
-                spent["stylize"] += (stylized - decoded) * 1000
-                spent["encode"] += (time.perf_counter() - stylized) * 1000
-            return {"model": model, "hash": stylizer.model_hash, "frames": [ef.frame for ef in frames],
-                    "timings_ms": {k: round(v, 3) for k, v in spent.items()}}, results
-        return run
+    def _answer(self, request_id: str, task: Callable[[], TaskResult]) -> List[Any]:
+        """The reply to a task: its result, or the error reply of whatever it raised."""
+        try:
+            if self.stopping.is_set():
+                raise RequestError("shutting_down", "the server is stopping; send the request again once it is back")
+            result, frames, *parts = task()
+            descs, payloads = frames_to_message(frames)
+            return protocol.pack(protocol.reply(request_id, result, descs), [*payloads, *(parts[0] if parts else ())])
+        except Exception as exc:  # a too-large reply included: the error reply is bounded
+            code, message = error_of(exc)
+            return [protocol.encode_header(protocol.error_reply(request_id, code, message))]
 
     def _stylizer(self, model_name: str, tile: int) -> Stylizer:
         from shotstyle.server.engine.inference import Stylizer
 
         model = self.store.get(model_name)
         key = (model_name, tile)
-        cached = self._stylizers.get(key)
-        if cached is None or cached.model is not model:
-            cached = Stylizer(model, self.device, tile_pixels=tile or None)
-            self._stylizers[key] = cached
-            while len(self._stylizers) > 4:
-                self._stylizers.popitem(last=False)
-        self._stylizers.move_to_end(key)
-        return cached
+        with self._stylizers_lock:  # decode threads ask at the same time
+            cached = self._stylizers.get(key)
+            if cached is None or cached.model is not model:
+                cached = Stylizer(model, tile_pixels=tile or None, execution=self.execution)
+                self._stylizers[key] = cached
+                while len(self._stylizers) > 4:
+                    self._stylizers.popitem(last=False)
+            self._stylizers.move_to_end(key)
+            return cached
 
     # --- training thread ------------------------------------------------------------
     def _between_steps(self, job: TrainJob) -> bool:
-        """Training's should_cancel hook: on a CPU, wait while frames are queued; True to stop."""
-        if self.device == "cpu":
+        """Training's should_cancel hook: where training shares the cores with frames (a CPU),
+        wait while frames are queued; True to stop."""
+        if not self.execution.concurrent_training:
             with self._busy:
                 while self._rendering and not job.cancel.is_set() and not self.stopping.is_set():
                     self._busy.wait(0.5)
@@ -232,61 +327,80 @@ class DeviceWorker:
     def _train_loop(self) -> None:
         out = self._context.socket(zmq.PUSH)
         out.connect(self._results_address)
+        name = threading.current_thread().name
         try:
-            while True:
-                job = self._trainings.get()
-                if job is None:
-                    return
+            while (job := self._trainings.get()) is not None:
+                self._holding[name] = job
                 try:
                     self._run_job(job, out)
                 except Exception as exc:  # e.g. the store's disk is full: tell the requester, keep the thread
                     job.state = "failed"
                     code, message = error_of(exc)
-                    header = protocol.event(job.request_id, job.id, {"type": protocol.EVENT_FAILED,
-                                                                     "error": {"code": code, "message": message}})
-                    out.send_multipart([job.identity, protocol.encode_header(header)])
+                    body = {"type": protocol.EVENT_FAILED,
+                            "error": {"code": code, "message": protocol.bounded_message(message)}}
+                    _push(out, [job.identity, protocol.encode_header(protocol.event(job.request_id, job.id, body))])
+                self._holding.pop(name, None)
+                del job
                 # Finished jobs are forgotten after a while; a few stay so `status` can show them.
-                finished = [j for j in self._jobs.values() if j.state not in ("queued", "running")]
+                finished = [j for j in list(self._jobs.values()) if j.state not in ("queued", "running")]
                 for old in finished[:-8]:
                     self._jobs.pop(old.id, None)
         finally:
             out.close(0)
 
     def _run_job(self, job: TrainJob, out: zmq.Socket) -> None:
-        def push(body: Dict[str, Any], frames: Sequence[EncodedFrame] = ()) -> None:
+        def push(body: Dict[str, Any], frames: Sequence[EncodedFrame] = (), model_file: Optional[bytes] = None) \
+                -> None:
             descs, payloads = frames_to_message(frames)
+            if model_file is not None:  # a final event carries the model, in case the server is gone a moment later
+                body = {**body, "model_part": len(payloads)}
+                payloads.append(memoryview(model_file))
             header = protocol.event(job.request_id, job.id, body, descs)
-            out.send_multipart([job.identity, *protocol.pack(header, payloads)], copy=False)
+            _push(out, [job.identity, *protocol.pack(header, payloads)])
 
+        reason = protocol.CANCEL_BY_CLIENT if job.cancel.is_set() else protocol.CANCEL_BY_SERVER
         if job.cancel.is_set() or self.stopping.is_set():
             job.state = "cancelled"
-            push({"type": protocol.EVENT_CANCELLED, "model": None})
+            push({"type": protocol.EVENT_CANCELLED, "model": None, "reason": reason})
             return
         job.state = "running"
         try:
             model = self._train(job, push)
         except TrainingCancelled:
             job.state = "cancelled"
+            reason = protocol.CANCEL_BY_CLIENT if job.cancel.is_set() else protocol.CANCEL_BY_SERVER
             push({"type": protocol.EVENT_CANCELLED, "model": job.name if job.checkpointed else None,
-                  "step": job.step})
+                  "step": job.step, "reason": reason},
+                 model_file=self.store.read_bytes(job.name) if job.checkpointed else None)
             return
         except Exception as exc:
             job.state = "failed"
             code, message = error_of(exc)
-            push({"type": protocol.EVENT_FAILED,
-                  "error": {"code": "training_failed" if code == "internal" else code, "message": message}})
+            push({"type": protocol.EVENT_FAILED, "error": {"code": "training_failed" if code == "internal" else code,
+                                                           "message": protocol.bounded_message(message)}})
             return
         model_hash = self.store.put(job.name, model)
         job.state = "done"
-        push({"type": protocol.EVENT_DONE, "model": job.name, "hash": model_hash, "step": job.step})
+        push({"type": protocol.EVENT_DONE, "model": job.name, "hash": model_hash, "step": job.step},
+             model_file=self.store.read_bytes(job.name))
 
     def _train(self, job: TrainJob, push: Callable[..., None]) -> StyleModel:
         from shotstyle.server.engine.colour import from_working
+        from shotstyle.server.engine.device import own_stream
         from shotstyle.server.engine.pipeline import frame_colourspace, working_rgb
         from shotstyle.server.engine.training import TrainConfig, train
 
         values = effect_params.validate(job.params, partial=False)
         colourspace = effect_params.explicit(values["colourspace"])
+        init = None
+        if job.init is not None:
+            from shotstyle.server.engine.modelfile import model_from_bytes
+            from shotstyle.server.engine.resume import check_same_network
+
+            init = model_from_bytes(job.init, name=f"the model to continue ({job.name})")
+            check_same_network(init.metadata, f"the model to continue ({job.name})", job.params.get("arch"),
+                               job.params.get("loss"))
+            values["loss"] = init.metadata.get("loss", values["loss"])  # "auto" must not switch it mid-training
         fields = {f.name for f in dataclasses.fields(TrainConfig)}
         config = TrainConfig(**{k: v for k, v in values.items() if k in fields}, device=self.device)
         if self.vgg is not None and config.vgg is None:
@@ -335,6 +449,14 @@ class DeviceWorker:
             job.checkpointed = True
             push({"type": protocol.EVENT_CHECKPOINT, "step": job.step, "model": job.name, "hash": model_hash})
 
-        return train(keyframes, style, config, preview_frame=preview, on_event=on_event,
-                     should_cancel=lambda: self._between_steps(job), checkpoint=checkpoint)
+        with own_stream(self.execution):
+            return train(keyframes, style, config, preview_frame=preview, on_event=on_event,
+                         should_cancel=lambda: self._between_steps(job), checkpoint=checkpoint, init=init)
 
+
+def _push(out: zmq.Socket, message: List[Any]) -> None:
+    """Send a result to the loop; a failure is logged, never fatal to the thread."""
+    try:
+        out.send_multipart(message, copy=False)
+    except zmq.ZMQError as exc:
+        print(f"shotstyle serve: could not pass a result on: {exc}", file=sys.stderr)

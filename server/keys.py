@@ -29,10 +29,16 @@ def default_keys_dir() -> str:
     return user_folder("config", "keys")
 
 
-def make_keypair(folder: str, name: str, overwrite: bool = False) -> Tuple[str, str]:
-    """Create ``NAME.key`` (public) and ``NAME.key_secret`` in ``folder``; returns their paths."""
+def check_key_name(name: str) -> str:
+    """``name`` if it can name a key pair's files, else CurveKeyError."""
     if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", name):
         raise CurveKeyError(f"key name {name!r}: use letters, digits, '_', '-' or '.'")
+    return name
+
+
+def make_keypair(folder: str, name: str, overwrite: bool = False) -> Tuple[str, str]:
+    """Create ``NAME.key`` (public) and ``NAME.key_secret`` in ``folder``; returns their paths."""
+    check_key_name(name)
     os.makedirs(folder, exist_ok=True)
     public = os.path.join(folder, name + ".key")
     secret = os.path.join(folder, name + ".key_secret")
@@ -93,21 +99,36 @@ def check_bind(address: str, secret_file: Optional[str], authorized_dir: Optiona
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("names", nargs="*", default=["server"], metavar="NAME",
-                        help="key pairs to make (default: server); e.g. `server artist-01`")
+                        help="key pairs to make, several at once: the server's and one per client, e.g. "
+                             "`server artist-01 artist-02` (default: server)")
     parser.add_argument("--dir", default=None, help=f"folder for the key files (default {default_keys_dir()})")
-    parser.add_argument("--overwrite", action="store_true", help="replace existing key files")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace existing key pairs (by default they are kept: clients holding them stay valid)")
 
 
 def run(args: argparse.Namespace) -> int:
     folder = args.dir or default_keys_dir()
     try:
+        for name in args.names:  # every name is checked before any file is made
+            check_key_name(name)
+        made = {}
         for name in args.names:
-            public, secret = make_keypair(folder, name, args.overwrite)
-            print(f"{name}: public {public}\n{' ' * len(name)}  secret {secret} (keep private)")
+            public, secret = os.path.join(folder, name + ".key"), os.path.join(folder, name + ".key_secret")
+            if not args.overwrite and os.path.isfile(public) and os.path.isfile(secret):
+                print(f"{name}: kept the existing pair {public} (--overwrite replaces it)")
+            else:
+                public, secret = make_keypair(folder, name, args.overwrite)
+                print(f"{name}: public {public}\n{' ' * len(name)}  secret {secret} (keep private)")
+            made[name] = (public, secret)
     except ShotstyleError as exc:
         print(f"shotstyle keys: {exc}", file=sys.stderr)
         return exit_code(exc)
-    print("Server: shotstyle serve --bind tcp://0.0.0.0:5599 --curve-secret <server.key_secret> "
-          "--authorized-keys <folder of clients' .key files>\n"
-          "Client: needs the server's public .key and its own .key/.key_secret pair.")
+    server = made.get("server", (os.path.join(folder, "server.key"), os.path.join(folder, "server.key_secret")))
+    clients = [name for name in made if name != "server"]
+    print(f"Server: shotstyle serve --bind tcp://0.0.0.0:5599 --curve-secret {server[1]} --authorized-keys DIR\n"
+          "        (DIR holds each client's public .key file" + (f": copy {', '.join(n + '.key' for n in clients)} "
+                                                                 "there)" if clients else ")"))
+    client = made[clients[0]][1] if clients else "<client>.key_secret"
+    print(f"Client: shotstyle render|train ... --server HOST:5599 --server-key {server[0]} --client-key {client}\n"
+          "        (or SHOTSTYLE_SERVER_KEY / SHOTSTYLE_CLIENT_KEY, or server_key / client_key in the config file)")
     return 0

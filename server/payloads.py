@@ -19,9 +19,11 @@ import numpy as np
 
 from shotstyle.plugin.codec import EncodedFrame, encode_raw
 from shotstyle.server.errors import FrameIOError, ShotstyleError
-from shotstyle.server.frameio import Frame, decode_image_bytes, default_colourspace, encode_exr_bytes
+from shotstyle.server.frameio import (Frame, beyond_half, clamp_to_half, decode_image_bytes, default_colourspace,
+                                      encode_exr_bytes, half_channels)
 
 DECODE_TIMEOUT_S = 120.0
+MAX_SOURCE_CHARS = 1000  # longest client file name quoted in an error
 
 
 def _json_value(value: Any) -> Any:
@@ -43,9 +45,12 @@ def convert(pixels: np.ndarray, dtype: str) -> np.ndarray:
 
     half <-> float goes through torch, several times faster than numpy's conversion (it is most
     of what a raw frame's round trip costs); NaNs are then converted by numpy so even their
-    payload bits match and pass-through channels stay bit-exact.
+    payload bits match and pass-through channels stay bit-exact. Finite values beyond the half
+    range become ±65504 in float16, never ±Inf (`frameio.clamp_to_half`).
     """
     target = np.dtype(dtype)
+    if target == np.float16:
+        pixels = clamp_to_half(pixels)
     if pixels.dtype == target or {pixels.dtype, target} != {np.dtype(np.float16), np.dtype(np.float32)}:
         return np.ascontiguousarray(pixels, dtype=target)
     import torch
@@ -62,12 +67,14 @@ def convert(pixels: np.ndarray, dtype: str) -> np.ndarray:
 def frame_from_raw(ef: EncodedFrame) -> Frame:
     """A Frame from a raw payload (codec.from_parts has checked its header and size).
 
+    Half buffers stay half (`Frame.pixels` float16): the frame pipeline converts them on the
+    device, and a reply in half needs no conversion back.
+
     Its colour space is the header's, else `frameio.default_colourspace` of its channel formats.
     """
     h = ef.header
     pixels = np.frombuffer(ef.data, dtype=h["dtype"]).reshape(h["height"], h["width"], len(h["channels"]))
-    pixels = convert(pixels, "float32")
-    if not pixels.flags.writeable:  # a float32 payload is still the received buffer: own a copy
+    if not pixels.flags.writeable:  # still the received buffer: own a copy
         pixels = pixels.copy()
     return Frame(pixels=pixels, channels=list(h["channels"]),
                  channel_formats=list(h["formats"]), data_window=tuple(h["data_window"]),
@@ -95,10 +102,21 @@ def frame_to_file(frame: Frame, number: Optional[int] = None) -> EncodedFrame:
 
 
 def encode_like(frame: Frame, like: EncodedFrame, number: Optional[int] = None) -> EncodedFrame:
-    """Encode ``frame`` the way ``like`` came in: raw (same dtype) or EXR bytes."""
+    """Encode ``frame`` the way ``like`` came in: raw (same dtype) or EXR bytes.
+
+    ``extra["clamped"]`` says how many values were beyond the half-float range and clamped (here,
+    or already by the frame pipeline: ``frame.clamped``).
+    """
     if like.kind == "raw":
-        return frame_to_raw(frame, like.header["dtype"], number)
-    return frame_to_file(frame, number)
+        dtype = like.header["dtype"]
+        clamped = frame.clamped + (beyond_half(frame.pixels) if dtype == "float16" else 0)
+        encoded = frame_to_raw(frame, dtype, number)
+    else:
+        clamped = frame.clamped + beyond_half(frame.pixels, half_channels(frame))
+        encoded = frame_to_file(frame, number)
+    if clamped:
+        encoded.extra["clamped"] = clamped
+    return encoded
 
 
 def _decoder_main(conn: Any) -> None:
@@ -171,7 +189,13 @@ class IsolatedDecoder:
             frame = frame_from_raw(ef)
             frame.colourspace = colourspace or frame.colourspace
             return frame
-        return self.decode(ef.data, ef.header["format"], colourspace)
+        try:
+            return self.decode(ef.data, ef.header["format"], colourspace)
+        except FrameIOError as exc:
+            source = ef.extra.get("source")  # the file the client sent, when it says (codec.encode_file)
+            if isinstance(source, str) and source.isprintable() and 0 < len(source) <= MAX_SOURCE_CHARS:
+                raise FrameIOError(f"{source}: {exc}") from None
+            raise
 
     def close(self) -> None:
         with self._lock:

@@ -2,8 +2,10 @@
 
 One folder (``--models DIR``, else ``$SHOTSTYLE_MODELS_DIR``, else the user's data folder)
 holds ``<name>.safetensors`` files, so models survive restarts. Names are checked against a
-strict pattern (no path separators, no ``..``). Loaded models are kept in an LRU cache under
-a memory budget; the least recently used ones are dropped first.
+strict pattern matched against the whole name (no path separators, no ``..``, no newline).
+Uploads are checked by the one model loader (`modelfile.check_model_bytes`) that later loads
+them, then stored as sent. Loaded models are kept in an LRU cache under a memory budget; the
+least recently used ones are dropped first.
 """
 
 from __future__ import annotations
@@ -16,13 +18,15 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
-from shotstyle.server.engine.modelfile import StyleModel, load_model, model_from_bytes, save_model
-from shotstyle.server.engine.modelheader import read_metadata
+from shotstyle.plugin.protocol import brief
+from shotstyle.server.engine.modelfile import StyleModel, check_model_bytes, load_model, save_model, write_atomically
+from shotstyle.server.engine.modelheader import read_metadata, recorded_hash
 from shotstyle.server.errors import ShotstyleError, StoreError
 from shotstyle.plugin.userdirs import user_folder
 
 MODEL_SUFFIX = ".safetensors"
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+# Matched with fullmatch: "$" would also match before a trailing newline.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 DEFAULT_MEMORY_BUDGET = 2 << 30  # bytes of loaded weights kept in memory
 
 
@@ -32,9 +36,9 @@ def default_models_dir() -> str:
 
 def check_name(name: Any) -> str:
     """``name`` if it is a valid model name, else StoreError(bad_argument) saying what is allowed."""
-    if not isinstance(name, str) or not NAME_PATTERN.match(name) or ".." in name:
-        raise StoreError("bad_argument", f"invalid model name {name!r}: use 1-128 letters, digits, '_', '-' or '.', "
-                                         "starting with a letter or digit, without '..'")
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name) or ".." in name:
+        raise StoreError("bad_argument", f"invalid model name {brief(name)}: use 1-128 letters, digits, '_', '-' or "
+                                         "'.', starting with a letter or digit, without '..'")
     return name
 
 
@@ -66,7 +70,7 @@ class ModelStore:
 
     def names(self) -> List[str]:
         return sorted(f[: -len(MODEL_SUFFIX)] for f in os.listdir(self.folder)
-                      if f.endswith(MODEL_SUFFIX) and NAME_PATTERN.match(f[: -len(MODEL_SUFFIX)]))
+                      if f.endswith(MODEL_SUFFIX) and NAME_PATTERN.fullmatch(f[: -len(MODEL_SUFFIX)]))
 
     def describe(self, name: str) -> Dict[str, Any]:
         """Name, size, hash and metadata, read from the file header (the weights are not read)."""
@@ -113,9 +117,13 @@ class ModelStore:
         return model.hash
 
     def put_bytes(self, name: str, data: bytes | memoryview) -> str:
-        """Check an uploaded model file (never unpickled) and store it; returns its hash."""
-        model = model_from_bytes(bytes(data), device="cpu", name=f"uploaded model {name!r}")
-        return self.put(check_name(name), model)
+        """Check an uploaded model file (never unpickled) as a load would, and store it as sent; its hash."""
+        path = self.path(name)
+        check_model_bytes(data, name=f"uploaded model {name!r}")
+        write_atomically(path, data)
+        with self._lock:
+            self._loaded.pop(name, None)
+        return recorded_hash(read_metadata(path), path)
 
     def read_bytes(self, name: str) -> bytes:
         with open(self._existing(name), "rb") as handle:

@@ -59,11 +59,27 @@ def installed_wheel(built_wheel, tmp_path_factory) -> Path:
     return venv / "bin"
 
 
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> str:
+    """A small untrained hrnet-fast model file: rendering does not care whether the weights are good."""
+    import torch
+    from shotstyle.server.engine.modelfile import StyleModel, save_model
+    from shotstyle.server.engine.networks import build_network
+    torch.manual_seed(0)
+    network = build_network("hrnet-fast", width=4, blocks=1, low_res=64)
+    path = str(tmp_path_factory.mktemp("model") / "tiny.safetensors")
+    save_model(StyleModel(network, {"loss": "look", "steps": 0}), path)
+    return path
+
+
 @pytest.fixture(autouse=True)
 def _isolated_runtime(tmp_path_factory, monkeypatch):
-    """Keep every test's server pid files and model stores out of the real user folders."""
+    """Keep every test's server files, model stores and settings out of the real user folders."""
     home = tmp_path_factory.mktemp("runtime")
     monkeypatch.setenv("SHOTSTYLE_RUNTIME_DIR", str(home / "run"))
     monkeypatch.setenv("SHOTSTYLE_MODELS_DIR", str(home / "models"))
+    monkeypatch.setenv("SHOTSTYLE_CONFIG", str(home / "config.ini"))  # no real user's keys or idle time
+    for name in ("SHOTSTYLE_SERVER_KEY", "SHOTSTYLE_CLIENT_KEY", "SHOTSTYLE_IDLE_EXIT_MINUTES"):
+        monkeypatch.delenv(name, raising=False)
     # Tests never look for (or download) ImageNet VGG-19 weights unless they ask to.
     monkeypatch.setenv("SHOTSTYLE_VGG_WEIGHTS", os.environ.get("SHOTSTYLE_TEST_VGG_WEIGHTS", ""))

@@ -27,6 +27,7 @@ class ServerProcess:
         self.models = self.root / "models"
         self.runtime.mkdir(parents=True, exist_ok=True)
         self.log_path = self.root / "server.log"
+        self.server_file: Optional[Path] = None  # found once the server has written it
         self.env = {**os.environ, "SHOTSTYLE_RUNTIME_DIR": str(self.runtime),
                     "SHOTSTYLE_MODELS_DIR": str(self.models), "SHOTSTYLE_VGG_WEIGHTS": "", **(env or {})}
         args = list(extra_args)
@@ -39,19 +40,25 @@ class ServerProcess:
 
     def _wait_for_address(self, timeout: float) -> str:
         deadline = time.monotonic() + timeout
-        server_file = self.runtime / "server.json"
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log()}")
-            try:
-                info = json.loads(server_file.read_text())
+            for path in self.runtime.glob("*.json"):  # the server file it writes (named by its install)
+                try:
+                    info = json.loads(path.read_text())
+                except (OSError, ValueError):
+                    continue
                 if info.get("pid") == self.process.pid:
+                    self.server_file = path
                     return str(info["address"])
-            except (OSError, ValueError):
-                pass
             time.sleep(0.05)
         self.kill()
         raise RuntimeError(f"server did not start within {timeout} s:\n{self.log()}")
+
+    @property
+    def token(self) -> str:
+        """The server's token (from its server file): what gives a client authority over it."""
+        return str(json.loads(Path(self.server_file).read_text())["token"])
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -78,6 +85,21 @@ class ServerProcess:
             self.terminate(30)
         except subprocess.TimeoutExpired:
             self.kill()
+
+
+def exchange(address: str, parts: Sequence[bytes], timeout: float = 30.0) -> dict:
+    """Send raw multipart ``parts`` on a fresh DEALER (a fresh identity each time); the reply header."""
+    import zmq
+
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(address)
+    try:
+        sock.send_multipart(parts)
+        assert sock.poll(int(timeout * 1000)), "no reply"
+        return dict(json.loads(sock.recv_multipart()[0]))
+    finally:
+        sock.close()
 
 
 def save_tiny_model(folder: Path) -> str:

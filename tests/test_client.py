@@ -105,7 +105,7 @@ def test_model_store_round_trip_and_persistence(tmp_path):
         with pytest.raises(ServerError) as err:
             client.describe_model("missing")
         assert err.value.code == "unknown_model"
-    with ServerProcess(root) as server, Client(server.address) as client:  # a restart keeps the store
+    with ServerProcess(root) as server, Client(server.address, token=server.token) as client:  # a restart keeps it
         assert "grade_A-1" in client.hello()["models"]
         client.delete_model("grade_A-1")
         assert client.list_models() == []
@@ -250,7 +250,7 @@ def test_sigterm_during_training_leaves_a_usable_checkpoint_and_stops_cleanly(tm
             assert types[-1] == "cancelled"
     finally:
         server.kill()
-    assert not (server.runtime / "server.json").exists() and "stopped" in server.log()
+    assert not server.server_file.exists() and "stopped" in server.log()
     model = load_model(str(server.models / "interrupted.safetensors"))
     assert model.metadata["architecture"] == "hrnet-fast"
     assert os.listdir(server.models) == ["interrupted.safetensors"]  # no temporary files left

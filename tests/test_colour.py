@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 import testfiles
-from shotstyle.server.engine import colour
+from shotstyle import examples
+from shotstyle.server.engine import colour, colourtensors
 from shotstyle.server.engine.colour import NEGATIVE_LIMIT, from_working, to_working
 from shotstyle.server.errors import ColourError
 from shotstyle.server.frameio import read_frame
@@ -89,3 +91,61 @@ def test_bad_config_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv("SHOTSTYLE_OCIO", str(tmp_path / "missing.ocio"))
     with pytest.raises(ColourError, match="missing.ocio.*cannot be loaded"):
         to_working(np.zeros((1, 1, 3), np.float32), "ACEScg")
+
+
+# --- the same transforms on tensors (the frame pipeline's colour stage on a GPU) -----------------
+
+# The spaces frames and style images come in: their chains must run as torch ops on the device.
+DEVICE_SPACES = ("ACEScg", "sRGB", "lin_rec709", "ACES2065-1", "Gamma 2.2 Encoded Rec.709", "Linear P3-D65")
+
+
+def ocio_cpu(rgb: np.ndarray, source: str, destination: str) -> np.ndarray:
+    return colour.apply(rgb.reshape(-1, 1, 3), source, destination).reshape(rgb.shape)
+
+
+def frame_colours() -> np.ndarray:
+    """N×3 colours as frames hold them, in ACEScg: every finite half value as a grey, and real
+    footage (the example plate) exposed from 2^-12 to 2^14 in 2-stop steps."""
+    greys = testfiles.all_half_values()[:, :, 0].reshape(-1, 1)
+    greys = np.repeat(greys[np.isfinite(greys)][:, None], 3, axis=1)
+    footage = ocio_cpu(read_frame(examples.PLATE.replace("####", "0001")).rgb()[::4, ::4].reshape(-1, 3),
+                       "sRGB", "ACEScg")
+    exposed = np.concatenate([footage * np.float32(2.0 ** stops) for stops in range(-12, 15, 2)])
+    return np.ascontiguousarray(np.concatenate([greys, exposed]), dtype=np.float32)
+
+
+@pytest.mark.parametrize("space", DEVICE_SPACES)
+def test_torch_transforms_match_ocio_within_1e3(space):
+    """Both directions, in torch float32, against OCIO's CPU processor: within 1e-3 relative to
+    max(1, |value|) on what frames hold, from deep shadows to highlights far above 1."""
+    into = colourtensors.tensor_transform(space, "ACEScct")
+    out_of = colourtensors.tensor_transform("ACEScct", space)
+    assert into.in_torch and out_of.in_torch, (into.why, out_of.why)
+    in_space = ocio_cpu(frame_colours(), "ACEScg", space)
+    working = ocio_cpu(in_space, space, "ACEScct")
+    back = ocio_cpu(working, "ACEScct", space)
+    for transform, values, expected in ((into, in_space, working), (out_of, working, back)):
+        got = transform(torch.from_numpy(values)).numpy()
+        error = np.abs(got - expected) / np.maximum(1.0, np.abs(expected))
+        assert np.isfinite(expected).all() and error.max() < 1e-3, (transform.why, error.max())
+
+
+def test_a_chain_without_torch_ops_runs_through_ocio_and_says_why():
+    """PQ decodes with a half-domain 1D LUT: no torch version, so OCIO's CPU processor runs it
+    (the result is OCIO's exactly) and the transform says why."""
+    transform = colourtensors.tensor_transform("Rec.2100-PQ - Display", "ACEScct")
+    assert not transform.in_torch and "Lut1DTransform" in transform.why
+    values = np.random.default_rng(3).random((64, 3), dtype=np.float32)
+    np.testing.assert_array_equal(transform(torch.from_numpy(values)).numpy(),
+                                  ocio_cpu(values, "Rec.2100-PQ - Display", "ACEScct"))
+
+
+def test_tensor_stage_applies_the_nonfinite_rules_like_the_array_stage():
+    rgb = np.array([[[np.nan, np.inf, -np.inf], [0.18, -1e38, 1e30], [-0.01, 2.0, 65504.0]]], np.float32)
+    for in_torch in (True, False):
+        working = colourtensors.to_working_tensor(torch.from_numpy(rgb), "ACEScg", in_torch).numpy()
+        np.testing.assert_allclose(working, to_working(rgb, "ACEScg")[0], rtol=1e-5, atol=1e-6)
+        garbage = np.array([[[np.nan, 50.0, -np.inf]]], np.float32)
+        back = colourtensors.from_working_tensor(torch.from_numpy(garbage), "ACEScg", in_torch).numpy()
+        np.testing.assert_array_equal(back, from_working(garbage, "ACEScg"))
+    assert np.isnan(rgb[0, 0, 0])  # the input is left as it was

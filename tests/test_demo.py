@@ -15,8 +15,6 @@ import pytest
 
 from shotstyle import examples
 from shotstyle.nodes.farm import demo
-from shotstyle.plugin import localserver
-from shotstyle.plugin.client import Client
 from shotstyle.server.frameio import Frame, read_frame
 
 FRAMES = list(range(1, 24, 2))
@@ -37,15 +35,18 @@ def srgb_pixels(path: str) -> np.ndarray:
 def demo_run(installed_wheel, tmp_path_factory):
     """The installed `shotstyle demo` (8 quick steps), run outside the checkout; its output folder and stdout."""
     out = tmp_path_factory.mktemp("demo") / "out"
+    # Its own runtime and model folders (module fixtures run before the per-test isolation of conftest).
+    env = {**os.environ, "SHOTSTYLE_RUNTIME_DIR": str(out.parent / "run"),
+           "SHOTSTYLE_MODELS_DIR": str(out.parent / "models")}
     try:
         done = subprocess.run([str(installed_wheel / "shotstyle"), "demo", "-o", str(out), "--steps", "8",
-                               "--resolution", "64"], capture_output=True, text=True, timeout=600, cwd=out.parent)
-    finally:
-        address = localserver.find_local_server()
-        if address is not None:
-            with Client(address) as client:
-                client.shutdown()
+                               "--resolution", "64"], capture_output=True, text=True, timeout=600, cwd=out.parent,
+                              env=env)
+    finally:  # the installed copy's own local server (its install, not this checkout's)
+        stopped = subprocess.run([str(installed_wheel / "shotstyle"), "stop"], capture_output=True, text=True,
+                                 timeout=120, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
+    assert stopped.returncode == 0 and "stopped the shotstyle server at" in stopped.stdout, stopped.stdout
     return out, done.stdout, done.stderr
 
 
@@ -56,12 +57,13 @@ def test_demo_runs_the_installed_example_through_a_server(demo_run, installed_wh
     (plate,) = re.findall(r"built-in example: 12 frames of real footage \((\S+)\)", stdout)
     assert plate.startswith(venv) and plate.endswith("shotstyle/examples/walk/walk.####.jpg")  # not the checkout
     assert "step 8/8" in stderr and "shotstyle demo: model 'demo' trained" in stderr
-    assert re.search(r"server tcp://127\.0\.0\.1:\d+ \(shotstyle ", stdout)
+    assert re.search(r"server tcp://127\.0\.0\.1:\d+ \(started now; shotstyle ", stdout)
     assert f"before/after contact sheet (plate left, stylized right): {out / 'contact_sheet.png'}" in stdout
     assert f"before/after animation: {out / 'before_after.gif'}" in stdout
 
 
 def test_stylized_frames_change_the_look_and_keep_the_picture(demo_run):
+    from shotstyle.server.engine.colour import convert
     out, _, stderr = demo_run
     model_hash = re.search(r"trained \(hash ([0-9a-f]{12})\)", stderr).group(1)
     assert sorted(os.listdir(out / "stylized")) == [f"walk.{n:04d}.exr" for n in FRAMES]
@@ -72,7 +74,9 @@ def test_stylized_frames_change_the_look_and_keep_the_picture(demo_run):
         assert result.data_window == result.display_window == (0, 0, WIDTH, HEIGHT)
         assert result.attributes["shotstyle/model"].startswith(model_hash)
         assert result.attributes["shotstyle/mix"] == 1.0
-        assert result.colourspace == plate.colourspace == "sRGB"
+        assert plate.colourspace == "sRGB" and result.colourspace == "ACEScg"   # EXRs hold scene-linear values
+        assert result.attributes["colorInteropID"] == "lin_ap1_scene"
+        result = result.with_rgb(convert(result.rgb(), "ACEScg", "sRGB"))       # compared as the plate is
         change = np.abs(result.rgb() - plate.rgb()).mean()
         assert change > 0.02, f"frame {number}: the look barely changed ({change:.4f})"
         correlation = np.corrcoef(luminance_gradient(plate.rgb()), luminance_gradient(result.rgb()))[0, 1]
@@ -80,6 +84,7 @@ def test_stylized_frames_change_the_look_and_keep_the_picture(demo_run):
 
 
 def test_contact_sheet_shows_plates_beside_their_results(demo_run):
+    from shotstyle.server.engine.colour import convert
     out, _, _ = demo_run
     sheet = srgb_pixels(str(out / "contact_sheet.png"))
     assert sheet.shape == (4 * HEIGHT + 3 * demo.GAP, 2 * WIDTH + demo.GAP, 3)
@@ -87,13 +92,14 @@ def test_contact_sheet_shows_plates_beside_their_results(demo_run):
         top = row * (HEIGHT + demo.GAP)
         left, right = sheet[top:top + HEIGHT, :WIDTH], sheet[top:top + HEIGHT, WIDTH + demo.GAP:]
         plate = read_frame(examples.PLATE.replace("####", f"{number:04d}")).rgb()
-        result = read_frame(str(out / "stylized" / f"walk.{number:04d}.exr")).rgb()
+        result = convert(read_frame(str(out / "stylized" / f"walk.{number:04d}.exr")).rgb(), "ACEScg", "sRGB")
         assert np.abs(left - plate).max() <= 1 / 255 + 1e-6, f"row {row}: not frame {number}'s plate"
         assert np.abs(right - np.clip(result, 0, 1)).max() <= 1 / 255 + 1e-6, f"row {row}: not frame {number}"
         assert np.all(sheet[top:top + HEIGHT, WIDTH:WIDTH + demo.GAP] == 1.0)
 
 
 def test_animation_plays_every_frame_before_and_after(demo_run):
+    from shotstyle.server.engine.colour import convert
     out, _, _ = demo_run
     path = str(out / "before_after.gif")
     reader = oiio.ImageInput.open(path)
@@ -108,7 +114,7 @@ def test_animation_plays_every_frame_before_and_after(demo_run):
     assert count == len(FRAMES)
     first = srgb_pixels(path)  # a palette of 256 colours: close to the pictures, not equal
     plate = read_frame(examples.PLATE.replace("####", "0001")).rgb()
-    result = read_frame(str(out / "stylized" / "walk.0001.exr")).rgb()
+    result = convert(read_frame(str(out / "stylized" / "walk.0001.exr")).rgb(), "ACEScg", "sRGB")
     assert np.abs(first[:, :WIDTH] - plate).mean() < 0.03
     assert np.abs(first[:, WIDTH + demo.GAP:] - np.clip(result, 0, 1)).mean() < 0.03
 

@@ -33,18 +33,6 @@ from testfiles import PLATE_FRAMES, PLATE_PATTERN, PLATE_SIZE
 PLATE_SHAPE = (PLATE_SIZE[1], PLATE_SIZE[0], 3)
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> str:
-    import torch
-    from shotstyle.server.engine.modelfile import StyleModel, save_model
-    from shotstyle.server.engine.networks import build_network
-    torch.manual_seed(0)
-    network = build_network("hrnet-fast", width=4, blocks=1, low_res=64)
-    path = str(tmp_path_factory.mktemp("model") / "tiny.safetensors")
-    save_model(StyleModel(network, {"loss": "look", "steps": 0}), path)
-    return path
-
-
 @pytest.fixture
 def clip(plate_clip) -> str:
     return plate_clip
@@ -108,7 +96,9 @@ def test_resume_skips_complete_frames_and_redoes_wrong_ones(tiny_model, clip, tm
     first = (out / "style.0001.exr").stat().st_mtime_ns
     # Frame 2: written by another model; frame 3: wrong size; frame 4: damaged.
     other = read_frame(str(out / "style.0002.exr"))
-    write_frame(str(out / "style.0002.exr"), other, attributes={MODEL_ATTRIBUTE: "0" * 64})
+    identity = json.loads(other.attributes["shotstyle/identity"])
+    write_frame(str(out / "style.0002.exr"), other, attributes={
+        MODEL_ATTRIBUTE: "0" * 64, "shotstyle/identity": json.dumps({**identity, "model": "0" * 64})})
     small = read_frame(str(out / "style.0003.exr"))
     small.pixels, small.data_window = small.pixels[:10], (0, 0, small.pixels.shape[1], 10)
     write_frame(str(out / "style.0003.exr"), small)

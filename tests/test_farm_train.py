@@ -9,6 +9,7 @@ import pytest
 
 from shotstyle.nodes.farm import train
 from shotstyle.nodes.farm.cli import main
+from shotstyle.plugin.exitcodes import ExitCode
 from testfiles import paths_of
 
 QUICK = ["--steps", "4", "--resolution", "64", "--loss", "look"]
@@ -40,7 +41,7 @@ def test_in_process_training_writes_a_loadable_model_and_shows_progress(inputs, 
     # Fine-tune from it: --init takes the trained model as the starting point.
     again = tmp_path / "again.safetensors"
     assert main(["train", "--content", inputs["content"], "--style", inputs["style"], "-o", str(again),
-                 "--init", str(model), "--in-process", "--steps", "1", "--resolution", "64", "--loss", "look"]) == 0
+                 "--init", str(model), "--in-process", "--more-steps", "1", "--resolution", "64", "--loss", "look"]) == 0
     assert load_model(str(again)).hash != loaded.hash
 
 
@@ -82,15 +83,20 @@ def test_progress_bar_in_a_log_prints_sparse_lines():
     assert lines[-1].endswith("| 12.50 steps/s ETA 0:00")
 
 
-def test_training_through_a_server_downloads_the_model(inputs, tmp_path, capsys):
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
     from serverproc import ServerProcess
+    with ServerProcess(tmp_path_factory.mktemp("server")) as process:
+        yield process
+
+
+def test_training_through_a_server_downloads_the_model(server, inputs, tmp_path, capsys):
     from shotstyle.server.engine.modelfile import load_model
-    with ServerProcess(tmp_path / "server") as server:
-        model = tmp_path / "served.safetensors"
-        code = main(["train", "--content", inputs["content"], "--style", inputs["style"], "-o", str(model),
-                     "--server", server.address, *QUICK])
-        err = capsys.readouterr().err
-        assert code == 0, err + server.log()
+    model = tmp_path / "served.safetensors"
+    code = main(["train", "--content", inputs["content"], "--style", inputs["style"], "-o", str(model),
+                 "--server", server.address, *QUICK])
+    err = capsys.readouterr().err
+    assert code == 0, err + server.log()
     assert "step 4/4" in err and "steps/s" in err and "ETA" in err
     assert load_model(str(model)).metadata["steps"] == 4
 
@@ -114,3 +120,85 @@ def test_ctrl_c_keeps_a_checkpoint_and_exits_130(inputs, tmp_path):
     assert process.returncode == 130, rest
     assert "cancelled; the current weights are saved in" in rest
     assert 0 < load_model(str(model)).metadata.get("steps", 1) <= 2000
+
+
+@pytest.fixture
+def checkpoint(inputs, tmp_path) -> str:
+    """A Ctrl-C checkpoint: a 10-step run stopped after 3 steps."""
+    from shotstyle.server.engine.modelfile import save_model
+    from shotstyle.server.engine.pipeline import load_working
+    from shotstyle.server.engine.training import TrainConfig, train as train_model
+    from shotstyle.server.errors import TrainingCancelled
+    path = str(tmp_path / "stopped.safetensors")
+    steps: list[int] = []
+    with pytest.raises(TrainingCancelled):
+        train_model([load_working(inputs["content"])], load_working(inputs["style"]),
+                    TrainConfig(loss="look", steps=10, resolution=32), on_event=lambda e: steps.append(e.step),
+                    should_cancel=lambda: len(steps) >= 3, checkpoint=lambda m: save_model(m, path))
+    return path
+
+
+def test_init_continues_the_rest_of_an_interrupted_run(inputs, checkpoint, tmp_path, capsys):
+    from shotstyle.server.engine.modelfile import load_model
+    model = tmp_path / "done.safetensors"
+    assert main(["train", "--content", inputs["content"], "--style", inputs["style"], "-o", str(model),
+                 "--init", checkpoint, "--in-process", "--resolution", "32"]) == 0
+    err = capsys.readouterr().err
+    assert f"continuing {checkpoint} (hrnet-fast, loss look) from step 3: 7 more, 10 in all" in err
+    assert "step 7/7" in err
+    metadata = load_model(str(model)).metadata
+    assert metadata["steps_total"] == 10 and metadata["steps_trained"] == 10
+    assert metadata["init_model"] == load_model(checkpoint).hash
+    # --steps is the total when continuing: asking for fewer than it has had is refused.
+    assert main(["train", "--content", inputs["content"], "--style", inputs["style"], "-o", str(model),
+                 "--init", str(model), "--in-process", "--steps", "5"]) == ExitCode.USAGE
+    assert "has trained 10 steps already" in capsys.readouterr().err
+    # A finished model trains further only when told how far.
+    assert main(["train", "--content", inputs["content"], "--style", inputs["style"], "-o", str(model),
+                 "--init", str(model), "--in-process"]) == ExitCode.USAGE
+    assert "give --steps TOTAL or --more-steps N" in capsys.readouterr().err
+
+
+def test_init_refuses_another_network_or_loss(inputs, checkpoint, tmp_path, capsys):
+    for flag, value, own in (("--arch", "hrnet", "hrnet-fast"), ("--loss", "vgg", "look")):
+        assert main(["train", "--content", inputs["content"], "--style", inputs["style"], "-o",
+                     str(tmp_path / "x.safetensors"), "--init", checkpoint, "--in-process", flag, value]) \
+            == ExitCode.USAGE
+        assert f"{flag} {value}: {checkpoint} was trained with {own}" in capsys.readouterr().err
+    assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_init_through_a_server_carries_the_model_with_the_request(server, inputs, checkpoint, tmp_path, capsys):
+    from shotstyle.server.engine.modelfile import load_model
+    model = tmp_path / "more.safetensors"
+    code = main(["train", "--content", inputs["content"], "--style", inputs["style"], "-o", str(model),
+                 "--init", checkpoint, "--resolution", "32", "--server", server.address])
+    err = capsys.readouterr().err
+    assert code == 0, err + server.log()
+    assert "step 7/7" in err and "from step 3: 7 more, 10 in all" in err
+    metadata = load_model(str(model)).metadata
+    assert metadata["steps_trained"] == 10 and metadata["init_model"] == load_model(checkpoint).hash
+
+
+def test_a_damaged_keyframe_sent_to_a_server_is_named(server, inputs, tmp_path, capsys):
+    broken = tmp_path / "broken.exr"   # the bytes travel without their path: the request names them
+    broken.write_bytes(b"\x76\x2f\x31\x01" + b"\0" * 64)
+    code = main(["train", "--content", str(broken), "--style", inputs["style"], "-o",
+                 str(tmp_path / "b.safetensors"), *QUICK, "--server", server.address])
+    assert code == ExitCode.MISSING_INPUT and f"{broken}: " in capsys.readouterr().err
+
+
+def test_model_files_are_readable_by_the_farm(inputs, tmp_path):
+    import os
+    model = tmp_path / "shared.safetensors"
+    previous = os.umask(0o022)
+    try:
+        assert main(["train", "--content", inputs["content"], "--style", inputs["style"], "-o", str(model),
+                     "--in-process", *QUICK]) == 0
+        assert model.stat().st_mode & 0o777 == 0o644
+        os.umask(0o027)
+        assert main(["train", "--content", inputs["content"], "--style", inputs["style"], "-o", str(model),
+                     "--in-process", *QUICK]) == 0
+        assert model.stat().st_mode & 0o777 == 0o640
+    finally:
+        os.umask(previous)

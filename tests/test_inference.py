@@ -115,8 +115,11 @@ def test_stylize_frame_keeps_alpha_other_channels_and_windows(frame_with_aovs, f
     stylizer = Stylizer(fast_model, device="cpu")
     out = stylize_frame(stylizer, frame, mix=0.8)
     rgb = list(frame.rgb_indices())
-    others = [i for i in range(len(frame.channels)) if i not in rgb]
+    every_view = [index for view in frame.views() for index in view.rgb]   # the sample is stereo: left.R...
+    others = [i for i in range(len(frame.channels)) if i not in every_view]
     assert np.array_equal(out.pixels[:, :, others], frame.pixels[:, :, others], equal_nan=True)
+    for view in frame.views()[1:]:  # no view passes through unstylized
+        assert np.abs(out.pixels[..., list(view.rgb)] - frame.pixels[..., list(view.rgb)]).mean() > 1e-3, view
     alpha = frame.pixels[:, :, frame.alpha_index()]
     empty, covered = alpha <= 0, alpha > 0
     assert empty.any() and covered.any()

@@ -79,3 +79,44 @@ def test_doctor_reports_every_piece(capsys):
         assert label in out
     assert "working space ACEScct" in out
     assert "CPU" in out or "CUDA" in out or "MPS" in out
+
+
+def test_info_reports_gaps_without_frames_and_json_is_only_json(plate_clip, tmp_path, capsys):
+    import shutil
+    folder = tmp_path / "gap"
+    folder.mkdir()
+    for frame, path in zip((1, 2, 4, 5), testfiles.paths_of(plate_clip, (1, 2, 4, 5))):
+        shutil.copy(path, folder)
+    pattern = str(folder / "plate.####.jpg")
+    assert main(["info", pattern, "--quick"]) == 3
+    captured = capsys.readouterr()
+    assert "frames found 1-2,4-5 (4 of 5), missing 3" in captured.out and "frames 3 missing" in captured.err
+    (folder / "plate.0001.jpg").write_bytes(b"not a jpeg")
+    assert main(["info", pattern, "--quick", "--json"]) == 3
+    lines = capsys.readouterr().out.splitlines()
+    records = [json.loads(line) for line in lines]            # every line is JSON
+    assert records[0]["sequence"] == pattern and records[0]["missing"] == "3"
+    assert records[1]["path"].endswith("plate.0001.jpg") and "error" in records[1]
+    assert [r.get("frame") for r in records[2:]] == [2, 4, 5]
+
+
+def test_info_a_sequence_of_every_other_frame_has_no_gaps(plate_clip, tmp_path, capsys):
+    import shutil
+    for path in testfiles.paths_of(plate_clip, (1, 3, 5, 7)):
+        shutil.copy(path, tmp_path)
+    assert main(["info", str(tmp_path / "plate.####.jpg"), "--quick"]) == 0
+    assert "frames found 1-7x2 (4 of 4)" in capsys.readouterr().out
+
+
+def test_doctor_says_which_loss_auto_picks_and_which_server_runs(tmp_path, monkeypatch, capsys):
+    from serverproc import ServerProcess
+    assert main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    assert "loss:        loss 'auto' -> 'look' (needs no weights)" in out
+    assert "this install's local server: not running" in out
+    with ServerProcess(tmp_path / "server") as server:
+        monkeypatch.setenv("SHOTSTYLE_RUNTIME_DIR", str(server.runtime))
+        assert main(["doctor"]) == 0
+        out = capsys.readouterr().out
+    assert f"this install's local server: {server.address} (pid {server.process.pid}" in out
+    assert "started with `shotstyle serve`" in out and "`shotstyle stop` ends it" in out

@@ -71,6 +71,23 @@ def test_bytes_are_deterministic_and_the_hash_follows_the_weights(model):
     assert model.hash != hash_before
 
 
+@pytest.mark.parametrize("arch", ["hrnet-fast", "hrnet"])
+def test_channels_last_networks_hash_save_and_load_like_plain_ones(arch, tmp_path):
+    """What a GPU runs: channels-last weights, whose 1×1 convs are "contiguous" with
+    stride(-1) ≠ 1 (viewing them as bytes crashed the hash on CUDA)."""
+    torch.manual_seed(2)
+    plain = StyleModel(build_network(arch, width=8, blocks=1), {"loss": "look"})
+    last = StyleModel(build_network(arch, width=8, blocks=1), {"loss": "look"})
+    last.network.load_state_dict(plain.network.state_dict())
+    last.network.to(memory_format=torch.channels_last)
+    odd = [t for t in last.network.state_dict().values() if t.dim() == 4 and t.stride(-1) != 1]
+    assert any(t.is_contiguous() for t in odd)  # the 1×1 weights that crashed
+    assert last.hash == plain.hash
+    assert model_to_bytes(last) == model_to_bytes(plain)
+    save_model(last, str(tmp_path / "m.safetensors"))
+    assert load_model(str(tmp_path / "m.safetensors")).hash == plain.hash
+
+
 def test_a_file_edited_after_saving_is_refused(model):
     data = model_to_bytes(model)
     for tampered in (data.replace(b"look", b"lool", 1),          # metadata in the header

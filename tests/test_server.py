@@ -17,7 +17,7 @@ import pytest
 import zmq
 
 import testfiles
-from serverproc import serving_tiny_model, MODEL, ServerProcess, save_tiny_model
+from serverproc import exchange, serving_tiny_model, MODEL, ServerProcess, save_tiny_model
 from shotstyle.plugin import codec, protocol
 from shotstyle.plugin.client import Client, ServerError
 from shotstyle.plugin.exitcodes import ExitCode
@@ -25,19 +25,6 @@ from shotstyle.plugin.exitcodes import ExitCode
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     yield from serving_tiny_model(tmp_path_factory)
-
-
-def exchange(address: str, parts, timeout: float = 20.0) -> dict:
-    """Send raw multipart ``parts`` on a fresh DEALER; the reply header."""
-    sock = zmq.Context.instance().socket(zmq.DEALER)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(address)
-    try:
-        sock.send_multipart(parts)
-        assert sock.poll(int(timeout * 1000)), "no reply"
-        return json.loads(sock.recv_multipart()[0])
-    finally:
-        sock.close()
 
 
 def assert_still_answers(server: ServerProcess) -> None:
@@ -259,7 +246,7 @@ def test_store_validates_names_and_keeps_loaded_models_under_its_budget(tmp_path
     assert store.names() == ["b"]
 
 
-def test_keys_command_makes_key_pairs_and_never_overwrites_silently(tmp_path, capsys):
+def test_keys_command_makes_key_pairs_and_keeps_existing_ones(tmp_path, capsys):
     import argparse
 
     from shotstyle.server import keys
@@ -271,8 +258,14 @@ def test_keys_command_makes_key_pairs_and_never_overwrites_silently(tmp_path, ca
                                                           "server.key_secret"]
     assert "secret-key" not in (tmp_path / "server.key").read_text()  # the public file holds no secret
     assert "secret-key" in (tmp_path / "server.key_secret").read_text()
-    assert keys.run(parser.parse_args(["--dir", str(tmp_path), "server"])) == ExitCode.USAGE
-    assert "--overwrite" in capsys.readouterr().err
+    secret = (tmp_path / "server.key_secret").read_text()
+    assert keys.run(parser.parse_args(["--dir", str(tmp_path), "server", "artist-02"])) == 0  # kept, not replaced
+    assert (tmp_path / "server.key_secret").read_text() == secret and (tmp_path / "artist-02.key").is_file()
+    assert "server: kept the existing pair" in capsys.readouterr().out
+    assert keys.run(parser.parse_args(["--dir", str(tmp_path), "server", "--overwrite"])) == 0
+    assert (tmp_path / "server.key_secret").read_text() != secret
+    assert keys.run(parser.parse_args(["--dir", str(tmp_path), "server", "bad/name"])) == ExitCode.USAGE
+    assert not (tmp_path / "bad").exists()
 
 
 def test_isolated_decoder_survives_a_dead_or_hung_helper(made_exrs):

@@ -80,7 +80,9 @@ def test_deadline_job_and_plugin_info_keys(tmp_path, shot_args):
     assert plugin["Executable"] == "/opt/shotstyle/bin/shotstyle"
     assert plugin["ShellExecute"] == "False"
     assert plugin["SingleFramesOnly"] == "False"
-    assert plugin["StartupDirectory"] == str(tmp_path / "out")
+    # The output folder is made by the render; Deadline refuses a startup folder that does not
+    # exist yet, so the first existing one of output, plates, model folders (here the model's).
+    assert not (tmp_path / "out").exists() and plugin["StartupDirectory"] == str(tmp_path)
     assert "--frames <STARTFRAME>-<ENDFRAME>" in plugin["Arguments"]
     # What a Deadline worker runs for the task 1011-1020: the paths survive quoting (a space in one).
     task = plugin["Arguments"].replace("<STARTFRAME>", "1011").replace("<ENDFRAME>", "1020")
@@ -182,7 +184,7 @@ def test_opencue_spec_follows_cjsl_with_one_layer_per_shot(tmp_path):
 
 def test_opencue_submit_without_pycue_says_so(tmp_path, shot_args, capsys, monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "opencue", None)
-    code = main(["submit", "opencue", *shot_args, "-o", str(tmp_path / "j"), "--submit"])
+    code = main(["submit", "opencue", *shot_args, "--show", "showA", "-o", str(tmp_path / "j"), "--submit"])
     assert code == 5
     assert "OpenCue Python API" in capsys.readouterr().err
     assert os.path.isfile(tmp_path / "j/shotstyle.cjsl.xml")
@@ -252,7 +254,7 @@ def test_deadline_nuke_script_gets_a_prerender_pre_job_the_render_depends_on(tmp
 
 def test_opencue_nuke_script_layers_the_render_after_the_prerender(tmp_path):
     script, args = nuke_farm_args(tmp_path)
-    assert main(["submit", "opencue", *args, "--write-node", "Out", "-o", str(tmp_path / "jobs"),
+    assert main(["submit", "opencue", *args, "--show", "showA", "--write-node", "Out", "-o", str(tmp_path / "jobs"),
                  "--executable", "/opt/ss/bin/shotstyle"]) == 0
     text = (tmp_path / "jobs/showA.cjsl.xml").read_text()
     spec = ET.fromstring(text.split("\n", 2)[2])
@@ -270,3 +272,15 @@ def test_opencue_nuke_script_layers_the_render_after_the_prerender(tmp_path):
     assert depend.get("type") == "LAYER_ON_LAYER"
     assert [depend.findtext(t) for t in ("depjob", "deplayer", "onjob", "onlayer")] == [
         "showA", "sh010_comp_v003_nuke", "showA", "sh010_comp_v003_prerender"]
+
+
+def test_opencue_needs_a_show_and_takes_the_user_from_the_login(tmp_path, shot_args, monkeypatch, capsys):
+    import getpass
+    for name in ("SHOW", "USER", "LOGNAME"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["submit", "opencue", *shot_args, "-o", str(tmp_path / "j")]) == 2
+    assert "OpenCue needs show: give --show (or set $SHOW)" in capsys.readouterr().err
+    monkeypatch.setenv("SHOW", "showB")
+    assert main(["submit", "opencue", *shot_args, "-o", str(tmp_path / "j")]) == 0
+    spec = ET.fromstring((tmp_path / "j/shotstyle.cjsl.xml").read_text().split("\n", 2)[2])
+    assert spec.findtext("show") == "showB" and spec.findtext("user") == getpass.getuser()

@@ -10,6 +10,7 @@ leaves with the status of its kind, the same through a server as in-process.
 from __future__ import annotations
 
 import argparse
+import copy
 import importlib
 import os
 import sys
@@ -27,6 +28,7 @@ SUBCOMMANDS = {
     "train": ("shotstyle.nodes.farm.train", "train a style model on keyframes"),
     "render": ("shotstyle.nodes.farm.render", "stylize a frame sequence with a trained model"),
     "serve": ("shotstyle.server.app", "run the persistent ZeroMQ server"),
+    "stop": ("shotstyle.server.stop", "stop this install's local server"),
     "keys": ("shotstyle.server.keys", "make CurveZMQ key pairs for remote servers"),
     "demo": ("shotstyle.nodes.farm.demo", "train and render a built-in example through a local server"),
     "submit": ("shotstyle.nodes.farm.submit", "write (and submit) Deadline / OpenCue farm jobs"),
@@ -35,8 +37,28 @@ SUBCOMMANDS = {
 }
 
 
+DESCRIPTION = ("Give a shot the look of a style frame: train a small network on a keyframe (shotstyle train), "
+               "then restyle every frame of the shot (shotstyle render), locally, on a GPU server or on a render "
+               "farm; Nuke and DaVinci Resolve use the same server.")
+EPILOG = "`shotstyle COMMAND --help` lists a command's options and their defaults; `shotstyle doctor` checks the setup."
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's help, with each option's default said where the help text does not say it already."""
+
+    def add_argument(self, action: argparse.Action) -> None:
+        default = action.default
+        if action.option_strings and action.help != argparse.SUPPRESS and not (
+                default is None or default is False or default in ([], "") or default == argparse.SUPPRESS) \
+                and "default" not in (action.help or ""):
+            action = copy.copy(action)
+            action.help = f"{action.help} (default: %(default)s)" if action.help else "default: %(default)s"
+        super().add_argument(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="shotstyle", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="shotstyle", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--version", action="version", version=f"shotstyle {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in SUBCOMMANDS.items():
@@ -55,7 +77,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     command = argv[0]
     module_name, help_text = SUBCOMMANDS[command]
     module = importlib.import_module(module_name)
-    sub = argparse.ArgumentParser(prog=f"shotstyle {command}", description=help_text)
+    sub = argparse.ArgumentParser(prog=f"shotstyle {command}", description=help_text, formatter_class=HelpFormatter)
     module.configure(sub)
     args = sub.parse_args(argv[1:])
     try:
@@ -69,6 +91,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except BrokenPipeError:  # output piped into `head` and the like
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return ExitCode.OK
+    except KeyboardInterrupt:  # commands that keep work on Ctrl-C (train) handle it themselves
+        print(f"shotstyle {command}: stopped by Ctrl-C", file=sys.stderr)
+        return ExitCode.CANCELLED
+    except OSError as exc:  # what a command does not handle itself: a clear line, not a traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"shotstyle {command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return ExitCode.IO_ERROR
 
 
 if __name__ == "__main__":

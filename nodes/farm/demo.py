@@ -20,6 +20,7 @@ from typing import Any, Dict, List, Tuple
 import numpy as np
 
 import shotstyle.examples as examples
+from shotstyle.nodes.farm.connection import add_key_options, connect, keys_from, server_address, server_line
 from shotstyle.plugin import codec
 from shotstyle.plugin import params as effect_params
 from shotstyle.plugin.client import Client, ServerError, follow
@@ -40,8 +41,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--style", default=None, help="your style frame; default: the built-in one")
     parser.add_argument("--frames", default=None, help="frame range of --plate (default: every frame on disk)")
     parser.add_argument("-o", "--output", default="shotstyle-demo", help="output folder (default ./shotstyle-demo)")
-    parser.add_argument("--server", default=None, help="server address (default: the local server, started if "
-                                                       "needed)")
+    parser.add_argument("--server", default=None, type=server_address,
+                        help="server address (default: the local server, started if needed)")
+    add_key_options(parser)
     parser.add_argument("--steps", type=int, default=80, help="training steps (default 80)")
     parser.add_argument("--resolution", type=int, default=96, help="training resolution, long side (default 96)")
     parser.add_argument("--strength", type=float, default=0.5, help="content/style balance 0..1 (default 0.5)")
@@ -62,13 +64,9 @@ def _display(frame: Any) -> np.ndarray:
     """RGB of a Frame as sRGB display values 0..1, at most `PREVIEW_WIDTH` wide."""
     import OpenImageIO as oiio
 
-    from shotstyle.server.engine.colour import from_working, to_working
+    from shotstyle.server.engine.colour import convert
 
-    space = frame.colourspace or "ACEScg"
-    rgb = frame.rgb()
-    if space.lower() not in ("srgb", "srgb - texture"):
-        rgb = from_working(to_working(rgb, space)[0], "sRGB")
-    rgb = np.clip(rgb, 0, 1)
+    rgb = np.clip(convert(frame.rgb(), frame.colourspace or "ACEScg", "sRGB"), 0, 1)
     height, width = rgb.shape[:2]
     if width <= PREVIEW_WIDTH:
         return rgb
@@ -143,7 +141,7 @@ def _train(client: Client, keyframe: Tuple[int, str], style: str, args: argparse
 
 
 def run(args: argparse.Namespace) -> int:
-    from shotstyle.nodes.farm.connection import connect
+    from shotstyle.server.engine.colour import output_colourspace
     from shotstyle.server.errors import FrameIOError
     from shotstyle.server.frameio import decode_image_bytes, read_frame
 
@@ -167,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
               f"(MIT licence, Rong Liu 2022: {os.path.join(examples.FOLDER, 'LICENSE')})")
     os.makedirs(output, exist_ok=True)
     try:
-        client = connect(args.server)
+        client = connect(args.server, keys_from(args))
     except SetupError as exc:
         print(f"shotstyle demo: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -176,23 +174,22 @@ def run(args: argparse.Namespace) -> int:
     os.makedirs(os.path.dirname(stylized.path(1)), exist_ok=True)
     previews: Dict[int, Tuple[np.ndarray, np.ndarray]] = {}
     try:
-        hello = client.hello()
-        print(f"server {client.address} (shotstyle {hello['version']}, device {hello['device']})")
+        print(server_line(client))
         loss = args.loss
-        if loss == "auto" and not hello["capabilities"].get("vgg_weights", False):
+        if loss == "auto" and not client.hello()["capabilities"].get("vgg_weights", False):
             loss = "look"
             print("ImageNet VGG-19 weights not found: training with the weights-free 'look' loss (colour statistics). "
                   "Run `python install.py` or set SHOTSTYLE_VGG_WEIGHTS for the VGG-19 perceptual loss.")
         if _train(client, shot[0], style, args, loss) is None:
             return ExitCode.CANCELLED
         sources = dict(shot)
+        linear = output_colourspace(read_frame(shot[0][1]).colourspace or "sRGB", "exr")  # EXRs hold scene-linear
         for result in client.stylize_stream((codec.encode_file(path, frame=n) for n, path in shot), args.name,
-                                            in_flight=2):
+                                            in_flight=2, out_colourspace=linear):
             number = int(result.frame or 0)  # the client guarantees the number we sent
             codec.write_file(result, stylized.path(number))
             before, after = read_frame(sources[number]), decode_image_bytes(bytes(result.data))
-            after.colourspace = before.colourspace  # the result is in the plate's colour space
-            previews[number] = (_display(before), _display(after))
+            previews[number] = (_display(before), _display(after))  # each in the space its file records
             print(f"frame {number}: {stylized.path(number)}")
     except ServerError as exc:
         print(f"shotstyle demo: server {client.address}: {exc}", file=sys.stderr)

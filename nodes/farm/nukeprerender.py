@@ -27,6 +27,7 @@ import tempfile
 from typing import Any, Dict, List, Optional
 
 from shotstyle.nodes.farm import render
+from shotstyle.nodes.farm.connection import add_key_options, keys_from, server_list
 from shotstyle.plugin.exitcodes import ExitCode
 from shotstyle.plugin.sequences import SequencePattern, format_frame_range, parse_frame_range
 
@@ -39,17 +40,26 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nuke", default=os.environ.get(NUKE_ENV, "nuke"),
                         help="the Nuke executable (default: $%s, else `nuke` on PATH)" % NUKE_ENV)
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--server", metavar="ADDR[,ADDR2...]", help="render servers (default: the local one)")
+    where.add_argument("--server", metavar="ADDR[,ADDR2...]", type=server_list,
+                       help="render servers (default: the local one)")
     where.add_argument("--in-process", action="store_true", help="stylize here without a server")
+    add_key_options(parser)
     parser.add_argument("--threads", type=int, help="--in-process CPU threads")
     parser.add_argument("--keep-plates", action="store_true", help="keep the plate EXRs written for stylizing")
 
 
 def server_options(args: argparse.Namespace) -> List[str]:
-    """The --server / --in-process / --threads choice, as arguments for `shotstyle render` or this command."""
+    """The --server / --in-process / --threads choice, as arguments for `shotstyle render` or this command.
+
+    With --server, the CURVE keys (given, or from the environment or config here) go along as
+    absolute paths: farm workers must be able to read them there.
+    """
     argv: List[str] = []
     if args.server:
         argv += ["--server", args.server]
+        keys = keys_from(args)
+        if keys is not None:
+            argv += ["--server-key", keys.server_key, "--client-key", keys.client_key]
     if args.in_process:
         argv += ["--in-process"]
     if args.threads:

@@ -32,6 +32,7 @@ Exit status: 0 written (and submitted), 2 bad arguments, 5 the farm manager refu
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import os
 import re
@@ -44,6 +45,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from shotstyle.nodes.farm import nukeprerender
+from shotstyle.nodes.farm.connection import add_key_options, server_list
 from shotstyle.plugin.errors import ClientError
 from shotstyle.plugin.exitcodes import ExitCode
 from shotstyle.plugin.sequences import SequencePattern, parse_frame_range
@@ -94,8 +96,10 @@ class Shot:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     managers = parser.add_subparsers(dest="manager", metavar="MANAGER", required=True)
-    deadline = managers.add_parser("deadline", help="Deadline CommandLine-plugin jobs, one per shot")
-    opencue = managers.add_parser("opencue", help="an OpenCue job spec with one layer per shot")
+    deadline = managers.add_parser("deadline", help="Deadline CommandLine-plugin jobs, one per shot",
+                                   formatter_class=parser.formatter_class)
+    opencue = managers.add_parser("opencue", help="an OpenCue job spec with one layer per shot",
+                                  formatter_class=parser.formatter_class)
     for sub in (deadline, opencue):
         _add_common(sub)
     deadline.add_argument("--pool", default="none")
@@ -109,10 +113,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     deadline.add_argument("--suspended", action="store_true", help="submit with InitialStatus=Suspended")
     deadline.add_argument("--deadlinecommand", default="deadlinecommand",
                           help="path of deadlinecommand (default: found on PATH)")
-    opencue.add_argument("--show", default=os.environ.get("SHOW", "testing"))
-    opencue.add_argument("--cue-shot", default="shotstyle", help="the spec's <shot> (default shotstyle)")
+    opencue.add_argument("--show", default=os.environ.get("SHOW"),
+                         help="the OpenCue show (default $SHOW; required without it)")
+    opencue.add_argument("--cue-shot", default="shotstyle", help="the spec's <shot>")
     opencue.add_argument("--facility", default="local")
-    opencue.add_argument("--user", default=os.environ.get("USER", "render"))
+    opencue.add_argument("--user", default=_login_name(),
+                         help="the job's owner (default: this login, $USER)")
     opencue.add_argument("--priority", type=int, default=100)
     opencue.add_argument("--max-retries", type=int, default=2)
     opencue.add_argument("--service", default="shell", help="OpenCue service for the layers (default shell)")
@@ -121,6 +127,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     opencue.add_argument("--gpus", type=int, default=0)
     opencue.add_argument("--gpu-memory", default="", help="e.g. 8g (with --gpus)")
     opencue.add_argument("--tags", default="", help="layer tags, e.g. 'gpu | general'")
+
+
+def _login_name() -> Optional[str]:
+    """The account submitting ($LOGNAME, $USER... else the password database), or None when there is none."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return None
 
 
 def _add_common(sub: argparse.ArgumentParser) -> None:
@@ -135,7 +149,12 @@ def _add_common(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--mix", type=float, help="passed to every shot's render")
     sub.add_argument("--colourspace", help="input colour space passed to render")
     sub.add_argument("--compression", help="EXR compression passed to render")
-    sub.add_argument("--server", help="render servers for the farm workers (ADDR[,ADDR2...])")
+    sub.add_argument("--out-colourspace", metavar="COLOURSPACE", help="output colour space passed to render")
+    sub.add_argument("--allow-display-output", action="store_true",
+                     help="allow non-EXR outputs (passed to render, which refuses them otherwise)")
+    sub.add_argument("--server", type=server_list, metavar="ADDR[,ADDR2...]",
+                     help="render servers for the farm workers")
+    add_key_options(sub)
     sub.add_argument("--in-process", action="store_true", help="workers render without a server")
     sub.add_argument("--threads", type=int, help="CPU threads per --in-process task (render --threads)")
     sub.add_argument("--chunk", type=int, default=10, help="frames per task (default 10)")
@@ -155,6 +174,10 @@ def run(args: argparse.Namespace) -> int:
         if args.nuke_script:
             return _nuke_script(args, *_render_command(args.executable))
         shots = [shot.validated() for shot in _shots_from(args)]
+        for shot in shots:
+            if not shot.output.lower().endswith(".exr") and not args.allow_display_output:
+                raise SubmitError(f"shot {shot.name!r}: --out {shot.output}: farm renders write EXR; give "
+                                  "--allow-display-output for display-encoded files (every task would refuse)")
         if args.chunk < 1:
             raise SubmitError(f"--chunk {args.chunk}: give 1 or more frames per task")
         if args.server and args.in_process:
@@ -227,6 +250,10 @@ def render_arguments(args: argparse.Namespace, shot: Shot, start: str, end: str)
         argv += ["--colourspace", shot.colourspace]
     if args.compression:
         argv += ["--compression", args.compression]
+    if args.out_colourspace:
+        argv += ["--out-colourspace", args.out_colourspace]
+    if args.allow_display_output:
+        argv += ["--allow-display-output"]
     return argv + nukeprerender.server_options(args)
 
 
@@ -273,13 +300,15 @@ def _deadline_base_info(args: argparse.Namespace, plugin: str, name: str, frames
 
 def deadline_plugin_info(args: argparse.Namespace, shot: Shot, executable: str, prefix: list[str]) -> dict[str, str]:
     arguments = prefix + render_arguments(args, shot, DEADLINE_START, DEADLINE_END)
-    return {
-        "Executable": executable,
-        "Arguments": subprocess.list2cmdline(arguments),
-        "StartupDirectory": os.path.dirname(shot.output),
-        "ShellExecute": "False",
-        "SingleFramesOnly": "False",
-    }
+    info = {"Executable": executable, "Arguments": subprocess.list2cmdline(arguments), "ShellExecute": "False",
+            "SingleFramesOnly": "False"}
+    # Deadline fails a task whose startup folder does not exist, and the output folder is made
+    # only by the render itself: the first that exists now (paths in the command are absolute).
+    folders = [os.path.dirname(path) for path in (shot.output, shot.input, shot.model)]
+    startup = next((folder for folder in folders if os.path.isdir(folder)), None)
+    if startup is not None:
+        info["StartupDirectory"] = startup
+    return info
 
 
 def write_key_values(path: str, values: dict[str, str]) -> None:
@@ -342,6 +371,10 @@ def opencue_spec(args: argparse.Namespace, shots: list[Shot], executable: str, p
 
 def _cjsl_job(args: argparse.Namespace) -> tuple[ET.Element, ET.Element]:
     """A spec element with its job, and the job's (empty) layers element."""
+    for flag, value, variable in (("--show", args.show, "SHOW"), ("--user", args.user, "USER")):
+        if not value:
+            raise SubmitError(f"OpenCue needs {flag[2:]}: give {flag} (or set ${variable}); cuebot files the "
+                              "job under it")
     spec = ET.Element("spec")
     for tag, text in (("facility", args.facility), ("show", args.show), ("shot", args.cue_shot),
                       ("user", args.user)):

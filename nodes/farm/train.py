@@ -6,11 +6,20 @@ progress events drive the same progress bar, and the finished model is downloade
 The bar shows step, each loss term, steps/s and ETA (redrawn in place on a terminal, one line
 every few percent in a farm log).
 
-Ctrl-C cancels: in-process the current weights are saved to ``-o`` as a checkpoint (continue
-with ``--init``); through a server the job is cancelled and its checkpoint downloaded.
+Ctrl-C cancels: in-process the current weights are saved to ``-o`` as a checkpoint; through a
+server the job is cancelled and its checkpoint downloaded. A server that stops (SIGTERM,
+shutdown) sends the checkpoint with its last event, so it is written to ``-o`` even if the
+server is gone a moment later; a server that is lost (killed, hung, unreachable) is reported as
+"server lost" within seconds, and a restarted one that no longer knows the job says so.
+``--init MODEL`` continues a model, in-process or on a server (the model travels with the
+request): the rest of an interrupted run by default, ``--steps`` as the new total, or
+``--more-steps N``; its network and loss are kept (`server.engine.resume`). Before training,
+one line says where it runs (the server, found or started, and its device), the loss chosen
+and why, the network, resolution and steps.
 Exit status: `plugin.exitcodes.ExitCode` (0 ok, 2 usage, 3 missing or unreadable input,
-4 model error or missing VGG-19 weights, 5 server unreachable, 6 training failed, 130
-cancelled); a failure gives the same status in-process and through a server.
+4 model error or missing VGG-19 weights, 5 server unreachable or lost, 6 training failed or
+stopped by the server, 7 ``-o`` cannot be written, 130 cancelled); a failure gives the same
+status in-process and through a server.
 """
 
 from __future__ import annotations
@@ -21,14 +30,16 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Optional, TextIO
 
-from shotstyle.nodes.farm.connection import connect
+from shotstyle.nodes.farm.connection import add_key_options, connect, keys_from, server_address, server_line
 from shotstyle.plugin import params as effect_params
 from shotstyle.plugin.client import Client, Job, follow
-from shotstyle.plugin.errors import ClientError
+from shotstyle.plugin.files import write_atomic
+from shotstyle.plugin.errors import ClientError, SetupError
 from shotstyle.plugin.exitcodes import ExitCode
-from shotstyle.plugin.protocol import EVENT_DONE
+from shotstyle.plugin.protocol import CANCEL_BY_SERVER, EVENT_DONE
 
 if TYPE_CHECKING:
     from shotstyle.server.engine.training import TrainEvent
@@ -44,24 +55,32 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="a keyframe of the shot (repeat for several)")
     parser.add_argument("--style", required=True, help="the style image whose look the shot should take")
     parser.add_argument("-o", "--output", required=True, metavar="MODEL", help="model file to write (.safetensors)")
-    parser.add_argument("--loss", choices=effect_params.choices("loss"), default=default["loss"],
-                        help="auto: vgg when ImageNet VGG-19 weights are found, else look")
+    parser.add_argument("--loss", choices=effect_params.choices("loss"),
+                        help=f"auto: vgg when ImageNet VGG-19 weights are found, else look (default {default['loss']}; "
+                             "with --init the model's own)")
     parser.add_argument("--vgg", metavar="PATH|random", help="VGG-19 weights file, or 'random' (tests only)")
-    parser.add_argument("--arch", choices=effect_params.choices("arch"), default=default["arch"])
+    parser.add_argument("--arch", choices=effect_params.choices("arch"),
+                        help=f"the network (default {default['arch']}; with --init the model's own)")
     parser.add_argument("--strength", type=float, default=default["strength"],
                         help="0 keeps the plate, 1 pushes to the style")
-    parser.add_argument("--steps", type=int, default=default["steps"])
+    parser.add_argument("--steps", type=int, help=f"training steps (default {default['steps']}); with --init the "
+                                                  "total, counting the steps the model has had")
+    parser.add_argument("--more-steps", type=int, metavar="N", help="with --init: train N steps more")
     parser.add_argument("--resolution", type=int, default=default["resolution"], help="training long side in pixels")
     parser.add_argument("--lr", type=float, help="learning rate (in-process only; default: the trainer's)")
     parser.add_argument("--seed", type=int, default=default["seed"])
     parser.add_argument("--preview", metavar="FRAME", help="an extra frame (not trained on) to preview the look on")
-    parser.add_argument("--init", metavar="MODEL", help="start from this model (resume / fine-tune)")
+    parser.add_argument("--init", metavar="MODEL", help="continue this model: the rest of an interrupted run "
+                                                        "(a Ctrl-C checkpoint), or --steps/--more-steps further")
     parser.add_argument("--early-stop", action="store_true", help="stop when the loss plateaus")
     parser.add_argument("--adaptive-content", action="store_true", help="adapt the content weight while training")
     parser.add_argument("--colourspace", help="colour space of the keyframes' RGB (default: by file type)")
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--server", metavar="ADDR", help="train on this server (default: the local server)")
+    where.add_argument("--server", metavar="ADDR", type=server_address,
+                       help="train on this server (host:port, :port, port, tcp://..., ipc://...; default: the "
+                            "local server, started if absent)")
     where.add_argument("--in-process", action="store_true", help="train here, without a server")
+    add_key_options(parser)
 
 
 class ProgressBar:
@@ -108,7 +127,7 @@ def _clock(seconds: float) -> str:
 
 def run(args: argparse.Namespace) -> int:
     bar = ProgressBar()
-    problem = _check_args(args)
+    problem = _check_args(args) or _plan_steps(args, bar)
     if problem is not None:
         bar.note(problem[1])
         return int(problem[0])
@@ -121,9 +140,15 @@ def run(args: argparse.Namespace) -> int:
 
 def _check_args(args: argparse.Namespace) -> Optional[tuple[ExitCode, str]]:
     try:
-        effect_params.validate({name: getattr(args, name) for name in SERVER_PARAMS})
+        effect_params.validate({name: getattr(args, name) for name in SERVER_PARAMS
+                                if getattr(args, name) is not None})
+        args.keys = keys_from(args)
     except ValueError as exc:
         return ExitCode.USAGE, str(exc)
+    except SetupError as exc:
+        return exc.exit_code, str(exc)
+    if args.more_steps is not None and args.init is None:
+        return ExitCode.USAGE, "--more-steps continues a model: give it with --init MODEL"
     if args.lr is not None and args.lr <= 0:
         return ExitCode.USAGE, f"--lr {args.lr}: the learning rate must be positive"
     for label, path in [*(("--content", p) for p in args.content), ("--style", args.style),
@@ -133,14 +158,40 @@ def _check_args(args: argparse.Namespace) -> Optional[tuple[ExitCode, str]]:
     if args.init is not None and not os.path.isfile(args.init):
         return ExitCode.MODEL_ERROR, f"--init {args.init}: no such model file"
     if not args.in_process:
-        local_only = [flag for flag, used in (("--lr", args.lr is not None), ("--vgg", args.vgg is not None),
-                                              ("--init", args.init is not None)) if used]
+        local_only = [flag for flag, used in (("--lr", args.lr is not None), ("--vgg", args.vgg is not None)) if used]
         if local_only:
             return ExitCode.USAGE, (f"{', '.join(local_only)} only work with --in-process (a server chooses its "
-                                    "own VGG-19 weights and starts from scratch)")
+                                    "own learning rate and VGG-19 weights)")
     folder = os.path.dirname(os.path.abspath(args.output))
     if not os.path.isdir(folder):
         return ExitCode.USAGE, f"-o {args.output}: the folder {folder} does not exist"
+    return None
+
+
+def _plan_steps(args: argparse.Namespace, bar: ProgressBar) -> Optional[tuple[ExitCode, str]]:
+    """Fill in steps, network and loss: the defaults, or with --init the model's own and the steps still to run."""
+    from shotstyle.server.engine.modelheader import read_metadata
+    from shotstyle.server.engine.resume import check_same_network, steps_to_run, trained_steps
+    from shotstyle.server.errors import ModelFileError, TrainingInputError
+
+    default = effect_params.defaults()
+    if args.init is None:
+        args.steps = default["steps"] if args.steps is None else args.steps
+        args.arch, args.loss = args.arch or default["arch"], args.loss or default["loss"]
+        return None
+    try:
+        metadata = read_metadata(args.init)
+        check_same_network(metadata, args.init, args.arch, args.loss)
+        args.steps = steps_to_run(metadata, args.init, args.steps, args.more_steps)
+    except ModelFileError as exc:
+        return ExitCode.MODEL_ERROR, f"--init {exc}"
+    except TrainingInputError as exc:
+        return ExitCode.USAGE, str(exc)
+    args.arch = metadata.get("architecture") or default["arch"]
+    args.loss = metadata.get("loss") or default["loss"]
+    done = trained_steps(metadata)
+    bar.note(f"continuing {args.init} ({args.arch}, loss {args.loss}) from step {done}: {args.steps} more, "
+             f"{done + args.steps} in all")
     return None
 
 
@@ -150,6 +201,8 @@ def _check_args(args: argparse.Namespace) -> Optional[tuple[ExitCode, str]]:
 def _train_in_process(args: argparse.Namespace, bar: ProgressBar) -> int:
     from shotstyle.server.engine.modelfile import load_model, save_model
     from shotstyle.server.engine.pipeline import load_working
+    from shotstyle.server.engine.device import pick_device
+    from shotstyle.server.engine.losses import resolve_loss_name
     from shotstyle.server.engine.training import TrainConfig, train
     from shotstyle.server.errors import ShotstyleError, TrainingCancelled, exit_code
     try:
@@ -157,12 +210,14 @@ def _train_in_process(args: argparse.Namespace, bar: ProgressBar) -> int:
         style = load_working(args.style)
         preview = load_working(args.preview, args.colourspace) if args.preview else None
         init = load_model(args.init) if args.init else None
+        loss_note = resolve_loss_name(args.loss, args.vgg)[1]
     except ShotstyleError as exc:
         bar.note(str(exc))
         return exit_code(exc)
     config = TrainConfig(vgg=args.vgg, **{name: getattr(args, name) for name in SERVER_PARAMS})
     if args.lr is not None:
         config.lr = args.lr
+    bar.note(f"in-process on {pick_device(None)}; {_plan_line(args, loss_note)}")
     cancelled = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: cancelled.set())
 
@@ -174,16 +229,28 @@ def _train_in_process(args: argparse.Namespace, bar: ProgressBar) -> int:
         model = train(keyframes, style, config, preview_frame=preview, on_event=on_event,
                       should_cancel=cancelled.is_set, init=init,
                       checkpoint=lambda m: save_model(m, args.output))
+        save_model(model, args.output)
     except TrainingCancelled:
         bar.note(f"cancelled; the current weights are saved in {args.output} (continue with --init)")
         return ExitCode.CANCELLED
     except ShotstyleError as exc:
         bar.note(f"training failed: {exc}")
         return exit_code(exc)
+    except OSError as exc:
+        bar.note(_unwritable(args.output, exc))
+        return ExitCode.IO_ERROR
     finally:
         signal.signal(signal.SIGINT, previous)
-    save_model(model, args.output)
     return ExitCode.OK
+
+
+def _plan_line(args: argparse.Namespace, loss_note: str) -> str:
+    """What the training will be: loss (and why), network, resolution, steps."""
+    return f"{loss_note}; {args.arch} at {args.resolution} px, {args.steps} steps"
+
+
+def _unwritable(output: str, exc: OSError) -> str:
+    return f"-o {output}: cannot write the model file ({exc.strerror or exc})"
 
 
 # ---------------------------------------------------------------- through a server
@@ -195,21 +262,31 @@ def _train_on_server(args: argparse.Namespace, bar: ProgressBar) -> int:
         keyframes = [encode_file(path) for path in args.content]
         style = encode_file(args.style)
         preview = encode_file(args.preview) if args.preview else None
-        client = connect(args.server)
+        init = Path(args.init).read_bytes() if args.init else None  # the model travels with the request
+        client = connect(args.server, args.keys)
     except ClientError as exc:
         bar.note(str(exc))
         return exc.exit_code
+    except OSError as exc:
+        bar.note(f"{exc.filename}: cannot read it ({exc.strerror})")
+        return ExitCode.MODEL_ERROR if exc.filename == args.init else ExitCode.MISSING_INPUT
+    capabilities = client.hello().get("capabilities", {})
+    loss_note = capabilities.get("loss_note", "") if args.loss == "auto" else f"loss {args.loss!r} as asked"
+    bar.note(f"{server_line(client)}; {_plan_line(args, loss_note)}")
     params = {name: getattr(args, name) for name in SERVER_PARAMS}
     if args.colourspace:
         params["colourspace"] = args.colourspace
     name = "train-" + "".join(c if c.isalnum() or c in "-_" else "-" for c in
                               os.path.basename(args.output).split(".")[0])[:40] + f"-{os.getpid()}"
     try:
-        job = client.train(keyframes, style, name, params, preview)
+        job = client.train(keyframes, style, name, params, preview, init)
         return _follow(client, job, args.output, bar)
     except ClientError as exc:
         bar.note(f"server {client.address}: {exc}")
         return exc.exit_code
+    except OSError as exc:
+        bar.note(_unwritable(args.output, exc))
+        return ExitCode.IO_ERROR
     finally:
         client.close()
 
@@ -230,12 +307,17 @@ def _follow(client: Client, job: Job, output: str, bar: ProgressBar) -> int:
             event.get("eta_s", 0.0)), should_cancel=should_cancel)
     finally:
         signal.signal(signal.SIGINT, previous)
+    if final.get("model"):  # the file came with the event (else, from an older server, fetch it)
+        if final.get("model_file") is not None:
+            write_atomic(output, final["model_file"])
+        else:
+            client.get_model(final["model"], output)
     if final["type"] == EVENT_DONE:
-        client.get_model(final["model"], output)
         return ExitCode.OK
-    if final.get("model"):
-        client.get_model(final["model"], output)
-        bar.note(f"cancelled; the checkpoint is saved in {output}")
-    else:
-        bar.note("cancelled before a checkpoint was made")
+    kept = f"the checkpoint (step {final.get('step', '?')}) is saved in {output}; continue with " \
+        f"--init {output}" if final.get("model") else "no checkpoint had been made yet"
+    if final.get("reason") == CANCEL_BY_SERVER:
+        bar.note(f"the server {client.address} stopped (shut down or terminated) before training finished; {kept}")
+        return ExitCode.FAILED
+    bar.note(f"cancelled; {kept}")
     return ExitCode.CANCELLED

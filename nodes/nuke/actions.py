@@ -43,8 +43,11 @@ def press(group: nuke.Node, name: str) -> Optional[threading.Thread]:
 
 
 def bridge_for(group: nuke.Node) -> HostBridge:
-    """The node's bridge to its server (its ``server`` knob, or the local one), kept across actions."""
-    return bridges.get(ssnode.node_id(group), str(group["server"].value()))
+    """The node's bridge to its server (its ``server`` knob, or the local one; the CURVE key knobs of a node
+    made before they existed count as empty), kept across actions."""
+    keys = [group.knob(name) for name in ("server_key", "client_key")]
+    server_key, client_key = (str(knob.value()) if knob is not None else "" for knob in keys)
+    return bridges.get(ssnode.node_id(group), str(group["server"].value()), server_key, client_key)
 
 
 def values(group: nuke.Node) -> Dict[str, Any]:

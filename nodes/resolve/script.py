@@ -339,9 +339,11 @@ class ShotStyleDialog:
         return dialog.read_values(self.items, self.description)   # the server validates them
 
     def bridge(self) -> HostBridge:
-        """The dialog's connection to its server (kept while the server address stays the same)."""
-        address = str(self.items["server"].Text).strip() if hasattr(self, "items") else ""
-        return bridges.get(self.key, address)
+        """The dialog's connection to its server (kept while the server address and keys stay the same)."""
+        items = getattr(self, "items", {})  # (an older server's description has no key fields)
+        values = [str(items[name].Text).strip() if name in items else "" for name in ("server", "server_key",
+                                                                                       "client_key")]
+        return bridges.get(self.key, *values)
 
     def plate(self) -> "Tool":
         name = str(self.items[dialog.PLATE_PICKER].CurrentText)

@@ -24,22 +24,25 @@ written.
 
 Colour space names are anything the config knows (names or aliases, e.g. "ACEScg",
 "lin_rec709", "sRGB - Texture"); "sRGB" means the config's sRGB texture space.
+
+The same transforms on torch tensors, on any device: `server.engine.colourtensors`.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import PyOpenColorIO as ocio
 
 from shotstyle.server.errors import ColourError
+from shotstyle.server.frameio import HALF_MAX
 
 WORKING_SPACE_NAMES = ("ACEScct", "ACES - ACEScct", "acescct_ap1")
 DEFAULT_CONFIG = "ocio://default"
-HALF_MAX = 65504.0
 STRIP_MIN_PIXELS = 1 << 18   # below this, one call beats splitting across threads
 NEGATIVE_LIMIT = -3.0e37
 NONFINITE_RULE = "NaN -> 0, +Inf -> 65504, -Inf -> -65504 (replaced in scene-linear/input space, before the transform)"
@@ -53,7 +56,7 @@ def config_uri() -> str:
 
 
 @functools.lru_cache(maxsize=4)
-def _config(uri: str) -> ocio.Config:
+def config_at(uri: str) -> ocio.Config:
     try:
         return ocio.Config.CreateFromFile(uri)
     except Exception as error:  # OCIO raises its own Exception type for every failure
@@ -65,7 +68,7 @@ def _config(uri: str) -> ocio.Config:
 
 def config() -> ocio.Config:
     """The loaded OCIO config (see `config_uri`)."""
-    return _config(config_uri())
+    return config_at(config_uri())
 
 
 def describe_config() -> str:
@@ -73,7 +76,7 @@ def describe_config() -> str:
     return f"{config_uri()} ({config().getName()}), working space {working_space()}"
 
 
-def _resolve(cfg: ocio.Config, name: str) -> str:
+def resolve(cfg: ocio.Config, name: str) -> str:
     colourspace = cfg.getColorSpace(name) or cfg.getColorSpace(_SHORTHANDS.get(name.lower(), name))
     if colourspace is None:
         raise ColourError(
@@ -93,10 +96,10 @@ def working_space() -> str:
 
 
 @functools.lru_cache(maxsize=32)
-def _processor(uri: str, source: str, destination: str) -> ocio.CPUProcessor:
-    cfg = _config(uri)
+def cpu_processor(uri: str, source: str, destination: str) -> ocio.CPUProcessor:
+    cfg = config_at(uri)
     try:
-        return cfg.getProcessor(_resolve(cfg, source), _resolve(cfg, destination)).getDefaultCPUProcessor()
+        return cfg.getProcessor(resolve(cfg, source), resolve(cfg, destination)).getDefaultCPUProcessor()
     except ColourError:
         raise
     except Exception as error:
@@ -108,16 +111,16 @@ def _strip_pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="ocio")
 
 
-def _apply(rgb: np.ndarray, source: str, destination: str, copy: bool = True) -> np.ndarray:
+def apply(rgb: np.ndarray, source: str, destination: str, copy: bool = True,
+          uri: str | None = None) -> np.ndarray:
     """Apply the transform in place on a float32 copy (or on ``rgb`` itself when ``copy`` is False).
 
     OCIO's applyRGB releases the GIL but uses one core, so large frames go in row strips
     across the cores (2x faster at 1920x1080 on 2 cores).
     """
-    if rgb.ndim != 3 or rgb.shape[2] != 3:
-        raise ColourError(f"expected an H×W×3 RGB image, got shape {rgb.shape}")
+    _check_rgb(rgb)
     pixels = np.array(rgb, dtype=np.float32, order="C", copy=copy)
-    processor = _processor(config_uri(), source, destination)
+    processor = cpu_processor(uri or config_uri(), source, destination)
     workers = os.cpu_count() or 1
     if workers > 1 and pixels.shape[0] * pixels.shape[1] >= STRIP_MIN_PIXELS:
         list(_strip_pool().map(processor.applyRGB, np.array_split(pixels, workers, axis=0)))
@@ -126,28 +129,115 @@ def _apply(rgb: np.ndarray, source: str, destination: str, copy: bool = True) ->
     return pixels
 
 
-def replace_nonfinite(rgb: np.ndarray) -> tuple[np.ndarray, int]:
-    """A float32 copy of ``rgb`` with `NONFINITE_RULE` applied, and how many values it replaced."""
-    pixels = np.array(rgb, dtype=np.float32, copy=True)
-    bad = ~np.isfinite(pixels)
-    count = int(np.count_nonzero(bad))
-    if count:
-        np.nan_to_num(pixels, copy=False, nan=0.0, posinf=HALF_MAX, neginf=-HALF_MAX)
-    return pixels, count
-
-
 def to_working(rgb: np.ndarray, colourspace: str) -> tuple[np.ndarray, int]:
     """H×W×3 RGB in ``colourspace`` -> H×W×3 float32 ACEScct, and the count of non-finite values replaced."""
-    pixels, replaced = replace_nonfinite(rgb)
+    _check_rgb(rgb)
+    pixels = np.array(rgb, dtype=np.float32, order="C")
+    replaced = int(np.count_nonzero(~np.isfinite(pixels)))
+    np.nan_to_num(pixels, copy=False, nan=0.0, posinf=HALF_MAX, neginf=-HALF_MAX)  # NONFINITE_RULE
     np.maximum(pixels, NEGATIVE_LIMIT, out=pixels)
-    return _apply(pixels, colourspace, working_space(), copy=False), replaced
+    return apply(pixels, colourspace, working_space(), copy=False), replaced
 
 
 def from_working(rgb: np.ndarray, colourspace: str) -> np.ndarray:
     """H×W×3 ACEScct (e.g. network output) -> H×W×3 float32 in ``colourspace``; always finite."""
-    pixels = _apply(rgb, working_space(), colourspace)
+    pixels = apply(rgb, working_space(), colourspace)
     limit = float(np.finfo(np.float32).max)
     return np.nan_to_num(pixels, copy=False, nan=0.0, posinf=limit, neginf=-limit)
+
+
+def _check_rgb(rgb: np.ndarray) -> None:
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ColourError(f"expected an H×W×3 RGB image, got shape {rgb.shape}")
+
+
+def canonical(name: str) -> str:
+    """The config's own name for ``name`` (an alias or shorthand); ColourError if the config lacks it."""
+    return resolve(config(), name)
+
+
+def is_scene_linear(name: str) -> bool:
+    """Whether ``name`` holds scene-linear values (or non-colour data, which no transform should touch).
+
+    From the config's encoding where it records one, else measured: a linear space maps to
+    the scene_linear role by a matrix, so doubling a value doubles its image.
+    """
+    cfg = config()
+    space = cfg.getColorSpace(resolve(cfg, name))
+    if space.isData():
+        return True
+    encoding = space.getEncoding() if hasattr(space, "getEncoding") else ""
+    if encoding:
+        return bool(encoding == "scene-linear")
+    values = np.array([[[0.05, 0.1, 0.2], [0.1, 0.2, 0.4]]], dtype=np.float32)
+    out = apply(values, space.getName(), scene_linear_space())
+    return bool(np.allclose(out[0, 1], 2 * out[0, 0], rtol=1e-3, atol=1e-6))
+
+
+def scene_linear_space() -> str:
+    """The config's scene-linear working space (its scene_linear role; ACEScg in the ACES configs)."""
+    cfg = config()
+    role = cfg.getRoleColorSpace("scene_linear") if cfg.hasRole("scene_linear") else None
+    return role or resolve(cfg, "ACEScg")
+
+
+def output_colourspace(input_space: str, file_format: str, chosen: str | None = None) -> str:
+    """The colour space a stylized frame is written in: ``chosen``, else by file type.
+
+    EXR holds scene-linear values (Nuke and Resolve read EXR as linear): the input's space when
+    it is scene-linear already, else the config's scene-linear space (ACEScg). Other file types
+    hold display-encoded values: the input's space when it is not linear, else sRGB. Data
+    (non-colour) spaces stay as they are.
+    """
+    if chosen:
+        return canonical(chosen)
+    if config().getColorSpace(canonical(input_space)).isData():
+        return canonical(input_space)  # not colour: written as it came
+    linear = is_scene_linear(input_space)
+    if file_format == "exr":
+        return canonical(input_space) if linear else scene_linear_space()
+    return canonical(input_space) if not linear else canonical("sRGB")
+
+
+# xy chromaticities (red, green, blue, white) of the primaries a Color Interop Forum id names.
+_PRIMARIES = {
+    "ap1": (0.713, 0.293, 0.165, 0.830, 0.128, 0.044, 0.32168, 0.33767),
+    "ap0": (0.7347, 0.2653, 0.0, 1.0, 0.0001, -0.077, 0.32168, 0.33767),
+    "rec709": (0.64, 0.33, 0.30, 0.60, 0.15, 0.06, 0.3127, 0.3290),
+    "p3d65": (0.680, 0.320, 0.265, 0.690, 0.150, 0.060, 0.3127, 0.3290),
+    "rec2020": (0.708, 0.292, 0.170, 0.797, 0.131, 0.046, 0.3127, 0.3290),
+    "adobergb": (0.64, 0.33, 0.21, 0.71, 0.15, 0.06, 0.3127, 0.3290),
+}
+_INTEROP_ID = re.compile(r"^(?:ocio:)?[a-z0-9]+_(?P<primaries>[a-z0-9]+)_(?:scene|display)$")
+# The header attributes `interop_tags` sets: a frame converted to another space must not keep the old ones.
+COLOUR_TAGS = ("colorInteropID", "chromaticities")
+
+
+def interop_tags(name: str) -> dict:
+    """EXR header attributes naming ``name`` for other applications: ``colorInteropID`` (the Color
+    Interop Forum id, e.g. lin_ap1_scene for ACEScg) and ``chromaticities`` where its primaries are
+    known; empty for spaces without an id."""
+    cfg = config()
+    space = cfg.getColorSpace(resolve(cfg, name))
+    interop = space.getInteropID() if hasattr(space, "getInteropID") else ""
+    if not interop:
+        interop = next((alias for alias in space.getAliases() if _INTEROP_ID.match(alias)), "")
+    match = _INTEROP_ID.match(interop or "")
+    if not match:
+        return {}
+    tags: dict = {"colorInteropID": interop}
+    primaries = _PRIMARIES.get(match.group("primaries"))
+    if primaries is not None:
+        tags["chromaticities"] = primaries
+    return tags
+
+
+def convert(rgb: np.ndarray, source: str, destination: str) -> np.ndarray:
+    """H×W×3 RGB from one colour space to another (a float32 copy); unchanged when they are the same."""
+    if canonical(source) == canonical(destination):
+        return np.array(rgb, dtype=np.float32, copy=True)
+    finite = np.nan_to_num(np.asarray(rgb, dtype=np.float32), nan=0.0, posinf=HALF_MAX, neginf=-HALF_MAX)  # NONFINITE_RULE
+    return apply(finite, source, destination, copy=False)
 
 
 def available_colourspaces() -> list[str]:

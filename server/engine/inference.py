@@ -12,21 +12,28 @@ bounded at any frame size:
 - `hrnet-fast` sees the whole frame at low resolution and applies its colour transform at full
   resolution in exact strips (see networks/hrnet_fast.py): it never needs tiling.
 
-CUDA: autocast (bfloat16/float16), channels-last, same-size frames batched. CPU: float32,
-torch.inference_mode, all cores; results are deterministic.
+How the device is driven (layout, batching) is the `Execution` (see device.py): a CUDA GPU
+runs channels-last with same-size frames batched, a CPU one NCHW frame at a time on all cores
+(deterministic), and a CPU asked to take the GPU's path runs the GPU's code. Precision is
+IEEE float32 everywhere, so results agree across devices (device.py says why). Each Stylizer
+runs its own copy of the network on its device: a model shared by several devices or threads
+is never moved or changed under another one.
+
+`tensors` is the network on device tensors (what the frame pipeline calls between its colour
+stages); `batch` and `__call__` take and return arrays.
 """
 
 from __future__ import annotations
 
+import copy
 import math
-from contextlib import nullcontext
-from typing import Any
+from typing import Any, Hashable, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from shotstyle.server.engine.device import autocast_dtype, configure_threads, pick_device
+from shotstyle.server.engine.device import Execution, Transfers, configure_threads, execution_for, pick_device
 from shotstyle.server.engine.modelfile import StyleModel
 from shotstyle.server.engine.networks.hrnet import SIZE_MULTIPLE
 from shotstyle.server.engine.networks.hrnet_fast import downscale
@@ -35,8 +42,9 @@ from shotstyle.server.errors import InferenceError
 # Pixels per network call: `hrnet` needs ≈ 700 bytes per pixel in float32 (measured), so
 # ~2 MP keeps a CPU process under 2 GB and still runs 1920×1080 untiled.
 CPU_TILE_PIXELS = 1 << 21
-# GPU memory budgeted per pixel of `hrnet` under float16/bfloat16 autocast, with headroom.
-GPU_BYTES_PER_PIXEL = 1024
+# GPU memory budgeted per pixel of `hrnet` in float32: the issue measured a 28.5 GiB peak for a
+# 3840×2160 frame under bfloat16 autocast (3.6 KB/pixel); float32 activations take twice that.
+GPU_BYTES_PER_PIXEL = 8192
 # Tile overlap in pixels: wider than the region that differs between a tile and the full frame.
 TILE_OVERLAP = 64
 # Long side of the copy `hrnet` takes its norm statistics from, when the model does not say.
@@ -47,26 +55,28 @@ class Stylizer:
     """Applies a StyleModel to working-space frames: `stylizer(rgb, mix)`.
 
     Args:
-        model: the trained model; its network is moved to `device` (shared, not copied).
+        model: the trained model; its network is copied to `device`.
         device: "cpu", "cuda", "cuda:N", "mps", or None/"auto" for the best available.
         tile_pixels: largest tile (pixels) one network call handles; default from the device.
+        execution: how to drive the device (default: the device's own choices).
     """
 
     def __init__(self, model: StyleModel, device: str | None = None,
-                 tile_pixels: int | None = None):
+                 tile_pixels: int | None = None, execution: Execution | None = None):
         self.model = model
-        self.device = pick_device(device)
+        self.model_hash = model.hash
+        self.execution = execution or execution_for(pick_device(device))
+        self.device = self.execution.device
         configure_threads(self.device)
-        self.autocast = autocast_dtype(self.device)
-        network = model.network.to(self.device).eval()
-        if self.device.type == "cuda":
+        network = copy.deepcopy(model.network).to(self.device).eval()
+        if self.execution.channels_last:
             network = network.to(memory_format=torch.channels_last)
         self.network = network
+        self.transfers = Transfers(self.execution)
         self.tile_pixels = tile_pixels or default_tile_pixels(self.device)
         if self.tile_pixels < (2 * TILE_OVERLAP) ** 2:
             raise InferenceError(f"tile_pixels={self.tile_pixels} is too small: use at least "
                                  f"{(2 * TILE_OVERLAP) ** 2} (tiles overlap by {TILE_OVERLAP} px)")
-        self.model_hash = model.hash
         # Networks normalising by whole-frame statistics are tiled; others bound their own memory.
         self.tiles = hasattr(network, "frozen_norms")
         self.stats_side = int(model.metadata.get("resolution") or DEFAULT_STATS_SIDE)
@@ -82,55 +92,52 @@ class Stylizer:
         if mix == 0:
             return [np.array(rgb, dtype=np.float32, copy=True) for rgb in rgbs]
         results: list[np.ndarray | None] = [None] * len(rgbs)
-        for indices in self._groups(rgbs):
-            stylized = self._run([rgbs[i] for i in indices])
+        for indices in self.groups([rgb.shape for rgb in rgbs], [rgb.shape[0] * rgb.shape[1] for rgb in rgbs]):
+            with torch.inference_mode():
+                x = stack([self.transfers.upload(torch.from_numpy(rgbs[i])) for i in indices])
+                y = mix_tensors(x, self.tensors(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1), mix)
+                stylized = self.transfers.download(y.contiguous()).result().numpy()
             for i, out in zip(indices, stylized):
-                results[i] = out if mix == 1 else mix_frames(rgbs[i], out, mix)
+                results[i] = out
         return results  # type: ignore[return-value]
 
-    def _groups(self, rgbs: list[np.ndarray]) -> list[list[int]]:
-        """Indices of frames run together: same size, batches only on GPUs, within the budget."""
-        if self.device.type == "cpu":
-            return [[i] for i in range(len(rgbs))]
-        groups: dict[tuple[int, ...], list[list[int]]] = {}
-        for i, rgb in enumerate(rgbs):
-            per_batch = max(1, self.tile_pixels // (rgb.shape[0] * rgb.shape[1]))
-            batches = groups.setdefault(rgb.shape, [[]])
+    def groups(self, keys: Sequence[Hashable], pixels: Sequence[int]) -> list[list[int]]:
+        """Indices of frames run together: equal `keys` (their shape, and whatever else must
+        match), batched when the execution batches, as many as `tile_pixels` holds."""
+        if not self.execution.batch_frames:
+            return [[i] for i in range(len(keys))]
+        groups: dict[Hashable, list[list[int]]] = {}
+        for i, key in enumerate(keys):
+            per_batch = max(1, self.tile_pixels // pixels[i])
+            batches = groups.setdefault(key, [[]])
             if len(batches[-1]) == per_batch:
                 batches.append([])
             batches[-1].append(i)
         return [batch for batches in groups.values() for batch in batches]
 
     @torch.inference_mode()
-    def _run(self, frames: list[np.ndarray]) -> np.ndarray:
-        if self.device.type == "cuda":  # NHWC in memory is channels-last NCHW: no reordering
-            x = torch.from_numpy(np.stack(frames)).to(self.device).permute(0, 3, 1, 2)
-        else:  # one copy that both stacks and reorders to NCHW
-            x = torch.stack([torch.from_numpy(frame).permute(2, 0, 1)
-                             for frame in frames]).to(self.device)
-        autocast = (torch.autocast(self.device.type, dtype=self.autocast) if self.autocast
-                    else nullcontext())
-        with autocast:
-            height, width = x.shape[-2:]
-            if not self.tiles or (max(height, width) <= self.stats_side
-                                  and height * width <= self.tile_pixels):
-                y = self.network(x)
-            else:
-                hrnet: Any = self.network  # `self.tiles`: it has norm_statistics and frozen_norms
-                stats = hrnet.norm_statistics(downscale(x, self.stats_side))
-                with hrnet.frozen_norms(stats):
-                    y = (self._tiled(x) if height * width > self.tile_pixels
-                         else self.network(x))
-        return y.float().permute(0, 2, 3, 1).contiguous().cpu().numpy()
+    def tensors(self, x: Tensor) -> Tensor:
+        """The network on N×3×H×W working-space frames on the device (float32; NHWC memory on
+        channels-last executions) -> N×3×H×W float32, in the same memory layout."""
+        x = x.contiguous(memory_format=torch.channels_last if self.execution.channels_last
+                         else torch.contiguous_format)
+        height, width = x.shape[-2:]
+        if not self.tiles or (max(height, width) <= self.stats_side
+                              and height * width <= self.tile_pixels):
+            return self.network(x)
+        hrnet: Any = self.network  # `self.tiles`: it has norm_statistics and frozen_norms
+        stats = hrnet.norm_statistics(downscale(x, self.stats_side))
+        with hrnet.frozen_norms(stats):
+            return self._tiled(x) if height * width > self.tile_pixels else self.network(x)
 
     def _tiled(self, x: Tensor) -> Tensor:
         """Frames through the network in cross-faded tiles (norm statistics already frozen)."""
         height, width = x.shape[-2:]
         side = math.isqrt(self.tile_pixels)
-        out = torch.zeros((x.shape[0], 3, height, width), device=x.device, dtype=torch.float32)
+        out = torch.zeros_like(x)
         for top, bottom, ramp_y in tile_spans(height, side):
             for left, right, ramp_x in tile_spans(width, side):
-                tile = self.network(x[:, :, top:bottom, left:right]).float()
+                tile = self.network(x[:, :, top:bottom, left:right])
                 weight = ramp_y.to(x.device)[:, None] * ramp_x.to(x.device)[None, :]
                 out[:, :, top:bottom, left:right] += tile * weight
         return out
@@ -188,9 +195,13 @@ def check_frame(rgb: np.ndarray) -> None:
                              f"{rgb.shape} {rgb.dtype}")
 
 
-def mix_frames(plate: np.ndarray, stylized: np.ndarray, mix: float) -> np.ndarray:
-    """plate + mix · (stylized − plate), in float32."""
-    out = stylized - plate
-    out *= np.float32(mix)
-    out += plate
-    return out
+def stack(tensors: list[Tensor]) -> Tensor:
+    """Same-shape tensors as one batch (a single one without a copy)."""
+    return tensors[0][None] if len(tensors) == 1 else torch.stack(tensors)
+
+
+def mix_tensors(plate: Tensor, stylized: Tensor, mix: float) -> Tensor:
+    """plate + mix · (stylized − plate), in float32 (`stylized` itself at mix 1)."""
+    if mix == 1:
+        return stylized
+    return (stylized - plate).mul_(mix).add_(plate)

@@ -6,7 +6,9 @@ key "shotstyle" (`modelheader` reads it without torch) and records how the model
 
     architecture, arch_kwargs        which network (networks.build_network) and its arguments
     loss, vgg_source                 loss family and where its VGG-19 came from ("random", path…)
-    strength, weights, steps         the artist knob, the raw loss weights, training steps
+    strength, weights, steps         the artist knob, the raw loss weights, this run's training steps
+    steps_done                       the steps this run did (fewer when cancelled or stopped early)
+    steps_total, steps_trained       over every run (`init_model` chains them): the aim, and the steps had
     resolution, working_space        training long side, the network's colour space
     style_sha256, keyframe_sha256    hashes of the style image and the keyframes (a list)
     grade, lut_report                the global grade's lattice size and strength, and how much of
@@ -20,14 +22,23 @@ were trained without a grade in front, so they cannot be rendered the way they w
 
 The trainer fills the training fields; `save_model` fills the architecture, versions and the
 checksum. On load, a checksum that does not match means the file was edited after saving.
+
+One loader (`check_model_bytes`, under `model_from_bytes` and `load_model`) serves render, the
+server's store and ``model.put``, so they accept and refuse the same files. It checks, before
+anything large is built or loaded: the structure and the metadata schema (`modelheader`), the
+architecture and its arguments against the registry's bounds (`networks.check_arguments`), and
+every tensor's name, shape and dtype against the network the architecture builds (built on
+torch's ``meta`` device: no memory, no time); then the checksum, and that every weight is
+finite (a NaN weight would turn every frame black).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
-import tempfile
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,13 +50,15 @@ from safetensors.torch import save as save_tensors
 from torch import nn
 
 from shotstyle.plugin import __version__
-from shotstyle.server.engine.modelheader import FORMAT_VERSION, METADATA_KEY, metadata_from_bytes
-from shotstyle.server.engine.networks import ARCHITECTURES, build_network
+from shotstyle.plugin.protocol import brief
+from shotstyle.server.engine.modelheader import (FORMAT_VERSION, METADATA_KEY, WORKING_SPACE, header_size,
+                                                 metadata_from_bytes)
+from shotstyle.server.engine.networks import build_network, check_arguments
 from shotstyle.server.errors import ModelFileError, UnknownArchitectureError
 
-WORKING_SPACE = "ACEScct"
-# First bytes of the files we refuse to unpickle: torch.save (a zip) and a bare pickle.
-PICKLE_SIGNATURES = (b"PK\x03\x04", b"\x80")
+# safetensors' names of the dtypes a network's tensors can have.
+SAFETENSORS_DTYPES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.float64: "F64",
+                      torch.int64: "I64", torch.int32: "I32", torch.uint8: "U8", torch.bool: "BOOL"}
 
 
 @dataclass
@@ -69,7 +82,9 @@ class StyleModel:
         return checksum(self._tensors(), full_metadata(self))
 
     def _tensors(self) -> dict[str, torch.Tensor]:
-        return {name: tensor.detach().to("cpu").contiguous()
+        # Row-major copies: a network may run channels-last (see device.Execution), and
+        # safetensors stores bytes in memory order.
+        return {name: tensor.detach().to("cpu", memory_format=torch.contiguous_format)
                 for name, tensor in self.network.state_dict().items()}
 
 
@@ -95,8 +110,18 @@ def checksum(tensors: dict[str, torch.Tensor], metadata: dict[str, Any]) -> str:
     for name in sorted(tensors):
         tensor = tensors[name]
         digest.update(f"\n{name}:{tensor.dtype}:{list(tensor.shape)}\n".encode())
-        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+        digest.update(tensor_bytes(tensor))
     return digest.hexdigest()
+
+
+def tensor_bytes(tensor: torch.Tensor) -> bytes:
+    """A tensor's elements in row-major order as bytes, whatever its strides or device.
+
+    `is_contiguous()` is no guide: a channels-last 1×1 conv weight (O×I×1×1) is "contiguous"
+    with stride(-1) = I, and viewing it as bytes fails. Flattening first gives stride 1."""
+    if not tensor.numel():
+        return b""
+    return tensor.detach().to("cpu").reshape(-1).view(torch.uint8).numpy().tobytes()
 
 
 def model_to_bytes(model: StyleModel) -> bytes:
@@ -109,10 +134,16 @@ def model_to_bytes(model: StyleModel) -> bytes:
 
 def save_model(model: StyleModel, path: str) -> None:
     """Write the model file atomically: readers never see a half-written file."""
-    data = model_to_bytes(model)
+    write_atomically(path, model_to_bytes(model))
+
+
+def write_atomically(path: str, data: bytes | memoryview) -> None:
+    """``data`` into ``path`` through a temporary file in the same folder, synced, then renamed."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=".shotstyle-", suffix=".tmp", dir=folder)
+    # Created like any file (0666 less the umask: readable by the farm), not mkstemp's 0600.
+    temp = os.path.join(folder, f".shotstyle-{os.getpid()}-{uuid.uuid4().hex}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -135,38 +166,69 @@ def load_model(path: str, device: str | torch.device = "cpu") -> StyleModel:
     return model_from_bytes(data, device=device, name=path)
 
 
-def model_from_bytes(data: bytes, device: str | torch.device = "cpu",
+def model_from_bytes(data: bytes | memoryview, device: str | torch.device = "cpu",
                      name: str = "model data") -> StyleModel:
     """The reverse of `model_to_bytes`; `name` labels error messages (a path, an upload)."""
-    if data.startswith(PICKLE_SIGNATURES):
-        raise ModelFileError(
-            f"{name}: this is a pickle / torch.save file, not a shotstyle model; pickles can run "
-            "code when opened, so shotstyle refuses them. Use a .safetensors model written by "
-            "`shotstyle train`.")
+    metadata, tensors = check_model_bytes(data, name)
+    network = build_network(metadata["architecture"], **metadata["arch_kwargs"])
+    network.load_state_dict(tensors, strict=True)  # names, shapes and dtypes are checked: it fits
+    return StyleModel(network=network.to(device).eval(), metadata=metadata)
+
+
+def check_model_bytes(data: bytes | memoryview, name: str = "model data") \
+        -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """The metadata (without its checksum) and tensors of a model file, every check passed.
+
+    ModelFileError says what is wrong; see the module docstring for what is checked, in order.
+    """
     metadata = metadata_from_bytes(data, name)
+    architecture = metadata["architecture"]
     try:
-        tensors = load_tensors(data)
+        check_arguments(architecture, metadata["arch_kwargs"])
+    except UnknownArchitectureError as exc:
+        raise ModelFileError(f"{name}: {exc}. A file from a newer shotstyle needs an upgrade; otherwise it is "
+                             "damaged or was not written by shotstyle.") from None
+    expected = expected_tensors(architecture, json.dumps(metadata["arch_kwargs"], sort_keys=True))
+    _check_tensor_table(data, expected, f"{name}: the weights do not fit a {architecture!r} network with "
+                                        f"{brief(metadata['arch_kwargs'])}")
+    try:
+        tensors = load_tensors(bytes(data))
     except (SafetensorError, ValueError, RuntimeError) as exc:
-        raise ModelFileError(f"{name}: damaged model file, the weights cannot be read ({exc})") from exc
-    recorded = metadata.pop("checksum", None)
+        raise ModelFileError(f"{name}: damaged model file, the weights cannot be read "
+                             f"({brief(str(exc))})") from None
+    recorded = metadata.pop("checksum")
     if recorded != checksum(tensors, metadata):
         raise ModelFileError(
             f"{name}: checksum mismatch, the model file was modified after it was saved; "
             "re-export it from the original or retrain.")
-    network = rebuild_network(metadata, tensors, name)
-    return StyleModel(network=network.to(device).eval(), metadata=metadata)
+    for tensor_name, tensor in tensors.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ModelFileError(f"{name}: weight {tensor_name!r} holds NaN or infinite values: the training "
+                                 "diverged and the model would turn frames black; retrain it")
+    return metadata, tensors
 
 
-def rebuild_network(metadata: dict[str, Any], tensors: dict[str, torch.Tensor],
-                    name: str) -> nn.Module:
-    architecture = metadata.get("architecture")
-    if architecture not in ARCHITECTURES:
-        raise ModelFileError(f"{name}: unknown network architecture {architecture!r}; this "
-                             f"shotstyle knows {', '.join(ARCHITECTURES)}. Upgrade shotstyle.")
-    try:
-        network = build_network(architecture, **metadata.get("arch_kwargs", {}))
-        network.load_state_dict(tensors, strict=True)
-    except (UnknownArchitectureError, RuntimeError) as exc:
-        raise ModelFileError(f"{name}: the weights do not fit a {architecture!r} network "
-                             f"with {metadata.get('arch_kwargs')}: {exc}") from exc
-    return network
+@functools.lru_cache(maxsize=16)
+def expected_tensors(architecture: str, kwargs_json: str) -> dict[str, tuple[list[int], str]]:
+    """name -> (shape, safetensors dtype) of every tensor network ``architecture`` with those (checked)
+    arguments has, from a build on torch's meta device (no memory is allocated, nothing initialised)."""
+    with torch.device("meta"):
+        network = build_network(architecture, **json.loads(kwargs_json))
+    return {key: (list(value.shape), SAFETENSORS_DTYPES.get(value.dtype, str(value.dtype)))
+            for key, value in network.state_dict().items()}
+
+
+def _check_tensor_table(data: bytes | memoryview, expected: dict[str, tuple[list[int], str]], what: str) -> None:
+    """Compare the file's tensor table (its safetensors header) with ``expected``, before any weight is read."""
+    table = json.loads(bytes(data[8:8 + header_size(data, what)]))
+    found = {key: (entry.get("shape"), entry.get("dtype")) for key, entry in table.items()
+             if key != "__metadata__" and isinstance(entry, dict)}
+    if len(found) != len(table) - ("__metadata__" in table):
+        raise ModelFileError(f"{what}: the file's tensor table is damaged")
+    missing, unexpected = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
+    if missing or unexpected:
+        raise ModelFileError(f"{what}: missing tensors {brief(missing)}, unexpected tensors {brief(unexpected)}")
+    for key, (shape, dtype) in expected.items():
+        if found[key] != (shape, dtype):
+            raise ModelFileError(f"{what}: tensor {key!r} is {brief(found[key][1])} of shape "
+                                 f"{brief(found[key][0])}; the network has {dtype} of shape {shape}")

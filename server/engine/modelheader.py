@@ -1,55 +1,138 @@
-"""A model file's header without torch: the safetensors header → our JSON metadata record.
+"""A model file's header without torch: the safetensors header → our checked JSON metadata record.
 
 A safetensors file starts with the length of its JSON header (8 bytes, little-endian) and the
-header itself, whose ``"__metadata__"`` maps names to strings; ours is the JSON record under
-`METADATA_KEY` (what it holds: see `modelfile`). Reading it costs one small read and no torch
-import, so `shotstyle render` can check a finished folder and the store can list its models
-without loading a network. The format-version check lives here, so every reader refuses a
-file from a newer shotstyle — or one from before the grade (format 1) — the same way.
+header itself, which starts with ``{`` and whose ``"__metadata__"`` maps names to strings; ours
+is the JSON record under `METADATA_KEY` (what it holds: see `modelfile`). A file is recognised
+by that structure (a plausible length, then a JSON object), never by a first byte alone: the
+length field of a real model can start with any byte. Other files are named for what they are
+(a zip, e.g. torch.save; a pickle) and refused.
+
+Reading the header costs one small read and no torch import, so `shotstyle render` can check a
+finished folder and the store can list its models without loading a network. The checks that
+need no network live here, so every reader refuses a bad file the same way: the format
+version (a file from a newer shotstyle, or one from before the grade — format 1), and
+`METADATA_FIELDS`, the schema of the record's fields (types and bounds). The architecture's own
+arguments and the tensors are checked by `modelfile`.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
 import struct
-from typing import Any
+from typing import Any, Callable, Optional
 
 from shotstyle.plugin import __version__
+from shotstyle.plugin.protocol import brief
 from shotstyle.server.errors import ModelFileError
 
 FORMAT_VERSION = 2
 # Oldest format this shotstyle renders; older files are refused with a message to retrain.
 OLDEST_FORMAT = 2
 METADATA_KEY = "shotstyle"
+WORKING_SPACE = "ACEScct"
 # safetensors' own limit on a file's JSON header.
 MAX_HEADER_BYTES = 100 << 20
+# Our record is a few kilobytes; anything near this is not one we wrote.
+MAX_METADATA_BYTES = 64 << 10
+ZIP_SIGNATURE = b"PK\x03\x04"
+# Pickle protocols 2-5 start with PROTO (0x80) and the protocol number.
+PICKLE_PROTOCOLS = tuple(bytes([0x80, n]) for n in range(2, 6))
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
-def metadata_from_bytes(data: bytes, name: str) -> dict[str, Any]:
-    """The validated "shotstyle" record of a model file whose bytes (at least the header) are ``data``.
+def _text(limit: int) -> Callable[[Any], Optional[str]]:
+    return lambda v: None if isinstance(v, str) and len(v) <= limit else f"must be text of at most {limit} characters"
 
-    ``name`` labels error messages (a path, an upload); ModelFileError says what is wrong.
+
+def _whole(low: int, high: int) -> Callable[[Any], Optional[str]]:
+    return lambda v: None if isinstance(v, int) and not isinstance(v, bool) and low <= v <= high \
+        else f"must be a whole number within [{low}, {high}]"
+
+
+def _number(low: float, high: float) -> Callable[[Any], Optional[str]]:
+    return lambda v: None if isinstance(v, (int, float)) and not isinstance(v, bool) and low <= v <= high \
+        else f"must be a number within [{low:g}, {high:g}]"
+
+
+def _sha256(v: Any) -> Optional[str]:
+    return None if isinstance(v, str) and _HEX64.fullmatch(v) else "must be a sha256 hex digest"
+
+
+def _sha256_list(v: Any) -> Optional[str]:
+    return None if isinstance(v, list) and len(v) <= 4096 and all(_sha256(h) is None for h in v) \
+        else "must be a list of sha256 hex digests"
+
+
+# field -> check (None when the value is fine, else what it must be). Every field the loading
+# side uses is here; the other training records are only shown, and bounded by MAX_METADATA_BYTES.
+METADATA_FIELDS: dict[str, Callable[[Any], Optional[str]]] = {
+    "format_version": _whole(1, FORMAT_VERSION),
+    "checksum": _sha256,
+    "architecture": _text(64),
+    "arch_kwargs": lambda v: None if isinstance(v, dict) else "must be a mapping of argument name to value",
+    "working_space": lambda v: None if v == WORKING_SPACE else f"must be {WORKING_SPACE!r}",
+    "resolution": _whole(8, 16384),
+    "strength": _number(0.0, 1.0),
+    "steps": _whole(0, 10 ** 7),
+    "loss": _text(64),
+    "shotstyle_version": _text(64),
+    "style_sha256": _sha256,
+    "keyframe_sha256": _sha256_list,
+}
+REQUIRED_FIELDS = ("format_version", "checksum", "architecture", "arch_kwargs", "working_space")
+
+
+def header_size(data: bytes | memoryview, name: str, total: Optional[int] = None) -> int:
+    """The JSON header length of a safetensors file starting with ``data`` (``total`` bytes long, default
+    ``len(data)``); ModelFileError naming what the file is when it is not one."""
+    total = len(data) if total is None else total
+    start = bytes(data[:9])
+    if len(start) < 9:
+        raise ModelFileError(f"{name}: not a shotstyle model file (only {total} bytes)")
+    (size,) = struct.unpack("<Q", start[:8])
+    if 2 <= size <= min(total - 8, MAX_HEADER_BYTES) and start[8:9] == b"{":
+        return size
+    if start.startswith(ZIP_SIGNATURE) or start.startswith(PICKLE_PROTOCOLS):
+        kind = "a zip archive" if start.startswith(ZIP_SIGNATURE) else "a pickle"
+        raise ModelFileError(
+            f"{name}: this is a pickle / torch.save file ({kind}), not a shotstyle model; those can run code "
+            "when opened, so shotstyle refuses them. Use a .safetensors model written by `shotstyle train`.")
+    if size > total - 8 and start[8:9] == b"{":
+        raise ModelFileError(f"{name}: damaged or cut short (its header claims {size} bytes, the file has {total})")
+    if 2 <= size <= min(total - 8, MAX_HEADER_BYTES):
+        raise ModelFileError(f"{name}: damaged header or not a shotstyle model file (the header is not a JSON "
+                             "object)")
+    raise ModelFileError(f"{name}: not a shotstyle model file (no safetensors header); use a .safetensors "
+                         "model written by `shotstyle train`")
+
+
+def metadata_from_bytes(data: bytes | memoryview, name: str, total: Optional[int] = None) -> dict[str, Any]:
+    """The checked "shotstyle" record of a model file whose bytes (at least the header) are ``data``.
+
+    ``name`` labels error messages (a path, an upload); ``total`` is the file's size when ``data``
+    holds only its start. ModelFileError says what is wrong.
     """
-    if len(data) < 8:
-        raise ModelFileError(f"{name}: not a shotstyle model file (only {len(data)} bytes)")
-    (header_size,) = struct.unpack("<Q", data[:8])
-    if header_size > len(data) - 8:
-        raise ModelFileError(f"{name}: damaged or not a safetensors model file "
-                             f"(header claims {header_size} bytes, file has {len(data)})")
+    size = header_size(data, name, total)
     try:
-        header = json.loads(data[8:8 + header_size])
-        metadata = json.loads(header["__metadata__"][METADATA_KEY])
-    except (ValueError, KeyError, TypeError) as exc:
+        header = json.loads(bytes(data[8:8 + size]))
+        record = header["__metadata__"][METADATA_KEY]
+        if not isinstance(record, str):
+            raise TypeError(f"'{METADATA_KEY}' is not a string")
+        if len(record) > MAX_METADATA_BYTES:
+            raise ValueError(f"the record is {len(record)} bytes; ours are under {MAX_METADATA_BYTES}")
+        metadata = json.loads(record)
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise ModelFileError(f"{name}: damaged header or not a shotstyle model file "
-                             f"(no readable '{METADATA_KEY}' metadata: {exc})") from exc
+                             f"(no readable '{METADATA_KEY}' metadata: {brief(str(exc))})") from None
     if not isinstance(metadata, dict):
         raise ModelFileError(f"{name}: damaged header: metadata is not a JSON object")
     version = metadata.get("format_version")
-    if not isinstance(version, int):
-        raise ModelFileError(f"{name}: damaged header: format_version is {version!r}")
-    if version > FORMAT_VERSION:
+    if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
         raise ModelFileError(
-            f"{name}: written by a newer shotstyle ({metadata.get('shotstyle_version', '?')}, "
+            f"{name}: written by a newer shotstyle ({brief(metadata.get('shotstyle_version', '?'))}, "
             f"model format {version}); this one ({__version__}) reads format {FORMAT_VERSION} "
             "and older. Upgrade shotstyle to use it.")
     if version < OLDEST_FORMAT:
@@ -58,21 +141,39 @@ def metadata_from_bytes(data: bytes, name: str) -> dict[str, Any]:
             "before a look became a global grade plus a local term; this shotstyle renders model format "
             f"{OLDEST_FORMAT} and newer. Retrain it with `shotstyle train` (same keyframes and style frame): "
             "the new model also exports as a LUT.")
+    check_metadata(metadata, name)
     return metadata
 
 
+def check_metadata(metadata: dict[str, Any], name: str) -> None:
+    """ModelFileError unless every `REQUIRED_FIELDS` is there and every `METADATA_FIELDS` value is allowed."""
+    missing = [field for field in REQUIRED_FIELDS if field not in metadata]
+    if missing:
+        raise ModelFileError(f"{name}: damaged header or not a shotstyle model file: no {', '.join(missing)} "
+                             "recorded; use a .safetensors model written by `shotstyle train`")
+    for field, check in METADATA_FIELDS.items():
+        if field in metadata:
+            problem = check(metadata[field])
+            if problem is not None:
+                raise ModelFileError(f"{name}: metadata '{field}' = {brief(metadata[field])} {problem}; "
+                                     "the file is damaged or was not written by shotstyle")
+
+
 def read_metadata(path: str) -> dict[str, Any]:
-    """The validated record of the model file at ``path``, reading only its header."""
+    """The checked record of the model file at ``path``, reading only its header."""
     try:
         with open(path, "rb") as handle:
-            prefix = handle.read(8)
-            if len(prefix) == 8:
-                prefix += handle.read(min(struct.unpack("<Q", prefix)[0], MAX_HEADER_BYTES))
+            total = os.fstat(handle.fileno()).st_size
+            prefix = handle.read(9)
+            if len(prefix) == 9:
+                (size,) = struct.unpack("<Q", prefix[:8])
+                if 2 <= size <= min(total - 8, MAX_HEADER_BYTES):
+                    prefix += handle.read(size - 1)
     except FileNotFoundError:
         raise ModelFileError(f"{path}: no such file; train a model with `shotstyle train`") from None
     except OSError as exc:
         raise ModelFileError(f"{path}: cannot read the model file ({exc.strerror})") from exc
-    return metadata_from_bytes(prefix, path)
+    return metadata_from_bytes(prefix, path, total)
 
 
 def recorded_hash(metadata: dict[str, Any], name: str) -> str:

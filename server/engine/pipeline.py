@@ -1,13 +1,33 @@
 """Frame-level stylization: Frame → colour → network → colour → Frame.
 
 What server jobs, `shotstyle render --in-process` and the benchmarks call. Only R, G, B
-change; alpha, every other channel, the windows and the metadata pass through bit-exact.
+change (of every view, in a stereo EXR: each view is one network input); alpha, every other
+channel, the windows and the metadata pass through bit-exact. The result is in the frame's own
+colour space unless another is asked for (`out_colourspace`); then the pixels the network
+leaves alone (alpha 0, or all of them at mix 0) are converted too, and the header's colour
+tags name the new space.
 
 Alpha: RGB is stylized un-premultiplied (divided by alpha where alpha > 0) and premultiplied
 again afterwards, so edges of a CG element keep their coverage. Pixels with alpha ≤ 0 keep
 their RGB exactly (an empty background stays empty; additive glows with zero alpha are not
 re-coloured). A frame whose alpha is zero everywhere is treated as having no alpha: some
 writers store an unused, empty alpha channel on plates.
+
+Three stages, so a renderer can keep several frames in flight and the device busy:
+
+    prepare(frame, stylizer, mix)  host, any thread: each view's R, G, B (and alpha) gathered into a
+                                   staging tensor in the frame's own pixel type (a half raw
+                                   buffer stays half: half <-> float happens on the device),
+                                   page-locked on CUDA
+    infer(stylizer, pending, mix)  the device's thread: upload, type to float32, un-premultiply,
+                                   colour in, network, mix, colour out, premultiply, back to the
+                                   pixel type, read-back started; nothing waits for the device
+    finish(pending, result, tags)  host, any thread: wait for that frame's read-backs, put RGB
+                                   back into the frame
+
+Where the colour transform is OpenColorIO's CPU processor (a CPU's execution: see
+device.Execution), un-premultiply and colour in run in `prepare` and colour out and
+premultiply in `finish` instead: host work on host threads, overlapping the network.
 """
 
 from __future__ import annotations
@@ -15,44 +35,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
+from torch import Tensor
 
-from shotstyle.server.engine.colour import from_working, to_working
-from shotstyle.server.engine.inference import Stylizer
+from shotstyle.server.engine.colour import COLOUR_TAGS, canonical, interop_tags
+from shotstyle.server.engine.colourtensors import from_working_tensor, tensor_transform, to_working_tensor
+from shotstyle.server.engine.device import Download
+from shotstyle.server.engine.inference import Stylizer, check_mix, mix_tensors, stack
 from shotstyle.server.errors import ColourError
-from shotstyle.server.frameio import MIX_ATTRIBUTE, MODEL_ATTRIBUTE, Frame, read_frame
+from shotstyle.server.frameio import HALF_MAX, MIX_ATTRIBUTE, MODEL_ATTRIBUTE, Frame, View, read_frame
 
-
-
-@dataclass
-class Prepared:
-    """A frame's RGB ready for the colour stage: straight (un-premultiplied) colour + coverage."""
-
-    straight: np.ndarray                 # H×W×3 float32
-    alpha: np.ndarray | None             # H×W×1 where it premultiplies, else None
-    covered: np.ndarray | None           # H×W×1 bool: alpha > 0
-
-
-def unpremultiply(frame: Frame) -> Prepared:
-    rgb = frame.rgb()
-    index = frame.alpha_index()
-    if index is None:
-        return Prepared(rgb, None, None)
-    alpha = frame.pixels[:, :, index:index + 1]
-    covered = alpha > 0
-    if not covered.any():
-        return Prepared(rgb, None, None)
-    straight = np.divide(rgb, alpha, out=rgb.copy(), where=covered)
-    return Prepared(straight, alpha, covered)
-
-
-def premultiply(prepared: Prepared, rgb: np.ndarray) -> np.ndarray:
-    """Stylized straight `rgb` back to premultiplied; uncovered pixels keep their original RGB.
-
-    (`unpremultiply` left those pixels of `prepared.straight` untouched, so they are the original.)
-    """
-    if prepared.alpha is None or prepared.covered is None:
-        return rgb
-    return np.where(prepared.covered, rgb * prepared.alpha, prepared.straight)
+TORCH_TYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float16): torch.float16}
 
 
 def frame_colourspace(frame: Frame, colourspace: str | None) -> str:
@@ -63,10 +56,38 @@ def frame_colourspace(frame: Frame, colourspace: str | None) -> str:
     return chosen
 
 
+def colour_channels(frame: Frame) -> list[int]:
+    """Indices of R, G, B and, if there is one, alpha: what the stages work on."""
+    alpha = frame.alpha_index()
+    return [*frame.rgb_indices(), *([] if alpha is None else [alpha])]
+
+
+def unpremultiply(rgb: Tensor, alpha: Tensor | None) -> tuple[Tensor, Tensor | None]:
+    """N×H×W×3 straight colour and the N×H×W×1 mask of pixels it was divided at (None: none).
+
+    No host synchronisation: the "frame without any coverage" rule is a per-frame mask."""
+    if alpha is None:
+        return rgb, None
+    covered = alpha > 0
+    straight = torch.where(covered, rgb / alpha, rgb)
+    return straight, covered
+
+
+def premultiply(stylized: Tensor, rgb: Tensor, alpha: Tensor | None, covered: Tensor | None) -> Tensor:
+    """Stylized straight colour back to premultiplied; uncovered pixels keep their original RGB,
+    except in frames with no covered pixel at all (their alpha is unused: every pixel is stylized)."""
+    if alpha is None or covered is None:
+        return stylized
+    unused = ~covered.flatten(1).any(1).view(-1, *([1] * (covered.dim() - 1)))
+    return torch.where(covered, stylized * alpha, torch.where(unused, stylized, rgb))
+
+
 def working_rgb(frame: Frame, colourspace: str | None = None) -> np.ndarray:
     """A frame's RGB (un-premultiplied) → H×W×3 float32 in the working space (ACEScct)."""
-    working, _ = to_working(unpremultiply(frame).straight, frame_colourspace(frame, colourspace))
-    return working
+    space = frame_colourspace(frame, colourspace)
+    pixels = torch.from_numpy(np.take(frame.pixels, colour_channels(frame), axis=2))[None].float()
+    straight, _ = unpremultiply(pixels[..., :3], pixels[..., 3:] if pixels.shape[-1] == 4 else None)
+    return to_working_tensor(straight, space, in_torch=False)[0].numpy()
 
 
 def load_working(path: str, colourspace: str | None = None) -> np.ndarray:
@@ -74,56 +95,175 @@ def load_working(path: str, colourspace: str | None = None) -> np.ndarray:
     return working_rgb(read_frame(path, colourspace), colourspace)
 
 
-def stylize_frame(stylizer: Stylizer, frame: Frame, mix: float = 1.0,
-                  colourspace: str | None = None) -> Frame:
-    """`frame` with its RGB stylized (`mix` 0 = unchanged, bit-exact), tagged with the model."""
-    return stylize_frames(stylizer, [frame], mix, colourspace)[0]
+def stylize_frame(stylizer: Stylizer, frame: Frame, mix: float = 1.0, colourspace: str | None = None,
+                  out_colourspace: str | None = None) -> Frame:
+    """`frame` with its RGB stylized (`mix` 0 = unchanged, bit-exact), tagged with the model.
+
+    ``out_colourspace``: the space the result is in (None: the frame's own).
+    """
+    return stylize_frames(stylizer, [frame], mix, colourspace, out_colourspace)[0]
 
 
-def stylize_frames(stylizer: Stylizer, frames: list[Frame], mix: float = 1.0,
-                   colourspace: str | None = None) -> list[Frame]:
-    """Several frames at once (batched on GPUs): prepare -> infer -> finish."""
-    pending = [prepare(frame, mix, colourspace) for frame in frames]
+def stylize_frames(stylizer: Stylizer, frames: list[Frame], mix: float = 1.0, colourspace: str | None = None,
+                   out_colourspace: str | None = None) -> list[Frame]:
+    """Several frames at once (batched where the execution batches): prepare -> infer -> finish."""
+    pending = [prepare(frame, stylizer, mix, colourspace, out_colourspace) for frame in frames]
     tags = model_tags(stylizer, mix)
     return [finish(p, out, tags) for p, out in zip(pending, infer(stylizer, pending, mix))]
 
 
-# The three stages apart, so a renderer can run the colour stages on reader/writer threads
-# while the network works on another frame.
+@dataclass
+class Plate:
+    """What colour out needs of a view besides the stylized colour: N×H×W×3 RGB and N×H×W×1
+    alpha as they came (float32), the mask of pixels un-premultiplied (None: no alpha), the
+    view's colour space and the one the result goes to."""
+
+    rgb: Tensor
+    alpha: Tensor | None
+    covered: Tensor | None
+    space: str
+    out_space: str
+
+
+def colour_in(x: Tensor, space: str, out_space: str, torch_colour: bool) -> tuple[Tensor, Plate]:
+    """N×H×W×C staged views (R, G, B[, A] in `space`) → N×H×W×3 working-space RGB, straight."""
+    rgb = x[..., :3].float()
+    alpha = x[..., 3:].float() if x.shape[-1] == 4 else None
+    straight, covered = unpremultiply(rgb, alpha)
+    return to_working_tensor(straight, space, torch_colour), Plate(rgb, alpha, covered, space, out_space)
+
+
+def colour_out(stylized: Tensor, plate: Plate, dtype: torch.dtype, torch_colour: bool) -> tuple[Tensor, Tensor | None]:
+    """N×H×W×3 stylized working-space RGB → premultiplied RGB in `plate.out_space` and `dtype`;
+    for half, also how many values of each item were beyond its range (clamped, not made infinite)."""
+    kept = plate.rgb  # the pixels premultiply leaves as they came, in the result's space
+    if plate.alpha is not None and canonical(plate.out_space) != canonical(plate.space):
+        kept = tensor_transform(plate.space, plate.out_space, torch_colour)(
+            torch.nan_to_num(plate.rgb, nan=0.0, posinf=HALF_MAX, neginf=-HALF_MAX), consume=True)
+    out = premultiply(from_working_tensor(stylized, plate.out_space, torch_colour), kept, plate.alpha, plate.covered)
+    clamped = None
+    if dtype == torch.float16:
+        clamped = ((out.abs() > HALF_MAX) & out.isfinite()).flatten(1).sum(1)
+        out = out.clamp_(-HALF_MAX, HALF_MAX)
+    return out.to(dtype).contiguous(), clamped
+
+
+@dataclass
+class Staged:
+    """One view between the stages."""
+
+    view: View
+    tensor: Tensor | None       # H×W×C for the device: R, G, B[, A] as stored, or with `plate`
+                                # the working-space RGB; None when the view passes through
+    plate: Plate | None = None  # colour in already done on the host (OCIO's CPU processor)
+
 
 @dataclass
 class PendingFrame:
-    """A frame between colour-in and colour-out."""
+    """A frame between the stages: each of its views (one for most images)."""
 
     frame: Frame
     space: str
-    prepared: Prepared
-    working: np.ndarray | None           # the network's input; None when mix is 0 (pass-through)
+    out_space: str              # the result's colour space (`space` unless another was asked for)
+    views: list[Staged]
 
 
-def prepare(frame: Frame, mix: float = 1.0, colourspace: str | None = None) -> PendingFrame:
-    """Colour in: un-premultiply and convert RGB to the working space."""
+def prepare(frame: Frame, stylizer: Stylizer, mix: float = 1.0, colourspace: str | None = None,
+            out_colourspace: str | None = None) -> PendingFrame:
+    """Stage each view's colour channels for the device (see the module docstring)."""
     space = frame_colourspace(frame, colourspace)
-    if mix == 0:
-        return PendingFrame(frame, space, Prepared(frame.rgb(), None, None), None)
-    prepared = unpremultiply(frame)
-    return PendingFrame(frame, space, prepared, to_working(prepared.straight, space)[0])
+    out_space = space if out_colourspace is None or canonical(out_colourspace) == canonical(space) \
+        else canonical(out_colourspace)
+    if check_mix(mix) == 0 and out_space == space:  # bit-exact pass-through
+        return PendingFrame(frame, space, out_space, [Staged(view, None) for view in frame.views()])
+    return PendingFrame(frame, space, out_space,
+                        [_stage(frame, view, stylizer, space, out_space) for view in frame.views()])
 
 
-def infer(stylizer: Stylizer, pending: list[PendingFrame], mix: float = 1.0) -> list[np.ndarray | None]:
-    """The network on every frame that needs it (one batch)."""
-    todo = [p.working for p in pending if p.working is not None]
-    results = iter(stylizer.batch(todo, mix) if todo else [])
-    return [next(results) if p.working is not None else None for p in pending]
+def _stage(frame: Frame, view: View, stylizer: Stylizer, space: str, out_space: str) -> Staged:
+    channels = [*view.rgb, *([] if view.alpha is None else [view.alpha])]
+    pixels = frame.pixels
+    if pixels.dtype not in TORCH_TYPES:
+        pixels = pixels.astype(np.float32)
+    if channels == list(range(pixels.shape[2])) and not stylizer.execution.pinned:
+        staged = torch.from_numpy(np.ascontiguousarray(pixels))  # already laid out as needed
+    else:
+        staged = stylizer.transfers.host_buffer((*pixels.shape[:2], len(channels)), TORCH_TYPES[pixels.dtype])
+        np.take(pixels, channels, axis=2, out=staged.numpy())
+    if stylizer.execution.torch_colour:
+        return Staged(view, staged)
+    working, plate = colour_in(staged[None], space, out_space, torch_colour=False)
+    return Staged(view, working[0], plate)
 
 
-def finish(pending: PendingFrame, stylized: np.ndarray | None, tags: dict) -> Frame:
-    """Colour out: back to the frame's space, premultiplied, every other channel untouched."""
+@dataclass
+class Readback:
+    """One view's result on its way to the host: RGB and, where colour out ran on the device
+    into half floats, the count of values clamped to the half range."""
+
+    rgb: Download
+    clamped: Download | None = None
+
+
+# What `infer` gives for one frame and `finish` takes: each view's read-back (None: unchanged).
+Results = list[Readback | None]
+
+
+def infer(stylizer: Stylizer, pending: list[PendingFrame], mix: float = 1.0) -> list[Results]:
+    """The device stage for every view that needs it, same-size views batched where the
+    execution batches; each result is a read-back under way."""
+    todo = [(p, s) for p in pending for s in p.views if s.tensor is not None]
+    keys = [(s.tensor.shape, s.tensor.dtype, p.space, p.out_space, s.plate is None)  # type: ignore[union-attr]
+            for p, s in todo]
+    results: dict[int, Readback] = {}
+    for group in stylizer.groups(keys, [key[0][0] * key[0][1] for key in keys]):
+        views = [todo[j] for j in group]
+        with torch.inference_mode():
+            x = stack([stylizer.transfers.upload(s.tensor) for _, s in views])  # type: ignore[arg-type]
+            first, _ = views[0]
+            outs, clamped = stylize_tensors(stylizer, x, first, mix)
+            for index, ((_, s), out) in enumerate(zip(views, outs)):
+                results[id(s)] = Readback(stylizer.transfers.download(out),
+                                          None if clamped is None else stylizer.transfers.download(clamped[index]))
+    return [[results.get(id(s)) for s in p.views] for p in pending]
+
+
+def stylize_tensors(stylizer: Stylizer, x: Tensor, first: PendingFrame, mix: float) -> tuple[Tensor, Tensor | None]:
+    """A batch on the device → N×H×W×C results to read back: with device colour, RGB in the
+    result's space and the frames' pixel type (and, for half, the counts `colour_out` gives);
+    where colour in was done on the host, working-space RGB."""
+    torch_colour = first.views[0].plate is None
+    working, plate = colour_in(x, first.space, first.out_space, True) if torch_colour else (x, None)
+    stylized = stylizer.tensors(working.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+    mixed = mix_tensors(working, stylized, mix)
+    return colour_out(mixed, plate, x.dtype, True) if plate is not None else (mixed.contiguous(), None)
+
+
+def finish(pending: PendingFrame, results: Results, tags: dict) -> Frame:
+    """The frame with each view's new RGB (colour out first where it is done on the host),
+    every other channel untouched; tagged with the model and, when it changed, its colour space."""
     frame = pending.frame
-    if stylized is None:
-        return tagged(frame.with_rgb(frame.rgb()), tags)
-    rgb = premultiply(pending.prepared, from_working(stylized, pending.space))
-    return tagged(frame.with_rgb(rgb), tags)
+    dtype = TORCH_TYPES.get(frame.pixels.dtype, torch.float32)
+    rgbs, clamped = [], 0
+    for staged, result in zip(pending.views, results):
+        if result is None:
+            rgbs.append(frame.pixels[:, :, list(staged.view.rgb)])
+            continue
+        rgb = result.rgb.result()
+        counts = result.clamped.result() if result.clamped is not None else None
+        if staged.plate is not None:
+            rgbs_out, counts = colour_out(rgb[None], staged.plate, dtype, torch_colour=False)
+            rgb = rgbs_out[0]
+        clamped += 0 if counts is None else int(counts.sum())
+        rgbs.append(rgb.numpy())
+    out = frame.with_views(rgbs, [staged.view for staged in pending.views])
+    out.clamped = clamped
+    if pending.out_space == pending.space:
+        return tagged(out, tags)
+    out.colourspace = pending.out_space
+    for name in COLOUR_TAGS:  # they described the input's space
+        out.attributes.pop(name, None)
+    return tagged(out, {**interop_tags(pending.out_space), **tags})
 
 
 def model_tags(stylizer: Stylizer, mix: float) -> dict:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import math
+import threading
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -24,13 +25,14 @@ import torch
 import torch.nn.functional as F
 
 from shotstyle.server.engine.correspondence import fit_correspondence
-from shotstyle.server.engine.device import pick_device
+from shotstyle.server.engine.device import execution_for, pick_device
 from shotstyle.server.engine.grade import grade_of
 from shotstyle.server.engine.networks.hrnet_fast import DEFAULT_LOW_RES as HRNET_FAST_LOW_RES
 from shotstyle.server.engine.losses import build_loss
 from shotstyle.server.engine.lut import effect_report
 from shotstyle.server.engine.modelfile import StyleModel, sha256_of
 from shotstyle.server.engine.networks import build_network
+from shotstyle.server.engine.resume import trained_steps
 from shotstyle.server.errors import TrainingCancelled, TrainingInputError
 
 # Adaptive content weight: every ADAPT_EVERY steps, keep weighted content / weighted style
@@ -44,6 +46,9 @@ ADAPT_RANGE = 10.0
 # (relative) over the last `plateau_window(steps)` steps.
 PLATEAU_TOLERANCE = 0.005
 LOSS_SMOOTHING = 0.9
+# Seeding torch's global generator to build a network is one job at a time (a GPU server trains
+# several at once), or another job's draws would change this one's starting weights.
+_SEEDING = threading.Lock()
 
 
 @dataclass
@@ -129,7 +134,7 @@ def _to_array(tensor: torch.Tensor) -> np.ndarray:
 def _starting_network(config: TrainConfig, init: StyleModel | None, device: torch.device) -> torch.nn.Module:
     if init is not None:
         return copy.deepcopy(init.network).to(device).train()
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+    with _SEEDING, torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(config.seed)
         # hrnet-fast's inner network must see frames at the scale it is trained at: a model
         # trained at 96 px and run on a 320 px copy meets features it never learnt (blotches).
@@ -200,11 +205,12 @@ def train(keyframes: list[np.ndarray], style: np.ndarray, config: TrainConfig, *
         "keyframe_sha256": [sha256_of(k) for k in keyframes],
     }
     metadata.pop("checksum", None)
+    metadata.pop("early_stopped_at", None)
+    prior = 0  # steps `init` has had (see resume.py: steps_total is the aim, steps_trained what was done)
     if init is not None:
         metadata["init_model"] = init.hash
-        metadata["steps_total"] = init.metadata.get("steps_total", init.metadata.get("steps", 0)) + config.steps
-    else:
-        metadata["steps_total"] = config.steps
+        prior = trained_steps(init.metadata)
+    metadata["steps_total"] = prior + config.steps
     model = StyleModel(network=network, metadata=metadata)
 
     def finish(steps_done: int, last: dict[str, float]) -> StyleModel:
@@ -214,6 +220,7 @@ def train(keyframes: list[np.ndarray], style: np.ndarray, config: TrainConfig, *
                                                    [grade(p) for p in plates])
         metadata.update(loss.metadata)
         metadata["steps_done"] = steps_done
+        metadata["steps_trained"] = prior + steps_done
         metadata["final_losses"] = last
         return model
 
@@ -231,9 +238,52 @@ def train(keyframes: list[np.ndarray], style: np.ndarray, config: TrainConfig, *
     history: list[float] = []
     first_ratio = None
     last: dict[str, float] = {}
+    # Each step's loss terms stay on the device until read (reading waits for the device), every
+    # `reads_every` steps and wherever a decision needs them; then every unread step is
+    # handled in order, as if read at once.
+    reads_every = execution_for(device).loss_reads_every
+    unread: list[dict[str, torch.Tensor]] = []
     started = time.perf_counter()
+
+    def read_losses(done: int) -> bool:
+        """Handle the unread steps (the last is step `done`); True if the loss has plateaued."""
+        nonlocal smoothed, first_ratio, last
+        plateaued = False
+        for step_done, values in zip(range(done - len(unread) + 1, done + 1), _host_values(unread)):
+            last = values
+            if not math.isfinite(last["total"]):
+                raise TrainingInputError(f"training diverged at step {step_done - 1} (loss {last['total']}): "
+                                         f"lower the learning rate (lr={config.lr})")
+            if config.adaptive_content and "content" in last and last.get("style", 0.0) > 0:
+                ratio = last["content"] / last["style"]
+                first_ratio = first_ratio or ratio
+                if step_done % ADAPT_EVERY == 0 and first_ratio > 0:
+                    weight = loss.weights["content"]
+                    if ratio < ADAPT_LOW * first_ratio:
+                        weight *= ADAPT_FACTOR
+                    elif ratio > ADAPT_HIGH * first_ratio:
+                        weight /= ADAPT_FACTOR
+                    loss.weights["content"] = min(max(weight, base_content / ADAPT_RANGE),
+                                                  base_content * ADAPT_RANGE)
+            emit(TrainEvent("progress", step_done, config.steps, dict(last), *rate_and_eta(step_done)))
+            smoothed = last["total"] if not math.isfinite(smoothed) else (
+                LOSS_SMOOTHING * smoothed + (1 - LOSS_SMOOTHING) * last["total"])
+            history.append(smoothed)
+            window = plateau_window(config.steps)
+            if config.early_stop and len(history) > window:
+                before = history[-window - 1]
+                plateaued = plateaued or before - smoothed < PLATEAU_TOLERANCE * abs(before)
+        unread.clear()
+        return plateaued
+
+    def rate_and_eta(done: int) -> tuple[float, float]:
+        elapsed = time.perf_counter() - started
+        rate = done / elapsed if elapsed > 0 else 0.0
+        return rate, (config.steps - done) / rate if rate > 0 else 0.0
+
     for step in range(config.steps):
         if should_cancel is not None and should_cancel():
+            read_losses(step)
             cancelled = finish(step, last)
             if checkpoint is not None:
                 checkpoint(cancelled)
@@ -246,46 +296,31 @@ def train(keyframes: list[np.ndarray], style: np.ndarray, config: TrainConfig, *
             for name, value in terms.items():
                 summed[name] = summed.get(name, 0.0) + value.detach() / len(plates)
         optimiser.step()
-        last = {name: float(value) for name, value in summed.items()}
-        if not math.isfinite(last["total"]):
-            raise TrainingInputError(f"training diverged at step {step} (loss {last['total']}): "
-                                     f"lower the learning rate (lr={config.lr})")
-
-        if config.adaptive_content and "content" in last and last.get("style", 0.0) > 0:
-            ratio = last["content"] / last["style"]
-            first_ratio = first_ratio or ratio
-            if step % ADAPT_EVERY == ADAPT_EVERY - 1 and first_ratio > 0:
-                weight = loss.weights["content"]
-                if ratio < ADAPT_LOW * first_ratio:
-                    weight *= ADAPT_FACTOR
-                elif ratio > ADAPT_HIGH * first_ratio:
-                    weight /= ADAPT_FACTOR
-                loss.weights["content"] = min(max(weight, base_content / ADAPT_RANGE), base_content * ADAPT_RANGE)
+        unread.append(summed)
 
         done = step + 1
-        elapsed = time.perf_counter() - started
-        rate = done / elapsed if elapsed > 0 else 0.0
-        eta = (config.steps - done) / rate if rate > 0 else 0.0
-        emit(TrainEvent("progress", done, config.steps, dict(last), rate, eta))
-        if done % config.preview_every == 0 or done == config.steps:
+        preview_due = done % config.preview_every == 0 or done == config.steps
+        if not (preview_due or done % reads_every == 0 or (config.adaptive_content and done % ADAPT_EVERY == 0)):
+            continue
+        plateaued = read_losses(done)
+        if preview_due or plateaued:
             keyframe_result, extra_result = previews()
-            emit(TrainEvent("preview", done, config.steps, dict(last), rate, eta,
+            rate, eta = rate_and_eta(done)
+            emit(TrainEvent("preview", done, config.steps, dict(last), rate, 0.0 if plateaued else eta,
                             keyframe_result, extra_result))
-
-        smoothed = last["total"] if not math.isfinite(smoothed) else (
-            LOSS_SMOOTHING * smoothed + (1 - LOSS_SMOOTHING) * last["total"])
-        history.append(smoothed)
-        window = plateau_window(config.steps)
-        if config.early_stop and len(history) > window:
-            before = history[-window - 1]
-            if before - smoothed < PLATEAU_TOLERANCE * abs(before):
-                metadata["early_stopped_at"] = done
-                if done % config.preview_every != 0:
-                    keyframe_result, extra_result = previews()
-                    emit(TrainEvent("preview", done, config.steps, dict(last), rate, 0.0,
-                                    keyframe_result, extra_result))
-                return finish(done, last)
+        if plateaued:
+            metadata["early_stopped_at"] = done
+            return finish(done, last)
     return finish(config.steps, last)
+
+
+def _host_values(steps: list[dict[str, torch.Tensor]]) -> list[dict[str, float]]:
+    """Every step's loss terms as numbers, read from the device at once."""
+    if not steps:
+        return []
+    names = list(steps[0])
+    table = torch.stack([torch.stack([terms[name] for name in names]) for terms in steps]).tolist()
+    return [dict(zip(names, row)) for row in table]
 
 
 __all__ = ["TrainConfig", "TrainEvent", "TrainingInputError", "train", "sha256_of"]

@@ -10,7 +10,9 @@ A backend is built for one model (its constructor loads or uploads it and fails 
 input (``outputs.input.path(frame)``), computes the stylized frame and hands it to the writer
 with ``writer.put(frame, result, started, server)`` — never writes files itself and never
 raises for a frame's own failure: an input that cannot be read or a frame the engine refuses
-goes to the writer as the exception, so the frame is reported failed and the others go on.
+goes to the writer as the exception, so the frame is reported failed and the others go on. It
+raises only when it can render nothing more at all (`SetupError`: e.g. every server was lost);
+frames it had claimed but not finished it hands back (`Scheduler.give_back`).
 Two exist: `InProcess` (the engine in this process) and `Servers` (one or more render servers).
 """
 
@@ -28,6 +30,10 @@ class Backend(Protocol):
 
     model_hash: str
     """Hash of the model the backend runs (`StyleModel.hash`): run checks it against the file's header."""
+
+    def describe(self) -> str:
+        """Where the pixels are computed, in words (the line a render prints before its frames)."""
+        ...
 
     def render(self, scheduler: Scheduler, outputs: Outputs, writer: Writer) -> None:
         """Stylize every frame ``scheduler`` hands out, passing each result (or failure) to ``writer``."""

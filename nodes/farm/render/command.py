@@ -1,8 +1,10 @@
 """The `shotstyle render` command: arguments, the frames asked for, and the run that ties the parts together.
 
-`run` checks the arguments and the model file's header (no torch), skips what is complete,
-builds a `Backend`, then lets it render what the `Scheduler` hands out while the `Writer`
-saves; the exit status comes from the frames' fate (`Progress.exit_code`).
+`run` checks the arguments and the model file's header (no torch), removes what killed runs
+left of these frames (temporary files, claims), skips what is complete, builds a `Backend`,
+then lets it render what the `Scheduler` hands out while the `Writer` saves; the exit status
+comes from the frames' fate (`Progress.exit_code`), or says that every server was lost (5) or
+that the output cannot be written (7).
 """
 
 from __future__ import annotations
@@ -11,17 +13,20 @@ import argparse
 import os
 from typing import Optional
 
+from shotstyle.nodes.farm.connection import add_key_options, addresses, keys_from, server_list
 from shotstyle.nodes.farm.render.backend import Backend
 from shotstyle.nodes.farm.render.claims import Claims
-from shotstyle.nodes.farm.render.outputs import Outputs
+from shotstyle.nodes.farm.render.outputs import Outputs, file_format
 from shotstyle.nodes.farm.render.progress import Progress
 from shotstyle.nodes.farm.render.scheduler import Scheduler
 from shotstyle.nodes.farm.render.writer import Writer
 from shotstyle.plugin.errors import SetupError
 from shotstyle.plugin.exitcodes import ExitCode
 from shotstyle.plugin.sequences import SequencePattern, parse_frame_range
+from shotstyle.plugin.userconfig import CurveKeys
 from shotstyle.server.engine.modelheader import read_metadata, recorded_hash
-from shotstyle.server.errors import ModelFileError
+from shotstyle.server.errors import FrameIOError, ModelFileError, ShotstyleError, exit_code
+from shotstyle.server.frameio import exr_compression
 
 SERVER_IN_FLIGHT = 4
 
@@ -30,24 +35,38 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="trained model file (.safetensors)")
     parser.add_argument("--in", dest="input", required=True, metavar="PATTERN",
                         help="input sequence, e.g. 'plate.####.exr', 'plate.%%04d.exr', 'plate.$F4.exr'")
-    parser.add_argument("--out", dest="output", required=True, metavar="PATTERN", help="output sequence (EXR)")
+    parser.add_argument("--out", dest="output", required=True, metavar="PATTERN",
+                        help="output sequence: EXR (other types only with --allow-display-output)")
     parser.add_argument("--frames", nargs="+", metavar="RANGE",
                         help="'1001-1100', '1001-1100x2', '1,5,9-12', or a start/end pair '1001 1100'")
     parser.add_argument("--start", type=int, help="first frame (with --end)")
     parser.add_argument("--end", type=int, help="last frame (with --start)")
     parser.add_argument("--within", metavar="RANGE", help="only frames also in this range (a shot's full list)")
-    parser.add_argument("--mix", type=float, default=1.0, help="0 = plate, 1 = full effect (default 1)")
-    parser.add_argument("--colourspace", help="colour space of the input RGB (default: ACEScg for float, sRGB else)")
+    parser.add_argument("--mix", type=float, default=1.0, help="0 = plate, 1 = full effect")
+    parser.add_argument("--colourspace", help="colour space of the input RGB (default: the one the file records, "
+                                              "else ACEScg for float, sRGB for 8/16-bit data)")
+    parser.add_argument("--out-colourspace", metavar="COLOURSPACE",
+                        help="colour space of the output RGB (default for EXR: the input's when it is scene-linear, "
+                             "else the config's scene-linear space, ACEScg; other types: sRGB)")
     parser.add_argument("--compression", help="EXR compression of the output (zip, piz, dwaa...; default the input's)")
+    parser.add_argument("--allow-display-output", action="store_true",
+                        help="allow a non-EXR output (JPEG, PNG, TIFF...): display-encoded, for reviews")
+    again = parser.add_mutually_exclusive_group()
+    again.add_argument("--force", action="store_true", help="render every frame again, even those complete")
+    again.add_argument("--no-overwrite", action="store_true",
+                       help="refuse to replace outputs made with another model, mix, colour or input")
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--server", metavar="ADDR[,ADDR2...]", help="render servers; frames are spread over all")
+    where.add_argument("--server", metavar="ADDR[,ADDR2...]", type=server_list,
+                       help="render servers (host:port, :port, port, tcp://..., ipc://...); frames are spread over all")
     where.add_argument("--in-process", action="store_true", help="render here without a server")
+    add_key_options(parser)
     parser.add_argument("--in-flight", type=int, default=SERVER_IN_FLIGHT, help="frames in flight per server")
     parser.add_argument("--threads", type=int, help="--in-process CPU threads (default: all cores); give each of "
                         "several renders on one machine its share")
     parser.add_argument("--json-progress", action="store_true", help="one JSON object per line instead of text")
     parser.add_argument("--verify-pixels", action="store_true",
-                        help="decode existing outputs fully before skipping them (default: header checks)")
+                        help="decode existing outputs fully before skipping them, and compare inputs by content "
+                             "(sha256) rather than size and modification time")
 
 
 def frames_from_args(args: argparse.Namespace) -> list[int]:
@@ -89,7 +108,14 @@ def run(args: argparse.Namespace) -> int:
         output_pattern = SequencePattern(args.output)
         if not 0.0 <= args.mix <= 1.0:
             raise ValueError(f"--mix {args.mix}: give a value from 0 (plate) to 1 (full effect)")
-    except ValueError as exc:
+        if file_format(output_pattern) != "exr" and not args.allow_display_output:
+            raise ValueError(f"--out {args.output}: farm renders write EXR (scene-linear, with the render's identity "
+                             "for resuming); give --allow-display-output to write display-encoded "
+                             f"{file_format(output_pattern) or 'extension-less'} files anyway")
+        if args.compression and file_format(output_pattern) == "exr":
+            exr_compression(f"--compression {args.compression}", args.compression)
+        keys = keys_from(args)
+    except (ValueError, SetupError, FrameIOError) as exc:
         progress.log(str(exc))
         return _finish(progress, ExitCode.USAGE)
     progress.total = len(frames)
@@ -98,22 +124,54 @@ def run(args: argparse.Namespace) -> int:
     except ModelFileError as exc:
         progress.log(f"model {exc}")
         return _finish(progress, ExitCode.MODEL_ERROR)
-    if frames and len(input_pattern.missing(frames)) == len(frames):
+    missing = set(input_pattern.missing(frames))
+    present = [f for f in frames if f not in missing]
+    if frames and not present:
         progress.log(f"input {args.input}: none of the {len(frames)} frames exist "
                      f"(first: {input_pattern.path(frames[0])})")
         return _finish(progress, ExitCode.MISSING_INPUT)
-    outputs = Outputs(input_pattern, output_pattern, model_hash, args.compression, args.verify_pixels)
-    todo = []
-    for frame in frames:  # the cheap pass: a complete folder costs no model load and no server
-        if outputs.complete(frame):
-            progress.frame(frame, "skipped", output_pattern.path(frame))
-        else:
-            todo.append(frame)
-    if not todo:
-        return _finish(progress, ExitCode.OK)
-    os.makedirs(os.path.dirname(os.path.abspath(output_pattern.path(todo[0]))), exist_ok=True)
     try:
-        backend = _backend(args, model_hash)
+        outputs = _outputs(args, input_pattern, output_pattern, model_hash, present)
+    except ShotstyleError as exc:
+        progress.log(str(exc))
+        return _finish(progress, exit_code(exc))
+    claims = Claims(output_pattern, progress.log)
+    try:
+        _remove_leftovers(outputs, claims, frames, progress)
+        todo, refused = [], []
+        outputs.begin(frames)
+        for frame in frames:  # the cheap pass: a complete folder costs no model load and no server
+            complete, why = outputs.check(frame)
+            if complete:
+                progress.frame(frame, "skipped", output_pattern.path(frame))
+                continue
+            if why and args.no_overwrite:
+                refused.append(f"{frame} ({why})")
+            elif why:
+                progress.stale(frame, why)
+            todo.append(frame)
+        if refused:
+            progress.log(f"--no-overwrite: {len(refused)} output(s) were made differently and would be replaced: "
+                         f"{', '.join(refused[:10])}{' ...' if len(refused) > 10 else ''}; nothing rendered. Render "
+                         "into another folder, or drop --no-overwrite to replace them")
+            return _finish(progress, ExitCode.USAGE)
+        if not todo:
+            return _finish(progress, ExitCode.OK)
+        folder = os.path.dirname(os.path.abspath(output_pattern.path(todo[0])))
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as exc:
+            progress.log(f"output {args.output}: cannot make the folder {folder} ({exc.strerror})")
+            return _finish(progress, ExitCode.IO_ERROR)
+        return _render(args, model_hash, todo, outputs, claims, progress, keys)
+    finally:
+        claims.close()
+
+
+def _render(args: argparse.Namespace, model_hash: str, todo: list[int], outputs: Outputs, claims: Claims,
+            progress: Progress, keys: Optional[CurveKeys]) -> int:
+    try:
+        backend = _backend(args, model_hash, outputs.out_colourspace, keys, progress)
         if backend.model_hash != model_hash:
             backend.close()
             raise SetupError(ExitCode.MODEL_ERROR, f"model {args.model}: its weights hash to "
@@ -121,35 +179,84 @@ def run(args: argparse.Namespace) -> int:
     except SetupError as exc:
         progress.log(str(exc))
         return _finish(progress, exc.exit_code)
-    claims = Claims(output_pattern, progress.log)
+    progress.log(f"{backend.describe()}; {args.input} ({outputs.colourspace or 'colour space by file'}) -> "
+                 f"{args.output} ({outputs.out_colourspace}), mix {args.mix:g}")
     writer = Writer(outputs, claims, progress)
+    stopped: Optional[ExitCode] = None
+    scheduler = Scheduler(todo, outputs, claims, progress)
     try:
-        scheduler = Scheduler(todo, outputs, claims, progress)
         backend.render(scheduler, outputs, writer)
-        while scheduler.wait_for_others():
+        while scheduler.error is None and scheduler.wait_for_others():
             backend.render(scheduler, outputs, writer)
-    except OSError as exc:  # e.g. the output folder is not writable: no frame can be claimed
-        progress.log(f"render stopped: {exc}")
+    except SetupError as exc:  # e.g. every server was lost
+        progress.log(str(exc))
+        stopped = exc.exit_code
     finally:
         writer.close()
-        claims.close()
         backend.close()
+    if scheduler.error is not None:  # e.g. the output folder is not writable: no frame can be claimed
+        progress.log(f"output {args.output}: cannot write into {outputs.output.folder or '.'} "
+                     f"({scheduler.error.strerror or scheduler.error})")
+        stopped = ExitCode.IO_ERROR
     tally = progress.tally
     accounted = set(tally.rendered) | set(tally.skipped) | set(tally.missing) | set(tally.failed)
     for frame in todo:  # never report success for a frame nobody wrote
         if frame not in accounted:
-            progress.frame(frame, "failed", output_pattern.path(frame), error="not rendered (see the errors above)")
-    return _finish(progress, progress.exit_code())
+            progress.frame(frame, "failed", outputs.output.path(frame), error="not rendered (see the errors above)")
+    return _finish(progress, stopped if stopped is not None else progress.exit_code())
 
 
-def _backend(args: argparse.Namespace, model_hash: str) -> Backend:
+def _outputs(args: argparse.Namespace, source: SequencePattern, target: SequencePattern, model_hash: str,
+             present: list[int]) -> Outputs:
+    """The render's outputs with its colour spaces resolved (ColourError: a name the config lacks).
+
+    The output's default space follows the input's (`colour.output_colourspace`), read from the
+    first input frame: a sequence's frames share their type.
+    """
+    from shotstyle.server.engine.colour import canonical, output_colourspace, scene_linear_space
+    from shotstyle.server.errors import FrameIOError
+    from shotstyle.server.frameio import probe
+
+    given = canonical(args.colourspace) if args.colourspace else None
+    first = given
+    for frame in present:
+        if first is not None:
+            break
+        try:
+            first = probe(source.path(frame))["colourspace"]
+        except FrameIOError:
+            continue  # that frame fails on its own; the others decide
+    out_colourspace = output_colourspace(first or scene_linear_space(), file_format(target), args.out_colourspace)
+    return Outputs(source, target, model_hash, args.mix, given, out_colourspace, args.compression,
+                   args.verify_pixels, args.force)
+
+
+def _remove_leftovers(outputs: Outputs, claims: Claims, frames: list[int], progress: Progress) -> None:
+    """Remove the temporary files and stale claims killed runs left for ``frames`` (each under its claim,
+    so a live process's work is never touched)."""
+    for frame, paths in outputs.leftovers(frames).items():
+        if not claims.try_claim(frame):  # a live process works on it: its files are its own
+            continue
+        try:
+            for path in paths:
+                try:
+                    os.remove(path)
+                    progress.log(f"removed {path}, left by a render that was stopped")
+                except FileNotFoundError:
+                    pass
+        finally:
+            claims.release(frame)
+
+
+def _backend(args: argparse.Namespace, model_hash: str, out_colourspace: str, keys: Optional[CurveKeys],
+             progress: Progress) -> Backend:
     """The backend the arguments ask for (its module imported only then: in-process costs torch)."""
     if args.in_process:
         from shotstyle.nodes.farm.render.inprocess import InProcess
-        return InProcess(args.model, args.mix, args.colourspace, args.threads)
+        return InProcess(args.model, args.mix, args.colourspace, args.threads, out_colourspace)
     from shotstyle.nodes.farm.render.servers import Servers
-    addresses: list[Optional[str]] = [a.strip() for a in args.server.split(",") if a.strip()] if args.server else [None]
-    return Servers(addresses, args.model, model_hash, args.mix, args.colourspace, args.in_flight)
+    return Servers(addresses(args), args.model, model_hash, args.mix, args.colourspace, args.in_flight,
+                   out_colourspace, keys, progress.log)
 
 
 def _finish(progress: Progress, code: ExitCode) -> int:

@@ -24,6 +24,15 @@ class Tally:
     skipped: list[int] = field(default_factory=list)
     missing: list[int] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
+    stale: dict[int, str] = field(default_factory=dict)  # frame -> why its existing output is rendered again
+
+    def replaced(self) -> dict[str, int]:
+        """How many rendered frames replaced an older output, by reason."""
+        counts: dict[str, int] = {}
+        for frame in self.rendered:
+            if frame in self.stale:
+                counts[self.stale[frame]] = counts.get(self.stale[frame], 0) + 1
+        return counts
 
     @property
     def finished(self) -> int:
@@ -49,9 +58,18 @@ class Progress:
             else:
                 print(f"shotstyle render: {message}", file=self._err, flush=True)
 
+    def stale(self, frame: int, reason: str) -> None:
+        """``frame``'s output exists but differs (``reason``): it is rendered again. Each reason is said once."""
+        with self._lock:
+            first = reason not in self.tally.stale.values()
+            self.tally.stale[frame] = reason
+        if first:
+            self.log(f"re-rendering frames whose output differs: {reason} (first: frame {frame})")
+
     def frame(self, frame: int, status: str, path: str, seconds: float = 0.0, error: str = "",
-              server: str = "") -> None:
-        """Report ``frame``: ``status`` is a `Tally` field (rendered, skipped, missing, failed)."""
+              server: str = "", clamped: int = 0) -> None:
+        """Report ``frame``: ``status`` is a `Tally` field (rendered, skipped, missing, failed); ``clamped``:
+        values beyond the half-float range written as ±65504."""
         with self._lock:
             getattr(self.tally, status).append(frame)
             percent = 100 * self.tally.finished // max(self.total, 1)
@@ -65,6 +83,8 @@ class Progress:
                     record["error"] = error
                 if server:
                     record["server"] = server
+                if clamped:
+                    record["clamped"] = clamped
                 self._emit(record)
                 return
             if error:
@@ -72,7 +92,8 @@ class Progress:
             else:
                 timing = f" in {seconds:.2f} s" if seconds else ""
                 where = f" on {server}" if server else ""
-                print(f"shotstyle render: frame {frame} {status}{timing}{where}: {path}", file=self._out)
+                note = f" ({clamped} values beyond the half-float range clamped to ±65504)" if clamped else ""
+                print(f"shotstyle render: frame {frame} {status}{timing}{where}: {path}{note}", file=self._out)
             print(f"PROGRESS: {percent}%", file=self._out, flush=True)
 
     def summary(self, code: ExitCode) -> None:
@@ -80,12 +101,15 @@ class Progress:
         tally = self.tally
         fps = len(tally.rendered) / seconds if seconds > 0 else 0.0
         with self._lock:
+            replaced = tally.replaced()
             if self.json_lines:
                 self._emit({"event": "summary", "rendered": len(tally.rendered), "skipped": len(tally.skipped),
-                            "missing": sorted(tally.missing), "failed": sorted(tally.failed),
+                            "replaced": replaced, "missing": sorted(tally.missing), "failed": sorted(tally.failed),
                             "seconds": round(seconds, 3), "fps": round(fps, 3), "exit_code": int(code)})
                 return
-            print(f"shotstyle render: {len(tally.rendered)} rendered, {len(tally.skipped)} skipped, "
+            why = ", ".join(f"{reason} x{count}" for reason, count in sorted(replaced.items()))
+            again = f" ({sum(replaced.values())} replaced older outputs: {why})" if replaced else ""
+            print(f"shotstyle render: {len(tally.rendered)} rendered{again}, {len(tally.skipped)} skipped, "
                   f"{len(tally.failed) + len(tally.missing)} failed ({len(tally.missing)} missing input) "
                   f"in {seconds:.2f} s, {fps:.2f} fps; exit {int(code)} ({code.name})", file=self._out, flush=True)
 

@@ -18,7 +18,10 @@ class Scheduler:
 
     Iterating never blocks: complete frames are reported as skipped, frames a live process
     holds are put aside. `wait_for_others` then waits a moment and offers those again, so a
-    chunk finishes complete without two processes ever waiting on each other's claims.
+    chunk finishes complete without two processes ever waiting on each other's claims; frames
+    handed back (`give_back`: a server was lost before it answered) are offered again with them.
+    A claim that cannot be made at all (an unwritable folder) stops the handing out; ``error``
+    then holds the OSError.
     """
 
     def __init__(self, frames: list[int], outputs: Outputs, claims: Claims, progress: Progress):
@@ -28,27 +31,41 @@ class Scheduler:
         self._claims = claims
         self._progress = progress
         self._lock = threading.Lock()
+        self.error: Optional[OSError] = None
 
     def next(self) -> Optional[int]:
         with self._lock:
-            while self._pending:
+            while self._pending and self.error is None:
                 frame = self._pending.pop(0)
                 if self._outputs.complete(frame):
                     self._progress.frame(frame, "skipped", self._outputs.output.path(frame))
                     continue
-                if not self._claims.try_claim(frame):
+                try:
+                    claimed = self._claims.try_claim(frame)
+                except OSError as exc:
+                    self.error = exc
+                    self._pending.insert(0, frame)
+                    return None
+                if not claimed:
                     self._waiting.append(frame)
                     continue
                 if self._outputs.complete(frame):  # finished by another process since we looked
                     self._claims.release(frame)
                     self._progress.frame(frame, "skipped", self._outputs.output.path(frame))
                     continue
+                self._outputs.take(frame)
                 return frame
             return None
 
     def __iter__(self) -> Iterator[int]:
         while (frame := self.next()) is not None:
             yield frame
+
+    def give_back(self, frame: int) -> None:
+        """Release a claimed frame this process did not render; it is offered again after `wait_for_others`."""
+        self._claims.release(frame)
+        with self._lock:
+            self._waiting.append(frame)
 
     def wait_for_others(self) -> bool:
         """False when nothing is left; else waits briefly and re-offers the frames others held."""

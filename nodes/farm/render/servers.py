@@ -3,17 +3,21 @@
 Each server gets its own thread and client streaming frames with several in flight. Frames
 travel as raw buffers (half stays half, lossless; anything else float32, so results match an
 in-process render). The model is uploaded once per server under a name made from its hash, so
-chunks of one model share it and other shots' models never clash. A server that goes away
-fails only the frames it held; the other servers go on.
+chunks of one model share it and other shots' models never clash.
+
+Failover: a server that cannot be reached at the start is left out while another answers; one
+that is lost during the render (the client notices within seconds: see plugin.client) hands
+the frames it held back to the scheduler, and the other servers render them. When every
+server is lost, `render` raises SetupError (exit 5).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
-from shotstyle.nodes.farm.connection import connect
+from shotstyle.nodes.farm.connection import connect, server_line
 from shotstyle.nodes.farm.render.outputs import Outputs
 from shotstyle.nodes.farm.render.scheduler import Scheduler
 from shotstyle.nodes.farm.render.writer import FrameResult, Writer
@@ -21,45 +25,82 @@ from shotstyle.plugin.client import Client
 from shotstyle.plugin.codec import EncodedFrame
 from shotstyle.plugin.errors import ServerError, SetupError
 from shotstyle.plugin.exitcodes import ExitCode
+from shotstyle.plugin.userconfig import CurveKeys
 from shotstyle.server.frameio import read_frame
 from shotstyle.server.payloads import frame_from_raw, frame_to_raw
+
+
+# Errors after which a server is taken to be gone (its frames go to the others).
+LOST_CODES = frozenset({"unreachable", "timeout", "shutting_down"})
 
 
 class Servers:
     """One or more render servers; each gets its own thread streaming frames with several in flight."""
 
     def __init__(self, addresses: list[Optional[str]], model_path: str, model_hash: str, mix: float,
-                 colourspace: Optional[str], in_flight: int):
+                 colourspace: Optional[str], in_flight: int, out_colourspace: Optional[str] = None,
+                 keys: Optional[CurveKeys] = None, log: Callable[[str], None] = lambda _: None):
         self._mix = mix
         self._colourspace = colourspace
+        self._out_colourspace = out_colourspace
         self._in_flight = max(1, in_flight)
+        self._log = log
+        self._lock = threading.Lock()
         self.clients: list[Client] = []
-        try:
-            for address in addresses:
-                self.clients.append(connect(address))
-        except SetupError:
-            self.close()
-            raise
+        self._lost: list[str] = []  # what became of the servers left out or lost
+        unreachable = []
+        for address in addresses:
+            try:
+                self.clients.append(connect(address, keys))
+            except SetupError as exc:
+                unreachable.append(str(exc))
+        for reason in unreachable:
+            self._leave_out(None, reason)
         # Named by content: chunks of one model share it, other shots' models never clash.
         self.model_name = f"farm-{model_hash[:20]}"
         self.model_hash = model_hash
         try:
-            for client in self.clients:
-                if _stored_hash(client, self.model_name) != model_hash:
-                    client.put_model(model_path, self.model_name)
-                    stored = _stored_hash(client, self.model_name)
-                    if stored != model_hash:
-                        raise SetupError(ExitCode.MODEL_ERROR, f"model {model_path}: {client.address} "
-                                         f"stored it with hash {stored}, expected {model_hash}")
-        except (ServerError, OSError) as exc:
+            for client in list(self.clients):
+                try:
+                    self._upload(client, model_path)
+                except ServerError as exc:
+                    if exc.code not in LOST_CODES:
+                        raise SetupError(exc.exit_code, f"model {model_path}: {exc}") from None
+                    self._leave_out(client, f"{client.address}: {exc}")
+            self._check_any_left()
+        except (SetupError, OSError) as exc:
             self.close()
-            raise SetupError(ExitCode.MODEL_ERROR, f"model {model_path}: {exc}") from None
-        except SetupError:
-            self.close()
+            if isinstance(exc, OSError):
+                raise SetupError(ExitCode.MODEL_ERROR, f"model {model_path}: {exc}") from None
             raise
+
+    def describe(self) -> str:
+        return "; ".join(server_line(client) for client in self.clients)
+
+    def _upload(self, client: Client, model_path: str) -> None:
+        if _stored_hash(client, self.model_name) != self.model_hash:
+            client.put_model(model_path, self.model_name)
+            stored = _stored_hash(client, self.model_name)
+            if stored != self.model_hash:
+                raise SetupError(ExitCode.MODEL_ERROR, f"model {model_path}: {client.address} "
+                                 f"stored it with hash {stored}, expected {self.model_hash}")
+
+    def _leave_out(self, client: Optional[Client], reason: str) -> None:
+        """Stop using a server that cannot be reached or was lost; say so."""
+        if client is not None:
+            self.clients.remove(client)
+            client.close()
+        self._lost.append(reason)
+        if self.clients:
+            self._log(f"{reason}; going on with {', '.join(c.address for c in self.clients)}")
+
+    def _check_any_left(self) -> None:
+        if not self.clients:
+            raise SetupError(ExitCode.SERVER_UNREACHABLE, "no server left to render on: " + "; ".join(self._lost))
 
     def render(self, scheduler: Scheduler, outputs: Outputs, writer: Writer) -> None:
         """One streaming thread per server, all drawing from the one scheduler."""
+        self._check_any_left()
         threads = [threading.Thread(target=self._stream, args=(client, scheduler, outputs, writer),
                                     name=f"server-{index}", daemon=True)
                    for index, client in enumerate(self.clients)]
@@ -67,6 +108,7 @@ class Servers:
             thread.start()
         for thread in threads:
             thread.join()
+        self._check_any_left()
 
     def _stream(self, client: Client, scheduler: Scheduler, outputs: Outputs, writer: Writer) -> None:
         started: dict[int, float] = {}
@@ -87,16 +129,25 @@ class Servers:
 
         try:
             for result in client.stylize_stream(requests(), self.model_name, mix=self._mix, in_flight=self._in_flight,
-                                                colourspace=self._colourspace, on_error=failed):
+                                                colourspace=self._colourspace, on_error=failed,
+                                                out_colourspace=self._out_colourspace):
                 number = int(result.frame or 0)  # the client checks it is the number we sent
                 stylized: FrameResult
                 try:
                     stylized = frame_from_raw(result)
+                    stylized.clamped = int(result.extra.get("clamped", 0))  # the server's half-float reply
                 except Exception as exc:
                     stylized = exc
                 writer.put(number, stylized, started.pop(number), client.address)
-        except Exception as exc:  # the server went away: what it still held fails, the other servers go on
-            for frame in list(started):
+        except Exception as exc:
+            if isinstance(exc, ServerError) and exc.code in LOST_CODES:  # the others render what it held
+                with self._lock:
+                    self._leave_out(client, f"server {client.address} lost ({exc.message})")
+                for frame in list(started):
+                    started.pop(frame)
+                    scheduler.give_back(frame)
+                return
+            for frame in list(started):  # anything else: what it held fails, the other servers go on
                 writer.put(frame, exc, started.pop(frame))
 
     def close(self) -> None:

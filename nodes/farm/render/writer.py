@@ -1,7 +1,9 @@
-"""The writer thread: saves finished frames atomically, releases their claims and reports them.
+"""The writer threads: save finished frames atomically, release their claims and report them.
 
-Writing (and the colour-out stage, handed over as a callable) runs here so that it overlaps the
-network working on the next frame.
+Writing (and the end of the frame's stylizing, handed over as a callable) runs here so that it
+overlaps the network working on the next frames. EXR compression is the costliest host step
+of a GPU render, so a machine with cores to spare writes several frames at once
+(`frameio.io_threads`); they finish in any order.
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ from typing import Callable, Optional, Tuple, Union
 from shotstyle.nodes.farm.render.claims import Claims
 from shotstyle.nodes.farm.render.outputs import Outputs
 from shotstyle.nodes.farm.render.progress import Progress
-from shotstyle.server.frameio import MODEL_ATTRIBUTE, Frame, write_frame
+from shotstyle.server.frameio import Frame, io_threads, write_frame
 
-# Frames waiting to be written before `put` blocks the renderer (bounds memory).
+# Frames waiting per writer thread before `put` blocks the renderer (bounds memory).
 QUEUE_FRAMES = 4
 
 # What a backend hands over for a frame: the stylized Frame, a callable that finishes it (the
@@ -26,25 +28,30 @@ FrameResult = Union[Frame, Callable[[], Frame], BaseException]
 
 
 class Writer:
-    """A thread that writes finished frames, releases their claims and reports them."""
+    """Threads that write finished frames, release their claims and report them."""
 
-    def __init__(self, outputs: Outputs, claims: Claims, progress: Progress):
+    def __init__(self, outputs: Outputs, claims: Claims, progress: Progress, threads: Optional[int] = None):
         self._outputs = outputs
         self._claims = claims
         self._progress = progress
+        count = threads or io_threads()
         self._queue: "queue.Queue[Optional[Tuple[int, FrameResult, float, str]]]" = \
-            queue.Queue(maxsize=QUEUE_FRAMES)
-        self._thread = threading.Thread(target=self._loop, name="frame-writer", daemon=True)
-        self._thread.start()
+            queue.Queue(maxsize=QUEUE_FRAMES * count)
+        self._threads = [threading.Thread(target=self._loop, name=f"frame-writer-{n}", daemon=True)
+                         for n in range(count)]
+        for thread in self._threads:
+            thread.start()
 
     def put(self, frame: int, result: FrameResult, started: float, server: str = "") -> None:
         """Queue ``frame``'s result; ``started`` is when its work began, ``server`` who computed it."""
         self._queue.put((frame, result, started, server))
 
     def close(self) -> None:
-        """Write what is queued, then stop the thread."""
-        self._queue.put(None)
-        self._thread.join()
+        """Write what is queued, then stop the threads."""
+        for _ in self._threads:
+            self._queue.put(None)
+        for thread in self._threads:
+            thread.join()
 
     def _loop(self) -> None:
         while (item := self._queue.get()) is not None:
@@ -54,14 +61,15 @@ class Writer:
                 if isinstance(result, BaseException):
                     raise result
                 finished = result() if callable(result) else result
-                write_frame(path, finished, compression=self._outputs.compression,
-                            attributes={MODEL_ATTRIBUTE: self._outputs.model_hash})
+                clamped = finished.clamped + write_frame(path, finished, compression=self._outputs.compression,
+                                                         attributes=self._outputs.attributes(frame))
             except Exception as exc:
                 self._claims.release(frame)
                 self._fail(frame, exc)
                 continue
             self._claims.release(frame)
-            self._progress.frame(frame, "rendered", path, time.perf_counter() - started, server=server)
+            self._progress.frame(frame, "rendered", path, time.perf_counter() - started, server=server,
+                                 clamped=clamped)
 
     def _fail(self, frame: int, exc: BaseException) -> None:
         source = self._outputs.input.path(frame)

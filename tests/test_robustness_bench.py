@@ -1,0 +1,22 @@
+"""bench/robustness.py --short (1,000 hostile, broken and ordinary messages) passes: the server never
+dies or hangs, never answers `internal`, and its memory does not grow."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from conftest import REPO
+
+
+def test_short_robustness_bench_passes():
+    done = subprocess.run([sys.executable, str(REPO / "bench" / "robustness.py"), "--short"], capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert lines[-1] == "PASS" and "deaths 0, hangs 0, internal 0" in lines[-2]
+    rows = [line for line in lines if line.startswith("| 1000 |")]
+    assert rows and "| yes |" in rows[0]
+    kinds = [line for line in lines if line.startswith("| ") and "replies by code" not in line and "|---" not in line]
+    assert any(line.startswith("| hostile model |") and "bad_model" in line for line in kinds)
+    assert any(line.startswith("| oversize error |") for line in kinds)
