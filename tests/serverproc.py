@@ -104,17 +104,20 @@ def exchange(address: str, parts: Sequence[bytes], timeout: float = 30.0) -> dic
 
 def save_tiny_model(folder: Path) -> str:
     """An untrained but saved hrnet-fast model, quick to run; its weights are randomised (a fresh
-    network's output layer starts at zero, i.e. identity) so it visibly changes pixels."""
+    network's output layer starts at zero, i.e. identity) and its grade is a colour grade, so it
+    visibly changes pixels, through both its parts."""
     import torch
 
+    from shotstyle.server.engine.grade import identity_lattice
     from shotstyle.server.engine.modelfile import StyleModel, save_model
     from shotstyle.server.engine.networks import build_network
 
     torch.manual_seed(0)
-    network = build_network("hrnet-fast", low_res=64)
+    network = build_network("hrnet-fast", low_res=64, bound=0.1)
     with torch.no_grad():
         for parameter in network.parameters():
             parameter.add_(torch.randn_like(parameter) * 0.05)
+    network.grade.set(identity_lattice(network.grade.size) * torch.tensor([0.8, 1.0, 1.2]).view(3, 1, 1, 1))
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, MODEL + ".safetensors")
     save_model(StyleModel(network, {"loss": "look"}), path)

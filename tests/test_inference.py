@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from shotstyle import examples
+from shotstyle.server.engine.grade import identity_lattice
 from shotstyle.server.engine.inference import TILE_OVERLAP, InferenceError, Stylizer, tile_spans
 from shotstyle.server.engine.modelfile import StyleModel
 from shotstyle.server.engine.networks import build_network
@@ -21,6 +22,8 @@ def graded_model(name: str, plate: np.ndarray, steps: int = 10) -> StyleModel:
     torch.manual_seed(0)
     kwargs = {"width": 8, "blocks": 1} | ({"low_res": 64} if name == "hrnet-fast" else {})
     network = build_network(name, bound=0.1, **kwargs)   # a strong local term: its tiles must still agree
+    lattice = identity_lattice(network.grade.size)
+    network.grade.set(lattice * torch.tensor([0.8, 1.0, 1.2]).view(3, 1, 1, 1))  # and a grade under it
     x = F.interpolate(torch.from_numpy(plate).permute(2, 0, 1)[None], size=(36, 64), mode="area")
     target = x * torch.tensor([0.8, 1.0, 1.2]).view(1, 3, 1, 1) + 0.05 * torch.sin(12 * x)
     optimiser = torch.optim.Adam(network.parameters(), lr=3e-3)
