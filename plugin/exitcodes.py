@@ -73,6 +73,7 @@ BY_COMMAND: Dict[str, FrozenSet[ExitCode]] = {
     "demo": _WORK,
     "submit": _ANY | {ExitCode.SERVER_UNREACHABLE},
     "nuke-prerender": _WORK,
+    "export-lut": _ANY | {ExitCode.MISSING_INPUT, ExitCode.MODEL_ERROR},
 }
 
 

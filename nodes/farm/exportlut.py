@@ -8,7 +8,8 @@ then prints how much of the model's effect the LUT alone carries: ΔE2000 of the
 the full model (grade + local term). By default that is the record made at training time on
 the keyframes (at the training resolution); ``--keyframe`` measures on the frames given, at
 their full resolution. MODEL is a model file or the name of a model in the local store. Exit status: 0, 2 (bad
-arguments), 3 (a --keyframe file is missing or unreadable), 4 (the model cannot be read).
+arguments), 3 (a --keyframe file is missing or unreadable), 4 (the model cannot be read), 7 (the
+files cannot be written).
 """
 
 from __future__ import annotations
