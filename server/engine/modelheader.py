@@ -135,7 +135,7 @@ def metadata_from_bytes(data: bytes | memoryview, name: str, total: Optional[int
             f"{name}: written by a newer shotstyle ({brief(metadata.get('shotstyle_version', '?'))}, "
             f"model format {version}); this one ({__version__}) reads format {FORMAT_VERSION} "
             "and older. Upgrade shotstyle to use it.")
-    if version < OLDEST_FORMAT:
+    if isinstance(version, int) and not isinstance(version, bool) and version < OLDEST_FORMAT:
         raise ModelFileError(
             f"{name}: model format {version}, made by shotstyle {metadata.get('shotstyle_version', '?')} "
             "before a look became a global grade plus a local term; this shotstyle renders model format "

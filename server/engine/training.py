@@ -138,7 +138,7 @@ def _starting_network(config: TrainConfig, init: StyleModel | None, device: torc
         torch.manual_seed(config.seed)
         # hrnet-fast's inner network must see frames at the scale it is trained at: a model
         # trained at 96 px and run on a 320 px copy meets features it never learnt (blotches).
-        kwargs = {"low_res": config.resolution} if config.arch == "hrnet-fast" and \
+        kwargs: dict[str, float] = {"low_res": config.resolution} if config.arch == "hrnet-fast" and \
             config.resolution < HRNET_FAST_LOW_RES else {}
         if config.local_bound is not None:
             kwargs["bound"] = config.local_bound
