@@ -59,13 +59,15 @@ def channel_names(spec: "oiio.ImageSpec") -> List[str]:
 def write_tiny_model(path: Path) -> str:
     """An untrained, tiny hrnet-fast model file: enough to exercise stylize paths without training."""
     import torch
+    from shotstyle.server.engine.grade import identity_lattice
     from shotstyle.server.engine.modelfile import StyleModel, save_model
     from shotstyle.server.engine.networks import build_network
     torch.manual_seed(0)
-    network = build_network("hrnet-fast", width=4, blocks=1, low_res=64)
+    network = build_network("hrnet-fast", width=4, blocks=1, low_res=64, bound=0.1)
     with torch.no_grad():   # a fresh residual network is the identity: nudge it so results differ from plates
         for parameter in network.parameters():
             parameter.add_(0.01 * torch.randn_like(parameter))
+    network.grade.set(identity_lattice(network.grade.size) * torch.tensor([0.8, 1.0, 1.2]).view(3, 1, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     save_model(StyleModel(network, {"loss": "look", "steps": 0}), str(path))
     return str(path)
