@@ -23,7 +23,8 @@ import nuke
 
 from shotstyle.nodes.hostbridge import HostBridge, HostBridgeError, bridges, frame_runs, safe_name
 from shotstyle.nodes.nuke import knobs, node as ssnode
-from shotstyle.plugin import codec
+from shotstyle.plugin import codec, protocol
+from shotstyle.plugin.errors import ClientError
 from shotstyle.plugin.sequences import SequencePattern, parse_frame_range
 
 
@@ -37,7 +38,7 @@ def press(group: nuke.Node, name: str) -> Optional[threading.Thread]:
         return None
     try:
         return buttons[name](group)
-    except (HostBridgeError, ssnode.ShotStyleNodeError, ValueError, RuntimeError, OSError) as exc:
+    except (ClientError, ValueError, RuntimeError, OSError) as exc:
         _report(group, str(exc))
         return None
 
@@ -196,10 +197,10 @@ def train(group: nuke.Node) -> Optional[threading.Thread]:
                                      on_progress=lambda event: _progress(task, event),
                                      on_preview=show_preview, should_cancel=lambda: bool(task.isCancelled()))
                 model = str(final.get("model") or name)
-                if final.get("type") == "done":
+                if final.get("type") == protocol.EVENT_DONE:
                     bridge.fetch_model(model, model_path)   # kept beside the script for farm renders
                     names = bridge.model_names()
-            if final.get("type") == "done":
+            if final.get("type") == protocol.EVENT_DONE:
                 _in_main(_trained, group, model, names)
             else:
                 _in_main(ssnode.set_status, group, "training cancelled" + (

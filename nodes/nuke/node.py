@@ -30,6 +30,7 @@ import nuke
 from shotstyle.nodes.hostbridge import RENDER_GROUPS, render_key, safe_name, values_for
 from shotstyle.nodes.nuke import knobs
 from shotstyle.plugin import __version__, params
+from shotstyle.plugin.errors import ClientError
 from shotstyle.plugin.sequences import SequencePattern
 
 MARK_KNOB = "shotstyle_version"
@@ -61,7 +62,7 @@ ON_CREATE_SCRIPT = ("try:\n    import shotstyle.nodes.nuke.node as _ss\nexcept I
                     "if _ss:\n    _ss.on_create(nuke.thisNode())")
 
 
-class ShotStyleNodeError(Exception):
+class ShotStyleNodeError(ClientError):
     """The node cannot do what was asked; the message tells the artist what to change."""
 
 

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional
 from shotstyle.nodes.hostbridge import (RENDER_GROUPS, FrameJob, HostBridge, HostBridgeError, bridges, render_key,
                                        safe_name, values_for)
 from shotstyle.nodes.resolve import dialog, fusioncomp
-from shotstyle.plugin import codec
+from shotstyle.plugin import codec, protocol
+from shotstyle.plugin.errors import ClientError
 from shotstyle.plugin.sequences import parse_frame_range
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 WINDOW_ID = "ShotStyle"
 PLATES_PER_STEP = 8           # plate frames rendered per timer step: the dialog stays responsive
 GIL_SHARE_S = 0.02            # each step waits this long on the worker, so it runs even if the UI loop holds the GIL
-ERRORS = (HostBridgeError, fusioncomp.FusionCompError, ValueError, OSError)
+ERRORS = (ClientError, ValueError, OSError)
 
 
 class Worker:
@@ -135,7 +136,7 @@ class TrainJob:
             return True
         final = self.worker.result
         model = str(final.get("model") or self.name)
-        if final.get("type") == "done":
+        if final.get("type") == protocol.EVENT_DONE:
             self.dialog.items["model"].Text = model
             self.dialog.status("trained model {}".format(model))
         else:
