@@ -219,6 +219,11 @@ def model_file(node: nuke.Node, model: str) -> str:
     return os.path.join(cache_dir(node), "models", safe_name(model) + ".safetensors")
 
 
+def lut_file(node: nuke.Node, model: str) -> str:
+    """Where Export LUT offers to write the model's .cube (beside the node's model copy)."""
+    return os.path.join(cache_dir(node), "luts", safe_name(model) + ".cube")
+
+
 def input_range(node: nuke.Node) -> Tuple[int, int]:
     """The plate input's frame range (the script's when nothing is connected)."""
     source = node.input(PLATE_INPUT)
