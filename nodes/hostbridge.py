@@ -236,6 +236,13 @@ class HostBridge:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         self.call("downloading model {!r} failed".format(name), lambda: self.client.get_model(name, path))
 
+    def export_lut(self, model: str, path: str, size: int = 33) -> Dict[str, Any]:
+        """Write model ``model``'s grade as a .cube at ``path`` and its OCIO look beside it (see
+        `Client.export_lut`); the server's report, with ``paths`` (the files written)."""
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        return self.call("exporting the LUT of model {!r} failed".format(model),
+                         lambda: self.client.export_lut(model, path, size))
+
 
 class BridgePool:
     """One HostBridge per host node, by the node's stable id, reused by all of its actions."""

@@ -57,6 +57,7 @@ PIP_PLATFORMS = {"Linux": ["manylinux2014_x86_64"], "Windows": ["win_amd64"],
                  "Darwin": ["macosx_10_15_universal2", "macosx_11_0_arm64", "macosx_10_9_x86_64"]}
 
 
+# Not under plugin.errors.ClientError: install.py loads this file before shotstyle is installed.
 class HostInstallError(Exception):
     """An install/uninstall step cannot be done; the message names the path and the fix."""
 

@@ -2,8 +2,10 @@
 
 * Nuke embeds its own Python: Nuke 13 runs 3.7, 14 runs 3.9, 15 runs 3.10, 16 runs 3.11 (Foundry's
   "Nuke as a Python Module" pages name the interpreter each release was built with, e.g. 3.10.10
-  for 15.2 and 3.11.7 for 16.0). The version comes from ``--nuke-version`` or from the Nuke
-  installs found in the standard folders (``Nuke15.1v2`` and the like).
+  for 15.2 and 3.11.7 for 16.0; for 13 and 14 no Foundry page was at hand here: those two follow
+  the VFX Reference Platform years the releases target, CY2020 = Python 3.7 and CY2022 = 3.9, and
+  14 = 3.9 is what the audit in issue 12 measured). The version comes from ``--nuke-version`` or
+  from the Nuke installs found in the standard folders (``Nuke15.1v2`` and the like).
 * DaVinci Resolve and Fusion load a Python installed on the machine: the one in
   ``FUSION_PYTHON3_HOME`` when set, else on Windows the highest registered version (what
   ``py -3`` starts), else ``python3``. It is detected that way, or asked for.
@@ -26,6 +28,7 @@ ASK_VERSION = ("Which Python does DaVinci Resolve use here (as X.Y, e.g. 3.11)? 
 Probe = Callable[[Sequence[str]], Optional[str]]
 
 
+# Not under plugin.errors.ClientError: install.py loads this file before shotstyle is installed.
 class HostPythonError(Exception):
     """The host's Python is unknown or too old; the message says what to pass or install."""
 

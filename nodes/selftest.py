@@ -58,7 +58,7 @@ def run(host: str, address: str = "", echo: Callable[[str], None] = print, timeo
         job = state["client"].train([_frame([1.0, 0.9, 0.8], 1)], _frame([0.2, 0.5, 1.0]), MODEL,
                                     {"steps": 2, "resolution": 32, "loss": "look"})
         final = job.wait()
-        if final.get("type") != "done":
+        if final.get("type") != protocol.EVENT_DONE:
             raise RuntimeError("training ended with {}".format(final))
         return "model {}".format(final.get("model", MODEL))
 

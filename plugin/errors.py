@@ -7,7 +7,11 @@ or a branch for one kind::
     ├── ProtocolError            a message or frame breaks the protocol (plugin.protocol)
     ├── ServerError              a request failed; .code, .frame
     ├── SetupError               a command cannot start (no server, unreadable model); .exit_code
-    └── the hosts' own           HostBridgeError (nodes.hostbridge), ...
+    └── the hosts' own           HostBridgeError (nodes.hostbridge), ShotStyleNodeError (nodes.nuke.node),
+                                 FusionCompError (nodes.resolve.fusioncomp), SubmitError (nodes.farm.submit)
+
+(The installer's HostInstallError and HostPythonError are not: install.py loads those modules
+before shotstyle is installed.)
 
 Every error has a ``code`` from `protocol.ERROR_CODES` or an explicit exit status, and
 ``exit_code`` says which `ExitCode` a command leaves with (`exitcodes.for_error_code`): the

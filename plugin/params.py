@@ -85,6 +85,9 @@ PARAMS: List[Param] = [
     Param("train", "button", None, "Train", "Train a model on the keyframe(s) with the style frame.", "Training"),
     Param("stylize_range", "button", None, "Stylize range", "Stylize every frame of the range with the model.",
           "Render"),
+    Param("export_lut", "button", None, "Export LUT", "Write the model's grade (the global colour transform it "
+          "learned) as a .cube 3D LUT, ACEScct in and out, with an OCIO look beside it for grading tools; says how "
+          "much of the look the LUT alone carries.", "Render"),
 ]
 
 _BY_NAME: Dict[str, Param] = {p.name: p for p in PARAMS}

@@ -175,6 +175,21 @@ def test_train_then_stylize_range_reads_complete_frames(shot, gui, server, monke
         assert shown.spec().get_string_attribute("nuke/warning") == ""
         assert np.array_equal(shown.get_pixels(), result)
 
+    # Export LUT: the browser offers the node's cache; the .cube and its OCIO look go where the artist says,
+    # and the artist is told how much of the look the LUT carries. Cancelling the browser does nothing.
+    from shotstyle.nodes.nuke import actions
+    assert actions.press(group, "export_lut") is None and gui.browsers_shown[-1][1:] == (
+        "*.cube", ssnode.lut_file(group, "nuke_look"))
+    gui.files_chosen.append(str(tmp_path / "grades" / "shot_look"))
+    press_and_wait(gui, group, "export_lut")
+    cube = tmp_path / "grades" / "shot_look.cube"
+    lines = cube.read_text().splitlines()
+    assert "LUT_3D_SIZE 33" in lines and sum(len(line.split()) == 3 for line in lines) >= 33 ** 3
+    assert "shot_look.cube" in (tmp_path / "grades" / "shot_look.ocio.yaml").read_text()
+    assert group["status"].value() == "LUT of nuke_look written: {} and {}".format(
+        cube, tmp_path / "grades" / "shot_look.ocio.yaml")
+    assert "The LUT reproduces" in gui.messages[-1] and str(cube) in gui.messages[-1]
+
     # Another mix (set from Python: no knobChanged) is another result: the plate again, not stale frames.
     group["mix"].setValue(0.5)
     assert ssnode.result_pattern(group) != pattern

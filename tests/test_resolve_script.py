@@ -90,9 +90,17 @@ def test_train_renders_the_keyframe_and_trains(fu, comp, server, monkeypatch, tm
                                     **TRAIN_SETTINGS))
     fu.interact(lambda window: window.click("train"))
     fu.interact(idle)
+    trained = []
+    fu.interact(lambda window: trained.append(window.GetItems()[dialog.STATUS].Text))
+    fu.interact(lambda window: window.click("export_lut"))   # the look as a LUT, into the plate's cache
+    fu.interact(idle)
     fu.interact(close)
     shown = script.main(fu.script_globals(comp))
-    assert shown.items[dialog.STATUS].Text == "trained model resolve_look", shown.items[dialog.STATUS].Text
+    assert trained == ["trained model resolve_look"], trained
+    luts = tmp_path / "shotstyle_cache" / "shot" / "Loader1" / "luts"
+    assert shown.items[dialog.STATUS].Text.startswith("wrote {} and {}. LUT alone vs full model".format(
+        luts / "resolve_look.cube", luts / "resolve_look.ocio.yaml")), shown.items[dialog.STATUS].Text
+    assert "LUT_3D_SIZE 33" in (luts / "resolve_look.cube").read_text().splitlines()
     assert comp.renders == [{"Start": 2, "End": 2, "Tool": comp.renders[0]["Tool"], "Wait": True,
                              "RenderFlags": fu.REQF_QUIET}]                       # the keyframe only, quietly
     assert comp.FindTool("Saver1") is None                                          # temporary Saver removed

@@ -1,4 +1,4 @@
-"""What the ShotStyle node's buttons do: Connect, Train, Stylize range.
+"""What the ShotStyle node's buttons do: Connect, Train, Stylize range, Export LUT.
 
 Frames travel as EXR: the node's inner Writes render what a server round trip needs (the plate
 frames, and for training the style and preview frames when those come from the node's inputs)
@@ -23,21 +23,22 @@ import nuke
 
 from shotstyle.nodes.hostbridge import HostBridge, HostBridgeError, bridges, frame_runs, safe_name
 from shotstyle.nodes.nuke import knobs, node as ssnode
-from shotstyle.plugin import codec
+from shotstyle.plugin import codec, protocol
+from shotstyle.plugin.errors import ClientError
 from shotstyle.plugin.sequences import SequencePattern, parse_frame_range
 
 
 def press(group: nuke.Node, name: str) -> Optional[threading.Thread]:
     """A button of the node was pressed (knobs.BUTTON_COMMAND)."""
     buttons: Dict[str, Callable[[nuke.Node], Optional[threading.Thread]]] = {
-        ssnode.CONNECT_BUTTON: connect, "train": train, "stylize_range": stylize_range}
+        ssnode.CONNECT_BUTTON: connect, "train": train, "stylize_range": stylize_range, "export_lut": export_lut}
     if name not in buttons:
         nuke.message("ShotStyle: this version of the node has no action for the '{}' button; "
                      "update shotstyle on this machine".format(name))
         return None
     try:
         return buttons[name](group)
-    except (HostBridgeError, ssnode.ShotStyleNodeError, ValueError, RuntimeError, OSError) as exc:
+    except (ClientError, ValueError, RuntimeError, OSError) as exc:
         _report(group, str(exc))
         return None
 
@@ -196,10 +197,10 @@ def train(group: nuke.Node) -> Optional[threading.Thread]:
                                      on_progress=lambda event: _progress(task, event),
                                      on_preview=show_preview, should_cancel=lambda: bool(task.isCancelled()))
                 model = str(final.get("model") or name)
-                if final.get("type") == "done":
+                if final.get("type") == protocol.EVENT_DONE:
                     bridge.fetch_model(model, model_path)   # kept beside the script for farm renders
                     names = bridge.model_names()
-            if final.get("type") == "done":
+            if final.get("type") == protocol.EVENT_DONE:
                 _in_main(_trained, group, model, names)
             else:
                 _in_main(ssnode.set_status, group, "training cancelled" + (
@@ -248,6 +249,14 @@ def _reload_results(group: nuke.Node) -> None:
 
 
 # ------------------------------------------------------------------ stylizing
+def _chosen_model(group: nuke.Node) -> str:
+    model = str(values(group).get("model") or "")
+    if not model:
+        raise ssnode.ShotStyleNodeError("{}: no model chosen; train one or pick one from the server".format(
+            group.name()))
+    return model
+
+
 def stylize_range(group: nuke.Node) -> Optional[threading.Thread]:
     return stylize(group, input_frames(group))
 
@@ -255,10 +264,7 @@ def stylize_range(group: nuke.Node) -> Optional[threading.Thread]:
 def stylize(group: nuke.Node, frames: List[int]) -> Optional[threading.Thread]:
     """Stylize the frames of ``frames`` that have no result yet for the current settings."""
     current = values(group)
-    model = str(current.get("model") or "")
-    if not model:
-        raise ssnode.ShotStyleNodeError("{}: no model chosen; train one or pick one from the server".format(
-            group.name()))
+    model = _chosen_model(group)
     results = SequencePattern(ssnode.result_pattern(group))
     pending = [frame for frame in frames if not os.path.isfile(results.path(frame))]
     if not pending:
@@ -292,3 +298,34 @@ def stylize(group: nuke.Node, frames: List[int]) -> Optional[threading.Thread]:
             del task
 
     return _start(work)
+
+
+# ------------------------------------------------------------------ the look as a LUT
+def export_lut(group: nuke.Node) -> Optional[threading.Thread]:
+    """Write the chosen model's grade as a .cube (and an OCIO look beside it) where the artist says:
+    a file browser in the GUI (offering the node's cache), the node's cache in terminal sessions."""
+    model = _chosen_model(group)
+    path = ssnode.lut_file(group, model)
+    if nuke.GUI:
+        chosen = nuke.getFilename("ShotStyle: export the look of {} as a LUT".format(model), "*.cube", path)
+        if not chosen:
+            return None  # the artist cancelled the browser
+        path = chosen if chosen.lower().endswith(".cube") else chosen + ".cube"
+    bridge = bridge_for(group)
+
+    def work() -> None:
+        try:
+            with bridge.session("exporting a LUT"):
+                result = bridge.export_lut(model, path)
+        except (HostBridgeError, OSError) as exc:
+            _report(group, str(exc))
+            return
+        _in_main(ssnode.set_status, group, "LUT of {} written: {}".format(model, " and ".join(result["paths"])))
+        text = "ShotStyle: wrote {}\n\n{}".format("\n".join(result["paths"]), result.get("report_text", ""))
+        if nuke.GUI:
+            _in_main(nuke.message, text)
+        else:
+            nuke.tprint(text)
+
+    return _start(work)
+

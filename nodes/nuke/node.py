@@ -30,6 +30,7 @@ import nuke
 from shotstyle.nodes.hostbridge import RENDER_GROUPS, render_key, safe_name, values_for
 from shotstyle.nodes.nuke import knobs
 from shotstyle.plugin import __version__, params
+from shotstyle.plugin.errors import ClientError
 from shotstyle.plugin.sequences import SequencePattern
 
 MARK_KNOB = "shotstyle_version"
@@ -61,7 +62,7 @@ ON_CREATE_SCRIPT = ("try:\n    import shotstyle.nodes.nuke.node as _ss\nexcept I
                     "if _ss:\n    _ss.on_create(nuke.thisNode())")
 
 
-class ShotStyleNodeError(Exception):
+class ShotStyleNodeError(ClientError):
     """The node cannot do what was asked; the message tells the artist what to change."""
 
 
@@ -216,6 +217,11 @@ def preview_template(node: nuke.Node) -> str:
 def model_file(node: nuke.Node, model: str) -> str:
     """Where the node keeps a copy of its model, so farm renders can send it to their server."""
     return os.path.join(cache_dir(node), "models", safe_name(model) + ".safetensors")
+
+
+def lut_file(node: nuke.Node, model: str) -> str:
+    """Where Export LUT offers to write the model's .cube (beside the node's model copy)."""
+    return os.path.join(cache_dir(node), "luts", safe_name(model) + ".cube")
 
 
 def input_range(node: nuke.Node) -> Tuple[int, int]:

@@ -17,6 +17,7 @@ import os
 from typing import TYPE_CHECKING, Dict, Iterator, List, Optional, Tuple
 
 from shotstyle.nodes.hostbridge import frame_runs
+from shotstyle.plugin.errors import ClientError
 
 if TYPE_CHECKING:
     from shotstyle.nodes.resolve.fusiontypes import Comp, Tool
@@ -27,7 +28,7 @@ REQF_QUIET = 524288           # Render flag: no "Render completed" / "Render fai
 LOADER_TRIMS = ("ClipTimeStart", "ClipTimeEnd", "HoldFirstFrame", "HoldLastFrame")
 
 
-class FusionCompError(Exception):
+class FusionCompError(ClientError):
     """The comp cannot be used as asked; the message names the tool/folder and what to do."""
 
 

@@ -6,6 +6,8 @@ the dialog built from the server's effect description. Train renders the keyfram
 chosen Loader/MediaIn to EXR and trains on the server; Stylize renders the comp's render range
 a few frames at a time while the server stylizes the frames already written, then wires a
 Loader with the result into the comp (in Resolve the sequence also goes into the Media Pool).
+Export LUT writes the model's grade as a .cube (ACEScct in and out) and an OCIO look into the
+plate's cache folder (``luts``) and shows the path and how much of the look the LUT carries.
 
 The dialog never blocks: a job's Fusion work (rendering plates, wiring the result) runs in
 short steps on a UI timer, on the thread that runs the dialog, and its server round trips run
@@ -21,7 +23,8 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional
 from shotstyle.nodes.hostbridge import (RENDER_GROUPS, FrameJob, HostBridge, HostBridgeError, bridges, render_key,
                                        safe_name, values_for)
 from shotstyle.nodes.resolve import dialog, fusioncomp
-from shotstyle.plugin import codec
+from shotstyle.plugin import codec, protocol
+from shotstyle.plugin.errors import ClientError
 from shotstyle.plugin.sequences import parse_frame_range
 
 if TYPE_CHECKING:
@@ -31,7 +34,7 @@ if TYPE_CHECKING:
 WINDOW_ID = "ShotStyle"
 PLATES_PER_STEP = 8           # plate frames rendered per timer step: the dialog stays responsive
 GIL_SHARE_S = 0.02            # each step waits this long on the worker, so it runs even if the UI loop holds the GIL
-ERRORS = (HostBridgeError, fusioncomp.FusionCompError, ValueError, OSError)
+ERRORS = (ClientError, ValueError, OSError)
 
 
 class Worker:
@@ -90,6 +93,37 @@ class ConnectJob:
         self.worker.cancelled.set()
 
 
+class ExportLutJob:
+    """Write the model's grade as a .cube and its OCIO look into the plate's cache folder (``luts``)."""
+
+    def __init__(self, dialog_: "ShotStyleDialog"):
+        self.dialog = dialog_
+        model = str(dialog_.values().get("model") or "").strip()
+        if not model:
+            raise ValueError("no model chosen; train one or type its name")
+        path = os.path.join(dialog_.cache(dialog_.plate()), "luts", safe_name(model) + ".cube")
+        bridge = dialog_.bridge()
+        dialog_.status("exporting the LUT of {}...".format(model))
+
+        def work(worker: Worker) -> Dict[str, Any]:
+            with bridge.session("exporting a LUT"):
+                return bridge.export_lut(model, path)
+        self.worker = Worker(work)
+
+    def step(self) -> bool:
+        if not self.worker.done():
+            return False
+        if self.worker.error is not None:
+            self.dialog.status("error: {}".format(self.worker.error))
+        else:
+            result = self.worker.result
+            self.dialog.status("wrote {}. {}".format(" and ".join(result["paths"]), result.get("report_text", "")))
+        return True
+
+    def cancel(self) -> None:
+        self.worker.cancelled.set()
+
+
 class TrainJob:
     """Render the keyframe(s) and train; progress and previews come back while the dialog runs."""
 
@@ -135,7 +169,7 @@ class TrainJob:
             return True
         final = self.worker.result
         model = str(final.get("model") or self.name)
-        if final.get("type") == "done":
+        if final.get("type") == protocol.EVENT_DONE:
             self.dialog.items["model"].Text = model
             self.dialog.status("trained model {}".format(model))
         else:
@@ -250,7 +284,7 @@ class ShotStyleDialog:
         self.items = self.window.GetItems()
         dialog.fill_choices(self.items, self.description,
                             [tool.Name for tool in fusioncomp.plate_tools(comp)])
-        self.jobs = {"train": TrainJob, "stylize_range": StylizeJob,
+        self.jobs = {"train": TrainJob, "stylize_range": StylizeJob, "export_lut": ExportLutJob,
                      dialog.CONNECT: ConnectJob}  # type: Dict[str, Callable[[ShotStyleDialog], Any]]
         self.job = None  # type: Any
         self.closing = False

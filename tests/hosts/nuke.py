@@ -56,6 +56,8 @@ progress_tasks: List["ProgressTask"] = []
 cancel_after_progress: List[Optional[int]] = [None]   # ProgressTask.isCancelled() turns true after N updates
 plugin_paths: List[str] = []
 panels_shown: List[str] = []                          # nodes whose control panel was opened
+browsers_shown: List[Tuple[str, str, str]] = []       # getFilename's (message, pattern, default)
+files_chosen: List[str] = []                          # what the artist picks in the next browsers (none: cancel)
 render_edits: List[str] = []                          # knobs set while a render ran (instrumentation)
 _callbacks: Dict[str, List[Tuple[Callable, tuple, dict, str]]] = {}
 _executing = [0]
@@ -715,7 +717,7 @@ def scriptClear() -> None:
     _root = Root("Root", None)
     _context[:] = [_root]
     _callbacks.clear()
-    del messages[:], printed[:], progress_tasks[:], panels_shown[:], render_edits[:]
+    del messages[:], printed[:], progress_tasks[:], panels_shown[:], render_edits[:], browsers_shown[:], files_chosen[:]
     cancel_after_progress[0] = None
     _executing[0] = 0
     while not _main_queue.empty():
@@ -975,6 +977,18 @@ class ProgressTask:
 
 def message(prompt: str) -> None:
     messages.append(prompt)
+
+
+def getFilename(message: str, pattern: str = "", default: str = "", favorites: str = "", type: str = "",
+                multiple: bool = False) -> Optional[str]:
+    """Nuke's file browser: the path the artist picks, None when they cancel (types-nuke _nuke.pyi:
+    ``getFilename(message, pattern, default, ...) -> Optional[str]``). A modal panel: only the GUI's
+    main thread can show it (Foundry's Python dev guide, "Threading": UI calls from other threads
+    must go through executeInMainThread)."""
+    if not GUI or threading.current_thread() is not threading.main_thread():
+        raise RuntimeError("nuke.getFilename: a file browser needs the GUI's main thread")
+    browsers_shown.append((message, pattern, default))
+    return files_chosen.pop(0) if files_chosen else None
 
 
 def warning(message: str) -> None:
