@@ -70,58 +70,57 @@ class Worker:
         return not self.thread.is_alive()
 
 
-class ConnectJob:
-    """Ask the server for its status (the dialog's status line)."""
+class RoundTripJob:
+    """One server round trip on a worker; the status line says what came of it (`said`)."""
 
-    def __init__(self, dialog_: "ShotStyleDialog"):
+    def __init__(self, dialog_: "ShotStyleDialog", starting: str, work: Callable[[Worker], Any]):
         self.dialog = dialog_
-        bridge = dialog_.bridge()
-        dialog_.status("connecting...")
-
-        def work(worker: Worker) -> str:
-            with bridge.session("connecting"):
-                return bridge.status_line()
+        dialog_.status(starting)
         self.worker = Worker(work)
 
     def step(self) -> bool:
         if not self.worker.done():
             return False
-        self.dialog.status(str(self.worker.error or self.worker.result))
+        error = self.worker.error
+        self.dialog.status("error: {}".format(error) if error is not None else self.said(self.worker.result))
         return True
+
+    def said(self, result: Any) -> str:
+        return str(result)
 
     def cancel(self) -> None:
         self.worker.cancelled.set()
 
 
-class ExportLutJob:
+class ConnectJob(RoundTripJob):
+    """Ask the server for its status (the dialog's status line)."""
+
+    def __init__(self, dialog_: "ShotStyleDialog"):
+        bridge = dialog_.bridge()
+
+        def work(worker: Worker) -> str:
+            with bridge.session("connecting"):
+                return bridge.status_line()
+        super().__init__(dialog_, "connecting...", work)
+
+
+class ExportLutJob(RoundTripJob):
     """Write the model's grade as a .cube and its OCIO look into the plate's cache folder (``luts``)."""
 
     def __init__(self, dialog_: "ShotStyleDialog"):
-        self.dialog = dialog_
         model = str(dialog_.values().get("model") or "").strip()
         if not model:
             raise ValueError("no model chosen; train one or type its name")
         path = os.path.join(dialog_.cache(dialog_.plate()), "luts", safe_name(model) + ".cube")
         bridge = dialog_.bridge()
-        dialog_.status("exporting the LUT of {}...".format(model))
 
         def work(worker: Worker) -> Dict[str, Any]:
             with bridge.session("exporting a LUT"):
                 return bridge.export_lut(model, path)
-        self.worker = Worker(work)
+        super().__init__(dialog_, "exporting the LUT of {}...".format(model), work)
 
-    def step(self) -> bool:
-        if not self.worker.done():
-            return False
-        if self.worker.error is not None:
-            self.dialog.status("error: {}".format(self.worker.error))
-        else:
-            result = self.worker.result
-            self.dialog.status("wrote {}. {}".format(" and ".join(result["paths"]), result.get("report_text", "")))
-        return True
-
-    def cancel(self) -> None:
-        self.worker.cancelled.set()
+    def said(self, result: Any) -> str:
+        return "wrote {}. {}".format(" and ".join(result["paths"]), result.get("report_text", ""))
 
 
 class TrainJob:
