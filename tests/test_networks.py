@@ -160,3 +160,30 @@ def test_the_effect_description_offers_exactly_the_registered_networks_and_losse
     assert set(params.choices("arch")) == set(ARCHITECTURES)
     assert set(params.choices("loss")) == {params.AUTO, *LOSSES}
     assert params.defaults()["arch"] in ARCHITECTURES
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_the_grade_in_batched_strips_is_one_lookup_bit_for_bit(monkeypatch, threads):
+    from shotstyle.server.engine import grade as grade_module
+    torch.manual_seed(1)
+    lattice = grade_module.identity_lattice(9) + 0.05 * torch.randn(3, 9, 9, 9)
+    grade = grade_module.LatticeGrade(9)
+    grade.set(lattice)
+    monkeypatch.setattr(grade_module, "STRIP_PIXELS", 53 * 4)   # strips of a few rows, a padded last one
+    monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
+    x = torch.rand(2, 3, 37, 53) * 1.4 - 0.2                      # beyond the domain too
+    expected = grade_module.sample_lattice(lattice, x) + (x - x.clamp(0, 1))
+    assert torch.equal(grade(x), expected)
+
+
+def test_hrnet_fast_applies_its_limits_strip_by_strip_exactly(monkeypatch):
+    network = perturbed("hrnet-fast")
+    x = torch.rand(1, 3, 101, 77)
+    with torch.no_grad():
+        graded = network.grade(x)
+        small = hrnet_fast.downscale(graded, network.low_res)
+        changed = small + network.bound * network.net.change(small)
+        coefficients = fit_local_affine(small, changed, network.radius, network.eps)
+        whole_frame = local.honest(x, graded, apply_affine(coefficients, graded), network.bound)
+        monkeypatch.setattr(hrnet_fast, "STRIP_PIXELS", 77 * 7)
+        assert torch.equal(network(x), whole_frame)

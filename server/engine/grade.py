@@ -69,11 +69,18 @@ class LatticeGrade(nn.Module):
         lut = self.lut.float()
         with torch.autocast(x.device.type, enabled=False):
             source = x.float()
-            width = source.shape[-1]
-            strip = max(1, STRIP_PIXELS // width)
-            rows = [sample_lattice(lut, source[:, :, start:start + strip])
-                    for start in range(0, source.shape[-2], strip)]
-            inside = torch.cat(rows, dim=2) if len(rows) > 1 else rows[0]
+            n, channels, height, width = source.shape
+            # Strips of rows side by side in the batch: grid_sample's CPU kernel works on the
+            # images of a batch in parallel, one core each (2x on 2 cores, bit-identical).
+            threads = max(1, torch.get_num_threads())
+            rows = max(1, min(-(-height // threads), STRIP_PIXELS // (width * threads)))
+            pad = -height % rows
+            padded = F.pad(source, (0, 0, 0, pad), mode="replicate") if pad else source
+            strips = padded.reshape(n, channels, -1, rows, width).transpose(1, 2).reshape(-1, channels, rows, width)
+            step = threads * n
+            done = [sample_lattice(lut, strips[i:i + step]) for i in range(0, strips.shape[0], step)]
+            inside = torch.cat(done).reshape(n, -1, channels, rows, width).transpose(1, 2)
+            inside = inside.reshape(n, channels, -1, width)[:, :, :height]
             return (inside + (source - source.clamp(*DOMAIN))).to(x.dtype)
 
 

@@ -23,6 +23,8 @@ output row depends only on its own plate row and the coefficient rows around it.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -69,7 +71,8 @@ class HRNetFast(nn.Module):
         # The fit subtracts nearly equal moments: float32 always, even under CUDA autocast.
         with torch.autocast(x.device.type, enabled=False):
             coefficients = fit_local_affine(small.float(), changed.float(), self.radius, self.eps)
-            return honest(x, graded, apply_affine(coefficients, graded), self.bound)
+            return apply_affine(coefficients, graded,
+                                lambda rows, proposed: honest(x[:, :, rows], graded[:, :, rows], proposed, self.bound))
 
 
 def downscale(x: Tensor, long_side: int) -> Tensor:
@@ -151,8 +154,11 @@ def upsample_rows(coefficients: Tensor, height: int, start: int, stop: int) -> T
     return torch.lerp(coefficients[:, :, lower], coefficients[:, :, upper], weight)
 
 
-def apply_affine(coefficients: Tensor, plate: Tensor) -> Tensor:
-    """Upsample the 3×4 transforms to the plate's size and apply them, strip by strip."""
+def apply_affine(coefficients: Tensor, plate: Tensor,
+                 finish: Callable[[slice, Tensor], Tensor] | None = None) -> Tensor:
+    """Upsample the 3×4 transforms to the plate's size and apply them, strip by strip; ``finish``
+    (rows, result) makes each strip's final pixels while they are in cache (a pointwise step: the
+    local term's limits), so no full-frame temporaries are made."""
     height, width = plate.shape[-2:]
     strip = max(1, STRIP_PIXELS // width)
     out = torch.empty_like(plate)
@@ -166,6 +172,7 @@ def apply_affine(coefficients: Tensor, plate: Tensor) -> Tensor:
         x = plate[:, :, start:stop]
         y = torch.addcmul(m[:, :, 3], m[:, :, 0], x[:, 0:1])
         y = torch.addcmul(y, m[:, :, 1], x[:, 1:2])
-        out[:, :, start:stop] = torch.addcmul(y, m[:, :, 2], x[:, 2:3])
+        y = torch.addcmul(y, m[:, :, 2], x[:, 2:3])
+        out[:, :, start:stop] = y if finish is None else finish(slice(start, stop), y)
     return out
 
