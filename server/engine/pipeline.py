@@ -56,10 +56,9 @@ def frame_colourspace(frame: Frame, colourspace: str | None) -> str:
     return chosen
 
 
-def colour_channels(frame: Frame) -> list[int]:
-    """Indices of R, G, B and, if there is one, alpha: what the stages work on."""
-    alpha = frame.alpha_index()
-    return [*frame.rgb_indices(), *([] if alpha is None else [alpha])]
+def colour_channels(view: View) -> list[int]:
+    """Indices of a view's R, G, B and, if it has one, alpha: what the stages work on."""
+    return [*view.rgb, *([] if view.alpha is None else [view.alpha])]
 
 
 def unpremultiply(rgb: Tensor, alpha: Tensor | None) -> tuple[Tensor, Tensor | None]:
@@ -85,7 +84,7 @@ def premultiply(stylized: Tensor, rgb: Tensor, alpha: Tensor | None, covered: Te
 def working_rgb(frame: Frame, colourspace: str | None = None) -> np.ndarray:
     """A frame's RGB (un-premultiplied) → H×W×3 float32 in the working space (ACEScct)."""
     space = frame_colourspace(frame, colourspace)
-    pixels = torch.from_numpy(np.take(frame.pixels, colour_channels(frame), axis=2))[None].float()
+    pixels = torch.from_numpy(np.take(frame.pixels, colour_channels(frame.views()[0]), axis=2))[None].float()
     straight, _ = unpremultiply(pixels[..., :3], pixels[..., 3:] if pixels.shape[-1] == 4 else None)
     return to_working_tensor(straight, space, in_torch=False)[0].numpy()
 
@@ -137,7 +136,7 @@ def colour_out(stylized: Tensor, plate: Plate, dtype: torch.dtype, torch_colour:
     """N×H×W×3 stylized working-space RGB → premultiplied RGB in `plate.out_space` and `dtype`;
     for half, also how many values of each item were beyond its range (clamped, not made infinite)."""
     kept = plate.rgb  # the pixels premultiply leaves as they came, in the result's space
-    if plate.alpha is not None and canonical(plate.out_space) != canonical(plate.space):
+    if plate.alpha is not None and plate.out_space != plate.space:
         kept = tensor_transform(plate.space, plate.out_space, torch_colour)(
             torch.nan_to_num(plate.rgb, nan=0.0, posinf=HALF_MAX, neginf=-HALF_MAX), consume=True)
     out = premultiply(from_working_tensor(stylized, plate.out_space, torch_colour), kept, plate.alpha, plate.covered)
@@ -181,7 +180,7 @@ def prepare(frame: Frame, stylizer: Stylizer, mix: float = 1.0, colourspace: str
 
 
 def _stage(frame: Frame, view: View, stylizer: Stylizer, space: str, out_space: str) -> Staged:
-    channels = [*view.rgb, *([] if view.alpha is None else [view.alpha])]
+    channels = colour_channels(view)
     pixels = frame.pixels
     if pixels.dtype not in TORCH_TYPES:
         pixels = pixels.astype(np.float32)
