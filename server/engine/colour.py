@@ -129,12 +129,18 @@ def apply(rgb: np.ndarray, source: str, destination: str, copy: bool = True,
     return pixels
 
 
+def finite_copy(rgb: np.ndarray) -> tuple[np.ndarray, int]:
+    """A float32 copy of ``rgb`` with `NONFINITE_RULE` applied, and how many values it replaced."""
+    pixels = np.array(rgb, dtype=np.float32, order="C")
+    replaced = int(np.count_nonzero(~np.isfinite(pixels)))
+    np.nan_to_num(pixels, copy=False, nan=0.0, posinf=HALF_MAX, neginf=-HALF_MAX)
+    return pixels, replaced
+
+
 def to_working(rgb: np.ndarray, colourspace: str) -> tuple[np.ndarray, int]:
     """H×W×3 RGB in ``colourspace`` -> H×W×3 float32 ACEScct, and the count of non-finite values replaced."""
     _check_rgb(rgb)
-    pixels = np.array(rgb, dtype=np.float32, order="C")
-    replaced = int(np.count_nonzero(~np.isfinite(pixels)))
-    np.nan_to_num(pixels, copy=False, nan=0.0, posinf=HALF_MAX, neginf=-HALF_MAX)  # NONFINITE_RULE
+    pixels, replaced = finite_copy(rgb)
     np.maximum(pixels, NEGATIVE_LIMIT, out=pixels)
     return apply(pixels, colourspace, working_space(), copy=False), replaced
 
@@ -236,8 +242,7 @@ def convert(rgb: np.ndarray, source: str, destination: str) -> np.ndarray:
     """H×W×3 RGB from one colour space to another (a float32 copy); unchanged when they are the same."""
     if canonical(source) == canonical(destination):
         return np.array(rgb, dtype=np.float32, copy=True)
-    finite = np.nan_to_num(np.asarray(rgb, dtype=np.float32), nan=0.0, posinf=HALF_MAX, neginf=-HALF_MAX)  # NONFINITE_RULE
-    return apply(finite, source, destination, copy=False)
+    return apply(finite_copy(rgb)[0], source, destination, copy=False)
 
 
 def available_colourspaces() -> list[str]:
