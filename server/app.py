@@ -35,7 +35,7 @@ from shotstyle.plugin.client import heartbeat_options
 from shotstyle.plugin.codec import FILE_FORMATS, RAW_DTYPES, EncodedFrame, frames_from_message
 from shotstyle.plugin.exitcodes import ExitCode
 from shotstyle.server import access, keys
-from shotstyle.server.errors import DeviceError, RequestError, ShotstyleError, error_of, exit_code
+from shotstyle.server.errors import DeviceError, RequestError, ShotstyleError, error_of, exit_code, shutting_down
 from shotstyle.server.jobs import TrainJob
 from shotstyle.server.workers import Workers
 from shotstyle.server.store import DEFAULT_MEMORY_BUDGET, ModelStore, check_name
@@ -190,7 +190,7 @@ class Server:
             self._caller = access.identify(parts[1], identity, header.get("token"), self._token,
                                            self.address.startswith("ipc://"))
             if self.stop_requested and op not in protocol.READ_OPS:
-                raise RequestError("shutting_down", "the server is stopping; send the request again once it is back")
+                raise shutting_down()
             if op in protocol.CONTROL_OPS:
                 self._check_authority(op)
             handler = getattr(self, "_op_" + op.replace(".", "_"))

@@ -105,6 +105,11 @@ class RequestError(ShotstyleError):
         self.code = code
 
 
+def shutting_down() -> RequestError:
+    """What a request gets once the server has begun to stop (the loop and every worker stage say the same)."""
+    return RequestError("shutting_down", "the server is stopping; send the request again once it is back")
+
+
 class StoreError(RequestError):
     """A model name that is invalid (bad_argument) or not in the store (unknown_model)."""
 

@@ -38,7 +38,7 @@ import zmq
 from shotstyle.plugin import params as effect_params
 from shotstyle.plugin import protocol
 from shotstyle.plugin.codec import EncodedFrame, frames_to_message
-from shotstyle.server.errors import RequestError, TrainingCancelled, error_of
+from shotstyle.server.errors import RequestError, TrainingCancelled, error_of, shutting_down
 from shotstyle.server.frameio import Frame
 from shotstyle.server.payloads import IsolatedDecoder, encode_like
 from shotstyle.server.store import ModelStore
@@ -167,8 +167,7 @@ class DeviceWorker:
 
         ``client`` is who the task counts against (`renders_in_flight`); default: the identity.
         """
-        client = identity.hex() if client is None else client
-        self._request_started(client)
+        client = self._request_started(identity, client)
         self._renders.put((identity, request_id, client, task))
 
     def stylize(self, identity: bytes, request_id: str, frames: List[EncodedFrame], model: str, mix: float,
@@ -176,15 +175,17 @@ class DeviceWorker:
                 client: Optional[str] = None) -> None:
         """Stylize ``frames`` through the frame pipeline (the result in ``out_colourspace`` when given);
         the reply goes to ``request_id``. ``client``: as for `submit`."""
-        client = identity.hex() if client is None else client
-        self._request_started(client)
+        client = self._request_started(identity, client)
         self.frames.submit(StylizeRequest(identity, request_id, client, frames, model, mix, colourspace, tile,
                                           out_colourspace))
 
-    def _request_started(self, client: str) -> None:
+    def _request_started(self, identity: bytes, client: Optional[str]) -> str:
+        """Count a request in; who it counts against (``client``, default: the identity)."""
+        client = identity.hex() if client is None else client
         with self._busy:
             self._rendering += 1
             self._render_load[client] += 1
+        return client
 
     def _request_done(self, client: str) -> None:
         with self._busy:
@@ -291,7 +292,7 @@ class DeviceWorker:
         """The reply to a task: its result, or the error reply of whatever it raised."""
         try:
             if self.stopping.is_set():
-                raise RequestError("shutting_down", "the server is stopping; send the request again once it is back")
+                raise shutting_down()
             result, frames, *parts = task()
             descs, payloads = frames_to_message(frames)
             return protocol.pack(protocol.reply(request_id, result, descs), [*payloads, *(parts[0] if parts else ())])

@@ -29,7 +29,7 @@ import zmq
 
 from shotstyle.plugin import protocol
 from shotstyle.plugin.codec import EncodedFrame, frames_to_message
-from shotstyle.server.errors import RequestError, ShotstyleError, error_of, wire_code
+from shotstyle.server.errors import RequestError, ShotstyleError, error_of, shutting_down, wire_code
 from shotstyle.server.frameio import io_threads
 from shotstyle.server.payloads import IsolatedDecoder, encode_like
 
@@ -102,7 +102,7 @@ class FramePipeline:
         """Run a stage; any failure becomes the request's error reply."""
         try:
             if self._stopping.is_set():
-                raise RequestError("shutting_down", "the server is stopping; send the request again once it is back")
+                raise shutting_down()
             stage(request)
         except Exception as exc:
             self._fail(request, exc)
