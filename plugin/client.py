@@ -22,7 +22,7 @@ import collections
 import os
 import time
 import uuid
-from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import zmq
 from zmq.utils.monitor import recv_monitor_message
@@ -33,7 +33,7 @@ from shotstyle.plugin.codec import EncodedFrame, frames_from_message, frames_to_
 from shotstyle.plugin.errors import ServerError
 from shotstyle.plugin.files import write_atomic
 
-__all__ = ["Client", "Job", "ServerError", "follow", "load_key", "lut_snippet_path"]
+__all__ = ["Client", "Job", "ServerError", "follow", "load_key", "lut_snippet_path", "write_look"]
 
 Message = Tuple[Dict[str, Any], List[memoryview]]
 # How often `follow` asks its should_cancel while a job is quiet.
@@ -299,11 +299,8 @@ class Client:
             raise ServerError("bad_message", f"model.lut reply for {name!r} carried {len(payloads)} parts, not 1")
         result = dict(result, cube=bytes(payloads[0]))
         if path is not None:
-            cube_name = os.path.basename(path)
-            snippet_path = lut_snippet_path(path)
-            write_atomic(path, result["cube"])
-            write_atomic(snippet_path, result["ocio"].replace(result["cube_name"], cube_name))
-            result["paths"] = [path, snippet_path]
+            result["paths"] = write_look(path, result["cube"],
+                                         result["ocio"].replace(result["cube_name"], os.path.basename(path)))
         return result
 
     def shutdown(self) -> None:
@@ -523,6 +520,15 @@ def lut_snippet_path(cube_path: str) -> str:
     """Where the OCIO look snippet goes beside a .cube file: ``look.cube`` -> ``look.ocio.yaml``."""
     stem = cube_path[:-len(".cube")] if cube_path.lower().endswith(".cube") else cube_path
     return stem + ".ocio.yaml"
+
+
+def write_look(cube_path: str, cube: Union[bytes, str], snippet: str) -> List[str]:
+    """Write a .cube and its OCIO look snippet beside it (`lut_snippet_path`), both atomically;
+    the two paths."""
+    snippet_path = lut_snippet_path(cube_path)
+    write_atomic(cube_path, cube)
+    write_atomic(snippet_path, snippet)
+    return [cube_path, snippet_path]
 
 
 def follow(job: Job, on_progress: Optional[Callable[[Dict[str, Any]], None]] = None,

@@ -19,9 +19,8 @@ import json
 import os
 import sys
 
-from shotstyle.plugin.client import lut_snippet_path
+from shotstyle.plugin.client import write_look
 from shotstyle.plugin.exitcodes import ExitCode
-from shotstyle.plugin.files import write_atomic
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -64,9 +63,7 @@ def run(args: argparse.Namespace) -> int:
     model = load_model(model_path(args.model))
     keyframes = [load_working(path, args.colourspace) for path in args.keyframe]
     look = export_look(model, os.path.basename(args.output), args.size, keyframes)
-    snippet = lut_snippet_path(args.output)
-    write_atomic(args.output, look.cube)
-    write_atomic(snippet, look.ocio)
+    _, snippet = write_look(args.output, look.cube, look.ocio)
     if args.json:
         print(json.dumps({"cube": args.output, "ocio": snippet, "where": look.where, **look.report}, indent=1))
     else:
