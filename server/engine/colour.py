@@ -130,10 +130,13 @@ def run_processor(processor: ocio.CPUProcessor, pixels: np.ndarray, planar: bool
     workers = os.cpu_count() or 1
     count = workers if workers > 1 and pixels.size // 3 >= STRIP_MIN_PIXELS else 1
     strips = np.array_split(pixels, count, axis=1 if planar else 0)
-    if planar:
-        run = lambda s: processor.apply(ocio.PlanarImageDesc(s[0], s[1], s[2], s.shape[2], s.shape[1]))  # noqa: E731
-    else:
-        run = processor.applyRGB
+
+    def run(strip: np.ndarray) -> None:
+        if planar:
+            processor.apply(ocio.PlanarImageDesc(strip[0], strip[1], strip[2], strip.shape[2], strip.shape[1]))
+        else:
+            processor.applyRGB(strip)
+
     if count == 1:
         run(strips[0])
     else:
