@@ -1,18 +1,25 @@
 """Engine benchmark: one table of network speed, peak memory, render rate, shot cost and training rate.
 
 Rows (each measured in its own subprocess so its peak RSS is its own):
-- network: ms per frame through `Stylizer` (working-space array in → out, CPU) for `hrnet`
-  and `hrnet-fast` at 960×540, 1920×1080 and 3840×2160 (`hrnet` tiled at 4K; one timed
-  frame for `hrnet`, the median of several for `hrnet-fast`).
+- network: the network's own work, ms per frame through `Stylizer` (working-space array in →
+  out, CPU: no I/O, no colour conversion) for `grade` (the grade alone), `hrnet-fast` and
+  `hrnet` at 960×540, 1920×1080 and 3840×2160 (`hrnet` tiled at 4K; one timed frame for
+  `hrnet`, the median of several for the others).
+- colour: the limit a LUT sets, on the same 1920×1080 frame: OpenColorIO's processor applying
+  the model's exported .cube to the ACEScct frame, and the ACEScg → ACEScct → cube → ACEScg
+  chain as one OCIO processor; beside them the grade-only model from ACEScg to ACEScg as the
+  frame pipeline runs it (input rule, one OCIO pass, finite output).
 - render: `shotstyle render --in-process` on 1920×1080 RGBA half EXRs (read, colour,
-  stylize, write), frames/s against the network-only rate.
+  stylize, write) for `grade` and `hrnet-fast`, frames/s against the network-only rate; and
+  `oiiotool` applying the same .cube chain, one process per frame (an artist's LUT workflow),
+  where the OpenImageIO package installed it.
 - shot: the research note's claim on the 60-frame clip: train once then render 60 frames, vs
   per-frame optimisation (the pixels of each frame optimised with the same loss and step
   count). Step times are measured on a few steps and scaled linearly to the step count.
 - train: training steps/s at the default resolution (long side 512) for the default network.
 
 Input frames are the real clip (../shared/data) resized; random pixels without it.
-Usage: python bench/engine.py [--quick] [--only network,render,shot,train]
+Usage: python bench/engine.py [--quick] [--only network,colour,render,shot,train] [--archs grade,hrnet-fast,hrnet]
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -64,7 +72,28 @@ def model(arch: str):
     network = build_network(arch)
     for parameter in network.parameters():
         parameter.data += torch.randn_like(parameter) * 0.01
+    network.grade.set(network.grade.lut.flip(0) * 0.8 + 0.1)  # a grade that changes every colour
     return StyleModel(network.eval(), {"loss": "bench"})
+
+
+def median_ms(work, runs: int) -> float:
+    """Median wall time of ``work()`` over ``runs`` calls after one warm-up, in ms."""
+    work()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
+
+
+def cube_file(folder: str, arch: str = "grade") -> str:
+    """The bench model's grade exported as a 33-node .cube in ``folder``."""
+    from shotstyle.server.engine.grade import grade_of
+    from shotstyle.server.engine.lut import cube_text
+    path = f"{folder}/look.cube"
+    Path(path).write_text(cube_text(grade_of(model(arch).network).lut, 33, "bench"))
+    return path
 
 
 # ---------------------------------------------------------------- children (one measurement each)
@@ -86,20 +115,52 @@ def child_network(arch: str, size: str, runs: int) -> dict:
             "rss": peak_rss_mib(), "tiled": tiled}
 
 
-def child_render(frames: int) -> dict:
+def child_colour(runs: int) -> dict:
+    import PyOpenColorIO as ocio
+    from shotstyle.server.engine.colour import config, finite_output, from_working, run_processor, transform_input
+    from shotstyle.server.engine.inference import Stylizer
+    working = plate(*SIZES["1920x1080"])
+    linear = from_working(working, "ACEScg")
+    with tempfile.TemporaryDirectory() as folder:
+        cube = ocio.FileTransform(src=cube_file(folder), interpolation=ocio.INTERP_LINEAR)
+        cube_only = config().getProcessor(cube).getDefaultCPUProcessor()
+        chain = ocio.GroupTransform()
+        for step in (ocio.ColorSpaceTransform("ACEScg", "ACEScct"), cube,
+                     ocio.ColorSpaceTransform("ACEScct", "ACEScg")):
+            chain.appendTransform(step)
+        whole_chain = config().getProcessor(chain).getDefaultCPUProcessor()
+        stylizer = Stylizer(model("grade"), device="cpu")
+
+        def grade_only_scene_linear() -> None:
+            pixels, _ = transform_input(linear)
+            stylizer.grade_on_host(pixels, "ACEScg", "ACEScg", 1.0)
+            finite_output(pixels)
+
+        return {"cube": median_ms(lambda: run_processor(cube_only, working.copy()), runs),
+                "chain": median_ms(lambda: run_processor(whole_chain, linear.copy()), runs),
+                "grade_linear": median_ms(grade_only_scene_linear, runs),
+                "copy": median_ms(lambda: working.copy(), runs)}
+
+
+def write_plates(folder: str, frames: int) -> None:
+    """``frames`` 1920×1080 RGBA half/zip ACEScg EXRs, plate.0001.exr on."""
     from shotstyle.server.engine.colour import from_working
-    from shotstyle.server.engine.modelfile import save_model
     from shotstyle.server.frameio import Frame, write_frame
     height, width = SIZES["1920x1080"]
     linear = from_working(plate(height, width), "ACEScg")
     pixels = np.concatenate([linear, np.ones((height, width, 1), np.float32)], axis=2)
     window = (0, 0, width, height)
+    for number in range(1, frames + 1):
+        frame = Frame(pixels, ["R", "G", "B", "A"], ["half"] * 4, window, window, {},
+                      colourspace="ACEScg")
+        write_frame(f"{folder}/plate.{number:04d}.exr", frame)
+
+
+def child_render(arch: str, frames: int) -> dict:
+    from shotstyle.server.engine.modelfile import save_model
     with tempfile.TemporaryDirectory() as folder:
-        for number in range(1, frames + 1):
-            frame = Frame(pixels, ["R", "G", "B", "A"], ["half"] * 4, window, window, {},
-                          colourspace="ACEScg")
-            write_frame(f"{folder}/plate.{number:04d}.exr", frame)
-        save_model(model("hrnet-fast"), f"{folder}/look.safetensors")
+        write_plates(folder, frames)
+        save_model(model(arch), f"{folder}/look.safetensors")
         command = [sys.executable, "-m", "shotstyle.nodes.farm.cli", "render",
                    "--model", f"{folder}/look.safetensors", "--in", f"{folder}/plate.####.exr",
                    "--out", f"{folder}/out.####.exr", "--frames", f"1-{frames}", "--in-process",
@@ -109,6 +170,28 @@ def child_render(frames: int) -> dict:
                if line.startswith("{") and json.loads(line).get("event") == "frame"]
     # Rate between the first and the last finished frame: excludes start-up and model load.
     return {"fps": (len(elapsed) - 1) / (elapsed[-1] - elapsed[0]), "frames": len(elapsed)}
+
+
+def oiiotool() -> str | None:
+    """The oiiotool beside this Python (the OpenImageIO package installs one), or on PATH."""
+    beside = Path(sys.executable).parent / "oiiotool"
+    return str(beside) if beside.exists() else shutil.which("oiiotool")
+
+
+def child_oiiotool(frames: int) -> dict:
+    """frames/s of oiiotool applying the .cube chain to the render's plates, one process a frame."""
+    tool = oiiotool()
+    with tempfile.TemporaryDirectory() as folder:
+        write_plates(folder, frames)
+        cube = cube_file(folder)
+        env = {**os.environ, "OCIO": os.environ.get("OCIO", "ocio://default")}
+        start = time.perf_counter()
+        for number in range(1, frames + 1):
+            subprocess.run([tool, f"{folder}/plate.{number:04d}.exr", "--colorconvert", "ACEScg", "ACEScct",
+                            "--ociofiletransform", cube, "--colorconvert", "ACEScct", "ACEScg",
+                            "-d", "half", "--compression", "zip", "-o", f"{folder}/out.{number:04d}.exr"],
+                           check=True, env=env, capture_output=True)
+        return {"fps": frames / (time.perf_counter() - start)}
 
 
 def child_shot(arch: str) -> dict:
@@ -163,8 +246,9 @@ def run_child(*args: str) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: small sizes, few frames")
-    parser.add_argument("--only", default="network,render,shot,train",
-                        help="comma-separated parts: network, render, shot, train")
+    parser.add_argument("--only", default="network,colour,render,shot,train",
+                        help="comma-separated parts: network, colour, render, shot, train")
+    parser.add_argument("--archs", default="grade,hrnet-fast,hrnet", help="networks of the network rows")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -172,7 +256,11 @@ def main() -> int:
         if kind == "network":
             out = child_network(rest[0], rest[1], int(rest[2]))
         elif kind == "render":
-            out = child_render(int(rest[0]))
+            out = child_render(rest[0], int(rest[1]))
+        elif kind == "oiiotool":
+            out = child_oiiotool(int(rest[0]))
+        elif kind == "colour":
+            out = child_colour(int(rest[0]))
         else:
             out = child_shot(rest[0])
         print(json.dumps(out))
@@ -183,7 +271,7 @@ def main() -> int:
     network_ms: dict[tuple[str, str], float] = {}
     if "network" in parts:
         sizes = ["960x540"] if args.quick else list(SIZES)
-        for arch in ("hrnet-fast", "hrnet"):
+        for arch in args.archs.split(","):
             for size in sizes:
                 runs = 1 if arch == "hrnet" else (2 if args.quick else 4)
                 out = run_child("network", arch, size, str(runs))
@@ -195,16 +283,35 @@ def main() -> int:
                 rows.append((f"network {arch}{note}", size,
                              f"{out['ms']:.0f} ms/frame (CPU time {out['cpu_ms']:.0f} ms)",
                              f"{out['rss']:.0f}"))
+    if "colour" in parts:
+        out = run_child("colour", "3" if args.quick else "7")
+        if "error" in out:
+            rows.append(("colour: OCIO .cube limit", "1920x1080", "FAILED", out["error"]))
+        else:
+            cube = out["cube"]
+            for name, key in (("OCIO .cube processor, ACEScct frame", "cube"),
+                              ("OCIO ACEScg→ACEScct→cube→ACEScg, one processor", "chain"),
+                              ("grade-only ACEScg→ACEScg (pipeline's host pass)", "grade_linear"),
+                              ("copying the frame (memory bandwidth)", "copy")):
+                rows.append((f"colour: {name}", "1920x1080", f"{out[key]:.0f} ms ({out[key] / cube:.2f}× the cube)", "-"))
+            base = network_ms.get(("grade", "1920x1080"))
+            if base:
+                rows.append(("network grade vs the cube", "1920x1080", f"{base / cube:.2f}× the cube", "-"))
     if "render" in parts:
         frames = 4 if args.quick else 12
-        out = run_child("render", str(frames))
-        if "error" in out:
-            rows.append(("render --in-process hrnet-fast", "1920x1080", "FAILED", out["error"]))
-        else:
-            base = network_ms.get(("hrnet-fast", "1920x1080"))
+        for arch in ("grade", "hrnet-fast"):
+            out = run_child("render", arch, str(frames))
+            if "error" in out:
+                rows.append((f"render --in-process {arch}", "1920x1080", "FAILED", out["error"]))
+                continue
+            base = network_ms.get((arch, "1920x1080"))
             ratio = f", {out['fps'] * base / 1000:.2f}× network-only" if base else ""
-            rows.append(("render --in-process hrnet-fast (EXR→EXR)", "1920x1080",
+            rows.append((f"render --in-process {arch} (EXR→EXR)", "1920x1080",
                          f"{out['fps']:.2f} frames/s{ratio}", "-"))
+        if oiiotool():
+            out = run_child("oiiotool", str(frames))
+            rows.append(("oiiotool ACEScg→ACEScct→cube→ACEScg, a process a frame", "1920x1080",
+                         "FAILED" if "error" in out else f"{out['fps']:.2f} frames/s", out.get("error", "-")))
     if ("shot" in parts or "train" in parts) and not (SHARED / "clip").is_dir():
         rows.append(("shot / train", "-", "skipped: no shared data", "-"))
     elif "shot" in parts or "train" in parts:

@@ -67,8 +67,9 @@ PARAMS: List[Param] = [
           "else the weights-free 'look' loss. vgg: VGG-19 (content conv4_2, style Gram matrices). look: colour "
           "statistics only, fast and offline.", "Training", choices=["auto", "vgg", "look"]),
     Param("arch", "choice", "hrnet-fast", "Network", "hrnet: full-resolution HRNet (best quality). hrnet-fast: a "
-          "tiny network at low resolution predicting an upsampled residual (fast).", "Training",
-          choices=["hrnet-fast", "hrnet"]),
+          "tiny network at low resolution predicting an upsampled residual (fast). grade: the global grade "
+          "alone, a 3D LUT (fastest; renders what its exported .cube holds).", "Training",
+          choices=["hrnet-fast", "hrnet", "grade"]),
     Param("seed", "int", 0, "Seed", "Random seed; the same seed and inputs train the same model.", "Training",
           0, 2**31 - 1),
     Param("early_stop", "bool", False, "Early stop", "Stop training once the loss stops improving.", "Training"),

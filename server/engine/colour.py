@@ -120,13 +120,27 @@ def apply(rgb: np.ndarray, source: str, destination: str, copy: bool = True,
     """
     _check_rgb(rgb)
     pixels = np.array(rgb, dtype=np.float32, order="C", copy=copy)
-    processor = cpu_processor(uri or config_uri(), source, destination)
-    workers = os.cpu_count() or 1
-    if workers > 1 and pixels.shape[0] * pixels.shape[1] >= STRIP_MIN_PIXELS:
-        list(_strip_pool().map(processor.applyRGB, np.array_split(pixels, workers, axis=0)))
-    else:
-        processor.applyRGB(pixels)
+    run_processor(cpu_processor(uri or config_uri(), source, destination), pixels)
     return pixels
+
+
+def run_processor(processor: ocio.CPUProcessor, pixels: np.ndarray, planar: bool = False) -> None:
+    """``processor`` applied in place to float32 C-ordered pixels: H×W×3 (packed RGB) or, when
+    ``planar``, 3×H×W (one plane per channel), in row strips across the cores when large."""
+    workers = os.cpu_count() or 1
+    count = workers if workers > 1 and pixels.size // 3 >= STRIP_MIN_PIXELS else 1
+    strips = np.array_split(pixels, count, axis=1 if planar else 0)
+
+    def run(strip: np.ndarray) -> None:
+        if planar:
+            processor.apply(ocio.PlanarImageDesc(strip[0], strip[1], strip[2], strip.shape[2], strip.shape[1]))
+        else:
+            processor.applyRGB(strip)
+
+    if count == 1:
+        run(strips[0])
+    else:
+        list(_strip_pool().map(run, strips))
 
 
 def finite_copy(rgb: np.ndarray) -> tuple[np.ndarray, int]:
@@ -140,14 +154,26 @@ def finite_copy(rgb: np.ndarray) -> tuple[np.ndarray, int]:
 def to_working(rgb: np.ndarray, colourspace: str) -> tuple[np.ndarray, int]:
     """H×W×3 RGB in ``colourspace`` -> H×W×3 float32 ACEScct, and the count of non-finite values replaced."""
     _check_rgb(rgb)
+    pixels, replaced = transform_input(rgb)
+    return apply(pixels, colourspace, working_space(), copy=False), replaced
+
+
+def transform_input(rgb: np.ndarray) -> tuple[np.ndarray, int]:
+    """A float32 copy of ``rgb`` ready for a transform into the working space (`NONFINITE_RULE`,
+    then `NEGATIVE_LIMIT`), and how many non-finite values it replaced."""
     pixels, replaced = finite_copy(rgb)
     np.maximum(pixels, NEGATIVE_LIMIT, out=pixels)
-    return apply(pixels, colourspace, working_space(), copy=False), replaced
+    return pixels, replaced
 
 
 def from_working(rgb: np.ndarray, colourspace: str) -> np.ndarray:
     """H×W×3 ACEScct (e.g. network output) -> H×W×3 float32 in ``colourspace``; always finite."""
-    pixels = apply(rgb, working_space(), colourspace)
+    return finite_output(apply(rgb, working_space(), colourspace))
+
+
+def finite_output(pixels: np.ndarray) -> np.ndarray:
+    """``pixels`` made finite in place, as every result leaving the working space is (NaN -> 0,
+    ±Inf -> ±float32 max)."""
     limit = float(np.finfo(np.float32).max)
     return np.nan_to_num(pixels, copy=False, nan=0.0, posinf=limit, neginf=-limit)
 

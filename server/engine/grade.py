@@ -9,8 +9,10 @@ colours in every pixel of every frame, by construction. Outside the domain the g
 with slope 1 (input minus its clamped value is added back), so highlights above the lattice keep
 their detail instead of flattening; a .cube file clamps there instead (see `lut.py`).
 
-Float32 throughout, on any device; large frames are applied in row strips so memory stays
-bounded.
+Float32 throughout, on any device. On a CPU, where nothing needs a gradient, the lattice is
+applied by OpenColorIO's 3D-LUT processor (engine/gradehost.py: the same trilinear lookup, about
+ten times faster than grid_sample); elsewhere by grid_sample, large frames in row strips so
+memory stays bounded.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from shotstyle.server.engine.colour import working_space
+from shotstyle.server.engine.gradehost import DOMAIN, host_grade
 
 DEFAULT_SIZE = 33
-DOMAIN = (0.0, 1.0)
 # Pixels per grid_sample call (≈ 50 MB of float32 temporaries).
 STRIP_PIXELS = 1 << 21
 
@@ -66,6 +69,24 @@ class LatticeGrade(nn.Module):
         self.lut.copy_(lut)
 
     def forward(self, x: Tensor) -> Tensor:
+        needs_gradient = torch.is_grad_enabled() and (x.requires_grad or self.lut.requires_grad)
+        return self.on_host(x) if x.device.type == "cpu" and not needs_gradient else self.in_torch(x)
+
+    def on_host(self, x: Tensor) -> Tensor:
+        """The lookup by OpenColorIO on a CPU tensor (no gradient): float32 NCHW in either memory
+        layout, each image handed to OCIO as planes or as packed RGB without a copy."""
+        out = torch.empty_like(x, dtype=torch.float32).copy_(x)
+        space = working_space()
+        grade = host_grade(self.lut.detach().cpu().float().numpy(), space, space)
+        for image in out:
+            if image.is_contiguous():
+                grade.apply(image.numpy(), planar=True)
+            else:  # channels-last: H×W×3 in memory
+                grade.apply(image.permute(1, 2, 0).numpy())
+        return out.to(x.dtype)
+
+    def in_torch(self, x: Tensor) -> Tensor:
+        """The lookup with torch ops on any device (differentiable: what training runs)."""
         lut = self.lut.float()
         with torch.autocast(x.device.type, enabled=False):
             source = x.float()

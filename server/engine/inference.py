@@ -11,6 +11,9 @@ bounded at any frame size:
   artist approved (instance-norm networks otherwise change their look with resolution).
 - `hrnet-fast` sees the whole frame at low resolution and applies its colour transform at full
   resolution in exact strips (see networks/hrnet_fast.py): it never needs tiling.
+- `grade` (the grade alone) on a CPU runs no torch at all: `grade_on_host` applies its lattice
+  with OpenColorIO, the mix folded into the lattice and, in the frame pipeline, the colour
+  conversions around it in the same pass (engine/gradehost.py).
 
 How the device is driven (layout, batching) is the `Execution` (see device.py): a CUDA GPU
 runs channels-last with same-size frames batched, a CPU one NCHW frame at a time on all cores
@@ -33,8 +36,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from shotstyle.server.engine.colour import working_space
 from shotstyle.server.engine.device import Execution, Transfers, configure_threads, execution_for, pick_device
+from shotstyle.server.engine.grade import grade_of, identity_lattice
+from shotstyle.server.engine.gradehost import host_grade
 from shotstyle.server.engine.modelfile import StyleModel
+from shotstyle.server.engine.networks.grade_only import GradeOnly
 from shotstyle.server.engine.networks.hrnet import SIZE_MULTIPLE
 from shotstyle.server.engine.networks.hrnet_fast import downscale
 from shotstyle.server.errors import InferenceError
@@ -79,6 +86,9 @@ class Stylizer:
                                  f"{(2 * TILE_OVERLAP) ** 2} (tiles overlap by {TILE_OVERLAP} px)")
         # Networks normalising by whole-frame statistics are tiled; others bound their own memory.
         self.tiles = hasattr(network, "frozen_norms")
+        # A grade-only model on a CPU: its lattice, applied by OpenColorIO (None: the network runs).
+        self.host_lattice = grade_of(network).lut.detach().cpu().float().numpy() \
+            if isinstance(network, GradeOnly) and not self.execution.torch_colour else None
         self.stats_side = int(model.metadata.get("resolution") or DEFAULT_STATS_SIDE)
 
     def __call__(self, rgb: np.ndarray, mix: float = 1.0) -> np.ndarray:
@@ -89,8 +99,11 @@ class Stylizer:
         mix = check_mix(mix)
         for rgb in rgbs:
             check_frame(rgb)
-        if mix == 0:
-            return [np.array(rgb, dtype=np.float32, copy=True) for rgb in rgbs]
+        if mix == 0 or self.host_lattice is not None:
+            copies = [np.array(rgb, dtype=np.float32, copy=True) for rgb in rgbs]
+            for pixels in copies if mix else []:
+                self.grade_on_host(pixels, working_space(), working_space(), mix)
+            return copies
         results: list[np.ndarray | None] = [None] * len(rgbs)
         for indices in self.groups([rgb.shape for rgb in rgbs], [rgb.shape[0] * rgb.shape[1] for rgb in rgbs]):
             with torch.inference_mode():
@@ -100,6 +113,17 @@ class Stylizer:
             for i, out in zip(indices, stylized):
                 results[i] = out
         return results  # type: ignore[return-value]
+
+    def grade_on_host(self, pixels: np.ndarray, source: str, destination: str, mix: float) -> None:
+        """A grade-only model on float32 H×W×3 `pixels` in colour space `source`, in place, into
+        `destination`. Mixing in the working space is linear in the lattice, so `mix` is folded
+        into it: plate + mix·(grade − plate) is the lattice identity + mix·(lut − identity)."""
+        assert self.host_lattice is not None, "grade_on_host is for grade-only models on a CPU"
+        lattice = self.host_lattice
+        if mix != 1:
+            identity = identity_lattice(lattice.shape[-1]).numpy()
+            lattice = identity + np.float32(mix) * (lattice - identity)
+        host_grade(lattice, source, destination).apply(pixels)
 
     def groups(self, keys: Sequence[Hashable], pixels: Sequence[int]) -> list[list[int]]:
         """Indices of frames run together: equal `keys` (their shape, and whatever else must

@@ -27,7 +27,9 @@ Three stages, so a renderer can keep several frames in flight and the device bus
 
 Where the colour transform is OpenColorIO's CPU processor (a CPU's execution: see
 device.Execution), un-premultiply and colour in run in `prepare` and colour out and
-premultiply in `finish` instead: host work on host threads, overlapping the network.
+premultiply in `finish` instead: host work on host threads, overlapping the network. A
+grade-only model there is done whole in `prepare`: colour in, the grade, the mix and colour out
+are one OpenColorIO pass (Stylizer.grade_on_host), and `infer` has nothing left to do.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from shotstyle.server.engine.colour import COLOUR_TAGS, canonical, interop_tags
+from shotstyle.server.engine.colour import COLOUR_TAGS, canonical, finite_output, interop_tags, transform_input
 from shotstyle.server.engine.colourtensors import from_working_tensor, tensor_transform, to_working_tensor
 from shotstyle.server.engine.device import Download
 from shotstyle.server.engine.inference import Stylizer, check_mix, mix_tensors, stack
@@ -135,11 +137,16 @@ def colour_in(x: Tensor, space: str, out_space: str, torch_colour: bool) -> tupl
 def colour_out(stylized: Tensor, plate: Plate, dtype: torch.dtype, torch_colour: bool) -> tuple[Tensor, Tensor | None]:
     """N×H×W×3 stylized working-space RGB → premultiplied RGB in `plate.out_space` and `dtype`;
     for half, also how many values of each item were beyond its range (clamped, not made infinite)."""
+    return pixel_type(from_working_tensor(stylized, plate.out_space, torch_colour), plate, dtype, torch_colour)
+
+
+def pixel_type(rgb: Tensor, plate: Plate, dtype: torch.dtype, torch_colour: bool) -> tuple[Tensor, Tensor | None]:
+    """N×H×W×3 stylized straight RGB in `plate.out_space` → premultiplied, in `dtype` (see `colour_out`)."""
     kept = plate.rgb  # the pixels premultiply leaves as they came, in the result's space
     if plate.alpha is not None and plate.out_space != plate.space:
         kept = tensor_transform(plate.space, plate.out_space, torch_colour)(
             torch.nan_to_num(plate.rgb, nan=0.0, posinf=HALF_MAX, neginf=-HALF_MAX), consume=True)
-    out = premultiply(from_working_tensor(stylized, plate.out_space, torch_colour), kept, plate.alpha, plate.covered)
+    out = premultiply(rgb, kept, plate.alpha, plate.covered)
     clamped = None
     if dtype == torch.float16:
         clamped = ((out.abs() > HALF_MAX) & out.isfinite()).flatten(1).sum(1)
@@ -155,6 +162,7 @@ class Staged:
     tensor: Tensor | None       # H×W×C for the device: R, G, B[, A] as stored, or with `plate`
                                 # the working-space RGB; None when the view passes through
     plate: Plate | None = None  # colour in already done on the host (OCIO's CPU processor)
+    done: "Readback | None" = None  # the whole result, made on the host (a grade-only model)
 
 
 @dataclass
@@ -176,10 +184,10 @@ def prepare(frame: Frame, stylizer: Stylizer, mix: float = 1.0, colourspace: str
     if check_mix(mix) == 0 and out_space == space:  # bit-exact pass-through
         return PendingFrame(frame, space, out_space, [Staged(view, None) for view in frame.views()])
     return PendingFrame(frame, space, out_space,
-                        [_stage(frame, view, stylizer, space, out_space) for view in frame.views()])
+                        [_stage(frame, view, stylizer, space, out_space, mix) for view in frame.views()])
 
 
-def _stage(frame: Frame, view: View, stylizer: Stylizer, space: str, out_space: str) -> Staged:
+def _stage(frame: Frame, view: View, stylizer: Stylizer, space: str, out_space: str, mix: float) -> Staged:
     channels = colour_channels(view)
     pixels = frame.pixels
     if pixels.dtype not in TORCH_TYPES:
@@ -191,8 +199,24 @@ def _stage(frame: Frame, view: View, stylizer: Stylizer, space: str, out_space: 
         np.take(pixels, channels, axis=2, out=staged.numpy())
     if stylizer.execution.torch_colour:
         return Staged(view, staged)
+    if stylizer.host_lattice is not None:
+        return Staged(view, None, done=_graded_on_host(stylizer, staged, space, out_space, mix))
     working, plate = colour_in(staged[None], space, out_space, torch_colour=False)
     return Staged(view, working[0], plate)
+
+
+def _graded_on_host(stylizer: Stylizer, staged: Tensor, space: str, out_space: str, mix: float) -> "Readback":
+    """A grade-only model's result for one staged view: un-premultiply, then colour in, grade, mix
+    and colour out in one OpenColorIO pass, then premultiply and the pixel type (`colour_in` and
+    `colour_out` on the host, with the grade between them folded into their conversions)."""
+    rgb = staged[None, ..., :3].float()
+    alpha = staged[None, ..., 3:].float() if staged.shape[-1] == 4 else None
+    straight, covered = unpremultiply(rgb, alpha)
+    pixels, _ = transform_input(straight[0].numpy())
+    stylizer.grade_on_host(pixels, space, out_space, mix)
+    out, clamped = pixel_type(torch.from_numpy(finite_output(pixels))[None], Plate(rgb, alpha, covered, space, out_space),
+                              staged.dtype, torch_colour=False)
+    return Readback(Download(out[0], None), None if clamped is None else Download(clamped, None))
 
 
 @dataclass
@@ -224,7 +248,7 @@ def infer(stylizer: Stylizer, pending: list[PendingFrame], mix: float = 1.0) -> 
             for index, ((_, s), out) in enumerate(zip(views, outs)):
                 results[id(s)] = Readback(stylizer.transfers.download(out),
                                           None if clamped is None else stylizer.transfers.download(clamped[index]))
-    return [[results.get(id(s)) for s in p.views] for p in pending]
+    return [[s.done or results.get(id(s)) for s in p.views] for p in pending]
 
 
 def stylize_tensors(stylizer: Stylizer, x: Tensor, first: PendingFrame, mix: float) -> tuple[Tensor, Tensor | None]:

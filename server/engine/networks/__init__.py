@@ -19,6 +19,7 @@ from torch import nn
 
 from shotstyle.plugin.protocol import brief
 from shotstyle.server.errors import UnknownArchitectureError
+from shotstyle.server.engine.networks.grade_only import GradeOnly
 from shotstyle.server.engine.networks.hrnet import HRNet
 from shotstyle.server.engine.networks.hrnet_fast import HRNetFast
 
@@ -56,6 +57,7 @@ REGISTRY: dict[str, Architecture] = {
     "hrnet": Architecture(HRNet, _HRNET_BOUNDS),
     "hrnet-fast": Architecture(HRNetFast, {**_HRNET_BOUNDS, "low_res": Bound(int, 16, 2048),
                                            "radius": Bound(int, 1, 32), "eps": Bound(float, 1e-8, 1.0)}),
+    "grade": Architecture(GradeOnly, {"grade_size": _HRNET_BOUNDS["grade_size"]}),
 }
 ARCHITECTURES = tuple(REGISTRY)
 
@@ -84,7 +86,7 @@ def check_arguments(name: str, kwargs: Any) -> dict[str, Any]:
 
 
 def build_network(name: str, **kwargs: Any) -> nn.Module:
-    """A freshly initialised network `name` ("hrnet" or "hrnet-fast") built with `kwargs`."""
+    """A freshly initialised network `name` (one of `ARCHITECTURES`) built with `kwargs`."""
     if name not in REGISTRY:
         raise UnknownArchitectureError(
             f"unknown network architecture {brief(name)}: choose one of {', '.join(ARCHITECTURES)}")
