@@ -103,8 +103,9 @@ def render_entry(entry: Dict[str, Any], args: argparse.Namespace) -> int:
     if not args.keep_plates:
         plates, results = SequencePattern(entry["plates"]), SequencePattern(entry["results"])
         for frame in entry["frames"]:
-            if os.path.isfile(results.path(frame)) and os.path.isfile(plates.path(frame)):
-                os.remove(plates.path(frame))
+            plate, result = plates.path(frame), results.path(frame)
+            if os.path.isfile(result) and os.path.isfile(plate) and not os.path.samefile(result, plate):
+                os.remove(plate)
     return code
 
 

@@ -48,7 +48,7 @@ from shotstyle.nodes.farm import nukeprerender
 from shotstyle.nodes.farm.connection import add_key_options, server_list
 from shotstyle.plugin.errors import ClientError
 from shotstyle.plugin.exitcodes import ExitCode
-from shotstyle.plugin.sequences import SequencePattern, parse_frame_range
+from shotstyle.plugin.sequences import SequencePattern, parse_frame_range, refuse_overwriting
 
 DEADLINE_START, DEADLINE_END = "<STARTFRAME>", "<ENDFRAME>"
 OPENCUE_START, OPENCUE_END = "#FRAME_START#", "#FRAME_END#"
@@ -86,7 +86,12 @@ class Shot:
             except ValueError as exc:
                 raise SubmitError(f"shot {self.name!r}: {label} {exc}") from None
         try:
-            parse_frame_range(self.frames)
+            frames = parse_frame_range(self.frames)
+        except ValueError as exc:
+            raise SubmitError(f"shot {self.name!r}: {exc}") from None
+        source = SequencePattern(self.input)
+        try:
+            refuse_overwriting(SequencePattern(self.output), [source.path(f) for f in frames] + [self.model], frames)
         except ValueError as exc:
             raise SubmitError(f"shot {self.name!r}: {exc}") from None
         name = _NAME_UNSAFE.sub("_", self.name).strip("_") or "shot"

@@ -22,7 +22,7 @@ from shotstyle.nodes.farm.render.scheduler import Scheduler
 from shotstyle.nodes.farm.render.writer import Writer
 from shotstyle.plugin.errors import SetupError
 from shotstyle.plugin.exitcodes import ExitCode
-from shotstyle.plugin.sequences import SequencePattern, parse_frame_range
+from shotstyle.plugin.sequences import SequencePattern, parse_frame_range, refuse_overwriting
 from shotstyle.plugin.userconfig import CurveKeys
 from shotstyle.server.engine.modelheader import read_metadata, recorded_hash
 from shotstyle.server.errors import FrameIOError, ModelFileError, ShotstyleError, exit_code
@@ -114,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
                              f"{file_format(output_pattern) or 'extension-less'} files anyway")
         if args.compression and file_format(output_pattern) == "exr":
             exr_compression(f"--compression {args.compression}", args.compression)
+        refuse_overwriting(output_pattern, [input_pattern.path(f) for f in frames] + [args.model], frames)
         keys = keys_from(args)
     except (ValueError, SetupError, FrameIOError) as exc:
         progress.log(str(exc))
