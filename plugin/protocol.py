@@ -125,6 +125,9 @@ ERROR_CODES: Dict[str, str] = {
     "shutting_down": "the server is stopping and takes no new work",
     "forbidden": "this client lacks the authority the op needs: the local server's token (from its server file), "
                  "an ipc:// connection from the server's user, or an authorised CURVE key",
+    "busy": "the server holds as much of this kind of work (uploads in flight) as it takes; send it again later",
+    "io_error": "the server cannot write (or read) a file for a reason of its system: a full disk, no permission, "
+                "a read-only filesystem; the message names the folder",
     "internal": "an unexpected server error; the message names it and the server keeps running",
     "timeout": "client side: no reply within the timeout",
     "unreachable": "client side: no server answers at that address",

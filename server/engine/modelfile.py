@@ -137,8 +137,12 @@ def save_model(model: StyleModel, path: str) -> None:
     write_atomically(path, model_to_bytes(model))
 
 
-def write_atomically(path: str, data: bytes | memoryview) -> None:
-    """``data`` into ``path`` through a temporary file in the same folder, synced, then renamed."""
+def write_atomically(path: str, data: bytes | memoryview, replace: bool = True) -> None:
+    """``data`` into ``path`` through a temporary file in the same folder, synced, then renamed.
+
+    ``replace`` False: FileExistsError if ``path`` exists when the file is put in place (a hard
+    link, which unlike a rename refuses an existing name in the same step).
+    """
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     # Created like any file (0666 less the umask: readable by the farm), not mkstemp's 0600.
@@ -149,11 +153,13 @@ def write_atomically(path: str, data: bytes | memoryview) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
+        if replace:
+            os.replace(temp, path)
+        else:
+            os.link(temp, path)
+    finally:
         if os.path.exists(temp):
             os.unlink(temp)
-        raise
 
 
 def load_model(path: str, device: str | torch.device = "cpu") -> StyleModel:
