@@ -28,8 +28,9 @@ server's store and ``model.put``, so they accept and refuse the same files. It c
 anything large is built or loaded: the structure and the metadata schema (`modelheader`), the
 architecture and its arguments against the registry's bounds (`networks.check_arguments`), and
 every tensor's name, shape and dtype against the network the architecture builds (built on
-torch's ``meta`` device: no memory, no time); then the checksum, and that every weight is
-finite (a NaN weight would turn every frame black).
+torch's ``meta`` device: no memory, no time); then the checksum, that every weight is finite
+(a NaN weight would turn every frame black), and that the grade's lattice holds colours within
+`GRADE_RANGE` (a finite but absurd node, 3e38, turns frames black just the same).
 """
 
 from __future__ import annotations
@@ -86,6 +87,12 @@ class StyleModel:
         # safetensors stores bytes in memory order.
         return {name: tensor.detach().to("cpu", memory_format=torch.contiguous_format)
                 for name, tensor in self.network.state_dict().items()}
+
+
+# What a grade lattice node (an output colour, ACEScct) may hold: scene-linear about -0.10 to
+# 96,700, past the half-float range at both ends of anything a plate or a grade makes.
+GRADE_RANGE = (-1.0, 1.5)
+GRADE_TENSOR = "grade.lut"
 
 
 def sha256_of(image: np.ndarray) -> str:
@@ -211,6 +218,13 @@ def check_model_bytes(data: bytes | memoryview, name: str = "model data") \
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             raise ModelFileError(f"{name}: weight {tensor_name!r} holds NaN or infinite values: the training "
                                  "diverged and the model would turn frames black; retrain it")
+    lattice = tensors[GRADE_TENSOR]
+    low, high = GRADE_RANGE
+    if float(lattice.min()) < low or float(lattice.max()) > high:
+        raise ModelFileError(f"{name}: the grade lattice holds colours from {float(lattice.min()):.3g} to "
+                             f"{float(lattice.max()):.3g} ACEScct; a grade's colours lie within {low:g} to {high:g} "
+                             "(scene-linear about -0.1 to 96,700). The file is damaged or was not written by a "
+                             "shotstyle training; retrain it")
     return metadata, tensors
 
 
