@@ -27,6 +27,7 @@ import tempfile
 from typing import Any, Dict, List, Optional
 
 from shotstyle.nodes.farm import render
+from shotstyle.nodes.farm.render.command import positive_int
 from shotstyle.nodes.farm.connection import add_key_options, keys_from, server_list
 from shotstyle.plugin.exitcodes import ExitCode
 from shotstyle.plugin.sequences import SequencePattern, format_frame_range, parse_frame_range
@@ -44,7 +45,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                        help="render servers (default: the local one)")
     where.add_argument("--in-process", action="store_true", help="stylize here without a server")
     add_key_options(parser)
-    parser.add_argument("--threads", type=int, help="--in-process CPU threads")
+    parser.add_argument("--threads", type=positive_int, help="--in-process CPU threads")
     parser.add_argument("--keep-plates", action="store_true", help="keep the plate EXRs written for stylizing")
 
 
