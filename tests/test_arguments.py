@@ -3,6 +3,9 @@ traceback, no usage block; negative frame ranges are values in both spellings.""
 
 from __future__ import annotations
 
+import os
+import time
+
 import pytest
 
 from shotstyle.nodes.farm.cli import main
@@ -32,3 +35,17 @@ def test_negative_frame_ranges_are_values_in_both_spellings(tiny_model, plate_cl
     assert code == ExitCode.MISSING_INPUT, err
     assert "none of the 3 frames exist" in err and plate_clip.replace("####", "-0003") in err
     assert "usage:" not in err and "Traceback" not in err
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs a folder no user can write into")
+def test_train_refuses_an_unwritable_output_folder_before_training(tmp_path, capsys):
+    """/proc/self: a folder nobody can make a file in, root included (a chmod'ed folder does not stop root)."""
+    key = tmp_path / "key.png"
+    key.write_bytes(b"never read")   # refused before any input is decoded
+    started = time.perf_counter()
+    code = main(["train", "--in-process", "--content", str(key), "--style", str(key), "-o",
+                 "/proc/self/look.safetensors", "--steps", "500"])
+    err = capsys.readouterr().err
+    assert code == ExitCode.IO_ERROR == 7, err
+    assert "-o /proc/self/look.safetensors: cannot write into the folder /proc/self" in err
+    assert "step" not in err and time.perf_counter() - started < 30

@@ -28,6 +28,7 @@ import argparse
 import os
 import signal
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -165,6 +166,10 @@ def _check_args(args: argparse.Namespace) -> Optional[tuple[ExitCode, str]]:
     folder = os.path.dirname(os.path.abspath(args.output))
     if not os.path.isdir(folder):
         return ExitCode.USAGE, f"-o {args.output}: the folder {folder} does not exist"
+    try:  # found now, not after minutes of training: a folder this user cannot write into
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as exc:
+        return ExitCode.IO_ERROR, f"-o {args.output}: cannot write into the folder {folder} ({exc.strerror or exc})"
     return None
 
 
