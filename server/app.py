@@ -23,6 +23,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 from typing import Any, Dict, List, Optional
@@ -81,6 +82,8 @@ class Server:
             if write_server_file and keys.is_local_address(self.address) else None
         self._token = access.new_token() if self._server_file else None
         self._caller = access.Caller(b"", "", False)  # who sent the request in hand (one at a time)
+        self._uploads = 0  # model.put bytes accepted and not stored yet (the worker's thread lowers it)
+        self._uploads_lock = threading.Lock()
         if self._server_file:
             localserver.write_server_file(self.address, self._server_file, device=self.device, models=self.store.folder,
                                           autostarted=autostarted, idle_exit_s=idle_exit_s, token=self._token)
@@ -275,10 +278,21 @@ class Server:
                                               f"got {len(payloads)}")
         self._check_replace(name)
         self._check_load()
-        data, replace = payloads[0], self._caller.authority
-        self.worker.submit(identity, request_id,
-                           lambda: ({"name": name, "hash": self.store.put_bytes(name, data, replace)}, []),
-                           client=self._caller.principal)
+        data, replace, size = payloads[0], self._caller.authority, len(payloads[0])
+        with self._uploads_lock:
+            if self._uploads + size > protocol.MAX_UPLOAD_BYTES_IN_FLIGHT:
+                raise RequestError("busy", f"the server is storing {self._uploads} bytes of uploaded models; this "
+                                           f"one ({size} bytes) would pass its limit of "
+                                           f"{protocol.MAX_UPLOAD_BYTES_IN_FLIGHT}: send it again in a moment")
+            self._uploads += size
+
+        def store() -> Any:
+            try:
+                return {"name": name, "hash": self.store.put_bytes(name, data, replace)}, []
+            finally:
+                with self._uploads_lock:
+                    self._uploads -= size
+        self.worker.submit(identity, request_id, store, client=self._caller.principal)
         return None
 
     def _op_shutdown(self, *_: Any) -> Any:
