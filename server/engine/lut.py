@@ -176,7 +176,7 @@ def export_look(model: StyleModel, cube_name: str, size: int | None = None,
                       report=report, where=where)
 
 
-def measure(model: StyleModel, keyframes: list[np.ndarray]) -> dict[str, float]:
+def measure(model: StyleModel, keyframes: list[np.ndarray]) -> dict[str, float | None]:
     """The LUT-vs-full report on working-space frames, through the same Stylizer renders use."""
     stylizer = Stylizer(model, device="cpu")
     with torch.inference_mode():
