@@ -545,7 +545,8 @@ def follow(job: Job, on_progress: Optional[Callable[[Dict[str, Any]], None]] = N
     giving up (None: as long as the server and the job live).
 
     Returns the final event ("done" or "cancelled"); a "failed" job raises ServerError with the
-    job's error code and message (its exit status then matches an in-process failure).
+    job's error code and message (its exit status then matches an in-process failure), and the
+    finished model's bytes as ``model_file`` when its server trained it but could not keep it.
     """
     cancelled = False
     quiet_since = time.monotonic()
@@ -570,7 +571,8 @@ def follow(job: Job, on_progress: Optional[Callable[[Dict[str, Any]], None]] = N
             on_preview(int(event.get("step", 0)), event["image"])
         elif kind == protocol.EVENT_FAILED:
             error = event.get("error") or {}
-            raise ServerError(str(error.get("code", "training_failed")), str(error.get("message", "no message")))
+            raise ServerError(str(error.get("code", "training_failed")), str(error.get("message", "no message")),
+                              model_file=event.get("model_file"))
         elif kind in protocol.FINAL_EVENTS:
             return event
 

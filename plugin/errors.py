@@ -21,7 +21,7 @@ leaves with one status whether it happened in a server or in-process.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 from shotstyle.plugin.exitcodes import ExitCode, for_error_code
 
@@ -51,14 +51,16 @@ class CodedError(ClientError):
 class ServerError(CodedError):
     """A request failed: the server's error reply, or timeout/unreachable/unauthorised from this side.
 
-    ``frame`` is the frame number the request carried, if any.
+    ``frame`` is the frame number the request carried, if any; ``model_file`` the bytes of a
+    finished model a failed training job sent anyway (its server could not keep it).
     """
 
-    def __init__(self, code: str, message: str, frame: Optional[int] = None):
+    def __init__(self, code: str, message: str, frame: Optional[int] = None, model_file: Any = None):
         super().__init__(code, message)
         where = "" if frame is None or message.startswith(f"frame {frame}:") else f"frame {frame}: "
         self.args = (f"[{code}] {where}{message}",)
         self.frame = frame
+        self.model_file = model_file
 
 
 class SetupError(ClientError):

@@ -53,6 +53,8 @@ BY_ERROR_CODE: Dict[str, ExitCode] = {
     "unreachable": ExitCode.SERVER_UNREACHABLE,
     "unauthorised": ExitCode.SERVER_UNREACHABLE,
     "forbidden": ExitCode.SERVER_UNREACHABLE,
+    "busy": ExitCode.SERVER_UNREACHABLE,
+    "io_error": ExitCode.IO_ERROR,
 }
 
 

@@ -125,6 +125,9 @@ ERROR_CODES: Dict[str, str] = {
     "shutting_down": "the server is stopping and takes no new work",
     "forbidden": "this client lacks the authority the op needs: the local server's token (from its server file), "
                  "an ipc:// connection from the server's user, or an authorised CURVE key",
+    "busy": "the server holds as much of this kind of work (uploads in flight) as it takes; send it again later",
+    "io_error": "the server cannot write (or read) a file for a reason of its system: a full disk, no permission, "
+                "a read-only filesystem; the message names the folder",
     "internal": "an unexpected server error; the message names it and the server keeps running",
     "timeout": "client side: no reply within the timeout",
     "unreachable": "client side: no server answers at that address",
@@ -139,6 +142,7 @@ MAX_FRAME_CHANNELS = 256
 MAX_FRAMES_PER_REQUEST = 64
 MAX_JOBS_PER_CLIENT = 2                # training jobs queued or running per client
 MAX_REQUESTS_IN_FLIGHT_PER_CLIENT = 32  # stylize requests queued or running per client
+MAX_UPLOAD_BYTES_IN_FLIGHT = 2 << 30  # model.put bytes accepted and not yet stored, all clients together
 MAX_REQUEST_ID_LENGTH = 128
 MAX_JSON_DEPTH = 32                    # nesting of objects and lists in a header
 MAX_ERROR_MESSAGE_CHARS = 4000         # longer error messages are cut, with a note saying so
@@ -155,6 +159,7 @@ LIMITS = {
     "max_frame_dimension": MAX_FRAME_DIMENSION,
     "max_frame_channels": MAX_FRAME_CHANNELS,
     "max_frames_per_request": MAX_FRAMES_PER_REQUEST,
+    "max_upload_bytes_in_flight": MAX_UPLOAD_BYTES_IN_FLIGHT,
     "max_jobs_per_client": MAX_JOBS_PER_CLIENT,
     "max_requests_in_flight_per_client": MAX_REQUESTS_IN_FLIGHT_PER_CLIENT,
 }

@@ -144,3 +144,41 @@ class SequencePattern:
     def missing(self, frames: Iterable[int]) -> list[int]:
         """Those of ``frames`` that have no file on disk."""
         return [f for f in frames if not os.path.isfile(self.path(f))]
+
+
+
+def refuse_overwriting(outputs: "SequencePattern", inputs: Iterable[str], frames: Iterable[int]) -> None:
+    """ValueError naming both paths if an output frame of ``outputs`` would be one of ``inputs``.
+
+    Paths are compared as the filesystem resolves them (symlinks, ``..``, either pattern spelling
+    giving the same name) and, where both exist, by identity (hard links). A render checks this
+    before it reads a frame; no option turns the clash into an overwrite.
+    """
+    folders: dict[str, str] = {}   # a sequence's frames share their folder: resolve it once
+    known: dict[object, str] = {}
+    for path in inputs:
+        for key in _file_keys(path, folders):
+            known.setdefault(key, path)
+    for frame in frames:
+        path = outputs.path(frame)
+        for key in _file_keys(path, folders):
+            if key in known:
+                raise ValueError(f"--out {outputs.text}: its file {path} is the input {known[key]}; writing it would "
+                                 "replace the input. Give --out a pattern in another folder or with another name")
+
+
+def _file_keys(path: str, folders: dict[str, str]) -> list[object]:
+    """What identifies ``path``'s file: its resolved path and, if it exists, its device and inode."""
+    folder, name = os.path.split(path)
+    if folder not in folders:
+        folders[folder] = os.path.realpath(folder or ".")
+    resolved = os.path.join(folders[folder], name)
+    if os.path.islink(resolved):
+        resolved = os.path.realpath(resolved)
+    keys: list[object] = [os.path.normcase(resolved)]
+    try:
+        status = os.stat(resolved)
+    except OSError:
+        return keys
+    keys.append((status.st_dev, status.st_ino))
+    return keys

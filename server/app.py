@@ -23,6 +23,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 from typing import Any, Dict, List, Optional
@@ -81,6 +82,8 @@ class Server:
             if write_server_file and keys.is_local_address(self.address) else None
         self._token = access.new_token() if self._server_file else None
         self._caller = access.Caller(b"", "", False)  # who sent the request in hand (one at a time)
+        self._uploads = 0  # model.put bytes accepted and not stored yet (the worker's thread lowers it)
+        self._uploads_lock = threading.Lock()
         if self._server_file:
             localserver.write_server_file(self.address, self._server_file, device=self.device, models=self.store.folder,
                                           autostarted=autostarted, idle_exit_s=idle_exit_s, token=self._token)
@@ -212,9 +215,15 @@ class Server:
                                             "authorised CURVE key")
 
     def _check_replace(self, name: str) -> None:
-        """Replacing an existing model (put, train) needs authority; making a new one does not."""
+        """Replacing a model (put, train) needs authority: one that exists, or one a queued or running
+        training job will write; making a new one does not. The store checks again as it writes."""
         if os.path.isfile(self.store.path(name)):
             self._check_authority(f"replacing the existing model {name!r}")
+        if self._in_training(name):
+            self._check_authority(f"model {name!r} is what a queued or running training job will write; writing it")
+
+    def _in_training(self, name: str) -> bool:
+        return any(j["name"] == name and j["state"] in ("queued", "running") for j in self.worker.jobs())
 
     def _op_hello(self, *_: Any) -> Any:
         return {"version": __version__, "protocol": protocol.PROTOCOL_VERSION, "device": self.device,
@@ -236,7 +245,7 @@ class Server:
 
     def _op_model_delete(self, identity: bytes, request_id: str, args: Dict[str, Any], *_: Any) -> Any:
         name = check_name(args.get("name"))
-        if any(j["name"] == name and j["state"] in ("queued", "running") for j in self.worker.jobs()):
+        if self._in_training(name):
             raise RequestError("bad_argument", f"model {name!r} is being trained; cancel the job first")
         self.store.delete(name)
         return {}, []
@@ -269,9 +278,21 @@ class Server:
                                               f"got {len(payloads)}")
         self._check_replace(name)
         self._check_load()
-        data = payloads[0]
-        self.worker.submit(identity, request_id, lambda: ({"name": name, "hash": self.store.put_bytes(name, data)}, []),
-                           client=self._caller.principal)
+        data, replace, size = payloads[0], self._caller.authority, len(payloads[0])
+        with self._uploads_lock:
+            if self._uploads + size > protocol.MAX_UPLOAD_BYTES_IN_FLIGHT:
+                raise RequestError("busy", f"the server is storing {self._uploads} bytes of uploaded models; this "
+                                           f"one ({size} bytes) would pass its limit of "
+                                           f"{protocol.MAX_UPLOAD_BYTES_IN_FLIGHT}: send it again in a moment")
+            self._uploads += size
+
+        def store() -> Any:
+            try:
+                return {"name": name, "hash": self.store.put_bytes(name, data, replace)}, []
+            finally:
+                with self._uploads_lock:
+                    self._uploads -= size
+        self.worker.submit(identity, request_id, store, client=self._caller.principal)
         return None
 
     def _op_shutdown(self, *_: Any) -> Any:
@@ -357,7 +378,8 @@ class Server:
                        keyframes=by_role["keyframe"], style=by_role["style"][0],
                        preview=by_role["preview"][0] if by_role["preview"] else None,
                        style_colourspace=effect_params.explicit(style_colourspace),
-                       init=None if init_part is None else bytes(payloads[init_part]), client=self._caller.principal)
+                       init=None if init_part is None else bytes(payloads[init_part]), client=self._caller.principal,
+                       authority=self._caller.authority)
         # The reply goes out before the job can produce events, so the client always sees it first.
         self._send([identity, *protocol.pack(protocol.reply(request_id, {"job": job.id}))])
         self.worker.submit_training(job)

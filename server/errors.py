@@ -111,7 +111,8 @@ def shutting_down() -> RequestError:
 
 
 class StoreError(RequestError):
-    """A model name that is invalid (bad_argument) or not in the store (unknown_model)."""
+    """A model name that is invalid (bad_argument) or not in the store (unknown_model); a model the store
+    cannot keep (io_error) or may not replace (forbidden)."""
 
 
 WIRE_CODES: dict[type, str] = {

@@ -38,7 +38,7 @@ import zmq
 from shotstyle.plugin import params as effect_params
 from shotstyle.plugin import protocol
 from shotstyle.plugin.codec import EncodedFrame, frames_to_message
-from shotstyle.server.errors import RequestError, TrainingCancelled, error_of, shutting_down
+from shotstyle.server.errors import RequestError, StoreError, TrainingCancelled, error_of, shutting_down
 from shotstyle.server.frameio import Frame
 from shotstyle.server.payloads import IsolatedDecoder, encode_like
 from shotstyle.server.store import ModelStore
@@ -74,6 +74,7 @@ class TrainJob:
     style_colourspace: Optional[str] = None
     init: Optional[bytes] = None  # a model file to continue training (its network and loss are kept)
     client: str = ""  # who asked (server.access principal): limits and cancel rights
+    authority: bool = False  # whether the asker may replace a model of the job's name (server.access)
     id: str = dataclasses.field(default_factory=lambda: uuid.uuid4().hex[:12])
     state: str = "queued"  # queued | running | done | failed | cancelled
     step: int = 0
@@ -380,10 +381,25 @@ class DeviceWorker:
             push({"type": protocol.EVENT_FAILED, "error": {"code": "training_failed" if code == "internal" else code,
                                                            "message": protocol.bounded_message(message)}})
             return
-        model_hash = self.store.put(job.name, model)
+        from shotstyle.server.engine.modelfile import model_to_bytes
+
+        data = model_to_bytes(model)
+        try:
+            self.store.write(job.name, data, replace=self._may_replace(job))
+        except StoreError as exc:  # e.g. the store's disk is full: the finished model still reaches the client
+            job.state = "failed"
+            message = f"{exc}. The trained model comes with this reply (train -o writes it)"
+            push({"type": protocol.EVENT_FAILED, "error": {"code": exc.code,
+                                                           "message": protocol.bounded_message(message)},
+                  "hash": model.hash, "step": job.step}, model_file=data)
+            return
         job.state = "done"
-        push({"type": protocol.EVENT_DONE, "model": job.name, "hash": model_hash, "step": job.step},
-             model_file=self.store.read_bytes(job.name))
+        push({"type": protocol.EVENT_DONE, "model": job.name, "hash": model.hash, "step": job.step}, model_file=data)
+
+    @staticmethod
+    def _may_replace(job: TrainJob) -> bool:
+        """Whether ``job`` may write over a model of its name: with authority, or over its own checkpoint."""
+        return job.authority or job.checkpointed
 
     def _train(self, job: TrainJob, push: Callable[..., None]) -> StyleModel:
         from shotstyle.server.engine.colour import from_working
@@ -446,7 +462,7 @@ class DeviceWorker:
                 push(body)
 
         def checkpoint(model: StyleModel) -> None:
-            model_hash = self.store.put(job.name, model)
+            model_hash = self.store.put(job.name, model, replace=self._may_replace(job))
             job.checkpointed = True
             push({"type": protocol.EVENT_CHECKPOINT, "step": job.step, "model": job.name, "hash": model_hash})
 

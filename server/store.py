@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Optional
 import torch
 
 from shotstyle.plugin.protocol import brief
-from shotstyle.server.engine.modelfile import StyleModel, check_model_bytes, load_model, save_model, write_atomically
+from shotstyle.server.engine.modelfile import StyleModel, check_model_bytes, load_model, model_to_bytes, write_atomically
 from shotstyle.server.engine.modelheader import read_metadata, recorded_hash
 from shotstyle.server.errors import ShotstyleError, StoreError
 from shotstyle.plugin.userdirs import user_folder
@@ -108,21 +108,36 @@ class ModelStore:
         with self._lock:
             return list(self._loaded)
 
-    def put(self, name: str, model: StyleModel) -> str:
-        """Save ``model`` under ``name`` (atomic); returns its hash."""
-        path = self.path(name)
-        save_model(model, path)
+    def write(self, name: str, data: bytes | memoryview, replace: bool = True) -> None:
+        """Store the model file ``data`` under ``name`` (atomic).
+
+        ``replace`` False: only if no model of that name exists at the moment of writing (the
+        check and the write are one filesystem operation), else StoreError(forbidden). A write the
+        system refuses (a full disk, no permission) is StoreError(io_error) naming the folder.
+        """
+        try:
+            write_atomically(self.path(name), data, replace=replace)
+        except FileExistsError:
+            raise StoreError("forbidden", f"model {name!r} was stored by another request meanwhile; replacing it "
+                                          "needs the server owner's authority: use another name") from None
+        except OSError as exc:
+            raise StoreError("io_error", f"the model store {self.folder} cannot keep model {name!r} "
+                                         f"({exc.strerror or exc}); free space there, or start the server with "
+                                         "another --models folder") from None
         with self._lock:
             self._loaded.pop(name, None)
+
+    def put(self, name: str, model: StyleModel, replace: bool = True) -> str:
+        """Save ``model`` under ``name`` (as `write`); returns its hash."""
+        self.write(name, model_to_bytes(model), replace)
         return model.hash
 
-    def put_bytes(self, name: str, data: bytes | memoryview) -> str:
-        """Check an uploaded model file (never unpickled) as a load would, and store it as sent; its hash."""
-        path = self.path(name)
+    def put_bytes(self, name: str, data: bytes | memoryview, replace: bool = True) -> str:
+        """Check an uploaded model file (never unpickled) as a load would, and store it as sent (as `write`);
+        its hash."""
         check_model_bytes(data, name=f"uploaded model {name!r}")
-        write_atomically(path, data)
-        with self._lock:
-            self._loaded.pop(name, None)
+        self.write(name, data, replace)
+        path = self.path(name)
         return recorded_hash(read_metadata(path), path)
 
     def read_bytes(self, name: str) -> bytes:

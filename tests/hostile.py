@@ -56,6 +56,11 @@ def with_tensors(change: Callable[[Tensors], Tensors]) -> bytes:
     return forge(change(tensors), metadata)
 
 
+def _grade_filled(value: float) -> Callable[[Tensors], Tensors]:
+    """A grade lattice whose every node is ``value``: finite, and black frames if loaded."""
+    return lambda tensors: {**tensors, "grade.lut": torch.full_like(tensors["grade.lut"], value)}
+
+
 def _nan_weight(tensors: Tensors) -> Tensors:
     first = sorted(tensors)[0]
     tensors[first] = tensors[first].clone()
@@ -106,6 +111,8 @@ HOSTILE_MODELS: Dict[str, Tuple[Callable[[], bytes], str]] = {
     "format_version 'one'": (lambda: with_metadata(format_version="one"), "format_version"),
     "no checksum": (without_checksum, "no checksum"),
     "NaN weight": (lambda: with_tensors(_nan_weight), "NaN"),
+    "grade 3e38": (lambda: with_tensors(_grade_filled(3e38)), "grade lattice"),
+    "grade -2": (lambda: with_tensors(_grade_filled(-2.0)), "grade lattice"),
     "float64 weights": (lambda: with_tensors(lambda t: {k: v.double() for k, v in t.items()}), "F64"),
     "float16 weights": (lambda: with_tensors(lambda t: {k: v.half() for k, v in t.items()}), "F16"),
     "missing tensor": (lambda: with_tensors(lambda t: dict(sorted(t.items())[1:])), "missing tensors"),

@@ -207,9 +207,10 @@ def test_missing_and_damaged_inputs_fail_only_their_frames(tiny_model, clip, tmp
     assert sorted(os.listdir(out)) == [f"style.{f:04d}.exr" for f in (1, 2, 4, 5)]
     open(third, "wb").write(b"\xff\xd8\xff\xe0 not really a jpeg")
     text_mode = [a for a in argv if a != "--json-progress"]
-    assert main(text_mode) == ExitCode.FAILED == 6
+    assert main(text_mode) == ExitCode.MISSING_INPUT == 3   # an unreadable input is a missing input (issue 21)
     captured = capsys.readouterr()
     assert "frame 3 FAILED" in captured.err and os.path.basename(third) in captured.err
+    assert "(1 missing input)" in captured.out
     assert "PROGRESS: 100%" in captured.out and "4 skipped" in captured.out
 
 

@@ -193,6 +193,7 @@ def test_opencue_submit_without_pycue_says_so(tmp_path, shot_args, capsys, monke
 @pytest.mark.parametrize("bad, message", [
     (["--model", "m", "--in", "a.####.exr", "--out", "b.exr", "--frames", "1-2"], "not a sequence pattern"),
     (["--model", "m", "--in", "a.####.exr", "--out", "b.####.exr", "--frames", "9-1"], "ends before it starts"),
+    (["--model", "m", "--in", "a.####.exr", "--out", "./a.$F4.exr", "--frames", "1-2"], "would replace the input"),
     (["--model", "m", "--in", "a.####.exr"], "together"),
     ([], "nothing to submit"),
 ])

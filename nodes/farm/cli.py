@@ -14,7 +14,7 @@ import copy
 import importlib
 import os
 import sys
-from typing import Optional, Sequence
+from typing import NoReturn, Optional, Sequence
 
 from shotstyle.plugin import __version__
 from shotstyle.plugin.errors import ClientError
@@ -56,6 +56,14 @@ class HelpFormatter(argparse.HelpFormatter):
         super().add_argument(action)
 
 
+class CommandParser(argparse.ArgumentParser):
+    """A sub-command's parser: a refused argument is one line naming it (argparse's own message, which
+    names the option and the value) and where the options are listed, without the usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(ExitCode.USAGE, f"{self.prog}: error: {message} (`{self.prog} --help` lists the options)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shotstyle", description=DESCRIPTION, epilog=EPILOG,
                                      formatter_class=HelpFormatter)
@@ -77,7 +85,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     command = argv[0]
     module_name, help_text = SUBCOMMANDS[command]
     module = importlib.import_module(module_name)
-    sub = argparse.ArgumentParser(prog=f"shotstyle {command}", description=help_text, formatter_class=HelpFormatter)
+    sub = CommandParser(prog=f"shotstyle {command}", description=help_text, formatter_class=HelpFormatter)
     module.configure(sub)
     args = sub.parse_args(argv[1:])
     try:

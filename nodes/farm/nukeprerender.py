@@ -27,6 +27,7 @@ import tempfile
 from typing import Any, Dict, List, Optional
 
 from shotstyle.nodes.farm import render
+from shotstyle.nodes.farm.render.command import positive_int
 from shotstyle.nodes.farm.connection import add_key_options, keys_from, server_list
 from shotstyle.plugin.exitcodes import ExitCode
 from shotstyle.plugin.sequences import SequencePattern, format_frame_range, parse_frame_range
@@ -44,7 +45,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                        help="render servers (default: the local one)")
     where.add_argument("--in-process", action="store_true", help="stylize here without a server")
     add_key_options(parser)
-    parser.add_argument("--threads", type=int, help="--in-process CPU threads")
+    parser.add_argument("--threads", type=positive_int, help="--in-process CPU threads")
     parser.add_argument("--keep-plates", action="store_true", help="keep the plate EXRs written for stylizing")
 
 
@@ -103,8 +104,9 @@ def render_entry(entry: Dict[str, Any], args: argparse.Namespace) -> int:
     if not args.keep_plates:
         plates, results = SequencePattern(entry["plates"]), SequencePattern(entry["results"])
         for frame in entry["frames"]:
-            if os.path.isfile(results.path(frame)) and os.path.isfile(plates.path(frame)):
-                os.remove(plates.path(frame))
+            plate, result = plates.path(frame), results.path(frame)
+            if os.path.isfile(result) and os.path.isfile(plate) and not os.path.samefile(result, plate):
+                os.remove(plate)
     return code
 
 

@@ -46,9 +46,10 @@ from typing import Optional
 
 from shotstyle.nodes.farm import nukeprerender
 from shotstyle.nodes.farm.connection import add_key_options, server_list
+from shotstyle.nodes.farm.render.command import positive_int
 from shotstyle.plugin.errors import ClientError
 from shotstyle.plugin.exitcodes import ExitCode
-from shotstyle.plugin.sequences import SequencePattern, parse_frame_range
+from shotstyle.plugin.sequences import SequencePattern, parse_frame_range, refuse_overwriting
 
 DEADLINE_START, DEADLINE_END = "<STARTFRAME>", "<ENDFRAME>"
 OPENCUE_START, OPENCUE_END = "#FRAME_START#", "#FRAME_END#"
@@ -86,7 +87,12 @@ class Shot:
             except ValueError as exc:
                 raise SubmitError(f"shot {self.name!r}: {label} {exc}") from None
         try:
-            parse_frame_range(self.frames)
+            frames = parse_frame_range(self.frames)
+        except ValueError as exc:
+            raise SubmitError(f"shot {self.name!r}: {exc}") from None
+        source = SequencePattern(self.input)
+        try:
+            refuse_overwriting(SequencePattern(self.output), [source.path(f) for f in frames] + [self.model], frames)
         except ValueError as exc:
             raise SubmitError(f"shot {self.name!r}: {exc}") from None
         name = _NAME_UNSAFE.sub("_", self.name).strip("_") or "shot"
@@ -156,7 +162,7 @@ def _add_common(sub: argparse.ArgumentParser) -> None:
                      help="render servers for the farm workers")
     add_key_options(sub)
     sub.add_argument("--in-process", action="store_true", help="workers render without a server")
-    sub.add_argument("--threads", type=int, help="CPU threads per --in-process task (render --threads)")
+    sub.add_argument("--threads", type=positive_int, help="CPU threads per --in-process task (render --threads)")
     sub.add_argument("--chunk", type=int, default=10, help="frames per task (default 10)")
     sub.add_argument("--job-name", default="shotstyle", help="job (Deadline: batch) name")
     sub.add_argument("--executable", help="the shotstyle command on the farm (default: this installation's)")

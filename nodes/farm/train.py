@@ -28,6 +28,7 @@ import argparse
 import os
 import signal
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -37,7 +38,7 @@ from shotstyle.nodes.farm.connection import add_key_options, connect, keys_from,
 from shotstyle.plugin import params as effect_params
 from shotstyle.plugin.client import Client, Job, follow
 from shotstyle.plugin.files import write_atomic
-from shotstyle.plugin.errors import ClientError, SetupError
+from shotstyle.plugin.errors import ClientError, ServerError, SetupError
 from shotstyle.plugin.exitcodes import ExitCode
 from shotstyle.plugin.protocol import CANCEL_BY_SERVER, EVENT_DONE
 
@@ -165,6 +166,10 @@ def _check_args(args: argparse.Namespace) -> Optional[tuple[ExitCode, str]]:
     folder = os.path.dirname(os.path.abspath(args.output))
     if not os.path.isdir(folder):
         return ExitCode.USAGE, f"-o {args.output}: the folder {folder} does not exist"
+    try:  # found now, not after minutes of training: a folder this user cannot write into
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as exc:
+        return ExitCode.IO_ERROR, f"-o {args.output}: cannot write into the folder {folder} ({exc.strerror or exc})"
     return None
 
 
@@ -305,6 +310,11 @@ def _follow(client: Client, job: Job, output: str, bar: ProgressBar) -> int:
         final = follow(job, on_progress=lambda event: bar.update(
             event["step"], event["steps"], event.get("losses", {}), event.get("steps_per_s", 0.0),
             event.get("eta_s", 0.0)), should_cancel=should_cancel)
+    except ServerError as exc:
+        if exc.model_file is not None:  # trained, but the server could not keep it: the copy here is the model
+            write_atomic(output, exc.model_file)
+            bar.note(f"the trained model is saved in {output}")
+        raise
     finally:
         signal.signal(signal.SIGINT, previous)
     if final.get("model"):  # the file came with the event (else, from an older server, fetch it)

@@ -19,6 +19,7 @@ full) / mean(full vs plate): the share of the effect the LUT carries.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -94,9 +95,13 @@ def _as_tensor(image: Tensor | np.ndarray) -> Tensor:
     return image.detach().float().cpu()
 
 
-def effect_report(plates: list, full: list, lut_only: list) -> dict[str, float]:
+REPORT_KEYS = ("lut_vs_full_mean", "lut_vs_full_p95", "full_vs_plate_mean", "full_vs_plate_p95", "reproduced")
+
+
+def effect_report(plates: list, full: list, lut_only: list) -> dict[str, float | None]:
     """ΔE2000 statistics of the LUT against the full model on the same keyframes (working-space
-    images, N×3×H×W tensors or H×W×3 arrays)."""
+    images, N×3×H×W tensors or H×W×3 arrays), over the pixels whose colours are finite in all
+    three (every value None when there are none)."""
     lut_vs_full, full_vs_plate = [], []
     for plate, whole, graded in zip(plates, full, lut_only):
         plate_lab, whole_lab, graded_lab = (working_to_lab(_as_tensor(x), display=True)
@@ -104,6 +109,10 @@ def effect_report(plates: list, full: list, lut_only: list) -> dict[str, float]:
         lut_vs_full.append(delta_e_2000(graded_lab, whole_lab).flatten())
         full_vs_plate.append(delta_e_2000(whole_lab, plate_lab).flatten())
     difference, effect = torch.cat(lut_vs_full), torch.cat(full_vs_plate)
+    finite = torch.isfinite(difference) & torch.isfinite(effect)
+    difference, effect = difference[finite], effect[finite]
+    if not difference.numel():
+        return dict.fromkeys(REPORT_KEYS)
     mean_effect = float(effect.mean())
     return {
         "lut_vs_full_mean": round(float(difference.mean()), 3),
@@ -115,7 +124,11 @@ def effect_report(plates: list, full: list, lut_only: list) -> dict[str, float]:
 
 
 def describe_report(report: dict, where: str) -> str:
-    """One paragraph for people: how much of the effect the LUT carries, and where measured."""
+    """One paragraph for people: how much of the effect the LUT carries, and where measured (or that
+    it cannot be said: a value missing or not a finite number, e.g. a report recorded by a forged file)."""
+    if not all(isinstance(report.get(k), (int, float)) and math.isfinite(report[k]) for k in REPORT_KEYS):
+        return (f"LUT alone vs full model on {where}: not measurable (the colours are not finite numbers there), "
+                "so how much of the effect the LUT carries is unknown.")
     return (f"LUT alone vs full model on {where}: mean ΔE2000 {report['lut_vs_full_mean']:.2f}, "
             f"95th percentile {report['lut_vs_full_p95']:.2f}; the full model changes the plate by "
             f"{report['full_vs_plate_mean']:.2f} on average (95th percentile {report['full_vs_plate_p95']:.2f}). "
@@ -163,7 +176,7 @@ def export_look(model: StyleModel, cube_name: str, size: int | None = None,
                       report=report, where=where)
 
 
-def measure(model: StyleModel, keyframes: list[np.ndarray]) -> dict[str, float]:
+def measure(model: StyleModel, keyframes: list[np.ndarray]) -> dict[str, float | None]:
     """The LUT-vs-full report on working-space frames, through the same Stylizer renders use."""
     stylizer = Stylizer(model, device="cpu")
     with torch.inference_mode():

@@ -28,8 +28,9 @@ server's store and ``model.put``, so they accept and refuse the same files. It c
 anything large is built or loaded: the structure and the metadata schema (`modelheader`), the
 architecture and its arguments against the registry's bounds (`networks.check_arguments`), and
 every tensor's name, shape and dtype against the network the architecture builds (built on
-torch's ``meta`` device: no memory, no time); then the checksum, and that every weight is
-finite (a NaN weight would turn every frame black).
+torch's ``meta`` device: no memory, no time); then the checksum, that every weight is finite
+(a NaN weight would turn every frame black), and that the grade's lattice holds colours within
+`GRADE_RANGE` (a finite but absurd node, 3e38, turns frames black just the same).
 """
 
 from __future__ import annotations
@@ -88,6 +89,12 @@ class StyleModel:
                 for name, tensor in self.network.state_dict().items()}
 
 
+# What a grade lattice node (an output colour, ACEScct) may hold: scene-linear about -0.10 to
+# 96,700, past the half-float range at both ends of anything a plate or a grade makes.
+GRADE_RANGE = (-1.0, 1.5)
+GRADE_TENSOR = "grade.lut"
+
+
 def sha256_of(image: np.ndarray) -> str:
     """The hash a model records of an image it was trained on (its float32 working-space pixels)."""
     return hashlib.sha256(np.ascontiguousarray(image, dtype=np.float32).tobytes()).hexdigest()
@@ -137,8 +144,12 @@ def save_model(model: StyleModel, path: str) -> None:
     write_atomically(path, model_to_bytes(model))
 
 
-def write_atomically(path: str, data: bytes | memoryview) -> None:
-    """``data`` into ``path`` through a temporary file in the same folder, synced, then renamed."""
+def write_atomically(path: str, data: bytes | memoryview, replace: bool = True) -> None:
+    """``data`` into ``path`` through a temporary file in the same folder, synced, then renamed.
+
+    ``replace`` False: FileExistsError if ``path`` exists when the file is put in place (a hard
+    link, which unlike a rename refuses an existing name in the same step).
+    """
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     # Created like any file (0666 less the umask: readable by the farm), not mkstemp's 0600.
@@ -149,11 +160,13 @@ def write_atomically(path: str, data: bytes | memoryview) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
+        if replace:
+            os.replace(temp, path)
+        else:
+            os.link(temp, path)
+    finally:
         if os.path.exists(temp):
             os.unlink(temp)
-        raise
 
 
 def load_model(path: str, device: str | torch.device = "cpu") -> StyleModel:
@@ -205,6 +218,13 @@ def check_model_bytes(data: bytes | memoryview, name: str = "model data") \
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             raise ModelFileError(f"{name}: weight {tensor_name!r} holds NaN or infinite values: the training "
                                  "diverged and the model would turn frames black; retrain it")
+    lattice = tensors[GRADE_TENSOR]
+    low, high = GRADE_RANGE
+    if float(lattice.min()) < low or float(lattice.max()) > high:
+        raise ModelFileError(f"{name}: the grade lattice holds colours from {float(lattice.min()):.3g} to "
+                             f"{float(lattice.max()):.3g} ACEScct; a grade's colours lie within {low:g} to {high:g} "
+                             "(scene-linear about -0.1 to 96,700). The file is damaged or was not written by a "
+                             "shotstyle training; retrain it")
     return metadata, tensors
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from typing import Optional
 
 from shotstyle.nodes.farm.connection import add_key_options, addresses, keys_from, server_list
@@ -22,13 +23,25 @@ from shotstyle.nodes.farm.render.scheduler import Scheduler
 from shotstyle.nodes.farm.render.writer import Writer
 from shotstyle.plugin.errors import SetupError
 from shotstyle.plugin.exitcodes import ExitCode
-from shotstyle.plugin.sequences import SequencePattern, parse_frame_range
+from shotstyle.plugin.sequences import SequencePattern, parse_frame_range, refuse_overwriting
 from shotstyle.plugin.userconfig import CurveKeys
 from shotstyle.server.engine.modelheader import read_metadata, recorded_hash
 from shotstyle.server.errors import FrameIOError, ModelFileError, ShotstyleError, exit_code
 from shotstyle.server.frameio import exr_compression
 
 SERVER_IN_FLIGHT = 4
+FRAMES_VALUE = re.compile(r"^-\d[\d,x\s-]*$")   # what a negative frame or range looks like on the command line
+
+
+def positive_int(text: str) -> int:
+    """argparse ``type`` of a count (threads, frames in flight): a whole number of 1 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a count: give a whole number of 1 or more")
+    return value
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -37,6 +50,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="input sequence, e.g. 'plate.####.exr', 'plate.%%04d.exr', 'plate.$F4.exr'")
     parser.add_argument("--out", dest="output", required=True, metavar="PATTERN",
                         help="output sequence: EXR (other types only with --allow-display-output)")
+    # A range of negative frames (-3--1) is a value, not an option: argparse takes only plain negative
+    # numbers for values unless told otherwise.
+    parser._negative_number_matcher = FRAMES_VALUE
     parser.add_argument("--frames", nargs="+", metavar="RANGE",
                         help="'1001-1100', '1001-1100x2', '1,5,9-12', or a start/end pair '1001 1100'")
     parser.add_argument("--start", type=int, help="first frame (with --end)")
@@ -60,8 +76,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                        help="render servers (host:port, :port, port, tcp://..., ipc://...); frames are spread over all")
     where.add_argument("--in-process", action="store_true", help="render here without a server")
     add_key_options(parser)
-    parser.add_argument("--in-flight", type=int, default=SERVER_IN_FLIGHT, help="frames in flight per server")
-    parser.add_argument("--threads", type=int, help="--in-process CPU threads (default: all cores); give each of "
+    parser.add_argument("--in-flight", type=positive_int, default=SERVER_IN_FLIGHT, help="frames in flight per server")
+    parser.add_argument("--threads", type=positive_int, help="--in-process CPU threads (default: all cores); give each of "
                         "several renders on one machine its share")
     parser.add_argument("--json-progress", action="store_true", help="one JSON object per line instead of text")
     parser.add_argument("--verify-pixels", action="store_true",
@@ -114,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
                              f"{file_format(output_pattern) or 'extension-less'} files anyway")
         if args.compression and file_format(output_pattern) == "exr":
             exr_compression(f"--compression {args.compression}", args.compression)
+        refuse_overwriting(output_pattern, [input_pattern.path(f) for f in frames] + [args.model], frames)
         keys = keys_from(args)
     except (ValueError, SetupError, FrameIOError) as exc:
         progress.log(str(exc))

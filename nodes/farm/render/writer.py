@@ -17,6 +17,7 @@ from typing import Callable, Optional, Tuple, Union
 from shotstyle.nodes.farm.render.claims import Claims
 from shotstyle.nodes.farm.render.outputs import Outputs
 from shotstyle.nodes.farm.render.progress import Progress
+from shotstyle.server.errors import FrameIOError
 from shotstyle.server.frameio import Frame, io_threads, write_frame
 
 # Frames waiting per writer thread before `put` blocks the renderer (bounds memory).
@@ -73,6 +74,9 @@ class Writer:
 
     def _fail(self, frame: int, exc: BaseException) -> None:
         source = self._outputs.input.path(frame)
-        status = "missing" if not os.path.exists(source) else "failed"
-        message = str(exc) if status == "failed" else f"{source}: input frame does not exist"
+        # An input that is absent or cannot be read (a FrameIOError names its file first) is a missing
+        # input (exit 3), not a failed render.
+        unreadable = isinstance(exc, FrameIOError) and str(exc).startswith(source)
+        status = "missing" if unreadable or not os.path.exists(source) else "failed"
+        message = f"{source}: input frame does not exist" if not os.path.exists(source) else str(exc)
         self._progress.frame(frame, status, self._outputs.output.path(frame), error=message)
