@@ -183,6 +183,7 @@ def _render(args: argparse.Namespace, model_hash: str, todo: list[int], outputs:
                  f"{args.output} ({outputs.out_colourspace}), mix {args.mix:g}")
     writer = Writer(outputs, claims, progress)
     stopped: Optional[ExitCode] = None
+    interrupted = False
     scheduler = Scheduler(todo, outputs, claims, progress)
     try:
         backend.render(scheduler, outputs, writer)
@@ -191,9 +192,14 @@ def _render(args: argparse.Namespace, model_hash: str, todo: list[int], outputs:
     except SetupError as exc:  # e.g. every server was lost
         progress.log(str(exc))
         stopped = exc.exit_code
+    except KeyboardInterrupt:
+        interrupted = True
+        scheduler.stop()
+        raise
     finally:
         writer.close()
-        backend.close()
+        if not interrupted:  # else its threads may still be inside a request: closing a ZeroMQ
+            backend.close()  # socket under a thread is undefined; the process's end closes it
     if scheduler.error is not None:  # e.g. the output folder is not writable: no frame can be claimed
         progress.log(f"output {args.output}: cannot write into {outputs.output.folder or '.'} "
                      f"({scheduler.error.strerror or scheduler.error})")
