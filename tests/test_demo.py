@@ -14,7 +14,7 @@ import OpenImageIO as oiio
 import pytest
 
 from shotstyle import examples
-from shotstyle.nodes.farm import demo
+from shotstyle.nodes.farm import demo, review
 from shotstyle.server.frameio import Frame, read_frame
 
 FRAMES = list(range(1, 24, 2))
@@ -135,5 +135,5 @@ def test_previews_of_large_plates_are_scaled_down():
     wide = Frame(np.full((540, 1920, 3), 0.5, np.float32), ["R", "G", "B"], ["half"] * 3, (0, 0, 1920, 540),
                  (0, 0, 1920, 540), {}, colourspace="sRGB")
     preview = demo._display(wide)
-    assert preview.shape == (180, demo.PREVIEW_WIDTH, 3)
+    assert preview.shape == (180, review.PREVIEW_WIDTH, 3)
     np.testing.assert_allclose(preview, 0.5, atol=1e-3)
