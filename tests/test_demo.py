@@ -67,6 +67,8 @@ def test_stylized_frames_change_the_look_and_keep_the_picture(demo_run):
     out, _, stderr = demo_run
     model_hash = re.search(r"trained \(hash ([0-9a-f]{12})\)", stderr).group(1)
     assert sorted(os.listdir(out / "stylized")) == [f"walk.{n:04d}.exr" for n in FRAMES]
+    from shotstyle.server.engine.modelfile import load_model
+    assert load_model(str(out / "demo.safetensors")).hash.startswith(model_hash)   # the model stays with the demo
     for number in FRAMES:
         plate = read_frame(examples.PLATE.replace("####", f"{number:04d}"))
         result = read_frame(str(out / "stylized" / f"walk.{number:04d}.exr"))

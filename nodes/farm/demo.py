@@ -166,6 +166,9 @@ def run(args: argparse.Namespace) -> int:
                   "Run `python install.py` or set SHOTSTYLE_VGG_WEIGHTS for the VGG-19 perceptual loss.")
         if _train(client, shot[0], style, args, loss) is None:
             return ExitCode.CANCELLED
+        model = os.path.join(output, f"{args.name}.safetensors")  # the store's copy is replaced by the next demo
+        client.get_model(args.name, model)
+        print(f"model: {model}")
         sources = dict(shot)
         linear = output_colourspace(read_frame(shot[0][1]).colourspace or "sRGB", "exr")  # EXRs hold scene-linear
         for result in client.stylize_stream((codec.encode_file(path, frame=n) for n, path in shot), args.name,
