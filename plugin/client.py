@@ -517,9 +517,8 @@ class Job:
 
 
 def lut_snippet_path(cube_path: str) -> str:
-    """Where the OCIO look snippet goes beside a .cube file: ``look.cube`` -> ``look.ocio.yaml``."""
-    stem = cube_path[:-len(".cube")] if cube_path.lower().endswith(".cube") else cube_path
-    return stem + ".ocio.yaml"
+    """Where the OCIO look snippet goes beside a LUT file: ``look.cube`` (or ``.clf``) -> ``look.ocio.yaml``."""
+    return os.path.splitext(cube_path)[0] + ".ocio.yaml"
 
 
 def write_look(cube_path: str, cube: Union[bytes, str], snippet: str) -> List[str]:

@@ -182,3 +182,29 @@ def _file_keys(path: str, folders: dict[str, str]) -> list[object]:
         return keys
     keys.append((status.st_dev, status.st_ino))
     return keys
+
+
+STILL_FRAME = 1   # the frame number a still image stands for
+
+
+class StillImage(SequencePattern):
+    """One image file as a one-frame sequence (frame `STILL_FRAME`): `render --in still.png`."""
+
+    def __init__(self, path: str):  # no frame token to parse: the whole name is the frame's file
+        self.text = path
+        self.folder, self._name = os.path.split(path)
+        self.padding = 0
+
+    def path(self, frame: int) -> str:
+        return os.path.join(self.folder, self._name)
+
+    def frame_of(self, path: str) -> int | None:
+        return STILL_FRAME if os.path.normpath(path) == os.path.normpath(self.path(STILL_FRAME)) else None
+
+    def scan(self) -> list[int]:
+        return [STILL_FRAME] if os.path.isfile(self.path(STILL_FRAME)) else []
+
+
+def sequence_or_still(text: str) -> SequencePattern:
+    """A `SequencePattern` when the file name holds a frame token, else a `StillImage`."""
+    return SequencePattern(text) if _TOKEN.search(os.path.basename(text)) else StillImage(text)

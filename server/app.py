@@ -266,7 +266,7 @@ class Server:
             model = self.store.get(name)
             look = export_look(model, f"{name}.cube", size)
             return ({"name": name, "hash": model.hash, "size": size, "cube_name": f"{name}.cube", "ocio": look.ocio,
-                     "report": look.report, "report_text": look.describe()}, [], [look.cube.encode("utf-8")])
+                     "report": look.report, "report_text": look.describe()}, [], [look.lut.encode("utf-8")])
         self.worker.submit(identity, request_id, task, client=self._caller.principal)
         return None
 

@@ -1,5 +1,8 @@
-"""`shotstyle info PATH|PATTERN [--frames R]`: describe image files and sequences, like `oiiotool --info`.
+"""`shotstyle info PATH|PATTERN [--frames R] [--verbose]`: describe image files and sequences.
 
+By default one line per sequence or file: frames found and missing, then the first frame's
+resolution, channels, compression and colour space (and how many frames differ from it, and
+their NaN/Inf count). ``--verbose`` prints every file's headers, like `oiiotool --info`.
 Per file: resolution, data and display windows, pixel aspect, channels with their storage types,
 compression, tiling, colour space, NaN/Inf count; per sequence also the frames found and missing
 (with --frames, of that range; without, every gap between the first and last frame on disk, at
@@ -30,6 +33,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="image files or sequence patterns (shot.####.exr, shot.%%04d.exr, shot.$F4.exr)")
     parser.add_argument("--frames", metavar="R", help="frame range for patterns, e.g. 1001-1100, 1001-1100x2, 1,5,9-12")
     parser.add_argument("--json", action="store_true", help="print one JSON object per file instead of text")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="every file's headers and metadata (default: one line per sequence or file)")
     parser.add_argument("--quick", action="store_true",
                         help="read headers only (by default every file's pixels are decoded too, to find damaged data)")
 
@@ -73,6 +78,12 @@ def describe(header: dict) -> str:
     return "\n".join(lines)
 
 
+def brief(header: dict) -> str:
+    """One line for a file's `probe` result: resolution, channels, compression, colour space."""
+    return (f"{header['width']}x{header['height']}, {_channels(header['channels'], header['channel_formats'])}, "
+            f"{header['compression'] or 'no'} compression, {header['colourspace']}")
+
+
 def _targets(text: str, frames: str | None) -> tuple[list[tuple[int | None, str]], list[int], dict | None]:
     """(frame, path) pairs to probe, missing frame numbers, and the sequence's summary (None for a file).
 
@@ -100,6 +111,19 @@ def _summary_line(summary: dict) -> str:
             f"{summary['expected']})" + (f", missing {summary['missing']}" if summary["missing"] else ""))
 
 
+def _brief_line(text: str, summary: dict | None, first: dict | None, differ: int, nonfinite: int,
+                count: int) -> str:
+    """The default output: one line for a sequence (or file) from its summary and first readable frame."""
+    parts = [brief(first)] if first is not None else []
+    if differ:
+        parts.append(f"{differ} of {count} frames differ from the first (--verbose shows each)")
+    if nonfinite:
+        parts.append(f"{nonfinite} NaN/Inf RGB values (replaced before the network)")
+    if summary is None:
+        return f"{text}: " + ("; ".join(parts) or "unreadable")
+    return "; ".join([_summary_line(summary), *parts])
+
+
 def run(args: argparse.Namespace) -> int:
     """Describe every path; problems go to stderr, and with --json stdout holds only JSON (one object a line)."""
     failures: list[str] = []
@@ -111,13 +135,14 @@ def run(args: argparse.Namespace) -> int:
             failures.append(f"{text}: {error}")
             code = ExitCode.USAGE
             continue
-        if summary:
+        if summary and (args.json or args.verbose):
             print(json.dumps(summary) if args.json else _summary_line(summary))
         if summary and not targets and not missing:
             failures.append(f"{text}: no frames of this sequence on disk")
         if missing:
             failures.append(f"{text}: frames {format_frame_range(missing)} missing")
         previous = None
+        first, differ, nonfinite = None, 0, 0
         for frame, path in targets:
             try:
                 header = probe(path)
@@ -125,18 +150,22 @@ def run(args: argparse.Namespace) -> int:
                     header["nonfinite"] = read_frame(path).nonfinite
             except FrameIOError as error:
                 failures.append(str(error))
-                print(json.dumps({"path": path, "frame": frame, "error": str(error)}) if args.json
-                      else f"{path}: UNREADABLE: {error}")
+                if args.json or args.verbose:
+                    print(json.dumps({"path": path, "frame": frame, "error": str(error)}) if args.json
+                          else f"{path}: UNREADABLE: {error}")
                 continue
             if args.json:
                 print(json.dumps(dict(header, frame=frame), default=str))
                 continue
-            layout = {k: v for k, v in header.items() if k != "path"}
-            if previous is not None and layout == previous:
-                print(f"{path}: same as previous frame")
-            else:
-                print(describe(header))
+            layout = {k: v for k, v in header.items() if k not in ("path", "nonfinite")}
+            if args.verbose:
+                print(f"{path}: same as previous frame" if layout == previous else describe(header))
+            first = first or layout
+            differ += layout != first
+            nonfinite += header.get("nonfinite") or 0
             previous = layout
+        if not (args.json or args.verbose):
+            print(_brief_line(text, summary, first, differ, nonfinite, len(targets)))
     if failures:
         print(f"shotstyle info: {len(failures)} problem(s):", file=sys.stderr)
         for failure in failures:

@@ -14,7 +14,7 @@ import OpenImageIO as oiio
 import pytest
 
 from shotstyle import examples
-from shotstyle.nodes.farm import demo
+from shotstyle.nodes.farm import demo, review
 from shotstyle.server.frameio import Frame, read_frame
 
 FRAMES = list(range(1, 24, 2))
@@ -67,6 +67,8 @@ def test_stylized_frames_change_the_look_and_keep_the_picture(demo_run):
     out, _, stderr = demo_run
     model_hash = re.search(r"trained \(hash ([0-9a-f]{12})\)", stderr).group(1)
     assert sorted(os.listdir(out / "stylized")) == [f"walk.{n:04d}.exr" for n in FRAMES]
+    from shotstyle.server.engine.modelfile import load_model
+    assert load_model(str(out / "demo.safetensors")).hash.startswith(model_hash)   # the model stays with the demo
     for number in FRAMES:
         plate = read_frame(examples.PLATE.replace("####", f"{number:04d}"))
         result = read_frame(str(out / "stylized" / f"walk.{number:04d}.exr"))
@@ -135,5 +137,5 @@ def test_previews_of_large_plates_are_scaled_down():
     wide = Frame(np.full((540, 1920, 3), 0.5, np.float32), ["R", "G", "B"], ["half"] * 3, (0, 0, 1920, 540),
                  (0, 0, 1920, 540), {}, colourspace="sRGB")
     preview = demo._display(wide)
-    assert preview.shape == (180, demo.PREVIEW_WIDTH, 3)
+    assert preview.shape == (180, review.PREVIEW_WIDTH, 3)
     np.testing.assert_allclose(preview, 0.5, atol=1e-3)

@@ -240,6 +240,32 @@ def test_usage_and_model_errors_have_their_exit_codes(tiny_model, clip, tmp_path
     assert message in capsys.readouterr().err
 
 
+def test_a_still_image_renders_without_a_pattern_or_frames(tiny_model, clip, tmp_path, capsys):
+    """`render --in still.jpg --out out.exr`: the one image, as frame 1 of its sequence would be;
+    a still may go to a display file (PNG) without --allow-display-output."""
+    still = clip.replace("####", "0001")
+    assert main(render_argv(tiny_model, clip, tmp_path / "seq", "1", "--in-process")) == 0
+    capsys.readouterr()
+    assert main(["render", "--model", tiny_model, "--in", still, "--out", str(tmp_path / "one" / "out.exr"),
+                 "--in-process", "--json-progress"]) == 0
+    assert summary_of(capsys.readouterr().out)["rendered"] == 1
+    np.testing.assert_array_equal(pixels(tmp_path / "one" / "out.exr"), pixels(tmp_path / "seq" / "style.0001.exr"))
+    assert main(["render", "--model", tiny_model, "--in", still, "--out", str(tmp_path / "one" / "out.exr"),
+                 "--in-process", "--json-progress"]) == 0            # complete: skipped, like a sequence's frame
+    assert summary_of(capsys.readouterr().out)["skipped"] == 1
+    assert main(["render", "--model", tiny_model, "--in", still, "--out", str(tmp_path / "one" / "review.png"),
+                 "--in-process"]) == 0
+    assert pixels(tmp_path / "one" / "review.png").shape == PLATE_SHAPE
+    assert sorted(os.listdir(tmp_path / "one")) == ["out.exr", "review.png"]   # no claim or temporary file left
+    capsys.readouterr()
+    assert main(["render", "--model", tiny_model, "--in", still, "--out", str(tmp_path / "x.exr"),
+                 "--frames", "1-3", "--in-process"]) == ExitCode.USAGE
+    assert "is one image (no frame token" in capsys.readouterr().err
+    assert main(["render", "--model", tiny_model, "--in", clip, "--out", str(tmp_path / "x.exr"),
+                 "--frames", "1-3", "--in-process"]) == ExitCode.USAGE
+    assert "is one file but --in" in capsys.readouterr().err
+
+
 def test_damaged_model_is_a_model_error(tmp_path, clip, capsys):
     model = tmp_path / "bad.safetensors"
     model.write_bytes(b"\x80\x04 pickled? no thanks")

@@ -45,6 +45,31 @@ def test_in_process_training_writes_a_loadable_model_and_shows_progress(inputs, 
     assert load_model(str(again)).hash != loaded.hash
 
 
+@pytest.mark.parametrize("where", ["in-process", "server"])
+def test_preview_frame_is_written_beside_the_model_every_n_steps(where, inputs, tmp_path, capsys, monkeypatch,
+                                                                 request):
+    """`--preview F` writes F's result (display PNG) to MODEL.preview.png and says where; with
+    `--preview-every 2` it is rewritten at steps 2 and 4, the last one the finished model's."""
+    from shotstyle.nodes.farm import review
+    from shotstyle.server.frameio import read_frame
+
+    writes: list[str] = []
+    original = review.write_png
+    monkeypatch.setattr(review, "write_png", lambda picture, path: (writes.append(path), original(picture, path)))
+    model = tmp_path / "look.safetensors"
+    reach = ["--server", request.getfixturevalue("server").address] if where == "server" else ["--in-process"]
+    assert main(["train", "--content", inputs["content"], "--style", inputs["style"], "-o", str(model),
+                 "--preview", inputs["preview"], "--preview-every", "2", *QUICK, *reach]) == 0
+    err = capsys.readouterr().err
+    written = tmp_path / "look.preview.png"
+    assert f"preview of the --preview frame (step 2) written to {written}" in err
+    assert f"preview of the --preview frame at step 4: {written}" in err
+    assert writes == [str(written)] * 2                   # steps 2 and 4
+    picture = read_frame(str(written))
+    assert picture.pixels.shape[1] == 64 and picture.colourspace == "sRGB"   # the training resolution
+    assert 0.0 < picture.pixels.mean() < 1.0
+
+
 @pytest.mark.parametrize("change, code, message", [
     (lambda a: a.__setitem__(1, "/nowhere/key.jpg"), 3, "/nowhere/key.jpg: no such file"),
     (lambda a: a.extend(["--init", "/nowhere/m.safetensors"]), 4, "--init"),

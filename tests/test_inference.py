@@ -15,6 +15,7 @@ from shotstyle.server.engine.networks import build_network
 from shotstyle.server.engine.pipeline import load_working, stylize_frame
 from shotstyle.server.frameio import MIX_ATTRIBUTE, MODEL_ATTRIBUTE
 from shotstyle.server.frameio import read_frame, write_frame
+from tolerances import rounding_tolerance
 
 
 def graded_model(name: str, plate: np.ndarray, steps: int = 10) -> StyleModel:
@@ -55,7 +56,8 @@ def test_mix_zero_is_the_input_exactly_and_mix_blends(fast_model, plate):
     assert np.array_equal(stylizer(plate, mix=0.0), plate)
     full = stylizer(plate)
     assert np.abs(full - plate).mean() > 5e-3
-    assert np.allclose(stylizer(plate, mix=0.25), plate + 0.25 * (full - plate), atol=1e-6)
+    # The same three roundings (subtract, scale, add) on values below 1, in torch and in numpy.
+    assert np.allclose(stylizer(plate, mix=0.25), plate + 0.25 * (full - plate), rtol=0, atol=rounding_tolerance(1.0, 2 * 3))
     assert np.array_equal(stylizer(plate), full)  # deterministic on CPU
     with pytest.raises(InferenceError, match="mix=1.5 is out of range"):
         stylizer(plate, mix=1.5)

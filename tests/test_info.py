@@ -25,7 +25,7 @@ FIRST_FRAME_LINES = {
 def test_info_describes_a_sequence(source, exr_sequence, request, capsys):
     pattern = (exr_sequence if source == "made"
                else str(request.getfixturevalue("shared_data") / "exr/Beachball/singlepart.####.exr"))
-    assert main(["info", pattern, "--quick"]) == 0
+    assert main(["info", pattern, "--quick", "--verbose"]) == 0
     out = capsys.readouterr().out
     assert f"{pattern}: frames found 1-3 (3 of 3)" in out
     for line in FIRST_FRAME_LINES[source]:
@@ -33,9 +33,23 @@ def test_info_describes_a_sequence(source, exr_sequence, request, capsys):
     assert out.count("data window:") == 3  # the windows move: no frame is "same as previous"
 
 
+def test_info_prints_one_line_per_sequence_by_default(exr_sequence, plate_clip, made_exrs, capsys):
+    """A sequence (whose windows move from frame to frame), a long one and a file: one line each."""
+    long_clip = plate_clip.replace("####", "%04d")
+    assert main(["info", exr_sequence, long_clip, made_exrs["nan_inf"]]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3, lines
+    assert lines[0] == (f"{exr_sequence}: frames found 1-3 (3 of 3); 90x60, R G B A Z disparity.x disparity.y "
+                        "(half), zips compression, ACEScg; 2 of 3 frames differ from the first (--verbose shows each)")
+    assert lines[1] == (f"{long_clip}: frames found 1-{testfiles.PLATE_FRAMES} ({testfiles.PLATE_FRAMES} of "
+                        f"{testfiles.PLATE_FRAMES}); 192x108, R G B (uint8), no compression, sRGB")
+    assert lines[2].startswith(made_exrs["nan_inf"] + ": ")
+    assert lines[2].endswith(f"; {len(testfiles.NONFINITE_PIXELS)} NaN/Inf RGB values (replaced before the network)")
+
+
 def test_info_tiled_and_jpeg(made_exrs, plate_clip, capsys):
     jpeg = testfiles.paths_of(plate_clip, [1])[0]
-    assert main(["info", made_exrs["tiled"], jpeg]) == 0
+    assert main(["info", made_exrs["tiled"], jpeg, "-v"]) == 0
     out = capsys.readouterr().out
     assert f"tiled:          32x32, {testfiles.MIP_LEVELS} MIP level(s)" in out
     assert "plate.0001.jpg: 192x108, 3 channels, jpeg" in out and "R G B (uint8)" in out
@@ -43,7 +57,7 @@ def test_info_tiled_and_jpeg(made_exrs, plate_clip, capsys):
 
 
 def test_info_counts_nan_and_inf(made_exrs, capsys):
-    assert main(["info", made_exrs["nan_inf"]]) == 0
+    assert main(["info", made_exrs["nan_inf"], "-v"]) == 0
     assert f"non-finite RGB: {len(testfiles.NONFINITE_PIXELS)} NaN/Inf values" in capsys.readouterr().out
 
 

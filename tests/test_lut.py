@@ -55,7 +55,7 @@ def max_delta_e(a: np.ndarray, b: np.ndarray) -> float:
 def test_the_cube_through_ocio_equals_the_models_grade(trained, tmp_path, size):
     model, keyframe = trained
     path = tmp_path / "look.cube"
-    path.write_text(export_look(model, "look.cube", size).cube)
+    path.write_text(export_look(model, "look.cube", size).lut)
     transform = ocio.FileTransform(src=str(path), interpolation=ocio.INTERP_LINEAR)
     processor = ocio.Config.CreateRaw().getProcessor(transform).getDefaultCPUProcessor()
     through_ocio = keyframe.copy()
@@ -70,7 +70,7 @@ def test_the_cube_through_ocio_equals_the_models_grade(trained, tmp_path, size):
 def test_the_ocio_look_snippet_parses_and_grades_scene_linear_plates(trained, tmp_path):
     model, keyframe = trained
     look = export_look(model, "shot.cube")
-    (tmp_path / "shot.cube").write_text(look.cube)
+    (tmp_path / "shot.cube").write_text(look.lut)
     base = ocio.Config.CreateFromFile("ocio://default").serialize()
     entries = look.ocio.split("looks:\n", 1)[1].split("\n\n", 1)[0]
     config = ocio.Config.CreateFromStream(base.replace("looks:\n", "looks:\n" + entries + "\n", 1))
@@ -83,6 +83,28 @@ def test_the_ocio_look_snippet_parses_and_grades_scene_linear_plates(trained, tm
     processor.getDefaultCPUProcessor().applyRGB(through_look)
     expected = graded(model, keyframe)
     assert max_delta_e(to_working(through_look, "ACEScg")[0], expected) < 0.5
+    assert np.abs(through_look - from_working(expected, "ACEScg")).max() < 0.005   # the issue's bound, linear
+    assert "# Interpolation: trilinear" in look.lut
+
+
+def test_the_clf_carries_its_shaper_and_reproduces_the_render_on_scene_linear_plates(trained, tmp_path):
+    """OpenColorIO loads the .clf (what `oiiotool --ociofiletransform look.clf` runs) and, from
+    scene-linear ACEScg to ACEScg with no colour space around it, reproduces the model's grade
+    within 0.005 linear; the look snippet applies it in ACEScg."""
+    model, keyframe = trained
+    look = export_look(model, "shot.clf")
+    path = tmp_path / "shot.clf"
+    path.write_text(look.lut)
+    assert 'interpolation="trilinear"' in look.lut and 'style="cameraLinToLog"' in look.lut
+    assert "process_space: ACEScg" in look.ocio and "src: shot.clf" in look.ocio
+    linear = from_working(keyframe, "ACEScg")
+    expected = from_working(graded(model, keyframe), "ACEScg")
+    assert np.abs(expected - linear).max() > 0.02                     # the grade does change the keyframe
+    for interpolation in (ocio.INTERP_LINEAR, ocio.INTERP_DEFAULT):   # stated in the file: honoured by default
+        transform = ocio.FileTransform(src=str(path), interpolation=interpolation)
+        through_ocio = linear.copy()
+        ocio.Config.CreateRaw().getProcessor(transform).getDefaultCPUProcessor().applyRGB(through_ocio)
+        assert np.abs(through_ocio - expected).max() < 0.005, interpolation
 
 
 def test_a_65_cube_is_the_33_lattice_exactly_and_other_sizes_are_refused(trained):
@@ -107,12 +129,17 @@ def test_the_training_report_says_how_much_of_the_effect_the_lut_carries(trained
 def test_export_lut_command_writes_the_cube_and_the_look_and_measures_given_keyframes(trained, tmp_path, capsys):
     model, keyframe = trained
     save_model(model, str(tmp_path / "shot.safetensors"))
-    assert cli(["export-lut", str(tmp_path / "shot.safetensors"), "-o", str(tmp_path / "out" / "shot.cube")]) == 2
-    assert f"the output folder {tmp_path / 'out'} does not exist" in capsys.readouterr().err
-    (tmp_path / "out").mkdir()
+    assert cli(["export-lut", str(tmp_path / "shot.safetensors"), "-o", str(tmp_path / "out" / "shot.lut")]) == 2
+    assert "shot.lut: name the LUT file .cube" in capsys.readouterr().err
     assert cli(["export-lut", str(tmp_path / "shot.safetensors"), "-o", str(tmp_path / "out" / "shot.cube")]) == 0
-    printed = capsys.readouterr().out
-    assert "training keyframes at 96 px" in printed and "reproduces" in printed
+    printed = capsys.readouterr().out    # the missing folder was made
+    assert "training keyframes at 96 px" in printed and "reproduces" in printed and "trilinear" in printed
+    assert cli(["export-lut", str(tmp_path / "shot.safetensors"), "-o", str(tmp_path / "out" / "graded.clf")]) == 0
+    assert "ACEScg in and out" in capsys.readouterr().out
+    assert "src: graded.clf" in (tmp_path / "out" / "graded.ocio.yaml").read_text()
+    (tmp_path / "file").write_text("")
+    assert cli(["export-lut", str(tmp_path / "shot.safetensors"), "-o", str(tmp_path / "file" / "shot.cube")]) == 7
+    assert f"cannot make the output folder {tmp_path / 'file'}" in capsys.readouterr().err
     assert (tmp_path / "out" / "shot.cube").read_text().count("\n") > 33 ** 3
     assert "src: shot.cube" in (tmp_path / "out" / "shot.ocio.yaml").read_text()
     exr = tmp_path / "key.exr"
@@ -132,7 +159,7 @@ def test_the_server_hands_out_a_stored_models_lut(trained, tmp_path):
     with ServerProcess(tmp_path / "server") as server, Client(server.address, timeout=120) as client:
         save_model(model, str(server.models / "shot.safetensors"))
         result = client.export_lut("shot", str(tmp_path / "graded.cube"), size=65)
-        assert result["cube"] == export_look(model, "shot.cube", 65).cube.encode()
+        assert result["cube"] == export_look(model, "shot.cube", 65).lut.encode()
         assert result["report"] == model.metadata["lut_report"] and "reproduces" in result["report_text"]
         assert (tmp_path / "graded.cube").read_bytes() == result["cube"]
         assert "src: graded.cube" in (tmp_path / "graded.ocio.yaml").read_text()

@@ -14,6 +14,7 @@ import copy
 import importlib
 import os
 import sys
+import threading
 from typing import NoReturn, Optional, Sequence
 
 from shotstyle.plugin import __version__
@@ -76,7 +77,35 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """Run a command; its exit status. Without ``argv`` it is the process's entry point (the
+    `shotstyle` script, ``python -m``): the command line is ``sys.argv`` and it ends the process."""
+    if argv is None:
+        end_process(run_command(sys.argv[1:]))
+    return run_command(argv)
+
+
+def end_process(code: int) -> NoReturn:
+    """Exit with ``code``, skipping the interpreter's finalization while other threads run.
+
+    A command's worker threads (frame readers and writers, server streams) may still be inside
+    native code when it returns, after Ctrl-C above all. Finalizing, Python ends such a thread
+    with pthread_exit when it asks for the GIL back; unwinding through OpenImageIO's C++ (a
+    noexcept destructor: pybind11's GIL guard) calls std::terminate: "terminate called without
+    an active exception", SIGABRT, exit 134 instead of 130. Files are closed and claim locks
+    dropped by the kernel either way; a render's temporary files are removed by the next run.
+    """
+    if threading.active_count() > 1:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(code)
+    sys.exit(code)
+
+
+def run_command(argv: Sequence[str]) -> int:
+    argv = list(argv)
     parser = build_parser()
     if not argv or argv[0] not in SUBCOMMANDS:
         parser.parse_args(argv)  # --help, --version, or a clear error for an unknown command
@@ -84,11 +113,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return ExitCode.USAGE
     command = argv[0]
     module_name, help_text = SUBCOMMANDS[command]
-    module = importlib.import_module(module_name)
-    sub = CommandParser(prog=f"shotstyle {command}", description=help_text, formatter_class=HelpFormatter)
-    module.configure(sub)
-    args = sub.parse_args(argv[1:])
     try:
+        module = importlib.import_module(module_name)
+        sub = CommandParser(prog=f"shotstyle {command}", description=help_text, formatter_class=HelpFormatter)
+        module.configure(sub)
+        args = sub.parse_args(argv[1:])
         return int(module.run(args) or 0)
     except ShotstyleError as exc:
         print(f"shotstyle {command}: error: {exc}", file=sys.stderr)
@@ -109,4 +138,4 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

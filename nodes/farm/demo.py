@@ -21,6 +21,7 @@ import numpy as np
 
 import shotstyle.examples as examples
 from shotstyle.nodes.farm.connection import add_key_options, connect, keys_from, server_address, server_line
+from shotstyle.nodes.farm.review import display_rgb, write_png
 from shotstyle.plugin import codec
 from shotstyle.plugin import params as effect_params
 from shotstyle.plugin.client import Client, ServerError, follow
@@ -30,7 +31,6 @@ from shotstyle.plugin.protocol import EVENT_DONE
 from shotstyle.plugin.sequences import SequencePattern, is_pattern
 
 CONTACT_SHEET_ROWS = 4
-PREVIEW_WIDTH = 640        # the widest a plate is shown in the contact sheet and the animation
 GAP = 4                    # white pixels between the pictures of the sheet and of the animation
 OWN_SHOT_FPS = 24          # the animation's frame rate for a shot given with --plate
 
@@ -61,18 +61,8 @@ def _plate_frames(plate: str, frames: Any) -> List[Tuple[int, str]]:
 
 
 def _display(frame: Any) -> np.ndarray:
-    """RGB of a Frame as sRGB display values 0..1, at most `PREVIEW_WIDTH` wide."""
-    import OpenImageIO as oiio
-
-    from shotstyle.server.engine.colour import convert
-
-    rgb = np.clip(convert(frame.rgb(), frame.colourspace or "ACEScg", "sRGB"), 0, 1)
-    height, width = rgb.shape[:2]
-    if width <= PREVIEW_WIDTH:
-        return rgb
-    size = (PREVIEW_WIDTH, max(1, round(height * PREVIEW_WIDTH / width)))
-    resized = oiio.ImageBufAlgo.resize(oiio.ImageBuf(np.ascontiguousarray(rgb)), roi=oiio.ROI(0, size[0], 0, size[1]))
-    return np.asarray(resized.get_pixels(oiio.FLOAT))
+    """RGB of a Frame as display values (`review.display_rgb`)."""
+    return display_rgb(frame.rgb(), frame.colourspace or "ACEScg")
 
 
 def side_by_side(before: np.ndarray, after: np.ndarray) -> np.ndarray:
@@ -82,16 +72,10 @@ def side_by_side(before: np.ndarray, after: np.ndarray) -> np.ndarray:
 
 def write_contact_sheet(pairs: List[Tuple[np.ndarray, np.ndarray]], path: str) -> None:
     """Before | after rows (display RGB 0..1), one per sampled frame, as an 8-bit sRGB PNG."""
-    from shotstyle.server.frameio import Frame, write_frame
-
     rows = [side_by_side(before, after) for before, after in pairs]
     width = max(r.shape[1] for r in rows)
     padded = [np.pad(r, ((0, GAP), (0, width - r.shape[1]), (0, 0)), constant_values=1.0) for r in rows]
-    sheet = np.concatenate(padded, 0)[:-GAP].astype(np.float32)
-    h, w = sheet.shape[:2]
-    write_frame(path, Frame(pixels=sheet, channels=["R", "G", "B"], channel_formats=["uint8"] * 3,
-                            data_window=(0, 0, w, h), display_window=(0, 0, w, h), attributes={},
-                            colourspace="sRGB"))
+    write_png(np.concatenate(padded, 0)[:-GAP], path)
 
 
 def write_animation(pictures: List[np.ndarray], path: str, fps: int) -> None:
@@ -182,6 +166,9 @@ def run(args: argparse.Namespace) -> int:
                   "Run `python install.py` or set SHOTSTYLE_VGG_WEIGHTS for the VGG-19 perceptual loss.")
         if _train(client, shot[0], style, args, loss) is None:
             return ExitCode.CANCELLED
+        model = os.path.join(output, f"{args.name}.safetensors")  # the store's copy is replaced by the next demo
+        client.get_model(args.name, model)
+        print(f"model: {model}")
         sources = dict(shot)
         linear = output_colourspace(read_frame(shot[0][1]).colourspace or "sRGB", "exr")  # EXRs hold scene-linear
         for result in client.stylize_stream((codec.encode_file(path, frame=n) for n, path in shot), args.name,

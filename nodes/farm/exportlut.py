@@ -1,9 +1,11 @@
-"""`shotstyle export-lut`: a style model's global grade as a .cube LUT, with an OCIO look beside it.
+"""`shotstyle export-lut`: a style model's global grade as a .cube or .clf LUT, with an OCIO look beside it.
 
     shotstyle export-lut shot010.safetensors -o shot010.cube [--size 33|65] [--keyframe plate.1001.exr]
 
-Writes the Iridas/Resolve .cube (input and output ACEScct: apply it to ACEScct images, or to
-scene-linear ACEScg through ACEScct — the OCIO look does that) and ``NAME.ocio.yaml`` beside it,
+Writes, by the output's extension, the Iridas/Resolve .cube (input and output ACEScct: apply
+it to ACEScct images, or to scene-linear ACEScg through ACEScct — the OCIO look does that) or
+the Common LUT Format .clf (ACEScg in and out, its ACEScct shaper inside), both for trilinear
+interpolation, and ``NAME.ocio.yaml`` beside it (the output folder is made if missing),
 then prints how much of the model's effect the LUT alone carries: ΔE2000 of the LUT against
 the full model (grade + local term). By default that is the record made at training time on
 the keyframes (at the training resolution); ``--keyframe`` measures on the frames given, at
@@ -25,8 +27,9 @@ from shotstyle.plugin.exitcodes import ExitCode
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="model file (.safetensors), or the name of a model in the local store")
-    parser.add_argument("-o", "--output", required=True, help="the .cube file to write "
-                                                              "(the OCIO look goes beside it: NAME.ocio.yaml)")
+    parser.add_argument("-o", "--output", required=True,
+                        help="the LUT file to write: NAME.cube (ACEScct in and out) or NAME.clf (ACEScg in and "
+                             "out, its shaper inside); the OCIO look goes beside it: NAME.ocio.yaml")
     parser.add_argument("--size", type=int, choices=(33, 65), default=33,
                         help="lattice nodes per axis (default 33, the model's own; 65 resamples it exactly)")
     parser.add_argument("--keyframe", action="append", default=[], metavar="FILE",
@@ -52,21 +55,28 @@ def model_path(model: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from shotstyle.server.engine.lut import export_look
+    from shotstyle.server.engine.lut import export_look, lut_format
     from shotstyle.server.engine.modelfile import load_model
     from shotstyle.server.engine.pipeline import load_working
 
-    folder = os.path.dirname(os.path.abspath(args.output))
-    if not os.path.isdir(folder):
-        print(f"shotstyle export-lut: error: the output folder {folder} does not exist", file=sys.stderr)
+    try:
+        spaces = "ACEScg in and out, ACEScct shaper" if lut_format(args.output) == ".clf" else "ACEScct in and out"
+    except ValueError as exc:
+        print(f"shotstyle export-lut: error: -o {exc}", file=sys.stderr)
         return ExitCode.USAGE
     model = load_model(model_path(args.model))
     keyframes = [load_working(path, args.colourspace) for path in args.keyframe]
     look = export_look(model, os.path.basename(args.output), args.size, keyframes)
-    _, snippet = write_look(args.output, look.cube, look.ocio)
+    folder = os.path.dirname(os.path.abspath(args.output))
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        print(f"shotstyle export-lut: error: cannot make the output folder {folder} ({exc.strerror})", file=sys.stderr)
+        return ExitCode.IO_ERROR
+    _, snippet = write_look(args.output, look.lut, look.ocio)
     if args.json:
         print(json.dumps({"cube": args.output, "ocio": snippet, "where": look.where, **look.report}, indent=1))
     else:
-        print(f"wrote {args.output} ({args.size}³, ACEScct in and out) and {snippet}")
+        print(f"wrote {args.output} ({args.size}³, {spaces}, trilinear) and {snippet}")
         print(look.describe())
     return ExitCode.OK

@@ -32,7 +32,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional, TextIO
+from typing import TYPE_CHECKING, Any, Callable, Optional, TextIO
 
 from shotstyle.nodes.farm.connection import add_key_options, connect, keys_from, server_address, server_line
 from shotstyle.plugin import params as effect_params
@@ -40,9 +40,11 @@ from shotstyle.plugin.client import Client, Job, follow
 from shotstyle.plugin.files import write_atomic
 from shotstyle.plugin.errors import ClientError, ServerError, SetupError
 from shotstyle.plugin.exitcodes import ExitCode
-from shotstyle.plugin.protocol import CANCEL_BY_SERVER, EVENT_DONE
+from shotstyle.plugin.protocol import CANCEL_BY_SERVER, EVENT_DONE, EVENT_PREVIEW
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from shotstyle.server.engine.training import TrainEvent
 
 BAR_WIDTH = 24
@@ -70,7 +72,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resolution", type=int, default=default["resolution"], help="training long side in pixels")
     parser.add_argument("--lr", type=float, help="learning rate (in-process only; default: the trainer's)")
     parser.add_argument("--seed", type=int, default=default["seed"])
-    parser.add_argument("--preview", metavar="FRAME", help="an extra frame (not trained on) to preview the look on")
+    parser.add_argument("--preview", metavar="FRAME",
+                        help="an extra frame (not trained on) to preview the look on: its result is written to "
+                             "MODEL.preview.png as training goes (every --preview-every steps, and at the end)")
+    parser.add_argument("--preview-every", type=int, default=default["preview_every"], metavar="N",
+                        help="write the --preview frame's result every N steps (0: at the end only)")
     parser.add_argument("--init", metavar="MODEL", help="continue this model: the rest of an interrupted run "
                                                         "(a Ctrl-C checkpoint), or --steps/--more-steps further")
     parser.add_argument("--early-stop", action="store_true", help="stop when the loss plateaus")
@@ -133,10 +139,46 @@ def run(args: argparse.Namespace) -> int:
         bar.note(problem[1])
         return int(problem[0])
     started = time.perf_counter()
-    code = _train_in_process(args, bar) if args.in_process else _train_on_server(args, bar)
+    previews = Previews(args, bar)
+    code = _train_in_process(args, bar, previews) if args.in_process else _train_on_server(args, bar, previews)
     if code == ExitCode.OK:
         bar.note(f"model written to {args.output} in {time.perf_counter() - started:.1f} s")
+    previews.say_where()
     return int(code)
+
+
+def preview_path(output: str) -> str:
+    """Where `train --preview` writes its frame's result: beside the model, ``NAME.preview.png``."""
+    return os.path.splitext(output)[0] + ".preview.png"
+
+
+class Previews:
+    """Writes the --preview frame's result (display-encoded PNG) whenever a preview arrives."""
+
+    def __init__(self, args: argparse.Namespace, bar: ProgressBar):
+        self.path = preview_path(args.output) if args.preview else None
+        self.bar = bar
+        self.step: Optional[int] = None
+
+    def write(self, step: int, picture: Callable[[], np.ndarray]) -> None:
+        """The result at ``step``; ``picture()`` gives its display RGB (made only when it is written)."""
+        if self.path is None:
+            return
+        from shotstyle.nodes.farm.review import write_png
+
+        try:
+            write_png(picture(), self.path)
+        except OSError as exc:
+            self.bar.note(f"the preview cannot be written to {self.path} ({exc.strerror or exc})")
+            self.path = None
+            return
+        if self.step is None:
+            self.bar.note(f"preview of the --preview frame (step {step}) written to {self.path}")
+        self.step = step
+
+    def say_where(self) -> None:
+        if self.path is not None and self.step is not None:
+            self.bar.note(f"preview of the --preview frame at step {self.step}: {self.path}")
 
 
 def _check_args(args: argparse.Namespace) -> Optional[tuple[ExitCode, str]]:
@@ -150,6 +192,8 @@ def _check_args(args: argparse.Namespace) -> Optional[tuple[ExitCode, str]]:
         return exc.exit_code, str(exc)
     if args.more_steps is not None and args.init is None:
         return ExitCode.USAGE, "--more-steps continues a model: give it with --init MODEL"
+    if args.preview_every < 0:
+        return ExitCode.USAGE, f"--preview-every {args.preview_every}: give 0 (at the end only) or a number of steps"
     if args.lr is not None and args.lr <= 0:
         return ExitCode.USAGE, f"--lr {args.lr}: the learning rate must be positive"
     for label, path in [*(("--content", p) for p in args.content), ("--style", args.style),
@@ -203,11 +247,13 @@ def _plan_steps(args: argparse.Namespace, bar: ProgressBar) -> Optional[tuple[Ex
 # ---------------------------------------------------------------- in-process
 
 
-def _train_in_process(args: argparse.Namespace, bar: ProgressBar) -> int:
+def _train_in_process(args: argparse.Namespace, bar: ProgressBar, previews: Previews) -> int:
     from shotstyle.server.engine.modelfile import load_model, save_model
     from shotstyle.server.engine.pipeline import load_working
     from shotstyle.server.engine.device import pick_device
     from shotstyle.server.engine.losses import resolve_loss_name
+    from shotstyle.nodes.farm.review import display_rgb
+    from shotstyle.server.engine.colour import WORKING_SPACE_NAMES
     from shotstyle.server.engine.training import TrainConfig, train
     from shotstyle.server.errors import ShotstyleError, TrainingCancelled, exit_code
     try:
@@ -220,6 +266,7 @@ def _train_in_process(args: argparse.Namespace, bar: ProgressBar) -> int:
         bar.note(str(exc))
         return exit_code(exc)
     config = TrainConfig(vgg=args.vgg, **{name: getattr(args, name) for name in SERVER_PARAMS})
+    config.preview_every = args.preview_every or config.steps   # 0: only the final result
     if args.lr is not None:
         config.lr = args.lr
     bar.note(f"in-process on {pick_device(None)}; {_plan_line(args, loss_note)}")
@@ -229,6 +276,9 @@ def _train_in_process(args: argparse.Namespace, bar: ProgressBar) -> int:
     def on_event(event: TrainEvent) -> None:  # previews carry the same step and losses
         if event.kind in ("progress", "preview"):
             bar.update(event.step, event.steps, event.losses, event.steps_per_s, event.eta_s)
+        extra = event.preview_extra
+        if event.kind == "preview" and extra is not None:
+            previews.write(event.step, lambda: display_rgb(extra, WORKING_SPACE_NAMES[0]))
 
     try:
         model = train(keyframes, style, config, preview_frame=preview, on_event=on_event,
@@ -261,7 +311,7 @@ def _unwritable(output: str, exc: OSError) -> str:
 # ---------------------------------------------------------------- through a server
 
 
-def _train_on_server(args: argparse.Namespace, bar: ProgressBar) -> int:
+def _train_on_server(args: argparse.Namespace, bar: ProgressBar, previews: Previews) -> int:
     from shotstyle.plugin.codec import encode_file
     try:
         keyframes = [encode_file(path) for path in args.content]
@@ -279,13 +329,14 @@ def _train_on_server(args: argparse.Namespace, bar: ProgressBar) -> int:
     loss_note = capabilities.get("loss_note", "") if args.loss == "auto" else f"loss {args.loss!r} as asked"
     bar.note(f"{server_line(client)}; {_plan_line(args, loss_note)}")
     params = {name: getattr(args, name) for name in SERVER_PARAMS}
+    params["preview_every"] = args.preview_every
     if args.colourspace:
         params["colourspace"] = args.colourspace
     name = "train-" + "".join(c if c.isalnum() or c in "-_" else "-" for c in
                               os.path.basename(args.output).split(".")[0])[:40] + f"-{os.getpid()}"
     try:
         job = client.train(keyframes, style, name, params, preview, init)
-        return _follow(client, job, args.output, bar)
+        return _follow(client, job, args.output, bar, previews)
     except ClientError as exc:
         bar.note(f"server {client.address}: {exc}")
         return exc.exit_code
@@ -296,8 +347,10 @@ def _train_on_server(args: argparse.Namespace, bar: ProgressBar) -> int:
         client.close()
 
 
-def _follow(client: Client, job: Job, output: str, bar: ProgressBar) -> int:
+def _follow(client: Client, job: Job, output: str, bar: ProgressBar, previews: Previews) -> int:
     """Stream the job's events into the bar; on done (or cancel with a checkpoint) download the model."""
+    from shotstyle.nodes.farm.review import frame_display
+
     interrupted = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: interrupted.set())
 
@@ -306,10 +359,15 @@ def _follow(client: Client, job: Job, output: str, bar: ProgressBar) -> int:
             bar.note("cancelling the server job...")
         return interrupted.is_set()
 
+    def on_progress(event: dict[str, Any]) -> None:
+        bar.update(event["step"], event["steps"], event.get("losses", {}), event.get("steps_per_s", 0.0),
+                   event.get("eta_s", 0.0))
+        extra = event.get("extra")   # the --preview frame's result, encoded like it was sent
+        if event.get("type") == EVENT_PREVIEW and extra is not None:
+            previews.write(int(event["step"]), lambda: frame_display(extra))
+
     try:
-        final = follow(job, on_progress=lambda event: bar.update(
-            event["step"], event["steps"], event.get("losses", {}), event.get("steps_per_s", 0.0),
-            event.get("eta_s", 0.0)), should_cancel=should_cancel)
+        final = follow(job, on_progress=on_progress, should_cancel=should_cancel)
     except ServerError as exc:
         if exc.model_file is not None:  # trained, but the server could not keep it: the copy here is the model
             write_atomic(output, exc.model_file)

@@ -1,5 +1,6 @@
-"""A style model's grade as a colourist's LUT: an Iridas/Resolve `.cube` file, an OCIO look
-that applies it, and how much of the model's effect the LUT alone reproduces.
+"""A style model's grade as a colourist's LUT: an Iridas/Resolve `.cube` or an Academy/ASC
+Common LUT Format `.clf` file (chosen by the name's extension), an OCIO look that applies it,
+and how much of the model's effect the LUT alone reproduces.
 
 The grade (engine/grade.py) is a 3D lattice over ACEScct [0, 1], applied with trilinear
 interpolation, so it exports as it is: the `.cube` holds the lattice (red fastest) at the
@@ -10,6 +11,13 @@ ACEScg plates (−0.0069 … 222) evenly over the cube. Hosts apply it inside an
 conversion — the OCIO look's `process_space: ACEScct` does exactly that. Outside the domain a
 .cube clamps, whereas the model continues with slope 1; the two differ only for scene-linear
 values above 222 or below −0.0069.
+
+Both files are meant for **trilinear** interpolation, the render's: a tetrahedral apply of the
+same lattice differs from the render by a few hundredths in linear light where the grade bends,
+so both say so (the .cube in its header; the .clf in its LUT3D's `interpolation`, which OCIO
+honours). The .cube's input and output are ACEScct; the .clf carries its shaper: scene-linear
+ACEScg in and out, through the ACEScct log curve (a CLF `Log` node in camera style, exactly
+OCIO's ACEScct) on both sides of the lattice.
 
 The report compares, on keyframes, the LUT alone against the full model (grade + local
 term) in CIEDE2000 on display-referred colour (what a viewer sees): its mean and 95th
@@ -23,6 +31,7 @@ import math
 import os
 import re
 from dataclasses import dataclass
+from xml.sax.saxutils import escape
 from typing import Any, Sequence
 
 import numpy as np
@@ -38,6 +47,12 @@ from shotstyle.server.errors import ModelFileError
 CUBE_SIZES = (17, 33, 65)
 WORKING_SPACE = "ACEScct"
 SCENE_LINEAR_SPACE = "ACEScg"
+INTERPOLATION = "trilinear"
+LUT_FORMATS = (".cube", ".clf")
+# ACEScct as a CLF camera-style log (base 2; S-2014-003): log = (log2(lin) + 9.72) / 17.52
+# above the break, a straight line below it.
+ACESCCT_LOG_PARAMS = ('base="2" linSideSlope="1" linSideOffset="0" logSideSlope="{:.10g}" logSideOffset="{:.10g}" '
+                      'linSideBreak="0.0078125"').format(1 / 17.52, 9.72 / 17.52)
 
 
 def resampled(lut: Tensor, size: int) -> Tensor:
@@ -48,27 +63,82 @@ def resampled(lut: Tensor, size: int) -> Tensor:
     return sample_lattice(lut.float(), nodes).reshape(3, size, size, size)
 
 
-def cube_text(lut: Tensor, size: int, title: str, notes: Sequence[str] = ()) -> str:
-    """The Iridas/Resolve .cube file of the lattice at `size` nodes per axis."""
+def _lattice_values(lut: Tensor, size: int) -> Tensor:
+    """3×size×size×size (indexed [channel, blue, green, red]) at an allowed size."""
     if size not in CUBE_SIZES:
         raise ValueError(f"cube size {size}: use one of {', '.join(map(str, CUBE_SIZES))}")
-    values = resampled(lut.detach().float().cpu(), size)
+    return resampled(lut.detach().float().cpu(), size)
+
+
+def _rows(values: np.ndarray) -> str:
+    return "\n".join(f"{r:.6f} {g:.6f} {b:.6f}" for r, g, b in values)
+
+
+def cube_text(lut: Tensor, size: int, title: str, notes: Sequence[str] = ()) -> str:
+    """The Iridas/Resolve .cube file of the lattice at `size` nodes per axis."""
+    values = _lattice_values(lut, size)
     rows = values.reshape(3, -1).T.numpy()          # (b, g, r) order flattened: red fastest
     header = [f'TITLE "{title}"'] + [f"# {line}" for line in notes] + [
         f"# Input: {WORKING_SPACE} (ACES log, AP1 primaries), domain 0..1 on each axis; "
         f"output: {WORKING_SPACE}.",
         f"# Scene-linear {SCENE_LINEAR_SPACE} plates: convert to {WORKING_SPACE}, apply, convert back.",
+        f"# Interpolation: {INTERPOLATION} (the render's; tetrahedral differs by up to a few hundredths linear).",
         f"LUT_3D_SIZE {size}",
         "DOMAIN_MIN 0.0 0.0 0.0",
         "DOMAIN_MAX 1.0 1.0 1.0",
     ]
-    body = "\n".join(f"{r:.6f} {g:.6f} {b:.6f}" for r, g, b in rows)
-    return "\n".join(header) + "\n" + body + "\n"
+    return "\n".join(header) + "\n" + _rows(rows) + "\n"
+
+
+def clf_text(lut: Tensor, size: int, title: str, notes: Sequence[str] = ()) -> str:
+    """The CLF (v3) file: scene-linear ACEScg in and out, the lattice between two ACEScct log nodes."""
+    values = _lattice_values(lut, size)
+    rows = values.permute(3, 2, 1, 0).reshape(-1, 3).numpy()   # CLF order: blue fastest
+    description = "\n".join(f"    <Description>{escape(line)}</Description>" for line in [title, *notes])
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<ProcessList compCLFversion="3" id="{escape(title)}" name="{escape(title)}">
+{description}
+    <InputDescriptor>{SCENE_LINEAR_SPACE} (scene-linear, AP1 primaries)</InputDescriptor>
+    <OutputDescriptor>{SCENE_LINEAR_SPACE} (scene-linear, AP1 primaries)</OutputDescriptor>
+    <Log inBitDepth="32f" outBitDepth="32f" style="cameraLinToLog" name="shaper: {SCENE_LINEAR_SPACE} to {WORKING_SPACE}">
+        <LogParams {ACESCCT_LOG_PARAMS}/>
+    </Log>
+    <LUT3D inBitDepth="32f" outBitDepth="32f" interpolation="{INTERPOLATION}" name="grade, {WORKING_SPACE} in and out">
+        <Array dim="{size} {size} {size} 3">
+{_rows(rows)}
+        </Array>
+    </LUT3D>
+    <Log inBitDepth="32f" outBitDepth="32f" style="cameraLogToLin" name="shaper: {WORKING_SPACE} to {SCENE_LINEAR_SPACE}">
+        <LogParams {ACESCCT_LOG_PARAMS}/>
+    </Log>
+</ProcessList>
+"""
+
+
+def lut_format(name: str) -> str:
+    """The LUT format a file name asks for (its extension), or ValueError naming the choices."""
+    extension = os.path.splitext(name)[1].lower()
+    if extension not in LUT_FORMATS:
+        raise ValueError(f"{name}: name the LUT file .cube (Iridas/Resolve, ACEScct in and out) or .clf "
+                         f"(Common LUT Format, {SCENE_LINEAR_SPACE} in and out)")
+    return extension
 
 
 def ocio_snippet(cube_name: str, look_name: str, description: str) -> str:
-    """An OCIO v2 look applying the .cube in ACEScct, plus the equivalent transform chain for
-    scene-linear ACEScg, to paste into a config (ACES cg/studio configs name both spaces)."""
+    """An OCIO v2 look applying the LUT file (a .cube in ACEScct; a .clf, which carries its
+    shaper, in ACEScg), plus the equivalent transform chain for scene-linear ACEScg, to paste
+    into a config (ACES cg/studio configs name both spaces)."""
+    if lut_format(cube_name) == ".clf":
+        return f"""# OCIO v2: paste the entry below under `looks:` in your config, with {cube_name}
+# in a folder on the config's search_path. The CLF holds its ACEScct shaper: it takes and
+# gives scene-linear {SCENE_LINEAR_SPACE}.
+looks:
+  - !<Look>
+    name: {look_name}
+    process_space: {SCENE_LINEAR_SPACE}
+    description: "{description}"
+    transform: !<FileTransform> {{src: {cube_name}, interpolation: linear}}
+"""
     return f"""# OCIO v2: paste the entry below under `looks:` in your config, with {cube_name}
 # in a folder on the config's search_path. Use it as a look (e.g. a display view's looks,
 # Nuke's OCIOLookTransform, `ociolookconvert`).
@@ -139,7 +209,7 @@ def describe_report(report: dict, where: str) -> str:
 class LookExport:
     """A model's grade ready to hand to a colourist: file texts, the report, and where it was measured."""
 
-    cube: str
+    lut: str          # the file's text, .cube or .clf
     ocio: str
     report: dict[str, Any]
     where: str
@@ -150,8 +220,8 @@ class LookExport:
 
 def export_look(model: StyleModel, cube_name: str, size: int | None = None,
                 keyframes: list[np.ndarray] | None = None) -> LookExport:
-    """The model's grade as .cube text (`size` nodes, default the model's own) and an OCIO look
-    naming `cube_name`, with the report measured on `keyframes` (working-space arrays, at full
+    """The model's grade as .cube or .clf text (by `cube_name`'s extension; `size` nodes,
+    default the model's own) and an OCIO look naming `cube_name`, with the report measured on `keyframes` (working-space arrays, at full
     resolution) or, without them, the one recorded at training time."""
     grade = grade_of(model.network)
     size = size or grade.size
@@ -171,7 +241,8 @@ def export_look(model: StyleModel, cube_name: str, size: int | None = None,
     notes = [f"shotstyle look, model {short}: the global grade of a style model (its local term is not in a LUT).",
              describe_report(report, where)]
     look_name = "shotstyle_" + re.sub(r"[^A-Za-z0-9_]", "_", os.path.splitext(cube_name)[0])
-    return LookExport(cube=cube_text(grade.lut, size, f"shotstyle {short}", notes),
+    write = clf_text if lut_format(cube_name) == ".clf" else cube_text
+    return LookExport(lut=write(grade.lut, size, f"shotstyle {short}", notes),
                       ocio=ocio_snippet(cube_name, look_name, f"shotstyle look {short}: global grade"),
                       report=report, where=where)
 

@@ -23,7 +23,8 @@ from shotstyle.nodes.farm.render.scheduler import Scheduler
 from shotstyle.nodes.farm.render.writer import Writer
 from shotstyle.plugin.errors import SetupError
 from shotstyle.plugin.exitcodes import ExitCode
-from shotstyle.plugin.sequences import SequencePattern, parse_frame_range, refuse_overwriting
+from shotstyle.plugin.sequences import (STILL_FRAME, SequencePattern, StillImage, parse_frame_range,
+                                        refuse_overwriting, sequence_or_still)
 from shotstyle.plugin.userconfig import CurveKeys
 from shotstyle.server.engine.modelheader import read_metadata, recorded_hash
 from shotstyle.server.errors import FrameIOError, ModelFileError, ShotstyleError, exit_code
@@ -47,9 +48,11 @@ def positive_int(text: str) -> int:
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="trained model file (.safetensors)")
     parser.add_argument("--in", dest="input", required=True, metavar="PATTERN",
-                        help="input sequence, e.g. 'plate.####.exr', 'plate.%%04d.exr', 'plate.$F4.exr'")
+                        help="input sequence, e.g. 'plate.####.exr', 'plate.%%04d.exr', 'plate.$F4.exr', or one "
+                             "image (a still: no --frames)")
     parser.add_argument("--out", dest="output", required=True, metavar="PATTERN",
-                        help="output sequence: EXR (other types only with --allow-display-output)")
+                        help="output sequence: EXR (other types only with --allow-display-output); for a still, "
+                             "one file of any type")
     # A range of negative frames (-3--1) is a value, not an option: argparse takes only plain negative
     # numbers for values unless told otherwise.
     parser._negative_number_matcher = FRAMES_VALUE
@@ -107,6 +110,18 @@ def frames_from_args(args: argparse.Namespace) -> list[int]:
     return frames
 
 
+def _patterns(args: argparse.Namespace) -> tuple[SequencePattern, SequencePattern]:
+    """--in and --out: two sequence patterns, or a still image (one file, no frame range) and its output."""
+    source, target = sequence_or_still(args.input), sequence_or_still(args.output)
+    if isinstance(source, StillImage) and (args.frames or args.start is not None or args.end is not None):
+        raise ValueError(f"--in {args.input} is one image (no frame token such as '####'): drop --frames/--start/"
+                         "--end, or give a sequence pattern")
+    if isinstance(target, StillImage) and not isinstance(source, StillImage):
+        raise ValueError(f"--out {args.output} is one file but --in {args.input} is a sequence: put the frame "
+                         "number in the output as '####', '%04d' or '$F4'")
+    return source, target
+
+
 def _is_int(text: str) -> bool:
     try:
         int(text)
@@ -119,12 +134,12 @@ def run(args: argparse.Namespace) -> int:
     """Render the frames ``args`` ask for; the exit status (`ExitCode`) as an int."""
     progress = Progress(0, args.json_progress)
     try:
-        frames = frames_from_args(args)
-        input_pattern = SequencePattern(args.input)
-        output_pattern = SequencePattern(args.output)
+        input_pattern, output_pattern = _patterns(args)
+        still = isinstance(input_pattern, StillImage)
+        frames = [STILL_FRAME] if still else frames_from_args(args)
         if not 0.0 <= args.mix <= 1.0:
             raise ValueError(f"--mix {args.mix}: give a value from 0 (plate) to 1 (full effect)")
-        if file_format(output_pattern) != "exr" and not args.allow_display_output:
+        if file_format(output_pattern) != "exr" and not args.allow_display_output and not still:
             raise ValueError(f"--out {args.output}: farm renders write EXR (scene-linear, with the render's identity "
                              "for resuming); give --allow-display-output to write display-encoded "
                              f"{file_format(output_pattern) or 'extension-less'} files anyway")
@@ -200,6 +215,7 @@ def _render(args: argparse.Namespace, model_hash: str, todo: list[int], outputs:
                  f"{args.output} ({outputs.out_colourspace}), mix {args.mix:g}")
     writer = Writer(outputs, claims, progress)
     stopped: Optional[ExitCode] = None
+    interrupted = False
     scheduler = Scheduler(todo, outputs, claims, progress)
     try:
         backend.render(scheduler, outputs, writer)
@@ -208,9 +224,14 @@ def _render(args: argparse.Namespace, model_hash: str, todo: list[int], outputs:
     except SetupError as exc:  # e.g. every server was lost
         progress.log(str(exc))
         stopped = exc.exit_code
+    except KeyboardInterrupt:
+        interrupted = True
+        scheduler.stop()
+        raise
     finally:
         writer.close()
-        backend.close()
+        if not interrupted:  # else its threads may still be inside a request: closing a ZeroMQ
+            backend.close()  # socket under a thread is undefined; the process's end closes it
     if scheduler.error is not None:  # e.g. the output folder is not writable: no frame can be claimed
         progress.log(f"output {args.output}: cannot write into {outputs.output.folder or '.'} "
                      f"({scheduler.error.strerror or scheduler.error})")

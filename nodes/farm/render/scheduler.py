@@ -21,7 +21,7 @@ class Scheduler:
     chunk finishes complete without two processes ever waiting on each other's claims; frames
     handed back (`give_back`: a server was lost before it answered) are offered again with them.
     A claim that cannot be made at all (an unwritable folder) stops the handing out; ``error``
-    then holds the OSError.
+    then holds the OSError. `stop` (Ctrl-C) stops it too.
     """
 
     def __init__(self, frames: list[int], outputs: Outputs, claims: Claims, progress: Progress):
@@ -32,10 +32,11 @@ class Scheduler:
         self._progress = progress
         self._lock = threading.Lock()
         self.error: Optional[OSError] = None
+        self._stopped = False
 
     def next(self) -> Optional[int]:
         with self._lock:
-            while self._pending and self.error is None:
+            while self._pending and self.error is None and not self._stopped:
                 frame = self._pending.pop(0)
                 if self._outputs.complete(frame):
                     self._progress.frame(frame, "skipped", self._outputs.output.path(frame))
@@ -60,6 +61,11 @@ class Scheduler:
     def __iter__(self) -> Iterator[int]:
         while (frame := self.next()) is not None:
             yield frame
+
+    def stop(self) -> None:
+        """Hand out no more frames: the threads rendering end with the ones they hold."""
+        with self._lock:
+            self._stopped = True
 
     def give_back(self, frame: int) -> None:
         """Release a claimed frame this process did not render; it is offered again after `wait_for_others`."""
