@@ -1,14 +1,19 @@
 """Training a style model on one or more keyframes of a shot.
 
-`train` optimises a network (new, or a copy of an `init` model to resume / fine-tune) so its
-output on the keyframes minimises a loss from `losses` against the style image. Every step
-uses all keyframes (several keyframes are how long shots whose background changes are
-covered). It reports progress and previews through a callback, stops cooperatively when
+`train` first fits the model's global grade in closed form (engine/correspondence.py; the
+`grade` architecture stops there: no steps, seconds). With the default `target` loss it then
+makes each keyframe's per-pixel target (engine/target.py: region-wise transfer on top of the
+grade, guided by semantic features and the artist's mattes) and optimises the network (new,
+or a copy of an `init` model to resume / fine-tune) to reproduce the targets on random crops
+of the keyframes; the local term's budget is what the targets need. The `look` and `vgg`
+losses instead judge the output against the style image itself. Every step uses all
+keyframes (several keyframes are how long shots whose background changes are covered). It reports progress and previews through a callback, stops cooperatively when
 asked (after handing the current model to `checkpoint`), can stop early on a loss plateau,
 and records in the model's metadata everything needed to know how the model was made.
 
-Deterministic for a given seed on the CPU (with the same torch thread count): the network's initial weights come from the seed,
-the look loss draws its random projections from (seed, step), nothing else is random.
+Deterministic for a given seed on the CPU (with the same torch thread count): the network's
+initial weights come from the seed, the target's regions, the crops and the look loss's random
+projections from (seed, step); nothing else is random.
 """
 
 from __future__ import annotations
@@ -24,14 +29,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from shotstyle.server.engine import semantic
 from shotstyle.server.engine.correspondence import fit_correspondence
 from shotstyle.server.engine.device import execution_for, pick_device
 from shotstyle.server.engine.grade import grade_of
+from shotstyle.server.engine.mattes import Matte, check_mattes, matte_tensor
 from shotstyle.server.engine.networks.hrnet_fast import DEFAULT_LOW_RES as HRNET_FAST_LOW_RES
-from shotstyle.server.engine.losses import build_loss
+from shotstyle.server.engine.losses import build_loss, resolve_loss_name
+from shotstyle.server.engine.losses.target import TargetLoss
 from shotstyle.server.engine.lut import effect_report
 from shotstyle.server.engine.modelfile import StyleModel, sha256_of
-from shotstyle.server.engine.networks import build_network
+from shotstyle.server.engine.networks import REGISTRY, build_network
+from shotstyle.server.engine.networks.local import DEFAULT_BOUND
+from shotstyle.server.engine.target import lightness_share, make_target
 from shotstyle.server.engine.resume import trained_steps
 from shotstyle.server.errors import TrainingCancelled, TrainingInputError
 
@@ -46,6 +56,14 @@ ADAPT_RANGE = 10.0
 # (relative) over the last `plateau_window(steps)` steps.
 PLATEAU_TOLERANCE = 0.005
 LOSS_SMOOTHING = 0.9
+# The architecture that is the grade alone: fitted, never trained.
+GRADE_ARCH = "grade"
+# Semantic feature channels given to a network that takes them (hrnet-fast's `semantic`).
+SEMANTIC_CHANNELS = 8
+# The local budget of a target-trained model: this multiple of the 99.9th percentile of the
+# targets' change from the grade (ACEScct), within [DEFAULT_BOUND, MAX_TARGET_BOUND].
+BOUND_MARGIN = 1.25
+MAX_TARGET_BOUND = 0.6
 # Seeding torch's global generator to build a network is one job at a time (a GPU server trains
 # several at once), or another job's draws would change this one's starting weights.
 _SEEDING = threading.Lock()
@@ -54,7 +72,7 @@ _SEEDING = threading.Lock()
 @dataclass
 class TrainConfig:
     arch: str = "hrnet-fast"
-    loss: str = "auto"                  # "auto": vgg if ImageNet weights are found, else look
+    loss: str = "auto"                  # "auto": target (see losses/__init__.py)
     vgg: str | None = None              # None = search, a weights path, or "random"
     strength: float = 0.5               # 0..1 content/style balance; raw weights override
     content_weight: float | None = None
@@ -131,19 +149,55 @@ def _to_array(tensor: torch.Tensor) -> np.ndarray:
     return tensor[0].detach().permute(1, 2, 0).float().cpu().numpy().copy()
 
 
-def _starting_network(config: TrainConfig, init: StyleModel | None, device: torch.device) -> torch.nn.Module:
+def _starting_network(config: TrainConfig, init: StyleModel | None, device: torch.device,
+                      targeted: bool) -> torch.nn.Module:
     if init is not None:
         return copy.deepcopy(init.network).to(device).train()
+    accepts = REGISTRY[config.arch].bounds
     with _SEEDING, torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(config.seed)
+        kwargs: dict[str, float | int | bool] = {}
         # hrnet-fast's inner network must see frames at the scale it is trained at: a model
         # trained at 96 px and run on a 320 px copy meets features it never learnt (blotches).
-        kwargs: dict[str, float] = {"low_res": config.resolution} if config.arch == "hrnet-fast" and \
-            config.resolution < HRNET_FAST_LOW_RES else {}
-        if config.local_bound is not None:
+        if "low_res" in accepts and config.resolution < HRNET_FAST_LOW_RES:
+            kwargs["low_res"] = config.resolution
+        if config.local_bound is not None and "bound" in accepts:
             kwargs["bound"] = config.local_bound
+        if targeted and "along_grade" in accepts:
+            kwargs["along_grade"] = False
+        if targeted and "semantic" in accepts:
+            kwargs["semantic"] = SEMANTIC_CHANNELS
         network = build_network(config.arch, **kwargs)
     return network.to(device).train()
+
+
+def target_bound(graded: list[torch.Tensor], targets: list[torch.Tensor]) -> float:
+    """The local budget the targets need (see BOUND_MARGIN)."""
+    change = torch.cat([(t - g).abs().flatten() for g, t in zip(graded, targets)])
+    if change.numel() > 1 << 22:
+        change = change[torch.linspace(0, change.numel() - 1, 1 << 22, device=change.device).long()]
+    needed = float(torch.quantile(change.float(), 0.999)) * BOUND_MARGIN
+    return round(min(max(needed, DEFAULT_BOUND), MAX_TARGET_BOUND), 4)
+
+
+def _grade_model(network: torch.nn.Module, config: TrainConfig, init: StyleModel | None,
+                 plates: list[torch.Tensor], keyframes: list[np.ndarray], style: np.ndarray,
+                 moved: float, amount: float) -> StyleModel:
+    """A `grade` model: the fitted lattice and no training (its metadata says so)."""
+    network.eval()
+    with torch.no_grad():
+        results = [network(p) for p in plates]
+    metadata = {
+        **(init.metadata if init is not None else {}),
+        "loss": None, "loss_note": "the grade alone: fitted in closed form, no training",
+        "strength": config.strength, "steps": 0, "steps_total": 0, "steps_done": 0, "steps_trained": 0,
+        "resolution": config.resolution, "seed": config.seed, "local_bound": 0.0,
+        "grade": {"size": grade_of(network).size, "amount": amount, "moved": round(moved, 4)},
+        "style_sha256": sha256_of(style), "keyframe_sha256": [sha256_of(k) for k in keyframes],
+        "lut_report": effect_report(plates, results, results),
+    }
+    metadata.pop("checksum", None)
+    return StyleModel(network=network, metadata=metadata)
 
 
 def train(keyframes: list[np.ndarray], style: np.ndarray, config: TrainConfig, *,
@@ -151,8 +205,10 @@ def train(keyframes: list[np.ndarray], style: np.ndarray, config: TrainConfig, *
           on_event: Callable[[TrainEvent], None] | None = None,
           should_cancel: Callable[[], bool] | None = None,
           init: StyleModel | None = None,
-          checkpoint: Callable[[StyleModel], None] | None = None) -> StyleModel:
+          checkpoint: Callable[[StyleModel], None] | None = None,
+          mattes: list[Matte] | None = None) -> StyleModel:
     """Train (or fine-tune `init`) on `keyframes` to the look of `style`; see the module doc.
+    `mattes` pair the artist's plate regions with style regions (engine/mattes.py; `target` loss).
 
     Raises TrainingCancelled when `should_cancel()` turns true, after `checkpoint(model)`."""
     if not keyframes:
@@ -163,13 +219,20 @@ def train(keyframes: list[np.ndarray], style: np.ndarray, config: TrainConfig, *
     if preview_frame is not None:
         _check_image(preview_frame, "preview frame")
     _check_config(config)
+    mattes = list(mattes or [])
+    check_mattes(mattes, keyframes, style)
+    grade_only = (config.arch if init is None else init.architecture) == GRADE_ARCH
+    loss_name, loss_note = resolve_loss_name(config.loss, config.vgg)
+    if mattes and loss_name != "target":
+        raise TrainingInputError(f"mattes guide the per-pixel target: train with loss 'target' or 'auto', "
+                                 f"not {config.loss!r}")
 
     device = pick_device(config.device)  # CPU thread count is the calling process's policy
     plates = [to_training_tensor(k, config.resolution, device) for k in keyframes]
     style_tensor = to_training_tensor(style, config.resolution, device)
     extra = None if preview_frame is None else to_training_tensor(preview_frame, config.resolution, device)
 
-    network = _starting_network(config, init, device)
+    network = _starting_network(config, init, device, targeted=loss_name == "target")
     grade = grade_of(network)
     # The grade first: fitted in closed form from the keyframes and the style, and kept fixed
     # while the network learns the local term on top of it. (Training the lattice too, with a
@@ -182,10 +245,24 @@ def train(keyframes: list[np.ndarray], style: np.ndarray, config: TrainConfig, *
         grade.set(correspondence.lattice(grade.size, amount))
     with torch.no_grad():
         graded = [grade(plate) for plate in plates]
+    if grade_only:
+        return _grade_model(network, config, init, plates, keyframes, style, correspondence.moved, amount)
+    targets = None
+    share = lightness_share(config.strength)
+    if loss_name == "target":
+        with torch.no_grad():
+            style_mattes = matte_tensor([m.style for m in mattes], tuple(style_tensor.shape[-2:]), device)
+            targets = [make_target(plate, g, style_tensor, share, config.seed,
+                                   matte_tensor([m.plate[i] for m in mattes], tuple(plate.shape[-2:]), device),
+                                   style_mattes)
+                       for i, (plate, g) in enumerate(zip(plates, graded))]
+        if init is None and config.local_bound is None and hasattr(network, "bound"):
+            network.bound = target_bound(graded, targets)
+            getattr(network, "arch_kwargs")["bound"] = network.bound
     loss = build_loss(config.loss, style_tensor, plates, strength=config.strength,
                       content_weight=config.content_weight, style_weight=config.style_weight,
                       vgg_weights=config.vgg, allow_download=config.allow_download, seed=config.seed,
-                      correspondence=correspondence, graded=graded)
+                      correspondence=correspondence, graded=graded, targets=targets)
     optimiser = torch.optim.Adam(network.parameters(), lr=config.lr)
     base_content = loss.weights["content"]
     metadata = {
@@ -204,6 +281,9 @@ def train(keyframes: list[np.ndarray], style: np.ndarray, config: TrainConfig, *
         "style_sha256": sha256_of(style),
         "keyframe_sha256": [sha256_of(k) for k in keyframes],
     }
+    if targets is not None:
+        metadata["target"] = {"features": semantic.NAME, "lightness_share": share,
+                              "mattes": [m.name for m in mattes]}
     metadata.pop("checksum", None)
     metadata.pop("early_stopped_at", None)
     prior = 0  # steps `init` has had (see resume.py: steps_total is the aim, steps_trained what was done)
@@ -291,7 +371,11 @@ def train(keyframes: list[np.ndarray], style: np.ndarray, config: TrainConfig, *
         optimiser.zero_grad(set_to_none=True)
         summed: dict[str, torch.Tensor] = {}
         for index, plate in enumerate(plates):
-            terms = loss(network(plate), index, step, graded=grade(plate))
+            if isinstance(loss, TargetLoss):
+                crop, wanted = loss.augment(index, step)
+                terms = loss(network(crop), crop, wanted)
+            else:
+                terms = loss(network(plate), index, step, graded=grade(plate))
             (terms["total"] / len(plates)).backward()
             for name, value in terms.items():
                 summed[name] = summed.get(name, 0.0) + value.detach() / len(plates)

@@ -52,11 +52,15 @@ class Architecture:
 # Bounds: what the trainer makes, with room to spare; far below what would exhaust a machine.
 _HRNET_BOUNDS = {"width": Bound(int, 1, 32), "blocks": Bound(int, 1, 4),
                  # the global grade's lattice nodes per axis, and the local term's budget (local.py)
-                 "grade_size": Bound(int, 2, 129), "bound": Bound(float, 0.0, 1.0)}
+                 "grade_size": Bound(int, 2, 129), "bound": Bound(float, 0.0, 1.0),
+                 # the local term's rule (local.py): honest (True) or targeted (False)
+                 "along_grade": Bound(bool)}
 REGISTRY: dict[str, Architecture] = {
     "hrnet": Architecture(HRNet, _HRNET_BOUNDS),
     "hrnet-fast": Architecture(HRNetFast, {**_HRNET_BOUNDS, "low_res": Bound(int, 16, 2048),
-                                           "radius": Bound(int, 1, 32), "eps": Bound(float, 1e-8, 1.0)}),
+                                           "radius": Bound(int, 1, 32), "eps": Bound(float, 1e-8, 1.0),
+                                           # semantic feature channels given to the inner HRNet
+                                           "semantic": Bound(int, 0, 32)}),
     "grade": Architecture(GradeOnly, {"grade_size": _HRNET_BOUNDS["grade_size"]}),
 }
 ARCHITECTURES = tuple(REGISTRY)

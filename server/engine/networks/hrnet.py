@@ -2,9 +2,9 @@
 
 A style model is a grade first: `grade` (a 3D LUT, see engine/grade.py) maps every plate colour
 to its new colour, the same everywhere; the network then proposes a local residual r for what
-one colour map cannot do (a lit window at night), and only its honest part is added
-(networks/local.py): a change of exposure within ±`bound`, and colour only along the grade's
-own colour change at that pixel — never a hue the grade did not point to.
+one colour map cannot do (a lit window at night), limited by the model's local rule
+(networks/local.py: ±`bound` per channel for models trained on per-pixel targets, or the
+`honest` rule — exposure and colour only along the grade's own change — with `along_grade`).
 
 The network: three parallel branches at full, 1/2 and 1/4 resolution, built from residual
 bottleneck blocks (1×1 reduce, 3×3, 1×1 expand, each with instance norm + ReLU). After every
@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from shotstyle.server.engine.grade import DEFAULT_SIZE, LatticeGrade
-from shotstyle.server.engine.networks.local import DEFAULT_BOUND, honest
+from shotstyle.server.engine.networks.local import DEFAULT_BOUND, limited
 
 NormStats = list[tuple[Tensor, Tensor]]
 
@@ -163,15 +163,20 @@ class HRNet(nn.Module):
         grade_size: nodes per axis of the global grade's lattice; 0 = no grade and no bound
             (the plain network, as `hrnet-fast` uses inside).
         bound: largest local change (see the module doc).
+        along_grade: the local rule (networks/local.py): True = `honest` (models made before
+            per-pixel targets), False = `targeted`.
+        in_channels: input channels of the plain network (3, or more when `hrnet-fast` gives
+            it semantic features beside the colour); the residual is always 3 channels.
     """
 
     def __init__(self, width: int = 16, blocks: int = 2, grade_size: int = DEFAULT_SIZE,
-                 bound: float = DEFAULT_BOUND):
+                 bound: float = DEFAULT_BOUND, along_grade: bool = True, in_channels: int = 3):
         super().__init__()
         self.grade = LatticeGrade(grade_size) if grade_size else None
         self.bound = bound
+        self.along_grade = along_grade
         widths = (width, 2 * width, 4 * width)
-        self.stem = nn.Sequential(conv3x3(3, width), InstanceNorm(width), nn.ReLU(inplace=True))
+        self.stem = nn.Sequential(conv3x3(in_channels, width), InstanceNorm(width), nn.ReLU(inplace=True))
         self.stage1 = Stage(widths[:1], blocks)
         self.to_half = nn.Sequential(downsample(widths[0], widths[1], 1), nn.ReLU(inplace=True))
         self.stage2 = Stage(widths[:2], blocks)
@@ -189,7 +194,7 @@ class HRNet(nn.Module):
         if self.grade is None:
             return x + self.change(x)
         graded = self.grade(x)
-        return honest(x, graded, graded + self.bound * self.change(graded), self.bound)
+        return limited(x, graded, graded + self.bound * self.change(graded), self.bound, self.along_grade)
 
     def change(self, x: Tensor) -> Tensor:
         """The network's residual for `x`."""

@@ -5,16 +5,19 @@ How a frame goes through (all steps differentiable, so training learns the whole
    colour its new colour, the same in every pixel and frame. This is most of the look.
 2. Downscale the graded frame (area average) so its long side is `low_res` pixels.
 3. Run a slim HRNet on it: a locally changed low-resolution frame (residual on its input).
+   Models trained on per-pixel targets (`semantic` > 0) also give it what is where: the
+   plate's ImageNet features (engine/semantic.py, EfficientNet-Lite0 at the same low
+   resolution), projected by a learnt 1×1 convolution to `semantic` channels. That is how a
+   sky is told from a road of the same colour on a frame the model never saw.
 4. Fit, at low resolution, a local affine colour transform per pixel — a 3×3 matrix plus an
    offset (3×4 numbers) mapping graded colour to changed colour in a (2·radius+1)² window:
    a colour guided filter (He et al.) in the fast, low-resolution form of Wu et al. 2018.
    The fit is regularised towards the identity matrix rather than towards zero, so in flat
    regions the transform becomes "graded + offset" and keeps the plate's grain and detail.
 5. Smooth the coefficients (box filter), upsample them bilinearly to full resolution, apply
-   them to the full-resolution graded frame, and keep only the honest part of the local
-   change (networks/local.py: exposure within ±`bound`, colour only along the grade's own
-   colour change): the local term is edge-aware (it follows the plate's edges), bounded, and
-   cannot add a hue the grade did not point to.
+   them to the full-resolution graded frame, and limit the local change by the model's rule
+   (networks/local.py): the local term is edge-aware (it follows the plate's edges) and
+   bounded.
 
 The full-resolution work (steps 1 and 5) is a few multiply-adds per pixel, done in horizontal
 strips so memory stays bounded at any frame size; the strips are exact (no seams), since each
@@ -31,7 +34,8 @@ from torch import Tensor, nn
 
 from shotstyle.server.engine.grade import DEFAULT_SIZE, LatticeGrade
 from shotstyle.server.engine.networks.hrnet import HRNet
-from shotstyle.server.engine.networks.local import DEFAULT_BOUND, honest
+from shotstyle.server.engine import semantic as semantic_features
+from shotstyle.server.engine.networks.local import DEFAULT_BOUND, limited
 
 # Long side of the copy the inner HRNet sees, unless a model was trained at a smaller size.
 DEFAULT_LOW_RES = 320
@@ -52,29 +56,44 @@ class HRNetFast(nn.Module):
         eps: regularisation of the fit (working-space variance); larger = smoother,
             more "offset only" transforms.
         grade_size: nodes per axis of the global grade's lattice.
-        bound: largest local change of exposure (see networks/local.py).
+        bound: largest local change (see networks/local.py).
+        along_grade: the local rule: True = `honest` (models made before per-pixel targets),
+            False = `targeted`.
+        semantic: channels of semantic features given to the inner HRNet (0 = none, as in
+            models made before per-pixel targets).
     """
 
     def __init__(self, width: int = 8, blocks: int = 1, low_res: int = DEFAULT_LOW_RES,
                  radius: int = 2, eps: float = 1e-3, grade_size: int = DEFAULT_SIZE,
-                 bound: float = DEFAULT_BOUND):
+                 bound: float = DEFAULT_BOUND, along_grade: bool = True, semantic: int = 0):
         super().__init__()
         self.grade = LatticeGrade(grade_size)
-        self.net = HRNet(width=width, blocks=blocks, grade_size=0)
+        self.net = HRNet(width=width, blocks=blocks, grade_size=0, in_channels=3 + semantic)
+        self.project = nn.Conv2d(semantic_features.CHANNELS, semantic, 1) if semantic else None
         self.low_res = low_res
         self.radius = radius
         self.eps = eps
         self.bound = bound
+        self.along_grade = along_grade
+
+    def inner_input(self, x: Tensor, small: Tensor) -> Tensor:
+        """What the inner HRNet sees: the small graded frame, and the plate's projected features."""
+        if self.project is None:
+            return small
+        found = semantic_features.features(downscale(x, self.low_res), self.low_res).to(small.dtype)
+        projected = F.interpolate(self.project(found), size=small.shape[-2:], mode="bilinear", align_corners=False)
+        return torch.cat([small, projected], dim=1)
 
     def forward(self, x: Tensor) -> Tensor:
         graded = self.grade(x)
         small = downscale(graded, self.low_res)
-        changed = small + self.bound * self.net.change(small)
+        changed = small + self.bound * self.net.change(self.inner_input(x, small))
         # The fit subtracts nearly equal moments: float32 always, even under CUDA autocast.
         with torch.autocast(x.device.type, enabled=False):
             coefficients = fit_local_affine(small.float(), changed.float(), self.radius, self.eps)
             return apply_affine(coefficients, graded,
-                                lambda rows, proposed: honest(x[:, :, rows], graded[:, :, rows], proposed, self.bound))
+                                lambda rows, proposed: limited(x[:, :, rows], graded[:, :, rows], proposed,
+                                                               self.bound, self.along_grade))
 
 
 def downscale(x: Tensor, long_side: int) -> Tensor:

@@ -1,8 +1,16 @@
 """The local term's limits: what a network may add to the global grade, and what it may not.
 
 A style model is a grade first (engine/grade.py): one colour map for the whole shot. The
-network on top proposes a local change of the graded frame; this module keeps that change
-honest, per pixel, in the working space (ACEScct, a log encoding, so a change common to all
+network on top proposes a local change of the graded frame; this module limits it, per pixel.
+There are two rules, chosen per model (the networks' `along_grade` argument, kept in the file):
+
+- `targeted` (models trained on per-pixel keyframe targets, engine/target.py; the default since
+  issue 19): any colour, softly limited to ±`bound` per channel, where `bound` is what the
+  keyframe targets needed (recorded in the model). Nothing here stops a shape being invented:
+  the target does — it is a locally affine function of the plate, region by region, so what the
+  network learns to reproduce has no edge the plate does not have.
+- `honest` (models trained with a distribution loss, the rule before issue 19): the change kept
+  honest in the working space (ACEScct, a log encoding, so a change common to all
 three channels is a change of exposure and the channels' differences are the colour):
 
 - exposure: the change common to the three channels, limited softly to ±`bound` (ACEScct
@@ -67,3 +75,16 @@ def honest(plate: Tensor, graded: Tensor, proposed: Tensor, bound: float) -> Ten
     # A share of the grade's colour change, and never more than `bound` in any channel's offset.
     reach = torch.minimum(torch.full_like(size, TINT_REACH), bound / size.sqrt().clamp(min=TINT_FLOOR))
     return graded + bound * torch.tanh(exposure / bound) + reach * torch.tanh(along / reach) * direction
+
+
+def targeted(graded: Tensor, proposed: Tensor, bound: float) -> Tensor:
+    """The graded frame plus `proposed − graded`, softly limited to ±`bound` per channel
+    (`bound` ≤ 0: the grade alone)."""
+    if bound <= 0:
+        return graded
+    return graded + bound * torch.tanh((proposed - graded) / bound)
+
+
+def limited(plate: Tensor, graded: Tensor, proposed: Tensor, bound: float, along_grade: bool) -> Tensor:
+    """The local change under the model's rule: `honest` when `along_grade`, else `targeted`."""
+    return honest(plate, graded, proposed, bound) if along_grade else targeted(graded, proposed, bound)
