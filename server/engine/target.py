@@ -18,17 +18,19 @@ target image the network then learns to reproduce (and so carries to every other
    positions' colour statistics in CIELAB (mean and spread per channel, Reinhard et al. 2001,
    per region as in Tai, Jia & Tang 2005): a region's own texture and shading survive, its
    mean and contrast become the style's.
-4. Locally affine in the plate. Region memberships are snapped to the plate's own edges by a
-   guided filter with the plate as guide (He, Sun & Tang, TPAMI 2013), and the final target is
-   refitted as a local affine function of the graded plate (the same fit as `hrnet-fast`'s
-   head), so the target has no edge the plate does not have: a lit window or a relit sky is
-   possible; an invented blob or halo is not.
+4. Locally affine in the plate. Region memberships spread edge-aware over the plate (`spread`:
+   freely within an area of one colour, never across the plate's edges), and the final target
+   is refitted as a local affine function of the graded plate (a guided filter, He, Sun & Tang,
+   TPAMI 2013 — the same fit as `hrnet-fast`'s head), so the target has no edge the plate does
+   not have and a flat area stays flat: a lit window or a relit sky is possible; an invented
+   blob, vignette or halo is not.
 
 Everything runs at the training resolution on the training device, once per keyframe.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -37,7 +39,7 @@ from torch import Tensor
 
 from shotstyle.server.engine import semantic
 from shotstyle.server.engine.colourmath import lab_to_working, working_to_lab
-from shotstyle.server.engine.networks.hrnet_fast import box, fit_local_affine
+from shotstyle.server.engine.networks.hrnet_fast import fit_local_affine
 
 # Automatic regions per keyframe.
 REGIONS = 8
@@ -62,9 +64,14 @@ GAIN_LIMITS = (0.5, 2.0)
 # make all of their move.
 LIGHTNESS_SHARE = 0.1
 SLOPE_LIMITS = (0.5, 2.0)
-# Guided filter of the memberships: radius (share of the long side) and regularisation.
-SNAP_RADIUS = 0.02
-SNAP_EPS = 1e-3
+# Edge-aware spreading of the memberships (domain transform): spatial reach (share of the long
+# side); steps between neighbours (CIELAB, summed over L*, a*, b*, of the plate blurred over
+# 3×3 pixels) up to SPREAD_FLOOR are grain and gradients and do not stop it, and each SPREAD_EDGE
+# beyond counts as the whole reach.
+SPREAD_REACH = 0.5
+SPREAD_FLOOR = 1.5
+SPREAD_EDGE = 4.0
+SPREAD_ITERATIONS = 3
 # Final local affine refit of the target on the graded plate.
 FIT_RADIUS = 0.015
 FIT_EPS = 1e-4
@@ -105,23 +112,36 @@ def _kmeans(points: Tensor, clusters: int, generator: torch.Generator) -> Tensor
     return torch.cdist(points, centres).argmin(dim=1)
 
 
-def guided(guide: Tensor, x: Tensor, radius: int, eps: float) -> Tensor:
-    """Colour guided filter (He et al.) of each channel of `x` with a 3-channel `guide`."""
-    n, _, h, w = guide.shape
-    radius = max(1, min(radius, (min(h, w) - 1) // 2))
-    mean_g = box(guide, radius)
-    gg = box((guide[:, :, None] * guide[:, None, :]).flatten(1, 2), radius).view(n, 3, 3, h, w)
-    cov = gg - mean_g[:, :, None] * mean_g[:, None, :] + eps * torch.eye(3, device=guide.device).view(1, 3, 3, 1, 1)
-    inverse = torch.linalg.inv(cov.permute(0, 3, 4, 1, 2)).permute(0, 3, 4, 1, 2)
-    out = []
-    for c in range(x.shape[1]):
-        xc = x[:, c:c + 1]
-        mean_x = box(xc, radius)
-        cov_gx = box(guide * xc, radius) - mean_g * mean_x
-        a = torch.einsum("nijhw,njhw->nihw", inverse, cov_gx)
-        b = mean_x - (a * mean_g).sum(1, keepdim=True)
-        out.append((box(a, radius) * guide).sum(1, keepdim=True) + box(b, radius))
-    return torch.cat(out, dim=1)
+def _recursive_pass(x: Tensor, weights: Tensor) -> Tensor:
+    """One left-to-right and right-to-left recursive filter along the last axis (weights: the
+    feedback of each pixel from its left neighbour, N×1×H×W)."""
+    columns = list(x.unbind(-1))
+    w = weights.unbind(-1)
+    for i in range(1, len(columns)):
+        columns[i] = columns[i] + w[i] * (columns[i - 1] - columns[i])
+    for i in range(len(columns) - 2, -1, -1):
+        columns[i] = columns[i] + w[i + 1] * (columns[i + 1] - columns[i])
+    return torch.stack(columns, dim=-1)
+
+
+def spread(x: Tensor, lab: Tensor) -> Tensor:
+    """Edge-aware smoothing of `x` guided by the plate's CIELAB: the recursive-filter domain
+    transform of Gastal & Oliveira (SIGGRAPH 2011). Within an area of one plate colour values
+    spread over SPREAD_REACH of the frame, so a flat sky ends up with one membership and no
+    gradient, blob or vignette can be made in it; across the plate's edges they do not spread."""
+    sigma_s = SPREAD_REACH * max(lab.shape[-2:])
+    ratio = sigma_s / SPREAD_EDGE
+    lab = F.avg_pool2d(F.pad(lab, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+    dx = 1 + ratio * ((lab[..., :, 1:] - lab[..., :, :-1]).abs().sum(1, keepdim=True) - SPREAD_FLOOR).clamp(min=0)
+    dy = 1 + ratio * ((lab[..., 1:, :] - lab[..., :-1, :]).abs().sum(1, keepdim=True) - SPREAD_FLOOR).clamp(min=0)
+    dx = F.pad(dx, (1, 0))
+    dy = F.pad(dy, (0, 0, 1, 0))
+    for i in range(SPREAD_ITERATIONS):
+        sigma = sigma_s * math.sqrt(3) * 2 ** (SPREAD_ITERATIONS - i - 1) / math.sqrt(4 ** SPREAD_ITERATIONS - 1)
+        feedback = math.exp(-math.sqrt(2) / sigma)
+        x = _recursive_pass(x, feedback ** dx)
+        x = _recursive_pass(x.transpose(-1, -2), (feedback ** dy).transpose(-1, -2)).transpose(-1, -2)
+    return x
 
 
 def plate_regions(plate: Tensor, features: Tensor, generator: torch.Generator,
@@ -138,8 +158,7 @@ def plate_regions(plate: Tensor, features: Tensor, generator: torch.Generator,
     count = int(label.max()) + 1
     grid = F.one_hot(label, count).float().T.reshape(1, count, h, w)
     soft = F.interpolate(grid, size=(height, width), mode="bilinear", align_corners=False)
-    radius = max(1, round(SNAP_RADIUS * max(height, width)))
-    snapped = guided(plate, soft, radius, SNAP_EPS).clamp(min=0)
+    snapped = spread(soft, lab).clamp(min=0)
     if mattes is not None:
         covered = mattes.sum(1, keepdim=True).clamp(max=1)
         snapped = torch.cat([mattes, snapped * (1 - covered)], dim=1)

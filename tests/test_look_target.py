@@ -1,0 +1,108 @@
+"""The per-pixel keyframe target (server/engine/target.py) and what a network trained on it
+carries: where a look goes, which a global grade cannot say."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from shotstyle.server.engine.colour import to_working
+from shotstyle.server.engine.colourmath import working_to_lab
+from shotstyle.server.engine.mattes import Matte, check_mattes, label_mattes
+from shotstyle.server.engine.target import make_target
+from shotstyle.server.engine.training import TrainConfig, train
+from shotstyle.server.errors import TrainingInputError
+
+SIZE = (48, 64)   # height, width
+
+
+def _scene() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A plate whose left and right halves have the same mean grey, striped across on the left
+    and along on the right (what a surface is, not its colour), and a style whose left half is
+    red and right half blue; the left/right mattes of both."""
+    rng = np.random.default_rng(0)
+    rows, columns = np.mgrid[0:SIZE[0], 0:SIZE[1]]
+    stripes = np.where(columns < SIZE[1] // 2, np.sin(rows * 1.6), np.sin(columns * 1.6))
+    grey = (0.45 + 0.08 * stripes + 0.01 * rng.standard_normal(SIZE)).astype(np.float32)[..., None]
+    plate = np.repeat(grey, 3, axis=2)
+    style = np.zeros((*SIZE, 3), np.float32)
+    style[:, : SIZE[1] // 2] = (0.7, 0.15, 0.1)
+    style[:, SIZE[1] // 2:] = (0.1, 0.2, 0.7)
+    style += 0.03 * rng.standard_normal(style.shape).astype(np.float32)
+    left = np.zeros(SIZE, np.float32)
+    left[:, : SIZE[1] // 2] = 1
+    return to_working(np.clip(plate, 0, 1), "sRGB")[0], to_working(np.clip(style, 0, 1), "sRGB")[0], left, 1 - left
+
+
+def _tensor(image: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(image).permute(2, 0, 1)[None].contiguous()
+
+
+def _mean_lab(image: torch.Tensor, mask: np.ndarray) -> np.ndarray:
+    lab = working_to_lab(image)[0].permute(1, 2, 0).numpy()
+    inner = mask.astype(bool).copy()
+    inner[:, SIZE[1] // 2 - 4: SIZE[1] // 2 + 4] = False   # away from the seam the mattes draw
+    return lab[inner].mean(0)
+
+
+def test_mattes_send_one_plate_colour_to_two_style_colours():
+    plate, style, left, right = _scene()
+    target = make_target(_tensor(plate), _tensor(plate), _tensor(style),
+                         plate_mattes=torch.from_numpy(np.stack([left, right]))[None],
+                         style_mattes=torch.from_numpy(np.stack([left, right]))[None])
+    on_left, on_right = _mean_lab(target, left), _mean_lab(target, right)
+    assert on_left[1] > 25 and on_right[2] < -25            # red (a* up) left, blue (b* down) right
+    assert np.linalg.norm(on_left - on_right) > 40
+
+
+def test_the_target_keeps_a_flat_plate_flat():
+    flat = np.full((*SIZE, 3), 0.5, np.float32)
+    plate = to_working(flat, "sRGB")[0]
+    _, style, left, right = _scene()
+    target = make_target(_tensor(plate), _tensor(plate), _tensor(style))
+    lab = working_to_lab(target)[0].reshape(3, -1)
+    assert float((lab - lab.mean(1, keepdim=True)).norm(dim=0).max()) < 1.0   # no blob, no vignette
+
+
+def test_a_trained_network_carries_the_mattes_where_its_grade_cannot():
+    plate, style, left, right = _scene()
+    model = train([plate], style, TrainConfig(steps=60, resolution=64, lr=5e-3),
+                  mattes=[Matte("left", [left], left), Matte("right", [right], right)])
+    assert model.metadata["target"]["mattes"] == ["left", "right"]
+    network = model.network.eval()
+    with torch.no_grad():
+        out, graded = network(_tensor(plate)), network.grade(_tensor(plate))
+    # The grade maps the one grey to one colour everywhere; the network tells the halves apart.
+    assert np.linalg.norm(_mean_lab(graded, left) - _mean_lab(graded, right)) < 3
+    on_left, on_right = _mean_lab(out, left), _mean_lab(out, right)
+    assert on_left[1] - on_right[1] > 10 and on_right[2] - on_left[2] < -10
+
+
+def test_the_grade_architecture_fits_without_training_and_renders_its_lut():
+    plate, style, _, _ = _scene()
+    model = train([plate], style, TrainConfig(arch="grade", steps=1, resolution=64))
+    assert model.metadata["steps_trained"] == 0 and model.network.bound == 0
+    with torch.no_grad():
+        assert torch.equal(model.network(_tensor(plate)), model.network.grade(_tensor(plate)))
+
+
+def test_mattes_that_do_not_fit_their_images_are_named():
+    plate, style, left, _ = _scene()
+    with pytest.raises(TrainingInputError, match="matte 'sky': its style matte is 32×24"):
+        check_mattes([Matte("sky", [left], left[::2, ::2])], [plate], style)
+    with pytest.raises(TrainingInputError, match="given twice"):
+        check_mattes([Matte("a", [left], left), Matte("a", [left], left)], [plate], style)
+    with pytest.raises(TrainingInputError, match="style matte is empty"):
+        check_mattes([Matte("a", [left], np.zeros_like(left))], [plate], style)
+
+
+def test_label_images_become_one_matte_per_shared_colour():
+    labels = np.zeros((*SIZE, 3), np.uint8)
+    labels[:, : SIZE[1] // 2] = (255, 0, 0)
+    labels[:, SIZE[1] // 2:] = (0, 0, 255)
+    other = labels.copy()
+    other[:4, :4] = (0, 255, 0)    # under 3 %: no matte
+    mattes = label_mattes([labels], other)
+    assert [m.name for m in mattes] == ["0000ff", "ff0000"]
+    assert mattes[1].plate[0][:, : SIZE[1] // 2].all() and not mattes[1].plate[0][:, SIZE[1] // 2:].any()
