@@ -156,7 +156,7 @@ def from_wire(args: Dict[str, Any], frames: List[EncodedFrame], keyframes: int) 
             found[name][of] = frame
         labels_side = found.pop(LABELS, None)
         pairs = []
-        for name in sorted(set(found) | set(channels)):
+        for name in dict.fromkeys([*found, *channels]):   # in the order they were given
             side = found.get(name, {})
             style = side.pop(OF_STYLE, None)
             if style is None:
