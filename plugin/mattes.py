@@ -137,7 +137,8 @@ def from_wire(args: Dict[str, Any], frames: List[EncodedFrame], keyframes: int) 
             isinstance(c, str) and 0 < len(c) <= MAX_CHANNEL_CHARS and c.isprintable() for c in channels.values()):
         raise ProtocolError("bad_argument", f"matte_channels must map matte names to keyframe channel names; got "
                                             f"{brief(channels)}")
-    if len(frames) > MAX_MATTE_FRAMES or len(set(channels) | {f.extra.get("matte") for f in frames}) > MAX_MATTES:
+    names = set(channels) | {f.extra["matte"] for f in frames if isinstance(f.extra.get("matte"), str)}
+    if len(frames) > MAX_MATTE_FRAMES or len(names) > MAX_MATTES:
         raise ProtocolError("too_large", f"a train request carries at most {MAX_MATTES} mattes in at most "
                                          f"{MAX_MATTE_FRAMES} matte and label images")
     found: Dict[str, Dict[Any, EncodedFrame]] = {}   # name (LABELS for label images) -> of -> image

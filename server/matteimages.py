@@ -35,6 +35,7 @@ def engine_mattes(mattes: Mattes[Frame], keyframes: list[Frame], style: Frame) -
     """The engine's mattes for ``keyframes`` and ``style`` (read frames), checked against their sizes."""
     found = []
     for pair in mattes.pairs:
+        sources: list[str | None]
         if pair.channel is not None:
             plate = [channel_of(k, pair.channel) for k in keyframes]
             sources = [f"channel {pair.channel} of {k.source or f'keyframe {i}'}" for i, k in enumerate(keyframes)]

@@ -269,7 +269,6 @@ def _grade_without_mattes(args: argparse.Namespace) -> Optional[tuple[ExitCode, 
     return None
 
 
-
 # ---------------------------------------------------------------- in-process
 
 

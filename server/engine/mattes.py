@@ -68,8 +68,8 @@ def check_mattes(mattes: list[Matte], keyframes: list[np.ndarray], style: np.nda
                                      "region this plate region should look like")
 
 
-def matte_tensor(images: list[np.ndarray], size: tuple[int, int], device: torch.device) -> torch.Tensor | None:
-    """1×M×h×w tensor of mattes (0..1) resized (area average) to `size`; None for no mattes."""
+def matte_tensor(images: list[np.ndarray], size: tuple[int, ...], device: torch.device) -> torch.Tensor | None:
+    """1×M×h×w tensor of mattes (0..1) resized (area average) to `size` (h, w); None for no mattes."""
     if not images:
         return None
     stacked = torch.from_numpy(np.stack([np.clip(m, 0, 1) for m in images]).astype(np.float32))[None]
