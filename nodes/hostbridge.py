@@ -17,7 +17,7 @@ import re
 import threading
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar
 
-from shotstyle.plugin import codec, localserver, params, protocol
+from shotstyle.plugin import codec, localserver, mattes, params, protocol
 from shotstyle.plugin.address import address_or_local
 from shotstyle.plugin.client import Client, ServerError, follow
 from shotstyle.plugin.errors import ClientError
@@ -43,9 +43,9 @@ class HostBridgeBusy(HostBridgeError):
 
 
 def values_for(groups: Sequence[str], values: Dict[str, Any], description: Dict[str, Any]) -> Dict[str, Any]:
-    """The subset of ``values`` whose parameters belong to ``groups`` (buttons and keyframes excluded)."""
+    """The subset of ``values`` whose parameters belong to ``groups`` (buttons, keyframes and mattes excluded)."""
     names = {p["name"] for p in description["params"]
-             if p["group"] in groups and p["kind"] not in ("button", "frames")}
+             if p["group"] in groups and p["kind"] not in ("button", "frames", "mattes")}
     return {name: value for name, value in values.items() if name in names}
 
 
@@ -191,15 +191,17 @@ class HostBridge:
               should_cancel: Callable[[], bool] = lambda: False) -> Dict[str, Any]:
         """Train model ``name`` on keyframe EXR files; returns the final event (done/cancelled).
 
-        ``on_preview`` gets each preview image (keyframe result, EXR bytes when EXRs were sent).
-        A failed job raises HostBridgeError with the server's message.
+        ``values["mattes"]`` (plugin.mattes' syntax; a plate matte's channel is one of the keyframe
+        EXRs') go with the request. ``on_preview`` gets each preview image (keyframe result, EXR bytes
+        when EXRs were sent). A failed job raises HostBridgeError with the server's message.
         """
         frames = [codec.encode_file(path, frame=frame) for frame, path in keyframes]
         style = _encode_style(style_path)
+        mattes = _encode_mattes(str(values.get("mattes") or ""), len(frames))
         preview_frame = codec.encode_file(preview[1], frame=preview[0]) if preview else None
         train_values = values_for(TRAIN_GROUPS, values, description)
         return self.call("training {!r} failed".format(name), lambda: follow(
-            self.client.train(frames, style, name, train_values, preview=preview_frame),
+            self.client.train(frames, style, name, train_values, preview=preview_frame, mattes=mattes),
             on_progress, on_preview, should_cancel))
 
     # -- stylizing -------------------------------------------------------------------------
@@ -280,6 +282,18 @@ class BridgePool:
 
 bridges = BridgePool()
 atexit.register(bridges.close_all)
+
+
+def _encode_mattes(text: str, keyframes: int) -> "mattes.Mattes[codec.EncodedFrame]":
+    try:
+        given = mattes.parse(text)
+        given.check(keyframes)
+    except ValueError as exc:
+        raise HostBridgeError("Mattes: {}".format(exc)) from None
+    for path in given.images():
+        if not os.path.isfile(path):
+            raise HostBridgeError("Mattes: matte image {!r} not found: give an existing image file".format(path))
+    return given.map(codec.encode_file)
 
 
 def _encode_style(path: str) -> codec.EncodedFrame:

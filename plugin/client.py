@@ -32,6 +32,7 @@ from shotstyle.plugin.address import parse_address
 from shotstyle.plugin.codec import EncodedFrame, frames_from_message, frames_to_message
 from shotstyle.plugin.errors import ServerError
 from shotstyle.plugin.files import write_atomic
+from shotstyle.plugin.mattes import Mattes, to_wire
 
 __all__ = ["Client", "Job", "ServerError", "follow", "load_key", "lut_snippet_path", "write_look"]
 
@@ -308,16 +309,19 @@ class Client:
 
     def train(self, keyframes: List[EncodedFrame], style: EncodedFrame, name: str,
               params: Optional[Dict[str, Any]] = None, preview: Optional[EncodedFrame] = None,
-              init: Optional[bytes] = None) -> "Job":
+              init: Optional[bytes] = None, mattes: Optional[Mattes[EncodedFrame]] = None) -> "Job":
         """Start training; returns at once with a Job whose events() stream progress and previews.
 
-        Frames are sent with ``extra.role`` = "keyframe" | "style" | "preview". ``init``: the bytes
-        of a model file to continue training (it travels with the request).
+        Frames are sent with ``extra.role`` = "keyframe" | "style" | "preview", then the matte and
+        label images of ``mattes`` (plugin.mattes). ``init``: the bytes of a model file to continue
+        training (it travels with the request).
         """
-        tagged = [_with_role(f, "keyframe") for f in keyframes] + [_with_role(style, "style")]
+        tagged = [f.tagged(role="keyframe") for f in keyframes] + [style.tagged(role="style")]
         if preview is not None:
-            tagged.append(_with_role(preview, "preview"))
-        args: Dict[str, Any] = {"name": name, "params": dict(params or {})}
+            tagged.append(preview.tagged(role="preview"))
+        matte_args, matte_frames = to_wire(mattes or Mattes())
+        tagged += matte_frames
+        args: Dict[str, Any] = {"name": name, "params": dict(params or {}), **matte_args}
         if init is not None:
             args["init_part"] = 0
         request_id = self._send(protocol.OP_TRAIN, args, tagged, payloads=[init] if init is not None else ())
@@ -583,10 +587,6 @@ def _socket_type(part: Any) -> Optional[str]:
     except (zmq.ZMQError, AttributeError):
         return None
     return value if isinstance(value, str) else None
-
-
-def _with_role(ef: EncodedFrame, role: str) -> EncodedFrame:
-    return EncodedFrame(ef.kind, ef.header, ef.data, ef.frame, {**ef.extra, "role": role})
 
 
 def _renumbered(ef: EncodedFrame, frame: Optional[int]) -> EncodedFrame:

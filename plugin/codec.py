@@ -47,6 +47,10 @@ class EncodedFrame:
     def nbytes(self) -> int:
         return memoryview(self.data).nbytes
 
+    def tagged(self, **tags: Any) -> "EncodedFrame":
+        """The same frame (its data not copied) with ``tags`` added to ``extra``."""
+        return EncodedFrame(self.kind, self.header, self.data, self.frame, {**self.extra, **tags})
+
 
 def raw_nbytes(header: Dict[str, Any]) -> int:
     """Bytes a raw buffer with this header must have."""

@@ -14,9 +14,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional
 
+from shotstyle.plugin.mattes import parse as parse_mattes
 from shotstyle.plugin.sequences import parse_frame_range
 
-KINDS = ("string", "int", "float", "bool", "choice", "frames", "button")
+# "mattes": text in plugin.mattes' syntax; hosts send its images as frames of the train op, never as a parameter.
+KINDS = ("string", "int", "float", "bool", "choice", "frames", "mattes", "button")
 AUTO = "auto"  # the value that leaves a choice to the server (colour space, loss)
 
 
@@ -63,13 +65,19 @@ PARAMS: List[Param] = [
           "scaled to for training.", "Training", 32, 8192),
     Param("keyframes", "frames", "", "Keyframes", "Frames to train on, e.g. '1001' or '1001,1050'. Empty: the "
           "current frame.", "Training"),
-    Param("loss", "choice", "auto", "Loss", "auto: ImageNet VGG-19 perceptual loss when its weights are installed, "
-          "else the weights-free 'look' loss. vgg: VGG-19 (content conv4_2, style Gram matrices). look: colour "
-          "statistics only, fast and offline.", "Training", choices=["auto", "vgg", "look"]),
+    Param("loss", "choice", "auto", "Loss", "auto: target. target: the network learns a per-pixel target made "
+          "on each keyframe from ImageNet features (installed with shotstyle) and the mattes. look: colour "
+          "statistics against the style only, offline. vgg: VGG-19 (content conv4_2, style Gram matrices; needs "
+          "its ImageNet weights).", "Training", choices=["auto", "target", "look", "vgg"]),
     Param("arch", "choice", "hrnet-fast", "Network", "hrnet: full-resolution HRNet (best quality). hrnet-fast: a "
           "tiny network at low resolution predicting an upsampled residual (fast). grade: the global grade "
           "alone, a 3D LUT (fastest; renders what its exported .cube holds).", "Training",
           choices=["hrnet-fast", "hrnet", "grade"]),
+    Param("mattes", "mattes", "", "Mattes", "Where the look goes, one entry per line or separated by ';': "
+          "NAME=PLATE:STYLE, PLATE a channel of the keyframes (channel:matte.sky) or matte image files, one per "
+          "keyframe, separated by ','; STYLE a matte image of the style image (alpha if it has one, else its first "
+          "channel; the size of its image). Or labels=PLATE_LABELS:STYLE_LABELS: label images, one flat colour a "
+          "region. Needs the target loss (auto).", "Training"),
     Param("seed", "int", 0, "Seed", "Random seed; the same seed and inputs train the same model.", "Training",
           0, 2**31 - 1),
     Param("early_stop", "bool", False, "Early stop", "Stop training once the loss stops improving.", "Training"),
@@ -119,8 +127,9 @@ def explicit(value: Optional[str]) -> Optional[str]:
 
 
 def group(name: str) -> List[str]:
-    """Names of the parameters in one group (e.g. "Training")."""
-    return [p.name for p in PARAMS if p.group == name and p.kind != "button"]
+    """Names of the parameters in one group (e.g. "Training") that a request may carry: buttons and mattes
+    (whose images travel as frames, plugin.mattes) left out."""
+    return [p.name for p in PARAMS if p.group == name and p.kind not in ("button", "mattes")]
 
 
 def _coerce(param: Param, value: Any) -> Any:
@@ -156,11 +165,13 @@ def _coerce(param: Param, value: Any) -> Any:
         return value
     if not isinstance(value, str):
         raise ValueError(f"parameter '{param.name}' must be text, got {value!r}")
-    if kind == "frames" and value.strip():
-        try:
+    try:
+        if kind == "frames" and value.strip():
             parse_frame_range(value)
-        except ValueError as exc:
-            raise ValueError(f"parameter '{param.name}': {exc}") from None
+        elif kind == "mattes":
+            parse_mattes(value)
+    except ValueError as exc:
+        raise ValueError(f"parameter '{param.name}': {exc}") from None
     return value.strip()
 
 

@@ -59,8 +59,9 @@ OP_MODEL_PUT = "model.put"            # args {name}, one payload part: model fil
 OP_MODEL_GET = "model.get"            # args {name} -> {name} + one payload part: model file bytes
 OP_MODEL_LUT = "model.lut"            # args {name, size} -> {name, hash, size, cube_name, ocio, report, report_text}
                                       # + one payload part: the .cube file bytes (the model's global grade)
-OP_TRAIN = "train"                    # args {name, params, style_colourspace?, init_part?}, frames: keyframes +
-                                      # style (+ preview); init_part: the payload part holding a model file to
+OP_TRAIN = "train"                    # args {name, params, style_colourspace?, init_part?, matte_channels?},
+                                      # frames: keyframes + style (+ preview) (+ matte and label images, see
+                                      # plugin.mattes); init_part: the payload part holding a model file to
                                       # continue (params.steps: this run's steps) -> {job}; then events
 OP_CANCEL = "cancel"                  # args {job} -> {job} (the job then sends its "cancelled" event)
 OP_STYLIZE = "stylize"                # args {model, mix, colourspace, tile, out_colourspace?}, frames -> frames (same
@@ -140,6 +141,8 @@ MAX_MESSAGE_BYTES = 2 << 30            # 2 GiB per message, all parts together
 MAX_FRAME_DIMENSION = 16384            # width or height of one frame, pixels
 MAX_FRAME_CHANNELS = 256
 MAX_FRAMES_PER_REQUEST = 64
+MAX_MATTES = 32                        # named mattes in one train request
+MAX_MATTE_FRAMES = 128                 # matte and label images in one train request (beside its other frames)
 MAX_JOBS_PER_CLIENT = 2                # training jobs queued or running per client
 MAX_REQUESTS_IN_FLIGHT_PER_CLIENT = 32  # stylize requests queued or running per client
 MAX_UPLOAD_BYTES_IN_FLIGHT = 2 << 30  # model.put bytes accepted and not yet stored, all clients together
@@ -159,6 +162,8 @@ LIMITS = {
     "max_frame_dimension": MAX_FRAME_DIMENSION,
     "max_frame_channels": MAX_FRAME_CHANNELS,
     "max_frames_per_request": MAX_FRAMES_PER_REQUEST,
+    "max_mattes": MAX_MATTES,
+    "max_matte_frames": MAX_MATTE_FRAMES,
     "max_upload_bytes_in_flight": MAX_UPLOAD_BYTES_IN_FLIGHT,
     "max_jobs_per_client": MAX_JOBS_PER_CLIENT,
     "max_requests_in_flight_per_client": MAX_REQUESTS_IN_FLIGHT_PER_CLIENT,

@@ -31,6 +31,7 @@ from typing import Any, Dict, List, Optional
 import zmq
 
 from shotstyle.plugin import __version__, localserver, protocol
+from shotstyle.plugin import mattes as plugin_mattes
 from shotstyle.plugin import params as effect_params
 from shotstyle.plugin.client import heartbeat_options
 from shotstyle.plugin.codec import FILE_FORMATS, RAW_DTYPES, EncodedFrame, frames_from_message
@@ -352,7 +353,10 @@ class Server:
         if style_colourspace is not None and not isinstance(style_colourspace, str):
             raise RequestError("bad_argument", "style_colourspace must be a colour space name, got "
                                                f"{protocol.brief(style_colourspace)}")
-        frames = self._frames(descs, payloads)
+        is_matte = [isinstance(d.get("extra"), dict)
+                    and d["extra"].get("role") in (plugin_mattes.ROLE_MATTE, plugin_mattes.ROLE_LABELS) for d in descs]
+        matte_descs = [d for d, matte in zip(descs, is_matte) if matte]   # bounded by plugin.mattes.from_wire
+        frames = self._frames([d for d, matte in zip(descs, is_matte) if not matte], payloads)
         init_part = args.get("init_part")
         if init_part is not None and (not isinstance(init_part, int) or isinstance(init_part, bool)
                                       or not 0 <= init_part < len(payloads)
@@ -370,6 +374,7 @@ class Server:
             counts = [(role, len(found)) for role, found in by_role.items()]
             raise RequestError("bad_argument", f"train needs one or more keyframes, exactly one style frame and at "
                                                f"most one preview frame; got {counts}")
+        mattes = plugin_mattes.from_wire(args, frames_from_message(matte_descs, payloads), len(by_role["keyframe"]))
         if self.worker.active_jobs(self._caller.principal) >= protocol.MAX_JOBS_PER_CLIENT:
             raise RequestError("too_many_jobs", f"this client already has {protocol.MAX_JOBS_PER_CLIENT} training jobs "
                                                 "queued or running; wait for one to finish or cancel it")
@@ -379,7 +384,7 @@ class Server:
                        preview=by_role["preview"][0] if by_role["preview"] else None,
                        style_colourspace=effect_params.explicit(style_colourspace),
                        init=None if init_part is None else bytes(payloads[init_part]), client=self._caller.principal,
-                       authority=self._caller.authority)
+                       authority=self._caller.authority, mattes=mattes)
         # The reply goes out before the job can produce events, so the client always sees it first.
         self._send([identity, *protocol.pack(protocol.reply(request_id, {"job": job.id}))])
         self.worker.submit_training(job)

@@ -38,6 +38,7 @@ import zmq
 from shotstyle.plugin import params as effect_params
 from shotstyle.plugin import protocol
 from shotstyle.plugin.codec import EncodedFrame, frames_to_message
+from shotstyle.plugin.mattes import Mattes
 from shotstyle.server.errors import RequestError, StoreError, TrainingCancelled, error_of, shutting_down
 from shotstyle.server.frameio import Frame
 from shotstyle.server.payloads import IsolatedDecoder, encode_like
@@ -73,6 +74,7 @@ class TrainJob:
     preview: Optional[EncodedFrame] = None
     style_colourspace: Optional[str] = None
     init: Optional[bytes] = None  # a model file to continue training (its network and loss are kept)
+    mattes: Mattes[EncodedFrame] = dataclasses.field(default_factory=Mattes)  # the artist's (plugin.mattes)
     client: str = ""  # who asked (server.access principal): limits and cancel rights
     authority: bool = False  # whether the asker may replace a model of the job's name (server.access)
     id: str = dataclasses.field(default_factory=lambda: uuid.uuid4().hex[:12])
@@ -406,6 +408,7 @@ class DeviceWorker:
         from shotstyle.server.engine.device import own_stream
         from shotstyle.server.engine.pipeline import frame_colourspace, working_rgb
         from shotstyle.server.engine.training import TrainConfig, train
+        from shotstyle.server.matteimages import engine_mattes
 
         values = effect_params.validate(job.params, partial=False)
         colourspace = effect_params.explicit(values["colourspace"])
@@ -427,7 +430,9 @@ class DeviceWorker:
         job.steps = config.steps
         plates = [self.decoder.frame(ef, colourspace) for ef in job.keyframes]
         keyframes = [working_rgb(plate, colourspace) for plate in plates]
-        style = working_rgb(self.decoder.frame(job.style, job.style_colourspace), job.style_colourspace)
+        style_frame = self.decoder.frame(job.style, job.style_colourspace)
+        style = working_rgb(style_frame, job.style_colourspace)
+        mattes = engine_mattes(job.mattes.map(self.decoder.frame), plates, style_frame)
         preview = None if job.preview is None else working_rgb(self.decoder.frame(job.preview, colourspace),
                                                                colourspace)
         # Previews go back in the colour space the first keyframe was read in, encoded like it came in.
@@ -468,7 +473,8 @@ class DeviceWorker:
 
         with own_stream(self.execution):
             return train(keyframes, style, config, preview_frame=preview, on_event=on_event,
-                         should_cancel=lambda: self._between_steps(job), checkpoint=checkpoint, init=init)
+                         should_cancel=lambda: self._between_steps(job), checkpoint=checkpoint, init=init,
+                         mattes=mattes)
 
 
 def _push(out: zmq.Socket, message: List[Any]) -> None:

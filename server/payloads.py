@@ -189,13 +189,17 @@ class IsolatedDecoder:
             frame = frame_from_raw(ef)
             frame.colourspace = colourspace or frame.colourspace
             return frame
+        source = ef.extra.get("source")  # the file the client sent, when it says (codec.encode_file)
+        if not (isinstance(source, str) and source.isprintable() and 0 < len(source) <= MAX_SOURCE_CHARS):
+            source = None
         try:
-            return self.decode(ef.data, ef.header["format"], colourspace)
+            frame = self.decode(ef.data, ef.header["format"], colourspace)
         except FrameIOError as exc:
-            source = ef.extra.get("source")  # the file the client sent, when it says (codec.encode_file)
-            if isinstance(source, str) and source.isprintable() and 0 < len(source) <= MAX_SOURCE_CHARS:
+            if source is not None:
                 raise FrameIOError(f"{source}: {exc}") from None
             raise
+        frame.source = source  # so later messages about the frame name that file
+        return frame
 
     def close(self) -> None:
         with self._lock:

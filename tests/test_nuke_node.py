@@ -23,6 +23,7 @@ from nukehost import nuke, shot  # noqa: F401
 from shotstyle.plugin import params
 from shotstyle.plugin.client import Client
 from shotstyle.plugin.sequences import SequencePattern
+from testfiles import PLATE_SIZE, write_image
 
 
 @pytest.fixture
@@ -66,7 +67,7 @@ def test_knobs_come_from_the_description(shot, nuke):
     _, group = shot
     kinds = {"int": nuke.Int_Knob, "float": nuke.Double_Knob, "bool": nuke.Boolean_Knob,
              "choice": nuke.Enumeration_Knob, "button": nuke.PyScript_Knob, "string": nuke.String_Knob,
-             "frames": nuke.String_Knob}
+             "frames": nuke.String_Knob, "mattes": nuke.Multiline_Eval_String_Knob}
     for param in params.describe()["params"]:
         knob = group[param["name"]]
         assert isinstance(knob, kinds[param["kind"]]), param["name"]
@@ -88,7 +89,7 @@ def test_what_a_compositor_expects(gui, tmp_path):
     from shotstyle.nodes.nuke import node as ssnode
     gui.nodes.Read(file=write_plate(tmp_path / "plate"), first=FRAMES[0], last=FRAMES[-1]).setSelected(True)
     group = ssnode.create()
-    for name in ("train", "stylize_range", "model", "model_picker", "mix", "keyframes", "style_file",
+    for name in ("train", "stylize_range", "model", "model_picker", "mix", "keyframes", "mattes", "style_file",
                  "preview_file", "status"):
         assert tab_of(group, name) == "shotstyle", name
     for name in ("steps", "strength", "loss", "server", "colourspace", "cache_dir"):
@@ -213,6 +214,26 @@ def test_style_and_preview_frames_come_from_the_nodes_inputs(shot, gui, server, 
     assert np.array_equal(read(str(style_written))[0], read(str(style_folder / "plate.0001.exr"))[0])
     preview_written = Path(ssnode.training_pattern(group, ssnode.PREVIEW_WRITE).replace("####", "0003"))
     assert preview_written.is_file()
+
+
+def test_the_mattes_knob_pairs_a_channel_of_the_plate_with_a_style_matte(shot, gui, server, monkeypatch, tmp_path):
+    """One pair a line: the plate's alpha (a channel the node's plate EXRs carry) takes the look of the style
+    matte's region; the trained model records the matte. A pair missing its style matte is one clear line."""
+    from shotstyle.nodes.nuke import node as ssnode
+    from shotstyle.server.engine.modelheader import read_metadata
+    _, group = shot
+    use_server(monkeypatch, server, group)
+    group["model"].setValue("nuke_matted")
+    group["loss"].setValue("auto")                        # mattes guide the per-pixel target
+    group["mattes"].setValue("subject=channel:A")
+    press_and_wait(gui, group, "train")
+    assert group["status"].value().startswith("error: Mattes: matte 'subject=channel:A': write NAME=PLATE:STYLE")
+    style_matte = write_image(tmp_path / "subject.png", np.ones((PLATE_SIZE[1], PLATE_SIZE[0], 3)), ["R", "G", "B"],
+                              "uint8")
+    group["mattes"].setValue("subject=channel:A:{}\n".format(style_matte))
+    press_and_wait(gui, group, "train")
+    assert group["status"].value().startswith("trained model nuke_matted"), group["status"].value()
+    assert read_metadata(ssnode.model_file(group, "nuke_matted"))["target"]["mattes"] == ["subject"]
 
 
 def test_cancelled_training_in_the_gui_runs_on_a_worker_thread(shot, gui, server, monkeypatch):

@@ -13,11 +13,12 @@ import numpy as np
 import pytest
 
 from fusionhost import close, fill, fu, idle, status  # noqa: F401
-from hostdata import (FRAMES, TRAIN_SETTINGS, channel_names, host_server, read, write_plate, write_style,  # noqa: F401
-                      write_tiny_model)
+from hostdata import (DATA_WINDOW, FRAMES, TRAIN_SETTINGS, channel_names, host_server, read,  # noqa: F401
+                      write_plate, write_style, write_tiny_model)
 from shotstyle.nodes.resolve import dialog, script
 from shotstyle.plugin import params
 from shotstyle.plugin.client import Client
+from testfiles import PLATE_SIZE, write_image
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +48,7 @@ def test_dialog_is_built_from_the_description(fu, comp):
     shown = script.main(fu.script_globals(comp))
     items = shown.window.GetItems()
     widgets = {"int": "SpinBox", "float": "DoubleSpinBox", "bool": "CheckBox", "choice": "ComboBox",
-               "button": "Button", "string": "LineEdit", "frames": "LineEdit"}
+               "button": "Button", "string": "LineEdit", "frames": "LineEdit", "mattes": "LineEdit"}
     values = dialog.read_values(items, shown.description)
     for param in params.describe()["params"]:
         widget = items[param["name"]]
@@ -153,6 +154,32 @@ def test_stylize_and_wire_the_result_in(fu, comp, server, monkeypatch, wiring, i
              "StartIndex": FRAMES[0], "EndIndex": FRAMES[-1]}]
     else:                                                    # Fusion Studio has no Resolve object
         assert globals_["bmd"].scriptapp("Resolve") is None
+
+
+def test_the_mattes_field_sends_label_images_with_the_training(fu, comp, server, monkeypatch, tmp_path):
+    """labels=PLATE:STYLE in the Mattes field: each flat colour in both label images guides the look."""
+    from shotstyle.server.engine.modelheader import read_metadata
+    monkeypatch.setenv("SHOTSTYLE_RUNTIME_DIR", str(server.runtime))
+
+    def labels(name: str, height: int, width: int) -> str:   # red above, blue below
+        red = (np.arange(height) < height // 2)[:, None, None] * np.ones((height, width, 1))
+        return write_image(tmp_path / name, np.concatenate([red, 0 * red, 1 - red], axis=2), ["R", "G", "B"],
+                           "uint8")
+
+    plate_labels = labels("plate_labels.png", DATA_WINDOW[3], DATA_WINDOW[2])   # the keyframe's pixels
+    style_labels = labels("style_labels.png", PLATE_SIZE[1], PLATE_SIZE[0])
+    fu.interact(idle)
+    fu.interact(lambda window: fill(window, server=server.address, style_file=write_style(tmp_path / "style.png"),
+                                    model="resolve_labelled", mattes="labels={}:{}".format(plate_labels, style_labels),
+                                    **dict(TRAIN_SETTINGS, loss="auto")))
+    fu.interact(lambda window: window.click("train"))
+    fu.interact(idle)
+    fu.interact(close)
+    shown = script.main(fu.script_globals(comp))
+    assert shown.items[dialog.STATUS].Text == "trained model resolve_labelled", shown.items[dialog.STATUS].Text
+    with Client(server.address) as client:
+        client.get_model("resolve_labelled", str(tmp_path / "labelled.safetensors"))
+    assert read_metadata(str(tmp_path / "labelled.safetensors"))["target"]["mattes"] == ["0000ff", "ff0000"]
 
 
 def test_stylize_without_a_model_says_so(fu, comp):

@@ -14,8 +14,9 @@ server is gone a moment later; a server that is lost (killed, hung, unreachable)
 ``--init MODEL`` continues a model, in-process or on a server (the model travels with the
 request): the rest of an interrupted run by default, ``--steps`` as the new total, or
 ``--more-steps N``; its network and loss are kept (`server.engine.resume`). Before training,
-one line says where it runs (the server, found or started, and its device), the loss chosen
-and why, the network, resolution and steps.
+one line says where it runs (the server, found or started, and its device), the network and the
+loss chosen and why (``--arch grade``: the closed-form grade alone, no steps), resolution, steps
+and mattes. ``--matte``/``--labels`` (plugin.mattes) travel with the request to a server.
 Exit status: `plugin.exitcodes.ExitCode` (0 ok, 2 usage, 3 missing or unreadable input,
 4 model error or missing VGG-19 weights, 5 server unreachable or lost, 6 training failed or
 stopped by the server, 7 ``-o`` cannot be written, 130 cancelled); a failure gives the same
@@ -40,6 +41,7 @@ from shotstyle.plugin.client import Client, Job, follow
 from shotstyle.plugin.files import write_atomic
 from shotstyle.plugin.errors import ClientError, ServerError, SetupError
 from shotstyle.plugin.exitcodes import ExitCode
+from shotstyle.plugin.mattes import LABELS, parse as parse_mattes
 from shotstyle.plugin.protocol import CANCEL_BY_SERVER, EVENT_DONE, EVENT_PREVIEW
 
 if TYPE_CHECKING:
@@ -50,6 +52,7 @@ if TYPE_CHECKING:
 BAR_WIDTH = 24
 # Options the effect's parameter set carries (named alike in TrainConfig); the others exist only in-process.
 SERVER_PARAMS = ("strength", "steps", "resolution", "loss", "arch", "seed", "early_stop", "adaptive_content")
+GRADE = "grade"  # the architecture that is the closed-form grade alone (engine.training.GRADE_ARCH)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -82,6 +85,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--early-stop", action="store_true", help="stop when the loss plateaus")
     parser.add_argument("--adaptive-content", action="store_true", help="adapt the content weight while training")
     parser.add_argument("--colourspace", help="colour space of the keyframes' RGB (default: by file type)")
+    parser.add_argument("--matte", action="append", default=[], metavar="NAME=PLATE_MATTE:STYLE_MATTE",
+                        help="this plate region takes the look of that style region (repeat for several): "
+                             "PLATE_MATTE is channel:CHANNEL (that channel of every --content keyframe, e.g. "
+                             "channel:matte.sky) or matte image files, one per keyframe, separated by ','; "
+                             "STYLE_MATTE a matte image of --style. An image's matte is its alpha if it has one, "
+                             "else its first channel; each must be the size of its image")
+    parser.add_argument("--labels", metavar="PLATE_LABELS:STYLE_LABELS",
+                        help="label images (one flat colour per region; PLATE_LABELS one per keyframe, separated "
+                             "by ','): each colour present in all of them becomes a matte")
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--server", metavar="ADDR", type=server_address,
                        help="train on this server (host:port, :port, port, tcp://..., ipc://...; default: the "
@@ -196,8 +208,13 @@ def _check_args(args: argparse.Namespace) -> Optional[tuple[ExitCode, str]]:
         return ExitCode.USAGE, f"--preview-every {args.preview_every}: give 0 (at the end only) or a number of steps"
     if args.lr is not None and args.lr <= 0:
         return ExitCode.USAGE, f"--lr {args.lr}: the learning rate must be positive"
+    try:
+        args.mattes = parse_mattes(";".join(args.matte + ([f"{LABELS}={args.labels}"] if args.labels else [])))
+        args.mattes.check(len(args.content))
+    except ValueError as exc:
+        return ExitCode.USAGE, f"--matte/--labels: {exc}"
     for label, path in [*(("--content", p) for p in args.content), ("--style", args.style),
-                        ("--preview", args.preview)]:
+                        ("--preview", args.preview), *(("--matte/--labels", p) for p in args.mattes.images())]:
         if path is not None and not os.path.isfile(path):
             return ExitCode.MISSING_INPUT, f"{label} {path}: no such file"
     if args.init is not None and not os.path.isfile(args.init):
@@ -226,8 +243,9 @@ def _plan_steps(args: argparse.Namespace, bar: ProgressBar) -> Optional[tuple[Ex
     default = effect_params.defaults()
     if args.init is None:
         args.steps = default["steps"] if args.steps is None else args.steps
+        args.arch_why = "as asked" if args.arch else "the default"
         args.arch, args.loss = args.arch or default["arch"], args.loss or default["loss"]
-        return None
+        return _grade_without_mattes(args)
     try:
         metadata = read_metadata(args.init)
         check_same_network(metadata, args.init, args.arch, args.loss)
@@ -236,11 +254,18 @@ def _plan_steps(args: argparse.Namespace, bar: ProgressBar) -> Optional[tuple[Ex
         return ExitCode.MODEL_ERROR, f"--init {exc}"
     except TrainingInputError as exc:
         return ExitCode.USAGE, str(exc)
-    args.arch = metadata.get("architecture") or default["arch"]
+    args.arch, args.arch_why = metadata.get("architecture") or default["arch"], "the model's own"
     args.loss = metadata.get("loss") or default["loss"]
     done = trained_steps(metadata)
     bar.note(f"continuing {args.init} ({args.arch}, loss {args.loss}) from step {done}: {args.steps} more, "
              f"{done + args.steps} in all")
+    return _grade_without_mattes(args)
+
+
+def _grade_without_mattes(args: argparse.Namespace) -> Optional[tuple[ExitCode, str]]:
+    if args.arch == GRADE and args.mattes:
+        return ExitCode.USAGE, ("--matte/--labels guide where a network puts the look; the grade alone is one "
+                                "global colour map: leave them out or choose another --arch")
     return None
 
 
@@ -249,7 +274,9 @@ def _plan_steps(args: argparse.Namespace, bar: ProgressBar) -> Optional[tuple[Ex
 
 def _train_in_process(args: argparse.Namespace, bar: ProgressBar, previews: Previews) -> int:
     from shotstyle.server.engine.modelfile import load_model, save_model
-    from shotstyle.server.engine.pipeline import load_working
+    from shotstyle.server.engine.pipeline import load_working, working_rgb
+    from shotstyle.server.frameio import read_frame
+    from shotstyle.server.matteimages import engine_mattes
     from shotstyle.server.engine.device import pick_device
     from shotstyle.server.engine.losses import resolve_loss_name
     from shotstyle.nodes.farm.review import display_rgb
@@ -257,8 +284,11 @@ def _train_in_process(args: argparse.Namespace, bar: ProgressBar, previews: Prev
     from shotstyle.server.engine.training import TrainConfig, train
     from shotstyle.server.errors import ShotstyleError, TrainingCancelled, exit_code
     try:
-        keyframes = [load_working(path, args.colourspace) for path in args.content]
-        style = load_working(args.style)
+        plates = [read_frame(path, args.colourspace) for path in args.content]
+        keyframes = [working_rgb(plate, args.colourspace) for plate in plates]
+        style_frame = read_frame(args.style)
+        style = working_rgb(style_frame)
+        mattes = engine_mattes(args.mattes.map(read_frame), plates, style_frame)
         preview = load_working(args.preview, args.colourspace) if args.preview else None
         init = load_model(args.init) if args.init else None
         loss_note = resolve_loss_name(args.loss, args.vgg)[1]
@@ -283,7 +313,7 @@ def _train_in_process(args: argparse.Namespace, bar: ProgressBar, previews: Prev
     try:
         model = train(keyframes, style, config, preview_frame=preview, on_event=on_event,
                       should_cancel=cancelled.is_set, init=init,
-                      checkpoint=lambda m: save_model(m, args.output))
+                      checkpoint=lambda m: save_model(m, args.output), mattes=mattes)
         save_model(model, args.output)
     except TrainingCancelled:
         bar.note(f"cancelled; the current weights are saved in {args.output} (continue with --init)")
@@ -300,8 +330,13 @@ def _train_in_process(args: argparse.Namespace, bar: ProgressBar, previews: Prev
 
 
 def _plan_line(args: argparse.Namespace, loss_note: str) -> str:
-    """What the training will be: loss (and why), network, resolution, steps."""
-    return f"{loss_note}; {args.arch} at {args.resolution} px, {args.steps} steps"
+    """What the training will be: network and loss (and why), resolution, steps, mattes."""
+    if args.arch == GRADE:
+        return (f"network {GRADE} ({args.arch_why}): the closed-form grade alone, no loss and no training steps; "
+                f"fitted at {args.resolution} px")
+    names = [pair.name for pair in args.mattes.pairs] + (["the label images' colours"] if args.mattes.labels else [])
+    return (f"network {args.arch} ({args.arch_why}); {loss_note}; {args.resolution} px, {args.steps} steps"
+            + (f"; mattes: {', '.join(names)}" if names else ""))
 
 
 def _unwritable(output: str, exc: OSError) -> str:
@@ -316,6 +351,7 @@ def _train_on_server(args: argparse.Namespace, bar: ProgressBar, previews: Previ
     try:
         keyframes = [encode_file(path) for path in args.content]
         style = encode_file(args.style)
+        mattes = args.mattes.map(encode_file)
         preview = encode_file(args.preview) if args.preview else None
         init = Path(args.init).read_bytes() if args.init else None  # the model travels with the request
         client = connect(args.server, args.keys)
@@ -335,7 +371,7 @@ def _train_on_server(args: argparse.Namespace, bar: ProgressBar, previews: Previ
     name = "train-" + "".join(c if c.isalnum() or c in "-_" else "-" for c in
                               os.path.basename(args.output).split(".")[0])[:40] + f"-{os.getpid()}"
     try:
-        job = client.train(keyframes, style, name, params, preview, init)
+        job = client.train(keyframes, style, name, params, preview, init, mattes)
         return _follow(client, job, args.output, bar, previews)
     except ClientError as exc:
         bar.note(f"server {client.address}: {exc}")

@@ -2,7 +2,9 @@
 
 One knob per parameter, its class chosen by the parameter's kind. What a compositor reaches
 for sits on the main tab: every action button (Train, Stylize range, and any a newer server
-describes, e.g. an Export LUT), the style choice (model), Mix, the keyframes and frames, and
+describes, e.g. an Export LUT), the style choice (model), Mix, the keyframes and frames, the
+mattes (one ``NAME=channel:CHANNEL:STYLE_MATTE`` a line: a channel of the plate input, which the
+node's plate EXRs carry, paired with a matte image of the style; plugin.mattes), and
 the style/preview files (the alternative to the node's style and preview inputs). Everything
 else sits on a Settings tab, one group per parameter group. A node made with an older
 description gets the parameters it lacks added by ``sync_knobs``, so a parameter added to the
@@ -20,7 +22,7 @@ BUTTON_COMMAND = "import shotstyle.nodes.nuke.actions as _ss; _ss.press(nuke.thi
 GROUP_PREFIX = "ss_group_"
 MAIN_TAB, SETTINGS_TAB = "shotstyle", "ss_settings"
 # Parameters on the main tab besides the buttons, in this order.
-MAIN_PARAMS = ("model", "mix", "keyframes")
+MAIN_PARAMS = ("model", "mix", "keyframes", "mattes")
 # The node's own knobs (node.py makes them): where each goes.
 MAIN_OWN = ("status", "model_picker", "connect", "stylize_frames")
 SETTINGS_OWN = ("cache_dir", "warn_unstylized")
@@ -55,6 +57,8 @@ def make_param_knob(param: Dict[str, Any]) -> nuke.Knob:
         knob = nuke.Enumeration_Knob(name, label, list(param["choices"]))
     elif kind == "button":
         knob = nuke.PyScript_Knob(name, label, BUTTON_COMMAND.format(name=name))
+    elif kind == "mattes":  # one pair a line, e.g. sky=channel:matte.sky:/looks/dusk_sky.png
+        knob = nuke.Multiline_Eval_String_Knob(name, label)
     else:  # "string" and "frames" (a frame list such as "1001,1010-1020") are text
         knob = nuke.String_Knob(name, label)
     if default is not None and kind != "button":

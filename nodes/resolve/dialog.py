@@ -55,6 +55,8 @@ def param_widget(ui: "UIManager", param: Dict[str, Any]) -> Any:
     props["Text"] = default or ""
     if kind == "frames":
         props["PlaceholderText"] = "empty: the current frame"
+    elif kind == "mattes":
+        props["PlaceholderText"] = "sky=sky_plate.png:sky_style.png; labels=plate_labels.png:style_labels.png"
     return ui.LineEdit(props)
 
 

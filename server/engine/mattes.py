@@ -15,7 +15,7 @@ into one matte per flat colour present in both.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -36,6 +36,8 @@ class Matte:
     name: str
     plate: list[np.ndarray]
     style: np.ndarray
+    # Where the plate mattes (one per keyframe), then the style matte came from, for messages; empty when unknown.
+    sources: list[str | None] = field(default_factory=list)
 
 
 def check_mattes(mattes: list[Matte], keyframes: list[np.ndarray], style: np.ndarray) -> None:
@@ -48,8 +50,10 @@ def check_mattes(mattes: list[Matte], keyframes: list[np.ndarray], style: np.nda
         if len(matte.plate) != len(keyframes):
             raise TrainingInputError(f"matte {matte.name!r}: {len(matte.plate)} plate matte(s) for "
                                      f"{len(keyframes)} keyframe(s): give one per keyframe")
-        pairs = [(m, k, f"its plate matte for keyframe {i}") for i, (m, k) in enumerate(zip(matte.plate, keyframes))]
-        for image, reference, what in pairs + [(matte.style, style, "its style matte")]:
+        sources = matte.sources if len(matte.sources) == len(matte.plate) + 1 else [None] * (len(matte.plate) + 1)
+        whats = [f"its plate matte for keyframe {i}" for i in range(len(matte.plate))] + ["its style matte"]
+        whats = [what + (f" ({source})" if source else "") for what, source in zip(whats, sources)]
+        for image, reference, what in zip(matte.plate + [matte.style], keyframes + [style], whats):
             if not isinstance(image, np.ndarray) or image.ndim != 2:
                 raise TrainingInputError(f"matte {matte.name!r}: {what} must be one channel (H×W), "
                                          f"got shape {getattr(image, 'shape', type(image).__name__)}")
@@ -64,8 +68,8 @@ def check_mattes(mattes: list[Matte], keyframes: list[np.ndarray], style: np.nda
                                      "region this plate region should look like")
 
 
-def matte_tensor(images: list[np.ndarray], size: tuple[int, int], device: torch.device) -> torch.Tensor | None:
-    """1×M×h×w tensor of mattes (0..1) resized (area average) to `size`; None for no mattes."""
+def matte_tensor(images: list[np.ndarray], size: tuple[int, ...], device: torch.device) -> torch.Tensor | None:
+    """1×M×h×w tensor of mattes (0..1) resized (area average) to `size` (h, w); None for no mattes."""
     if not images:
         return None
     stacked = torch.from_numpy(np.stack([np.clip(m, 0, 1) for m in images]).astype(np.float32))[None]

@@ -47,6 +47,10 @@ def _text(limit: int) -> Callable[[Any], Optional[str]]:
     return lambda v: None if isinstance(v, str) and len(v) <= limit else f"must be text of at most {limit} characters"
 
 
+def _or_none(check: Callable[[Any], Optional[str]]) -> Callable[[Any], Optional[str]]:
+    return lambda v: None if v is None else check(v)
+
+
 def _whole(low: int, high: int) -> Callable[[Any], Optional[str]]:
     return lambda v: None if isinstance(v, int) and not isinstance(v, bool) and low <= v <= high \
         else f"must be a whole number within [{low}, {high}]"
@@ -77,7 +81,7 @@ METADATA_FIELDS: dict[str, Callable[[Any], Optional[str]]] = {
     "resolution": _whole(8, 16384),
     "strength": _number(0.0, 1.0),
     "steps": _whole(0, 10 ** 7),
-    "loss": _text(64),
+    "loss": _or_none(_text(64)),   # None: a `grade` model, fitted in closed form with no loss
     "shotstyle_version": _text(64),
     "style_sha256": _sha256,
     "keyframe_sha256": _sha256_list,
