@@ -170,7 +170,7 @@ def test_init_continues_the_rest_of_an_interrupted_run(inputs, checkpoint, tmp_p
                  "--init", checkpoint, "--in-process", "--resolution", "32"]) == 0
     err = capsys.readouterr().err
     assert f"continuing {checkpoint} (hrnet-fast, loss look) from step 3: 7 more, 10 in all" in err
-    assert "step 7/7" in err
+    assert "step 10/10" in err and "step 3/10" not in err
     metadata = load_model(str(model)).metadata
     assert metadata["steps_total"] == 10 and metadata["steps_trained"] == 10
     assert metadata["init_model"] == load_model(checkpoint).hash
@@ -200,7 +200,7 @@ def test_init_through_a_server_carries_the_model_with_the_request(server, inputs
                  "--init", checkpoint, "--resolution", "32", "--server", server.address])
     err = capsys.readouterr().err
     assert code == 0, err + server.log()
-    assert "step 7/7" in err and "from step 3: 7 more, 10 in all" in err
+    assert "step 10/10" in err and "from step 3: 7 more, 10 in all" in err
     metadata = load_model(str(model)).metadata
     assert metadata["steps_trained"] == 10 and metadata["init_model"] == load_model(checkpoint).hash
 
