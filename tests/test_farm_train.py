@@ -227,3 +227,24 @@ def test_model_files_are_readable_by_the_farm(inputs, tmp_path):
         assert model.stat().st_mode & 0o777 == 0o640
     finally:
         os.umask(previous)
+
+
+def test_the_preview_path_names_each_step_makes_its_folder_and_remembers_the_latest(tmp_path):
+    """`plugin.previews.PreviewFile`, the path `train --preview`, the Nuke node and the Resolve dialog share."""
+    from shotstyle.plugin.files import write_atomic
+    from shotstyle.plugin.previews import PreviewFile
+
+    per_step = PreviewFile(str(tmp_path / "cache" / "preview" / "keyframe.step{:06d}.exr").format)  # Nuke's naming
+    assert per_step.step is None and per_step.path is None
+    first = per_step.write(2, lambda path: write_atomic(path, b"two"))
+    second = per_step.write(4, lambda path: write_atomic(path, b"four"))
+    assert first.endswith("keyframe.step000002.exr") and second.endswith("keyframe.step000004.exr")
+    assert (per_step.step, per_step.path) == (4, second) and open(second, "rb").read() == b"four"
+    one = PreviewFile(lambda step: str(tmp_path / "look.preview.png"))                    # train's, Resolve's
+    one.write(1, lambda path: write_atomic(path, b"1"))
+    assert one.write(2, lambda path: write_atomic(path, b"2")) == str(tmp_path / "look.preview.png")
+    assert (tmp_path / "look.preview.png").read_bytes() == b"2"
+    blocked = PreviewFile(lambda step: str(tmp_path / "look.preview.png" / "x.png"))       # a file where a folder goes
+    with pytest.raises(OSError):
+        blocked.write(1, lambda path: write_atomic(path, b"x"))
+    assert blocked.step is None

@@ -39,6 +39,7 @@ from shotstyle.nodes.farm.verbosity import ERRORS, NORMAL, VERBOSE, shows
 from shotstyle.plugin import params as effect_params
 from shotstyle.plugin.client import Client, Job, follow
 from shotstyle.plugin.files import write_atomic
+from shotstyle.plugin.previews import PreviewFile
 from shotstyle.plugin.errors import ClientError, ServerError, SetupError
 from shotstyle.plugin.exitcodes import ExitCode
 from shotstyle.plugin.protocol import CANCEL_BY_SERVER, EVENT_DONE, EVENT_PREVIEW
@@ -159,32 +160,34 @@ def preview_path(output: str) -> str:
 
 
 class Previews:
-    """Writes the --preview frame's result (display-encoded PNG) whenever a preview arrives."""
+    """Writes the --preview frame's result (display-encoded PNG) whenever a preview arrives, by the
+    hosts' preview path (`plugin.previews`)."""
 
     def __init__(self, args: argparse.Namespace, bar: ProgressBar):
-        self.path = preview_path(args.output) if args.preview else None
+        path = preview_path(args.output)
+        self.file = PreviewFile(lambda step: path) if args.preview else None
         self.bar = bar
-        self.step: Optional[int] = None
 
     def write(self, step: int, picture: Callable[[], np.ndarray]) -> None:
         """The result at ``step``; ``picture()`` gives its display RGB (made only when it is written)."""
-        if self.path is None:
+        if self.file is None:
             return
         from shotstyle.nodes.farm.review import write_png
 
+        first = self.file.step is None
         try:
-            write_png(picture(), self.path)
+            path = self.file.write(step, lambda where: write_png(picture(), where))
         except OSError as exc:
-            self.bar.note(f"the preview cannot be written to {self.path} ({exc.strerror or exc})", ERRORS)
-            self.path = None
+            self.bar.note(f"the preview cannot be written to {self.file.where(step)} ({exc.strerror or exc})",
+                          ERRORS)
+            self.file = None
             return
-        if self.step is None:
-            self.bar.note(f"preview of the --preview frame (step {step}) written to {self.path}")
-        self.step = step
+        if first:
+            self.bar.note(f"preview of the --preview frame (step {step}) written to {path}")
 
     def say_where(self) -> None:
-        if self.path is not None and self.step is not None:
-            self.bar.note(f"preview of the --preview frame at step {self.step}: {self.path}")
+        if self.file is not None and self.file.step is not None:
+            self.bar.note(f"preview of the --preview frame at step {self.file.step}: {self.file.path}")
 
 
 def _check_args(args: argparse.Namespace) -> Optional[tuple[ExitCode, str]]:
