@@ -2,7 +2,8 @@
 
 By default one line per sequence or file: frames found and missing, then the first frame's
 resolution, channels, compression and colour space (and how many frames differ from it, and
-their NaN/Inf count). ``--verbose`` prints every file's headers, like `oiiotool --info`.
+their NaN/Inf count). ``--verbose`` (the option every command takes, `nodes.farm.verbosity`) prints
+every file's headers, like `oiiotool --info`.
 Per file: resolution, data and display windows, pixel aspect, channels with their storage types,
 compression, tiling, colour space, NaN/Inf count; per sequence also the frames found and missing
 (with --frames, of that range; without, every gap between the first and last frame on disk, at
@@ -33,8 +34,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="image files or sequence patterns (shot.####.exr, shot.%%04d.exr, shot.$F4.exr)")
     parser.add_argument("--frames", metavar="R", help="frame range for patterns, e.g. 1001-1100, 1001-1100x2, 1,5,9-12")
     parser.add_argument("--json", action="store_true", help="print one JSON object per file instead of text")
-    parser.add_argument("-v", "--verbose", action="store_true",
-                        help="every file's headers and metadata (default: one line per sequence or file)")
     parser.add_argument("--quick", action="store_true",
                         help="read headers only (by default every file's pixels are decoded too, to find damaged data)")
 

@@ -3,6 +3,9 @@ and one exit-status table that covers every command."""
 
 from __future__ import annotations
 
+import os
+import re
+
 import pytest
 
 from conftest import REPO
@@ -46,3 +49,45 @@ def test_the_exit_status_table_covers_every_command():
         command, statuses = (cell.strip() for cell in row.strip("|").split("|")[:2])
         documented[command.strip("`")] = {ExitCode(int(code)) for code in statuses.split(", ")}
     assert documented == {name: set(codes) for name, codes in BY_COMMAND.items()}
+
+
+def train_argv(plate_clip: str, style_image: str, output, *extra: str) -> list[str]:
+    return ["train", "--content", plate_clip.replace("####", "0001"), "--style", style_image, "-o", str(output),
+            "--in-process", "--steps", "30", "--resolution", "32", "--loss", "look", *extra]
+
+
+def test_quiet_verbose_and_log_file_apply_to_every_command(plate_clip, style_image, tiny_model, tmp_path, capsys):
+    """-v: a progress line at every step (a log gets one every 5% by default); -q: none, no notes,
+    errors still; --log-file: a time-stamped copy of what was said, errors included."""
+    assert main(train_argv(plate_clip, style_image, tmp_path / "a.safetensors")) == 0
+    default = capsys.readouterr().err
+    assert main(train_argv(plate_clip, style_image, tmp_path / "b.safetensors", "-v")) == 0
+    verbose = capsys.readouterr().err
+    steps = [line for line in verbose.splitlines() if line.startswith("step ")]
+    assert [line.split()[1] for line in steps] == [f"{n}/30" for n in range(1, 31)]
+    assert len([line for line in default.splitlines() if line.startswith("step ")]) < len(steps)
+    assert main(train_argv(plate_clip, style_image, tmp_path / "c.safetensors", "--quiet")) == 0
+    assert capsys.readouterr().err == ""
+    assert main(train_argv(plate_clip, style_image, tmp_path / "no" / "d.safetensors", "-q")) == ExitCode.USAGE
+    assert "does not exist" in capsys.readouterr().err                      # an error is said even so
+
+    out = tmp_path / "frames"
+    render = ["render", "--model", tiny_model, "--in", plate_clip, "--out", str(out / "s.####.exr"),
+              "--frames", "1-2", "--in-process", "--threads", "1"]
+    log = tmp_path / "logs" / "render.log"
+    log.parent.mkdir()
+    assert main([*render, "--quiet", "--log-file", str(log)]) == 0
+    said = capsys.readouterr()
+    assert said.out == said.err == "" and sorted(os.listdir(out)) == ["s.0001.exr", "s.0002.exr"]
+    assert main([*render, "--log-file", str(log)]) == 0                      # appends; says what it did
+    said = capsys.readouterr()
+    lines = log.read_text().splitlines()
+    assert "PROGRESS: 100%" in said.out and lines and all(re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \S", line)
+                                                          for line in lines)
+    # Both streams, in the order written (here they are captured apart): the same lines.
+    assert sorted(line[20:] for line in lines) == sorted(line for line in (said.err + said.out).splitlines() if line)
+    assert main(["info", str(tmp_path / "nothing.exr"), "--log-file", str(log)]) == ExitCode.MISSING_INPUT
+    assert "nothing.exr" in log.read_text().splitlines()[-1]                # the error is in the log too
+    with pytest.raises(SystemExit) as refused:
+        main(["info", str(tmp_path), "-q", "-v"])
+    assert refused.value.code == ExitCode.USAGE

@@ -86,22 +86,22 @@ def test_stylized_frames_change_the_look_and_keep_the_picture(demo_run):
 
 
 def test_contact_sheet_shows_plates_beside_their_results(demo_run):
-    from shotstyle.server.engine.colour import convert
+    from shotstyle.server.engine.colour import to_display
     out, _, _ = demo_run
     sheet = srgb_pixels(str(out / "contact_sheet.png"))
     assert sheet.shape == (4 * HEIGHT + 3 * demo.GAP, 2 * WIDTH + demo.GAP, 3)
     for row, number in enumerate(SHEET_FRAMES):
         top = row * (HEIGHT + demo.GAP)
         left, right = sheet[top:top + HEIGHT, :WIDTH], sheet[top:top + HEIGHT, WIDTH + demo.GAP:]
-        plate = read_frame(examples.PLATE.replace("####", f"{number:04d}")).rgb()
-        result = convert(read_frame(str(out / "stylized" / f"walk.{number:04d}.exr")).rgb(), "ACEScg", "sRGB")
-        assert np.abs(left - plate).max() <= 1 / 255 + 1e-6, f"row {row}: not frame {number}'s plate"
+        plate = to_display(read_frame(examples.PLATE.replace("####", f"{number:04d}")).rgb(), "sRGB")
+        result = to_display(read_frame(str(out / "stylized" / f"walk.{number:04d}.exr")).rgb(), "ACEScg")
+        assert np.abs(left - np.clip(plate, 0, 1)).max() <= 1 / 255 + 1e-6, f"row {row}: not frame {number}'s plate"
         assert np.abs(right - np.clip(result, 0, 1)).max() <= 1 / 255 + 1e-6, f"row {row}: not frame {number}"
         assert np.all(sheet[top:top + HEIGHT, WIDTH:WIDTH + demo.GAP] == 1.0)
 
 
 def test_animation_plays_every_frame_before_and_after(demo_run):
-    from shotstyle.server.engine.colour import convert
+    from shotstyle.server.engine.colour import to_display
     out, _, _ = demo_run
     path = str(out / "before_after.gif")
     reader = oiio.ImageInput.open(path)
@@ -115,9 +115,9 @@ def test_animation_plays_every_frame_before_and_after(demo_run):
     reader.close()
     assert count == len(FRAMES)
     first = srgb_pixels(path)  # a palette of 256 colours: close to the pictures, not equal
-    plate = read_frame(examples.PLATE.replace("####", "0001")).rgb()
-    result = convert(read_frame(str(out / "stylized" / "walk.0001.exr")).rgb(), "ACEScg", "sRGB")
-    assert np.abs(first[:, :WIDTH] - plate).mean() < 0.03
+    plate = to_display(read_frame(examples.PLATE.replace("####", "0001")).rgb(), "sRGB")
+    result = to_display(read_frame(str(out / "stylized" / "walk.0001.exr")).rgb(), "ACEScg")
+    assert np.abs(first[:, :WIDTH] - np.clip(plate, 0, 1)).mean() < 0.03
     assert np.abs(first[:, WIDTH + demo.GAP:] - np.clip(result, 0, 1)).mean() < 0.03
 
 
@@ -138,4 +138,19 @@ def test_previews_of_large_plates_are_scaled_down():
                  (0, 0, 1920, 540), {}, colourspace="sRGB")
     preview = demo._display(wide)
     assert preview.shape == (180, review.PREVIEW_WIDTH, 3)
-    np.testing.assert_allclose(preview, 0.5, atol=1e-3)
+    from shotstyle.server.engine.colour import to_display
+    assert np.abs(preview - to_display(wide.pixels[:1, :1], "sRGB")).max() <= 1e-3
+
+
+def test_review_pictures_roll_highlights_off_through_the_display_view(tmp_path):
+    """Scene-linear 1, 2, 4, 8 and 16 (a sky, a lamp, a specular) stay apart in a review PNG: the
+    display view tone-maps them below the display's peak, where a plain sRGB encode clips all to 1."""
+    from shotstyle.server.engine.colour import convert
+
+    linear = np.array([[[0.18] * 3, [1.0] * 3, [2.0] * 3, [4.0] * 3, [8.0] * 3, [16.0] * 3]], np.float32)
+    assert np.all(np.clip(convert(linear, "ACEScg", "sRGB"), 0, 1)[0, 1:] == 1.0)   # what it was
+    path = str(tmp_path / "ramp.png")
+    review.write_png(review.display_rgb(linear, "ACEScg"), path)
+    written = srgb_pixels(path)[0, :, 0]
+    assert np.all(np.diff(written) >= 2 / 255), written            # every step still tells apart in 8 bits
+    assert written[-1] < 1.0 and written[0] > 0.2                  # no flat white; mid grey not crushed

@@ -170,7 +170,7 @@ def test_init_continues_the_rest_of_an_interrupted_run(inputs, checkpoint, tmp_p
                  "--init", checkpoint, "--in-process", "--resolution", "32"]) == 0
     err = capsys.readouterr().err
     assert f"continuing {checkpoint} (hrnet-fast, loss look) from step 3: 7 more, 10 in all" in err
-    assert "step 7/7" in err
+    assert "step 10/10" in err and "step 3/10" not in err
     metadata = load_model(str(model)).metadata
     assert metadata["steps_total"] == 10 and metadata["steps_trained"] == 10
     assert metadata["init_model"] == load_model(checkpoint).hash
@@ -200,7 +200,7 @@ def test_init_through_a_server_carries_the_model_with_the_request(server, inputs
                  "--init", checkpoint, "--resolution", "32", "--server", server.address])
     err = capsys.readouterr().err
     assert code == 0, err + server.log()
-    assert "step 7/7" in err and "from step 3: 7 more, 10 in all" in err
+    assert "step 10/10" in err and "from step 3: 7 more, 10 in all" in err
     metadata = load_model(str(model)).metadata
     assert metadata["steps_trained"] == 10 and metadata["init_model"] == load_model(checkpoint).hash
 
@@ -227,3 +227,24 @@ def test_model_files_are_readable_by_the_farm(inputs, tmp_path):
         assert model.stat().st_mode & 0o777 == 0o640
     finally:
         os.umask(previous)
+
+
+def test_the_preview_path_names_each_step_makes_its_folder_and_remembers_the_latest(tmp_path):
+    """`plugin.previews.PreviewFile`, the path `train --preview`, the Nuke node and the Resolve dialog share."""
+    from shotstyle.plugin.files import write_atomic
+    from shotstyle.plugin.previews import PreviewFile
+
+    per_step = PreviewFile(str(tmp_path / "cache" / "preview" / "keyframe.step{:06d}.exr").format)  # Nuke's naming
+    assert per_step.step is None and per_step.path is None
+    first = per_step.write(2, lambda path: write_atomic(path, b"two"))
+    second = per_step.write(4, lambda path: write_atomic(path, b"four"))
+    assert first.endswith("keyframe.step000002.exr") and second.endswith("keyframe.step000004.exr")
+    assert (per_step.step, per_step.path) == (4, second) and open(second, "rb").read() == b"four"
+    one = PreviewFile(lambda step: str(tmp_path / "look.preview.png"))                    # train's, Resolve's
+    one.write(1, lambda path: write_atomic(path, b"1"))
+    assert one.write(2, lambda path: write_atomic(path, b"2")) == str(tmp_path / "look.preview.png")
+    assert (tmp_path / "look.preview.png").read_bytes() == b"2"
+    blocked = PreviewFile(lambda step: str(tmp_path / "look.preview.png" / "x.png"))       # a file where a folder goes
+    with pytest.raises(OSError):
+        blocked.write(1, lambda path: write_atomic(path, b"x"))
+    assert blocked.step is None

@@ -18,6 +18,7 @@ from shotstyle.server.engine.inference import Stylizer
 from shotstyle.server.engine.modelfile import (FORMAT_VERSION, StyleModel, load_model,
                                                model_from_bytes, model_to_bytes, save_model)
 from shotstyle.server.engine.networks import build_network
+from shotstyle.server.engine.optimiserstate import capture
 from shotstyle.server.errors import ModelFileError
 
 
@@ -148,3 +149,56 @@ def test_a_model_from_before_the_grade_is_refused_with_a_message_to_retrain(mode
 def test_missing_file_names_the_path(tmp_path):
     with pytest.raises(ModelFileError, match="nothing.safetensors: cannot read"):
         load_model(str(tmp_path / "nothing.safetensors"))
+
+
+def with_moments(model: StyleModel) -> StyleModel:
+    """``model`` as a checkpoint: the Adam state after two real steps on its parameters."""
+    optimiser = torch.optim.Adam(model.network.parameters(), lr=1e-3)
+    for _ in range(2):
+        optimiser.zero_grad()
+        model.network(torch.rand(1, 3, 32, 32)).square().mean().backward()
+        optimiser.step()
+    model.optimiser = capture(optimiser, model.network)
+    return model
+
+
+def signed(tensors: dict, metadata: dict) -> bytes:
+    """A file of these tensors and metadata with a *valid* checksum (what a stranger can write)."""
+    metadata = {**metadata, "checksum": modelfile.checksum(tensors, metadata)}
+    return save_tensors(tensors, metadata={"shotstyle": json.dumps(metadata)})
+
+
+def test_a_checkpoint_carries_its_optimiser_state_through_the_file(model):
+    checkpoint = with_moments(model)
+    assert checkpoint.optimiser is not None and checkpoint.optimiser.step == 2
+    loaded = model_from_bytes(model_to_bytes(checkpoint))
+    assert loaded.hash == checkpoint.hash and "optimiser" not in loaded.metadata
+    assert loaded.optimiser is not None and loaded.optimiser.step == 2
+    assert loaded.optimiser.moments.keys() == checkpoint.optimiser.moments.keys()
+    for key, tensor in checkpoint.optimiser.moments.items():
+        assert torch.equal(tensor, loaded.optimiser.moments[key]), key
+    header = json.loads(model_to_bytes(checkpoint)[8:8 + int.from_bytes(model_to_bytes(checkpoint)[:8], "little")])
+    assert json.loads(header["__metadata__"]["shotstyle"])["optimiser"] == {"algorithm": "adam", "step": 2}
+    assert any(key.endswith(".exp_avg_sq") for key in header if key.startswith("optimiser."))
+
+
+def test_optimiser_state_from_a_stranger_is_bounded(model):
+    checkpoint = with_moments(model)
+    tensors = checkpoint._tensors()
+    metadata = modelfile.full_metadata(checkpoint)
+    moment = next(key for key in tensors if key.endswith(".exp_avg_sq"))
+    cases = [
+        ({**tensors, "optimiser.nowhere.exp_avg": torch.zeros(3)}, metadata, "unexpected tensors"),
+        ({**tensors, moment: torch.zeros(2, 2)}, metadata, f"tensor '{moment}' is 'F32' of shape"),
+        ({**tensors, moment: -tensors[moment] - 1}, metadata, "negative values"),
+        ({**tensors, moment: tensors[moment].double()}, metadata, f"tensor '{moment}' is 'F64'"),
+        ({k: t for k, t in tensors.items() if k != moment}, metadata, "comes without"),
+        (tensors, {k: v for k, v in metadata.items() if k != "optimiser"}, "optimiser state is damaged"),
+        (tensors, {**metadata, "optimiser": {"algorithm": "adam", "step": -1}}, "optimiser state is damaged"),
+        (tensors, {**metadata, "optimiser": {"algorithm": "sgd", "step": 2}}, "optimiser state is damaged"),
+        (model.network.state_dict(), metadata, "optimiser state is damaged"),
+    ]
+    for file_tensors, file_metadata, message in cases:
+        with pytest.raises(ModelFileError, match=message):
+            model_from_bytes(signed({k: t.contiguous() for k, t in file_tensors.items()}, file_metadata))
+    assert model_from_bytes(signed(tensors, metadata)).optimiser is not None   # the honest file loads

@@ -11,7 +11,9 @@ import torch
 
 from shotstyle.server.engine.colourmath import working_to_lab
 from shotstyle.server.engine.losses import build_loss
-from shotstyle.server.engine.modelfile import StyleModel
+from shotstyle.server.engine import training
+from shotstyle.server.engine.modelfile import StyleModel, model_from_bytes, model_to_bytes
+from shotstyle.server.engine.optimiserstate import restore as training_restore
 from shotstyle.server.engine.training import (ADAPT_EVERY, ADAPT_FACTOR, ADAPT_RANGE, TrainConfig,
                                               TrainingInputError, sha256_of, train, to_training_tensor)
 from shotstyle.server.errors import TrainingCancelled
@@ -105,6 +107,41 @@ def test_fine_tune_starts_from_the_given_model(images):
     for name, tensor in base.network.state_dict().items():  # lr≈0: the weights barely move
         assert torch.allclose(tensor, tuned.network.state_dict()[name], atol=1e-6), name
     assert tuned.network is not base.network
+
+
+def test_continuing_a_checkpoint_goes_on_with_its_step_count_and_adam_state(images, monkeypatch):
+    """A run stopped at step 4 and continued from its saved file numbers its steps 5..8, starts
+    from the Adam moments and step it stopped with, and ends where the uninterrupted run ends."""
+    config = TrainConfig(loss="look", steps=8, resolution=64, preview_every=4)
+    whole = train([images["plate"]], images["style"], config)
+    seen, saved = [], []
+    with pytest.raises(TrainingCancelled):
+        train([images["plate"]], images["style"], config, on_event=lambda e: seen.append(e.step),
+              should_cancel=lambda: len(seen) >= 4, checkpoint=saved.append)
+    stopped = saved[0].optimiser
+    assert stopped is not None and stopped.step == 4 and stopped.moments
+    checkpoint = model_from_bytes(model_to_bytes(saved[0]))     # through the file, as `--init` reads it
+    restored = {}
+
+    def spy(optimiser, network, state):
+        training_restore(optimiser, network, state)
+        for name, parameter in network.named_parameters():
+            restored[name] = {key: value.clone() for key, value in optimiser.state[parameter].items()}
+    monkeypatch.setattr(training, "restore", spy)
+    events = []
+    resumed = train([images["plate"]], images["style"], TrainConfig(loss="look", steps=4, resolution=64,
+                                                                     preview_every=4),
+                    init=checkpoint, on_event=events.append)
+    assert [(e.step, e.steps) for e in events if e.kind == "progress"] == [(5, 8), (6, 8), (7, 8), (8, 8)]
+    assert set(restored) == {key[len("optimiser."):].rsplit(".", 1)[0] for key in stopped.moments}
+    for name, state in restored.items():
+        assert float(state["step"]) == 4
+        for moment in ("exp_avg", "exp_avg_sq"):
+            assert torch.equal(state[moment], stopped.moments[f"optimiser.{name}.{moment}"]), (name, moment)
+    # The same arithmetic in the same order as the uninterrupted run: the same weights, bit for bit.
+    for name, tensor in whole.network.state_dict().items():
+        assert torch.equal(tensor, resumed.network.state_dict()[name]), name
+    assert resumed.optimiser is None and whole.optimiser is None   # a finished model carries no moments
 
 
 def test_early_stop_on_a_loss_plateau(images):

@@ -22,6 +22,19 @@ def rounding_tolerance(magnitude: float, steps: int, eps: float = EPS32) -> floa
     return steps * eps * magnitude
 
 
+def half_rounding(values: np.ndarray) -> np.ndarray:
+    """The most one rounding to half float (an EXR's pixels) moves each value: half the spacing of
+    halves there, at most EPS16/2·|value| for normal halves, 2**-25 below 2**-14 (subnormals, spaced
+    2**-24)."""
+    return np.maximum(np.abs(values) * (EPS16 / 2), 2.0 ** -25)
+
+
+# ACEScct → linear is 2**(17.52·cct − 9.72): an error δ in a code value (absolute, or relative to
+# a code value below 1: linear up to 222) becomes at most ln(2)·17.52·δ ≈ 12.1·δ relative in linear;
+# the linear toe (below 0.0078) is flatter.
+LOG_DECODE_GAIN = 13
+
+
 def accumulation_steps(network: torch.nn.Module) -> int:
     """The rounded additions a network's output passes through, at most: every convolution's
     output is one sum over its fan-in (input channels / groups × kernel area), and the

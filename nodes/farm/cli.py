@@ -10,6 +10,7 @@ leaves with the status of its kind, the same through a server as in-process.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import importlib
 import os
@@ -17,6 +18,7 @@ import sys
 import threading
 from typing import NoReturn, Optional, Sequence
 
+from shotstyle.nodes.farm import verbosity
 from shotstyle.plugin import __version__
 from shotstyle.plugin.errors import ClientError
 from shotstyle.plugin.exitcodes import ExitCode
@@ -113,11 +115,18 @@ def run_command(argv: Sequence[str]) -> int:
         return ExitCode.USAGE
     command = argv[0]
     module_name, help_text = SUBCOMMANDS[command]
+    with contextlib.ExitStack() as said:  # the errors below go to --log-file too
+        return _run(command, module_name, help_text, argv[1:], said)
+
+
+def _run(command: str, module_name: str, help_text: str, argv: Sequence[str], said: contextlib.ExitStack) -> int:
     try:
         module = importlib.import_module(module_name)
         sub = CommandParser(prog=f"shotstyle {command}", description=help_text, formatter_class=HelpFormatter)
         module.configure(sub)
-        args = sub.parse_args(argv[1:])
+        verbosity.add_options(sub)
+        args = sub.parse_args(argv)
+        said.enter_context(verbosity.applied(args))
         return int(module.run(args) or 0)
     except ShotstyleError as exc:
         print(f"shotstyle {command}: error: {exc}", file=sys.stderr)

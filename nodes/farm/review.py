@@ -1,6 +1,8 @@
 """Pictures for people to look at: a frame's RGB as display values, written as an 8-bit sRGB PNG.
 
-The demo's contact sheet and animation and `train --preview` show frames this one way.
+The demo's contact sheet and animation and `train --preview` show frames this one way: through
+the OCIO config's display view (`colour.to_display`: the built-in config's ACES 2.0 SDR sRGB
+view), as an artist's viewer shows them, so highlights above 1.0 roll off instead of clipping.
 """
 
 from __future__ import annotations
@@ -13,12 +15,12 @@ PREVIEW_WIDTH = 640        # the widest a frame is shown
 
 
 def display_rgb(rgb: np.ndarray, colourspace: str, width: int = PREVIEW_WIDTH) -> np.ndarray:
-    """H×W×3 pixels in `colourspace` as sRGB display values 0..1, at most `width` wide."""
+    """H×W×3 pixels in `colourspace` as display values 0..1 (the display view), at most `width` wide."""
     import OpenImageIO as oiio
 
-    from shotstyle.server.engine.colour import convert
+    from shotstyle.server.engine.colour import to_display
 
-    shown = np.clip(convert(rgb, colourspace, "sRGB"), 0, 1)
+    shown = np.clip(to_display(rgb, colourspace), 0, 1)
     height, full = shown.shape[:2]
     if full <= width:
         return shown

@@ -36,9 +36,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional, TextIO
 
 from shotstyle.nodes.farm.connection import add_key_options, connect, keys_from, server_address, server_line
+from shotstyle.nodes.farm.verbosity import ERRORS, NORMAL, VERBOSE, shows
 from shotstyle.plugin import params as effect_params
 from shotstyle.plugin.client import Client, Job, follow
 from shotstyle.plugin.files import write_atomic
+from shotstyle.plugin.previews import PreviewFile
 from shotstyle.plugin.errors import ClientError, ServerError, SetupError
 from shotstyle.plugin.exitcodes import ExitCode
 from shotstyle.plugin.mattes import LABELS, parse as parse_mattes
@@ -103,7 +105,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 class ProgressBar:
-    """Training progress: step, losses, steps/s, ETA; in place on a terminal, sparse lines in a log."""
+    """Training progress: step, losses, steps/s, ETA; in place on a terminal, sparse lines in a log (every
+    step with -v, none with -q); and the command's notes (`note`), errors said even with -q."""
 
     def __init__(self, stream: Optional[TextIO] = None, command: str = "shotstyle train"):
         self.stream = stream or sys.stderr
@@ -115,8 +118,9 @@ class ProgressBar:
 
     def update(self, step: int, steps: int, losses: dict[str, float], steps_per_s: float, eta_s: float) -> None:
         percent = 100 * step // max(steps, 1)
-        if not self.interactive and (step == self._last_step
-                                     or percent // 5 == self._last_percent // 5 and step != steps):
+        if not shows(NORMAL) or not self.interactive and (
+                step == self._last_step
+                or percent // 5 == self._last_percent // 5 and step != steps and not shows(VERBOSE)):
             return
         self._last_percent, self._last_step = percent, step
         filled = BAR_WIDTH * step // max(steps, 1)
@@ -130,7 +134,10 @@ class ProgressBar:
             self.stream.write(line + "\n")
         self.stream.flush()
 
-    def note(self, message: str) -> None:
+    def note(self, message: str, level: int = NORMAL) -> None:
+        """Say ``message`` if ``level`` is shown (ERRORS: an error or failure, said even with -q)."""
+        if not shows(level):
+            return
         if self._drawn:
             self.stream.write("\n")
             self._drawn = False
@@ -148,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
     bar = ProgressBar()
     problem = _check_args(args) or _plan_steps(args, bar)
     if problem is not None:
-        bar.note(problem[1])
+        bar.note(problem[1], ERRORS)
         return int(problem[0])
     started = time.perf_counter()
     previews = Previews(args, bar)
@@ -165,32 +172,34 @@ def preview_path(output: str) -> str:
 
 
 class Previews:
-    """Writes the --preview frame's result (display-encoded PNG) whenever a preview arrives."""
+    """Writes the --preview frame's result (display-encoded PNG) whenever a preview arrives, by the
+    hosts' preview path (`plugin.previews`)."""
 
     def __init__(self, args: argparse.Namespace, bar: ProgressBar):
-        self.path = preview_path(args.output) if args.preview else None
+        path = preview_path(args.output)
+        self.file = PreviewFile(lambda step: path) if args.preview else None
         self.bar = bar
-        self.step: Optional[int] = None
 
     def write(self, step: int, picture: Callable[[], np.ndarray]) -> None:
         """The result at ``step``; ``picture()`` gives its display RGB (made only when it is written)."""
-        if self.path is None:
+        if self.file is None:
             return
         from shotstyle.nodes.farm.review import write_png
 
+        first = self.file.step is None
         try:
-            write_png(picture(), self.path)
+            path = self.file.write(step, lambda where: write_png(picture(), where))
         except OSError as exc:
-            self.bar.note(f"the preview cannot be written to {self.path} ({exc.strerror or exc})")
-            self.path = None
+            self.bar.note(f"the preview cannot be written to {self.file.where(step)} ({exc.strerror or exc})",
+                          ERRORS)
+            self.file = None
             return
-        if self.step is None:
-            self.bar.note(f"preview of the --preview frame (step {step}) written to {self.path}")
-        self.step = step
+        if first:
+            self.bar.note(f"preview of the --preview frame (step {step}) written to {path}")
 
     def say_where(self) -> None:
-        if self.path is not None and self.step is not None:
-            self.bar.note(f"preview of the --preview frame at step {self.step}: {self.path}")
+        if self.file is not None and self.file.step is not None:
+            self.bar.note(f"preview of the --preview frame at step {self.file.step}: {self.file.path}")
 
 
 def _check_args(args: argparse.Namespace) -> Optional[tuple[ExitCode, str]]:
@@ -293,7 +302,7 @@ def _train_in_process(args: argparse.Namespace, bar: ProgressBar, previews: Prev
         init = load_model(args.init) if args.init else None
         loss_note = resolve_loss_name(args.loss, args.vgg)[1]
     except ShotstyleError as exc:
-        bar.note(str(exc))
+        bar.note(str(exc), ERRORS)
         return exit_code(exc)
     config = TrainConfig(vgg=args.vgg, **{name: getattr(args, name) for name in SERVER_PARAMS})
     config.preview_every = args.preview_every or config.steps   # 0: only the final result
@@ -316,13 +325,13 @@ def _train_in_process(args: argparse.Namespace, bar: ProgressBar, previews: Prev
                       checkpoint=lambda m: save_model(m, args.output), mattes=mattes)
         save_model(model, args.output)
     except TrainingCancelled:
-        bar.note(f"cancelled; the current weights are saved in {args.output} (continue with --init)")
+        bar.note(f"cancelled; the current weights are saved in {args.output} (continue with --init)", ERRORS)
         return ExitCode.CANCELLED
     except ShotstyleError as exc:
-        bar.note(f"training failed: {exc}")
+        bar.note(f"training failed: {exc}", ERRORS)
         return exit_code(exc)
     except OSError as exc:
-        bar.note(_unwritable(args.output, exc))
+        bar.note(_unwritable(args.output, exc), ERRORS)
         return ExitCode.IO_ERROR
     finally:
         signal.signal(signal.SIGINT, previous)
@@ -356,10 +365,10 @@ def _train_on_server(args: argparse.Namespace, bar: ProgressBar, previews: Previ
         init = Path(args.init).read_bytes() if args.init else None  # the model travels with the request
         client = connect(args.server, args.keys)
     except ClientError as exc:
-        bar.note(str(exc))
+        bar.note(str(exc), ERRORS)
         return exc.exit_code
     except OSError as exc:
-        bar.note(f"{exc.filename}: cannot read it ({exc.strerror})")
+        bar.note(f"{exc.filename}: cannot read it ({exc.strerror})", ERRORS)
         return ExitCode.MODEL_ERROR if exc.filename == args.init else ExitCode.MISSING_INPUT
     capabilities = client.hello().get("capabilities", {})
     loss_note = capabilities.get("loss_note", "") if args.loss == "auto" else f"loss {args.loss!r} as asked"
@@ -374,10 +383,10 @@ def _train_on_server(args: argparse.Namespace, bar: ProgressBar, previews: Previ
         job = client.train(keyframes, style, name, params, preview, init, mattes)
         return _follow(client, job, args.output, bar, previews)
     except ClientError as exc:
-        bar.note(f"server {client.address}: {exc}")
+        bar.note(f"server {client.address}: {exc}", ERRORS)
         return exc.exit_code
     except OSError as exc:
-        bar.note(_unwritable(args.output, exc))
+        bar.note(_unwritable(args.output, exc), ERRORS)
         return ExitCode.IO_ERROR
     finally:
         client.close()
@@ -407,7 +416,7 @@ def _follow(client: Client, job: Job, output: str, bar: ProgressBar, previews: P
     except ServerError as exc:
         if exc.model_file is not None:  # trained, but the server could not keep it: the copy here is the model
             write_atomic(output, exc.model_file)
-            bar.note(f"the trained model is saved in {output}")
+            bar.note(f"the trained model is saved in {output}", ERRORS)
         raise
     finally:
         signal.signal(signal.SIGINT, previous)
@@ -421,7 +430,7 @@ def _follow(client: Client, job: Job, output: str, bar: ProgressBar, previews: P
     kept = f"the checkpoint (step {final.get('step', '?')}) is saved in {output}; continue with " \
         f"--init {output}" if final.get("model") else "no checkpoint had been made yet"
     if final.get("reason") == CANCEL_BY_SERVER:
-        bar.note(f"the server {client.address} stopped (shut down or terminated) before training finished; {kept}")
+        bar.note(f"the server {client.address} stopped (shut down or terminated) before training finished; {kept}", ERRORS)
         return ExitCode.FAILED
-    bar.note(f"cancelled; {kept}")
+    bar.note(f"cancelled; {kept}", ERRORS)
     return ExitCode.CANCELLED

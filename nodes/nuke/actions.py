@@ -25,6 +25,7 @@ from shotstyle.nodes.hostbridge import HostBridge, HostBridgeError, bridges, fra
 from shotstyle.nodes.nuke import knobs, node as ssnode
 from shotstyle.plugin import codec, protocol
 from shotstyle.plugin.errors import ClientError
+from shotstyle.plugin.previews import PreviewFile
 from shotstyle.plugin.sequences import SequencePattern, parse_frame_range
 
 
@@ -179,15 +180,12 @@ def train(group: nuke.Node) -> Optional[threading.Thread]:
                        group.name()))
     group[ssnode.TRAINING_KNOB].setValue(keyframes[0])
     # Everything the worker thread needs from knobs is read here, on the main thread.
-    preview_template = ssnode.preview_template(group)
+    previews = PreviewFile(ssnode.preview_template(group).format)
     model_path = ssnode.model_file(group, name)
     bridge = bridge_for(group)
 
     def show_preview(step: int, image: codec.EncodedFrame) -> None:
-        path = preview_template.format(step)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        codec.write_file(image, path)
-        _in_main(_point_preview, group, path)
+        _in_main(_point_preview, group, previews.write(step, lambda path: codec.write_file(image, path)))
 
     def work() -> None:
         task = nuke.ProgressTask("ShotStyle: training {}".format(name))

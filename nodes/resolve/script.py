@@ -25,6 +25,7 @@ from shotstyle.nodes.hostbridge import (RENDER_GROUPS, FrameJob, HostBridge, Hos
 from shotstyle.nodes.resolve import dialog, fusioncomp
 from shotstyle.plugin import codec, protocol
 from shotstyle.plugin.errors import ClientError
+from shotstyle.plugin.previews import PreviewFile
 from shotstyle.plugin.sequences import parse_frame_range
 
 if TYPE_CHECKING:
@@ -141,12 +142,12 @@ class TrainJob:
             comp.GetAttrs().get("COMPS_Name") or "comp", plate.Name))
         preview = (keyframes[0], files["preview"]) if "preview" in files else None
         preview_path = os.path.join(folder, "preview", "keyframe.exr")
+        previews = PreviewFile(lambda step: preview_path)
         bridge, description = dialog_.bridge(), dialog_.description
 
         def on_preview(worker: Worker, step: int, image: codec.EncodedFrame) -> None:
-            os.makedirs(os.path.dirname(preview_path), exist_ok=True)
-            codec.write_file(image, preview_path)
-            worker.say("training: preview of step {} in {}".format(step, preview_path))
+            path = previews.write(step, lambda where: codec.write_file(image, where))
+            worker.say("training: preview of step {} in {}".format(step, path))
 
         def work(worker: Worker) -> Dict[str, Any]:
             with bridge.session("training {}".format(name)):

@@ -271,6 +271,37 @@ def convert(rgb: np.ndarray, source: str, destination: str) -> np.ndarray:
     return apply(finite_copy(rgb)[0], source, destination, copy=False)
 
 
+def display_view(cfg: ocio.Config) -> tuple[str, str]:
+    """The display and view review pictures are shown through: the config's default display and its
+    default view (the built-in config's: "sRGB - Display", "ACES 2.0 - SDR 100 nits (Rec.709)")."""
+    display = cfg.getDefaultDisplay()
+    return display, cfg.getDefaultView(display)
+
+
+@functools.lru_cache(maxsize=8)
+def display_processor(uri: str, source: str) -> ocio.CPUProcessor:
+    cfg = config_at(uri)
+    display, view = display_view(cfg)
+    try:
+        transform = ocio.DisplayViewTransform(src=resolve(cfg, source), display=display, view=view)
+        return cfg.getProcessor(transform).getDefaultCPUProcessor()
+    except ColourError:
+        raise
+    except Exception as error:
+        raise ColourError(f"OpenColorIO cannot show {source!r} through display {display!r}, view {view!r}: "
+                          f"{error}") from None
+
+
+def to_display(rgb: np.ndarray, colourspace: str) -> np.ndarray:
+    """H×W×3 RGB in ``colourspace`` as display code values (a float32 copy), through `display_view`:
+    its tone map rolls scene-linear highlights off towards the display's peak instead of clipping them
+    at 1.0 as a plain sRGB encode does."""
+    _check_rgb(rgb)
+    pixels = finite_copy(rgb)[0]
+    run_processor(display_processor(config_uri(), colourspace), pixels)
+    return pixels
+
+
 def available_colourspaces() -> list[str]:
     """Names of the colour spaces of the config in use."""
     return [cs.getName() for cs in config().getColorSpaces()]

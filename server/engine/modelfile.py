@@ -14,7 +14,9 @@ key "shotstyle" (`modelheader` reads it without torch) and records how the model
     grade, lut_report                the global grade's lattice size and strength, and how much of
                                      the keyframe effect it carries (engine/lut.py)
     shotstyle_version, format_version
-    checksum                         sha256 of everything else: weights + metadata
+    optimiser                        a checkpoint's Adam record, {algorithm, step}; its moments are
+                                     the ``optimiser.*`` tensors (`optimiserstate`; a finished model has none)
+    checksum                         sha256 of everything else: weights (and moments) + metadata
 
 Format 2 models are a grade plus a local term (networks hold a `grade.lut` lattice). Format 1
 models (shotstyle 0.1, the network alone) are refused with a message to retrain: their weights
@@ -28,9 +30,11 @@ server's store and ``model.put``, so they accept and refuse the same files. It c
 anything large is built or loaded: the structure and the metadata schema (`modelheader`), the
 architecture and its arguments against the registry's bounds (`networks.check_arguments`), and
 every tensor's name, shape and dtype against the network the architecture builds (built on
-torch's ``meta`` device: no memory, no time); then the checksum, that every weight is finite
+torch's ``meta`` device: no memory, no time; a checkpoint's optimiser moments against its
+parameters); then the checksum, that every weight is finite
 (a NaN weight would turn every frame black), and that the grade's lattice holds colours within
-`GRADE_RANGE` (a finite but absurd node, 3e38, turns frames black just the same).
+`GRADE_RANGE` (a finite but absurd node, 3e38, turns frames black just the same), and that
+optimiser moments come with a sound record (`optimiserstate.from_file`).
 """
 
 from __future__ import annotations
@@ -55,6 +59,8 @@ from shotstyle.plugin.protocol import brief
 from shotstyle.server.engine.modelheader import (FORMAT_VERSION, METADATA_KEY, WORKING_SPACE, header_size,
                                                  metadata_from_bytes)
 from shotstyle.server.engine.networks import build_network, check_arguments
+from shotstyle.server.engine.optimiserstate import PREFIX as OPTIMISER_PREFIX
+from shotstyle.server.engine.optimiserstate import OptimiserState, from_file, tensor_names
 from shotstyle.server.errors import ModelFileError, UnknownArchitectureError
 
 # safetensors' names of the dtypes a network's tensors can have.
@@ -68,6 +74,7 @@ class StyleModel:
 
     network: nn.Module
     metadata: dict[str, Any] = field(default_factory=dict)
+    optimiser: OptimiserState | None = None  # a checkpoint's, for `--init` to continue
 
     @property
     def architecture(self) -> str:
@@ -85,8 +92,9 @@ class StyleModel:
     def _tensors(self) -> dict[str, torch.Tensor]:
         # Row-major copies: a network may run channels-last (see device.Execution), and
         # safetensors stores bytes in memory order.
-        return {name: tensor.detach().to("cpu", memory_format=torch.contiguous_format)
-                for name, tensor in self.network.state_dict().items()}
+        tensors = {name: tensor.detach().to("cpu", memory_format=torch.contiguous_format)
+                   for name, tensor in self.network.state_dict().items()}
+        return tensors if self.optimiser is None else {**tensors, **self.optimiser.moments}
 
 
 # What a grade lattice node (an output colour, ACEScct) may hold: scene-linear about -0.10 to
@@ -102,7 +110,9 @@ def sha256_of(image: np.ndarray) -> str:
 
 def full_metadata(model: StyleModel) -> dict[str, Any]:
     """The model's metadata with architecture and versions filled in (no checksum)."""
-    metadata = {key: value for key, value in model.metadata.items() if key != "checksum"}
+    metadata = {key: value for key, value in model.metadata.items() if key not in ("checksum", "optimiser")}
+    if model.optimiser is not None:
+        metadata["optimiser"] = model.optimiser.record()
     metadata["architecture"] = model.architecture
     metadata["arch_kwargs"] = getattr(model.network, "arch_kwargs", metadata.get("arch_kwargs", {}))
     metadata.setdefault("working_space", WORKING_SPACE)
@@ -182,15 +192,16 @@ def load_model(path: str, device: str | torch.device = "cpu") -> StyleModel:
 def model_from_bytes(data: bytes | memoryview, device: str | torch.device = "cpu",
                      name: str = "model data") -> StyleModel:
     """The reverse of `model_to_bytes`; `name` labels error messages (a path, an upload)."""
-    metadata, tensors = check_model_bytes(data, name)
+    metadata, tensors, optimiser = check_model_bytes(data, name)
     network = build_network(metadata["architecture"], **metadata["arch_kwargs"])
     network.load_state_dict(tensors, strict=True)  # names, shapes and dtypes are checked: it fits
-    return StyleModel(network=network.to(device).eval(), metadata=metadata)
+    return StyleModel(network=network.to(device).eval(), metadata=metadata, optimiser=optimiser)
 
 
 def check_model_bytes(data: bytes | memoryview, name: str = "model data") \
-        -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """The metadata (without its checksum) and tensors of a model file, every check passed.
+        -> tuple[dict[str, Any], dict[str, torch.Tensor], OptimiserState | None]:
+    """The metadata (without its checksum and optimiser record), network tensors and optimiser state
+    (a checkpoint's, else None) of a model file, every check passed.
 
     ModelFileError says what is wrong; see the module docstring for what is checked, in order.
     """
@@ -201,9 +212,9 @@ def check_model_bytes(data: bytes | memoryview, name: str = "model data") \
     except UnknownArchitectureError as exc:
         raise ModelFileError(f"{name}: {exc}. A file from a newer shotstyle needs an upgrade; otherwise it is "
                              "damaged or was not written by shotstyle.") from None
-    expected = expected_tensors(architecture, json.dumps(metadata["arch_kwargs"], sort_keys=True))
-    _check_tensor_table(data, expected, f"{name}: the weights do not fit a {architecture!r} network with "
-                                        f"{brief(metadata['arch_kwargs'])}")
+    expected, optional = expected_tensors(architecture, json.dumps(metadata["arch_kwargs"], sort_keys=True))
+    _check_tensor_table(data, expected, optional, f"{name}: the weights do not fit a {architecture!r} network "
+                                                  f"with {brief(metadata['arch_kwargs'])}")
     try:
         tensors = load_tensors(bytes(data))
     except (SafetensorError, ValueError, RuntimeError) as exc:
@@ -225,30 +236,39 @@ def check_model_bytes(data: bytes | memoryview, name: str = "model data") \
                              f"{float(lattice.max()):.3g} ACEScct; a grade's colours lie within {low:g} to {high:g} "
                              "(scene-linear about -0.1 to 96,700). The file is damaged or was not written by a "
                              "shotstyle training; retrain it")
-    return metadata, tensors
+    moments = {key: tensors.pop(key) for key in list(tensors) if key.startswith(OPTIMISER_PREFIX)}
+    return metadata, tensors, from_file(metadata.pop("optimiser", None), moments, name)
 
 
 @functools.lru_cache(maxsize=16)
-def expected_tensors(architecture: str, kwargs_json: str) -> dict[str, tuple[list[int], str]]:
+def expected_tensors(architecture: str, kwargs_json: str) \
+        -> tuple[dict[str, tuple[list[int], str]], dict[str, tuple[list[int], str]]]:
     """name -> (shape, safetensors dtype) of every tensor network ``architecture`` with those (checked)
-    arguments has, from a build on torch's meta device (no memory is allocated, nothing initialised)."""
+    arguments has, and of the optimiser moments a checkpoint may add (one pair per parameter, shaped like
+    it), from a build on torch's meta device (no memory is allocated, nothing initialised)."""
     with torch.device("meta"):
         network = build_network(architecture, **json.loads(kwargs_json))
-    return {key: (list(value.shape), SAFETENSORS_DTYPES.get(value.dtype, str(value.dtype)))
-            for key, value in network.state_dict().items()}
+
+    def entry(value: torch.Tensor) -> tuple[list[int], str]:
+        return list(value.shape), SAFETENSORS_DTYPES.get(value.dtype, str(value.dtype))
+
+    return ({key: entry(value) for key, value in network.state_dict().items()},
+            {key: entry(value) for name, value in network.named_parameters() for key in tensor_names(name)})
 
 
-def _check_tensor_table(data: bytes | memoryview, expected: dict[str, tuple[list[int], str]], what: str) -> None:
-    """Compare the file's tensor table (its safetensors header) with ``expected``, before any weight is read."""
+def _check_tensor_table(data: bytes | memoryview, expected: dict[str, tuple[list[int], str]],
+                        optional: dict[str, tuple[list[int], str]], what: str) -> None:
+    """Compare the file's tensor table (its safetensors header) with ``expected`` (every one there) and
+    ``optional`` (any), before any weight is read."""
     table = json.loads(bytes(data[8:8 + header_size(data, what)]))
     found = {key: (entry.get("shape"), entry.get("dtype")) for key, entry in table.items()
              if key != "__metadata__" and isinstance(entry, dict)}
     if len(found) != len(table) - ("__metadata__" in table):
         raise ModelFileError(f"{what}: the file's tensor table is damaged")
-    missing, unexpected = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
+    missing, unexpected = sorted(set(expected) - set(found)), sorted(set(found) - set(expected) - set(optional))
     if missing or unexpected:
         raise ModelFileError(f"{what}: missing tensors {brief(missing)}, unexpected tensors {brief(unexpected)}")
-    for key, (shape, dtype) in expected.items():
-        if found[key] != (shape, dtype):
+    for key, (shape, dtype) in {**expected, **optional}.items():
+        if key in found and found[key] != (shape, dtype):
             raise ModelFileError(f"{what}: tensor {key!r} is {brief(found[key][1])} of shape "
                                  f"{brief(found[key][0])}; the network has {dtype} of shape {shape}")

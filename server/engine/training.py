@@ -13,7 +13,9 @@ and records in the model's metadata everything needed to know how the model was 
 
 Deterministic for a given seed on the CPU (with the same torch thread count): the network's
 initial weights come from the seed, the target's regions, the crops and the look loss's random
-projections from (seed, step); nothing else is random.
+projections from (seed, step); nothing else is random. Steps count over every run, and a
+checkpoint carries Adam's state (engine/optimiserstate.py), so continuing one (`init`) goes on
+as the uninterrupted run would have.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from shotstyle.server.engine.lut import effect_report
 from shotstyle.server.engine.modelfile import StyleModel, sha256_of
 from shotstyle.server.engine.networks import REGISTRY, build_network
 from shotstyle.server.engine.networks.local import DEFAULT_BOUND
+from shotstyle.server.engine.optimiserstate import capture, restore
 from shotstyle.server.engine.target import lightness_share, make_target
 from shotstyle.server.engine.resume import trained_steps
 from shotstyle.server.errors import TrainingCancelled, TrainingInputError
@@ -264,6 +267,8 @@ def train(keyframes: list[np.ndarray], style: np.ndarray, config: TrainConfig, *
                       vgg_weights=config.vgg, allow_download=config.allow_download, seed=config.seed,
                       correspondence=correspondence, graded=graded, targets=targets)
     optimiser = torch.optim.Adam(network.parameters(), lr=config.lr)
+    if init is not None and init.optimiser is not None:  # a checkpoint: Adam goes on where it stopped
+        restore(optimiser, network, init.optimiser)
     base_content = loss.weights["content"]
     metadata = {
         **(init.metadata if init is not None else {}),
@@ -345,7 +350,7 @@ def train(keyframes: list[np.ndarray], style: np.ndarray, config: TrainConfig, *
                         weight /= ADAPT_FACTOR
                     loss.weights["content"] = min(max(weight, base_content / ADAPT_RANGE),
                                                   base_content * ADAPT_RANGE)
-            emit(TrainEvent("progress", step_done, config.steps, dict(last), *rate_and_eta(step_done)))
+            emit(TrainEvent("progress", prior + step_done, prior + config.steps, dict(last), *rate_and_eta(step_done)))
             smoothed = last["total"] if not math.isfinite(smoothed) else (
                 LOSS_SMOOTHING * smoothed + (1 - LOSS_SMOOTHING) * last["total"])
             history.append(smoothed)
@@ -365,6 +370,7 @@ def train(keyframes: list[np.ndarray], style: np.ndarray, config: TrainConfig, *
         if should_cancel is not None and should_cancel():
             read_losses(step)
             cancelled = finish(step, last)
+            cancelled.optimiser = capture(optimiser, network)
             if checkpoint is not None:
                 checkpoint(cancelled)
             raise TrainingCancelled(f"training cancelled at step {step} of {config.steps}")
@@ -372,10 +378,10 @@ def train(keyframes: list[np.ndarray], style: np.ndarray, config: TrainConfig, *
         summed: dict[str, torch.Tensor] = {}
         for index, plate in enumerate(plates):
             if isinstance(loss, TargetLoss):
-                crop, wanted = loss.augment(index, step)
+                crop, wanted = loss.augment(index, prior + step)
                 terms = loss(network(crop), crop, wanted)
             else:
-                terms = loss(network(plate), index, step, graded=grade(plate))
+                terms = loss(network(plate), index, prior + step, graded=grade(plate))
             (terms["total"] / len(plates)).backward()
             for name, value in terms.items():
                 summed[name] = summed.get(name, 0.0) + value.detach() / len(plates)
@@ -390,7 +396,7 @@ def train(keyframes: list[np.ndarray], style: np.ndarray, config: TrainConfig, *
         if preview_due or plateaued:
             keyframe_result, extra_result = previews()
             rate, eta = rate_and_eta(done)
-            emit(TrainEvent("preview", done, config.steps, dict(last), rate, 0.0 if plateaued else eta,
+            emit(TrainEvent("preview", prior + done, prior + config.steps, dict(last), rate, 0.0 if plateaued else eta,
                             keyframe_result, extra_result))
         if plateaued:
             metadata["early_stopped_at"] = done

@@ -21,6 +21,7 @@ from shotstyle.nodes.farm.render.outputs import Outputs, file_format
 from shotstyle.nodes.farm.render.progress import Progress
 from shotstyle.nodes.farm.render.scheduler import Scheduler
 from shotstyle.nodes.farm.render.writer import Writer
+from shotstyle.nodes.farm.verbosity import NORMAL
 from shotstyle.plugin.errors import SetupError
 from shotstyle.plugin.exitcodes import ExitCode
 from shotstyle.plugin.sequences import (STILL_FRAME, SequencePattern, StillImage, parse_frame_range,
@@ -212,7 +213,7 @@ def _render(args: argparse.Namespace, model_hash: str, todo: list[int], outputs:
         progress.log(str(exc))
         return _finish(progress, exc.exit_code)
     progress.log(f"{backend.describe()}; {args.input} ({outputs.colourspace or 'colour space by file'}) -> "
-                 f"{args.output} ({outputs.out_colourspace}), mix {args.mix:g}")
+                 f"{args.output} ({outputs.out_colourspace}), mix {args.mix:g}", NORMAL)
     writer = Writer(outputs, claims, progress)
     stopped: Optional[ExitCode] = None
     interrupted = False
@@ -279,7 +280,7 @@ def _remove_leftovers(outputs: Outputs, claims: Claims, frames: list[int], progr
             for path in paths:
                 try:
                     os.remove(path)
-                    progress.log(f"removed {path}, left by a render that was stopped")
+                    progress.log(f"removed {path}, left by a render that was stopped", NORMAL)
                 except FileNotFoundError:
                     pass
         finally:

@@ -2,7 +2,8 @@
 
 Text output prints ``PROGRESS: NN%`` after every frame (the form farm managers parse);
 ``--json-progress`` prints one JSON object per line instead (``log``, ``frame`` and a final
-``summary`` event).
+``summary`` event). With ``-q`` text output says only errors, failed frames and the summary
+of a run that did not succeed (`nodes.farm.verbosity`); JSON lines are always written.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Optional, TextIO
 
+from shotstyle.nodes.farm.verbosity import ERRORS, NORMAL, shows
 from shotstyle.plugin.exitcodes import ExitCode
 
 
@@ -51,11 +53,12 @@ class Progress:
         self._err = err or sys.stderr
         self._lock = threading.Lock()
 
-    def log(self, message: str) -> None:
+    def log(self, message: str, level: int = ERRORS) -> None:
+        """Say ``message``: by default an error, said even with -q; NORMAL for a note."""
         with self._lock:
             if self.json_lines:
                 self._emit({"event": "log", "message": message})
-            else:
+            elif shows(level):
                 print(f"shotstyle render: {message}", file=self._err, flush=True)
 
     def stale(self, frame: int, reason: str) -> None:
@@ -64,7 +67,7 @@ class Progress:
             first = reason not in self.tally.stale.values()
             self.tally.stale[frame] = reason
         if first:
-            self.log(f"re-rendering frames whose output differs: {reason} (first: frame {frame})")
+            self.log(f"re-rendering frames whose output differs: {reason} (first: frame {frame})", NORMAL)
 
     def frame(self, frame: int, status: str, path: str, seconds: float = 0.0, error: str = "",
               server: str = "", clamped: int = 0) -> None:
@@ -89,7 +92,9 @@ class Progress:
                 return
             if error:
                 print(f"shotstyle render: frame {frame} FAILED: {error}", file=self._err, flush=True)
-            else:
+            if not shows(NORMAL):
+                return
+            if not error:
                 timing = f" in {seconds:.2f} s" if seconds else ""
                 where = f" on {server}" if server else ""
                 note = f" ({clamped} values beyond the half-float range clamped to ±65504)" if clamped else ""
@@ -106,6 +111,8 @@ class Progress:
                 self._emit({"event": "summary", "rendered": len(tally.rendered), "skipped": len(tally.skipped),
                             "replaced": replaced, "missing": sorted(tally.missing), "failed": sorted(tally.failed),
                             "seconds": round(seconds, 3), "fps": round(fps, 3), "exit_code": int(code)})
+                return
+            if not shows(NORMAL if code == ExitCode.OK else ERRORS):
                 return
             why = ", ".join(f"{reason} x{count}" for reason, count in sorted(replaced.items()))
             again = f" ({sum(replaced.values())} replaced older outputs: {why})" if replaced else ""
