@@ -1,10 +1,12 @@
 """`shotstyle doctor`: report what this machine offers shotstyle.
 
 Prints Python, torch, the compute devices (CUDA / MPS / CPU), OpenImageIO, OpenColorIO (and
-the config in use), pyzmq versions, whether the ImageNet VGG-19 weights are available and
-from where, which loss ``--loss auto`` picks, and the local servers running (this install's,
-and other installs' of this user). Exit status 6 (`ExitCode.FAILED`) when a required piece is missing or broken, else 0
-(missing VGG-19 weights are a warning: training then falls back to the weights-free look loss).
+the config in use), pyzmq versions, the semantic feature network the look uses (ImageNet
+EfficientNet-Lite0, installed with shotstyle: loaded strictly here), whether the ImageNet VGG-19
+weights are available and from where, which loss ``--loss auto`` picks, and the local servers
+running (this install's, and other installs' of this user). Exit status 6 (`ExitCode.FAILED`)
+when a required piece is missing or broken, else 0 (missing VGG-19 weights are a warning: only
+the `vgg` loss needs them).
 """
 
 from __future__ import annotations
@@ -62,6 +64,13 @@ def _pyzmq() -> str:
     return f"{zmq.__version__} (libzmq {zmq.zmq_version()})"
 
 
+def _features() -> str:
+    from shotstyle.server.engine import semantic
+
+    semantic.network()   # strict load: every tensor of the shipped state dict
+    return f"{semantic.NAME}: {semantic.weights_path()}"
+
+
 def _vgg(explicit: str | None) -> str:
     try:
         from shotstyle.server.engine.losses.vgg import locate_vgg_weights
@@ -70,7 +79,7 @@ def _vgg(explicit: str | None) -> str:
     path, where = locate_vgg_weights(explicit)
     if path:
         return f"found: {path} ({where})"
-    return f"NOT found ({where}); training falls back to a random VGG-19 or the look loss"
+    return f"NOT found ({where}); only the vgg loss needs them (the default target loss does not)"
 
 
 def _loss(explicit: str | None) -> str:
@@ -113,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
         ("OpenImageIO", _openimageio),
         ("OpenColorIO", _opencolorio),
         ("pyzmq", _pyzmq),
+        ("features", _features),
     ]
     broken = 0
     for label, check in checks:

@@ -126,7 +126,8 @@ def test_doctor_says_which_loss_auto_picks_and_which_server_runs(tmp_path, monke
     from serverproc import ServerProcess
     assert main(["doctor"]) == 0
     out = capsys.readouterr().out
-    assert "loss:        loss 'auto' -> 'look' (needs no weights)" in out
+    assert "loss:        loss 'auto' -> 'target'" in out
+    assert "features:    efficientnet-lite0 (ImageNet" in out
     assert "this install's local server: not running" in out
     with ServerProcess(tmp_path / "server") as server:
         monkeypatch.setenv("SHOTSTYLE_RUNTIME_DIR", str(server.runtime))

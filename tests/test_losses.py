@@ -63,8 +63,8 @@ def test_no_weights_gives_a_message_that_says_how_to_fetch_them(empty_hub):
         load_vgg_features(None)
     message = str(raised.value)
     assert FETCH_COMMAND in message and "vgg19-dcbb9e9d.pth" in message and "--loss look" in message
-    name, note = resolve_loss_name("auto")
-    assert name == "look" and "needs no weights" in note
+    name, note = resolve_loss_name("auto")   # the default needs no download: its features install with it
+    assert name == "target" and "installed with shotstyle" in note
 
 
 def test_explicit_weights_path_is_found_and_a_missing_one_is_named(empty_hub, tmp_path):
@@ -80,7 +80,6 @@ def test_explicit_weights_path_is_found_and_a_missing_one_is_named(empty_hub, tm
     cached.parent.mkdir(parents=True)
     cached.write_bytes(b"x")
     assert locate_vgg_weights() == (str(cached), f"VGG-19 weights at {cached} (torch hub cache)")
-    assert resolve_loss_name("auto")[0] == "vgg"
 
 
 def test_random_vgg_warns_and_is_recorded(capsys):

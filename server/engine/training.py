@@ -21,6 +21,7 @@ as the uninterrupted run would have.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import threading
 import time
@@ -259,9 +260,13 @@ def train(keyframes: list[np.ndarray], style: np.ndarray, config: TrainConfig, *
                                    matte_tensor([m.plate[i] for m in mattes], tuple(plate.shape[-2:]), device),
                                    style_mattes)
                        for i, (plate, g) in enumerate(zip(plates, graded))]
-        if init is None and config.local_bound is None and hasattr(network, "bound"):
-            network.bound = target_bound(graded, targets)
-            getattr(network, "arch_kwargs")["bound"] = network.bound
+        if init is None and config.local_bound is None and not grade_only:
+            # The budget is what the targets need: the same network (same seed) built with it.
+            lattice = grade.lut.clone()
+            config = dataclasses.replace(config, local_bound=target_bound(graded, targets))
+            network = _starting_network(config, init, device, targeted=True)
+            grade = grade_of(network)
+            grade.set(lattice)
     loss = build_loss(config.loss, style_tensor, plates, strength=config.strength,
                       content_weight=config.content_weight, style_weight=config.style_weight,
                       vgg_weights=config.vgg, allow_download=config.allow_download, seed=config.seed,

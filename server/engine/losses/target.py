@@ -86,8 +86,9 @@ class TargetLoss(torch.nn.Module):
         lab = working_to_lab(output) / _LAB_SCALE
         wanted = working_to_lab(target) / _LAB_SCALE
         colour = torch.sqrt((lab - wanted) ** 2 + _CHARBONNIER ** 2).mean() - _CHARBONNIER
-        gradient = sum((a - b).abs().mean() for a, b in zip(_gradients(lab), _gradients(wanted)))
-        content = sum(F.mse_loss(a, b) for a, b in zip(semantic.structure(output), semantic.structure(plate)))
+        gradient = torch.stack([(a - b).abs().mean() for a, b in zip(_gradients(lab), _gradients(wanted))]).sum()
+        content = torch.stack([F.mse_loss(a, b) for a, b in zip(semantic.structure(output),
+                                                               semantic.structure(plate))]).sum()
         terms = {
             "content": self.weights["content"] * content,
             "style": self.weights["style"] * (colour + GRADIENT_SHARE * gradient),

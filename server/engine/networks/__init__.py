@@ -56,7 +56,8 @@ _HRNET_BOUNDS = {"width": Bound(int, 1, 32), "blocks": Bound(int, 1, 4),
                  # the local term's rule (local.py): honest (True) or targeted (False)
                  "along_grade": Bound(bool)}
 REGISTRY: dict[str, Architecture] = {
-    "hrnet": Architecture(HRNet, _HRNET_BOUNDS),
+    # in_channels > 3 is for hrnet-fast's inner network (colour + semantic features) only
+    "hrnet": Architecture(HRNet, {**_HRNET_BOUNDS, "in_channels": Bound(int, 3, 3)}),
     "hrnet-fast": Architecture(HRNetFast, {**_HRNET_BOUNDS, "low_res": Bound(int, 16, 2048),
                                            "radius": Bound(int, 1, 32), "eps": Bound(float, 1e-8, 1.0),
                                            # semantic feature channels given to the inner HRNet
