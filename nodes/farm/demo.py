@@ -5,8 +5,7 @@ frame while streaming progress, stylizes every frame through the server, and wri
 stylized EXRs, a before/after contact sheet (PNG) and an animated before/after preview (GIF).
 Without ``--plate``/``--style`` it uses the built-in example (`shotstyle.examples`): twelve
 frames of real footage and the style image the research project demonstrated on it. It works
-offline: without the ImageNet VGG-19 weights it trains with the weights-free ``look`` loss and
-says so.
+offline: the default loss's ImageNet features (EfficientNet-Lite0) install with shotstyle.
 """
 
 from __future__ import annotations
@@ -159,12 +158,7 @@ def run(args: argparse.Namespace) -> int:
     previews: Dict[int, Tuple[np.ndarray, np.ndarray]] = {}
     try:
         print(server_line(client))
-        loss = args.loss
-        if loss == "auto" and not client.hello()["capabilities"].get("vgg_weights", False):
-            loss = "look"
-            print("ImageNet VGG-19 weights not found: training with the weights-free 'look' loss (colour statistics). "
-                  "Run `python install.py` or set SHOTSTYLE_VGG_WEIGHTS for the VGG-19 perceptual loss.")
-        if _train(client, shot[0], style, args, loss) is None:
+        if _train(client, shot[0], style, args, args.loss) is None:
             return ExitCode.CANCELLED
         model = os.path.join(output, f"{args.name}.safetensors")  # the store's copy is replaced by the next demo
         client.get_model(args.name, model)
