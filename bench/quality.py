@@ -24,7 +24,7 @@ and metrics.png bars. Metrics are computed on display-referred sRGB (see bench/m
 - flat_ratio: where the plate is flat the output stays flat (bench/flatness.py; ≤ 1.5 passes),
   with negative controls (a blob, a vignette, a halo put into Reinhard's output) that must fail.
 
-    .venv/bin/python bench/quality.py --pairs-only --methods plate reinhard "hrnet-fast look"
+    .venv/bin/python bench/quality.py --pairs-only --methods plate reinhard "hrnet-fast target"
                                                  # the region and flatness tables alone, fast
 
 Trained models also appear as "NAME (LUT only)": their global grade alone. Methods marked
@@ -68,6 +68,8 @@ REGION_COLUMNS = ("region_de", "region_acc", "region_wrong", "flat_ratio")
 MATTES_SUFFIX = " + mattes"
 EXTRA_COLUMNS = ("de_ideal", "style_swd", "ssim", "coherence", "neutral_drift")
 LUT_SUFFIX = " (LUT only)"
+DEFAULT_METHOD = "hrnet-fast target"
+QUICK_SKIPS = ("per-frame look", "hrnet look", "hrnet target")
 # Clip frames shown in the clip contact sheet.
 SHEET_CLIP_FRAMES = 3
 
@@ -161,6 +163,11 @@ def methods(args) -> list[Method]:
         Method("reinhard", reinhard_method, note="Lab mean/std transfer"),
         Method("per-frame look", per_frame_optimisation(args.steps, args.size), per_frame_cost=True,
                note=f"pixels optimised from the plate, {args.steps} steps"),
+        Method("grade", trained("grade", "auto", args.steps, args.size, threads=args.threads),
+               note="the closed-form grade alone (--arch grade)"),
+        Method(DEFAULT_METHOD, trained("hrnet-fast", "target", args.steps, args.size, threads=args.threads),
+               note="the default: per-pixel keyframe targets"),
+        Method("hrnet target", trained("hrnet", "target", args.steps, args.size, threads=args.threads)),
         Method("hrnet-fast look", trained("hrnet-fast", "look", args.steps, args.size, threads=args.threads)),
         Method("hrnet look", trained("hrnet", "look", args.steps, args.size, threads=args.threads)),
     ]
@@ -174,9 +181,11 @@ def methods(args) -> list[Method]:
                             note="pipeline check only: random VGG features, the look means nothing"))
     if "mattes" in inspect.signature(train).parameters:
         found += [Method(m.name + MATTES_SUFFIX, m.prepare, takes_mattes=True, note="the pair's masks as mattes")
-                  for m in found if m.name == "hrnet-fast look"]
+                  for m in found if m.name == DEFAULT_METHOD]
     else:
         print("note: train() takes no mattes yet, the '+ mattes' variant is skipped", flush=True)
+    if args.quick and not args.methods:   # the quick run keeps one network per loss
+        found = [m for m in found if m.name not in QUICK_SKIPS]
     return [m for m in found if not args.methods or m.name in args.methods]
 
 
@@ -524,7 +533,7 @@ def main(argv: list[str] | None = None) -> int:
         report[:0] = [markdown(table, notes, len(names)), region_markdown(rows), flatness_markdown(rows)]
         bar_chart(args.out / "metrics.png", table)
     if not (args.quick or args.no_extra or args.pairs_only):
-        chosen_extra = [m for m in chosen if m.name in ("plate", "reinhard", "hrnet-fast look")]
+        chosen_extra = [m for m in chosen if m.name in ("plate", "reinhard", "grade", DEFAULT_METHOD)]
         extra_rows = run_extras(chosen_extra, args.pairs.parent, args.size, args.out)
         rows += [{**r, "pair": "extra: " + r["pair"]} for r in extra_rows]
         report.append(extras_markdown(extra_rows))

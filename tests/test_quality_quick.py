@@ -22,11 +22,13 @@ def test_quick_quality_bench_writes_every_output(shared_data, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     with open(out / "quality.csv") as handle:
         rows = list(csv.DictReader(handle))
-    methods = {"plate", "reinhard", "per-frame look", "hrnet-fast look", "hrnet look"}
-    luts = {"hrnet-fast look (LUT only)", "hrnet look (LUT only)"}
+    methods = {"plate", "reinhard", "grade", "hrnet-fast target", "hrnet-fast look"}
+    luts = {"grade (LUT only)", "hrnet-fast target (LUT only)", "hrnet-fast look (LUT only)",
+            "hrnet-fast target + mattes (LUT only)"}
     controls = {"control: blob", "control: vignette", "control: halo"}
-    assert {r["method"] for r in rows} == methods | luts | controls
+    assert {r["method"] for r in rows} == methods | {"hrnet-fast target + mattes"} | luts | controls
     pairs = {r["pair"] for r in rows if r["pair"] != "walk-clip"}
+    # the clip has no masks: no "+ mattes" row there
     assert len(pairs) == 2 and sum(r["pair"] == "walk-clip" for r in rows) == len(methods)
     by_method = {r["method"]: r for r in rows if r["pair"] == sorted(pairs)[0]}
     table = (out / "quality.md").read_text()
@@ -35,7 +37,7 @@ def test_quick_quality_bench_writes_every_output(shared_data, tmp_path):
     assert float(by_method["reinhard"]["style_swd"]) < float(by_method["plate"]["style_swd"])
     # A pure grade (the LUT alone) is coherent: equal plate colours, equal output colours.
     assert float(by_method["hrnet-fast look (LUT only)"]["coherence"]) < 1.0
-    assert float(by_method["plate"]["neutral_drift"]) >= 0.0 and 0 < float(by_method["hrnet-fast look"]["lut_reproduced"]) <= 1
+    assert float(by_method["plate"]["neutral_drift"]) >= 0.0 and 0 < float(by_method["hrnet-fast target"]["lut_reproduced"]) <= 1
     # Region scores on every method of a pair with masks: the plate is scored, Reinhard moves it towards the style.
     assert float(by_method["reinhard"]["region_de"]) < float(by_method["plate"]["region_de"])
     assert by_method["hrnet-fast look (LUT only)"]["region_acc"] != ""
@@ -43,7 +45,7 @@ def test_quick_quality_bench_writes_every_output(shared_data, tmp_path):
     clip_plate = next(r for r in rows if r["pair"] == "walk-clip" and r["method"] == "plate")
     assert float(clip_plate["warp_ratio"]) == pytest.approx(1.0)
     assert "| reinhard |" in table and "0.6× Reinhard" in table and "Walk clip regions" in table
-    assert "| hrnet-fast look | " in table.split("Walk clip regions")[1]
+    assert "| hrnet-fast target | " in table.split("Walk clip regions")[1]
     for pair in pairs:
         sheet = cv2.imread(str(out / f"sheet_{pair}.png"))
         assert sheet is not None and sheet.shape[1] > 6 * sheet.shape[0]
