@@ -89,7 +89,7 @@ def median_ms(work, runs: int) -> float:
 
 def cube_file(folder: str, arch: str = "grade") -> str:
     """The bench model's grade exported as a 33-node .cube in ``folder``."""
-    from shotstyle.server.engine.grade import grade_of
+    from shotstyle.server.engine.networks.base import grade_of
     from shotstyle.server.engine.lut import cube_text
     path = f"{folder}/look.cube"
     Path(path).write_text(cube_text(grade_of(model(arch).network).lut, 33, "bench"))

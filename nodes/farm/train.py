@@ -54,7 +54,7 @@ if TYPE_CHECKING:
 BAR_WIDTH = 24
 # Options the effect's parameter set carries (named alike in TrainConfig); the others exist only in-process.
 SERVER_PARAMS = ("strength", "steps", "resolution", "loss", "arch", "seed", "early_stop", "adaptive_content")
-GRADE = "grade"  # the architecture that is the closed-form grade alone (engine.training.GRADE_ARCH)
+GRADE = "grade"  # the architecture that is the closed-form grade alone (engine/networks/grade_only.py)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -104,10 +104,3 @@ class LatticeGrade(nn.Module):
             inside = inside.reshape(n, channels, -1, width)[:, :, :height]
             return (inside + (source - source.clamp(*DOMAIN))).to(x.dtype)
 
-
-def grade_of(network: nn.Module) -> LatticeGrade:
-    """A style network's global grade (every registry network has one, as `network.grade`)."""
-    grade = getattr(network, "grade", None)
-    if not isinstance(grade, LatticeGrade):
-        raise TypeError(f"{type(network).__name__} has no global grade: build it with networks.build_network")
-    return grade

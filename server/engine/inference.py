@@ -38,7 +38,8 @@ from torch import Tensor
 
 from shotstyle.server.engine.colour import working_space
 from shotstyle.server.engine.device import Execution, Transfers, configure_threads, execution_for, pick_device
-from shotstyle.server.engine.grade import grade_of, identity_lattice
+from shotstyle.server.engine.grade import identity_lattice
+from shotstyle.server.engine.networks.base import grade_of
 from shotstyle.server.engine.gradehost import host_grade
 from shotstyle.server.engine.modelfile import StyleModel
 from shotstyle.server.engine.networks.grade_only import GradeOnly
@@ -85,7 +86,7 @@ class Stylizer:
             raise InferenceError(f"tile_pixels={self.tile_pixels} is too small: use at least "
                                  f"{(2 * TILE_OVERLAP) ** 2} (tiles overlap by {TILE_OVERLAP} px)")
         # Networks normalising by whole-frame statistics are tiled; others bound their own memory.
-        self.tiles = hasattr(network, "frozen_norms")
+        self.tiles = network.tiles
         # A grade-only model on a CPU: its lattice, applied by OpenColorIO (None: the network runs).
         self.host_lattice = grade_of(network).lut.detach().cpu().float().numpy() \
             if isinstance(network, GradeOnly) and not self.execution.torch_colour else None
@@ -149,9 +150,8 @@ class Stylizer:
         if not self.tiles or (max(height, width) <= self.stats_side
                               and height * width <= self.tile_pixels):
             return self.network(x)
-        hrnet: Any = self.network  # `self.tiles`: it has norm_statistics and frozen_norms
-        stats = hrnet.norm_statistics(downscale(x, self.stats_side))
-        with hrnet.frozen_norms(stats):
+        stats = self.network.norm_statistics(downscale(x, self.stats_side))
+        with self.network.frozen_norms(stats):
             return self._tiled(x) if height * width > self.tile_pixels else self.network(x)
 
     def _tiled(self, x: Tensor) -> Tensor:

@@ -39,7 +39,8 @@ import torch
 from torch import Tensor
 
 from shotstyle.server.engine.colourmath import delta_e_2000, working_to_lab
-from shotstyle.server.engine.grade import grade_of, lattice_colours, sample_lattice
+from shotstyle.server.engine.grade import lattice_colours, sample_lattice
+from shotstyle.server.engine.networks.base import grade_of
 from shotstyle.server.engine.inference import Stylizer
 from shotstyle.server.engine.modelfile import StyleModel, sha256_of
 from shotstyle.server.errors import ModelFileError

@@ -58,7 +58,7 @@ from shotstyle.plugin import __version__
 from shotstyle.plugin.protocol import brief
 from shotstyle.server.engine.modelheader import (FORMAT_VERSION, METADATA_KEY, WORKING_SPACE, header_size,
                                                  metadata_from_bytes)
-from shotstyle.server.engine.networks import build_network, check_arguments
+from shotstyle.server.engine.networks import StyleNetwork, build_network, check_arguments
 from shotstyle.server.engine.optimiserstate import PREFIX as OPTIMISER_PREFIX
 from shotstyle.server.engine.optimiserstate import OptimiserState, from_file, tensor_names
 from shotstyle.server.errors import ModelFileError, UnknownArchitectureError
@@ -72,13 +72,13 @@ SAFETENSORS_DTYPES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16
 class StyleModel:
     """A trained (or training) network plus the metadata that says how it was made."""
 
-    network: nn.Module
+    network: StyleNetwork
     metadata: dict[str, Any] = field(default_factory=dict)
     optimiser: OptimiserState | None = None  # a checkpoint's, for `--init` to continue
 
     @property
     def architecture(self) -> str:
-        name = getattr(self.network, "architecture", None) or self.metadata.get("architecture")
+        name = self.network.architecture or self.metadata.get("architecture")
         if name is None:
             raise ModelFileError("the network has no architecture name: build it with "
                                  "shotstyle.server.engine.networks.build_network")
@@ -114,7 +114,7 @@ def full_metadata(model: StyleModel) -> dict[str, Any]:
     if model.optimiser is not None:
         metadata["optimiser"] = model.optimiser.record()
     metadata["architecture"] = model.architecture
-    metadata["arch_kwargs"] = getattr(model.network, "arch_kwargs", metadata.get("arch_kwargs", {}))
+    metadata["arch_kwargs"] = model.network.arch_kwargs or metadata.get("arch_kwargs", {})
     metadata.setdefault("working_space", WORKING_SPACE)
     metadata.setdefault("shotstyle_version", __version__)
     metadata["format_version"] = FORMAT_VERSION

@@ -56,16 +56,6 @@ def _same_padding(x: Tensor, kernel: int, stride: int) -> Tensor:
     return F.pad(x, pads) if any(pads) else x
 
 
-class _ConvBN(nn.Module):
-    def __init__(self, conv: nn.Conv2d, bn: nn.BatchNorm2d):
-        super().__init__()
-        self.conv, self.bn = conv, bn
-
-    def forward(self, x: Tensor) -> Tensor:
-        kernel, stride = self.conv.kernel_size[0], self.conv.stride[0]
-        return self.bn(self.conv(_same_padding(x, kernel, stride) if kernel > 1 else x))
-
-
 class MBConv(nn.Module):
     """Inverted residual block (expand 1×1, depthwise k×k, project 1×1), ReLU6, no SE."""
 

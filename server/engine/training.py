@@ -35,14 +35,13 @@ import torch.nn.functional as F
 from shotstyle.server.engine import semantic
 from shotstyle.server.engine.correspondence import fit_correspondence
 from shotstyle.server.engine.device import execution_for, pick_device
-from shotstyle.server.engine.grade import grade_of
 from shotstyle.server.engine.mattes import Matte, check_mattes, matte_tensor
-from shotstyle.server.engine.networks.hrnet_fast import DEFAULT_LOW_RES as HRNET_FAST_LOW_RES
 from shotstyle.server.engine.losses import build_loss, resolve_loss_name
 from shotstyle.server.engine.losses.target import TargetLoss
 from shotstyle.server.engine.lut import effect_report
 from shotstyle.server.engine.modelfile import StyleModel, sha256_of
-from shotstyle.server.engine.networks import REGISTRY, build_network
+from shotstyle.server.engine.networks import REGISTRY, StyleNetwork, build_network
+from shotstyle.server.engine.networks.base import grade_of
 from shotstyle.server.engine.networks.local import DEFAULT_BOUND
 from shotstyle.server.engine.optimiserstate import capture, restore
 from shotstyle.server.engine.target import lightness_share, make_target
@@ -60,10 +59,6 @@ ADAPT_RANGE = 10.0
 # (relative) over the last `plateau_window(steps)` steps.
 PLATEAU_TOLERANCE = 0.005
 LOSS_SMOOTHING = 0.9
-# The architecture that is the grade alone: fitted, never trained.
-GRADE_ARCH = "grade"
-# Semantic feature channels given to a network that takes them (hrnet-fast's `semantic`).
-SEMANTIC_CHANNELS = 8
 # The local budget of a target-trained model: this multiple of the 99.9th percentile of the
 # targets' change from the grade (ACEScct), within [DEFAULT_BOUND, MAX_TARGET_BOUND].
 BOUND_MARGIN = 1.25
@@ -154,25 +149,21 @@ def _to_array(tensor: torch.Tensor) -> np.ndarray:
 
 
 def _starting_network(config: TrainConfig, init: StyleModel | None, device: torch.device,
-                      targeted: bool) -> torch.nn.Module:
+                      targeted: bool) -> StyleNetwork:
     if init is not None:
         return copy.deepcopy(init.network).to(device).train()
-    accepts = REGISTRY[config.arch].bounds
     with _SEEDING, torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(config.seed)
-        kwargs: dict[str, float | int | bool] = {}
-        # hrnet-fast's inner network must see frames at the scale it is trained at: a model
-        # trained at 96 px and run on a 320 px copy meets features it never learnt (blotches).
-        if "low_res" in accepts and config.resolution < HRNET_FAST_LOW_RES:
-            kwargs["low_res"] = config.resolution
-        if config.local_bound is not None and "bound" in accepts:
+        kwargs = REGISTRY[config.arch].build.training_arguments(config.resolution, targeted)
+        if config.local_bound is not None and network_trains(config.arch):
             kwargs["bound"] = config.local_bound
-        if targeted and "along_grade" in accepts:
-            kwargs["along_grade"] = False
-        if targeted and "semantic" in accepts:
-            kwargs["semantic"] = SEMANTIC_CHANNELS
         network = build_network(config.arch, **kwargs)
     return network.to(device).train()
+
+
+def network_trains(arch: str) -> bool:
+    """Whether architecture `arch` has a network to train (False: the grade alone)."""
+    return REGISTRY[arch].build.trains
 
 
 def target_bound(graded: list[torch.Tensor], targets: list[torch.Tensor]) -> float:
@@ -184,7 +175,7 @@ def target_bound(graded: list[torch.Tensor], targets: list[torch.Tensor]) -> flo
     return round(min(max(needed, DEFAULT_BOUND), MAX_TARGET_BOUND), 4)
 
 
-def _grade_model(network: torch.nn.Module, config: TrainConfig, init: StyleModel | None,
+def _grade_model(network: StyleNetwork, config: TrainConfig, init: StyleModel | None,
                  plates: list[torch.Tensor], keyframes: list[np.ndarray], style: np.ndarray,
                  moved: float, amount: float) -> StyleModel:
     """A `grade` model: the fitted lattice and no training (its metadata says so)."""
@@ -225,7 +216,7 @@ def train(keyframes: list[np.ndarray], style: np.ndarray, config: TrainConfig, *
     _check_config(config)
     mattes = list(mattes or [])
     check_mattes(mattes, keyframes, style)
-    grade_only = (config.arch if init is None else init.architecture) == GRADE_ARCH
+    grade_only = not network_trains(config.arch if init is None else init.architecture)
     loss_name, loss_note = resolve_loss_name(config.loss, config.vgg)
     if mattes and loss_name != "target":
         raise TrainingInputError(f"mattes guide the per-pixel target: train with loss 'target' or 'auto', "

@@ -1,8 +1,9 @@
 """The stylization networks, chosen by name: the registry the trainer and model files use.
 
-Every network maps N×3×H×W working-space (ACEScct) frames to the same shape. A built network
-remembers its name and arguments (`architecture`, `arch_kwargs`) so a model file can rebuild
-it exactly.
+Every network is a `StyleNetwork` (base.py: the written contract — its grade, its local bound,
+whether it tiles or trains, what the trainer builds it with). A built network remembers its
+name and arguments (`architecture`, `arch_kwargs`) so a model file can rebuild it exactly.
+Adding a network is its own file and one entry here.
 
 Each architecture's entry also bounds its arguments (`Bound`): a model file is a stranger's
 data, and its ``arch_kwargs`` are checked against them before anything is built, so a file
@@ -15,10 +16,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable, Mapping
 
-from torch import nn
-
 from shotstyle.plugin.protocol import brief
 from shotstyle.server.errors import UnknownArchitectureError
+from shotstyle.server.engine.networks.base import StyleNetwork
 from shotstyle.server.engine.networks.grade_only import GradeOnly
 from shotstyle.server.engine.networks.hrnet import HRNet
 from shotstyle.server.engine.networks.hrnet_fast import HRNetFast
@@ -45,7 +45,7 @@ class Bound:
 
 @dataclasses.dataclass(frozen=True)
 class Architecture:
-    build: Callable[..., nn.Module]
+    build: type[StyleNetwork]
     bounds: Mapping[str, Bound]
 
 
@@ -90,7 +90,7 @@ def check_arguments(name: str, kwargs: Any) -> dict[str, Any]:
     return kwargs
 
 
-def build_network(name: str, **kwargs: Any) -> nn.Module:
+def build_network(name: str, **kwargs: Any) -> StyleNetwork:
     """A freshly initialised network `name` (one of `ARCHITECTURES`) built with `kwargs`."""
     if name not in REGISTRY:
         raise UnknownArchitectureError(
@@ -99,9 +99,10 @@ def build_network(name: str, **kwargs: Any) -> nn.Module:
         network = REGISTRY[name].build(**kwargs)
     except TypeError as exc:
         raise UnknownArchitectureError(f"bad arguments {brief(kwargs)} for network {name!r}: {exc}") from exc
-    setattr(network, "architecture", name)
-    setattr(network, "arch_kwargs", dict(kwargs))
+    network.architecture = name
+    network.arch_kwargs = dict(kwargs)
     return network
 
 
-__all__ = ["ARCHITECTURES", "Bound", "REGISTRY", "build_network", "check_arguments", "UnknownArchitectureError"]
+__all__ = ["ARCHITECTURES", "Bound", "REGISTRY", "StyleNetwork", "build_network", "check_arguments",
+           "UnknownArchitectureError"]

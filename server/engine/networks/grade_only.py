@@ -9,19 +9,29 @@ model never runs torch: the inference stage applies its lattice with OpenColorIO
 
 from __future__ import annotations
 
-from torch import Tensor, nn
+from typing import Any
+
+from torch import Tensor
 
 from shotstyle.server.engine.grade import DEFAULT_SIZE, LatticeGrade
+from shotstyle.server.engine.networks.base import StyleNetwork
 
 
-class GradeOnly(nn.Module):
+class GradeOnly(StyleNetwork):
     """The global grade and nothing else.
 
     Args:
         grade_size: nodes per axis of the grade's lattice.
     """
 
+    grade: LatticeGrade
+
     bound = 0.0  # no local term
+    trains = False
+
+    @classmethod
+    def training_arguments(cls, resolution: int, targeted: bool) -> dict[str, Any]:
+        return {}
 
     def __init__(self, grade_size: int = DEFAULT_SIZE):
         super().__init__()

@@ -35,9 +35,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from shotstyle.server.engine.grade import DEFAULT_SIZE, LatticeGrade
+from shotstyle.server.engine.networks.base import NormStats, StyleNetwork
 from shotstyle.server.engine.networks.local import DEFAULT_BOUND, limited
-
-NormStats = list[tuple[Tensor, Tensor]]
 
 # Two stride-2 steps from full resolution to the 1/4 branch; the 1/4 branch needs ≥ 2 pixels
 # for reflection padding.
@@ -154,7 +153,7 @@ class Stage(nn.Module):
         return self.exchange(branches) if self.exchange is not None else branches
 
 
-class HRNet(nn.Module):
+class HRNet(StyleNetwork):
     """Full / half / quarter resolution branches fused into a residual RGB change.
 
     Args:
@@ -168,6 +167,8 @@ class HRNet(nn.Module):
         in_channels: input channels of the plain network (3, or more when `hrnet-fast` gives
             it semantic features beside the colour); the residual is always 3 channels.
     """
+
+    tiles = True
 
     def __init__(self, width: int = 16, blocks: int = 2, grade_size: int = DEFAULT_SIZE,
                  bound: float = DEFAULT_BOUND, along_grade: bool = True, in_channels: int = 3):

@@ -26,7 +26,7 @@ output row depends only on its own plate row and the coefficient rows around it.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -35,17 +35,20 @@ from torch import Tensor, nn
 from shotstyle.server.engine.grade import DEFAULT_SIZE, LatticeGrade
 from shotstyle.server.engine.networks.hrnet import HRNet
 from shotstyle.server.engine import semantic as semantic_features
+from shotstyle.server.engine.networks.base import StyleNetwork
 from shotstyle.server.engine.networks.local import DEFAULT_BOUND, limited
 
 # Long side of the copy the inner HRNet sees, unless a model was trained at a smaller size.
 DEFAULT_LOW_RES = 320
+# Semantic feature channels a target-trained model gives its inner HRNet.
+SEMANTIC_CHANNELS = 8
 # Full-resolution pixels handled per strip in step 5: ≈ 9 MB of float32 temporaries, so each of
 # the strip's elementwise passes finds its inputs in cache (half the CPU time of 1 << 20 strips
 # on this project's 2-core CPU, same results bit for bit).
 STRIP_PIXELS = 1 << 17
 
 
-class HRNetFast(nn.Module):
+class HRNetFast(StyleNetwork):
     """Global grade + low-resolution HRNet carried back as a bounded, edge-aware local
     affine colour transform at full resolution.
 
@@ -63,6 +66,8 @@ class HRNetFast(nn.Module):
             models made before per-pixel targets).
     """
 
+    grade: LatticeGrade
+
     def __init__(self, width: int = 8, blocks: int = 1, low_res: int = DEFAULT_LOW_RES,
                  radius: int = 2, eps: float = 1e-3, grade_size: int = DEFAULT_SIZE,
                  bound: float = DEFAULT_BOUND, along_grade: bool = True, semantic: int = 0):
@@ -75,6 +80,17 @@ class HRNetFast(nn.Module):
         self.eps = eps
         self.bound = bound
         self.along_grade = along_grade
+
+    @classmethod
+    def training_arguments(cls, resolution: int, targeted: bool) -> dict[str, Any]:
+        arguments = super().training_arguments(resolution, targeted)
+        # The inner network must see frames at the scale it is trained at: a model trained at
+        # 96 px and run on a 320 px copy meets features it never learnt (blotches).
+        if resolution < DEFAULT_LOW_RES:
+            arguments["low_res"] = resolution
+        if targeted:
+            arguments["semantic"] = SEMANTIC_CHANNELS
+        return arguments
 
     def inner_input(self, x: Tensor, small: Tensor) -> Tensor:
         """What the inner HRNet sees: the small graded frame, and the plate's projected features."""
