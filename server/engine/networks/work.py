@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, TypeVar
 
 import torch
 from torch import nn
@@ -28,9 +28,10 @@ from shotstyle.server.engine.networks.hrnet import HRNet
 # The side of the square frame the per-pixel counts are taken on: large enough that the borders
 # and the smallest branches round away (the counts are per pixel of the input).
 _PROBE_SIDE = 256
+Network = TypeVar("Network", bound=nn.Module)
 
 
-def _macs_per_pixel(build: Callable[[], nn.Module], run: Callable[[nn.Module, torch.Tensor], Any],
+def _macs_per_pixel(build: Callable[[], Network], run: Callable[[Network, torch.Tensor], Any],
                     channels: int) -> float:
     with torch.device("meta"):
         network = build()
