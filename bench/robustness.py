@@ -13,11 +13,14 @@ Every ``--check-every`` messages (1,000) it checks that the process lives, times
 and reads the server's resident memory, and prints a row; at the end a table of replies per
 kind and error code, and the verdict against the targets: 0 deaths, 0 hangs (a request with no
 reply within ``--timeout``), 0 ``internal`` codes, RSS growth under 50 MB from after the warm-up
-to the end. Exit status 0 when every target is met.
+to the end. Then the bounds, a row each: a burst of ``--clients`` clients x 2 stylize requests
+of 1920x1080 frames at once (RSS back within 300 MB of before it, 3 s after the last reply), and
+a model at every argument's bound (refused `bad_model`: too much work per frame). Exit status 0
+when every target is met.
 
     .venv/bin/python bench/robustness.py [--messages 10000] [--short]
 
-``--short`` (1,000 messages, checks every 250) is what the test suite runs.
+``--short`` (1,000 messages, checks every 250, a burst of 8 clients) is what the test suite runs.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from serverproc import MODEL, ServerProcess, save_tiny_model  # noqa: E402
 from shotstyle.plugin import codec, protocol  # noqa: E402
 
 RSS_GROWTH_LIMIT_MB = 50.0
+BURST_RSS_LIMIT_MB = 300.0
 Parts = List[bytes]
 
 
@@ -184,6 +188,82 @@ def rss_mb(pid: int) -> float:
         return next(int(line.split()[1]) for line in handle if line.startswith("VmRSS:")) / 1024
 
 
+def stylize_1080p() -> Parts:
+    """A stylize request of one 1920×1080 half frame (the tiny model)."""
+    head, data = raw_frame(1, "float16")
+    head = {**head, "width": 1920, "height": 1080, "data_window": [0, 0, 1920, 1080],
+            "display_window": [0, 0, 1920, 1080]}
+    data = np.full((1080, 1920, 3), 0.18, np.float16).tobytes()
+    return [header("stylize", {"model": MODEL}, [frame_desc(head, data)]), data]
+
+
+def at_once(server: ServerProcess, sends: List[Tuple[str, int, Parts]], timeout: float) \
+        -> Tuple[float, float, float, Dict[str, collections.Counter]]:
+    """Send every (kind, client, parts) of ``sends`` at once, client N from its own connection (one kind
+    per client), and wait for every reply: (RSS before, peak while they run, 3 s after the last reply,
+    in MB; reply codes by kind)."""
+    context = zmq.Context.instance()
+    sockets: Dict[int, zmq.Socket] = {}
+    kinds: Dict[zmq.Socket, str] = {}
+    left: Dict[zmq.Socket, int] = collections.Counter()
+    before = peak = rss_mb(server.process.pid)
+    codes: Dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    try:
+        for kind, client, parts in sends:
+            if client not in sockets:
+                sockets[client] = context.socket(zmq.DEALER)
+                sockets[client].setsockopt(zmq.LINGER, 0)
+                sockets[client].connect(server.address)
+            sock = sockets[client]
+            sock.send_multipart(parts, copy=False)
+            kinds[sock], left[sock] = kind, left[sock] + 1
+        poller = zmq.Poller()
+        for sock in sockets.values():
+            poller.register(sock, zmq.POLLIN)
+        deadline = time.monotonic() + timeout
+        while any(left.values()) and time.monotonic() < deadline:
+            for sock, _ in poller.poll(100):
+                reply = json.loads(sock.recv_multipart()[0])
+                codes[kinds[sock]]["ok" if reply.get("ok") else reply["error"]["code"]] += 1
+                left[sock] -= 1
+            peak = max(peak, rss_mb(server.process.pid))
+        for sock, count in left.items():
+            codes[kinds[sock]]["HANG"] += count
+    finally:
+        for sock in sockets.values():
+            sock.close()
+    time.sleep(3.0)
+    return before, peak, rss_mb(server.process.pid), codes
+
+
+def bounds(server: ServerProcess, clients: int, timeout: float) -> Dict[str, bool]:
+    """The rows of the memory and work bounds (issue 21); their verdicts."""
+    print()
+    print("| bound | sent at once | replies | RSS before / peak / 3 s after, MB | s |")
+    print("|---|---|---|---|---:|")
+
+    def row(name: str, what: str, sends: List[Tuple[str, int, Parts]]) -> Tuple[float, float, Dict]:
+        started = time.monotonic()
+        before, peak, after, codes = at_once(server, sends, timeout * len(sends))
+        replies = "; ".join(f"{kind}: {', '.join(f'{c} {n}' for c, n in counts.most_common())}"
+                            for kind, counts in codes.items())
+        print(f"| {name} | {what} | {replies} | {before:.0f} / {peak:.0f} / {after:.0f} | "
+              f"{time.monotonic() - started - 3:.1f} |", flush=True)
+        return before, after, codes
+
+    frame = stylize_1080p()
+    before, after, codes = row("memory after a burst", f"{clients} clients x 2 stylize of 1920x1080",
+                               [("stylize", client, frame) for client in range(clients) for _ in range(2)])
+    verdict = {f"RSS {after - before:+.0f} MB after the burst (< {BURST_RSS_LIMIT_MB:.0f})":
+               after - before < BURST_RSS_LIMIT_MB and set(codes["stylize"]) <= {"ok", "too_many_jobs", "HANG"}
+               and not codes["stylize"]["HANG"]}
+    heavy = hostile.HOSTILE_MODELS["every bound at once"][0]()
+    _, _, codes = row("work per model", "model.put of hrnet-fast at every argument's bound",
+                      [("model.put", 0, [header("model.put", {"name": "heavy"}), heavy])])
+    verdict["heavy model refused"] = codes["model.put"]["bad_model"] == 1
+    return verdict
+
+
 class Bench:
     def __init__(self, server: ServerProcess, timeout: float):
         self.server = server
@@ -223,7 +303,7 @@ class Bench:
         return (time.perf_counter() - started) * 1000 if code == "ok" else float("nan")
 
 
-def run(messages: int, check_every: int, timeout: float, seed: int) -> int:
+def run(messages: int, check_every: int, timeout: float, seed: int, clients: int) -> int:
     rng = random.Random(seed)
     with tempfile.TemporaryDirectory(prefix="shotstyle-robustness-") as root:
         save_tiny_model(Path(root) / "models")
@@ -264,6 +344,7 @@ def run(messages: int, check_every: int, timeout: float, seed: int) -> int:
                 sock.send_multipart([header("status")])
                 if sock.poll(int(timeout * 1000)):
                     health = json.loads(sock.recv_multipart()[0]).get("result", {}).get("health")
+            bounded = bounds(server, clients, timeout) if server.alive() else {"bounds measured": False}
         print()
         print("| kind | sent | replies by code |")
         print("|---|---:|---|")
@@ -276,7 +357,7 @@ def run(messages: int, check_every: int, timeout: float, seed: int) -> int:
         growth = final - baseline
         verdict = {"deaths": deaths == 0, "hangs": bench.hangs == 0, "internal codes": internal == 0,
                    "unreadable replies": unreadable == 0, f"RSS growth < {RSS_GROWTH_LIMIT_MB:.0f} MB":
-                   growth < RSS_GROWTH_LIMIT_MB, "health ok": health == protocol.HEALTH_OK}
+                   growth < RSS_GROWTH_LIMIT_MB, "health ok": health == protocol.HEALTH_OK, **bounded}
         print()
         print(f"deaths {deaths}, hangs {bench.hangs}, internal {internal}, unreadable {unreadable}, "
               f"RSS {baseline:.0f} -> {final:.0f} MB (growth {growth:+.0f} MB, peak {peak:.0f}), health {health}")
@@ -291,12 +372,14 @@ def main() -> None:
     parser.add_argument("--check-every", type=int, default=1_000)
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds a reply may take before it is a hang")
     parser.add_argument("--seed", type=int, default=15)
-    parser.add_argument("--short", action="store_true", help="1,000 messages, checked every 250 (the test suite's)")
+    parser.add_argument("--clients", type=int, default=20, help="clients of the burst of 1080p frames")
+    parser.add_argument("--short", action="store_true", help="1,000 messages, checked every 250, a burst of 8 "
+                                                             "clients (the test suite's)")
     args = parser.parse_args()
     if args.short:
-        args.messages, args.check_every = 1_000, 250
+        args.messages, args.check_every, args.clients = 1_000, 250, 8
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    sys.exit(run(args.messages, args.check_every, args.timeout, args.seed))
+    sys.exit(run(args.messages, args.check_every, args.timeout, args.seed, args.clients))
 
 
 if __name__ == "__main__":

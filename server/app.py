@@ -39,6 +39,7 @@ from shotstyle.plugin.exitcodes import ExitCode
 from shotstyle.server import access, keys
 from shotstyle.server.errors import DeviceError, RequestError, ShotstyleError, error_of, exit_code, shutting_down
 from shotstyle.server.jobs import TrainJob
+from shotstyle.server.memory import TrimWhenIdle
 from shotstyle.server.workers import Workers
 from shotstyle.server.store import DEFAULT_MEMORY_BUDGET, ModelStore, check_name
 
@@ -84,6 +85,7 @@ class Server:
         self._token = access.new_token() if self._server_file else None
         self._caller = access.Caller(b"", "", False)  # who sent the request in hand (one at a time)
         self._uploads = 0  # model.put bytes accepted and not stored yet (the worker's thread lowers it)
+        self._trim = TrimWhenIdle()
         self._uploads_lock = threading.Lock()
         if self._server_file:
             localserver.write_server_file(self.address, self._server_file, device=self.device, models=self.store.folder,
@@ -124,6 +126,7 @@ class Server:
                     self.stop_requested = True
                 for message in self.worker.supervise():  # a worker thread died: restart it, answer its task
                     self._send(message)
+                self._trim.tick(self.worker.queued_renders() > 0)
                 ready = dict(poller.poll(POLL_MS))
                 if self.results in ready:
                     self._forward_results()

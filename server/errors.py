@@ -7,7 +7,8 @@ to do about it::
 
     ShotstyleError
     ├── FrameIOError                an image file is missing, damaged or unusable
-    │   └── MissingFramesError
+    │   ├── MissingFramesError
+    │   └── FrameWriteError         one the system will not let us write (full disk, permissions)
     ├── ColourError                 an OCIO config or colour space
     ├── ModelFileError
     ├── WeightsUnavailableError
@@ -53,6 +54,11 @@ class MissingFramesError(FrameIOError):
     def __init__(self, message: str, missing: list[int]):
         super().__init__(message)
         self.missing = list(missing)
+
+
+class FrameWriteError(FrameIOError):
+    """An image file cannot be written for a reason of the system: a full disk, no permission, a
+    read-only filesystem. The message starts with the path and gives the system's reason."""
 
 
 class ColourError(ShotstyleError):
@@ -118,6 +124,7 @@ class StoreError(RequestError):
 WIRE_CODES: dict[type, str] = {
     ShotstyleError: "internal",
     FrameIOError: "bad_frame",
+    FrameWriteError: "io_error",
     ColourError: "bad_argument",
     ModelFileError: "bad_model",
     WeightsUnavailableError: "weights_unavailable",

@@ -19,7 +19,9 @@ Known limit: pixels are float32, so "uint" (uint32) channels hold integers exact
 
 Writes are atomic: a temporary file in the destination folder (``.NAME.XXXXXXXX.tmp.EXT``, so a
 later run can find the ones a killed process left: `temporary_target`), then `os.replace`,
-so a killed process never leaves a half-written frame under the final name.
+so a killed process never leaves a half-written frame under the final name. The file is
+encoded in memory and then copied there, because OpenImageIO's writers lose the system's reason
+(a full disk is "File output failed."); the copy's OSError gives it (`FrameWriteError`).
 
 Half-float storage (EXR half channels, float16 buffers): finite values beyond the half range
 are clamped to ±`HALF_MAX` (`clamp_to_half`) instead of becoming ±Inf, and counted
@@ -33,6 +35,7 @@ import contextlib
 import functools
 import os
 import re
+import shutil
 import tempfile
 import uuid
 from dataclasses import dataclass, field, replace
@@ -42,7 +45,7 @@ import numpy as np
 import OpenImageIO as oiio
 
 from shotstyle.plugin.sequences import SequencePattern, format_frame_range, parse_frame_range
-from shotstyle.server.errors import FrameIOError, MissingFramesError
+from shotstyle.server.errors import FrameIOError, FrameWriteError, MissingFramesError
 
 # The most pixel memory (float32, all channels) one frame may claim before we allocate it:
 # a damaged header announcing a gigantic window must not take the server down.
@@ -471,22 +474,25 @@ def write_frame(path: str, frame: Frame, compression: str | None = None, attribu
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise FrameIOError(f"{path}: the folder {folder} does not exist; create it first")
-    ext = os.path.splitext(path)[1]
-    spec = _build_spec(path, frame, compression, attributes, ext.lower().lstrip("."))
-    try:
-        prefix, suffix = _temporary_affixes(path)
-        handle, temporary = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
-    except OSError as exc:
-        raise FrameIOError(f"{path}: cannot write into {folder} ({exc.strerror})") from None
-    os.close(handle)
-    try:
-        clamped = _write_image(temporary, path, frame, spec, ext.lower().lstrip("."))
-        os.chmod(temporary, 0o666 & ~_UMASK)  # mkstemp makes it 0600; a frame gets the usual mode
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+    file_format = os.path.splitext(path)[1].lower().lstrip(".")
+    spec = _build_spec(path, frame, compression, attributes, file_format)
+    with _memory_file(file_format) as encoded:
+        clamped = _write_image(encoded, path, frame, spec, file_format)
+        temporary = None
+        try:
+            prefix, suffix = _temporary_affixes(path)
+            handle, temporary = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
+            os.close(handle)
+            shutil.copyfile(encoded, temporary)
+            os.chmod(temporary, 0o666 & ~_UMASK)  # mkstemp makes it 0600; a frame gets the usual mode
+            os.replace(temporary, path)
+        except BaseException as exc:
+            if temporary is not None and os.path.exists(temporary):
+                os.unlink(temporary)
+            if isinstance(exc, OSError):
+                raise FrameWriteError(f"{path}: cannot write it into {folder} ({exc.strerror or exc}); "
+                                      "free space there, or write somewhere else") from None
+            raise
     return clamped
 
 

@@ -102,6 +102,9 @@ HOSTILE_MODELS: Dict[str, Tuple[Callable[[], bytes], str]] = {
     "blocks 2000": (lambda: with_kwargs(blocks=2000), "blocks"),
     "blocks 6000": (lambda: with_kwargs(blocks=6000), "blocks"),
     "width 1024": (lambda: with_kwargs(width=1024), "width"),
+    # every argument at its bound, each allowed alone: honest tensors, but minutes of work per frame
+    "every bound at once": (lambda: forge(*honest_model(width=32, blocks=4, low_res=2048, radius=32, grade_size=129,
+                                                        semantic=32)), "multiply-adds per 1920x1080 frame"),
     "wrong shapes": (lambda: with_kwargs(width=8), "do not fit"),
     "architecture 1.1 MB": (lambda: with_metadata(architecture="a" * 1_100_000), "metadata"),
     "unknown architecture": (lambda: with_metadata(architecture="unet3"), "unknown network architecture"),

@@ -14,7 +14,7 @@ import pytest
 
 import testfiles
 from shotstyle.server import frameio
-from shotstyle.server.errors import FrameIOError, MissingFramesError
+from shotstyle.server.errors import FrameIOError, FrameWriteError, MissingFramesError
 from shotstyle.server.frameio import (
     Frame, decode_image_bytes, encode_exr_bytes, probe, read_frame, read_sequence,
     sequence_paths, write_frame,
@@ -344,7 +344,7 @@ def test_atomic_write_leaves_no_final_file_on_failure(made_exrs, tmp_path, monke
         raise OSError("disk full")
 
     monkeypatch.setattr(frameio.os, "replace", no_rename)
-    with pytest.raises(OSError):
+    with pytest.raises(FrameWriteError, match="disk full"):
         write_frame(str(target), frame.with_rgb(frame.rgb() + 1))
     assert os.listdir(tmp_path) == ["out.exr"] and target.read_bytes() == before
 

@@ -93,7 +93,7 @@ def test_a_grade_only_model_saves_loads_exports_and_renders(tmp_path):
 
     export = export_look(loaded, "look.cube", keyframes=[plate])
     assert export.report["lut_vs_full_mean"] < 1e-3   # the LUT is the whole model
-    cube = export.cube
+    cube = export.lut
     rows = [line for line in cube.splitlines() if line[:1].isdigit() or line[:1] == "-"]
     assert len(rows) == 17 ** 3
     # Red fastest, as the lattice stores it: row 1 is node (r=1/16, g=0, b=0).

@@ -1,5 +1,6 @@
 """bench/robustness.py --short (1,000 hostile, broken and ordinary messages) passes: the server never
-dies or hangs, never answers `internal`, and its memory does not grow."""
+dies or hangs, never answers `internal`, and its memory does not grow; after a burst of 1080p
+frames its memory comes back within 300 MB, and a model asking too much work per frame is refused."""
 
 from __future__ import annotations
 
@@ -20,3 +21,5 @@ def test_short_robustness_bench_passes():
     kinds = [line for line in lines if line.startswith("| ") and "replies by code" not in line and "|---" not in line]
     assert any(line.startswith("| hostile model |") and "bad_model" in line for line in kinds)
     assert any(line.startswith("| oversize error |") for line in kinds)
+    assert any(line.startswith("| memory after a burst |") and "ok 16, HANG 0" in line for line in lines)
+    assert any(line.startswith("| work per model |") and "bad_model 1" in line for line in lines)

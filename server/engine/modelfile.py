@@ -28,10 +28,10 @@ checksum. On load, a checksum that does not match means the file was edited afte
 One loader (`check_model_bytes`, under `model_from_bytes` and `load_model`) serves render, the
 server's store and ``model.put``, so they accept and refuse the same files. It checks, before
 anything large is built or loaded: the structure and the metadata schema (`modelheader`), the
-architecture and its arguments against the registry's bounds (`networks.check_arguments`), and
-every tensor's name, shape and dtype against the network the architecture builds (built on
-torch's ``meta`` device: no memory, no time; a checkpoint's optimiser moments against its
-parameters); then the checksum, that every weight is finite
+architecture and its arguments against the registry's bounds (`networks.check_arguments`) and
+its work per frame (`networks.work_problem`), and every tensor's name, shape and dtype against
+the network the architecture builds (built on torch's ``meta`` device: no memory, no time; a
+checkpoint's optimiser moments against its parameters); then the checksum, that every weight is finite
 (a NaN weight would turn every frame black), and that the grade's lattice holds colours within
 `GRADE_RANGE` (a finite but absurd node, 3e38, turns frames black just the same), and that
 optimiser moments come with a sound record (`optimiserstate.from_file`).
@@ -58,7 +58,7 @@ from shotstyle.plugin import __version__
 from shotstyle.plugin.protocol import brief
 from shotstyle.server.engine.modelheader import (FORMAT_VERSION, METADATA_KEY, WORKING_SPACE, header_size,
                                                  metadata_from_bytes)
-from shotstyle.server.engine.networks import StyleNetwork, build_network, check_arguments
+from shotstyle.server.engine.networks import StyleNetwork, build_network, check_arguments, work_problem
 from shotstyle.server.engine.optimiserstate import PREFIX as OPTIMISER_PREFIX
 from shotstyle.server.engine.optimiserstate import OptimiserState, from_file, tensor_names
 from shotstyle.server.errors import ModelFileError, UnknownArchitectureError
@@ -212,6 +212,9 @@ def check_model_bytes(data: bytes | memoryview, name: str = "model data") \
     except UnknownArchitectureError as exc:
         raise ModelFileError(f"{name}: {exc}. A file from a newer shotstyle needs an upgrade; otherwise it is "
                              "damaged or was not written by shotstyle.") from None
+    too_much = work_problem(architecture, metadata["arch_kwargs"])
+    if too_much is not None:
+        raise ModelFileError(f"{name}: {too_much}")
     expected, optional = expected_tensors(architecture, json.dumps(metadata["arch_kwargs"], sort_keys=True))
     _check_tensor_table(data, expected, optional, f"{name}: the weights do not fit a {architecture!r} network "
                                                   f"with {brief(metadata['arch_kwargs'])}")

@@ -214,10 +214,10 @@ def _render(args: argparse.Namespace, model_hash: str, todo: list[int], outputs:
         return _finish(progress, exc.exit_code)
     progress.log(f"{backend.describe()}; {args.input} ({outputs.colourspace or 'colour space by file'}) -> "
                  f"{args.output} ({outputs.out_colourspace}), mix {args.mix:g}", NORMAL)
-    writer = Writer(outputs, claims, progress)
+    scheduler = Scheduler(todo, outputs, claims, progress)
+    writer = Writer(outputs, claims, progress, scheduler.stop)
     stopped: Optional[ExitCode] = None
     interrupted = False
-    scheduler = Scheduler(todo, outputs, claims, progress)
     try:
         backend.render(scheduler, outputs, writer)
         while scheduler.error is None and scheduler.wait_for_others():
@@ -238,7 +238,7 @@ def _render(args: argparse.Namespace, model_hash: str, todo: list[int], outputs:
                      f"({scheduler.error.strerror or scheduler.error})")
         stopped = ExitCode.IO_ERROR
     tally = progress.tally
-    accounted = set(tally.rendered) | set(tally.skipped) | set(tally.missing) | set(tally.failed)
+    accounted = {*tally.rendered, *tally.skipped, *tally.missing, *tally.failed, *tally.unwritable}
     for frame in todo:  # never report success for a frame nobody wrote
         if frame not in accounted:
             progress.frame(frame, "failed", outputs.output.path(frame), error="not rendered (see the errors above)")

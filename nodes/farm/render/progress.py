@@ -26,6 +26,7 @@ class Tally:
     skipped: list[int] = field(default_factory=list)
     missing: list[int] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
+    unwritable: list[int] = field(default_factory=list)  # rendered, but the system would not let us write it
     stale: dict[int, str] = field(default_factory=dict)  # frame -> why its existing output is rendered again
 
     def replaced(self) -> dict[str, int]:
@@ -38,7 +39,7 @@ class Tally:
 
     @property
     def finished(self) -> int:
-        return len(self.rendered) + len(self.skipped) + len(self.missing) + len(self.failed)
+        return len(self.rendered) + len(self.skipped) + len(self.missing) + len(self.failed) + len(self.unwritable)
 
 
 class Progress:
@@ -71,8 +72,8 @@ class Progress:
 
     def frame(self, frame: int, status: str, path: str, seconds: float = 0.0, error: str = "",
               server: str = "", clamped: int = 0) -> None:
-        """Report ``frame``: ``status`` is a `Tally` field (rendered, skipped, missing, failed); ``clamped``:
-        values beyond the half-float range written as ±65504."""
+        """Report ``frame``: ``status`` is a `Tally` field (rendered, skipped, missing, failed, unwritable);
+        ``clamped``: values beyond the half-float range written as ±65504."""
         with self._lock:
             getattr(self.tally, status).append(frame)
             percent = 100 * self.tally.finished // max(self.total, 1)
@@ -110,21 +111,27 @@ class Progress:
             if self.json_lines:
                 self._emit({"event": "summary", "rendered": len(tally.rendered), "skipped": len(tally.skipped),
                             "replaced": replaced, "missing": sorted(tally.missing), "failed": sorted(tally.failed),
+                            "unwritable": sorted(tally.unwritable),
                             "seconds": round(seconds, 3), "fps": round(fps, 3), "exit_code": int(code)})
                 return
             if not shows(NORMAL if code == ExitCode.OK else ERRORS):
                 return
             why = ", ".join(f"{reason} x{count}" for reason, count in sorted(replaced.items()))
             again = f" ({sum(replaced.values())} replaced older outputs: {why})" if replaced else ""
+            unwritable = f", {len(tally.unwritable)} not written" if tally.unwritable else ""
+            failed = len(tally.failed) + len(tally.missing) + len(tally.unwritable)
             print(f"shotstyle render: {len(tally.rendered)} rendered{again}, {len(tally.skipped)} skipped, "
-                  f"{len(tally.failed) + len(tally.missing)} failed ({len(tally.missing)} missing input) "
+                  f"{failed} failed ({len(tally.missing)} missing input{unwritable}) "
                   f"in {seconds:.2f} s, {fps:.2f} fps; exit {int(code)} ({code.name})", file=self._out, flush=True)
 
     def _emit(self, record: dict[str, Any]) -> None:
         print(json.dumps(record), file=self._out, flush=True)
 
     def exit_code(self) -> ExitCode:
-        """The run's status from its frames: a failed frame outweighs a missing input."""
+        """The run's status from its frames: an output the system would not let us write (its cause
+        stops every frame) outweighs a failed frame, which outweighs a missing input."""
+        if self.tally.unwritable:
+            return ExitCode.IO_ERROR
         if self.tally.failed:
             return ExitCode.FAILED
         if self.tally.missing:

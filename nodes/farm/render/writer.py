@@ -17,7 +17,7 @@ from typing import Callable, Optional, Tuple, Union
 from shotstyle.nodes.farm.render.claims import Claims
 from shotstyle.nodes.farm.render.outputs import Outputs
 from shotstyle.nodes.farm.render.progress import Progress
-from shotstyle.server.errors import FrameIOError
+from shotstyle.server.errors import FrameIOError, FrameWriteError
 from shotstyle.server.frameio import Frame, io_threads, write_frame
 
 # Frames waiting per writer thread before `put` blocks the renderer (bounds memory).
@@ -31,8 +31,12 @@ FrameResult = Union[Frame, Callable[[], Frame], BaseException]
 class Writer:
     """Threads that write finished frames, release their claims and report them."""
 
-    def __init__(self, outputs: Outputs, claims: Claims, progress: Progress, threads: Optional[int] = None):
+    def __init__(self, outputs: Outputs, claims: Claims, progress: Progress, stop: Callable[[], None],
+                 threads: Optional[int] = None):
+        """``stop`` is called when a frame cannot be written for a reason of the system (a full disk):
+        the render then hands out no more frames, whose results could not be written either."""
         self._outputs = outputs
+        self._stop = stop
         self._claims = claims
         self._progress = progress
         count = threads or io_threads()
@@ -73,6 +77,10 @@ class Writer:
                                  clamped=clamped)
 
     def _fail(self, frame: int, exc: BaseException) -> None:
+        if isinstance(exc, FrameWriteError):
+            self._stop()
+            self._progress.frame(frame, "unwritable", self._outputs.output.path(frame), error=str(exc))
+            return
         source = self._outputs.input.path(frame)
         # An input that is absent or cannot be read (a FrameIOError names its file first) is a missing
         # input (exit 3), not a failed render.

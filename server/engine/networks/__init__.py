@@ -9,6 +9,10 @@ Each architecture's entry also bounds its arguments (`Bound`): a model file is a
 data, and its ``arch_kwargs`` are checked against them before anything is built, so a file
 cannot make the server build a network of a thousand blocks. An argument added to a network
 gets its bound here, beside it (a test checks that every argument has one).
+
+Bounds taken one by one still multiply: a model may also ask no more work per frame than
+`MAX_WORK` (`work_problem`, counted by networks/work.py), checked wherever a model file is
+loaded or stored.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from shotstyle.server.engine.networks.base import StyleNetwork
 from shotstyle.server.engine.networks.grade_only import GradeOnly
 from shotstyle.server.engine.networks.hrnet import HRNet
 from shotstyle.server.engine.networks.hrnet_fast import HRNetFast
+from shotstyle.server.engine.networks import work
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +52,9 @@ class Bound:
 class Architecture:
     build: type[StyleNetwork]
     bounds: Mapping[str, Bound]
+    # Multiply-adds of one height×width frame given the network's arguments, and the arguments it grows with.
+    work: Callable[[Mapping[str, Any], int, int], float]
+    costly: tuple[str, ...] = ()
 
 
 # Bounds: what the trainer makes, with room to spare; far below what would exhaust a machine.
@@ -57,14 +65,50 @@ _HRNET_BOUNDS = {"width": Bound(int, 1, 32), "blocks": Bound(int, 1, 4),
                  "along_grade": Bound(bool)}
 REGISTRY: dict[str, Architecture] = {
     # in_channels > 3 is for hrnet-fast's inner network (colour + semantic features) only
-    "hrnet": Architecture(HRNet, {**_HRNET_BOUNDS, "in_channels": Bound(int, 3, 3)}),
+    "hrnet": Architecture(HRNet, {**_HRNET_BOUNDS, "in_channels": Bound(int, 3, 3)}, work.hrnet_work,
+                          ("width", "blocks")),
     "hrnet-fast": Architecture(HRNetFast, {**_HRNET_BOUNDS, "low_res": Bound(int, 16, 2048),
                                            "radius": Bound(int, 1, 32), "eps": Bound(float, 1e-8, 1.0),
                                            # semantic feature channels given to the inner HRNet
-                                           "semantic": Bound(int, 0, 32)}),
-    "grade": Architecture(GradeOnly, {"grade_size": _HRNET_BOUNDS["grade_size"]}),
+                                           "semantic": Bound(int, 0, 32)},
+                               work.hrnet_fast_work, ("width", "blocks", "low_res", "semantic")),
+    "grade": Architecture(GradeOnly, {"grade_size": _HRNET_BOUNDS["grade_size"]}, work.no_work),
 }
 ARCHITECTURES = tuple(REGISTRY)
+
+# The frame work is counted on (height, width), and how many times the heaviest network the trainer
+# makes (`hrnet` at its defaults: about 39 G multiply-adds there) a model may ask. A model at every
+# bound above asks far more (hrnet-fast at width 32, blocks 4, low_res 2048, semantic 32: 7x that,
+# 45 s instead of 0.9 s per 1080p frame on a 2-core CPU). Such a model is refused where it is loaded
+# (model.put, the store, render) rather than run with less work: fewer convolutions would render
+# other pixels than the model's, and a refusal says so before any frame waits on it.
+WORK_FRAME = (1080, 1920)
+WORK_ROOM = 2.0
+
+
+def frame_work(name: str, kwargs: Mapping[str, Any], height: int, width: int) -> float:
+    """Multiply-adds network ``name`` with ``kwargs`` (already checked) asks of a height×width frame."""
+    architecture = REGISTRY[name]
+    return architecture.work(work.defaults(architecture.build, kwargs), height, width)
+
+
+def max_work() -> float:
+    """The most multiply-adds a model may ask of a `WORK_FRAME` frame."""
+    return WORK_ROOM * frame_work("hrnet", {}, *WORK_FRAME)
+
+
+def work_problem(name: str, kwargs: Mapping[str, Any]) -> str | None:
+    """Why network ``name`` with ``kwargs`` (within their bounds) asks too much work per frame, or None."""
+    asked, limit = frame_work(name, kwargs, *WORK_FRAME), max_work()
+    if asked <= limit:
+        return None
+    costly = REGISTRY[name].costly
+    arguments = work.defaults(REGISTRY[name].build, kwargs)
+    given = ", ".join(f"{key} {arguments[key]}" for key in costly)
+    height, width = WORK_FRAME
+    return (f"network {name!r} with {given} asks {asked / 1e9:.0f} G multiply-adds per {width}x{height} frame, "
+            f"over the limit of {limit / 1e9:.0f} G ({WORK_ROOM:g}x the default 'hrnet'); "
+            f"a model needs smaller {', '.join(costly[:-1])} or {costly[-1]}")
 
 
 def check_arguments(name: str, kwargs: Any) -> dict[str, Any]:
@@ -104,5 +148,5 @@ def build_network(name: str, **kwargs: Any) -> StyleNetwork:
     return network
 
 
-__all__ = ["ARCHITECTURES", "Bound", "REGISTRY", "StyleNetwork", "build_network", "check_arguments",
-           "UnknownArchitectureError"]
+__all__ = ["ARCHITECTURES", "Bound", "REGISTRY", "StyleNetwork", "build_network", "check_arguments", "frame_work",
+           "max_work", "work_problem", "UnknownArchitectureError"]
