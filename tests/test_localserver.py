@@ -77,7 +77,7 @@ def test_commands_say_which_server_and_stop_ends_it(tiny_model, tmp_path, plate_
                      "--steps", "2", "--resolution", "64"]) == 0
         err = capsys.readouterr().err
         assert f"server {address} (found running" in err
-        assert "loss 'auto' -> 'look'" in err and "hrnet-fast at 64 px, 2 steps" in err
+        assert "loss 'auto' -> 'target'" in err and "64 px, 2 steps" in err
         info = localserver.read_server_file()
         assert info is not None and info["autostarted"] and info["idle_exit_s"] == 30 * 60
     finally:
