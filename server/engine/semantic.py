@@ -43,6 +43,9 @@ STRUCTURE_BLOCKS = (2, 4)
 CHANNELS = 112 + 320
 # Long side the features are computed at: stride 16 gives a 28-position long side.
 FEATURE_SIZE = 448
+STRIDE = 16
+# Cells of mirrored picture around the frame while features are computed.
+BORDER_CELLS = 2
 BN_EPS = 1e-3
 
 
@@ -157,18 +160,24 @@ def features(image: Tensor, size: int = FEATURE_SIZE) -> Tensor:
     """Unit-length semantic feature vectors (N×CHANNELS×h×w, stride 16) of a working-space
     image: blocks 10 and 15, each normalised to unit length per position, block 15 upsampled to
     block 10's grid, concatenated and normalised again (each block weighs half). The image is
-    resized so its long side is `size` first."""
+    resized so its long side is `size` first, and mirrored outwards by BORDER_CELLS cells (cut
+    off again) so that positions at the frame's edge see picture, not the zero padding that
+    made the top rows of a plain sky a region of their own."""
     height, width = image.shape[-2:]
     scale = size / max(height, width)
     shape = (max(round(height * scale), 16), max(round(width * scale), 16))
     resized = image.float() if shape == (height, width) else \
         F.interpolate(image.float(), size=shape, mode="bilinear", align_corners=False, antialias=scale < 1)
+    border = BORDER_CELLS * STRIDE
+    mode = "reflect" if min(shape) > border else "replicate"
+    padded = F.pad(resized, (border, border, border, border), mode=mode)
     net = network(image.device)
     with torch.no_grad():
-        mid, deep = net.blocks(network_input(resized), FEATURE_BLOCKS)
+        mid, deep = net.blocks(network_input(padded), FEATURE_BLOCKS)
         deep = F.interpolate(deep, size=mid.shape[-2:], mode="bilinear", align_corners=False)
         joined = torch.cat([F.normalize(mid, dim=1), F.normalize(deep, dim=1)], dim=1)
-    return F.normalize(joined, dim=1)
+    rows, columns = math.ceil(shape[0] / STRIDE), math.ceil(shape[1] / STRIDE)
+    return F.normalize(joined, dim=1)[..., BORDER_CELLS:BORDER_CELLS + rows, BORDER_CELLS:BORDER_CELLS + columns]
 
 
 def structure(image: Tensor) -> list[Tensor]:

@@ -46,7 +46,7 @@ REGIONS = 8
 KMEANS_STEPS = 20
 # Weights of colour (CIELAB / 100) and position (frame heights) beside the unit feature vectors.
 REGION_COLOUR = 0.6
-REGION_POSITION = 0.5
+REGION_POSITION = 0.25
 # Soft top-k attention from a plate position to style positions: the share of style positions
 # kept, and the temperature on cosine similarity.
 TOP_SHARE = 0.08
@@ -72,6 +72,8 @@ SPREAD_REACH = 0.5
 SPREAD_FLOOR = 1.5
 SPREAD_EDGE = 4.0
 SPREAD_ITERATIONS = 3
+# Below this much spread certainty a pixel keeps the plain (blurred) membership of its cells.
+SURE_FLOOR = 1e-3
 # Final local affine refit of the target on the graded plate.
 FIT_RADIUS = 0.015
 FIT_EPS = 1e-4
@@ -157,8 +159,17 @@ def plate_regions(plate: Tensor, features: Tensor, generator: torch.Generator,
     label = _kmeans(points, REGIONS, generator)
     count = int(label.max()) + 1
     grid = F.one_hot(label, count).float().T.reshape(1, count, h, w)
-    soft = F.interpolate(grid, size=(height, width), mode="bilinear", align_corners=False)
-    snapped = spread(soft, lab).clamp(min=0)
+    # A cell whose neighbours all share its region is sure of it; a cell on a boundary between
+    # regions straddles an edge somewhere inside it, and its pixels take the region that spreads
+    # to them from their own side of that edge (normalised edge-aware propagation).
+    neighbours = F.max_pool2d(F.pad(grid, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+    sure = (neighbours.sum(1, keepdim=True) <= 1).float()
+    sure_pixels = F.interpolate(sure, size=(height, width), mode="nearest")
+    cells = F.interpolate(grid, size=(height, width), mode="nearest")
+    spread_sure = spread(torch.cat([cells * sure_pixels, sure_pixels], dim=1), lab)
+    propagated = spread_sure[:, :count] / spread_sure[:, count:].clamp(min=1e-6)
+    fallback = spread(F.interpolate(grid, size=(height, width), mode="bilinear", align_corners=False), lab)
+    snapped = torch.where(spread_sure[:, count:] > SURE_FLOOR, propagated, fallback).clamp(min=0)
     if mattes is not None:
         covered = mattes.sum(1, keepdim=True).clamp(max=1)
         snapped = torch.cat([mattes, snapped * (1 - covered)], dim=1)
