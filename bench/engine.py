@@ -161,7 +161,7 @@ def child_render(arch: str, frames: int) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         write_plates(folder, frames)
         save_model(model(arch), f"{folder}/look.safetensors")
-        command = [sys.executable, "-m", "shotstyle.nodes.farm.cli", "render",
+        command = [sys.executable, "-m", "shotstyle.cli", "render",
                    "--model", f"{folder}/look.safetensors", "--in", f"{folder}/plate.####.exr",
                    "--out", f"{folder}/out.####.exr", "--frames", f"1-{frames}", "--in-process",
                    "--json-progress"]

@@ -82,7 +82,7 @@ def in_memory_rates(model: str, pattern: str, frames: int, threads: int | None) 
 
 def render(model: str, pattern: str, out: Path, frames: str, threads: int | None = None) -> subprocess.Popen:
     share = ["--threads", str(threads)] if threads else []
-    return subprocess.Popen([sys.executable, "-m", "shotstyle.nodes.farm.cli", "render", "--model", model,
+    return subprocess.Popen([sys.executable, "-m", "shotstyle.cli", "render", "--model", model,
                              "--in", pattern, "--out", str(out / "style.####.exr"), "--frames", frames,
                              "--in-process", "--json-progress", *share], stdout=subprocess.PIPE, text=True)
 

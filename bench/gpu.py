@@ -204,7 +204,7 @@ def write_plates(folder: Path, frames: int) -> None:
 
 def render_fps(folder: Path, frames: int, out: str, *how: str) -> float:
     """Frames/s between the first and the last frame written (start-up and model load excluded)."""
-    command = [sys.executable, "-m", "shotstyle.nodes.farm.cli", "render", "--model", str(folder / "look.safetensors"),
+    command = [sys.executable, "-m", "shotstyle.cli", "render", "--model", str(folder / "look.safetensors"),
                "--in", str(folder / "plate.####.exr"), "--out", str(folder / out / "s.####.exr"),
                "--frames", f"1-{frames}", "--compression", "zip", "--json-progress", *how]
     result = subprocess.run(command, capture_output=True, text=True)

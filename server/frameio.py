@@ -61,7 +61,7 @@ HALF_MAX = float(np.finfo(np.float16).max)  # 65504
 COLOURSPACE_ATTRIBUTE = "shotstyle/colourspace"
 MODEL_ATTRIBUTE = "shotstyle/model"   # hash of the model that stylized the frame (farm resume)
 MIX_ATTRIBUTE = "shotstyle/mix"
-# JSON of everything that decided a rendered frame's pixels (see nodes/farm/render/outputs.py).
+# JSON of everything that decided a rendered frame's pixels (see cli/render/outputs.py).
 IDENTITY_ATTRIBUTE = "shotstyle/identity"
 
 _FORMAT_NAMES = {

@@ -153,7 +153,7 @@ def test_render_in_process_on_the_accelerator_path(plate_clip, tmp_path, monkeyp
     import json
     import shutil
 
-    from shotstyle.nodes.farm.cli import main
+    from shotstyle.cli.main import main
     from shotstyle.server import frameio
 
     graded = graded_model("hrnet-fast", load_working(examples.PLATE.replace("####", "0001")))

@@ -14,7 +14,7 @@ import OpenImageIO as oiio
 import pytest
 
 from shotstyle import examples
-from shotstyle.nodes.farm import demo, review
+from shotstyle.cli import demo, review
 from shotstyle.server.frameio import Frame, read_frame
 
 FRAMES = list(range(1, 24, 2))
@@ -122,7 +122,7 @@ def test_animation_plays_every_frame_before_and_after(demo_run):
 
 
 def test_plate_without_style_and_missing_frames_are_usage_errors(tmp_path, capsys):
-    from shotstyle.nodes.farm.cli import main
+    from shotstyle.cli.main import main
 
     assert main(["demo", "--plate", examples.PLATE, "-o", str(tmp_path)]) == 2
     assert "give both --plate and --style" in capsys.readouterr().err

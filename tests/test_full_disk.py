@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shotstyle.nodes.farm.cli import main
+from shotstyle.cli.main import main
 from shotstyle.plugin.exitcodes import ExitCode
 
 FULL = os.strerror(errno.ENOSPC)   # "No space left on device"
@@ -53,7 +53,7 @@ def on_full_disk(folder: Path, argv: list[str]) -> subprocess.CompletedProcess:
     if not _namespaces_work():
         pytest.skip("no user namespaces here (unshare -rm) to mount a small filesystem in")
     folder.mkdir(parents=True, exist_ok=True)
-    command = " ".join(shlex.quote(a) for a in [sys.executable, "-m", "shotstyle.nodes.farm.cli", *argv])
+    command = " ".join(shlex.quote(a) for a in [sys.executable, "-m", "shotstyle.cli", *argv])
     script = (f"mount -t tmpfs -o size=1m tmpfs {shlex.quote(str(folder))} && "
               f"dd if=/dev/zero of={shlex.quote(str(folder / 'fill'))} bs=4k count=240 2>/dev/null && exec {command}")
     return subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True, timeout=300)

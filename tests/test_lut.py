@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from serverproc import ServerProcess
-from shotstyle.nodes.farm.cli import main as cli
+from shotstyle.cli.main import main as cli
 from shotstyle.plugin.client import Client, ServerError
 from shotstyle.server.engine.colour import from_working, to_working
 from shotstyle.server.engine.colourmath import delta_e_2000, working_to_lab

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shotstyle.nodes.farm.cli import main
+from shotstyle.cli.main import main
 from shotstyle.plugin.exitcodes import ExitCode
 from shotstyle.server.frameio import COLOURSPACE_ATTRIBUTE, MIX_ATTRIBUTE, read_frame
 from testfiles import paths_of, write_image

@@ -38,7 +38,7 @@ def tiny_model(tmp_path_factory) -> str:
 
 
 def cli(*argv: str, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "shotstyle.nodes.farm.cli", *argv], stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", "shotstyle.cli", *argv], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, **kwargs)
 
 
@@ -55,7 +55,7 @@ def free_port() -> int:
 # --- fault 4 ---------------------------------------------------------------------------------
 
 def test_f4_a_render_writes_no_inf_where_values_pass_the_half_range(tiny_model, made_exrs, tmp_path, capsys):
-    from shotstyle.nodes.farm.cli import main
+    from shotstyle.cli.main import main
     from shotstyle.server.frameio import read_frame
 
     (tmp_path / "in").mkdir()
@@ -266,7 +266,7 @@ def test_f7_render_fails_over_to_the_other_server(tiny_model, plate_clip, tmp_pa
 
 
 def test_f7_a_dead_server_among_several_is_left_out(tiny_model, plate_clip, tmp_path, capsys):
-    from shotstyle.nodes.farm.cli import main
+    from shotstyle.cli.main import main
 
     with ServerProcess(tmp_path / "srv") as server:
         code = main(render_argv(tiny_model, plate_clip, tmp_path / "out", "1-3",
@@ -298,7 +298,7 @@ def test_f7_a_client_refuses_a_peer_that_is_not_a_shotstyle_server():
 # --- fault 7: leftovers and I/O errors ---------------------------------------------------------
 
 def test_f7_the_next_run_removes_what_a_killed_render_left(tiny_model, plate_clip, tmp_path, capsys):
-    from shotstyle.nodes.farm.cli import main
+    from shotstyle.cli.main import main
 
     out = tmp_path / "out"
     out.mkdir()

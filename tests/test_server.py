@@ -185,13 +185,14 @@ def test_too_many_requests_in_flight_is_refused(server):
 def test_non_loopback_bind_without_curve_keys_is_refused(tmp_path, capsys):
     import argparse
 
-    from shotstyle.server import app, keys
+    from shotstyle.cli import serve
+    from shotstyle.server import keys
 
     parser = argparse.ArgumentParser()
-    app.configure(parser)
+    serve.configure(parser)
     for address in ("tcp://0.0.0.0:0", "tcp://*:5599", "tcp://192.168.1.20:5599", "tcp://gpu-01:5599"):
         args = parser.parse_args(["--bind", address, "--models", str(tmp_path), "--device", "cpu"])
-        assert app.run(args) == ExitCode.USAGE
+        assert serve.run(args) == ExitCode.USAGE
         assert "without CurveZMQ" in capsys.readouterr().err
     assert all(keys.is_local_address(a) for a in ("tcp://127.0.0.1:1", "tcp://localhost:1", "tcp://[::1]:1",
                                                   "ipc:///tmp/x"))
@@ -249,7 +250,7 @@ def test_store_validates_names_and_keeps_loaded_models_under_its_budget(tmp_path
 def test_keys_command_makes_key_pairs_and_keeps_existing_ones(tmp_path, capsys):
     import argparse
 
-    from shotstyle.server import keys
+    from shotstyle.cli import keys
 
     parser = argparse.ArgumentParser()
     keys.configure(parser)

@@ -2,7 +2,7 @@
 
 By default one line per sequence or file: frames found and missing, then the first frame's
 resolution, channels, compression and colour space (and how many frames differ from it, and
-their NaN/Inf count). ``--verbose`` (the option every command takes, `nodes.farm.verbosity`) prints
+their NaN/Inf count). ``--verbose`` (the option every command takes, `cli.verbosity`) prints
 every file's headers, like `oiiotool --info`.
 Per file: resolution, data and display windows, pixel aspect, channels with their storage types,
 compression, tiling, colour space, NaN/Inf count; per sequence also the frames found and missing

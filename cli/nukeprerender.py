@@ -26,9 +26,9 @@ import subprocess
 import tempfile
 from typing import Any, Dict, List, Optional
 
-from shotstyle.nodes.farm import render
-from shotstyle.nodes.farm.render.command import positive_int
-from shotstyle.nodes.farm.connection import add_key_options, keys_from, server_list
+from shotstyle.cli import render
+from shotstyle.cli.render.command import positive_int
+from shotstyle.cli.connection import add_key_options, keys_from, server_list
 from shotstyle.plugin.exitcodes import ExitCode
 from shotstyle.plugin.sequences import SequencePattern, format_frame_range, parse_frame_range
 

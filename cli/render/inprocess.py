@@ -16,9 +16,9 @@ import time
 from functools import partial
 from typing import Optional, Tuple, Union
 
-from shotstyle.nodes.farm.render.outputs import Outputs
-from shotstyle.nodes.farm.render.scheduler import Scheduler
-from shotstyle.nodes.farm.render.writer import FrameResult, Writer
+from shotstyle.cli.render.outputs import Outputs
+from shotstyle.cli.render.scheduler import Scheduler
+from shotstyle.cli.render.writer import FrameResult, Writer
 from shotstyle.plugin.errors import SetupError
 from shotstyle.plugin.exitcodes import ExitCode
 from shotstyle.server.engine.device import configure_threads

@@ -19,8 +19,8 @@ from typing import Any, Dict, List, Tuple
 import numpy as np
 
 import shotstyle.examples as examples
-from shotstyle.nodes.farm.connection import add_key_options, connect, keys_from, server_address, server_line
-from shotstyle.nodes.farm.review import display_rgb, write_png
+from shotstyle.cli.connection import add_key_options, connect, keys_from, server_address, server_line
+from shotstyle.cli.review import display_rgb, write_png
 from shotstyle.plugin import codec
 from shotstyle.plugin import params as effect_params
 from shotstyle.plugin.client import Client, ServerError, follow
@@ -106,7 +106,7 @@ def _train(client: Client, keyframe: Tuple[int, str], style: str, args: argparse
     """Train the demo model on the server with a progress bar; its hash, or None if it was cancelled.
 
     A failed training raises ServerError with the job's error code."""
-    from shotstyle.nodes.farm.train import ProgressBar
+    from shotstyle.cli.train import ProgressBar
 
     params: Dict[str, Any] = {"steps": args.steps, "resolution": args.resolution, "strength": args.strength,
                               "loss": loss, "preview_every": 0}

@@ -25,7 +25,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from shotstyle.nodes.farm.render.claims import CLAIM_SUFFIX
+from shotstyle.cli.render.claims import CLAIM_SUFFIX
 from shotstyle.plugin.sequences import SequencePattern
 from shotstyle.server.engine.colour import canonical, interop_tags
 from shotstyle.server.errors import FrameIOError

@@ -14,9 +14,9 @@ import threading
 import time
 from typing import Callable, Optional, Tuple, Union
 
-from shotstyle.nodes.farm.render.claims import Claims
-from shotstyle.nodes.farm.render.outputs import Outputs
-from shotstyle.nodes.farm.render.progress import Progress
+from shotstyle.cli.render.claims import Claims
+from shotstyle.cli.render.outputs import Outputs
+from shotstyle.cli.render.progress import Progress
 from shotstyle.server.errors import FrameIOError, FrameWriteError
 from shotstyle.server.frameio import Frame, io_threads, write_frame
 

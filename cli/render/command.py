@@ -14,14 +14,14 @@ import os
 import re
 from typing import Optional
 
-from shotstyle.nodes.farm.connection import add_key_options, addresses, keys_from, server_list
-from shotstyle.nodes.farm.render.backend import Backend
-from shotstyle.nodes.farm.render.claims import Claims
-from shotstyle.nodes.farm.render.outputs import Outputs, file_format
-from shotstyle.nodes.farm.render.progress import Progress
-from shotstyle.nodes.farm.render.scheduler import Scheduler
-from shotstyle.nodes.farm.render.writer import Writer
-from shotstyle.nodes.farm.verbosity import NORMAL
+from shotstyle.cli.connection import add_key_options, addresses, keys_from, server_list
+from shotstyle.cli.render.backend import Backend
+from shotstyle.cli.render.claims import Claims
+from shotstyle.cli.render.outputs import Outputs, file_format
+from shotstyle.cli.render.progress import Progress
+from shotstyle.cli.render.scheduler import Scheduler
+from shotstyle.cli.render.writer import Writer
+from shotstyle.cli.verbosity import NORMAL
 from shotstyle.plugin.errors import SetupError
 from shotstyle.plugin.exitcodes import ExitCode
 from shotstyle.plugin.sequences import (STILL_FRAME, SequencePattern, StillImage, parse_frame_range,
@@ -291,9 +291,9 @@ def _backend(args: argparse.Namespace, model_hash: str, out_colourspace: str, ke
              progress: Progress) -> Backend:
     """The backend the arguments ask for (its module imported only then: in-process costs torch)."""
     if args.in_process:
-        from shotstyle.nodes.farm.render.inprocess import InProcess
+        from shotstyle.cli.render.inprocess import InProcess
         return InProcess(args.model, args.mix, args.colourspace, args.threads, out_colourspace)
-    from shotstyle.nodes.farm.render.servers import Servers
+    from shotstyle.cli.render.servers import Servers
     return Servers(addresses(args), args.model, model_hash, args.mix, args.colourspace, args.in_flight,
                    out_colourspace, keys, progress.log)
 

@@ -17,10 +17,10 @@ import threading
 import time
 from typing import Callable, Iterator, Optional
 
-from shotstyle.nodes.farm.connection import connect, server_line
-from shotstyle.nodes.farm.render.outputs import Outputs
-from shotstyle.nodes.farm.render.scheduler import Scheduler
-from shotstyle.nodes.farm.render.writer import FrameResult, Writer
+from shotstyle.cli.connection import connect, server_line
+from shotstyle.cli.render.outputs import Outputs
+from shotstyle.cli.render.scheduler import Scheduler
+from shotstyle.cli.render.writer import FrameResult, Writer
 from shotstyle.plugin.client import Client
 from shotstyle.plugin.codec import EncodedFrame
 from shotstyle.plugin.errors import ServerError, SetupError
