@@ -190,8 +190,9 @@ def agreement_rows(device: torch.device) -> list[Row]:
 # ------------------------------------------------------------------------------ render, server, training
 
 def write_plates(folder: Path, frames: int) -> None:
+    from shotstyle.media.frame import Frame
+    from shotstyle.media.writing import write_frame
     from shotstyle.server.engine.colour import from_working
-    from shotstyle.server.frameio import Frame, write_frame
     height, width = SIZES["1920x1080"]
     linear = from_working(plate(height, width), "ACEScg")
     pixels = np.concatenate([linear, np.ones((height, width, 1), np.float32)], axis=2)

@@ -18,9 +18,9 @@ from typing import Any, Dict, List, Tuple
 
 import numpy as np
 
-import shotstyle.examples as examples
 from shotstyle.cli.connection import add_key_options, connect, keys_from, server_address, server_line
 from shotstyle.cli.review import display_rgb, write_png
+import shotstyle.examples as examples
 from shotstyle.plugin import codec
 from shotstyle.plugin import params as effect_params
 from shotstyle.plugin.client import Client, ServerError, follow
@@ -54,7 +54,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def _plate_frames(plate: str, frames: Any) -> List[Tuple[int, str]]:
     if not is_pattern(plate):
         return [(1, plate)]
-    from shotstyle.server.frameio import sequence_paths
+    from shotstyle.media.reading import sequence_paths
 
     return sequence_paths(plate, frames)
 
@@ -124,9 +124,9 @@ def _train(client: Client, keyframe: Tuple[int, str], style: str, args: argparse
 
 
 def run(args: argparse.Namespace) -> int:
+    from shotstyle.media.reading import decode_image_bytes, read_frame
     from shotstyle.server.engine.colour import output_colourspace
     from shotstyle.server.errors import FrameIOError
-    from shotstyle.server.frameio import decode_image_bytes, read_frame
 
     started = time.perf_counter()
     output = os.path.abspath(args.output)

@@ -22,11 +22,11 @@ import math
 import sys
 from itertools import groupby
 
+from shotstyle.media.reading import probe, read_frame
 from shotstyle.plugin.exitcodes import ExitCode
 from shotstyle.plugin.sequences import SequencePattern, format_frame_range, is_pattern, parse_frame_range
 from shotstyle.server.engine.colour import NONFINITE_RULE
 from shotstyle.server.errors import FrameIOError
-from shotstyle.server.frameio import probe, read_frame
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

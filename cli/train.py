@@ -39,11 +39,11 @@ from shotstyle.cli.connection import add_key_options, connect, keys_from, server
 from shotstyle.cli.verbosity import ERRORS, NORMAL, VERBOSE, shows
 from shotstyle.plugin import params as effect_params
 from shotstyle.plugin.client import Client, Job, follow
-from shotstyle.plugin.files import write_atomic
-from shotstyle.plugin.previews import PreviewFile
 from shotstyle.plugin.errors import ClientError, ServerError, SetupError
 from shotstyle.plugin.exitcodes import ExitCode
+from shotstyle.plugin.files import write_atomic
 from shotstyle.plugin.mattes import LABELS, parse as parse_mattes
+from shotstyle.plugin.previews import PreviewFile
 from shotstyle.plugin.protocol import CANCEL_BY_SERVER, EVENT_DONE, EVENT_PREVIEW
 
 if TYPE_CHECKING:
@@ -282,16 +282,16 @@ def _grade_without_mattes(args: argparse.Namespace) -> Optional[tuple[ExitCode, 
 
 
 def _train_in_process(args: argparse.Namespace, bar: ProgressBar, previews: Previews) -> int:
-    from shotstyle.server.engine.modelfile import load_model, save_model
-    from shotstyle.server.engine.pipeline import load_working, working_rgb
-    from shotstyle.server.frameio import read_frame
-    from shotstyle.server.matteimages import engine_mattes
+    from shotstyle.cli.review import display_rgb
+    from shotstyle.media.reading import read_frame
+    from shotstyle.server.engine.colour import WORKING_SPACE_NAMES
     from shotstyle.server.engine.device import pick_device
     from shotstyle.server.engine.losses import resolve_loss_name
-    from shotstyle.cli.review import display_rgb
-    from shotstyle.server.engine.colour import WORKING_SPACE_NAMES
+    from shotstyle.server.engine.modelfile import load_model, save_model
+    from shotstyle.server.engine.pipeline import load_working, working_rgb
     from shotstyle.server.engine.training import TrainConfig, train
     from shotstyle.server.errors import ShotstyleError, TrainingCancelled, exit_code
+    from shotstyle.server.matteimages import engine_mattes
     try:
         plates = [read_frame(path, args.colourspace) for path in args.content]
         keyframes = [working_rgb(plate, args.colourspace) for plate in plates]

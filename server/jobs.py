@@ -35,13 +35,13 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence,
 
 import zmq
 
+from shotstyle.media.frame import Frame
+from shotstyle.media.payloads import IsolatedDecoder, encode_like
 from shotstyle.plugin import params as effect_params
 from shotstyle.plugin import protocol
 from shotstyle.plugin.codec import EncodedFrame, frames_to_message
 from shotstyle.plugin.mattes import Mattes
 from shotstyle.server.errors import RequestError, StoreError, TrainingCancelled, error_of, shutting_down
-from shotstyle.server.frameio import Frame
-from shotstyle.server.payloads import IsolatedDecoder, encode_like
 from shotstyle.server.store import ModelStore
 from shotstyle.server.stylizing import FramePipeline, StylizeRequest
 

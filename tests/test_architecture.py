@@ -68,6 +68,7 @@ ROOMS = {
     "plugin": ("shotstyle.plugin",),
     "nodes": ("shotstyle.plugin", "shotstyle.nodes"),
     "cli": ("shotstyle.cli", "shotstyle.plugin", "shotstyle.media", "shotstyle.server", "shotstyle.examples"),
+    "media": ("shotstyle.media", "shotstyle.plugin", "shotstyle.server.errors"),
     "server": ("shotstyle.server", "shotstyle.plugin", "shotstyle.media"),
     "examples": (),
 }

@@ -15,7 +15,8 @@ import pytest
 
 from shotstyle import examples
 from shotstyle.cli import demo, review
-from shotstyle.server.frameio import Frame, read_frame
+from shotstyle.media.frame import Frame
+from shotstyle.media.reading import read_frame
 
 FRAMES = list(range(1, 24, 2))
 WIDTH, HEIGHT = 500, 281

@@ -98,7 +98,8 @@ def no_vgg_weights(tmp_path, monkeypatch):
 def test_missing_weights_exit_alike_in_process_and_through_a_server(no_vgg_weights, tmp_path, capsys):
     from serverproc import ServerProcess
     from shotstyle.cli.main import main
-    from shotstyle.server.frameio import Frame, write_frame
+    from shotstyle.media.frame import Frame
+    from shotstyle.media.writing import write_frame
     rgb = np.random.default_rng(0).uniform(0, 1, (32, 48, 3)).astype(np.float32)
     for name in ("key", "style"):
         write_frame(str(tmp_path / f"{name}.exr"), Frame(rgb, ["R", "G", "B"], ["half"] * 3, (0, 0, 48, 32),

@@ -26,8 +26,8 @@ import pytest
 
 from shotstyle.cli import render
 from shotstyle.cli.main import main
+from shotstyle.media.metadata import MODEL_ATTRIBUTE
 from shotstyle.plugin.exitcodes import ExitCode
-from shotstyle.server.frameio import MODEL_ATTRIBUTE
 from testfiles import PLATE_FRAMES, PLATE_PATTERN, PLATE_SIZE
 
 PLATE_SHAPE = (PLATE_SIZE[1], PLATE_SIZE[0], 3)
@@ -57,7 +57,7 @@ def summary_of(stdout: str) -> dict:
 
 
 def pixels(path: Path) -> np.ndarray:
-    from shotstyle.server.frameio import read_frame
+    from shotstyle.media.reading import read_frame
     return read_frame(str(path)).pixels
 
 
@@ -89,7 +89,8 @@ def test_three_overlapping_chunks_equal_one_process(tiny_model, clip, tmp_path, 
 
 
 def test_resume_skips_complete_frames_and_redoes_wrong_ones(tiny_model, clip, tmp_path, capsys):
-    from shotstyle.server.frameio import read_frame, write_frame
+    from shotstyle.media.reading import read_frame
+    from shotstyle.media.writing import write_frame
     out = tmp_path / "out"
     assert main(render_argv(tiny_model, clip, out, "1-4", "--in-process")) == 0
     capsys.readouterr()

@@ -51,7 +51,7 @@ def test_preview_frame_is_written_beside_the_model_every_n_steps(where, inputs, 
     """`--preview F` writes F's result (display PNG) to MODEL.preview.png and says where; with
     `--preview-every 2` it is rewritten at steps 2 and 4, the last one the finished model's."""
     from shotstyle.cli import review
-    from shotstyle.server.frameio import read_frame
+    from shotstyle.media.reading import read_frame
 
     writes: list[str] = []
     original = review.write_png

@@ -28,7 +28,8 @@ FULL = os.strerror(errno.ENOSPC)   # "No space left on device"
 
 def noise_sequence(folder: Path, frames: int = 3) -> str:
     """``frames`` EXRs of noise (about 200 KB each: they do not compress), pattern ``plate.####.exr``."""
-    from shotstyle.server.frameio import Frame, write_frame
+    from shotstyle.media.frame import Frame
+    from shotstyle.media.writing import write_frame
 
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
@@ -84,10 +85,10 @@ def _disk_full(*args, **kwargs):
 
 
 def test_a_full_disk_stops_the_render_and_says_why(tiny_model, tmp_path, monkeypatch, capsys):
-    import shotstyle.server.frameio as frameio
+    import shotstyle.media.writing as writing
 
     plates = noise_sequence(tmp_path / "plates", frames=6)
-    monkeypatch.setattr(frameio.shutil, "copyfile", _disk_full)
+    monkeypatch.setattr(writing.shutil, "copyfile", _disk_full)
     out = tmp_path / "out"
     code = main(["render", "--in-process", "--model", tiny_model, "--in", plates, "--out", str(out / "s.####.exr"),
                  "--frames", "1-6", "--json-progress"])

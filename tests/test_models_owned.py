@@ -83,8 +83,9 @@ def full_store_server(tmp_path):
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="the full disk is simulated through /proc")
 def test_a_full_store_disk_loses_no_finished_training(full_store_server, tmp_path):
+    from shotstyle.media.frame import Frame
+    from shotstyle.media.writing import write_frame
     from shotstyle.server.engine.modelfile import load_model
-    from shotstyle.server.frameio import Frame, write_frame
 
     server = full_store_server
     key = str(tmp_path / "key.exr")

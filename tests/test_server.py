@@ -270,8 +270,8 @@ def test_keys_command_makes_key_pairs_and_keeps_existing_ones(tmp_path, capsys):
 
 
 def test_isolated_decoder_survives_a_dead_or_hung_helper(made_exrs):
+    from shotstyle.media.payloads import IsolatedDecoder
     from shotstyle.server.errors import FrameIOError
-    from shotstyle.server.payloads import IsolatedDecoder
 
     data = open(made_exrs["aovs"], "rb").read()
     decoder = IsolatedDecoder()

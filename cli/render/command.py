@@ -26,10 +26,10 @@ from shotstyle.plugin.errors import SetupError
 from shotstyle.plugin.exitcodes import ExitCode
 from shotstyle.plugin.sequences import (STILL_FRAME, SequencePattern, StillImage, parse_frame_range,
                                         refuse_overwriting, sequence_or_still)
+from shotstyle.media.writing import exr_compression
 from shotstyle.plugin.userconfig import CurveKeys
 from shotstyle.server.engine.modelheader import read_metadata, recorded_hash
 from shotstyle.server.errors import FrameIOError, ModelFileError, ShotstyleError, exit_code
-from shotstyle.server.frameio import exr_compression
 
 SERVER_IN_FLIGHT = 4
 FRAMES_VALUE = re.compile(r"^-\d[\d,x\s-]*$")   # what a negative frame or range looks like on the command line
@@ -252,9 +252,9 @@ def _outputs(args: argparse.Namespace, source: SequencePattern, target: Sequence
     The output's default space follows the input's (`colour.output_colourspace`), read from the
     first input frame: a sequence's frames share their type.
     """
+    from shotstyle.media.reading import probe
     from shotstyle.server.engine.colour import canonical, output_colourspace, scene_linear_space
     from shotstyle.server.errors import FrameIOError
-    from shotstyle.server.frameio import probe
 
     given = canonical(args.colourspace) if args.colourspace else None
     first = given
