@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 import traceback
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import zmq
 
@@ -197,8 +197,7 @@ class Server:
                 raise shutting_down()
             if op in protocol.CONTROL_OPS:
                 self._check_authority(op)
-            handler = getattr(self, "_op_" + op.replace(".", "_"))
-            answer = handler(identity, request_id, args, header.get("frames", []), payloads)
+            answer = self.HANDLERS[op](self, identity, request_id, args, header.get("frames", []), payloads)
             if answer is None:
                 return
             result, out_payloads = answer
@@ -389,6 +388,16 @@ class Server:
         self._send([identity, *protocol.pack(protocol.reply(request_id, {"job": job.id}))])
         self.worker.submit_training(job)
         return None
+
+    # Op -> handler (protocol.OP_SPECS describes each op's arguments): (identity, request id, args, frame
+    # descriptors, payload parts) -> (result, payload parts) to reply with, or None when the handler replies later.
+    HANDLERS: Dict[str, Callable[..., Any]] = {
+        protocol.OP_HELLO: _op_hello, protocol.OP_STATUS: _op_status, protocol.OP_MODELS: _op_models,
+        protocol.OP_MODEL_DESCRIBE: _op_model_describe, protocol.OP_MODEL_DELETE: _op_model_delete,
+        protocol.OP_MODEL_PUT: _op_model_put, protocol.OP_MODEL_GET: _op_model_get,
+        protocol.OP_MODEL_LUT: _op_model_lut, protocol.OP_TRAIN: _op_train, protocol.OP_CANCEL: _op_cancel,
+        protocol.OP_STYLIZE: _op_stylize, protocol.OP_SHUTDOWN: _op_shutdown,
+    }
 
 
 def _best_effort_id(part: Any) -> str:

@@ -293,3 +293,20 @@ def test_isolated_decoder_survives_a_dead_or_hung_helper(made_exrs):
         assert decoder.decode(data, "exr").pixels.shape[2] > 4
     finally:
         decoder.close()
+
+
+def test_every_op_has_a_handler_documented_arguments_and_stated_authority():
+    import inspect
+    import re
+
+    from shotstyle.server.app import Server
+
+    assert set(Server.HANDLERS) == set(protocol.OPS)
+    stated = {protocol.OPEN, protocol.AUTHORITY, protocol.AUTHORITY_TO_REPLACE, protocol.AUTHORITY_FOR_OTHERS}
+    for op, spec in protocol.OP_SPECS.items():
+        assert spec.authority in stated and spec.result, op
+        assert all(isinstance(text, str) and text for text in spec.args.values()), op
+        documented = {name.removesuffix("?") for name in spec.args}
+        read = set(re.findall(r"""args(?:\.get\(|\[)["'](\w+)["']""", inspect.getsource(Server.HANDLERS[op])))
+        assert read <= documented, f"{op} reads undocumented arguments {read - documented}"
+    assert protocol.CONTROL_OPS == {protocol.OP_SHUTDOWN, protocol.OP_MODEL_DELETE}
