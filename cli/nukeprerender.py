@@ -74,7 +74,9 @@ def _log(message: str) -> None:
 
 def nuke_plan(args: argparse.Namespace, nuke: str) -> Dict[str, Any]:
     """One ``nuke -t`` pass: writes the plates it can and returns the plan (raises RuntimeError)."""
-    script_file = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "nuke", "prerender.py")
+    # The file Nuke runs (host code, never imported here): shotstyle/nodes/nuke/prerender.py beside this package.
+    script_file = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "nodes", "nuke",
+                               "prerender.py")
     with tempfile.TemporaryDirectory(prefix="shotstyle-prerender-") as folder:
         plan_file = os.path.join(folder, "plan.json")
         command = [nuke, "-t", script_file, "--plan=" + plan_file]
