@@ -141,7 +141,7 @@ def main(argv=None) -> int:
     if not args.no_vgg and not os.environ.get("CI") and args.action != "test":
         fetch_vgg_weights(python)
     if args.action == "demo":
-        return subprocess.run([str(python), "-m", "shotstyle.nodes.farm.cli", "demo", *passthrough]).returncode
+        return subprocess.run([str(python), "-m", "shotstyle.cli", "demo", *passthrough]).returncode
     if args.action == "test":
         return subprocess.run([str(python), "-m", "pytest", *passthrough], cwd=ROOT).returncode
     print(f"Ready: {venv_python(args.venv).parent / 'shotstyle'} doctor", flush=True)

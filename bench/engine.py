@@ -89,8 +89,8 @@ def median_ms(work, runs: int) -> float:
 
 def cube_file(folder: str, arch: str = "grade") -> str:
     """The bench model's grade exported as a 33-node .cube in ``folder``."""
-    from shotstyle.server.engine.networks.base import grade_of
     from shotstyle.server.engine.lut import cube_text
+    from shotstyle.server.engine.networks.base import grade_of
     path = f"{folder}/look.cube"
     Path(path).write_text(cube_text(grade_of(model(arch).network).lut, 33, "bench"))
     return path
@@ -144,8 +144,9 @@ def child_colour(runs: int) -> dict:
 
 def write_plates(folder: str, frames: int) -> None:
     """``frames`` 1920×1080 RGBA half/zip ACEScg EXRs, plate.0001.exr on."""
+    from shotstyle.media.frame import Frame
+    from shotstyle.media.writing import write_frame
     from shotstyle.server.engine.colour import from_working
-    from shotstyle.server.frameio import Frame, write_frame
     height, width = SIZES["1920x1080"]
     linear = from_working(plate(height, width), "ACEScg")
     pixels = np.concatenate([linear, np.ones((height, width, 1), np.float32)], axis=2)
@@ -161,7 +162,7 @@ def child_render(arch: str, frames: int) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         write_plates(folder, frames)
         save_model(model(arch), f"{folder}/look.safetensors")
-        command = [sys.executable, "-m", "shotstyle.nodes.farm.cli", "render",
+        command = [sys.executable, "-m", "shotstyle.cli", "render",
                    "--model", f"{folder}/look.safetensors", "--in", f"{folder}/plate.####.exr",
                    "--out", f"{folder}/out.####.exr", "--frames", f"1-{frames}", "--in-process",
                    "--json-progress"]

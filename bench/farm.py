@@ -42,8 +42,10 @@ def default_model(folder: Path) -> str:
 def hd_plates(folder: Path, frames: int) -> str:
     """The clip upscaled to 1920×1080 and converted to ACEScg half EXRs (through the colour module)."""
     import cv2
+    from shotstyle.media.frame import Frame
+    from shotstyle.media.reading import read_frame
+    from shotstyle.media.writing import write_frame
     from shotstyle.server.engine.colour import from_working, to_working
-    from shotstyle.server.frameio import Frame, read_frame, write_frame
     folder.mkdir()
     for frame in range(1, frames + 1):
         srgb = cv2.resize(read_frame(str(CLIP / f"walk.{frame:04d}.jpg")).rgb(), (1920, 1080),
@@ -55,13 +57,13 @@ def hd_plates(folder: Path, frames: int) -> str:
 
 
 def in_memory_rates(model: str, pattern: str, frames: int, threads: int | None) -> tuple[float, float]:
+    from shotstyle.media.reading import read_frame
     from shotstyle.plugin.sequences import SequencePattern
     from shotstyle.server.engine.colour import to_working
     from shotstyle.server.engine.device import configure_threads
     from shotstyle.server.engine.inference import Stylizer
     from shotstyle.server.engine.modelfile import load_model
     from shotstyle.server.engine.pipeline import stylize_frame
-    from shotstyle.server.frameio import read_frame
     stylizer = Stylizer(load_model(model))
     if threads:
         configure_threads(stylizer.device, threads)
@@ -82,7 +84,7 @@ def in_memory_rates(model: str, pattern: str, frames: int, threads: int | None) 
 
 def render(model: str, pattern: str, out: Path, frames: str, threads: int | None = None) -> subprocess.Popen:
     share = ["--threads", str(threads)] if threads else []
-    return subprocess.Popen([sys.executable, "-m", "shotstyle.nodes.farm.cli", "render", "--model", model,
+    return subprocess.Popen([sys.executable, "-m", "shotstyle.cli", "render", "--model", model,
                              "--in", pattern, "--out", str(out / "style.####.exr"), "--frames", frames,
                              "--in-process", "--json-progress", *share], stdout=subprocess.PIPE, text=True)
 

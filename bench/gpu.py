@@ -190,8 +190,9 @@ def agreement_rows(device: torch.device) -> list[Row]:
 # ------------------------------------------------------------------------------ render, server, training
 
 def write_plates(folder: Path, frames: int) -> None:
+    from shotstyle.media.frame import Frame
+    from shotstyle.media.writing import write_frame
     from shotstyle.server.engine.colour import from_working
-    from shotstyle.server.frameio import Frame, write_frame
     height, width = SIZES["1920x1080"]
     linear = from_working(plate(height, width), "ACEScg")
     pixels = np.concatenate([linear, np.ones((height, width, 1), np.float32)], axis=2)
@@ -204,7 +205,7 @@ def write_plates(folder: Path, frames: int) -> None:
 
 def render_fps(folder: Path, frames: int, out: str, *how: str) -> float:
     """Frames/s between the first and the last frame written (start-up and model load excluded)."""
-    command = [sys.executable, "-m", "shotstyle.nodes.farm.cli", "render", "--model", str(folder / "look.safetensors"),
+    command = [sys.executable, "-m", "shotstyle.cli", "render", "--model", str(folder / "look.safetensors"),
                "--in", str(folder / "plate.####.exr"), "--out", str(folder / out / "s.####.exr"),
                "--frames", f"1-{frames}", "--compression", "zip", "--json-progress", *how]
     result = subprocess.run(command, capture_output=True, text=True)

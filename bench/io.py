@@ -1,4 +1,4 @@
-"""Read/write time of one 1920×1080 RGBA half EXR per compression, through shotstyle's frameio.
+"""Read/write time of one 1920×1080 RGBA half EXR per compression, through shotstyle's media package.
 
 The frame is synthesised (smooth scene-linear gradients with highlights above 1.0, grain and a
 soft alpha) so compressors see plate-like data. Prints the median of several runs per row.
@@ -15,7 +15,11 @@ import time
 
 import numpy as np
 
-from shotstyle.server.frameio import Frame, read_frame, write_frame
+from shotstyle.media.frame import Frame
+
+from shotstyle.media.reading import read_frame
+
+from shotstyle.media.writing import write_frame
 
 COMPRESSIONS = ("zip", "piz", "dwaa", "none")
 

@@ -50,7 +50,7 @@ def best_ms(works: List[Callable[[], float]], repeats: int) -> List[Tuple[float,
 
 
 def test_frame(width: int, height: int):
-    from shotstyle.server.frameio import Frame
+    from shotstyle.media.frame import Frame
 
     grid = np.mgrid[0:height, 0:width].astype(np.float32)
     y, x = grid[0], grid[1]
@@ -89,14 +89,15 @@ def main(argv: List[str] | None = None) -> int:
 
     import torch
 
+    from shotstyle.media.payloads import frame_from_raw, frame_to_raw
+    from shotstyle.media.reading import decode_image_bytes
+    from shotstyle.media.writing import encode_exr_bytes
     from shotstyle.plugin.client import Client
     from shotstyle.plugin.codec import EncodedFrame
     from shotstyle.server.engine.inference import Stylizer
     from shotstyle.server.engine.modelfile import StyleModel, load_model, save_model
     from shotstyle.server.engine.networks import build_network
     from shotstyle.server.engine.pipeline import stylize_frame
-    from shotstyle.server.frameio import decode_image_bytes, encode_exr_bytes
-    from shotstyle.server.payloads import frame_from_raw, frame_to_raw
 
     root = tempfile.mkdtemp(prefix="shotstyle-bench-")
     torch.manual_seed(0)

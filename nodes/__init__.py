@@ -1,1 +1,1 @@
-"""Host nodes: Nuke, DaVinci Resolve / Fusion, and the farm command line."""
+"""Host nodes: Nuke and DaVinci Resolve / Fusion, their shared bridge to a server, and their installs."""

@@ -8,7 +8,7 @@ or a branch for one kind::
     ├── ServerError              a request failed; .code, .frame
     ├── SetupError               a command cannot start (no server, unreadable model); .exit_code
     └── the hosts' own           HostBridgeError (nodes.hostbridge), ShotStyleNodeError (nodes.nuke.node),
-                                 FusionCompError (nodes.resolve.fusioncomp), SubmitError (nodes.farm.submit)
+                                 FusionCompError (nodes.resolve.fusioncomp), SubmitError (cli.submit)
 
 (The installer's HostInstallError and HostPythonError are not: install.py loads those modules
 before shotstyle is installed.)

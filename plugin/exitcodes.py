@@ -61,7 +61,7 @@ BY_ERROR_CODE: Dict[str, ExitCode] = {
 # The statuses each command leaves with (the README's "exit statuses by command" table lists exactly
 # these; tests/test_errors.py checks it, and that every command of the CLI is here). Every command
 # may also leave with 1 (a bug), 2 (arguments argparse refuses), 7 (a system I/O failure it does not
-# handle itself: nodes.farm.cli) and 130 (Ctrl-C).
+# handle itself: cli.main) and 130 (Ctrl-C).
 _ANY = frozenset({ExitCode.OK, ExitCode.INTERNAL, ExitCode.USAGE, ExitCode.IO_ERROR, ExitCode.CANCELLED})
 _WORK = frozenset(ExitCode)  # commands that read inputs, load models, use servers and do the work
 BY_COMMAND: Dict[str, FrozenSet[ExitCode]] = {

@@ -121,7 +121,7 @@ def explicit(value: Optional[str]) -> Optional[str]:
     """``value``, or None when it is "auto" or empty: the one rule for "let the server decide".
 
     (For the colour space the server then takes the one the frame records, else the default
-    for its data type: see server.frameio.default_colourspace.)
+    for its data type: see media.metadata.default_colourspace.)
     """
     return None if value in (None, "", AUTO) else value
 

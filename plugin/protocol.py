@@ -23,12 +23,13 @@ The header is a UTF-8 JSON object. Three kinds exist:
 A frame descriptor (see ``codec.to_parts``) names the payload part that holds its bytes
 (``"part"``), so binary payloads are sent zero-copy and never embedded in JSON.
 
-Ops (``OPS``): see the table below; every op not listed is answered with ``unknown_op``.
+Ops (``OP_SPECS``: each op's arguments, frames, reply and who may send it); every op not listed is
+answered with ``unknown_op``.
 Error codes (``ERROR_CODES``): every failed request is answered with one of them. Error
 messages are cut to `MAX_ERROR_MESSAGE_CHARS` (with a note saying so), so an error reply always
 fits the header limit, whatever value the message quotes.
 
-Who may do what (`CONTROL_OPS`): reading ops, stylize and training a new model are open to every
+Who may do what (each op's ``authority``): reading ops, stylize and training a new model are open to every
 client that can connect. Stopping the server, deleting models, replacing an existing model (by
 ``model.put`` or ``train``) and cancelling another client's job need *authority*: the ``token``
 the server writes into its per-user server file (mode 0600, plugin.localserver; local clients
@@ -43,6 +44,7 @@ from __future__ import annotations
 import json
 import reprlib
 import uuid
+from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from shotstyle.plugin.errors import CodedError
@@ -50,25 +52,81 @@ from shotstyle.plugin.errors import CodedError
 PROTOCOL_VERSION = 1
 
 # --- ops -------------------------------------------------------------------
-OP_HELLO = "hello"                    # -> HELLO_FIELDS
-OP_STATUS = "status"                  # -> STATUS_FIELDS; jobs: [{id, name, state, step, steps, checkpointed}]
-OP_MODELS = "models"                  # -> {models: [{name, hash, metadata...}]}
-OP_MODEL_DESCRIBE = "model.describe"  # args {name} -> {name, hash, size, metadata}
-OP_MODEL_DELETE = "model.delete"      # args {name} -> {}
-OP_MODEL_PUT = "model.put"            # args {name}, one payload part: model file bytes (never pickled) -> {name, hash}
-OP_MODEL_GET = "model.get"            # args {name} -> {name} + one payload part: model file bytes
-OP_MODEL_LUT = "model.lut"            # args {name, size} -> {name, hash, size, cube_name, ocio, report, report_text}
-                                      # + one payload part: the .cube file bytes (the model's global grade)
-OP_TRAIN = "train"                    # args {name, params, style_colourspace?, init_part?, matte_channels?},
-                                      # frames: keyframes + style (+ preview) (+ matte and label images, see
-                                      # plugin.mattes); init_part: the payload part holding a model file to
-                                      # continue (params.steps: this run's steps) -> {job}; then events
-OP_CANCEL = "cancel"                  # args {job} -> {job} (the job then sends its "cancelled" event)
-OP_STYLIZE = "stylize"                # args {model, mix, colourspace, tile, out_colourspace?}, frames -> frames (same
-                                      # numbers, same encoding; in out_colourspace, default the input's) + result
-                                      # {model, hash, frames, device, worker (which of serve --devices),
-                                      # timings_ms: {decode, stylize, encode}}
-OP_SHUTDOWN = "shutdown"              # -> {} then the server stops gracefully
+OP_HELLO = "hello"
+OP_STATUS = "status"
+OP_MODELS = "models"
+OP_MODEL_DESCRIBE = "model.describe"
+OP_MODEL_DELETE = "model.delete"
+OP_MODEL_PUT = "model.put"
+OP_MODEL_GET = "model.get"
+OP_MODEL_LUT = "model.lut"
+OP_TRAIN = "train"
+OP_CANCEL = "cancel"
+OP_STYLIZE = "stylize"
+OP_SHUTDOWN = "shutdown"
+
+# Who may send an op (see the module docstring).
+OPEN = "every client that can connect"
+AUTHORITY = "authority"
+AUTHORITY_TO_REPLACE = "open; authority to replace an existing model or one a training job will write"
+AUTHORITY_FOR_OTHERS = "open for the client's own job; authority for another client's"
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    """One op: its arguments (name -> what it holds; a trailing "?" on the name: optional), what its
+    frames carry, what its reply holds, who may send it, whether a stopping server still answers it
+    (a client can still fetch the checkpoint of a stopped job), and whether a client may send it
+    again after a timeout or reconnect (same answer, no side effect twice)."""
+
+    args: Dict[str, str]
+    frames: str
+    result: str
+    authority: str
+    while_stopping: bool = False
+    idempotent: bool = False
+
+
+# The one table of ops: the server has a handler for each (server.app.Server.HANDLERS), and a test
+# checks that every argument a handler reads is described here.
+OP_SPECS: Dict[str, OpSpec] = {
+    OP_HELLO: OpSpec({}, "", "HELLO_FIELDS", OPEN, while_stopping=True, idempotent=True),
+    OP_STATUS: OpSpec({}, "", "STATUS_FIELDS; jobs: [{id, name, state, step, steps, checkpointed}]", OPEN,
+                      while_stopping=True, idempotent=True),
+    OP_MODELS: OpSpec({}, "", "{models: [{name, hash, metadata...}]}", OPEN, while_stopping=True, idempotent=True),
+    OP_MODEL_DESCRIBE: OpSpec({"name": "a model in the store"}, "", "{name, hash, size, metadata}", OPEN,
+                              while_stopping=True, idempotent=True),
+    OP_MODEL_DELETE: OpSpec({"name": "a model in the store (not one being trained)"}, "", "{}", AUTHORITY),
+    OP_MODEL_PUT: OpSpec({"name": "the name to store it under"},
+                         "none; one payload part: the model file's bytes (never pickled)", "{name, hash}",
+                         AUTHORITY_TO_REPLACE),
+    OP_MODEL_GET: OpSpec({"name": "a model in the store"}, "", "{name} + one payload part: the model file's bytes",
+                         OPEN, while_stopping=True, idempotent=True),
+    OP_MODEL_LUT: OpSpec({"name": "a model in the store", "size?": "the cube's size, one of engine.lut.CUBE_SIZES"},
+                         "", "{name, hash, size, cube_name, ocio, report, report_text} + one payload part: the "
+                         ".cube file's bytes (the model's global grade)", OPEN, idempotent=True),
+    OP_TRAIN: OpSpec({"name": "the model to write",
+                      "params": "the Training and Colour parameters (plugin.params)",
+                      "style_colourspace?": "the style frame's colour space",
+                      "init_part?": "the payload part holding a model file to continue (params.steps: this run's "
+                                    "steps)",
+                      "matte_channels?": "plate mattes as channels of the keyframes (plugin.mattes)"},
+                     "keyframes + one style (+ one preview) (+ matte and label images, see plugin.mattes)",
+                     "{job}; then events", AUTHORITY_TO_REPLACE),
+    OP_CANCEL: OpSpec({"job": "a job id"}, "", "{job} (the job then sends its \"cancelled\" event)",
+                      AUTHORITY_FOR_OTHERS, idempotent=True),
+    OP_STYLIZE: OpSpec({"model": "a model in the store", "mix": "plugin.params", "colourspace": "plugin.params",
+                        "tile": "plugin.params", "out_colourspace?": "the replies' colour space (default: the "
+                        "input's)"},
+                       "the frames to stylize",
+                       "frames (same numbers, same encoding) + {model, hash, frames, device, worker (which of serve "
+                       "--devices), timings_ms: {decode, stylize, encode}}", OPEN, idempotent=True),
+    OP_SHUTDOWN: OpSpec({}, "", "{} then the server stops gracefully", AUTHORITY),
+}
+OPS = tuple(OP_SPECS)
+CONTROL_OPS = frozenset(op for op, spec in OP_SPECS.items() if spec.authority == AUTHORITY)
+READ_OPS = frozenset(op for op, spec in OP_SPECS.items() if spec.while_stopping)
+IDEMPOTENT_OPS = frozenset(op for op, spec in OP_SPECS.items() if spec.idempotent)
 
 # install: {prefix, python, package} the server runs from; pid: its process (the server file names it too)
 HELLO_FIELDS = ("version", "protocol", "device", "models", "capabilities", "params", "limits", "install", "pid",
@@ -79,18 +137,6 @@ STATUS_FIELDS = ("version", "device", "pid", "address", "uptime_s", "jobs", "que
 # which thread, when and of what: a bug to report).
 HEALTH_OK = "ok"
 HEALTH_DEGRADED = "degraded"
-
-OPS = (OP_HELLO, OP_STATUS, OP_MODELS, OP_MODEL_DESCRIBE, OP_MODEL_DELETE, OP_MODEL_PUT,
-       OP_MODEL_GET, OP_MODEL_LUT, OP_TRAIN, OP_CANCEL, OP_STYLIZE, OP_SHUTDOWN)
-
-# Ops that need authority (see the module docstring; model.put and train only over an existing model).
-CONTROL_OPS = frozenset({OP_SHUTDOWN, OP_MODEL_DELETE})
-# Ops a stopping server still answers (a client can still fetch the checkpoint of a stopped job).
-READ_OPS = frozenset({OP_HELLO, OP_STATUS, OP_MODELS, OP_MODEL_DESCRIBE, OP_MODEL_GET})
-
-# Requests a client may safely send again after a timeout or reconnect: same answer, no side effect twice.
-IDEMPOTENT_OPS = frozenset({OP_HELLO, OP_STATUS, OP_MODELS, OP_MODEL_DESCRIBE, OP_MODEL_GET,
-                            OP_MODEL_LUT, OP_STYLIZE, OP_CANCEL})
 
 # --- event types (header["event"]["type"]) ---------------------------------
 EVENT_PROGRESS = "progress"    # {step, steps, losses: {name: value}, steps_per_s, eta_s}

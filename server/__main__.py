@@ -1,8 +1,8 @@
-"""`python -m shotstyle.server`: run the server (the same as `shotstyle serve`)."""
+"""`python -m shotstyle.server`: the same as `shotstyle serve` (what a client runs to start its local server)."""
 
 import sys
 
-from shotstyle.server.app import main
+from shotstyle.cli.main import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["serve", *sys.argv[1:]]))

@@ -5,7 +5,7 @@ its socket. The worker runs:
 
 * stylize requests through its `FramePipeline` (server.stylizing): decode threads, the device
   thread, finishing threads, several requests in flight;
-* a task thread: short tasks in arrival order (model uploads);
+* a task thread: short tasks in arrival order (model uploads, LUT exports);
 * training threads: one job at a time on a CPU (others wait in line); on a GPU several at once
   (`TRAINING_SLOTS`), each on its own CUDA stream. Events (progress, previews, checkpoints,
   done/failed/cancelled) are pushed to the requester as they happen.
@@ -35,13 +35,13 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence,
 
 import zmq
 
+from shotstyle.media.frame import Frame
+from shotstyle.media.payloads import IsolatedDecoder, encode_like
 from shotstyle.plugin import params as effect_params
 from shotstyle.plugin import protocol
 from shotstyle.plugin.codec import EncodedFrame, frames_to_message
 from shotstyle.plugin.mattes import Mattes
 from shotstyle.server.errors import RequestError, StoreError, TrainingCancelled, error_of, shutting_down
-from shotstyle.server.frameio import Frame
-from shotstyle.server.payloads import IsolatedDecoder, encode_like
 from shotstyle.server.store import ModelStore
 from shotstyle.server.stylizing import FramePipeline, StylizeRequest
 
@@ -107,7 +107,7 @@ class DeviceWorker:
         self.decoder = IsolatedDecoder()
         self._context = context
         self._results_address = results_address
-        self._renders: "queue.Queue[Optional[Tuple[bytes, str, str, Callable[[], TaskResult]]]]" = queue.Queue()
+        self._tasks: "queue.Queue[Optional[Tuple[bytes, str, str, Callable[[], TaskResult]]]]" = queue.Queue()
         self._trainings: "queue.Queue[Optional[TrainJob]]" = queue.Queue()
         self._jobs: Dict[str, TrainJob] = {}
         self._render_load: Dict[str, int] = collections.Counter()
@@ -119,7 +119,7 @@ class DeviceWorker:
         self.frames = FramePipeline(self._stylizer, context, results_address, self.stopping, self._request_done,
                                     {"device": device, "worker": number})
         slots = TRAINING_SLOTS if self.execution.concurrent_training else 1
-        self._loops: Dict[str, Callable[[], None]] = {"shotstyle-render": self._render_loop, **{
+        self._loops: Dict[str, Callable[[], None]] = {"shotstyle-tasks": self._task_loop, **{
             f"shotstyle-train-{n}": self._train_loop for n in range(slots)}}
         self._holding: Dict[str, Any] = {}  # thread name -> the (identity, request id) or TrainJob it works on
         self._deaths: Dict[str, str] = {}   # thread name -> what killed it
@@ -166,12 +166,13 @@ class DeviceWorker:
 
     def submit(self, identity: bytes, request_id: str, task: Callable[[], TaskResult],
                client: Optional[str] = None) -> None:
-        """Run ``task`` on the render thread; its result (or error) is the reply to ``request_id``.
+        """Run ``task`` (a model upload, a LUT export) on the task thread; its result (or error) is the
+        reply to ``request_id``.
 
         ``client`` is who the task counts against (`renders_in_flight`); default: the identity.
         """
         client = self._request_started(identity, client)
-        self._renders.put((identity, request_id, client, task))
+        self._tasks.put((identity, request_id, client, task))
 
     def stylize(self, identity: bytes, request_id: str, frames: List[EncodedFrame], model: str, mix: float,
                 colourspace: Optional[str], tile: int, out_colourspace: Optional[str] = None,
@@ -222,7 +223,7 @@ class DeviceWorker:
         self.stopping.set()
         with self._busy:
             self._busy.notify_all()
-        self._renders.put(None)
+        self._tasks.put(None)
         for _ in self._threads[1:]:
             self._trainings.put(None)
 
@@ -270,13 +271,13 @@ class DeviceWorker:
         self.frames.close(timeout)
         self.decoder.close()
 
-    # --- render thread ------------------------------------------------------------
-    def _render_loop(self) -> None:
+    # --- task thread (model uploads, LUT exports) ---------------------------------------------
+    def _task_loop(self) -> None:
         out = self._context.socket(zmq.PUSH)
         out.connect(self._results_address)
         name = threading.current_thread().name
         try:
-            while (item := self._renders.get()) is not None:
+            while (item := self._tasks.get()) is not None:
                 identity, request_id, client, task = item
                 del item  # what a task holds (an upload, frames) is freed as soon as it is done
                 self._holding[name] = (identity, request_id)

@@ -1,4 +1,4 @@
-"""`shotstyle keys`: CurveZMQ key pairs, and the CURVE side of the server.
+"""CurveZMQ key files and the CURVE side of the server (`shotstyle keys` makes the pairs: cli.keys).
 
 A server that listens on anything but loopback (or ipc://) must encrypt and authenticate:
 it needs its own secret key (``--curve-secret server.key_secret``) and a folder of the
@@ -8,18 +8,16 @@ client). Key files are ZeroMQ certificate files (``zmq.auth``); secret files are
 
 from __future__ import annotations
 
-import argparse
 import ipaddress
 import os
 import re
-import sys
 from typing import Any, Dict, Optional, Tuple
 
 import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
-from shotstyle.server.errors import CurveKeyError, ShotstyleError, exit_code
+from shotstyle.server.errors import CurveKeyError
 from shotstyle.plugin.userdirs import user_folder
 
 LOOPBACK_HOSTS = ("localhost",)
@@ -95,40 +93,3 @@ def check_bind(address: str, secret_file: Optional[str], authorized_dir: Optiona
         raise CurveKeyError(f"refusing to listen on {address} without CurveZMQ: make keys with `shotstyle keys "
                         "server client` and pass --curve-secret server.key_secret --authorized-keys DIR "
                         "(a folder holding each client's .key file)")
-
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("names", nargs="*", default=["server"], metavar="NAME",
-                        help="key pairs to make, several at once: the server's and one per client, e.g. "
-                             "`server artist-01 artist-02` (default: server)")
-    parser.add_argument("--dir", default=None, help=f"folder for the key files (default {default_keys_dir()})")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace existing key pairs (by default they are kept: clients holding them stay valid)")
-
-
-def run(args: argparse.Namespace) -> int:
-    folder = args.dir or default_keys_dir()
-    try:
-        for name in args.names:  # every name is checked before any file is made
-            check_key_name(name)
-        made = {}
-        for name in args.names:
-            public, secret = os.path.join(folder, name + ".key"), os.path.join(folder, name + ".key_secret")
-            if not args.overwrite and os.path.isfile(public) and os.path.isfile(secret):
-                print(f"{name}: kept the existing pair {public} (--overwrite replaces it)")
-            else:
-                public, secret = make_keypair(folder, name, args.overwrite)
-                print(f"{name}: public {public}\n{' ' * len(name)}  secret {secret} (keep private)")
-            made[name] = (public, secret)
-    except ShotstyleError as exc:
-        print(f"shotstyle keys: {exc}", file=sys.stderr)
-        return exit_code(exc)
-    server = made.get("server", (os.path.join(folder, "server.key"), os.path.join(folder, "server.key_secret")))
-    clients = [name for name in made if name != "server"]
-    print(f"Server: shotstyle serve --bind tcp://0.0.0.0:5599 --curve-secret {server[1]} --authorized-keys DIR\n"
-          "        (DIR holds each client's public .key file" + (f": copy {', '.join(n + '.key' for n in clients)} "
-                                                                 "there)" if clients else ")"))
-    client = made[clients[0]][1] if clients else "<client>.key_secret"
-    print(f"Client: shotstyle render|train ... --server HOST:5599 --server-key {server[0]} --client-key {client}\n"
-          "        (or SHOTSTYLE_SERVER_KEY / SHOTSTYLE_CLIENT_KEY, or server_key / client_key in the config file)")
-    return 0

@@ -1,7 +1,7 @@
 """The artist's mattes from read frames to the engine's `Matte`s: one rule for `train --in-process`
 and for a server's training job.
 
-An image's matte is its alpha channel if it has one, else its first channel (`frameio` reads
+An image's matte is its alpha channel if it has one, else its first channel (`media.reading` reads
 8/16-bit files as 0..1); a plate matte may instead be a channel of every keyframe; label images
 become one matte per flat colour present in all of them (`engine.mattes.label_mattes`). Nothing
 is resized: `check_mattes` refuses a matte that is not the size of its image, naming its file.
@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from shotstyle.media.frame import Frame
 from shotstyle.plugin.mattes import Mattes
 from shotstyle.server.engine.mattes import MIN_LABEL_SHARE, Matte, check_mattes, label_mattes
 from shotstyle.server.errors import TrainingInputError
-from shotstyle.server.frameio import Frame
 
 
 def matte_of(frame: Frame) -> np.ndarray:

@@ -27,11 +27,11 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 
 import zmq
 
+from shotstyle.media.frame import io_threads
+from shotstyle.media.payloads import IsolatedDecoder, encode_like
 from shotstyle.plugin import protocol
 from shotstyle.plugin.codec import EncodedFrame, frames_to_message
 from shotstyle.server.errors import RequestError, ShotstyleError, error_of, shutting_down, wire_code
-from shotstyle.server.frameio import io_threads
-from shotstyle.server.payloads import IsolatedDecoder, encode_like
 
 if TYPE_CHECKING:
     from shotstyle.server.engine.inference import Stylizer

@@ -17,6 +17,8 @@ import torch
 import testfiles
 from serverproc import MODEL, ServerProcess, save_tiny_model
 from shotstyle import examples
+from shotstyle.media.frame import Frame
+from shotstyle.media.reading import decode_image_bytes, read_frame
 from shotstyle.plugin import codec
 from shotstyle.plugin.client import Client, follow
 from shotstyle.plugin.exitcodes import ExitCode
@@ -24,7 +26,6 @@ from shotstyle.server.engine.device import execution_for
 from shotstyle.server.engine.inference import Stylizer
 from shotstyle.server.engine.modelfile import load_model, model_to_bytes, save_model
 from shotstyle.server.engine.pipeline import load_working, stylize_frame, stylize_frames, working_rgb
-from shotstyle.server.frameio import Frame, decode_image_bytes, read_frame
 from test_inference import graded_model
 from tolerances import accumulation_steps, rounding_tolerance
 
@@ -153,8 +154,8 @@ def test_render_in_process_on_the_accelerator_path(plate_clip, tmp_path, monkeyp
     import json
     import shutil
 
-    from shotstyle.nodes.farm.cli import main
-    from shotstyle.server import frameio
+    from shotstyle.cli.main import main
+    from shotstyle.media import frame as media_frame
 
     graded = graded_model("hrnet-fast", load_working(examples.PLATE.replace("####", "0001")))
     model = str(tmp_path / "look.safetensors")
@@ -173,7 +174,7 @@ def test_render_in_process_on_the_accelerator_path(plate_clip, tmp_path, monkeyp
 
     render("cpu")
     monkeypatch.setenv("SHOTSTYLE_ACCELERATOR_PATH", "1")
-    monkeypatch.setattr(frameio, "CORES_PER_IO_THREAD", 1)  # two readers and two writers on CI's 2 cores
+    monkeypatch.setattr(media_frame, "CORES_PER_IO_THREAD", 1)  # two readers and two writers on CI's 2 cores
     records = render("gpu-like")
     failed = [r["frame"] for r in records if r["event"] == "frame" and r["status"] == "missing"]
     assert failed == [5]

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from shotstyle.nodes.farm.cli import main
+from shotstyle.cli.main import main
 from shotstyle.plugin.exitcodes import ExitCode
 
 

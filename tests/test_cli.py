@@ -9,7 +9,7 @@ import re
 import pytest
 
 from conftest import REPO
-from shotstyle.nodes.farm.cli import SUBCOMMANDS, main
+from shotstyle.cli.main import SUBCOMMANDS, main
 from shotstyle.plugin.exitcodes import ExitCode
 
 

@@ -37,8 +37,9 @@ def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
 
 
 def test_exr_bytes_through_the_server_equal_the_in_process_result(server, stylizer, exr_sequence, tmp_path):
+    from shotstyle.media.reading import decode_image_bytes, read_frame
+    from shotstyle.media.writing import write_frame
     from shotstyle.server.engine.pipeline import stylize_frame
-    from shotstyle.server.frameio import decode_image_bytes, read_frame, write_frame
 
     paths = testfiles.paths_of(exr_sequence, testfiles.SEQUENCE_FRAMES)
     with Client(server.address, timeout=120) as client:
@@ -57,9 +58,9 @@ def test_exr_bytes_through_the_server_equal_the_in_process_result(server, styliz
 
 
 def test_plates_as_raw_buffers_equal_the_in_process_result(server, stylizer, plate_clip):
+    from shotstyle.media.payloads import frame_from_raw, frame_to_raw
+    from shotstyle.media.reading import read_frame
     from shotstyle.server.engine.pipeline import stylize_frame
-    from shotstyle.server.frameio import read_frame
-    from shotstyle.server.payloads import frame_from_raw, frame_to_raw
 
     paths = testfiles.paths_of(plate_clip, (1, 20, 40))
     frames = {n: read_frame(str(p)) for n, p in enumerate(paths, 1001)}
@@ -176,7 +177,10 @@ def test_training_streams_events_and_the_model_renders(server, train_inputs):
 
 def test_a_float_tiff_keyframe_previews_in_the_space_it_was_read_in(server, tmp_path):
     """One default-colourspace rule: float data is ACEScg when read and when its preview is encoded."""
-    from shotstyle.server.frameio import COLOURSPACE_ATTRIBUTE, Frame, decode_image_bytes, write_frame
+    from shotstyle.media.frame import Frame
+    from shotstyle.media.metadata import COLOURSPACE_ATTRIBUTE
+    from shotstyle.media.reading import decode_image_bytes
+    from shotstyle.media.writing import write_frame
     rgb = np.random.default_rng(0).uniform(0, 1, (32, 48, 3)).astype(np.float32)
     window = (0, 0, 48, 32)
     write_frame(str(tmp_path / "key.tif"), Frame(rgb, ["R", "G", "B"], ["float"] * 3, window, window, {}))

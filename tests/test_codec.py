@@ -78,7 +78,7 @@ def test_size_mismatches_are_refused():
 def test_server_side_half_float_conversion_matches_numpy_bit_for_bit():
     import warnings
 
-    from shotstyle.server.payloads import convert
+    from shotstyle.media.payloads import convert
 
     halves = np.arange(65536, dtype=np.uint16).view(np.float16)  # every half, NaN payloads included
     assert np.array_equal(convert(halves, "float32").view(np.uint32), halves.astype(np.float32).view(np.uint32))

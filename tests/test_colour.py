@@ -8,10 +8,10 @@ import torch
 
 import testfiles
 from shotstyle import examples
+from shotstyle.media.reading import read_frame
 from shotstyle.server.engine import colour, colourtensors
 from shotstyle.server.engine.colour import NEGATIVE_LIMIT, from_working, to_working
 from shotstyle.server.errors import ColourError
-from shotstyle.server.frameio import read_frame
 
 # float32 quantises the ACEScct toe (offset 0.0729) to ~7e-10 in linear: tiny values are held
 # to this absolute tolerance instead of the 1e-3 relative one (see colour.py's docstring).

@@ -28,7 +28,7 @@ DELAYS_S = (0.0, 0.1, 0.3, 0.6, 1.0)   # after the first line the command prints
 
 def interrupted(argv: list[str], delay: float) -> tuple[int, str]:
     """Run the command, send SIGINT `delay` s after its first line; its exit status and stderr."""
-    process = subprocess.Popen([sys.executable, "-m", "shotstyle.nodes.farm.cli", *argv],
+    process = subprocess.Popen([sys.executable, "-m", "shotstyle.cli", *argv],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     first = process.stderr.readline() if process.stderr else ""
     time.sleep(delay)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from serverproc import ServerProcess
-from shotstyle.nodes.farm.cli import main
+from shotstyle.cli.main import main
 from shotstyle.plugin.exitcodes import ExitCode
 from testfiles import paths_of
 

@@ -27,8 +27,8 @@ FUZZ_CORPUS = sorted((SHARED_DATA / "exr" / "damaged").glob("*.exr"))
 # the error message or a digest of the pixels it read.
 CHILD = r"""
 import hashlib, json, sys
+from shotstyle.media.reading import decode_image_bytes, probe, read_frame
 from shotstyle.server.errors import FrameIOError
-from shotstyle.server.frameio import decode_image_bytes, probe, read_frame
 
 results = {}
 for path in sys.argv[1:]:

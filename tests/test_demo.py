@@ -14,8 +14,9 @@ import OpenImageIO as oiio
 import pytest
 
 from shotstyle import examples
-from shotstyle.nodes.farm import demo, review
-from shotstyle.server.frameio import Frame, read_frame
+from shotstyle.cli import demo, review
+from shotstyle.media.frame import Frame
+from shotstyle.media.reading import read_frame
 
 FRAMES = list(range(1, 24, 2))
 WIDTH, HEIGHT = 500, 281
@@ -122,7 +123,7 @@ def test_animation_plays_every_frame_before_and_after(demo_run):
 
 
 def test_plate_without_style_and_missing_frames_are_usage_errors(tmp_path, capsys):
-    from shotstyle.nodes.farm.cli import main
+    from shotstyle.cli.main import main
 
     assert main(["demo", "--plate", examples.PLATE, "-o", str(tmp_path)]) == 2
     assert "give both --plate and --style" in capsys.readouterr().err

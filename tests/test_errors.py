@@ -66,10 +66,10 @@ def test_every_protocol_code_has_an_exit_status_and_every_status_is_documented()
 
 def test_client_side_errors_share_one_root():
     import_everything("shotstyle.plugin")
-    import_everything("shotstyle.nodes.farm")
+    import_everything("shotstyle.cli")
     importlib.import_module("shotstyle.nodes.hostbridge")
     defined = []
-    for folder in ("plugin", "nodes/farm", "nodes/hostbridge.py"):
+    for folder in ("plugin", "cli", "nodes/hostbridge.py"):
         paths = [REPO / folder] if folder.endswith(".py") else sorted((REPO / folder).rglob("*.py"))
         for path in paths:
             module = "shotstyle." + ".".join(path.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
@@ -97,8 +97,9 @@ def no_vgg_weights(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_missing_weights_exit_alike_in_process_and_through_a_server(no_vgg_weights, tmp_path, capsys):
     from serverproc import ServerProcess
-    from shotstyle.nodes.farm.cli import main
-    from shotstyle.server.frameio import Frame, write_frame
+    from shotstyle.cli.main import main
+    from shotstyle.media.frame import Frame
+    from shotstyle.media.writing import write_frame
     rgb = np.random.default_rng(0).uniform(0, 1, (32, 48, 3)).astype(np.float32)
     for name in ("key", "style"):
         write_frame(str(tmp_path / f"{name}.exr"), Frame(rgb, ["R", "G", "B"], ["half"] * 3, (0, 0, 48, 32),

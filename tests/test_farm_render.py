@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shotstyle.nodes.farm import render
-from shotstyle.nodes.farm.cli import main
+from shotstyle.cli import render
+from shotstyle.cli.main import main
+from shotstyle.media.metadata import MODEL_ATTRIBUTE
 from shotstyle.plugin.exitcodes import ExitCode
-from shotstyle.server.frameio import MODEL_ATTRIBUTE
 from testfiles import PLATE_FRAMES, PLATE_PATTERN, PLATE_SIZE
 
 PLATE_SHAPE = (PLATE_SIZE[1], PLATE_SIZE[0], 3)
@@ -46,7 +46,7 @@ def render_argv(model: str, source: str, out: Path, frames: str, *extra: str) ->
 
 
 def spawn(argv: list[str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "shotstyle.nodes.farm.cli", *argv],
+    return subprocess.Popen([sys.executable, "-m", "shotstyle.cli", *argv],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -57,7 +57,7 @@ def summary_of(stdout: str) -> dict:
 
 
 def pixels(path: Path) -> np.ndarray:
-    from shotstyle.server.frameio import read_frame
+    from shotstyle.media.reading import read_frame
     return read_frame(str(path)).pixels
 
 
@@ -89,7 +89,8 @@ def test_three_overlapping_chunks_equal_one_process(tiny_model, clip, tmp_path, 
 
 
 def test_resume_skips_complete_frames_and_redoes_wrong_ones(tiny_model, clip, tmp_path, capsys):
-    from shotstyle.server.frameio import read_frame, write_frame
+    from shotstyle.media.reading import read_frame
+    from shotstyle.media.writing import write_frame
     out = tmp_path / "out"
     assert main(render_argv(tiny_model, clip, out, "1-4", "--in-process")) == 0
     capsys.readouterr()
@@ -131,7 +132,7 @@ def test_resume_over_a_finished_folder_never_imports_torch(tiny_model, clip, tmp
     out = tmp_path / "out"
     argv = render_argv(tiny_model, clip, out, "1-3", "--in-process")
     assert main(argv) == 0
-    check = ("import sys; from shotstyle.nodes.farm.cli import main; code = main(sys.argv[1:]); "
+    check = ("import sys; from shotstyle.cli.main import main; code = main(sys.argv[1:]); "
              "assert 'torch' not in sys.modules, 'resume imported torch'; sys.exit(code)")
     done = subprocess.run([sys.executable, "-c", check, *argv], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

@@ -7,8 +7,8 @@ import socket
 
 import pytest
 
-from shotstyle.nodes.farm import train
-from shotstyle.nodes.farm.cli import main
+from shotstyle.cli import train
+from shotstyle.cli.main import main
 from shotstyle.plugin.exitcodes import ExitCode
 from testfiles import paths_of
 
@@ -50,8 +50,8 @@ def test_preview_frame_is_written_beside_the_model_every_n_steps(where, inputs, 
                                                                  request):
     """`--preview F` writes F's result (display PNG) to MODEL.preview.png and says where; with
     `--preview-every 2` it is rewritten at steps 2 and 4, the last one the finished model's."""
-    from shotstyle.nodes.farm import review
-    from shotstyle.server.frameio import read_frame
+    from shotstyle.cli import review
+    from shotstyle.media.reading import read_frame
 
     writes: list[str] = []
     original = review.write_png
@@ -132,7 +132,7 @@ def test_ctrl_c_keeps_a_checkpoint_and_exits_130(inputs, tmp_path):
     import sys
     from shotstyle.server.engine.modelfile import load_model
     model = tmp_path / "stopped.safetensors"
-    process = subprocess.Popen([sys.executable, "-m", "shotstyle.nodes.farm.cli", "train", "--content",
+    process = subprocess.Popen([sys.executable, "-m", "shotstyle.cli", "train", "--content",
                                 inputs["content"], "--style", inputs["style"], "-o", str(model), "--in-process",
                                 "--steps", "2000", "--resolution", "64", "--loss", "look"],
                                stderr=subprocess.PIPE, text=True)

@@ -13,12 +13,11 @@ import OpenImageIO as oiio
 import pytest
 
 import testfiles
-from shotstyle.server import frameio
+from shotstyle.media import memoryfiles, metadata, reading, writing
+from shotstyle.media.frame import Frame
+from shotstyle.media.reading import decode_image_bytes, probe, read_frame, read_sequence, sequence_paths
+from shotstyle.media.writing import encode_exr_bytes, write_frame
 from shotstyle.server.errors import FrameIOError, FrameWriteError, MissingFramesError
-from shotstyle.server.frameio import (
-    Frame, decode_image_bytes, encode_exr_bytes, probe, read_frame, read_sequence,
-    sequence_paths, write_frame,
-)
 
 SAMPLE_EXRS = [
     "Beachball/singlepart.0001.exr",
@@ -36,7 +35,7 @@ SAMPLE_EXRS = [
 # Compressions that lose bits on float (pxr24) or on any data (b44, dwa): the round trip then uses zip.
 LOSSY = {"pxr24", "b44", "b44a", "dwaa", "dwab"}
 # Written on every write where the frame has none (by OpenImageIO; by us).
-ADDED_ON_WRITE = {"DateTime", frameio.COLOURSPACE_ATTRIBUTE}
+ADDED_ON_WRITE = {"DateTime", metadata.COLOURSPACE_ATTRIBUTE}
 
 
 def bits(pixels: np.ndarray) -> np.ndarray:
@@ -331,7 +330,7 @@ def test_atomic_write_leaves_no_final_file_on_failure(made_exrs, tmp_path, monke
     def killed(*args, **kwargs):
         raise KeyboardInterrupt  # as if the process were stopped while the pixels are written
 
-    monkeypatch.setattr(frameio.np, "ascontiguousarray", killed)
+    monkeypatch.setattr(writing.np, "ascontiguousarray", killed)
     with pytest.raises(KeyboardInterrupt):
         write_frame(str(target), frame)
     monkeypatch.undo()
@@ -343,7 +342,7 @@ def test_atomic_write_leaves_no_final_file_on_failure(made_exrs, tmp_path, monke
     def no_rename(*args):
         raise OSError("disk full")
 
-    monkeypatch.setattr(frameio.os, "replace", no_rename)
+    monkeypatch.setattr(writing.os, "replace", no_rename)
     with pytest.raises(FrameWriteError, match="disk full"):
         write_frame(str(target), frame.with_rgb(frame.rgb() + 1))
     assert os.listdir(tmp_path) == ["out.exr"] and target.read_bytes() == before
@@ -391,7 +390,7 @@ def test_write_sequence_and_read_it_back(exr_sequence, tmp_path):
 
 
 def test_frames_claiming_too_much_memory_are_refused_before_reading(made_exrs, monkeypatch):
-    monkeypatch.setattr(frameio, "MAX_FRAME_BYTES", 1 << 16)
+    monkeypatch.setattr(reading, "MAX_FRAME_BYTES", 1 << 16)
     with pytest.raises(FrameIOError, match=r"crop\.exr: header claims 100×60 pixels × 3 channels"):
         read_frame(made_exrs["crop"])
 
@@ -442,8 +441,8 @@ def test_exr_bytes_are_encoded_and_decoded_in_memory(monkeypatch):
 
 
 def test_one_default_colourspace_rule_for_files_probes_and_raw_buffers(tmp_path):
+    from shotstyle.media.payloads import frame_from_raw
     from shotstyle.plugin.codec import encode_raw
-    from shotstyle.server.payloads import frame_from_raw
     rgb = np.random.default_rng(2).uniform(0, 1, (8, 12, 3)).astype(np.float32)
     window = (0, 0, 12, 8)
     for formats, ext, expected in ((["float"] * 3, "tif", "ACEScg"), (["half"] * 3, "exr", "ACEScg"),
@@ -461,7 +460,7 @@ def test_one_default_colourspace_rule_for_files_probes_and_raw_buffers(tmp_path)
 
 def test_raw_payloads_become_frames_directly(monkeypatch):
     """Raw buffers (the farm's and local clients' fast path) never go through a file or the decoder process."""
-    from shotstyle.server.payloads import IsolatedDecoder, frame_to_raw
+    from shotstyle.media.payloads import IsolatedDecoder, frame_to_raw
     rgb = np.random.default_rng(3).uniform(0, 1, (8, 12, 3)).astype(np.float16).astype(np.float32)
     frame = Frame(rgb, ["R", "G", "B"], ["half"] * 3, (0, 0, 12, 8), (0, 0, 12, 8), {}, colourspace="ACEScg")
     decoder = IsolatedDecoder()
@@ -473,7 +472,7 @@ def test_raw_payloads_become_frames_directly(monkeypatch):
 def test_names_left_by_a_killed_decoder_are_removed_by_the_next_process():
     import subprocess
     import sys
-    folder = frameio._memory_folder()
+    folder = memoryfiles.memory_folder()
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True).stdout.strip()
     left = os.path.join(folder, f"shotstyle-{dead}-{'0' * 32}.exr")
@@ -481,8 +480,8 @@ def test_names_left_by_a_killed_decoder_are_removed_by_the_next_process():
     for path in (left, mine):
         os.symlink("/proc/self/fd/1000000", path)
     try:
-        frameio._memory_folder.cache_clear()
-        assert frameio._memory_folder() == folder
+        memoryfiles.memory_folder.cache_clear()
+        assert memoryfiles.memory_folder() == folder
         assert not os.path.lexists(left) and os.path.lexists(mine)
     finally:
         for path in (left, mine):

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shotstyle.nodes.farm.cli import main
+from shotstyle.cli.main import main
 from shotstyle.plugin.exitcodes import ExitCode
 
 FULL = os.strerror(errno.ENOSPC)   # "No space left on device"
@@ -28,7 +28,8 @@ FULL = os.strerror(errno.ENOSPC)   # "No space left on device"
 
 def noise_sequence(folder: Path, frames: int = 3) -> str:
     """``frames`` EXRs of noise (about 200 KB each: they do not compress), pattern ``plate.####.exr``."""
-    from shotstyle.server.frameio import Frame, write_frame
+    from shotstyle.media.frame import Frame
+    from shotstyle.media.writing import write_frame
 
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
@@ -53,7 +54,7 @@ def on_full_disk(folder: Path, argv: list[str]) -> subprocess.CompletedProcess:
     if not _namespaces_work():
         pytest.skip("no user namespaces here (unshare -rm) to mount a small filesystem in")
     folder.mkdir(parents=True, exist_ok=True)
-    command = " ".join(shlex.quote(a) for a in [sys.executable, "-m", "shotstyle.nodes.farm.cli", *argv])
+    command = " ".join(shlex.quote(a) for a in [sys.executable, "-m", "shotstyle.cli", *argv])
     script = (f"mount -t tmpfs -o size=1m tmpfs {shlex.quote(str(folder))} && "
               f"dd if=/dev/zero of={shlex.quote(str(folder / 'fill'))} bs=4k count=240 2>/dev/null && exec {command}")
     return subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True, timeout=300)
@@ -84,10 +85,10 @@ def _disk_full(*args, **kwargs):
 
 
 def test_a_full_disk_stops_the_render_and_says_why(tiny_model, tmp_path, monkeypatch, capsys):
-    import shotstyle.server.frameio as frameio
+    import shotstyle.media.writing as writing
 
     plates = noise_sequence(tmp_path / "plates", frames=6)
-    monkeypatch.setattr(frameio.shutil, "copyfile", _disk_full)
+    monkeypatch.setattr(writing.shutil, "copyfile", _disk_full)
     out = tmp_path / "out"
     code = main(["render", "--in-process", "--model", tiny_model, "--in", plates, "--out", str(out / "s.####.exr"),
                  "--frames", "1-6", "--json-progress"])

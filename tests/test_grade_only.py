@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import torch
 
+from shotstyle.media.frame import Frame
 from shotstyle.server.engine import grade as grade_module
 from shotstyle.server.engine.colour import from_working
 from shotstyle.server.engine.grade import LatticeGrade, identity_lattice
@@ -27,7 +28,6 @@ from shotstyle.server.engine.modelfile import StyleModel, load_model, save_model
 from shotstyle.server.engine.networks import build_network
 from shotstyle.server.engine.networks.grade_only import GradeOnly
 from shotstyle.server.engine.pipeline import stylize_frame
-from shotstyle.server.frameio import Frame
 
 LOOKUP_TOLERANCE = 1e-5
 SCENE_TOLERANCE = 1e-4  # relative to max(1, |value|)

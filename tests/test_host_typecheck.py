@@ -47,7 +47,7 @@ def tree(tmp_path_factory) -> Path:
     follow the editable install's import hook)."""
     root = tmp_path_factory.mktemp("mypy")
     (root / "shotstyle").mkdir()
-    for folder in ("plugin", "server", "nodes", "examples"):
+    for folder in ("plugin", "media", "server", "cli", "nodes", "examples"):
         (root / "shotstyle" / folder).symlink_to(REPO / folder, target_is_directory=True)
     return root
 
@@ -62,7 +62,7 @@ def mypy(tree: Path, *targets: str) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 def test_the_whole_package_type_checks(tree):
     done = mypy(tree, "--config-file", str(REPO / "pyproject.toml"),
-                "-p", "shotstyle.plugin", "-p", "shotstyle.server", "-p", "shotstyle.nodes", "-p", "shotstyle.examples")
+                "-p", "shotstyle.plugin", "-p", "shotstyle.media", "-p", "shotstyle.server", "-p", "shotstyle.cli", "-p", "shotstyle.nodes", "-p", "shotstyle.examples")
     assert done.returncode == 0, done.stdout + done.stderr
 
 

@@ -8,13 +8,14 @@ import torch
 import torch.nn.functional as F
 
 from shotstyle import examples
+from shotstyle.media.metadata import MIX_ATTRIBUTE, MODEL_ATTRIBUTE
+from shotstyle.media.reading import read_frame
+from shotstyle.media.writing import write_frame
 from shotstyle.server.engine.grade import identity_lattice
 from shotstyle.server.engine.inference import TILE_OVERLAP, InferenceError, Stylizer, tile_spans
 from shotstyle.server.engine.modelfile import StyleModel
 from shotstyle.server.engine.networks import build_network
 from shotstyle.server.engine.pipeline import load_working, stylize_frame
-from shotstyle.server.frameio import MIX_ATTRIBUTE, MODEL_ATTRIBUTE
-from shotstyle.server.frameio import read_frame, write_frame
 from tolerances import rounding_tolerance
 
 

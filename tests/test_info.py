@@ -7,7 +7,7 @@ import json
 import pytest
 
 import testfiles
-from shotstyle.nodes.farm.cli import main
+from shotstyle.cli.main import main
 
 
 # What `info` prints about the first frame of the made sequence and of the OpenEXR sample sequence.

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from serverproc import ServerProcess
-from shotstyle.nodes.farm.cli import main
+from shotstyle.cli.main import main
 from shotstyle.plugin import localserver, protocol
 from shotstyle.plugin.client import Client, ServerError
 from shotstyle.plugin.exitcodes import ExitCode
@@ -50,7 +50,7 @@ def test_two_installs_never_share_a_local_server(served, monkeypatch):
 
 
 def test_hello_says_which_code_answers_and_another_version_warns(served, monkeypatch, capsys):
-    from shotstyle.nodes.farm.connection import connect
+    from shotstyle.cli.connection import connect
     with Client(served.address) as client:
         hello = client.hello()
     assert hello["install"]["prefix"] == localserver.prefix_of(sys.executable)
@@ -91,7 +91,7 @@ def test_commands_say_which_server_and_stop_ends_it(tiny_model, tmp_path, plate_
 
 
 def serve(*args: str, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "shotstyle.nodes.farm.cli", "serve", "--device", "cpu", *args],
+    return subprocess.run([sys.executable, "-m", "shotstyle.cli", "serve", "--device", "cpu", *args],
                           capture_output=True, text=True, timeout=60, env=env)
 
 

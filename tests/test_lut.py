@@ -12,14 +12,15 @@ import pytest
 import torch
 
 from serverproc import ServerProcess
-from shotstyle.nodes.farm.cli import main as cli
+from shotstyle.cli.main import main as cli
+from shotstyle.media.frame import Frame
+from shotstyle.media.writing import write_frame
 from shotstyle.plugin.client import Client, ServerError
 from shotstyle.server.engine.colour import from_working, to_working
 from shotstyle.server.engine.colourmath import delta_e_2000, working_to_lab
 from shotstyle.server.engine.lut import cube_text, export_look
 from shotstyle.server.engine.modelfile import save_model
 from shotstyle.server.engine.training import TrainConfig, train
-from shotstyle.server.frameio import Frame, write_frame
 
 from test_losses import scene
 

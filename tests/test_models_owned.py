@@ -83,8 +83,9 @@ def full_store_server(tmp_path):
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="the full disk is simulated through /proc")
 def test_a_full_store_disk_loses_no_finished_training(full_store_server, tmp_path):
+    from shotstyle.media.frame import Frame
+    from shotstyle.media.writing import write_frame
     from shotstyle.server.engine.modelfile import load_model
-    from shotstyle.server.frameio import Frame, write_frame
 
     server = full_store_server
     key = str(tmp_path / "key.exr")
@@ -92,7 +93,7 @@ def test_a_full_store_disk_loses_no_finished_training(full_store_server, tmp_pat
     write_frame(key, Frame(rgb, ["R", "G", "B"], ["half"] * 3, (0, 0, 64, 48), (0, 0, 64, 48), {}))
     output = tmp_path / "out" / "look.safetensors"
     output.parent.mkdir()
-    done = subprocess.run([sys.executable, "-m", "shotstyle.nodes.farm.cli", "train", "--server", server.address,
+    done = subprocess.run([sys.executable, "-m", "shotstyle.cli", "train", "--server", server.address,
                            "--content", key, "--style", key, "-o", str(output), "--steps", "2", "--resolution", "32",
                            "--loss", "look"], capture_output=True, text=True, timeout=300, env=server.env)
     assert done.returncode == ExitCode.IO_ERROR == 7, (done.returncode, done.stderr, server.log()[-3000:])

@@ -113,7 +113,7 @@ def test_nuke_prerender_then_nuke_x_reads_only_prepared_frames(nuke, host_server
     frame when one is missing."""
     from nukehost import fake_nuke_executable
     from shotstyle.nodes import hostinstall
-    from shotstyle.nodes.farm.cli import main
+    from shotstyle.cli.main import main
     from shotstyle.nodes.nuke import node as ssnode
     site = tmp_path / "studio_nuke"
     assert hostinstall.main("nuke", home=tmp_path, os_name="Linux", env={}, pyzmq=False, site=site) == 0
@@ -148,7 +148,7 @@ def test_nuke_prerender_then_nuke_x_reads_only_prepared_frames(nuke, host_server
 def test_nuke_prerender_names_a_node_without_its_model_copy(nuke, tmp_path, monkeypatch):
     from nukehost import fake_nuke_executable
     from shotstyle.nodes import hostinstall
-    from shotstyle.nodes.farm.cli import main
+    from shotstyle.cli.main import main
     from shotstyle.nodes.nuke import node as ssnode
     site = tmp_path / "studio_nuke"
     assert hostinstall.main("nuke", home=tmp_path, os_name="Linux", env={}, pyzmq=False, site=site) == 0

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from shotstyle.nodes.farm.cli import main
+from shotstyle.cli.main import main
 from shotstyle.plugin.exitcodes import ExitCode
 
 
@@ -30,15 +30,15 @@ def shot(tmp_path, exr_sequence) -> Path:
 
 def _no_frame_read(monkeypatch) -> None:
     """Make every frame reader of the render (wherever it was imported by name) fail the test."""
-    import shotstyle.nodes.farm.render.inprocess  # noqa: F401  (bind its names before patching)
-    import shotstyle.nodes.farm.render.outputs  # noqa: F401
-    import shotstyle.server.frameio as frameio
+    import shotstyle.cli.render.inprocess  # noqa: F401  (bind its names before patching)
+    import shotstyle.cli.render.outputs  # noqa: F401
+    import shotstyle.media.reading as reading
 
     def refuse(*args, **kwargs):
         raise AssertionError("a frame was read before the output was checked")
     for module in [m for name, m in sys.modules.items() if name.startswith("shotstyle.")]:
         for name in ("probe", "read_frame"):
-            if getattr(module, name, None) is getattr(frameio, name):
+            if getattr(module, name, None) is getattr(reading, name):
                 monkeypatch.setattr(module, name, refuse)
 
 

@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shotstyle.nodes.farm.cli import main
+from shotstyle.cli.main import main
+from shotstyle.media.metadata import COLOURSPACE_ATTRIBUTE, MIX_ATTRIBUTE
+from shotstyle.media.reading import read_frame
 from shotstyle.plugin.exitcodes import ExitCode
-from shotstyle.server.frameio import COLOURSPACE_ATTRIBUTE, MIX_ATTRIBUTE, read_frame
 from testfiles import paths_of, write_image
 from tolerances import LOG_DECODE_GAIN, accumulation_steps, half_rounding, rounding_tolerance
 

@@ -38,7 +38,7 @@ def tiny_model(tmp_path_factory) -> str:
 
 
 def cli(*argv: str, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "shotstyle.nodes.farm.cli", *argv], stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", "shotstyle.cli", *argv], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, **kwargs)
 
 
@@ -55,8 +55,8 @@ def free_port() -> int:
 # --- fault 4 ---------------------------------------------------------------------------------
 
 def test_f4_a_render_writes_no_inf_where_values_pass_the_half_range(tiny_model, made_exrs, tmp_path, capsys):
-    from shotstyle.nodes.farm.cli import main
-    from shotstyle.server.frameio import read_frame
+    from shotstyle.cli.main import main
+    from shotstyle.media.reading import read_frame
 
     (tmp_path / "in").mkdir()
     shutil.copy(made_exrs["all_half"], tmp_path / "in" / "all.0001.exr")
@@ -73,8 +73,8 @@ def test_f4_a_render_writes_no_inf_where_values_pass_the_half_range(tiny_model, 
 
 
 def test_f4_the_servers_half_float_replies_hold_no_inf(made_exrs, tmp_path):
-    from shotstyle.server.frameio import read_frame
-    from shotstyle.server.payloads import frame_to_raw
+    from shotstyle.media.payloads import frame_to_raw
+    from shotstyle.media.reading import read_frame
 
     save_tiny_model(tmp_path / "models")
     with ServerProcess(tmp_path) as server, Client(server.address, timeout=60) as client:
@@ -84,14 +84,16 @@ def test_f4_the_servers_half_float_replies_hold_no_inf(made_exrs, tmp_path):
             if out.kind == "raw":
                 pixels = np.frombuffer(out.data, np.float16)
             else:
-                from shotstyle.server.frameio import decode_image_bytes
+                from shotstyle.media.reading import decode_image_bytes
                 pixels = decode_image_bytes(bytes(out.data)).pixels
             assert not np.isinf(pixels).any(), out.kind
             assert out.extra.get("clamped", 0) > 0, out.extra
 
 
 def test_f4_only_finite_values_beyond_the_half_range_are_clamped_and_counted(tmp_path):
-    from shotstyle.server.frameio import Frame, read_frame, write_frame
+    from shotstyle.media.frame import Frame
+    from shotstyle.media.reading import read_frame
+    from shotstyle.media.writing import write_frame
 
     pixels = np.array([[[70000.0, -1e9, np.inf, 65504.0, 1.0]]], np.float32)
     frame = Frame(pixels, ["R", "G", "B", "A", "Z"], ["half", "half", "half", "half", "float"], (0, 0, 1, 1),
@@ -127,7 +129,8 @@ class Reader:
 
 @pytest.fixture
 def keyframe(tmp_path) -> str:
-    from shotstyle.server.frameio import Frame, write_frame
+    from shotstyle.media.frame import Frame
+    from shotstyle.media.writing import write_frame
 
     rgb = np.random.default_rng(0).uniform(0, 1, (48, 64, 3)).astype(np.float32)
     path = str(tmp_path / "key.exr")
@@ -266,7 +269,7 @@ def test_f7_render_fails_over_to_the_other_server(tiny_model, plate_clip, tmp_pa
 
 
 def test_f7_a_dead_server_among_several_is_left_out(tiny_model, plate_clip, tmp_path, capsys):
-    from shotstyle.nodes.farm.cli import main
+    from shotstyle.cli.main import main
 
     with ServerProcess(tmp_path / "srv") as server:
         code = main(render_argv(tiny_model, plate_clip, tmp_path / "out", "1-3",
@@ -298,7 +301,7 @@ def test_f7_a_client_refuses_a_peer_that_is_not_a_shotstyle_server():
 # --- fault 7: leftovers and I/O errors ---------------------------------------------------------
 
 def test_f7_the_next_run_removes_what_a_killed_render_left(tiny_model, plate_clip, tmp_path, capsys):
-    from shotstyle.nodes.farm.cli import main
+    from shotstyle.cli.main import main
 
     out = tmp_path / "out"
     out.mkdir()

@@ -17,7 +17,7 @@ import pytest
 
 import hostile
 from serverproc import ServerProcess, exchange
-from shotstyle.nodes.farm.cli import main
+from shotstyle.cli.main import main
 from shotstyle.plugin import protocol
 from shotstyle.plugin.exitcodes import ExitCode
 from shotstyle.server.engine.modelfile import load_model, model_from_bytes

@@ -123,7 +123,7 @@ def test_f2_a_worker_thread_that_dies_is_restarted_answered_and_reported(tmp_pat
         assert identity == b"client-1" and reply["id"] == "req-dies"
         assert reply["error"]["code"] == "internal" and "SystemExit" in reply["error"]["message"]
         assert worker.health() == protocol.HEALTH_DEGRADED
-        assert worker.faults()[0]["thread"] == "shotstyle-render"
+        assert worker.faults()[0]["thread"] == "shotstyle-tasks"
         assert worker.queued_renders() == 0 and worker.renders_in_flight("client-1") == 0
         worker.submit(b"client-1", "req-ok", lambda: ({"fine": True}, []))  # the restarted thread works
         assert results.poll(10000)

@@ -185,13 +185,14 @@ def test_too_many_requests_in_flight_is_refused(server):
 def test_non_loopback_bind_without_curve_keys_is_refused(tmp_path, capsys):
     import argparse
 
-    from shotstyle.server import app, keys
+    from shotstyle.cli import serve
+    from shotstyle.server import keys
 
     parser = argparse.ArgumentParser()
-    app.configure(parser)
+    serve.configure(parser)
     for address in ("tcp://0.0.0.0:0", "tcp://*:5599", "tcp://192.168.1.20:5599", "tcp://gpu-01:5599"):
         args = parser.parse_args(["--bind", address, "--models", str(tmp_path), "--device", "cpu"])
-        assert app.run(args) == ExitCode.USAGE
+        assert serve.run(args) == ExitCode.USAGE
         assert "without CurveZMQ" in capsys.readouterr().err
     assert all(keys.is_local_address(a) for a in ("tcp://127.0.0.1:1", "tcp://localhost:1", "tcp://[::1]:1",
                                                   "ipc:///tmp/x"))
@@ -249,7 +250,7 @@ def test_store_validates_names_and_keeps_loaded_models_under_its_budget(tmp_path
 def test_keys_command_makes_key_pairs_and_keeps_existing_ones(tmp_path, capsys):
     import argparse
 
-    from shotstyle.server import keys
+    from shotstyle.cli import keys
 
     parser = argparse.ArgumentParser()
     keys.configure(parser)
@@ -269,8 +270,8 @@ def test_keys_command_makes_key_pairs_and_keeps_existing_ones(tmp_path, capsys):
 
 
 def test_isolated_decoder_survives_a_dead_or_hung_helper(made_exrs):
+    from shotstyle.media.payloads import IsolatedDecoder
     from shotstyle.server.errors import FrameIOError
-    from shotstyle.server.payloads import IsolatedDecoder
 
     data = open(made_exrs["aovs"], "rb").read()
     decoder = IsolatedDecoder()
@@ -292,3 +293,20 @@ def test_isolated_decoder_survives_a_dead_or_hung_helper(made_exrs):
         assert decoder.decode(data, "exr").pixels.shape[2] > 4
     finally:
         decoder.close()
+
+
+def test_every_op_has_a_handler_documented_arguments_and_stated_authority():
+    import inspect
+    import re
+
+    from shotstyle.server.app import Server
+
+    assert set(Server.HANDLERS) == set(protocol.OPS)
+    stated = {protocol.OPEN, protocol.AUTHORITY, protocol.AUTHORITY_TO_REPLACE, protocol.AUTHORITY_FOR_OTHERS}
+    for op, spec in protocol.OP_SPECS.items():
+        assert spec.authority in stated and spec.result, op
+        assert all(isinstance(text, str) and text for text in spec.args.values()), op
+        documented = {name.removesuffix("?") for name in spec.args}
+        read = set(re.findall(r"""args(?:\.get\(|\[)["'](\w+)["']""", inspect.getsource(Server.HANDLERS[op])))
+        assert read <= documented, f"{op} reads undocumented arguments {read - documented}"
+    assert protocol.CONTROL_OPS == {protocol.OP_SHUTDOWN, protocol.OP_MODEL_DELETE}

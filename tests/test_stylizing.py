@@ -13,8 +13,8 @@ import zmq
 
 import testfiles
 from serverproc import MODEL, save_tiny_model
+from shotstyle.media import frame as media_frame
 from shotstyle.plugin import codec, protocol
-from shotstyle.server import frameio
 from shotstyle.server.jobs import DeviceWorker
 from shotstyle.server.store import ModelStore
 from tolerances import EPS16, accumulation_steps, rounding_tolerance
@@ -23,7 +23,7 @@ from tolerances import EPS16, accumulation_steps, rounding_tolerance
 @pytest.fixture
 def worker(tmp_path, monkeypatch):
     """A CPU worker with four decode and four finishing threads, its replies on a PULL socket."""
-    monkeypatch.setattr(frameio, "CORES_PER_IO_THREAD", 0.5)
+    monkeypatch.setattr(media_frame, "CORES_PER_IO_THREAD", 0.5)
     save_tiny_model(tmp_path / "models")
     context = zmq.Context()
     results = context.socket(zmq.PULL)
@@ -52,9 +52,9 @@ def replies(results: zmq.Socket, count: int) -> dict:
 
 
 def test_requests_in_flight_are_each_answered_once(worker, exr_sequence, damaged_exrs):
+    from shotstyle.media.reading import decode_image_bytes, read_frame
     from shotstyle.server.engine.inference import Stylizer
     from shotstyle.server.engine.pipeline import stylize_frame
-    from shotstyle.server.frameio import decode_image_bytes, read_frame
 
     device_worker, results = worker
     paths = testfiles.paths_of(exr_sequence, testfiles.SEQUENCE_FRAMES)
@@ -134,10 +134,10 @@ def test_a_half_raw_frame_stays_half_until_the_device(worker, monkeypatch):
     """Half raw buffers are staged as half and converted on the device (where the colour is
     done there, as on a GPU), both ways: the reply is bit for bit what the float32 path gives
     rounded to half, and no float32 copy of the frame is made on the host."""
+    from shotstyle.media.frame import Frame
+    from shotstyle.media.payloads import frame_from_raw, frame_to_raw
     from shotstyle.server.engine import pipeline
     from shotstyle.server.engine.inference import Stylizer
-    from shotstyle.server.frameio import Frame
-    from shotstyle.server.payloads import frame_from_raw, frame_to_raw
 
     from shotstyle.server.engine.device import execution_for
 

@@ -18,8 +18,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from shotstyle.nodes.farm import render, submit
-from shotstyle.nodes.farm.cli import main
+from shotstyle.cli import render, submit
+from shotstyle.cli.main import main
 
 # Content models from OpenCue cuebot/src/main/resources/public/dtd/cjsl-1.14.dtd (order matters).
 CJSL_CONTENT = {
@@ -218,7 +218,7 @@ def nuke_farm_args(tmp_path):
 def prerender_args(argv):
     """Parse a generated nuke-prerender command line with the real parser."""
     import argparse
-    from shotstyle.nodes.farm import nukeprerender
+    from shotstyle.cli import nukeprerender
     parser = argparse.ArgumentParser()
     nukeprerender.configure(parser)
     return parser.parse_args(argv[argv.index("nuke-prerender") + 1:])

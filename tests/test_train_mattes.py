@@ -14,7 +14,7 @@ import OpenImageIO as oiio
 import PyOpenColorIO as ocio
 import pytest
 
-from shotstyle.nodes.farm.cli import main
+from shotstyle.cli.main import main
 from shotstyle.plugin import codec, mattes
 from shotstyle.plugin.protocol import MAX_MATTES, ProtocolError
 from shotstyle.server.engine.modelheader import read_metadata

@@ -6,7 +6,7 @@ half value, metadata of many types, multi-part, deep and luminance-only or lumin
 files), damaged copies of a good EXR (truncated, bytes changed where readers trust them), and
 small sRGB plates and a style image in place of the walk clip.
 
-Files are written with OpenImageIO directly (never through `shotstyle.server.frameio`, the code
+Files are written with OpenImageIO directly (never through `shotstyle.media`, the code
 under test), at most 256 px, once per test session into pytest's temporary folders: the
 session fixtures below (``made_exrs``, ``damaged_exrs``, ``exr_sequence``, ``plate_clip``,
 ``style_image``) are registered for every test module by ``conftest.py``. The shared data stays

@@ -38,8 +38,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import PyOpenColorIO as ocio
 
+from shotstyle.media.frame import HALF_MAX
 from shotstyle.server.errors import ColourError
-from shotstyle.server.frameio import HALF_MAX
 
 WORKING_SPACE_NAMES = ("ACEScct", "ACES - ACEScct", "acescct_ap1")
 DEFAULT_CONFIG = "ocio://default"

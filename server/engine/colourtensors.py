@@ -27,7 +27,7 @@ from torch import Tensor
 
 from shotstyle.server.engine.colour import (NEGATIVE_LIMIT, apply, config_at, config_uri, cpu_processor, resolve,
                                             working_space)
-from shotstyle.server.frameio import HALF_MAX
+from shotstyle.media.frame import HALF_MAX
 
 
 def to_working_tensor(rgb: Tensor, colourspace: str, in_torch: bool = True) -> Tensor:

@@ -40,12 +40,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from shotstyle.media.frame import HALF_MAX, Frame, View
+from shotstyle.media.metadata import MIX_ATTRIBUTE, MODEL_ATTRIBUTE
+from shotstyle.media.reading import read_frame
 from shotstyle.server.engine.colour import COLOUR_TAGS, canonical, finite_output, interop_tags, transform_input
 from shotstyle.server.engine.colourtensors import from_working_tensor, tensor_transform, to_working_tensor
 from shotstyle.server.engine.device import Download
 from shotstyle.server.engine.inference import Stylizer, check_mix, mix_tensors, stack
 from shotstyle.server.errors import ColourError
-from shotstyle.server.frameio import HALF_MAX, MIX_ATTRIBUTE, MODEL_ATTRIBUTE, Frame, View, read_frame
 
 TORCH_TYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float16): torch.float16}
 

@@ -25,12 +25,13 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from shotstyle.nodes.farm.render.claims import CLAIM_SUFFIX
+from shotstyle.cli.render.claims import CLAIM_SUFFIX
+from shotstyle.media.metadata import COLOURSPACE_ATTRIBUTE, IDENTITY_ATTRIBUTE, MIX_ATTRIBUTE, MODEL_ATTRIBUTE
+from shotstyle.media.reading import probe, read_frame
+from shotstyle.media.writing import exr_compression, temporary_target
 from shotstyle.plugin.sequences import SequencePattern
 from shotstyle.server.engine.colour import canonical, interop_tags
 from shotstyle.server.errors import FrameIOError
-from shotstyle.server.frameio import (COLOURSPACE_ATTRIBUTE, IDENTITY_ATTRIBUTE, MIX_ATTRIBUTE, MODEL_ATTRIBUTE,
-                                      exr_compression, probe, read_frame, temporary_target)
 
 # File types whose writers keep our own header attributes (OpenImageIO: EXR attributes, PNG text chunks).
 ATTRIBUTE_FORMATS = ("exr", "png")

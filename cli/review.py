@@ -31,8 +31,8 @@ def display_rgb(rgb: np.ndarray, colourspace: str, width: int = PREVIEW_WIDTH) -
 
 def frame_display(ef: EncodedFrame) -> np.ndarray:
     """A frame as it came over the wire (file bytes or a raw buffer) as display values (`display_rgb`)."""
-    from shotstyle.server.frameio import decode_image_bytes
-    from shotstyle.server.payloads import frame_from_raw
+    from shotstyle.media.payloads import frame_from_raw
+    from shotstyle.media.reading import decode_image_bytes
 
     frame = frame_from_raw(ef) if ef.kind == "raw" else decode_image_bytes(bytes(ef.data), ef.header["format"])
     return display_rgb(frame.rgb(), frame.colourspace or "ACEScg")
@@ -40,7 +40,8 @@ def frame_display(ef: EncodedFrame) -> np.ndarray:
 
 def write_png(picture: np.ndarray, path: str) -> None:
     """Display RGB 0..1 (H×W×3) as an 8-bit sRGB PNG (or another type, by `path`'s extension)."""
-    from shotstyle.server.frameio import Frame, write_frame
+    from shotstyle.media.frame import Frame
+    from shotstyle.media.writing import write_frame
 
     h, w = picture.shape[:2]
     write_frame(path, Frame(pixels=np.ascontiguousarray(picture, np.float32), channels=["R", "G", "B"],

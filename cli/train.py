@@ -35,15 +35,15 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional, TextIO
 
-from shotstyle.nodes.farm.connection import add_key_options, connect, keys_from, server_address, server_line
-from shotstyle.nodes.farm.verbosity import ERRORS, NORMAL, VERBOSE, shows
+from shotstyle.cli.connection import add_key_options, connect, keys_from, server_address, server_line
+from shotstyle.cli.verbosity import ERRORS, NORMAL, VERBOSE, shows
 from shotstyle.plugin import params as effect_params
 from shotstyle.plugin.client import Client, Job, follow
-from shotstyle.plugin.files import write_atomic
-from shotstyle.plugin.previews import PreviewFile
 from shotstyle.plugin.errors import ClientError, ServerError, SetupError
 from shotstyle.plugin.exitcodes import ExitCode
+from shotstyle.plugin.files import write_atomic
 from shotstyle.plugin.mattes import LABELS, parse as parse_mattes
+from shotstyle.plugin.previews import PreviewFile
 from shotstyle.plugin.protocol import CANCEL_BY_SERVER, EVENT_DONE, EVENT_PREVIEW
 
 if TYPE_CHECKING:
@@ -184,7 +184,7 @@ class Previews:
         """The result at ``step``; ``picture()`` gives its display RGB (made only when it is written)."""
         if self.file is None:
             return
-        from shotstyle.nodes.farm.review import write_png
+        from shotstyle.cli.review import write_png
 
         first = self.file.step is None
         try:
@@ -282,16 +282,16 @@ def _grade_without_mattes(args: argparse.Namespace) -> Optional[tuple[ExitCode, 
 
 
 def _train_in_process(args: argparse.Namespace, bar: ProgressBar, previews: Previews) -> int:
-    from shotstyle.server.engine.modelfile import load_model, save_model
-    from shotstyle.server.engine.pipeline import load_working, working_rgb
-    from shotstyle.server.frameio import read_frame
-    from shotstyle.server.matteimages import engine_mattes
+    from shotstyle.cli.review import display_rgb
+    from shotstyle.media.reading import read_frame
+    from shotstyle.server.engine.colour import WORKING_SPACE_NAMES
     from shotstyle.server.engine.device import pick_device
     from shotstyle.server.engine.losses import resolve_loss_name
-    from shotstyle.nodes.farm.review import display_rgb
-    from shotstyle.server.engine.colour import WORKING_SPACE_NAMES
+    from shotstyle.server.engine.modelfile import load_model, save_model
+    from shotstyle.server.engine.pipeline import load_working, working_rgb
     from shotstyle.server.engine.training import TrainConfig, train
     from shotstyle.server.errors import ShotstyleError, TrainingCancelled, exit_code
+    from shotstyle.server.matteimages import engine_mattes
     try:
         plates = [read_frame(path, args.colourspace) for path in args.content]
         keyframes = [working_rgb(plate, args.colourspace) for plate in plates]
@@ -394,7 +394,7 @@ def _train_on_server(args: argparse.Namespace, bar: ProgressBar, previews: Previ
 
 def _follow(client: Client, job: Job, output: str, bar: ProgressBar, previews: Previews) -> int:
     """Stream the job's events into the bar; on done (or cancel with a checkpoint) download the model."""
-    from shotstyle.nodes.farm.review import frame_display
+    from shotstyle.cli.review import frame_display
 
     interrupted = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: interrupted.set())

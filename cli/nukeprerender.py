@@ -26,9 +26,9 @@ import subprocess
 import tempfile
 from typing import Any, Dict, List, Optional
 
-from shotstyle.nodes.farm import render
-from shotstyle.nodes.farm.render.command import positive_int
-from shotstyle.nodes.farm.connection import add_key_options, keys_from, server_list
+from shotstyle.cli import render
+from shotstyle.cli.render.command import positive_int
+from shotstyle.cli.connection import add_key_options, keys_from, server_list
 from shotstyle.plugin.exitcodes import ExitCode
 from shotstyle.plugin.sequences import SequencePattern, format_frame_range, parse_frame_range
 
@@ -74,7 +74,9 @@ def _log(message: str) -> None:
 
 def nuke_plan(args: argparse.Namespace, nuke: str) -> Dict[str, Any]:
     """One ``nuke -t`` pass: writes the plates it can and returns the plan (raises RuntimeError)."""
-    script_file = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "nuke", "prerender.py")
+    # The file Nuke runs (host code, never imported here): shotstyle/nodes/nuke/prerender.py beside this package.
+    script_file = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "nodes", "nuke",
+                               "prerender.py")
     with tempfile.TemporaryDirectory(prefix="shotstyle-prerender-") as folder:
         plan_file = os.path.join(folder, "plan.json")
         command = [nuke, "-t", script_file, "--plan=" + plan_file]

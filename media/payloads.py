@@ -1,4 +1,4 @@
-"""Frames on the wire <-> frames in memory: codec.EncodedFrame <-> frameio.Frame, server side.
+"""Frames on the wire <-> frames in memory: codec.EncodedFrame <-> media.frame.Frame.
 
 Raw buffers become Frames with numpy directly (no copy until the float32 conversion, never
 through a file). File payloads (EXR bytes from hosts) are untrusted: they are decoded, in
@@ -17,10 +17,12 @@ from typing import Any, Optional
 
 import numpy as np
 
+from shotstyle.media.frame import Frame, beyond_half, clamp_to_half
+from shotstyle.media.metadata import default_colourspace
+from shotstyle.media.reading import decode_image_bytes
+from shotstyle.media.writing import encode_exr_bytes, half_channels
 from shotstyle.plugin.codec import EncodedFrame, encode_raw
 from shotstyle.server.errors import FrameIOError, ShotstyleError
-from shotstyle.server.frameio import (Frame, beyond_half, clamp_to_half, decode_image_bytes, default_colourspace,
-                                      encode_exr_bytes, half_channels)
 
 DECODE_TIMEOUT_S = 120.0
 MAX_SOURCE_CHARS = 1000  # longest client file name quoted in an error
@@ -46,7 +48,7 @@ def convert(pixels: np.ndarray, dtype: str) -> np.ndarray:
     half <-> float goes through torch, several times faster than numpy's conversion (it is most
     of what a raw frame's round trip costs); NaNs are then converted by numpy so even their
     payload bits match and pass-through channels stay bit-exact. Finite values beyond the half
-    range become ±65504 in float16, never ±Inf (`frameio.clamp_to_half`).
+    range become ±65504 in float16, never ±Inf (`frame.clamp_to_half`).
     """
     target = np.dtype(dtype)
     if target == np.float16:
@@ -70,7 +72,7 @@ def frame_from_raw(ef: EncodedFrame) -> Frame:
     Half buffers stay half (`Frame.pixels` float16): the frame pipeline converts them on the
     device, and a reply in half needs no conversion back.
 
-    Its colour space is the header's, else `frameio.default_colourspace` of its channel formats.
+    Its colour space is the header's, else `metadata.default_colourspace` of its channel formats.
     """
     h = ef.header
     pixels = np.frombuffer(ef.data, dtype=h["dtype"]).reshape(h["height"], h["width"], len(h["channels"]))

@@ -3,7 +3,7 @@
 Writing (and the end of the frame's stylizing, handed over as a callable) runs here so that it
 overlaps the network working on the next frames. EXR compression is the costliest host step
 of a GPU render, so a machine with cores to spare writes several frames at once
-(`frameio.io_threads`); they finish in any order.
+(`media.frame.io_threads`); they finish in any order.
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ import threading
 import time
 from typing import Callable, Optional, Tuple, Union
 
-from shotstyle.nodes.farm.render.claims import Claims
-from shotstyle.nodes.farm.render.outputs import Outputs
-from shotstyle.nodes.farm.render.progress import Progress
+from shotstyle.cli.render.claims import Claims
+from shotstyle.cli.render.outputs import Outputs
+from shotstyle.cli.render.progress import Progress
+from shotstyle.media.frame import Frame, io_threads
+from shotstyle.media.writing import write_frame
 from shotstyle.server.errors import FrameIOError, FrameWriteError
-from shotstyle.server.frameio import Frame, io_threads, write_frame
 
 # Frames waiting per writer thread before `put` blocks the renderer (bounds memory).
 QUEUE_FRAMES = 4

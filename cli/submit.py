@@ -44,9 +44,9 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from typing import Optional
 
-from shotstyle.nodes.farm import nukeprerender
-from shotstyle.nodes.farm.connection import add_key_options, server_list
-from shotstyle.nodes.farm.render.command import positive_int
+from shotstyle.cli import nukeprerender
+from shotstyle.cli.connection import add_key_options, server_list
+from shotstyle.cli.render.command import positive_int
 from shotstyle.plugin.errors import ClientError
 from shotstyle.plugin.exitcodes import ExitCode
 from shotstyle.plugin.sequences import SequencePattern, parse_frame_range, refuse_overwriting
@@ -241,7 +241,7 @@ def _render_command(executable: Optional[str]) -> tuple[str, list[str]]:
     installed = shutil.which("shotstyle") or shutil.which("shotstyle", path=os.path.dirname(sys.executable))
     if installed:
         return os.path.abspath(installed), []
-    return sys.executable, ["-m", "shotstyle.nodes.farm.cli"]
+    return sys.executable, ["-m", "shotstyle.cli"]
 
 
 def render_arguments(args: argparse.Namespace, shot: Shot, start: str, end: str) -> list[str]:

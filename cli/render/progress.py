@@ -3,7 +3,7 @@
 Text output prints ``PROGRESS: NN%`` after every frame (the form farm managers parse);
 ``--json-progress`` prints one JSON object per line instead (``log``, ``frame`` and a final
 ``summary`` event). With ``-q`` text output says only errors, failed frames and the summary
-of a run that did not succeed (`nodes.farm.verbosity`); JSON lines are always written.
+of a run that did not succeed (`cli.verbosity`); JSON lines are always written.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Optional, TextIO
 
-from shotstyle.nodes.farm.verbosity import ERRORS, NORMAL, shows
+from shotstyle.cli.verbosity import ERRORS, NORMAL, shows
 from shotstyle.plugin.exitcodes import ExitCode
 
 

@@ -18,9 +18,9 @@ from typing import Any, Dict, List, Tuple
 
 import numpy as np
 
+from shotstyle.cli.connection import add_key_options, connect, keys_from, server_address, server_line
+from shotstyle.cli.review import display_rgb, write_png
 import shotstyle.examples as examples
-from shotstyle.nodes.farm.connection import add_key_options, connect, keys_from, server_address, server_line
-from shotstyle.nodes.farm.review import display_rgb, write_png
 from shotstyle.plugin import codec
 from shotstyle.plugin import params as effect_params
 from shotstyle.plugin.client import Client, ServerError, follow
@@ -54,7 +54,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def _plate_frames(plate: str, frames: Any) -> List[Tuple[int, str]]:
     if not is_pattern(plate):
         return [(1, plate)]
-    from shotstyle.server.frameio import sequence_paths
+    from shotstyle.media.reading import sequence_paths
 
     return sequence_paths(plate, frames)
 
@@ -106,7 +106,7 @@ def _train(client: Client, keyframe: Tuple[int, str], style: str, args: argparse
     """Train the demo model on the server with a progress bar; its hash, or None if it was cancelled.
 
     A failed training raises ServerError with the job's error code."""
-    from shotstyle.nodes.farm.train import ProgressBar
+    from shotstyle.cli.train import ProgressBar
 
     params: Dict[str, Any] = {"steps": args.steps, "resolution": args.resolution, "strength": args.strength,
                               "loss": loss, "preview_every": 0}
@@ -124,9 +124,9 @@ def _train(client: Client, keyframe: Tuple[int, str], style: str, args: argparse
 
 
 def run(args: argparse.Namespace) -> int:
+    from shotstyle.media.reading import decode_image_bytes, read_frame
     from shotstyle.server.engine.colour import output_colourspace
     from shotstyle.server.errors import FrameIOError
-    from shotstyle.server.frameio import decode_image_bytes, read_frame
 
     started = time.perf_counter()
     output = os.path.abspath(args.output)

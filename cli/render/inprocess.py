@@ -16,9 +16,11 @@ import time
 from functools import partial
 from typing import Optional, Tuple, Union
 
-from shotstyle.nodes.farm.render.outputs import Outputs
-from shotstyle.nodes.farm.render.scheduler import Scheduler
-from shotstyle.nodes.farm.render.writer import FrameResult, Writer
+from shotstyle.cli.render.outputs import Outputs
+from shotstyle.cli.render.scheduler import Scheduler
+from shotstyle.cli.render.writer import FrameResult, Writer
+from shotstyle.media.frame import io_threads
+from shotstyle.media.reading import read_frame
 from shotstyle.plugin.errors import SetupError
 from shotstyle.plugin.exitcodes import ExitCode
 from shotstyle.server.engine.device import configure_threads
@@ -26,7 +28,6 @@ from shotstyle.server.engine.inference import Stylizer
 from shotstyle.server.engine.modelfile import load_model
 from shotstyle.server.engine.pipeline import PendingFrame, finish, infer, model_tags, prepare
 from shotstyle.server.errors import ShotstyleError
-from shotstyle.server.frameio import io_threads, read_frame
 
 # Inputs read ahead of the network, per reader thread.
 PREFETCH_FRAMES = 2

@@ -24,6 +24,6 @@ The package: `command` (arguments and `run`), `outputs`, `claims`, `scheduler`, 
 `writer`, `backend` (the protocol), `inprocess`, `servers`.
 """
 
-from shotstyle.nodes.farm.render.command import configure, frames_from_args, run
+from shotstyle.cli.render.command import configure, frames_from_args, run
 
 __all__ = ["configure", "frames_from_args", "run"]

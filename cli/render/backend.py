@@ -20,9 +20,9 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from shotstyle.nodes.farm.render.outputs import Outputs
-from shotstyle.nodes.farm.render.scheduler import Scheduler
-from shotstyle.nodes.farm.render.writer import Writer
+from shotstyle.cli.render.outputs import Outputs
+from shotstyle.cli.render.scheduler import Scheduler
+from shotstyle.cli.render.writer import Writer
 
 
 class Backend(Protocol):

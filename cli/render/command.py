@@ -14,22 +14,22 @@ import os
 import re
 from typing import Optional
 
-from shotstyle.nodes.farm.connection import add_key_options, addresses, keys_from, server_list
-from shotstyle.nodes.farm.render.backend import Backend
-from shotstyle.nodes.farm.render.claims import Claims
-from shotstyle.nodes.farm.render.outputs import Outputs, file_format
-from shotstyle.nodes.farm.render.progress import Progress
-from shotstyle.nodes.farm.render.scheduler import Scheduler
-from shotstyle.nodes.farm.render.writer import Writer
-from shotstyle.nodes.farm.verbosity import NORMAL
+from shotstyle.cli.connection import add_key_options, addresses, keys_from, server_list
+from shotstyle.cli.render.backend import Backend
+from shotstyle.cli.render.claims import Claims
+from shotstyle.cli.render.outputs import Outputs, file_format
+from shotstyle.cli.render.progress import Progress
+from shotstyle.cli.render.scheduler import Scheduler
+from shotstyle.cli.render.writer import Writer
+from shotstyle.cli.verbosity import NORMAL
 from shotstyle.plugin.errors import SetupError
 from shotstyle.plugin.exitcodes import ExitCode
 from shotstyle.plugin.sequences import (STILL_FRAME, SequencePattern, StillImage, parse_frame_range,
                                         refuse_overwriting, sequence_or_still)
+from shotstyle.media.writing import exr_compression
 from shotstyle.plugin.userconfig import CurveKeys
 from shotstyle.server.engine.modelheader import read_metadata, recorded_hash
 from shotstyle.server.errors import FrameIOError, ModelFileError, ShotstyleError, exit_code
-from shotstyle.server.frameio import exr_compression
 
 SERVER_IN_FLIGHT = 4
 FRAMES_VALUE = re.compile(r"^-\d[\d,x\s-]*$")   # what a negative frame or range looks like on the command line
@@ -252,9 +252,9 @@ def _outputs(args: argparse.Namespace, source: SequencePattern, target: Sequence
     The output's default space follows the input's (`colour.output_colourspace`), read from the
     first input frame: a sequence's frames share their type.
     """
+    from shotstyle.media.reading import probe
     from shotstyle.server.engine.colour import canonical, output_colourspace, scene_linear_space
     from shotstyle.server.errors import FrameIOError
-    from shotstyle.server.frameio import probe
 
     given = canonical(args.colourspace) if args.colourspace else None
     first = given
@@ -291,9 +291,9 @@ def _backend(args: argparse.Namespace, model_hash: str, out_colourspace: str, ke
              progress: Progress) -> Backend:
     """The backend the arguments ask for (its module imported only then: in-process costs torch)."""
     if args.in_process:
-        from shotstyle.nodes.farm.render.inprocess import InProcess
+        from shotstyle.cli.render.inprocess import InProcess
         return InProcess(args.model, args.mix, args.colourspace, args.threads, out_colourspace)
-    from shotstyle.nodes.farm.render.servers import Servers
+    from shotstyle.cli.render.servers import Servers
     return Servers(addresses(args), args.model, model_hash, args.mix, args.colourspace, args.in_flight,
                    out_colourspace, keys, progress.log)
 

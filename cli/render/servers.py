@@ -17,17 +17,17 @@ import threading
 import time
 from typing import Callable, Iterator, Optional
 
-from shotstyle.nodes.farm.connection import connect, server_line
-from shotstyle.nodes.farm.render.outputs import Outputs
-from shotstyle.nodes.farm.render.scheduler import Scheduler
-from shotstyle.nodes.farm.render.writer import FrameResult, Writer
+from shotstyle.cli.connection import connect, server_line
+from shotstyle.cli.render.outputs import Outputs
+from shotstyle.cli.render.scheduler import Scheduler
+from shotstyle.cli.render.writer import FrameResult, Writer
+from shotstyle.media.payloads import frame_from_raw, frame_to_raw
+from shotstyle.media.reading import read_frame
 from shotstyle.plugin.client import Client
 from shotstyle.plugin.codec import EncodedFrame
 from shotstyle.plugin.errors import ServerError, SetupError
 from shotstyle.plugin.exitcodes import ExitCode
 from shotstyle.plugin.userconfig import CurveKeys
-from shotstyle.server.frameio import read_frame
-from shotstyle.server.payloads import frame_from_raw, frame_to_raw
 
 
 # Errors after which a server is taken to be gone (its frames go to the others).

@@ -2,7 +2,7 @@
 
 By default one line per sequence or file: frames found and missing, then the first frame's
 resolution, channels, compression and colour space (and how many frames differ from it, and
-their NaN/Inf count). ``--verbose`` (the option every command takes, `nodes.farm.verbosity`) prints
+their NaN/Inf count). ``--verbose`` (the option every command takes, `cli.verbosity`) prints
 every file's headers, like `oiiotool --info`.
 Per file: resolution, data and display windows, pixel aspect, channels with their storage types,
 compression, tiling, colour space, NaN/Inf count; per sequence also the frames found and missing
@@ -22,11 +22,11 @@ import math
 import sys
 from itertools import groupby
 
+from shotstyle.media.reading import probe, read_frame
 from shotstyle.plugin.exitcodes import ExitCode
 from shotstyle.plugin.sequences import SequencePattern, format_frame_range, is_pattern, parse_frame_range
 from shotstyle.server.engine.colour import NONFINITE_RULE
 from shotstyle.server.errors import FrameIOError
-from shotstyle.server.frameio import probe, read_frame
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -18,7 +18,7 @@ import sys
 import threading
 from typing import NoReturn, Optional, Sequence
 
-from shotstyle.nodes.farm import verbosity
+from shotstyle.cli import verbosity
 from shotstyle.plugin import __version__
 from shotstyle.plugin.errors import ClientError
 from shotstyle.plugin.exitcodes import ExitCode
@@ -26,17 +26,17 @@ from shotstyle.server.errors import ShotstyleError, exit_code
 
 # name -> (module, one-line help)
 SUBCOMMANDS = {
-    "doctor": ("shotstyle.server.doctor", "report versions, compute device and VGG-19 weights"),
-    "info": ("shotstyle.server.info", "describe EXR/image files or sequences"),
-    "train": ("shotstyle.nodes.farm.train", "train a style model on keyframes"),
-    "render": ("shotstyle.nodes.farm.render", "stylize a frame sequence with a trained model"),
-    "serve": ("shotstyle.server.app", "run the persistent ZeroMQ server"),
-    "stop": ("shotstyle.server.stop", "stop this install's local server"),
-    "keys": ("shotstyle.server.keys", "make CurveZMQ key pairs for remote servers"),
-    "demo": ("shotstyle.nodes.farm.demo", "train and render a built-in example through a local server"),
-    "submit": ("shotstyle.nodes.farm.submit", "write (and submit) Deadline / OpenCue farm jobs"),
-    "nuke-prerender": ("shotstyle.nodes.farm.nukeprerender", "stylize a Nuke script's ShotStyle frames before it renders"),
-    "export-lut": ("shotstyle.nodes.farm.exportlut", "write a model's global grade as a .cube LUT and an OCIO look"),
+    "doctor": ("shotstyle.cli.doctor", "report versions, compute device and VGG-19 weights"),
+    "info": ("shotstyle.cli.info", "describe EXR/image files or sequences"),
+    "train": ("shotstyle.cli.train", "train a style model on keyframes"),
+    "render": ("shotstyle.cli.render", "stylize a frame sequence with a trained model"),
+    "serve": ("shotstyle.cli.serve", "run the persistent ZeroMQ server"),
+    "stop": ("shotstyle.cli.stop", "stop this install's local server"),
+    "keys": ("shotstyle.cli.keys", "make CurveZMQ key pairs for remote servers"),
+    "demo": ("shotstyle.cli.demo", "train and render a built-in example through a local server"),
+    "submit": ("shotstyle.cli.submit", "write (and submit) Deadline / OpenCue farm jobs"),
+    "nuke-prerender": ("shotstyle.cli.nukeprerender", "stylize a Nuke script's ShotStyle frames before it renders"),
+    "export-lut": ("shotstyle.cli.exportlut", "write a model's global grade as a .cube LUT and an OCIO look"),
 }
 
 

@@ -6,9 +6,9 @@ import threading
 import time
 from typing import Iterator, Optional
 
-from shotstyle.nodes.farm.render.claims import Claims
-from shotstyle.nodes.farm.render.outputs import Outputs
-from shotstyle.nodes.farm.render.progress import Progress
+from shotstyle.cli.render.claims import Claims
+from shotstyle.cli.render.outputs import Outputs
+from shotstyle.cli.render.progress import Progress
 
 WAIT_POLL_S = 0.2
 

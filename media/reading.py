@@ -1,0 +1,219 @@
+"""Reading image files and image bytes into Frames, guarded for untrusted input: OpenImageIO's
+errors become `FrameIOError` naming the file, and a header's claimed size is checked against
+`MAX_FRAME_BYTES` before any pixel memory is allocated; a header read alone (`probe`); the files
+of a sequence, every asked-for frame present (`sequence_paths`)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+import OpenImageIO as oiio
+
+from shotstyle.media.frame import Frame
+from shotstyle.media.memoryfiles import memory_file
+from shotstyle.media.metadata import default_colourspace, header_attributes
+from shotstyle.media.oiiomessages import clear_global_error, oiio_message
+from shotstyle.plugin.sequences import SequencePattern, format_frame_range, parse_frame_range
+from shotstyle.server.errors import FrameIOError, MissingFramesError
+
+
+# The most pixel memory (float32, all channels) one frame may claim before we allocate it:
+# a damaged header announcing a gigantic window must not take the server down.
+MAX_FRAME_BYTES = 8 << 30
+
+
+_FORMAT_NAMES = {
+    "half": "half", "float": "float", "uint": "uint", "uint32": "uint",
+    "uint8": "uint8", "uint16": "uint16", "int8": "float", "int16": "float", "int": "float", "double": "float",
+}
+
+
+def _format_name(typedesc: Any) -> str:
+    return _FORMAT_NAMES.get(str(typedesc), "float")
+
+
+def _check_readable(path: str) -> None:
+    if not os.path.exists(path):
+        raise FrameIOError(f"{path}: no such file; check the path and frame number")
+    if os.path.isdir(path):
+        raise FrameIOError(f"{path}: is a folder, not an image file")
+    if not os.access(path, os.R_OK):
+        raise FrameIOError(f"{path}: not readable (permissions)")
+    if os.path.getsize(path) == 0:
+        raise FrameIOError(f"{path}: empty file (0 bytes); it was probably not written completely")
+
+
+def _open(path: str) -> Any:
+    _check_readable(path)
+    inp = oiio.ImageInput.open(path)
+    if inp is None:
+        raise FrameIOError(f"{path}: cannot read this image: {oiio_message(oiio, path)}")
+    return inp
+
+
+def _check_spec(path: str, inp: Any, spec: Any) -> None:
+    """Refuse layouts we cannot round-trip and sizes no real frame has, before reading any pixel."""
+    if spec.deep:
+        raise FrameIOError(f"{path}: deep image data is not supported; flatten it first (e.g. oiiotool --flatten)")
+    if inp.seek_subimage(1, 0):
+        raise FrameIOError(
+            f"{path}: multi-part file; shotstyle reads single-part images only: "
+            "split the parts first (e.g. oiiotool --subimage 0)"
+        )
+    if not inp.seek_subimage(0, 0):
+        raise FrameIOError(f"{path}: cannot go back to the first image: {oiio_message(inp)}")
+    oiio_message(inp)  # seeking past the last part leaves an error behind
+    clear_global_error()
+    if spec.width <= 0 or spec.height <= 0 or spec.nchannels <= 0:
+        raise FrameIOError(f"{path}: damaged header: {spec.width}×{spec.height} pixels with {spec.nchannels} channels")
+    if spec.depth > 1:
+        raise FrameIOError(f"{path}: volume images (depth {spec.depth}) are not supported")
+    claimed = spec.width * spec.height * spec.nchannels * 4
+    if claimed > MAX_FRAME_BYTES:
+        raise FrameIOError(
+            f"{path}: header claims {spec.width}×{spec.height} pixels × {spec.nchannels} channels "
+            f"({claimed / (1 << 30):.1f} GiB as float), over the {MAX_FRAME_BYTES >> 30} GiB limit: damaged or not a frame"
+        )
+    names = list(spec.channelnames)
+    if len(set(names)) != len(names) or any(not n.isprintable() or not n for n in names):
+        raise FrameIOError(f"{path}: damaged header: bad channel names {names!r}")
+
+
+def _read_uint_channels(path: str, inp: Any, pixels: np.ndarray, formats: list[str]) -> None:
+    """Put the integer values of uint32 channels (IDs) into ``pixels``: reading as float scales them to 0-1."""
+    for index, kind in enumerate(formats):
+        if kind == "uint":
+            values = inp.read_image(0, 0, index, index + 1, "uint")
+            if values is None:
+                raise FrameIOError(f"{path}: damaged image data: {oiio_message(inp, path)}")
+            pixels[:, :, index] = np.asarray(values).reshape(pixels.shape[:2])
+
+
+def read_frame(path: str, colourspace: str | None = None) -> Frame:
+    """Read one image file (EXR/PNG/JPEG/TIFF/DPX...) into a Frame; FrameIOError on anything wrong.
+
+    ``colourspace`` is recorded on the Frame; None means `default_colourspace` (the one shotstyle
+    recorded in the file, else by data type). ``Frame.nonfinite`` counts NaN/Inf RGB values.
+    """
+    path = os.fspath(path)
+    inp = _open(path)
+    try:
+        spec = inp.spec()
+        _check_spec(path, inp, spec)
+        pixels = inp.read_image(0, 0, 0, spec.nchannels, "float")
+        if pixels is None:
+            raise FrameIOError(f"{path}: damaged or truncated image data: {oiio_message(inp, path)}")
+        if inp.has_error:
+            raise FrameIOError(f"{path}: damaged image data: {oiio_message(inp, path)}")
+        formats = [_format_name(f) for f in spec.channelformats] or [_format_name(spec.format)] * spec.nchannels
+        pixels = np.asarray(pixels, dtype=np.float32).reshape(spec.height, spec.width, spec.nchannels)
+        if "uint" in formats:
+            _read_uint_channels(path, inp, pixels, formats)
+        attributes, types = header_attributes(path, spec)
+    finally:
+        inp.close()
+        clear_global_error()
+    frame = Frame(
+        pixels=pixels,
+        channels=list(spec.channelnames),
+        channel_formats=formats,
+        data_window=(spec.x, spec.y, spec.width, spec.height),
+        display_window=(spec.full_x, spec.full_y, spec.full_width, spec.full_height),
+        attributes=attributes,
+        source=path,
+        colourspace=colourspace or default_colourspace(formats, attributes),
+        attribute_types=types,
+    )
+    try:
+        rgb = pixels[:, :, list(frame.rgb_indices())]
+        frame.nonfinite = int(np.count_nonzero(~np.isfinite(rgb)))
+    except FrameIOError:
+        frame.nonfinite = 0
+    return frame
+
+
+def decode_image_bytes(data: Any, ext: str = "exr", colourspace: str | None = None) -> Frame:
+    """A Frame from the bytes of an image file (e.g. received over the wire); FrameIOError if damaged.
+
+    Decoded in memory (see `memory_file`); messages name the image by its type and size.
+    """
+    ext = ext.lower().lstrip(".")
+    if not ext.isalnum():
+        raise FrameIOError(f"image bytes: bad file type {ext!r}; use exr, png, jpg, tif or dpx")
+    size = memoryview(data).nbytes
+    with memory_file(ext, data) as path:
+        try:
+            frame = read_frame(path, colourspace)
+        except FrameIOError as error:
+            raise FrameIOError(str(error).replace(path, f"received {ext} image ({size} bytes)")) from None
+    frame.source = None
+    return frame
+
+
+def probe(path: str) -> dict:
+    """Header-only description of an image file (what `shotstyle info` prints); FrameIOError if unreadable."""
+    path = os.fspath(path)
+    inp = _open(path)
+    try:
+        spec = inp.spec()
+        file_format = inp.format_name()
+        miplevels = 1
+        while inp.seek_subimage(0, miplevels):
+            miplevels += 1
+        _check_spec(path, inp, spec)
+        formats = [_format_name(f) for f in spec.channelformats] or [_format_name(spec.format)] * spec.nchannels
+        attributes, _ = header_attributes(path, spec)
+        colourspace = spec.get_string_attribute("oiio:ColorSpace") or None
+    finally:
+        inp.close()
+        clear_global_error()
+    return {
+        "path": path,
+        "format": file_format,
+        "width": spec.width,
+        "height": spec.height,
+        "data_window": (spec.x, spec.y, spec.width, spec.height),
+        "display_window": (spec.full_x, spec.full_y, spec.full_width, spec.full_height),
+        "channels": list(spec.channelnames),
+        "channel_formats": formats,
+        "compression": attributes.get("compression"),
+        "pixel_aspect": attributes.get("PixelAspectRatio", 1.0),
+        "tiled": (spec.tile_width, spec.tile_height) if spec.tile_width else None,
+        "miplevels": miplevels,
+        "file_colourspace": colourspace,
+        "colourspace": default_colourspace(formats, attributes),
+        "attributes": attributes,
+    }
+
+
+def sequence_paths(pattern: str, frames: str | Iterable[int] | None = None) -> list[tuple[int, str]]:
+    """(frame, path) for each frame of ``pattern`` (``shot.####.exr``...) in ``frames``.
+
+    ``frames``: a range text ("1001-1100x2"), frame numbers, or None for every frame on disk.
+    MissingFramesError (with ``.missing``) if any asked-for frame has no file; FrameIOError if none exist.
+    """
+    sequence = SequencePattern(pattern)
+    if frames is None:
+        wanted = sequence.scan()
+        if not wanted:
+            raise FrameIOError(f"{pattern}: no frames of this sequence on disk; check the folder and the pattern")
+    else:
+        wanted = parse_frame_range(frames) if isinstance(frames, str) else sorted(set(frames))
+        missing = sequence.missing(wanted)
+        if missing:
+            present = sequence.scan()
+            found = f"frames on disk: {format_frame_range(present)}" if present else "no frames on disk"
+            raise MissingFramesError(
+                f"{pattern}: {len(missing)} of {len(wanted)} frames missing: {format_frame_range(missing)} ({found})",
+                missing,
+            )
+    return [(frame, sequence.path(frame)) for frame in wanted]
+
+
+def read_sequence(pattern: str, frames: str | Iterable[int] | None = None,
+                  colourspace: str | None = None) -> Iterator[tuple[int, Frame]]:
+    """(frame, Frame) for each frame of a sequence, read lazily; checks for missing frames up front."""
+    for frame, path in sequence_paths(pattern, frames):
+        yield frame, read_frame(path, colourspace)

@@ -1,1 +1,0 @@
-"""The `shotstyle` command line: the batch / render-farm host."""
