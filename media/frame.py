@@ -34,7 +34,7 @@ class View:
 class Frame:
     """One image: the data window's pixels (H×W×C float32, channels in file order) plus its header.
 
-    Frames that arrive as half raw buffers keep float16 pixels (server.payloads); every reader
+    Frames that arrive as half raw buffers keep float16 pixels (media.payloads); every reader
     here gives float32, and `rgb()` is float32 either way."""
 
     pixels: np.ndarray
