@@ -58,8 +58,9 @@ PARAMS: List[Param] = [
     Param("client_key", "string", "", "Client key", "Your key pair for a CURVE-secured server (the .key_secret "
           "file). Empty: $SHOTSTYLE_CLIENT_KEY or the shotstyle config file.", "Server"),
     Param("model", "string", "", "Model", "Name of the trained model in the server's store.", "Server"),
-    Param("strength", "float", 0.5, "Strength", "Content/style balance while training: 0 keeps the plate's "
-          "structure strictly, 1 pushes hardest toward the style.", "Training", 0.0, 1.0),
+    Param("strength", "float", 0.5, "Strength", "How far the look goes: below 0.5 the global grade fades out "
+          "(none at 0); the region-wise move weighs more against keeping the plate's structure as it rises, and "
+          "each region's own lightness move grows (none at 0, twice the default at 1).", "Training", 0.0, 1.0),
     Param("steps", "int", 300, "Steps", "Training iterations on the keyframe(s).", "Training", 1, 100000),
     Param("resolution", "int", 512, "Training resolution", "Longest side, in pixels, the keyframes and style are "
           "scaled to for training.", "Training", 32, 8192),
@@ -69,9 +70,11 @@ PARAMS: List[Param] = [
           "on each keyframe from ImageNet features (installed with shotstyle) and the mattes. look: colour "
           "statistics against the style only, offline. vgg: VGG-19 (content conv4_2, style Gram matrices; needs "
           "its ImageNet weights).", "Training", choices=["auto", "target", "look", "vgg"]),
-    Param("arch", "choice", "hrnet-fast", "Network", "hrnet: full-resolution HRNet (best quality). hrnet-fast: a "
-          "tiny network at low resolution predicting an upsampled residual (fast). grade: the global grade "
-          "alone, a 3D LUT (fastest; renders what its exported .cube holds).", "Training",
+    Param("arch", "choice", "hrnet-fast", "Network", "Every model is a global grade (a 3D LUT) plus a network "
+          "that carries where the look goes. hrnet-fast: a slim HRNet at low resolution, seeing what is where "
+          "through ImageNet features, applied as a per-pixel colour transform (fast). hrnet: the full-resolution "
+          "HRNet (slow). grade: the global grade alone (seconds, no training; renders what its exported .cube "
+          "holds).", "Training",
           choices=["hrnet-fast", "hrnet", "grade"]),
     Param("mattes", "mattes", "", "Mattes", "Where the look goes, one entry per line or separated by ';': "
           "NAME=PLATE:STYLE, PLATE a channel of the keyframes (channel:matte.sky) or matte image files, one per "

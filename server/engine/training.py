@@ -102,7 +102,8 @@ class TrainEvent:
 
 def grade_amount(strength: float) -> float:
     """How much of the fitted grade a model applies: all of it from strength 0.5 (the default)
-    up, fading to none at 0 (stronger strengths give the local term more freedom instead)."""
+    up, fading to none at 0 (stronger strengths weigh the style's colours more against the plate's
+    structure instead, and move each region's lightness further: target.lightness_share)."""
     return min(1.0, 2.0 * strength)
 
 

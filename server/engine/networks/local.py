@@ -34,10 +34,10 @@ spent on shapes wherever it was allowed: at ±0.03 (half a stop) a dark vignette
 corners (hrnet-fast) or a dark halo beside the walker (hrnet), ΔE up to 5–9 from the grade. A
 distribution loss can always be lowered a little by painting some pixels a colour they do not
 correspond to, so the default budget is small: ±0.005 (a tenth of a stop, and as much again
-of colour along the grade's direction), where what the term does stays within about 2 ΔE of the
-grade — a deepening of shadows in the bushes, no shape a viewer can find — and the LUT alone
-carries over 90% of the effect. The grade carries the look; raise the budget
-(TrainConfig.local_bound) only with a loss that asks each pixel for its own target.
+of colour along the grade's direction), where the term's change averages about 0.1 ΔE on the
+walk clip (at most a deepening of shadows in the bushes, no shape a viewer can find) and the LUT
+alone carries over 90% of the effect. The `targeted` rule's larger budget is safe only because its
+loss asks each pixel for its own target.
 """
 
 from __future__ import annotations
