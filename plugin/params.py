@@ -12,7 +12,7 @@ Groups say who uses a parameter: "Server" (how to reach it), "Training" (the tra
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from shotstyle.plugin.mattes import parse as parse_mattes
 from shotstyle.plugin.sequences import parse_frame_range
@@ -176,6 +176,16 @@ def _coerce(param: Param, value: Any) -> Any:
     except ValueError as exc:
         raise ValueError(f"parameter '{param.name}': {exc}") from None
     return value.strip()
+
+
+def check(name: str, value: Any, error: Callable[[str], Exception] = ValueError) -> Any:
+    """``value`` as parameter ``name`` takes it (its kind, within its range), else ``error`` with the
+    message saying why: the one rule wherever a parameter's value arrives (requests, the engine,
+    model files, the commands)."""
+    try:
+        return _coerce(_BY_NAME[name], value)
+    except ValueError as exc:
+        raise error(str(exc)) from None
 
 
 def validate(values: Dict[str, Any], partial: bool = True) -> Dict[str, Any]:

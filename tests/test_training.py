@@ -165,7 +165,7 @@ def test_adaptive_content_weight_moves_the_content_weight_in_bounded_steps(image
 def test_bad_inputs_are_named(images):
     with pytest.raises(TrainingInputError, match="keyframe 1: expected an H×W×3"):
         train([images["plate"], images["plate"][..., 0]], images["style"], TrainConfig(steps=1))
-    with pytest.raises(TrainingInputError, match="strength=1.5"):
+    with pytest.raises(TrainingInputError, match="parameter .strength. = 1.5 is outside its range"):
         train([images["plate"]], images["style"], TrainConfig(strength=1.5))
     with pytest.raises(TrainingInputError, match="local_bound=0.*export the model's LUT"):
         train([images["plate"]], images["style"], TrainConfig(local_bound=0.0))

@@ -22,6 +22,7 @@ from shotstyle.cli.render.progress import Progress
 from shotstyle.cli.render.scheduler import Scheduler
 from shotstyle.cli.render.writer import Writer
 from shotstyle.cli.verbosity import NORMAL
+from shotstyle.plugin import params
 from shotstyle.plugin.errors import SetupError
 from shotstyle.plugin.exitcodes import ExitCode
 from shotstyle.plugin.sequences import (STILL_FRAME, SequencePattern, StillImage, parse_frame_range,
@@ -138,8 +139,7 @@ def run(args: argparse.Namespace) -> int:
         input_pattern, output_pattern = _patterns(args)
         still = isinstance(input_pattern, StillImage)
         frames = [STILL_FRAME] if still else frames_from_args(args)
-        if not 0.0 <= args.mix <= 1.0:
-            raise ValueError(f"--mix {args.mix}: give a value from 0 (plate) to 1 (full effect)")
+        params.check("mix", args.mix, lambda message: ValueError(f"--mix: {message}"))
         if file_format(output_pattern) != "exr" and not args.allow_display_output and not still:
             raise ValueError(f"--out {args.output}: farm renders write EXR (scene-linear, with the render's identity "
                              "for resuming); give --allow-display-output to write display-encoded "

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from shotstyle.plugin import params
 from shotstyle.server.engine.colour import working_space
 from shotstyle.server.engine.device import Execution, Transfers, configure_threads, execution_for, pick_device
 from shotstyle.server.engine.grade import identity_lattice
@@ -207,10 +208,7 @@ def default_tile_pixels(device: torch.device) -> int:
 
 
 def check_mix(mix: float) -> float:
-    mix = float(mix)
-    if not 0.0 <= mix <= 1.0:
-        raise InferenceError(f"mix={mix} is out of range: use 0 (plate) to 1 (full effect)")
-    return mix
+    return float(params.check("mix", mix, InferenceError))
 
 
 def check_frame(rgb: np.ndarray) -> None:

@@ -23,7 +23,7 @@ import re
 import struct
 from typing import Any, Callable, Optional
 
-from shotstyle.plugin import __version__
+from shotstyle.plugin import __version__, params
 from shotstyle.plugin.protocol import brief
 from shotstyle.server.errors import ModelFileError
 
@@ -56,9 +56,17 @@ def _whole(low: int, high: int) -> Callable[[Any], Optional[str]]:
         else f"must be a whole number within [{low}, {high}]"
 
 
-def _number(low: float, high: float) -> Callable[[Any], Optional[str]]:
-    return lambda v: None if isinstance(v, (int, float)) and not isinstance(v, bool) and low <= v <= high \
-        else f"must be a number within [{low:g}, {high:g}]"
+def _param(name: str) -> Callable[[Any], Optional[str]]:
+    """A number an effect parameter takes (its range: plugin.params)."""
+    def problem(v: Any) -> Optional[str]:
+        if not isinstance(v, (int, float)) or isinstance(v, bool):
+            return "must be a number"
+        try:
+            params.check(name, v)
+        except ValueError as exc:
+            return f"is refused: {exc}"
+        return None
+    return problem
 
 
 def _sha256(v: Any) -> Optional[str]:
@@ -79,7 +87,7 @@ METADATA_FIELDS: dict[str, Callable[[Any], Optional[str]]] = {
     "arch_kwargs": lambda v: None if isinstance(v, dict) else "must be a mapping of argument name to value",
     "working_space": lambda v: None if v == WORKING_SPACE else f"must be {WORKING_SPACE!r}",
     "resolution": _whole(8, 16384),
-    "strength": _number(0.0, 1.0),
+    "strength": _param("strength"),
     "steps": _whole(0, 10 ** 7),
     "loss": _or_none(_text(64)),   # None: a `grade` model, fitted in closed form with no loss
     "shotstyle_version": _text(64),

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from shotstyle.plugin import params
 from shotstyle.server.engine import semantic
 from shotstyle.server.engine.correspondence import fit_correspondence
 from shotstyle.server.engine.device import execution_for, pick_device
@@ -125,8 +126,7 @@ def _check_config(config: TrainConfig) -> None:
         raise TrainingInputError(f"steps={config.steps}: train for at least 1 step")
     if config.resolution < 16:
         raise TrainingInputError(f"resolution={config.resolution}: use a long side of at least 16 pixels")
-    if not 0.0 <= config.strength <= 1.0:
-        raise TrainingInputError(f"strength={config.strength} is outside 0..1")
+    params.check("strength", config.strength, TrainingInputError)
     if config.lr <= 0:
         raise TrainingInputError(f"lr={config.lr}: the learning rate must be positive")
     if config.local_bound is not None and not config.local_bound > 0:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import torch
 
+from shotstyle.plugin import params
 from shotstyle.server.engine.correspondence import Correspondence, fit_correspondence
 from shotstyle.server.errors import UnknownLossError
 
@@ -49,8 +50,7 @@ def strength_weights(name: str, strength: float, content_weight: float | None = 
                      style_weight: float | None = None) -> tuple[float, float]:
     """(content, style) weights: strength 0..1 scales the family's default style weight by
     10^(2·strength − 1), i.e. 0.1× at 0, 1× at 0.5, 10× at 1; raw weights override."""
-    if not 0.0 <= strength <= 1.0:
-        raise ValueError(f"strength {strength} is outside 0..1")
+    params.check("strength", strength)
     default_content, default_style = DEFAULT_WEIGHTS[name]
     scaled_style = default_style * 10.0 ** (2.0 * strength - 1.0)
     return (default_content if content_weight is None else content_weight,
