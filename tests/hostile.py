@@ -98,6 +98,7 @@ HOSTILE_MODELS: Dict[str, Tuple[Callable[[], bytes], str]] = {
     "radius -5": (lambda: with_kwargs(radius=-5), "radius"),
     "low_res 0": (lambda: with_kwargs(low_res=0), "low_res"),
     "eps NaN": (lambda: with_kwargs(eps=float("nan")), "eps"),
+    "no local term but not the grade network": (lambda: with_kwargs(bound=0.0), "bound"),
     "width a bool": (lambda: with_kwargs(width=True), "width"),
     "blocks 2000": (lambda: with_kwargs(blocks=2000), "blocks"),
     "blocks 6000": (lambda: with_kwargs(blocks=6000), "blocks"),

@@ -129,9 +129,11 @@ def _check_config(config: TrainConfig) -> None:
     params.check("strength", config.strength, TrainingInputError)
     if config.lr <= 0:
         raise TrainingInputError(f"lr={config.lr}: the learning rate must be positive")
-    if config.local_bound is not None and not config.local_bound > 0:
-        raise TrainingInputError(f"local_bound={config.local_bound}: the local term's budget must be positive "
-                                 "(for the grade alone, export the model's LUT)")
+    problem = (None if config.local_bound is None or not network_trains(config.arch)
+               else REGISTRY[config.arch].bounds["bound"].problem(config.local_bound))
+    if problem is not None:
+        raise TrainingInputError(f"local_bound={config.local_bound}: the local term's budget {problem} "
+                                 "(for the grade alone, train --arch grade or export the model's LUT)")
 
 
 def to_training_tensor(image: np.ndarray, resolution: int, device: torch.device) -> torch.Tensor:

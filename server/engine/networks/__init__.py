@@ -31,11 +31,13 @@ from shotstyle.server.engine.networks import work
 
 @dataclasses.dataclass(frozen=True)
 class Bound:
-    """The values one network argument may take in a model file: ``kind`` (int, float or bool) in [low, high]."""
+    """The values one network argument may take: ``kind`` (int, float or bool) in [low, high], or in
+    (low, high] when ``above_low``."""
 
     kind: type
     low: float = 0.0
     high: float = 0.0
+    above_low: bool = False
 
     def problem(self, value: Any) -> str | None:
         """What is wrong with ``value``, or None when it is allowed."""
@@ -43,8 +45,8 @@ class Bound:
             return None if isinstance(value, bool) else "must be true or false"
         if isinstance(value, bool) or not isinstance(value, (int, float) if self.kind is float else int):
             return f"must be {'a number' if self.kind is float else 'a whole number'}"
-        if not self.low <= value <= self.high:  # NaN fails this too
-            return f"must be within [{self.low:g}, {self.high:g}]"
+        if not (self.low < value if self.above_low else self.low <= value) or not value <= self.high:  # NaN too
+            return f"must be within {'(' if self.above_low else '['}{self.low:g}, {self.high:g}]"
         return None
 
 
@@ -59,8 +61,9 @@ class Architecture:
 
 # Bounds: what the trainer makes, with room to spare; far below what would exhaust a machine.
 _HRNET_BOUNDS = {"width": Bound(int, 1, 32), "blocks": Bound(int, 1, 4),
-                 # the global grade's lattice nodes per axis, and the local term's budget (local.py)
-                 "grade_size": Bound(int, 2, 129), "bound": Bound(float, 0.0, 1.0),
+                 # the global grade's lattice nodes per axis, and the local term's budget (local.py):
+                 # positive, for model files and the trainer alike; no local term is the `grade` network
+                 "grade_size": Bound(int, 2, 129), "bound": Bound(float, 0.0, 1.0, above_low=True),
                  # the local term's rule (local.py): honest (True) or targeted (False)
                  "along_grade": Bound(bool)}
 REGISTRY: dict[str, Architecture] = {

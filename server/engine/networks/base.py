@@ -4,7 +4,7 @@ inference engine and the model files (the registry in `__init__.py` builds only 
 A network maps N×3×H×W working-space (ACEScct) frames to the same shape. It holds:
 - `grade`: the model's global grade (engine/grade.py), applied first; fitted in closed form by
   the trainer and fixed while the network trains; exported as the model's LUT;
-- `bound`: the largest local change it may add to the grade (networks/local.py; 0 = none);
+- `bound`: the largest local change it may add to the grade (networks/local.py; 0 only for `grade`, which has none);
 - `architecture`, `arch_kwargs`: its registry name and arguments (set by `build_network`), so a
   model file can rebuild it exactly.
 

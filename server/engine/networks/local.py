@@ -58,13 +58,11 @@ TINT_FLOOR = 0.01
 def honest(plate: Tensor, graded: Tensor, proposed: Tensor, bound: float) -> Tensor:
     """The graded frame plus the honest part of `proposed − graded` (see the module docstring).
 
-    N×3×H×W working-space tensors; `bound` ≤ 0 turns the local term off (the grade alone).
+    N×3×H×W working-space tensors; `bound` > 0 (the registry's rule: no local term is the `grade` network).
     The networks propose their change in units of `bound` (raw output × bound): with a small
     budget and the change in working-space units, a few optimiser steps drove the soft limit
     into saturation, where neither the loss's size penalty nor anything else has a gradient —
     hrnet then sat at the limit over the whole frame (the LUT carried only 76% of the effect)."""
-    if bound <= 0:
-        return graded
     change = proposed - graded
     exposure = change.mean(dim=1, keepdim=True)
     tint = change - exposure
@@ -79,9 +77,7 @@ def honest(plate: Tensor, graded: Tensor, proposed: Tensor, bound: float) -> Ten
 
 def targeted(graded: Tensor, proposed: Tensor, bound: float) -> Tensor:
     """The graded frame plus `proposed − graded`, softly limited to ±`bound` per channel
-    (`bound` ≤ 0: the grade alone)."""
-    if bound <= 0:
-        return graded
+    (`bound` > 0)."""
     return graded + bound * torch.tanh((proposed - graded) / bound)
 
 
