@@ -202,6 +202,11 @@ class Previews:
             self.bar.note(f"preview of the --preview frame at step {self.file.step}: {self.file.path}")
 
 
+def _effect_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The effect's training parameters as given to this command (a server is sent them)."""
+    return {**{name: getattr(args, name) for name in SERVER_PARAMS}, "preview_every": args.preview_every}
+
+
 def _check_args(args: argparse.Namespace) -> Optional[tuple[ExitCode, str]]:
     try:
         effect_params.validate({name: getattr(args, name) for name in SERVER_PARAMS
@@ -289,7 +294,7 @@ def _train_in_process(args: argparse.Namespace, bar: ProgressBar, previews: Prev
     from shotstyle.server.engine.losses import resolve_loss_name
     from shotstyle.server.engine.modelfile import load_model, save_model
     from shotstyle.server.engine.pipeline import load_working, working_rgb
-    from shotstyle.server.engine.training import TrainConfig, train
+    from shotstyle.server.engine.training import config_from_params, train
     from shotstyle.server.errors import ShotstyleError, TrainingCancelled, exit_code
     from shotstyle.server.matteimages import engine_mattes
     try:
@@ -304,10 +309,7 @@ def _train_in_process(args: argparse.Namespace, bar: ProgressBar, previews: Prev
     except ShotstyleError as exc:
         bar.note(str(exc), ERRORS)
         return exit_code(exc)
-    config = TrainConfig(vgg=args.vgg, **{name: getattr(args, name) for name in SERVER_PARAMS})
-    config.preview_every = args.preview_every or config.steps   # 0: only the final result
-    if args.lr is not None:
-        config.lr = args.lr
+    config = config_from_params(_effect_values(args), vgg=args.vgg, lr=args.lr)
     bar.note(f"in-process on {pick_device(None)}; {_plan_line(args, loss_note)}")
     cancelled = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: cancelled.set())
@@ -373,8 +375,7 @@ def _train_on_server(args: argparse.Namespace, bar: ProgressBar, previews: Previ
     capabilities = client.hello().get("capabilities", {})
     loss_note = capabilities.get("loss_note", "") if args.loss == "auto" else f"loss {args.loss!r} as asked"
     bar.note(f"{server_line(client)}; {_plan_line(args, loss_note)}")
-    params = {name: getattr(args, name) for name in SERVER_PARAMS}
-    params["preview_every"] = args.preview_every
+    params = _effect_values(args)
     if args.colourspace:
         params["colourspace"] = args.colourspace
     name = "train-" + "".join(c if c.isalnum() or c in "-_" else "-" for c in

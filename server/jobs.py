@@ -408,7 +408,7 @@ class DeviceWorker:
         from shotstyle.server.engine.colour import from_working
         from shotstyle.server.engine.device import own_stream
         from shotstyle.server.engine.pipeline import frame_colourspace, working_rgb
-        from shotstyle.server.engine.training import TrainConfig, train
+        from shotstyle.server.engine.training import config_from_params, train
         from shotstyle.server.matteimages import engine_mattes
 
         values = effect_params.validate(job.params, partial=False)
@@ -422,12 +422,7 @@ class DeviceWorker:
             check_same_network(init.metadata, f"the model to continue ({job.name})", job.params.get("arch"),
                                job.params.get("loss"))
             values["loss"] = init.metadata.get("loss", values["loss"])  # "auto" must not switch it mid-training
-        fields = {f.name for f in dataclasses.fields(TrainConfig)}
-        config = TrainConfig(**{k: v for k, v in values.items() if k in fields}, device=self.device)
-        if self.vgg is not None and config.vgg is None:
-            config.vgg = self.vgg
-        if config.preview_every == 0:  # "never" in the effect description: only the final result
-            config.preview_every = config.steps
+        config = config_from_params(values, vgg=self.vgg, device=self.device)
         job.steps = config.steps
         plates = [self.decoder.frame(ef, colourspace) for ef in job.keyframes]
         keyframes = [working_rgb(plate, colourspace) for plate in plates]

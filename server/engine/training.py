@@ -26,7 +26,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -87,6 +87,20 @@ class TrainConfig:
     preview_every: int = 25
     allow_download: bool = False        # may the vgg loss download ImageNet weights?
     device: str | None = None           # None = best available (see device.pick_device)
+
+
+def config_from_params(values: Mapping[str, Any], *, vgg: str | None = None, lr: float | None = None,
+                       device: str | None = None) -> TrainConfig:
+    """The `TrainConfig` of the effect's training parameters (plugin.params, named alike), the one way
+    the server and the in-process command make it; `vgg`, `lr` and `device` are the engine's own
+    (None: the defaults)."""
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    config = TrainConfig(**{k: v for k, v in values.items() if k in fields}, vgg=vgg, device=device)
+    if lr is not None:
+        config.lr = lr
+    if config.preview_every == 0:  # "never" in the effect's description: only the final result
+        config.preview_every = config.steps
+    return config
 
 
 @dataclass
