@@ -17,7 +17,9 @@ target image the network then learns to reproduce (and so carries to every other
 3. Transfer. Each region's colours, as the grade left them, are moved to its style
    positions' colour statistics in CIELAB (mean and spread per channel, Reinhard et al. 2001,
    per region as in Tai, Jia & Tang 2005): a region's own texture and shading survive, its
-   mean and contrast become the style's.
+   mean and contrast become the style's — lightness only in part (LIGHTNESS_SHARE), and colour
+   only as far as the region's plate colour has a hue (NEUTRAL_CHROMA: greys keep the grade's
+   grey balance).
 4. Locally affine in the plate. Region memberships spread edge-aware over the plate (`spread`:
    freely within an area of one colour, never across the plate's edges), and the final target
    is refitted as a local affine function of the graded plate (a guided filter, He, Sun & Tang,
@@ -63,6 +65,10 @@ GAIN_LIMITS = (0.5, 2.0)
 # 1.0, measured on the targets). Chroma moves fully. Matted regions (the artist said where)
 # make all of their move.
 LIGHTNESS_SHARE = 0.1
+# A region whose plate colour has this chroma (CIELAB) moves half of its colour move; greys keep
+# the grade's grey balance (4: the walk clip's road stays within |a*|, |b*| ≤ 2 and the shared
+# pairs' region accuracy is unchanged; 0 gave the road b* +18).
+NEUTRAL_CHROMA = 4.0
 SLOPE_LIMITS = (0.5, 2.0)
 # Edge-aware spreading of the memberships (domain transform): spatial reach (share of the long
 # side); steps between neighbours (CIELAB, summed over L*, a*, b*, of the plate blurred over
@@ -239,7 +245,8 @@ def make_target(plate: Tensor, graded: Tensor, style: Tensor, lightness_share: f
     graded_lab = working_to_lab(graded, floor=False)
     membership = regions.membership[0].reshape(k, -1)
     area = membership.sum(1) / membership.sum()
-    own_mean, own_std = _weighted_stats(graded_lab, membership / membership.sum(1, keepdim=True).clamp(min=1e-12))
+    own = membership / membership.sum(1, keepdim=True).clamp(min=1e-12)
+    own_mean, own_std = _weighted_stats(graded_lab, own)
     gain = (target_std / own_std).clamp(*GAIN_LIMITS)
     # Lightness: one affine map for the whole frame, plus a share of each region's own move.
     share = torch.full((k,), float(lightness_share), device=plate.device)
@@ -248,6 +255,16 @@ def make_target(plate: Tensor, graded: Tensor, style: Tensor, lightness_share: f
     fitted = offset + slope * own_mean[:, 0]
     gain[:, 0] = slope + share * (gain[:, 0] - slope)
     target_mean[:, 0] = fitted + share * (target_mean[:, 0] - fitted)
+    # Colour: a region's chroma moves as far as its plate colour is sure of a hue; a grey region (a
+    # road) keeps the grade's grey balance (engine/correspondence.py) rather than taking the hue of
+    # whatever it resembles in the style (the walk clip's asphalt took the meadow's yellow-green,
+    # b* +18). Matted regions move all the way: the artist said where.
+    plate_mean, _ = _weighted_stats(working_to_lab(plate, floor=False), own)
+    chroma = plate_mean[:, 1:].norm(dim=1)
+    sure = chroma ** 2 / (chroma ** 2 + NEUTRAL_CHROMA ** 2)
+    sure[:matted] = 1.0
+    target_mean[:, 1:] = own_mean[:, 1:] + sure[:, None] * (target_mean[:, 1:] - own_mean[:, 1:])
+    gain[:, 1:] = 1 + sure[:, None] * (gain[:, 1:] - 1)
     # Each region's affine map in Lab, blended by the memberships.
     shifted = torch.einsum("khw,kc,nchw->nchw", regions.membership[0], gain, graded_lab) + \
         torch.einsum("khw,kc->chw", regions.membership[0], target_mean - gain * own_mean)[None]
