@@ -64,12 +64,13 @@ def plate(height: int, width: int) -> np.ndarray:
 
 
 def model(arch: str):
-    """A network with non-trivial (seeded random) weights; speed does not depend on training."""
+    """A network built as the default training builds it (target loss, 512 px: hrnet-fast with
+    semantic features), with non-trivial (seeded random) weights; speed does not depend on training."""
     import torch
     from shotstyle.server.engine.modelfile import StyleModel
-    from shotstyle.server.engine.networks import build_network
+    from shotstyle.server.engine.networks import REGISTRY, build_network
     torch.manual_seed(0)
-    network = build_network(arch)
+    network = build_network(arch, **REGISTRY[arch].build.training_arguments(512, targeted=True))
     for parameter in network.parameters():
         parameter.data += torch.randn_like(parameter) * 0.01
     network.grade.set(network.grade.lut.flip(0) * 0.8 + 0.1)  # a grade that changes every colour
