@@ -37,7 +37,10 @@ MIN_CROP = 48
 
 DEFAULT_CONTENT_WEIGHT = 0.5
 DEFAULT_STYLE_WEIGHT = 1.0     # the colour and gradient terms (the artist's strength scales it)
-GRADIENT_SHARE = 2.0           # gradient term's weight relative to the colour term
+# The gradient term's weight relative to the colour term: 4 keeps the plate's edges sharper than 2
+# (at 256 px, 100 steps: structure SSIM 0.835 -> 0.865 on the shared pairs, the walk clip's ridge
+# halo 1.7 -> 1.2) with region ΔE and accuracy no worse; 6 and 10 gave no further gain.
+GRADIENT_SHARE = 4.0
 
 
 def _gradients(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
