@@ -192,23 +192,32 @@ def target_bound(graded: list[torch.Tensor], targets: list[torch.Tensor]) -> flo
     return round(min(max(needed, DEFAULT_BOUND), MAX_TARGET_BOUND), 4)
 
 
-def _grade_model(network: StyleNetwork, config: TrainConfig, init: StyleModel | None,
-                 plates: list[torch.Tensor], keyframes: list[np.ndarray], style: np.ndarray,
-                 moved: float, amount: float) -> StyleModel:
+def _made_from(config: TrainConfig, init: StyleModel | None, network: StyleNetwork, amount: float,
+               moved: float, style: np.ndarray, keyframes: list[np.ndarray]) -> dict[str, Any]:
+    """What every model records of how it was made: its start, the artist's settings, the grade
+    and the images it came from."""
+    metadata = {
+        **(init.metadata if init is not None else {}),
+        "strength": config.strength,
+        "resolution": config.resolution,
+        "seed": config.seed,
+        "local_bound": network.bound,
+        "grade": {"size": grade_of(network).size, "amount": amount, "moved": round(moved, 4)},
+        "style_sha256": sha256_of(style),
+        "keyframe_sha256": [sha256_of(k) for k in keyframes],
+    }
+    metadata.pop("checksum", None)
+    return metadata
+
+
+def _grade_model(network: StyleNetwork, metadata: dict[str, Any], plates: list[torch.Tensor]) -> StyleModel:
     """A `grade` model: the fitted lattice and no training (its metadata says so)."""
     network.eval()
     with torch.no_grad():
         results = [network(p) for p in plates]
-    metadata = {
-        **(init.metadata if init is not None else {}),
-        "loss": None, "loss_note": "the grade alone: fitted in closed form, no training",
-        "strength": config.strength, "steps": 0, "steps_total": 0, "steps_done": 0, "steps_trained": 0,
-        "resolution": config.resolution, "seed": config.seed, "local_bound": 0.0,
-        "grade": {"size": grade_of(network).size, "amount": amount, "moved": round(moved, 4)},
-        "style_sha256": sha256_of(style), "keyframe_sha256": [sha256_of(k) for k in keyframes],
-        "lut_report": effect_report(plates, results, results),
-    }
-    metadata.pop("checksum", None)
+    metadata.update({"loss": None, "loss_note": "the grade alone: fitted in closed form, no training",
+                     "steps": 0, "steps_total": 0, "steps_done": 0, "steps_trained": 0,
+                     "lut_report": effect_report(plates, results, results)})
     return StyleModel(network=network, metadata=metadata)
 
 
@@ -258,7 +267,8 @@ def train(keyframes: list[np.ndarray], style: np.ndarray, config: TrainConfig, *
     with torch.no_grad():
         graded = [grade(plate) for plate in plates]
     if grade_only:
-        return _grade_model(network, config, init, plates, keyframes, style, correspondence.moved, amount)
+        return _grade_model(network, _made_from(config, init, network, amount, correspondence.moved, style, keyframes),
+                            plates)
     targets = None
     share = lightness_share(config.strength)
     if loss_name == "target":
@@ -283,26 +293,12 @@ def train(keyframes: list[np.ndarray], style: np.ndarray, config: TrainConfig, *
     if init is not None and init.optimiser is not None:  # a checkpoint: Adam goes on where it stopped
         restore(optimiser, network, init.optimiser)
     base_content = loss.weights["content"]
-    metadata = {
-        **(init.metadata if init is not None else {}),
-        **loss.metadata,
-        "loss_note": loss.resolution_note,
-        "strength": config.strength,
-        "steps": config.steps,
-        "resolution": config.resolution,
-        "lr": config.lr,
-        "local_bound": network.bound,
-        "seed": config.seed,
-        "early_stop": config.early_stop,
-        "adaptive_content": config.adaptive_content,
-        "grade": {"size": grade.size, "amount": amount, "moved": round(correspondence.moved, 4)},
-        "style_sha256": sha256_of(style),
-        "keyframe_sha256": [sha256_of(k) for k in keyframes],
-    }
+    metadata = _made_from(config, init, network, amount, correspondence.moved, style, keyframes)
+    metadata.update({**loss.metadata, "loss_note": loss.resolution_note, "steps": config.steps, "lr": config.lr,
+                     "early_stop": config.early_stop, "adaptive_content": config.adaptive_content})
     if targets is not None:
         metadata["target"] = {"features": semantic.NAME, "lightness_share": share,
                               "mattes": [m.name for m in mattes]}
-    metadata.pop("checksum", None)
     metadata.pop("early_stopped_at", None)
     prior = 0  # steps `init` has had (see resume.py: steps_total is the aim, steps_trained what was done)
     if init is not None:
