@@ -106,3 +106,33 @@ def test_label_images_become_one_matte_per_shared_colour():
     mattes = label_mattes([labels], other)
     assert [m.name for m in mattes] == ["0000ff", "ff0000"]
     assert mattes[1].plate[0][:, : SIZE[1] // 2].all() and not mattes[1].plate[0][:, SIZE[1] // 2:].any()
+
+
+
+def _photo(name: str) -> np.ndarray:
+    """A shipped photograph (examples/walk) in the working space, 128 px wide."""
+    import cv2
+    from pathlib import Path
+    from shotstyle.server.engine.pipeline import load_working
+    image = load_working(str(Path(__file__).resolve().parent.parent / "examples" / "walk" / name))
+    height, width = image.shape[:2]
+    return cv2.resize(image, (128, round(128 * height / width)), interpolation=cv2.INTER_AREA)
+
+
+def _chroma(image: torch.Tensor) -> float:
+    return float(working_to_lab(image)[0, 1:].norm(dim=0).mean())
+
+
+def test_a_grey_region_takes_colour_only_from_a_true_counterpart():
+    """The photo in grey, styled by itself in colour: every region has its counterpart, so the
+    greys take their colours back (an overcast sky given the style's sky). Styled by colour
+    noise, nothing corresponds and the greys stay grey (a road given no meadow's hue)."""
+    photo = _photo("seed_in47.jpg")
+    lab = working_to_lab(_tensor(photo))
+    grey = _tensor(photo) * 0 + _tensor(photo).mean(1, keepdim=True)
+    assert _chroma(grey) < 1.0
+    coloured = make_target(grey, grey, _tensor(photo))
+    assert _chroma(coloured) > 0.6 * float(lab[0, 1:].norm(dim=0).mean())
+    rng = np.random.default_rng(1)
+    noise = np.repeat(np.repeat(rng.uniform(0.05, 0.8, (8, 12, 3)), 12, 0), 12, 1).astype(np.float32)
+    assert _chroma(make_target(grey, grey, _tensor(to_working(noise, "sRGB")[0]))) < 3.0

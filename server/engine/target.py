@@ -19,7 +19,8 @@ target image the network then learns to reproduce (and so carries to every other
    per region as in Tai, Jia & Tang 2005): a region's own texture and shading survive, its
    mean and contrast become the style's — lightness only in part (LIGHTNESS_SHARE), and colour
    only as far as the region's plate colour has a hue (NEUTRAL_CHROMA: greys keep the grade's
-   grey balance).
+   grey balance) or the style holds a true counterpart of it (COUNTERPART: a grey sky takes the
+   style sky's colour; a road the style has no road for stays grey).
 4. Locally affine in the plate. Region memberships spread edge-aware over the plate (`spread`:
    freely within an area of one colour, never across the plate's edges), and the final target
    is refitted as a local affine function of the graded plate (a guided filter, He, Sun & Tang,
@@ -66,8 +67,14 @@ GAIN_LIMITS = (0.5, 2.0)
 LIGHTNESS_SHARE = 0.1
 # A region whose plate colour has this chroma (CIELAB) moves half of its colour move; greys keep
 # the grade's grey balance (4: the walk clip's road stays within |a*|, |b*| ≤ 2 and the shared
-# pairs' region accuracy is unchanged; 0 gave the road b* +18).
+# pairs' region accuracy is unchanged; 0 gave the road b* +18) ...
 NEUTRAL_CHROMA = 4.0
+# ... unless the style holds a true counterpart of the region: a grey region whose kept style
+# positions resemble it by at least the first similarity moves part of its colour, all of it from
+# the second (an overcast sky matched to the style's sky: on the shared pairs the skies score
+# 0.50-0.70; the walk clip's road, which the style has no road for, 0.35; pair 8's daylight
+# statues, whose counterparts are a sunset's silhouettes, 0.15-0.33).
+COUNTERPART = (0.42, 0.55)
 SLOPE_LIMITS = (0.5, 2.0)
 # Edge-aware spreading of the memberships (domain transform): spatial reach (share of the long
 # side); steps between neighbours (CIELAB, summed over L*, a*, b*, of the plate blurred over
@@ -162,8 +169,10 @@ def plate_regions(plate: Tensor, features: Tensor, generator: torch.Generator,
     return Regions(membership)
 
 
-def style_weights(plate_features: Tensor, style_features: Tensor, regions: Regions) -> Tensor:
-    """K×S: for each plate region, weights over the style's feature positions (rows sum to 1)."""
+def style_weights(plate_features: Tensor, style_features: Tensor, regions: Regions) -> tuple[Tensor, Tensor]:
+    """K×S: for each plate region, weights over the style's feature positions (rows sum to 1);
+    and K: how closely the region's counterparts resemble it (the mean similarity of its positions'
+    kept style positions)."""
     plate_rows, plate_heights = _grid(plate_features)
     style_rows, style_heights = _grid(style_features)
     similarity = plate_rows @ style_rows.T - POSITION_PRIOR * (plate_heights[:, None] - style_heights[None]) ** 2
@@ -173,7 +182,8 @@ def style_weights(plate_features: Tensor, style_features: Tensor, regions: Regio
     h, w = plate_features.shape[-2:]
     region_cells = F.adaptive_avg_pool2d(regions.membership, (h, w))[0].reshape(regions.membership.shape[1], -1)
     weights = region_cells @ attention
-    return weights / weights.sum(1, keepdim=True).clamp(min=1e-12)
+    resemblance = (region_cells @ top.values.mean(1)) / region_cells.sum(1).clamp(min=1e-12)
+    return weights / weights.sum(1, keepdim=True).clamp(min=1e-12), resemblance
 
 
 def _weighted_stats(lab: Tensor, weights: Tensor) -> tuple[Tensor, Tensor]:
@@ -213,7 +223,7 @@ def make_target(plate: Tensor, graded: Tensor, style: Tensor, lightness_share: f
     matted = 0 if plate_mattes is None else plate_mattes.shape[1]
     # Style side: for automatic regions, the style pixels of the positions they correspond to;
     # for matted regions, the style matte's own pixels.
-    cells = style_weights(plate_features, style_features, regions)                     # K×S
+    cells, resemblance = style_weights(plate_features, style_features, regions)         # K×S, K
     sh, sw = style_features.shape[-2:]
     pixel_weights = F.interpolate(cells.reshape(1, k, sh, sw), size=style.shape[-2:], mode="nearest")[0].reshape(k, -1)
     if style_mattes is not None:
@@ -233,13 +243,16 @@ def make_target(plate: Tensor, graded: Tensor, style: Tensor, lightness_share: f
     fitted = offset + slope * own_mean[:, 0]
     gain[:, 0] = slope + share * (gain[:, 0] - slope)
     target_mean[:, 0] = fitted + share * (target_mean[:, 0] - fitted)
-    # Colour: a region's chroma moves as far as its plate colour is sure of a hue; a grey region (a
-    # road) keeps the grade's grey balance (engine/correspondence.py) rather than taking the hue of
-    # whatever it resembles in the style (the walk clip's asphalt took the meadow's yellow-green,
-    # b* +18). Matted regions move all the way: the artist said where.
+    # Colour: a region's chroma moves as far as its plate colour is sure of a hue or the style has a
+    # true counterpart for it; a grey region nothing in the style resembles (a road) keeps the
+    # grade's grey balance (engine/correspondence.py) rather than taking the hue of whatever it is
+    # nearest to (the walk clip's asphalt took the meadow's yellow-green, b* +18); a grey sky with a
+    # sky in the style takes that sky's colour. Matted regions move all the way: the artist said where.
     plate_mean, _ = _weighted_stats(working_to_lab(plate, floor=False), own)
     chroma = plate_mean[:, 1:].norm(dim=1)
     sure = chroma ** 2 / (chroma ** 2 + NEUTRAL_CHROMA ** 2)
+    counterpart = ((resemblance - COUNTERPART[0]) / (COUNTERPART[1] - COUNTERPART[0])).clamp(0, 1)
+    sure = torch.maximum(sure, counterpart)
     sure[:matted] = 1.0
     target_mean[:, 1:] = own_mean[:, 1:] + sure[:, None] * (target_mean[:, 1:] - own_mean[:, 1:])
     gain[:, 1:] = 1 + sure[:, None] * (gain[:, 1:] - 1)
