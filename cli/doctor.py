@@ -78,8 +78,9 @@ def _vgg(explicit: str | None) -> str:
         return f"cannot check: the VGG-19 loader is not available ({error})"
     path, where = locate_vgg_weights(explicit)
     if path:
-        return f"found: {path} ({where})"
-    return f"NOT found ({where}); only the vgg loss needs them (the default target loss does not)"
+        return f"found: {path} ({where}); the target loss's content term uses them"
+    return (f"NOT found ({where}); the vgg loss needs them, the default target loss takes its content "
+            "term from the features above instead")
 
 
 def _loss(explicit: str | None) -> str:

@@ -94,6 +94,28 @@ def test_random_vgg_warns_and_is_recorded(capsys):
     assert float(terms["total"]) == pytest.approx(float(terms["content"] + terms["style"]))
 
 
+def test_the_target_content_term_is_vgg_where_its_weights_are_found(empty_hub, tmp_path, capsys):
+    """No VGG-19 weights: EfficientNet-Lite0's features. Weights found (a file in the hub cache,
+    here random ones saved the way torchvision's are): VGG-19's, recorded in the metadata, and
+    the term measures structure: zero for the plate itself, above zero once its edges blur."""
+    plate = scene()
+    blurred = torch.nn.functional.avg_pool2d(plate, 5, stride=1, padding=2, count_include_pad=False)
+    without = build_loss("target", scene(warm=False), [plate], targets=[plate])
+    assert without.metadata["content_features"].startswith("efficientnet-lite0")
+    assert without.metadata["vgg_source"] is None
+    with pytest.warns(UserWarning):
+        features, _ = load_vgg_features("random")
+    capsys.readouterr()
+    cached = empty_hub / "checkpoints" / "vgg19-dcbb9e9d.pth"
+    cached.parent.mkdir(parents=True)
+    torch.save({f"features.{key}": value for key, value in features.state_dict().items()}, cached)
+    loss = build_loss("target", scene(warm=False), [plate], targets=[plate])
+    assert loss.metadata["content_features"] == "VGG-19 relu2_1, relu3_1"
+    assert loss.metadata["vgg_source"] == str(cached)
+    assert float(loss(plate, plate, plate)["content"]) == pytest.approx(0.0, abs=1e-6)
+    assert float(loss(blurred, plate, plate)["content"]) > 1e-4
+
+
 def test_look_loss_terms_measure_what_they_claim():
     plate, style = scene(), scene(warm=False)
     loss = build_loss("look", style, [plate])  # fits its own correspondence and grades with it

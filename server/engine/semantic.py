@@ -39,6 +39,8 @@ STAGES = ((1, 3, 1, 1, 32, 16), (2, 3, 2, 6, 16, 24), (2, 5, 2, 6, 24, 40), (3, 
 FEATURE_BLOCKS = (10, 15)
 # Early blocks (strides 4 and 8): edges and textures, what the `target` loss's content term keeps.
 STRUCTURE_BLOCKS = (2, 4)
+# Channels of those blocks' maps (the output channels of the stages they end).
+STRUCTURE_CHANNELS = (24, 40)
 # Channels of `features` (blocks 10 and 15 side by side).
 CHANNELS = 112 + 320
 # Long side the features are computed at: stride 16 gives a 28-position long side.

@@ -76,7 +76,11 @@ def build_loss(name: str, style: torch.Tensor, keyframes: list[torch.Tensor], *,
     if resolved == "target":
         if targets is None:
             raise ValueError("the target loss needs the keyframes' targets (engine/target.py make_target)")
-        loss = target.TargetLoss(keyframes, targets, content_weight=content, style_weight=style_w, seed=seed)
+        # The research note's VGG-19 for the content term where its weights are found (or asked for).
+        found = vgg_weights or locate_vgg_weights()[0]
+        structure = vgg.VGGStructure(vgg_weights).to(keyframes[0].device) if found else None
+        loss = target.TargetLoss(keyframes, targets, content_weight=content, style_weight=style_w, seed=seed,
+                                 vgg_structure=structure)
     elif resolved == "look":
         if correspondence is None:
             correspondence = fit_correspondence(keyframes, style, seed)

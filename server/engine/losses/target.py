@@ -8,9 +8,11 @@ invented shapes). Terms, on the output against the target of the same crop:
 - colour: a robust (Charbonnier) CIELAB distance per pixel (ΔE-like units / 10);
 - gradient: the output's CIELAB gradients against the target's (the plate's edges, as the target
   moves them: no more, no fewer);
-- content: the plate's structure as ImageNet features see it — EfficientNet-Lite0's early
-  blocks (engine/semantic.py) of the output against the plate's, normalised per position, so a
-  colour change costs nothing and a lost or invented edge or texture does.
+- content: the plate's structure as ImageNet features see it — VGG-19's relu2_1 and relu3_1
+  where its weights are found (losses/vgg.py `VGGStructure`, the research note's perceptual
+  network), else EfficientNet-Lite0's early blocks (engine/semantic.py, installed with
+  shotstyle) — of the output against the plate's, normalised per position, so a colour change
+  costs nothing and a lost or invented edge or texture does.
 
 Each step trains on a random crop (a share of the frame, anywhere) and a random mirror of one
 keyframe with its target (`augment`), so the network learns what a region is from its content,
@@ -21,11 +23,15 @@ Determinism: crops and mirrors are drawn from a generator seeded with (seed, ste
 
 from __future__ import annotations
 
+
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 
 from shotstyle.server.engine import semantic
 from shotstyle.server.engine.colourmath import working_to_lab
+from shotstyle.server.engine.losses.vgg import VGGStructure
 
 # CIELAB units are divided by this so the terms are O(1).
 _LAB_SCALE = 10.0
@@ -56,7 +62,9 @@ class TargetLoss(torch.nn.Module):
 
     def __init__(self, keyframes: list[torch.Tensor], targets: list[torch.Tensor], *,
                  content_weight: float = DEFAULT_CONTENT_WEIGHT, style_weight: float = DEFAULT_STYLE_WEIGHT,
-                 seed: int = 0) -> None:
+                 seed: int = 0, vgg_structure: VGGStructure | None = None) -> None:
+        """`vgg_structure`: VGG-19's content features where its weights were found; None uses
+        EfficientNet-Lite0's."""
         super().__init__()
         if len(keyframes) != len(targets):
             raise ValueError(f"{len(keyframes)} keyframes but {len(targets)} targets")
@@ -64,11 +72,14 @@ class TargetLoss(torch.nn.Module):
         self.seed = seed
         self.keyframes = keyframes
         self.targets = targets
+        self.vgg_structure = vgg_structure
+        self.structure: Callable[[torch.Tensor], list[torch.Tensor]] = vgg_structure or semantic.structure
 
     @property
     def metadata(self) -> dict:
-        return {"loss": self.name, "weights": dict(self.weights), "vgg_source": None,
-                "content_features": semantic.NAME}
+        return {"loss": self.name, "weights": dict(self.weights),
+                "vgg_source": self.vgg_structure.source if self.vgg_structure else None,
+                "content_features": "VGG-19 relu2_1, relu3_1" if self.vgg_structure else f"{semantic.NAME}, early blocks"}
 
     def augment(self, index: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(plate, target) of keyframe `index`: a random crop, mirrored at random."""
@@ -90,8 +101,8 @@ class TargetLoss(torch.nn.Module):
         wanted = working_to_lab(target) / _LAB_SCALE
         colour = torch.sqrt((lab - wanted) ** 2 + _CHARBONNIER ** 2).mean() - _CHARBONNIER
         gradient = torch.stack([(a - b).abs().mean() for a, b in zip(_gradients(lab), _gradients(wanted))]).sum()
-        content = torch.stack([F.mse_loss(a, b) for a, b in zip(semantic.structure(output),
-                                                               semantic.structure(plate))]).sum()
+        content = torch.stack([F.mse_loss(a, b) for a, b in zip(self.structure(output),
+                                                               self.structure(plate))]).sum()
         terms = {
             "content": self.weights["content"] * content,
             "style": self.weights["style"] * (colour + GRADIENT_SHARE * gradient),

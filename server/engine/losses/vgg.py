@@ -9,6 +9,10 @@ Inputs are working-space (ACEScct) images; they are turned into display-referred
 `colourmath.working_to_display` (differentiable, approximate: no ACES view transform) and
 ImageNet-normalised before VGG sees them.
 
+The same weights, where they are found, also give the `target` loss its content term
+(`VGGStructure`: relu2_1 and relu3_1, normalised per position, as the research note asks for a
+perceptual content term); without them that term uses EfficientNet-Lite0 (engine/semantic.py).
+
 Weights, in this order: an explicit path (argument, else $SHOTSTYLE_VGG_WEIGHTS), the torch hub
 cache, a torchvision download when the caller allows it. "random" asks for a fixed-seed
 randomly initialised VGG-19: for exercising the pipeline in tests only; it warns loudly.
@@ -26,6 +30,7 @@ import torchvision
 
 from shotstyle.server.errors import WeightsUnavailableError
 
+from shotstyle.server.engine import semantic
 from shotstyle.server.engine.colourmath import working_to_display
 
 WEIGHTS_FILE = "vgg19-dcbb9e9d.pth"
@@ -35,6 +40,10 @@ RANDOM_SEED = 19
 # Indices in torchvision's vgg19().features of the ReLUs after conv1_1 … conv5_1 and conv4_2.
 STYLE_LAYERS = {"conv1_1": 1, "conv2_1": 6, "conv3_1": 11, "conv4_1": 20, "conv5_1": 29}
 CONTENT_LAYER = ("conv4_2", 22)
+# The target loss's content layers: ReLUs after conv2_1 and conv3_1 (edges and textures; the
+# deeper relu4_2 at stride 8 lets halos a few pixels wide through).
+STRUCTURE_LAYERS = {"conv2_1": 6, "conv3_1": 11}
+STRUCTURE_CHANNELS = (128, 256)
 # Everything up to conv5_1's ReLU: later layers are never used, so never loaded.
 _LAST_LAYER = 29
 _IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
@@ -132,6 +141,34 @@ def load_vgg_features(vgg: str | None = None, *, allow_download: bool = False) -
     return features.eval(), source
 
 
+def _imagenet_input(image: torch.Tensor) -> torch.Tensor:
+    """A working-space image as VGG's ImageNet-normalised display-referred input."""
+    return (working_to_display(image) - _IMAGENET_MEAN.to(image)) / _IMAGENET_STD.to(image)
+
+
+class VGGStructure(torch.nn.Module):
+    """The target loss's content features on VGG-19: STRUCTURE_LAYERS of a working-space image,
+    each normalised per position (its edges and textures, whatever their colour) to the length
+    that makes a cosine distance cost, per element, what it costs in EfficientNet-Lite0's block
+    at the same depth (semantic.structure: 24 and 40 channels, against VGG's 128 and 256), so the
+    content weight tuned there holds. `source`: where the weights came from."""
+
+    def __init__(self, vgg: str | None = None) -> None:
+        super().__init__()
+        features, self.source = load_vgg_features(vgg)
+        self.layers = features[:max(STRUCTURE_LAYERS.values()) + 1]
+
+    def forward(self, image: torch.Tensor) -> list[torch.Tensor]:
+        x, found = _imagenet_input(image), []
+        for index, layer in enumerate(self.layers):
+            x = layer(x)
+            if index in STRUCTURE_LAYERS.values():
+                depth = len(found)
+                scale = (STRUCTURE_CHANNELS[depth] / semantic.STRUCTURE_CHANNELS[depth]) ** 0.5
+                found.append(scale * F.normalize(x, dim=1))
+        return found
+
+
 def gram(features: torch.Tensor) -> torch.Tensor:
     """N×C×C Gram matrix normalised by C·H·W."""
     n, c, h, w = features.shape
@@ -165,7 +202,7 @@ class VGGLoss(torch.nn.Module):
                 "weights": {**self.weights, "layers": dict(self.layer_weights)}}
 
     def _activations(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
-        x = (working_to_display(image) - _IMAGENET_MEAN.to(image)) / _IMAGENET_STD.to(image)
+        x = _imagenet_input(image)
         wanted = {index: name for name, index in STYLE_LAYERS.items()}
         wanted[CONTENT_LAYER[1]] = CONTENT_LAYER[0]
         found = {}
