@@ -159,7 +159,8 @@ class VGGStructure(torch.nn.Module):
         self.layers = features[:max(STRUCTURE_LAYERS.values()) + 1]
 
     def forward(self, image: torch.Tensor) -> list[torch.Tensor]:
-        x, found = _imagenet_input(image), []
+        x = _imagenet_input(image)
+        found: list[torch.Tensor] = []
         for index, layer in enumerate(self.layers):
             x = layer(x)
             if index in STRUCTURE_LAYERS.values():
