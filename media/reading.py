@@ -13,7 +13,7 @@ import OpenImageIO as oiio
 
 from shotstyle.media.frame import Frame
 from shotstyle.media.memoryfiles import memory_file
-from shotstyle.media.metadata import default_colourspace, header_attributes
+from shotstyle.media.metadata import default_colourspace, header_attributes, header_chromaticities
 from shotstyle.media.oiiomessages import clear_global_error, oiio_message
 from shotstyle.plugin.sequences import SequencePattern, format_frame_range, parse_frame_range
 from shotstyle.server.errors import FrameIOError, MissingFramesError
@@ -184,6 +184,7 @@ def probe(path: str) -> dict:
         "miplevels": miplevels,
         "file_colourspace": colourspace,
         "colourspace": default_colourspace(formats, attributes),
+        "chromaticities": header_chromaticities(attributes),
         "attributes": attributes,
     }
 
