@@ -26,8 +26,9 @@ CHROMATICITIES_ATTRIBUTE = "chromaticities"
 CHROMATICITIES_SPACE = "linear, chromaticities "
 
 
-# Attributes OpenImageIO reports about how it read the file, or that only describe a tiled texture
-# or its thumbnail (frames are written back as plain scanline images).
+# Attributes OpenImageIO reports about how it read the file, or that only describe a texture's MIP
+# levels or a thumbnail image (frames are written back as one level, tiled as read, without a thumbnail:
+# `not_kept` says so).
 _READER_ATTRIBUTES = ("oiio:", "openexr:roundingmode", "textureformat", "wrapmodes", "thumbnail_")
 
 
@@ -99,6 +100,18 @@ def header_attributes(path: str, spec: Any) -> tuple[dict[str, Any], dict[str, s
         attributes[param.name] = value
         types[param.name] = str(param.type)
     return attributes, types
+
+
+def not_kept(spec: Any, miplevels: int) -> list[str]:
+    """What of a file written back from its Frame is lost (each a phrase for a message): MIP levels
+    below the first, an embedded thumbnail image; empty when nothing is."""
+    lost = []
+    if miplevels > 1:
+        lost.append(f"its {miplevels - 1} lower MIP level(s)")
+    width, height = spec.get_int_attribute("thumbnail_width", 0), spec.get_int_attribute("thumbnail_height", 0)
+    if width and height:
+        lost.append(f"its {width}x{height} thumbnail image")
+    return lost
 
 
 def attribute_type(name: str, value: Any, recorded: str | None) -> Any:

@@ -252,7 +252,8 @@ def _outputs(args: argparse.Namespace, source: SequencePattern, target: Sequence
 
     The output's default space follows the input's (`colour.output_colourspace`), read from the
     first input frame: a sequence's frames share their type. A ``--colourspace`` whose primaries
-    are not the ones that frame's header names is followed, and said once.
+    are not the ones that frame's header names is followed, and said once; so is what of that
+    frame's file an output does not keep (MIP levels, a thumbnail).
     """
     from shotstyle.media.metadata import CHROMATICITIES_ATTRIBUTE, header_chromaticities
     from shotstyle.media.reading import probe
@@ -271,6 +272,9 @@ def _outputs(args: argparse.Namespace, source: SequencePattern, target: Sequence
         except ColourError as exc:
             if given is None:
                 raise ColourError(f"{source.path(frame)}: {exc}") from None
+        if header["not_kept"] and file_format(target) == "exr":
+            progress.log(f"note: {source.path(frame)}: the outputs keep its tiling but not "
+                         f"{' and '.join(header['not_kept'])} (shotstyle writes one image per frame)", NORMAL)
         chromaticities = header_chromaticities(header["attributes"])
         if given is not None and primaries_disagree(given, chromaticities):
             progress.log(f"warning: {source.path(frame)}: its header's {CHROMATICITIES_ATTRIBUTE} "
