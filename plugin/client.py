@@ -309,12 +309,14 @@ class Client:
 
     def train(self, keyframes: List[EncodedFrame], style: EncodedFrame, name: str,
               params: Optional[Dict[str, Any]] = None, preview: Optional[EncodedFrame] = None,
-              init: Optional[bytes] = None, mattes: Optional[Mattes[EncodedFrame]] = None) -> "Job":
+              init: Optional[bytes] = None, mattes: Optional[Mattes[EncodedFrame]] = None,
+              keep: bool = True) -> "Job":
         """Start training; returns at once with a Job whose events() stream progress and previews.
 
         Frames are sent with ``extra.role`` = "keyframe" | "style" | "preview", then the matte and
         label images of ``mattes`` (plugin.mattes). ``init``: the bytes of a model file to continue
-        training (it travels with the request).
+        training (it travels with the request). ``keep`` False: the store never holds the model
+        (the final event carries its file; nothing is left if this client is gone by then).
         """
         tagged = [f.tagged(role="keyframe") for f in keyframes] + [style.tagged(role="style")]
         if preview is not None:
@@ -324,6 +326,8 @@ class Client:
         args: Dict[str, Any] = {"name": name, "params": dict(params or {}), **matte_args}
         if init is not None:
             args["init_part"] = 0
+        if not keep:
+            args["keep"] = False
         request_id = self._send(protocol.OP_TRAIN, args, tagged, payloads=[init] if init is not None else ())
         self._events[request_id] = collections.deque()
         if self._await([request_id], self.timeout) is None:

@@ -110,7 +110,10 @@ OP_SPECS: Dict[str, OpSpec] = {
                       "style_colourspace?": "the style frame's colour space",
                       "init_part?": "the payload part holding a model file to continue (params.steps: this run's "
                                     "steps)",
-                      "matte_channels?": "plate mattes as channels of the keyframes (plugin.mattes)"},
+                      "matte_channels?": "plate mattes as channels of the keyframes (plugin.mattes)",
+                      "keep?": "false: the model is the asker's alone: the store never holds it (checkpoints stay in "
+                               "memory), the final event carries its file, and a job whose asker is gone leaves "
+                               "nothing behind; default true (the store keeps it under name)"},
                      "keyframes + one style (+ one preview) (+ matte and label images, see plugin.mattes)",
                      "{job}; then events", AUTHORITY_TO_REPLACE),
     OP_CANCEL: OpSpec({"job": "a job id"}, "", "{job} (the job then sends its \"cancelled\" event)",
