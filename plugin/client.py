@@ -45,9 +45,10 @@ LOST_AFTER_S = 3.0
 CONNECTION_CHECK_S = 0.25
 
 
-def heartbeat_options() -> Dict[int, int]:
-    """ZMTP heartbeat socket options (protocol.HEARTBEAT_*), the same for clients and the server."""
-    return {zmq.HEARTBEAT_IVL: protocol.HEARTBEAT_IVL_MS, zmq.HEARTBEAT_TIMEOUT: protocol.HEARTBEAT_TIMEOUT_MS,
+def heartbeat_options(timeout_ms: int = protocol.HEARTBEAT_TIMEOUT_MS) -> Dict[int, int]:
+    """ZMTP heartbeat socket options (protocol.HEARTBEAT_*): a client's; the server waits longer for
+    an answer to its pings (``timeout_ms``: protocol.SERVER_HEARTBEAT_TIMEOUT_MS)."""
+    return {zmq.HEARTBEAT_IVL: protocol.HEARTBEAT_IVL_MS, zmq.HEARTBEAT_TIMEOUT: timeout_ms,
             zmq.HEARTBEAT_TTL: protocol.HEARTBEAT_TTL_MS}
 
 

@@ -204,6 +204,12 @@ MAX_ERROR_MESSAGE_CHARS = 4000         # longer error messages are cut, with a n
 HEARTBEAT_IVL_MS = 1000
 HEARTBEAT_TIMEOUT_MS = 3000
 HEARTBEAT_TTL_MS = 6000
+# The server's own wait for a client's answer to its ping. ZeroMQ counts only whole frames as an
+# answer, and a client's pong waits behind the part it is sending: a 900 MB model.put takes seconds
+# to arrive on a busy server or a slow link, and after HEARTBEAT_TIMEOUT_MS the server dropped the
+# connection mid-upload (the request was lost, never answered). This is long enough for a part of
+# MAX_MESSAGE_BYTES at 20 MB/s; a client that really hangs only keeps its replies queued that long.
+SERVER_HEARTBEAT_TIMEOUT_MS = 120_000
 
 LIMITS = {
     "max_header_bytes": MAX_HEADER_BYTES,

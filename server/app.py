@@ -62,7 +62,7 @@ class Server:
         self.router.setsockopt(zmq.LINGER, 1000)
         self.router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a reconnecting client keeps its identity (job events)
         self.router.setsockopt(zmq.MAXMSGSIZE, protocol.MAX_MESSAGE_BYTES)
-        for option, value in heartbeat_options().items():
+        for option, value in heartbeat_options(protocol.SERVER_HEARTBEAT_TIMEOUT_MS).items():
             self.router.setsockopt(option, value)
         if curve_secret:
             for option, value in keys.server_curve_options(curve_secret).items():
