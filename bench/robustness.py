@@ -14,13 +14,17 @@ and reads the server's resident memory, and prints a row; at the end a table of 
 kind and error code, and the verdict against the targets: 0 deaths, 0 hangs (a request with no
 reply within ``--timeout``), 0 ``internal`` codes, RSS growth under 50 MB from after the warm-up
 to the end. Then the bounds, a row each: a burst of ``--clients`` clients x 2 stylize requests
-of 1920x1080 frames at once (RSS back within 300 MB of before it, 3 s after the last reply), and
-a model at every argument's bound (refused `bad_model`: too much work per frame). Exit status 0
-when every target is met.
+of 1920x1080 frames at once (RSS back within 300 MB of before it, 3 s after the last reply), a
+model at every argument's bound (refused `bad_model`: too much work per frame), and uploads
+at once past the bound on uploads in flight (protocol.MAX_UPLOAD_BYTES_IN_FLIGHT): `STORED_UPLOADS`
+real grade models (the largest lattice; each holds the task thread about 2 s as it is checked)
+and behind them `LARGE_UPLOADS` uploads of half the bound each: those past the bound are refused
+`busy`, none is lost, and RSS comes back. Exit status 0 when every target is met.
 
     .venv/bin/python bench/robustness.py [--messages 10000] [--short]
 
-``--short`` (1,000 messages, checks every 250, a burst of 8 clients) is what the test suite runs.
+``--short`` (1,000 messages, checks every 250, a burst of 8 clients, the upload bound lowered to
+`SHORT_UPLOAD_BOUND` in its server so the uploads stay small) is what the test suite runs.
 """
 
 from __future__ import annotations
@@ -49,6 +53,13 @@ from shotstyle.plugin import codec, protocol  # noqa: E402
 
 RSS_GROWTH_LIMIT_MB = 50.0
 BURST_RSS_LIMIT_MB = 300.0
+STORED_UPLOADS = 4      # grade models of 24 MB, each its own client and name: 96 MB, the --short bound
+LARGE_UPLOADS = 3       # then half the bound each, from their own clients
+SHORT_UPLOAD_BOUND = 96 << 20
+LOWERED_BOUND = """
+import shotstyle.plugin.protocol as protocol
+protocol.MAX_UPLOAD_BYTES_IN_FLIGHT = {bound}
+"""
 Parts = List[bytes]
 
 
@@ -236,7 +247,7 @@ def at_once(server: ServerProcess, sends: List[Tuple[str, int, Parts]], timeout:
     return before, peak, rss_mb(server.process.pid), codes
 
 
-def bounds(server: ServerProcess, clients: int, timeout: float) -> Dict[str, bool]:
+def bounds(server: ServerProcess, clients: int, timeout: float, upload_bound: int) -> Dict[str, bool]:
     """The rows of the memory and work bounds (issue 21); their verdicts."""
     print()
     print("| bound | sent at once | replies | RSS before / peak / 3 s after, MB | s |")
@@ -261,7 +272,25 @@ def bounds(server: ServerProcess, clients: int, timeout: float) -> Dict[str, boo
     _, _, codes = row("work per model", "model.put of hrnet-fast at every argument's bound",
                       [("model.put", 0, [header("model.put", {"name": "heavy"}), heavy])])
     verdict["heavy model refused"] = codes["model.put"]["bad_model"] == 1
+    grade = largest_grade_model()
+    large = bytes(upload_bound // 2)   # not a model: refused once checked
+    sends = [("model.put", n, [header("model.put", {"name": f"grade{n}"}), grade]) for n in range(STORED_UPLOADS)]
+    sends += [("model.put", STORED_UPLOADS + n, [header("model.put", {"name": f"large{n}"}), large])
+              for n in range(LARGE_UPLOADS)]
+    before, after, codes = row("uploads in flight", f"{STORED_UPLOADS} x model.put of {len(grade) >> 20} MB models, "
+                               f"then {LARGE_UPLOADS} x {len(large) >> 20} MB (bound {upload_bound >> 20} MB)", sends)
+    puts = codes["model.put"]
+    verdict["uploads past the bound refused busy"] = puts["busy"] >= 1 and not puts["HANG"] \
+        and not puts["internal"] and after - before < BURST_RSS_LIMIT_MB
     return verdict
+
+
+def largest_grade_model() -> bytes:
+    """The file of a grade-only model with the registry's largest lattice (129³): a real upload."""
+    from shotstyle.server.engine.modelfile import StyleModel, model_to_bytes
+    from shotstyle.server.engine.networks import build_network
+
+    return model_to_bytes(StyleModel(build_network("grade", grade_size=129).eval(), {"loss": "closed form"}))
 
 
 class Bench:
@@ -303,12 +332,18 @@ class Bench:
         return (time.perf_counter() - started) * 1000 if code == "ok" else float("nan")
 
 
-def run(messages: int, check_every: int, timeout: float, seed: int, clients: int) -> int:
+def run(messages: int, check_every: int, timeout: float, seed: int, clients: int, upload_bound: int) -> int:
     rng = random.Random(seed)
     with tempfile.TemporaryDirectory(prefix="shotstyle-robustness-") as root:
         save_tiny_model(Path(root) / "models")
         makers = Messages(rng)
-        with ServerProcess(Path(root)) as server:
+        env = None
+        if upload_bound != protocol.MAX_UPLOAD_BYTES_IN_FLIGHT:   # the server's, lowered (--short)
+            site = Path(root) / "site"
+            site.mkdir()
+            (site / "sitecustomize.py").write_text(LOWERED_BOUND.format(bound=upload_bound))
+            env = {"PYTHONPATH": os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p)}
+        with ServerProcess(Path(root), env=env) as server:
             bench = Bench(server, timeout)
             kinds = list(makers.kinds)
             for index, kind in enumerate(kinds * 3):  # warm-up: every kind, so what loads once is loaded
@@ -344,7 +379,8 @@ def run(messages: int, check_every: int, timeout: float, seed: int, clients: int
                 sock.send_multipart([header("status")])
                 if sock.poll(int(timeout * 1000)):
                     health = json.loads(sock.recv_multipart()[0]).get("result", {}).get("health")
-            bounded = bounds(server, clients, timeout) if server.alive() else {"bounds measured": False}
+            bounded = bounds(server, clients, timeout, upload_bound) if server.alive() \
+                else {"bounds measured": False}
         print()
         print("| kind | sent | replies by code |")
         print("|---|---:|---|")
@@ -376,10 +412,12 @@ def main() -> None:
     parser.add_argument("--short", action="store_true", help="1,000 messages, checked every 250, a burst of 8 "
                                                              "clients (the test suite's)")
     args = parser.parse_args()
+    upload_bound = protocol.MAX_UPLOAD_BYTES_IN_FLIGHT
     if args.short:
         args.messages, args.check_every, args.clients = 1_000, 250, 8
+        upload_bound = SHORT_UPLOAD_BOUND
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    sys.exit(run(args.messages, args.check_every, args.timeout, args.seed, args.clients))
+    sys.exit(run(args.messages, args.check_every, args.timeout, args.seed, args.clients, upload_bound))
 
 
 if __name__ == "__main__":

@@ -22,11 +22,12 @@ import math
 import sys
 from itertools import groupby
 
+from shotstyle.media.metadata import space_chromaticities
 from shotstyle.media.reading import probe, read_frame
 from shotstyle.plugin.exitcodes import ExitCode
 from shotstyle.plugin.sequences import SequencePattern, format_frame_range, is_pattern, parse_frame_range
-from shotstyle.server.engine.colour import NONFINITE_RULE
-from shotstyle.server.errors import FrameIOError
+from shotstyle.server.engine.colour import NONFINITE_RULE, canonical
+from shotstyle.server.errors import ColourError, FrameIOError
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -65,7 +66,7 @@ def describe(header: dict) -> str:
         lines.append(f"    tiled:          {header['tiled'][0]}x{header['tiled'][1]}, "
                      f"{header['miplevels']} MIP level(s) (shotstyle reads level 0)")
     tagged = header["file_colourspace"]
-    lines.append(f"    colour space:   {header['colourspace']} (default for this data)"
+    lines.append(f"    colour space:   {_colour(header)} (default for this data)"
                  + (f"; file says {tagged}" if tagged else ""))
     if header.get("nonfinite"):
         lines.append(f"    non-finite RGB: {header['nonfinite']} NaN/Inf values (replaced before the network: "
@@ -80,7 +81,27 @@ def describe(header: dict) -> str:
 def brief(header: dict) -> str:
     """One line for a file's `probe` result: resolution, channels, compression, colour space."""
     return (f"{header['width']}x{header['height']}, {_channels(header['channels'], header['channel_formats'])}, "
-            f"{header['compression'] or 'no'} compression, {header['colourspace']}")
+            f"{header['compression'] or 'no'} compression, {_colour(header)}")
+
+
+def _colour(header: dict) -> str:
+    """The colour space a file's RGB is read in by default, and the chromaticities that decided it."""
+    values = header.get("chromaticities")
+    if values is None:
+        return str(header["colourspace"])
+    pairs = " ".join(f"{name} {x:g},{y:g}" for name, x, y in zip("RGBW", values[0::2], values[1::2]))
+    return f"{header['colourspace']} (its chromaticities: {pairs})"
+
+
+def _readable_space(path: str, name: str) -> str:
+    """The config's name for a file's default colour space; FrameIOError naming the file where its
+    header's chromaticities describe none (the file cannot be read as it says)."""
+    if space_chromaticities(name) is None:
+        return name  # a name the file recorded, or the rule's: as it is
+    try:
+        return canonical(name)
+    except ColourError as error:
+        raise FrameIOError(f"{path}: {error}") from None
 
 
 def _targets(text: str, frames: str | None) -> tuple[list[tuple[int | None, str]], list[int], dict | None]:
@@ -145,6 +166,7 @@ def run(args: argparse.Namespace) -> int:
         for frame, path in targets:
             try:
                 header = probe(path)
+                header["colourspace"] = _readable_space(path, header["colourspace"])
                 if not args.quick:
                     header["nonfinite"] = read_frame(path).nonfinite
             except FrameIOError as error:

@@ -381,7 +381,9 @@ def _train_on_server(args: argparse.Namespace, bar: ProgressBar, previews: Previ
     name = "train-" + "".join(c if c.isalnum() or c in "-_" else "-" for c in
                               os.path.basename(args.output).split(".")[0])[:40] + f"-{os.getpid()}"
     try:
-        job = client.train(keyframes, style, name, params, preview, init, mattes)
+        # The model is this command's alone (-o): the server's store never holds it, so a client that is gone
+        # before the end (killed, or exit 5 after a timeout) leaves nothing there.
+        job = client.train(keyframes, style, name, params, preview, init, mattes, keep=False)
         return _follow(client, job, args.output, bar, previews)
     except ClientError as exc:
         bar.note(f"server {client.address}: {exc}", ERRORS)

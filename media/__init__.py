@@ -10,8 +10,9 @@ else (alpha, Z, AOVs) goes back out bit-exact. PNG/JPEG/TIFF/DPX read into the s
 Reading is guarded so a long-lived server can feed it untrusted files: OpenImageIO's errors
 (damaged headers, missing or corrupt chunks) become `FrameIOError` naming the file and the problem
 (server.errors holds the one error tree), and the header's claimed size is checked against `MAX_FRAME_BYTES` before any pixel
-memory is allocated. Tiled / mip-mapped input is read at its full-resolution level and written
-back as scanlines. A multi-view (stereo) EXR's views each have their RGB (`frame.Frame.views`).
+memory is allocated. Tiled / mip-mapped input is read at its full-resolution level and an EXR
+is written back with the same tiles, one level, without a thumbnail image (`probe`'s
+``not_kept`` says what a file loses so; `render` says it once). A multi-view (stereo) EXR's views each have their RGB (`frame.Frame.views`).
 Multi-part and deep EXRs, and OpenImageIO's luminance-only reading of luminance/chroma EXRs,
 are refused with a message saying so (see `frame.Frame.rgb_indices`).
 

@@ -51,6 +51,8 @@ class Frame:
     clamped: int = 0
     # OpenImageIO type names ("float2", "string[2]", "matrix"...) of `attributes`, so they write back as read.
     attribute_types: dict[str, str] = field(default_factory=dict)
+    # Tile width and height of the file it was read from (None: scanlines); an EXR is written with them.
+    tiles: tuple[int, int] | None = None
 
     def _where(self) -> str:
         return self.source or "frame"

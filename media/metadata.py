@@ -1,6 +1,6 @@
 """A frame's metadata: the attributes shotstyle records in the frames it writes, the one rule for
-a frame's colour space when none is given, and the header attributes read and written back
-(with their OpenImageIO types, so they write back as read)."""
+a frame's colour space when none is given (with the header's ``chromaticities``), and the header
+attributes read and written back (with their OpenImageIO types, so they write back as read)."""
 
 from __future__ import annotations
 
@@ -19,8 +19,16 @@ MIX_ATTRIBUTE = "shotstyle/mix"
 IDENTITY_ATTRIBUTE = "shotstyle/identity"
 
 
-# Attributes OpenImageIO reports about how it read the file, or that only describe a tiled texture
-# or its thumbnail (frames are written back as plain scanline images).
+# The standard EXR attribute naming the RGB primaries and white point (xy of red, green, blue, white).
+CHROMATICITIES_ATTRIBUTE = "chromaticities"
+# How a frame's colour space is named when its header's chromaticities decide it: scene-linear RGB on
+# those primaries (server.engine.colour.resolve gives it the config's own name where one matches).
+CHROMATICITIES_SPACE = "linear, chromaticities "
+
+
+# Attributes OpenImageIO reports about how it read the file, or that only describe a texture's MIP
+# levels or a thumbnail image (frames are written back as one level, tiled as read, without a thumbnail:
+# `not_kept` says so).
 _READER_ATTRIBUTES = ("oiio:", "openexr:roundingmode", "textureformat", "wrapmodes", "thumbnail_")
 
 
@@ -35,14 +43,48 @@ _STANDARD_TYPES = {
 def default_colourspace(formats: list[str], attributes: dict[str, Any] | None = None) -> str:
     """The one rule for the colour space of a frame's RGB when none is given.
 
-    The space shotstyle recorded in the frame (`COLOURSPACE_ATTRIBUTE`), else by its storage:
-    "ACEScg" (scene-linear) for half/float data, "sRGB" for 8/16-bit integer data. Files, raw
-    buffers and the previews a training sends back all follow it.
+    The space shotstyle recorded in the frame (`COLOURSPACE_ATTRIBUTE`); else for half/float data
+    scene-linear RGB on the primaries of the header's ``chromaticities`` (`chromaticities_space`),
+    "ACEScg" without them; "sRGB" for 8/16-bit integer data. Files, raw buffers and the previews
+    a training sends back all follow it.
     """
-    recorded = (attributes or {}).get(COLOURSPACE_ATTRIBUTE)
+    attributes = attributes or {}
+    recorded = attributes.get(COLOURSPACE_ATTRIBUTE)
     if isinstance(recorded, str) and recorded:
         return recorded
-    return "ACEScg" if any(f in ("half", "float") for f in formats) else "sRGB"
+    if not any(f in ("half", "float") for f in formats):
+        return "sRGB"
+    primaries = header_chromaticities(attributes)
+    return "ACEScg" if primaries is None else chromaticities_space(primaries)
+
+
+def header_chromaticities(attributes: dict[str, Any]) -> tuple[float, ...] | None:
+    """The 8 numbers of a header's ``chromaticities`` (red, green, blue, white xy), or None without one.
+
+    A value that is not 8 numbers is left out (an application's own attribute of that name)."""
+    value = attributes.get(CHROMATICITIES_ATTRIBUTE)
+    if not isinstance(value, (tuple, list)) or len(value) != 8:
+        return None
+    try:
+        return tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        return None
+
+
+def chromaticities_space(values: tuple[float, ...]) -> str:
+    """The colour space name of scene-linear RGB on the primaries ``values`` (as `header_chromaticities`)."""
+    return CHROMATICITIES_SPACE + " ".join(f"{v:.6g}" for v in values)
+
+
+def space_chromaticities(name: str) -> tuple[float, ...] | None:
+    """The 8 numbers a `chromaticities_space` name holds, or None for any other name."""
+    if not name.startswith(CHROMATICITIES_SPACE):
+        return None
+    try:
+        values = tuple(float(v) for v in name[len(CHROMATICITIES_SPACE):].split())
+    except ValueError:
+        return None
+    return values if len(values) == 8 else None
 
 
 def header_attributes(path: str, spec: Any) -> tuple[dict[str, Any], dict[str, str]]:
@@ -58,6 +100,18 @@ def header_attributes(path: str, spec: Any) -> tuple[dict[str, Any], dict[str, s
         attributes[param.name] = value
         types[param.name] = str(param.type)
     return attributes, types
+
+
+def not_kept(spec: Any, miplevels: int) -> list[str]:
+    """What of a file written back from its Frame is lost (each a phrase for a message): MIP levels
+    below the first, an embedded thumbnail image; empty when nothing is."""
+    lost = []
+    if miplevels > 1:
+        lost.append(f"its {miplevels - 1} lower MIP level(s)")
+    width, height = spec.get_int_attribute("thumbnail_width", 0), spec.get_int_attribute("thumbnail_height", 0)
+    if width and height:
+        lost.append(f"its {width}x{height} thumbnail image")
+    return lost
 
 
 def attribute_type(name: str, value: Any, recorded: str | None) -> Any:

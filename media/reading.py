@@ -13,7 +13,7 @@ import OpenImageIO as oiio
 
 from shotstyle.media.frame import Frame
 from shotstyle.media.memoryfiles import memory_file
-from shotstyle.media.metadata import default_colourspace, header_attributes
+from shotstyle.media.metadata import default_colourspace, header_attributes, header_chromaticities, not_kept
 from shotstyle.media.oiiomessages import clear_global_error, oiio_message
 from shotstyle.plugin.sequences import SequencePattern, format_frame_range, parse_frame_range
 from shotstyle.server.errors import FrameIOError, MissingFramesError
@@ -125,6 +125,7 @@ def read_frame(path: str, colourspace: str | None = None) -> Frame:
         source=path,
         colourspace=colourspace or default_colourspace(formats, attributes),
         attribute_types=types,
+        tiles=(spec.tile_width, spec.tile_height) if spec.tile_width > 0 and spec.tile_height > 0 else None,
     )
     try:
         rgb = pixels[:, :, list(frame.rgb_indices())]
@@ -182,8 +183,10 @@ def probe(path: str) -> dict:
         "pixel_aspect": attributes.get("PixelAspectRatio", 1.0),
         "tiled": (spec.tile_width, spec.tile_height) if spec.tile_width else None,
         "miplevels": miplevels,
+        "not_kept": not_kept(spec, miplevels),
         "file_colourspace": colourspace,
         "colourspace": default_colourspace(formats, attributes),
+        "chromaticities": header_chromaticities(attributes),
         "attributes": attributes,
     }
 

@@ -1,6 +1,6 @@
 """Writing Frames as image files, atomically (a temporary file in the destination folder, then
-`os.replace`), and as EXR bytes in memory: windows, per-channel half/float, metadata and
-compression kept; the system's reason for a failed write (a full disk) given (`FrameWriteError`)."""
+`os.replace`), and as EXR bytes in memory: windows, per-channel half/float, metadata, compression
+and an EXR's tiling kept; the system's reason for a failed write (a full disk) given (`FrameWriteError`)."""
 
 from __future__ import annotations
 
@@ -78,6 +78,9 @@ def _build_spec(path: str, frame: Frame, compression: str | None, extra: dict | 
             spec.attribute(name, typedesc, value)
     if ext == "exr":
         spec.attribute("compression", exr_compression(path, compression, frame.attributes.get("compression")))
+        if frame.tiles is not None:
+            spec.tile_width, spec.tile_height = frame.tiles
+            spec.tile_depth = 1
     elif compression:
         spec.attribute("compression", compression)
     return spec

@@ -45,9 +45,10 @@ LOST_AFTER_S = 3.0
 CONNECTION_CHECK_S = 0.25
 
 
-def heartbeat_options() -> Dict[int, int]:
-    """ZMTP heartbeat socket options (protocol.HEARTBEAT_*), the same for clients and the server."""
-    return {zmq.HEARTBEAT_IVL: protocol.HEARTBEAT_IVL_MS, zmq.HEARTBEAT_TIMEOUT: protocol.HEARTBEAT_TIMEOUT_MS,
+def heartbeat_options(timeout_ms: int = protocol.HEARTBEAT_TIMEOUT_MS) -> Dict[int, int]:
+    """ZMTP heartbeat socket options (protocol.HEARTBEAT_*): a client's; the server waits longer for
+    an answer to its pings (``timeout_ms``: protocol.SERVER_HEARTBEAT_TIMEOUT_MS)."""
+    return {zmq.HEARTBEAT_IVL: protocol.HEARTBEAT_IVL_MS, zmq.HEARTBEAT_TIMEOUT: timeout_ms,
             zmq.HEARTBEAT_TTL: protocol.HEARTBEAT_TTL_MS}
 
 
@@ -309,12 +310,14 @@ class Client:
 
     def train(self, keyframes: List[EncodedFrame], style: EncodedFrame, name: str,
               params: Optional[Dict[str, Any]] = None, preview: Optional[EncodedFrame] = None,
-              init: Optional[bytes] = None, mattes: Optional[Mattes[EncodedFrame]] = None) -> "Job":
+              init: Optional[bytes] = None, mattes: Optional[Mattes[EncodedFrame]] = None,
+              keep: bool = True) -> "Job":
         """Start training; returns at once with a Job whose events() stream progress and previews.
 
         Frames are sent with ``extra.role`` = "keyframe" | "style" | "preview", then the matte and
         label images of ``mattes`` (plugin.mattes). ``init``: the bytes of a model file to continue
-        training (it travels with the request).
+        training (it travels with the request). ``keep`` False: the store never holds the model
+        (the final event carries its file; nothing is left if this client is gone by then).
         """
         tagged = [f.tagged(role="keyframe") for f in keyframes] + [style.tagged(role="style")]
         if preview is not None:
@@ -324,6 +327,8 @@ class Client:
         args: Dict[str, Any] = {"name": name, "params": dict(params or {}), **matte_args}
         if init is not None:
             args["init_part"] = 0
+        if not keep:
+            args["keep"] = False
         request_id = self._send(protocol.OP_TRAIN, args, tagged, payloads=[init] if init is not None else ())
         self._events[request_id] = collections.deque()
         if self._await([request_id], self.timeout) is None:

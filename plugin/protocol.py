@@ -110,7 +110,10 @@ OP_SPECS: Dict[str, OpSpec] = {
                       "style_colourspace?": "the style frame's colour space",
                       "init_part?": "the payload part holding a model file to continue (params.steps: this run's "
                                     "steps)",
-                      "matte_channels?": "plate mattes as channels of the keyframes (plugin.mattes)"},
+                      "matte_channels?": "plate mattes as channels of the keyframes (plugin.mattes)",
+                      "keep?": "false: the model is the asker's alone: the store never holds it (checkpoints stay in "
+                               "memory), the final event carries its file, and a job whose asker is gone leaves "
+                               "nothing behind; default true (the store keeps it under name)"},
                      "keyframes + one style (+ one preview) (+ matte and label images, see plugin.mattes)",
                      "{job}; then events", AUTHORITY_TO_REPLACE),
     OP_CANCEL: OpSpec({"job": "a job id"}, "", "{job} (the job then sends its \"cancelled\" event)",
@@ -201,6 +204,12 @@ MAX_ERROR_MESSAGE_CHARS = 4000         # longer error messages are cut, with a n
 HEARTBEAT_IVL_MS = 1000
 HEARTBEAT_TIMEOUT_MS = 3000
 HEARTBEAT_TTL_MS = 6000
+# The server's own wait for a client's answer to its ping. ZeroMQ counts only whole frames as an
+# answer, and a client's pong waits behind the part it is sending: a 900 MB model.put takes seconds
+# to arrive on a busy server or a slow link, and after HEARTBEAT_TIMEOUT_MS the server dropped the
+# connection mid-upload (the request was lost, never answered). This is long enough for a part of
+# MAX_MESSAGE_BYTES at 20 MB/s; a client that really hangs only keeps its replies queued that long.
+SERVER_HEARTBEAT_TIMEOUT_MS = 120_000
 
 LIMITS = {
     "max_header_bytes": MAX_HEADER_BYTES,

@@ -62,7 +62,7 @@ class Server:
         self.router.setsockopt(zmq.LINGER, 1000)
         self.router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a reconnecting client keeps its identity (job events)
         self.router.setsockopt(zmq.MAXMSGSIZE, protocol.MAX_MESSAGE_BYTES)
-        for option, value in heartbeat_options().items():
+        for option, value in heartbeat_options(protocol.SERVER_HEARTBEAT_TIMEOUT_MS).items():
             self.router.setsockopt(option, value)
         if curve_secret:
             for option, value in keys.server_curve_options(curve_secret).items():
@@ -356,6 +356,9 @@ class Server:
                     and d["extra"].get("role") in (plugin_mattes.ROLE_MATTE, plugin_mattes.ROLE_LABELS) for d in descs]
         matte_descs = [d for d, matte in zip(descs, is_matte) if matte]   # bounded by plugin.mattes.from_wire
         frames = self._frames([d for d, matte in zip(descs, is_matte) if not matte], payloads)
+        keep = args.get("keep", True)
+        if not isinstance(keep, bool):
+            raise RequestError("bad_argument", f"keep must be true or false, got {protocol.brief(keep)}")
         init_part = args.get("init_part")
         if init_part is not None and (not isinstance(init_part, int) or isinstance(init_part, bool)
                                       or not 0 <= init_part < len(payloads)
@@ -383,7 +386,7 @@ class Server:
                        preview=by_role["preview"][0] if by_role["preview"] else None,
                        style_colourspace=effect_params.explicit(style_colourspace),
                        init=None if init_part is None else bytes(payloads[init_part]), client=self._caller.principal,
-                       authority=self._caller.authority, mattes=mattes)
+                       authority=self._caller.authority, mattes=mattes, keep=keep)
         # The reply goes out before the job can produce events, so the client always sees it first.
         self._send([identity, *protocol.pack(protocol.reply(request_id, {"job": job.id}))])
         self.worker.submit_training(job)

@@ -77,6 +77,9 @@ class TrainJob:
     mattes: Mattes[EncodedFrame] = dataclasses.field(default_factory=Mattes)  # the artist's (plugin.mattes)
     client: str = ""  # who asked (server.access principal): limits and cancel rights
     authority: bool = False  # whether the asker may replace a model of the job's name (server.access)
+    # False: the model is the asker's alone (train -o): never in the store, its last checkpoint held here.
+    keep: bool = True
+    checkpoint_file: Optional[bytes] = None
     id: str = dataclasses.field(default_factory=lambda: uuid.uuid4().hex[:12])
     state: str = "queued"  # queued | running | done | failed | cancelled
     step: int = 0
@@ -375,8 +378,7 @@ class DeviceWorker:
             job.state = "cancelled"
             reason = protocol.CANCEL_BY_CLIENT if job.cancel.is_set() else protocol.CANCEL_BY_SERVER
             push({"type": protocol.EVENT_CANCELLED, "model": job.name if job.checkpointed else None,
-                  "step": job.step, "reason": reason},
-                 model_file=self.store.read_bytes(job.name) if job.checkpointed else None)
+                  "step": job.step, "reason": reason}, model_file=self._checkpoint_file(job))
             return
         except Exception as exc:
             job.state = "failed"
@@ -388,7 +390,8 @@ class DeviceWorker:
 
         data = model_to_bytes(model)
         try:
-            self.store.write(job.name, data, replace=self._may_replace(job))
+            if job.keep:
+                self.store.write(job.name, data, replace=self._may_replace(job))
         except StoreError as exc:  # e.g. the store's disk is full: the finished model still reaches the client
             job.state = "failed"
             message = f"{exc}. The trained model comes with this reply (train -o writes it)"
@@ -398,6 +401,12 @@ class DeviceWorker:
             return
         job.state = "done"
         push({"type": protocol.EVENT_DONE, "model": job.name, "hash": model.hash, "step": job.step}, model_file=data)
+
+    def _checkpoint_file(self, job: TrainJob) -> Optional[bytes]:
+        """The bytes of ``job``'s last checkpoint (None: it made none)."""
+        if not job.checkpointed:
+            return None
+        return self.store.read_bytes(job.name) if job.keep else job.checkpoint_file
 
     @staticmethod
     def _may_replace(job: TrainJob) -> bool:
@@ -463,7 +472,12 @@ class DeviceWorker:
                 push(body)
 
         def checkpoint(model: StyleModel) -> None:
-            model_hash = self.store.put(job.name, model, replace=self._may_replace(job))
+            if job.keep:
+                model_hash = self.store.put(job.name, model, replace=self._may_replace(job))
+            else:
+                from shotstyle.server.engine.modelfile import model_to_bytes
+
+                job.checkpoint_file, model_hash = model_to_bytes(model), model.hash
             job.checkpointed = True
             push({"type": protocol.EVENT_CHECKPOINT, "step": job.step, "model": job.name, "hash": model_hash})
 

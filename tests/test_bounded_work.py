@@ -46,3 +46,25 @@ def test_uploads_past_the_bound_in_flight_are_refused_busy(tmp_path):
         # once it is stored, the room is back
         assert code_of(exchange(server.address, [*request("model.put", {"name": "two"}), data], 60)) == "ok"
         assert server.alive()
+
+
+QUICK_CLIENT_HEARTBEAT = textwrap.dedent("""
+    # The clients' heartbeat made 100 times quicker: a part that takes longer than 10 ms to arrive
+    # outlasts it (ZeroMQ counts only whole frames as an answer to a ping).
+    import shotstyle.plugin.protocol as protocol
+    protocol.HEARTBEAT_IVL_MS, protocol.HEARTBEAT_TIMEOUT_MS = 5, 10
+""")
+
+
+def test_an_upload_slower_than_the_clients_heartbeat_is_still_answered(tmp_path):
+    """Issue 21: three 900 MB model.put after four 1080p stylize requests were never answered: the
+    uploads took seconds to arrive, longer than the heartbeat timeout, and the server dropped them
+    mid-transfer. The server waits for a client's pong far longer than clients wait for its own."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(QUICK_CLIENT_HEARTBEAT)
+    path = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p)
+    upload = bytes(384 << 20)   # well over 10 ms to copy through a socket (not a model: refused once whole)
+    with ServerProcess(tmp_path / "srv", env={"PYTHONPATH": path}) as server:
+        answer = exchange(server.address, [*request("model.put", {"name": "big"}), upload], 120)
+        assert code_of(answer) == "bad_model", answer

@@ -164,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
                      f"(first: {input_pattern.path(frames[0])})")
         return _finish(progress, ExitCode.MISSING_INPUT)
     try:
-        outputs = _outputs(args, input_pattern, output_pattern, model_hash, present)
+        outputs = _outputs(args, input_pattern, output_pattern, model_hash, present, progress)
     except ShotstyleError as exc:
         progress.log(str(exc))
         return _finish(progress, exit_code(exc))
@@ -246,26 +246,43 @@ def _render(args: argparse.Namespace, model_hash: str, todo: list[int], outputs:
 
 
 def _outputs(args: argparse.Namespace, source: SequencePattern, target: SequencePattern, model_hash: str,
-             present: list[int]) -> Outputs:
-    """The render's outputs with its colour spaces resolved (ColourError: a name the config lacks).
+             present: list[int], progress: Progress) -> Outputs:
+    """The render's outputs with its colour spaces resolved (ColourError: a name the config lacks, or a
+    first frame whose chromaticities describe no colour space).
 
     The output's default space follows the input's (`colour.output_colourspace`), read from the
-    first input frame: a sequence's frames share their type.
+    first input frame: a sequence's frames share their type. A ``--colourspace`` whose primaries
+    are not the ones that frame's header names is followed, and said once; so is what of that
+    frame's file an output does not keep (MIP levels, a thumbnail).
     """
+    from shotstyle.media.metadata import CHROMATICITIES_ATTRIBUTE, header_chromaticities
     from shotstyle.media.reading import probe
-    from shotstyle.server.engine.colour import canonical, output_colourspace, scene_linear_space
-    from shotstyle.server.errors import FrameIOError
+    from shotstyle.server.engine.colour import canonical, output_colourspace, primaries_disagree, scene_linear_space
+    from shotstyle.server.errors import ColourError, FrameIOError
 
     given = canonical(args.colourspace) if args.colourspace else None
-    first = given
+    first = None
     for frame in present:
-        if first is not None:
-            break
         try:
-            first = probe(source.path(frame))["colourspace"]
+            header = probe(source.path(frame))
         except FrameIOError:
             continue  # that frame fails on its own; the others decide
-    out_colourspace = output_colourspace(first or scene_linear_space(), file_format(target), args.out_colourspace)
+        try:
+            first = canonical(header["colourspace"])
+        except ColourError as exc:
+            if given is None:
+                raise ColourError(f"{source.path(frame)}: {exc}") from None
+        if header["not_kept"] and file_format(target) == "exr":
+            progress.log(f"note: {source.path(frame)}: the outputs keep its tiling but not "
+                         f"{' and '.join(header['not_kept'])} (shotstyle writes one image per frame)", NORMAL)
+        chromaticities = header_chromaticities(header["attributes"])
+        if given is not None and primaries_disagree(given, chromaticities):
+            progress.log(f"warning: {source.path(frame)}: its header's {CHROMATICITIES_ATTRIBUTE} "
+                         f"({' '.join(f'{v:g}' for v in chromaticities or ())}) are not the primaries of "
+                         f"--colourspace {given}; following --colourspace")
+        break
+    out_colourspace = output_colourspace(given or first or scene_linear_space(), file_format(target),
+                                         args.out_colourspace)
     return Outputs(source, target, model_hash, args.mix, given, out_colourspace, args.compression,
                    args.verify_pixels, args.force)
 

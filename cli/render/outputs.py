@@ -30,7 +30,7 @@ from shotstyle.media.metadata import COLOURSPACE_ATTRIBUTE, IDENTITY_ATTRIBUTE, 
 from shotstyle.media.reading import probe, read_frame
 from shotstyle.media.writing import exr_compression, temporary_target
 from shotstyle.plugin.sequences import SequencePattern
-from shotstyle.server.engine.colour import canonical, interop_tags
+from shotstyle.server.engine.colour import canonical, colour_tags
 from shotstyle.server.errors import FrameIOError
 
 # File types whose writers keep our own header attributes (OpenImageIO: EXR attributes, PNG text chunks).
@@ -152,7 +152,7 @@ class Outputs:
         attributes: dict[str, Any] = {MODEL_ATTRIBUTE: self.model_hash, MIX_ATTRIBUTE: float(self.mix),
                                       IDENTITY_ATTRIBUTE: text, COLOURSPACE_ATTRIBUTE: self.out_colourspace}
         if self.format == "exr":
-            attributes.update(interop_tags(self.out_colourspace))
+            attributes.update(colour_tags(self.out_colourspace))  # None: the input's tag goes
         elif self.format not in ATTRIBUTE_FORMATS:
             attributes[DESCRIPTION_ATTRIBUTE] = DESCRIPTION_MARK + text
         return attributes

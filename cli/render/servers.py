@@ -112,12 +112,14 @@ class Servers:
 
     def _stream(self, client: Client, scheduler: Scheduler, outputs: Outputs, writer: Writer) -> None:
         started: dict[int, float] = {}
+        tiles: dict[int, Optional[tuple[int, int]]] = {}   # each plate's tiling, for its output (raw has none)
 
         def requests() -> Iterator[EncodedFrame]:
             for frame in scheduler:
                 started[frame] = time.perf_counter()
                 try:
                     plate = read_frame(outputs.input.path(frame), self._colourspace)
+                    tiles[frame] = plate.tiles
                     # half travels as half (lossless); anything else as float32 so results match in-process
                     dtype = "float16" if set(plate.channel_formats) == {"half"} else "float32"
                     yield frame_to_raw(plate, dtype, frame)
@@ -136,6 +138,7 @@ class Servers:
                 try:
                     stylized = frame_from_raw(result)
                     stylized.clamped = int(result.extra.get("clamped", 0))  # the server's half-float reply
+                    stylized.tiles = tiles.pop(number, None)
                 except Exception as exc:
                     stylized = exc
                 writer.put(number, stylized, started.pop(number), client.address)

@@ -25,6 +25,14 @@ written.
 Colour space names are anything the config knows (names or aliases, e.g. "ACEScg",
 "lin_rec709", "sRGB - Texture"); "sRGB" means the config's sRGB texture space.
 
+An EXR's ``chromaticities`` name a space too (media.metadata.chromaticities_space: scene-linear
+RGB on those primaries and white): `resolve` gives it the config's own scene-linear space where
+one has the same primaries (Rec.709 → "Linear Rec.709 (sRGB)", AP1 → ACEScg), else it stays a
+space of its own, reached by a matrix (`chromaticities_matrix`: RGB → XYZ from the xy values,
+Bradford adaptation of the white, as the ACES configs' own matrices) to the config's
+scene-linear space; every processor here is built through `space_transform` so such names work
+wherever a config name does.
+
 The same transforms on torch tensors, on any device: `server.engine.colourtensors`.
 """
 
@@ -39,6 +47,7 @@ import numpy as np
 import PyOpenColorIO as ocio
 
 from shotstyle.media.frame import HALF_MAX
+from shotstyle.media.metadata import chromaticities_space, space_chromaticities
 from shotstyle.server.errors import ColourError
 
 WORKING_SPACE_NAMES = ("ACEScct", "ACES - ACEScct", "acescct_ap1")
@@ -77,13 +86,126 @@ def describe_config() -> str:
 
 
 def resolve(cfg: ocio.Config, name: str) -> str:
+    """The config's name for ``name`` (an alias or shorthand), or for a `chromaticities_space` name
+    the config's scene-linear space of those primaries, else that name itself; ColourError if
+    neither."""
     colourspace = cfg.getColorSpace(name) or cfg.getColorSpace(_SHORTHANDS.get(name.lower(), name))
-    if colourspace is None:
-        raise ColourError(
-            f"colour space {name!r} is not in the OCIO config {config_uri()}; "
-            f"choose one of: {', '.join(available_colourspaces())}"
-        )
-    return colourspace.getName()
+    if colourspace is not None:
+        return str(colourspace.getName())
+    primaries = space_chromaticities(name)
+    if primaries is not None:
+        chromaticities_matrix(primaries, primaries)  # refuses chromaticities that describe no space
+        return _space_with_primaries(cfg, primaries) or chromaticities_space(primaries)
+    raise ColourError(
+        f"colour space {name!r} is not in the OCIO config {config_uri()}; "
+        f"choose one of: {', '.join(available_colourspaces())}"
+    )
+
+
+def space_transform(cfg: ocio.Config, source: str, destination: str) -> ocio.Transform:
+    """The OCIO transform ``source`` -> ``destination``: the config's own, with a matrix before or after
+    it for a space of an EXR's chromaticities the config lacks (see the module docstring)."""
+    ends = [resolve(cfg, source), resolve(cfg, destination)]
+    group = ocio.GroupTransform()
+    matrices = []
+    for index, end in enumerate(ends):
+        primaries = space_chromaticities(end)
+        if primaries is not None:
+            linear = _scene_linear(cfg)
+            pair = (primaries, _primaries_of(cfg, linear)) if index == 0 else (_primaries_of(cfg, linear), primaries)
+            matrices.append(_matrix_transform(chromaticities_matrix(*pair)))
+            ends[index] = linear
+        else:
+            matrices.append(None)
+    if matrices[0] is not None:
+        group.appendTransform(matrices[0])
+    if ends[0] != ends[1]:
+        group.appendTransform(ocio.ColorSpaceTransform(ends[0], ends[1]))
+    if matrices[1] is not None:
+        group.appendTransform(matrices[1])
+    return group
+
+
+# Chromaticities within this of a known space's (each x and y) are that space's: the rounding writers
+# use (0.3127 vs 0.31271), a colour difference far below what a frame shows.
+CHROMATICITIES_MATCH = 5e-4
+# Above this condition number the chromaticities' RGB -> XYZ matrix is taken as describing no space
+# (primaries on one line, a white on a primary): its inverse would amplify float32 rounding beyond use.
+MAX_CONDITION = 1e6
+# Bradford cone responses (Lam 1985): the chromatic adaptation of the ACES configs' RGB matrices.
+_BRADFORD = np.array([[0.8951, 0.2664, -0.1614], [-0.7502, 1.7135, 0.0367], [0.0389, -0.0685, 1.0296]])
+
+
+def rgb_to_xyz(chromaticities: tuple[float, ...]) -> np.ndarray:
+    """3×3 float64 matrix from linear RGB on these primaries (xy of red, green, blue, white) to CIE XYZ,
+    white at Y = 1; ColourError where they describe no colour space."""
+    values = np.asarray(chromaticities, dtype=np.float64).reshape(4, 2)
+    shown = " ".join(f"{v:g}" for v in values.reshape(-1))
+    why = ""
+    if not np.all(np.isfinite(values)):
+        why = "values that are not finite"
+    elif values[3, 1] <= 0:
+        why = "a white point with y <= 0"
+    else:
+        xyz = np.column_stack([values, 1.0 - values.sum(axis=1)])  # chromaticity (x, y, z) of each; no y divides
+        primaries = xyz[:3].T
+        white = xyz[3] / xyz[3, 1]
+        try:
+            scale = np.linalg.solve(primaries, white)
+        except np.linalg.LinAlgError:
+            scale = np.zeros(3)
+        matrix = primaries * scale
+        if not np.all(scale > 0) or not np.isfinite(np.linalg.cond(matrix)) \
+                or np.linalg.cond(matrix) > MAX_CONDITION:
+            why = "primaries on one line, or a white point outside them"
+        else:
+            return matrix
+    raise ColourError(f"chromaticities {shown} (the EXR header's red, green, blue and white xy) describe no RGB "
+                      f"colour space: {why}; fix or remove the file's chromaticities attribute, or say what the "
+                      "RGB is (--colourspace)")
+
+
+def chromaticities_matrix(source: tuple[float, ...], destination: tuple[float, ...]) -> np.ndarray:
+    """3×3 float64 matrix from linear RGB on primaries ``source`` to linear RGB on ``destination`` (each as
+    `rgb_to_xyz` takes them), the white adapted by Bradford: what OCIO's ACES configs use (their
+    Rec.709 -> ACEScg matrix is this one to 3e-8)."""
+    into_xyz, out_of_xyz = rgb_to_xyz(source), rgb_to_xyz(destination)
+    cones = _BRADFORD @ into_xyz.sum(axis=1), _BRADFORD @ out_of_xyz.sum(axis=1)  # each white's responses
+    adaptation = np.linalg.inv(_BRADFORD) @ np.diag(cones[1] / cones[0]) @ _BRADFORD
+    return np.asarray(np.linalg.inv(out_of_xyz) @ adaptation @ into_xyz)
+
+
+def _matrix_transform(matrix: np.ndarray) -> ocio.MatrixTransform:
+    full = np.eye(4)
+    full[:3, :3] = matrix
+    return ocio.MatrixTransform([float(v) for v in full.reshape(-1)])
+
+
+def _scene_linear(cfg: ocio.Config) -> str:
+    role = cfg.getRoleColorSpace("scene_linear") if cfg.hasRole("scene_linear") else None
+    return str(role or resolve(cfg, "ACEScg"))
+
+
+def _primaries_of(cfg: ocio.Config, name: str) -> tuple[float, ...]:
+    primaries = _interop_primaries(cfg.getColorSpace(name))
+    if primaries is None:
+        raise ColourError(f"the OCIO config {config_uri()}'s scene-linear space {name!r} has no known primaries "
+                          "(no Color Interop Forum id): frames with other chromaticities cannot be converted into it; "
+                          "give the input's colour space (--colourspace)")
+    return primaries
+
+
+def _space_with_primaries(cfg: ocio.Config, primaries: tuple[float, ...]) -> str | None:
+    """The config's scene-linear space with these primaries and white (`CHROMATICITIES_MATCH`), the
+    scene_linear role's first; None if it has none."""
+    spaces = [cfg.getColorSpace(_scene_linear(cfg))] + list(cfg.getColorSpaces())
+    for space in spaces:
+        if space is None or space.isData() or not _interop_id(space).startswith(("lin_", "ocio:lin_")):
+            continue
+        known = _interop_primaries(space)
+        if known is not None and np.allclose(known, primaries, rtol=0, atol=CHROMATICITIES_MATCH):
+            return str(space.getName())
+    return None
 
 
 def working_space() -> str:
@@ -99,7 +221,7 @@ def working_space() -> str:
 def cpu_processor(uri: str, source: str, destination: str) -> ocio.CPUProcessor:
     cfg = config_at(uri)
     try:
-        return cfg.getProcessor(resolve(cfg, source), resolve(cfg, destination)).getDefaultCPUProcessor()
+        return cfg.getProcessor(space_transform(cfg, source, destination)).getDefaultCPUProcessor()
     except ColourError:
         raise
     except Exception as error:
@@ -196,6 +318,8 @@ def is_scene_linear(name: str) -> bool:
     """
     cfg = config()
     space = cfg.getColorSpace(resolve(cfg, name))
+    if space is None:  # a space of an EXR's chromaticities: scene-linear by definition
+        return True
     if space.isData():
         return True
     encoding = space.getEncoding() if hasattr(space, "getEncoding") else ""
@@ -208,9 +332,7 @@ def is_scene_linear(name: str) -> bool:
 
 def scene_linear_space() -> str:
     """The config's scene-linear working space (its scene_linear role; ACEScg in the ACES configs)."""
-    cfg = config()
-    role = cfg.getRoleColorSpace("scene_linear") if cfg.hasRole("scene_linear") else None
-    return role or resolve(cfg, "ACEScg")
+    return _scene_linear(config())
 
 
 def output_colourspace(input_space: str, file_format: str, chosen: str | None = None) -> str:
@@ -223,7 +345,7 @@ def output_colourspace(input_space: str, file_format: str, chosen: str | None = 
     """
     if chosen:
         return canonical(chosen)
-    if config().getColorSpace(canonical(input_space)).isData():
+    if _is_data(canonical(input_space)):
         return canonical(input_space)  # not colour: written as it came
     linear = is_scene_linear(input_space)
     if file_format == "exr":
@@ -245,23 +367,57 @@ _INTEROP_ID = re.compile(r"^(?:ocio:)?[a-z0-9]+_(?P<primaries>[a-z0-9]+)_(?:scen
 COLOUR_TAGS = ("colorInteropID", "chromaticities")
 
 
-def interop_tags(name: str) -> dict:
-    """EXR header attributes naming ``name`` for other applications: ``colorInteropID`` (the Color
-    Interop Forum id, e.g. lin_ap1_scene for ACEScg) and ``chromaticities`` where its primaries are
-    known; empty for spaces without an id."""
-    cfg = config()
-    space = cfg.getColorSpace(resolve(cfg, name))
+def _is_data(name: str) -> bool:
+    space = config().getColorSpace(name)
+    return bool(space is not None and space.isData())
+
+
+def _interop_id(space: ocio.ColorSpace) -> str:
+    """A config space's Color Interop Forum id (OCIO 2.5's own field, else an alias of that form), or ""."""
     interop = space.getInteropID() if hasattr(space, "getInteropID") else ""
     if not interop:
         interop = next((alias for alias in space.getAliases() if _INTEROP_ID.match(alias)), "")
-    match = _INTEROP_ID.match(interop or "")
-    if not match:
+    return str(interop or "") if _INTEROP_ID.match(interop or "") else ""
+
+
+def _interop_primaries(space: ocio.ColorSpace) -> tuple[float, ...] | None:
+    match = _INTEROP_ID.match(_interop_id(space))
+    return _PRIMARIES.get(match.group("primaries")) if match else None
+
+
+def interop_tags(name: str) -> dict:
+    """EXR header attributes naming ``name`` for other applications: ``colorInteropID`` (the Color
+    Interop Forum id, e.g. lin_ap1_scene for ACEScg) and ``chromaticities`` where its primaries are
+    known (a space of an EXR's chromaticities: those); empty for spaces without either."""
+    cfg = config()
+    resolved = resolve(cfg, name)
+    primaries = space_chromaticities(resolved)
+    if primaries is not None:
+        return {"chromaticities": primaries}
+    space = cfg.getColorSpace(resolved)
+    interop = _interop_id(space)
+    if not interop:
         return {}
     tags: dict = {"colorInteropID": interop}
-    primaries = _PRIMARIES.get(match.group("primaries"))
-    if primaries is not None:
-        tags["chromaticities"] = primaries
+    known = _interop_primaries(space)
+    if known is not None:
+        tags["chromaticities"] = known
     return tags
+
+
+def colour_tags(name: str) -> dict:
+    """Every header colour tag (`COLOUR_TAGS`) for pixels in ``name``: `interop_tags`' value, or None
+    for one that must go (a tag of another space would be untrue of these pixels)."""
+    return {tag: None for tag in COLOUR_TAGS} | interop_tags(name)
+
+
+def primaries_disagree(name: str, chromaticities: tuple[float, ...] | None) -> bool:
+    """Whether a header's ``chromaticities`` name other primaries than those of ``name`` (when both
+    are known; `CHROMATICITIES_MATCH`)."""
+    known = interop_tags(name).get("chromaticities")
+    if chromaticities is None or known is None:
+        return False
+    return not np.allclose(known, chromaticities, rtol=0, atol=CHROMATICITIES_MATCH)
 
 
 def convert(rgb: np.ndarray, source: str, destination: str) -> np.ndarray:
@@ -283,7 +439,12 @@ def display_processor(uri: str, source: str) -> ocio.CPUProcessor:
     cfg = config_at(uri)
     display, view = display_view(cfg)
     try:
-        transform = ocio.DisplayViewTransform(src=resolve(cfg, source), display=display, view=view)
+        start = resolve(cfg, source)
+        transform = ocio.GroupTransform()
+        if space_chromaticities(start) is not None:  # the display transform takes config spaces only
+            transform.appendTransform(space_transform(cfg, start, _scene_linear(cfg)))
+            start = _scene_linear(cfg)
+        transform.appendTransform(ocio.DisplayViewTransform(src=start, display=display, view=view))
         return cfg.getProcessor(transform).getDefaultCPUProcessor()
     except ColourError:
         raise

@@ -25,8 +25,8 @@ import PyOpenColorIO as ocio
 import torch
 from torch import Tensor
 
-from shotstyle.server.engine.colour import (NEGATIVE_LIMIT, apply, config_at, config_uri, cpu_processor, resolve,
-                                            working_space)
+from shotstyle.server.engine.colour import (NEGATIVE_LIMIT, apply, config_at, config_uri, cpu_processor,
+                                            space_transform, working_space)
 from shotstyle.media.frame import HALF_MAX
 
 
@@ -163,7 +163,7 @@ class TensorTransform:
 
     def _processor_group(self) -> Any:
         cfg = config_at(self._uri)
-        processor = cfg.getProcessor(resolve(cfg, self._source), resolve(cfg, self._destination))
+        processor = cfg.getProcessor(space_transform(cfg, self._source, self._destination))
         return processor.getOptimizedProcessor(ocio.OPTIMIZATION_DEFAULT).createGroupTransform()
 
 

@@ -20,7 +20,8 @@ import functools
 import numpy as np
 import PyOpenColorIO as ocio
 
-from shotstyle.server.engine.colour import apply, canonical, config_at, config_uri, run_processor, working_space
+from shotstyle.server.engine.colour import (apply, canonical, config_at, config_uri, run_processor, space_transform,
+                                            working_space)
 
 # The lattice's domain on every axis (ACEScct): OCIO's Lut3DTransform spans exactly this.
 DOMAIN = (0.0, 1.0)
@@ -54,18 +55,20 @@ class HostGrade:
         work = working_space()
         lookup = lattice_transform(lattice)
         self._lookup = cfg.getProcessor(lookup).getDefaultCPUProcessor()
-        self._to_work = None if source == work else cfg.getProcessor(source, work).getDefaultCPUProcessor()
-        self._from_work = None if destination == work else cfg.getProcessor(work, destination).getDefaultCPUProcessor()
+        self._to_work = None if source == work else \
+            cfg.getProcessor(space_transform(cfg, source, work)).getDefaultCPUProcessor()
+        self._from_work = None if destination == work else \
+            cfg.getProcessor(space_transform(cfg, work, destination)).getDefaultCPUProcessor()
         bounds = None if self._to_work is None else _channelwise_bounds(source, work, uri)
         # Convert first where the source's own values cannot say which pixels leave the domain.
         self._front = self._to_work if bounds is None else None
         self._bounds = DOMAIN if bounds is None else bounds
         chain = ocio.GroupTransform()
         if self._to_work is not None and self._front is None:
-            chain.appendTransform(ocio.ColorSpaceTransform(source, work))
+            chain.appendTransform(space_transform(cfg, source, work))
         chain.appendTransform(lookup)
         if self._from_work is not None:
-            chain.appendTransform(ocio.ColorSpaceTransform(work, destination))
+            chain.appendTransform(space_transform(cfg, work, destination))
         self._chain = cfg.getProcessor(chain).getDefaultCPUProcessor()
 
     def apply(self, pixels: np.ndarray, planar: bool = False) -> None:

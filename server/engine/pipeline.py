@@ -2,10 +2,10 @@
 
 What server jobs, `shotstyle render --in-process` and the benchmarks call. Only R, G, B
 change (of every view, in a stereo EXR: each view is one network input); alpha, every other
-channel, the windows and the metadata pass through bit-exact. The result is in the frame's own
-colour space unless another is asked for (`out_colourspace`); then the pixels the network
-leaves alone (alpha 0, or all of them at mix 0) are converted too, and the header's colour
-tags name the new space.
+channel, the windows and the metadata pass through bit-exact, except the header's colour tags
+(`colour.colour_tags`), which name the space the result is in. That is the frame's own colour
+space unless another is asked for (`out_colourspace`); then the pixels the network leaves alone
+(alpha 0, or all of them at mix 0) are converted too.
 
 Alpha: RGB is stylized un-premultiplied (divided by alpha where alpha > 0) and premultiplied
 again afterwards, so edges of a CG element keep their coverage. Pixels with alpha ≤ 0 keep
@@ -43,7 +43,7 @@ from torch import Tensor
 from shotstyle.media.frame import HALF_MAX, Frame, View
 from shotstyle.media.metadata import MIX_ATTRIBUTE, MODEL_ATTRIBUTE
 from shotstyle.media.reading import read_frame
-from shotstyle.server.engine.colour import COLOUR_TAGS, canonical, finite_output, interop_tags, transform_input
+from shotstyle.server.engine.colour import canonical, colour_tags, finite_output, transform_input
 from shotstyle.server.engine.colourtensors import from_working_tensor, tensor_transform, to_working_tensor
 from shotstyle.server.engine.device import Download
 from shotstyle.server.engine.inference import Stylizer, check_mix, mix_tensors, stack
@@ -283,12 +283,11 @@ def finish(pending: PendingFrame, results: Results, tags: dict) -> Frame:
         rgbs.append(rgb.numpy())
     out = frame.with_views(rgbs, [staged.view for staged in pending.views])
     out.clamped = clamped
-    if pending.out_space == pending.space:
-        return tagged(out, tags)
-    out.colourspace = pending.out_space
-    for name in COLOUR_TAGS:  # they described the input's space
-        out.attributes.pop(name, None)
-    return tagged(out, {**interop_tags(pending.out_space), **tags})
+    if pending.out_space != pending.space:
+        out.colourspace = pending.out_space
+    # The header's colour tags say what the pixels are in, not what the file said (a --colourspace against
+    # its chromaticities) nor the input's space.
+    return tagged(out, {**colour_tags(pending.out_space), **tags})
 
 
 def model_tags(stylizer: Stylizer, mix: float) -> dict:
@@ -297,5 +296,10 @@ def model_tags(stylizer: Stylizer, mix: float) -> dict:
 
 
 def tagged(frame: Frame, tags: dict) -> Frame:
-    frame.attributes.update(tags)
+    """``frame`` with ``tags`` set in its header (a None value: that attribute removed)."""
+    for name, value in tags.items():
+        if value is None:
+            frame.attributes.pop(name, None)
+        else:
+            frame.attributes[name] = value
     return frame
