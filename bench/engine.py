@@ -118,7 +118,7 @@ def child_network(arch: str, size: str, runs: int) -> dict:
 
 def child_colour(runs: int) -> dict:
     import PyOpenColorIO as ocio
-    from shotstyle.server.engine.colour import config, finite_output, from_working, run_processor, transform_input
+    from shotstyle.server.engine.colour import config, from_working, run_processor
     from shotstyle.server.engine.inference import Stylizer
     working = plate(*SIZES["1920x1080"])
     linear = from_working(working, "ACEScg")
@@ -133,9 +133,7 @@ def child_colour(runs: int) -> dict:
         stylizer = Stylizer(model("grade"), device="cpu")
 
         def grade_only_scene_linear() -> None:
-            pixels, _ = transform_input(linear)
-            stylizer.grade_on_host(pixels, "ACEScg", "ACEScg", 1.0)
-            finite_output(pixels)
+            stylizer.grade_on_host(linear, "ACEScg", "ACEScg", 1.0, out=np.empty_like(linear))
 
         return {"cube": median_ms(lambda: run_processor(cube_only, working.copy()), runs),
                 "chain": median_ms(lambda: run_processor(whole_chain, linear.copy()), runs),

@@ -6,11 +6,15 @@ fraction of its cost. One processor also holds the colour conversions around the
 (source space → ACEScct → lattice → destination space), so a grade-only frame is one pass.
 
 Beyond the domain the grade goes on with slope 1, which no LUT does. The pixels outside (rare:
-scene-linear above 222 or below −0.0069) are found before the pass, by the frame's minimum and
+scene-linear above 222 or below −0.0069) are found before the pass, by each strip's minimum and
 maximum where the source maps to ACEScct channel by channel and increasingly (ACEScct itself,
 ACEScg; a source that mixes channels on the way is converted to ACEScct first), and are
 computed again after it, exactly: their conversion, the clamped lookup plus what the clamp
 took off, the conversion out.
+
+The same minimum and maximum say whether a strip needs colour in's rule for non-finite and huge
+negative values (colour.input_rule), and the output's whether it needs making finite: a frame
+that needs neither, the common case, costs one OCIO pass and two reads of each strip in cache.
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ import functools
 import numpy as np
 import PyOpenColorIO as ocio
 
-from shotstyle.server.engine.colour import apply, canonical, config_at, config_uri, run_processor, working_space
+from shotstyle.server.engine.colour import (NEGATIVE_LIMIT, apply, apply_lines, canonical, config_at, config_uri,
+                                            finite_output, in_strips, input_rule, pixel_run, run_length, run_part,
+                                            working_space)
 
 # The lattice's domain on every axis (ACEScct): OCIO's Lut3DTransform spans exactly this.
 DOMAIN = (0.0, 1.0)
@@ -68,32 +74,57 @@ class HostGrade:
             chain.appendTransform(ocio.ColorSpaceTransform(work, destination))
         self._chain = cfg.getProcessor(chain).getDefaultCPUProcessor()
 
-    def apply(self, pixels: np.ndarray, planar: bool = False) -> None:
-        """Grade float32 C-ordered H×W×3 pixels (3×H×W planes when ``planar``) in place."""
+    def apply(self, pixels: np.ndarray, planar: bool = False, out: np.ndarray | None = None) -> None:
+        """Grade float32 C-ordered H×W×3 pixels (3×H×W planes when ``planar``) into ``out`` (the
+        same shape; default: in place), strip by strip across the cores. What it reads goes through
+        colour.input_rule first, as colour in does (``pixels`` is left as it is when ``out`` is
+        given), and what it writes is made finite, as everything leaving the working space is."""
+        source = pixel_run(pixels, planar)
+        target = source if out is None else pixel_run(out, planar)
+        if target.shape != source.shape:
+            raise ValueError(f"the grade's output has shape {target.shape}, its input {source.shape}")
+        in_strips(run_length(source, planar),
+                  lambda span: self._strip(run_part(source, span, planar), run_part(target, span, planar),
+                                           planar, out is None))
+
+    def _strip(self, source: np.ndarray, target: np.ndarray, planar: bool, in_place: bool) -> None:
+        """`apply` on one strip of pixel runs (see colour.pixel_run), on this thread. The checks
+        read the strip while it is in cache; the common case (finite, inside the domain) is
+        one OCIO pass from ``source`` to ``target``."""
+        low, high = source.min(), source.max()  # NaN if any value is NaN
+        if not (np.isfinite(low) and np.isfinite(high) and low >= NEGATIVE_LIMIT):
+            if not in_place:
+                np.copyto(target, source)
+            input_rule(target)
+            source, in_place = target, True
+            low, high = source.min(), source.max()
         if self._front is not None:
-            run_processor(self._front, pixels, planar)
-        low, high = self._bounds
-        outside = colours = kept = None
-        if pixels.min() < low or pixels.max() > high:
-            colours = np.moveaxis(pixels, 0, -1) if planar else pixels
-            outside = ((colours < low) | (colours > high)).any(axis=-1)
+            apply_lines(self._front, source, None if in_place else target, planar)
+            source, in_place = target, True
+            low, high = source.min(), source.max()
+        outside = kept = None
+        if low < self._bounds[0] or high > self._bounds[1]:
+            colours = source.T if planar else source
+            outside = ((colours < self._bounds[0]) | (colours > self._bounds[1])).any(axis=1)
             kept = colours[outside]
-        run_processor(self._chain, pixels, planar)
-        if outside is not None and colours is not None and kept is not None:
-            colours[outside] = self._exact(kept)
+        apply_lines(self._chain, source, None if in_place else target, planar)
+        if outside is not None and kept is not None:
+            (target.T if planar else target)[outside] = self._exact(kept)
+        if not (np.isfinite(target.min()) and np.isfinite(target.max())):
+            finite_output(target)
 
     def _exact(self, colours: np.ndarray) -> np.ndarray:
-        """N×3 colours (in the space `apply` checked) through the whole grade, slope 1 beyond the domain."""
-        working = np.ascontiguousarray(colours, dtype=np.float32).reshape(-1, 1, 3)
+        """N×3 colours (in the space `_strip` checked) through the whole grade, slope 1 beyond the domain."""
+        working = np.ascontiguousarray(colours, dtype=np.float32)
         if self._front is None and self._to_work is not None:
-            self._to_work.applyRGB(working)
+            apply_lines(self._to_work, working)
         inside = np.clip(working, *DOMAIN)
         graded = inside.copy()
-        self._lookup.applyRGB(graded)
+        apply_lines(self._lookup, graded)
         graded += working - inside
         if self._from_work is not None:
-            self._from_work.applyRGB(graded)
-        return graded.reshape(-1, 3)
+            apply_lines(self._from_work, graded)
+        return graded
 
 
 def _channelwise_bounds(source: str, work: str, uri: str) -> tuple[float, float] | None:

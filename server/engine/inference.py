@@ -101,11 +101,13 @@ class Stylizer:
         mix = check_mix(mix)
         for rgb in rgbs:
             check_frame(rgb)
-        if mix == 0 or self.host_lattice is not None:
-            copies = [np.array(rgb, dtype=np.float32, copy=True) for rgb in rgbs]
-            for pixels in copies if mix else []:
-                self.grade_on_host(pixels, working_space(), working_space(), mix)
-            return copies
+        if mix == 0:
+            return [np.array(rgb, dtype=np.float32, copy=True) for rgb in rgbs]
+        if self.host_lattice is not None:
+            graded = [np.empty(rgb.shape, np.float32) for rgb in rgbs]
+            for rgb, out in zip(rgbs, graded):
+                self.grade_on_host(np.ascontiguousarray(rgb), working_space(), working_space(), mix, out)
+            return graded
         results: list[np.ndarray | None] = [None] * len(rgbs)
         for indices in self.groups([rgb.shape for rgb in rgbs], [rgb.shape[0] * rgb.shape[1] for rgb in rgbs]):
             with torch.inference_mode():
@@ -116,16 +118,18 @@ class Stylizer:
                 results[i] = out
         return results  # type: ignore[return-value]
 
-    def grade_on_host(self, pixels: np.ndarray, source: str, destination: str, mix: float) -> None:
-        """A grade-only model on float32 H×W×3 `pixels` in colour space `source`, in place, into
-        `destination`. Mixing in the working space is linear in the lattice, so `mix` is folded
-        into it: plate + mix·(grade − plate) is the lattice identity + mix·(lut − identity)."""
+    def grade_on_host(self, pixels: np.ndarray, source: str, destination: str, mix: float,
+                      out: np.ndarray | None = None) -> None:
+        """A grade-only model on float32 H×W×3 `pixels` in colour space `source`, into `destination`,
+        written to `out` (default: in place): colour in's rule for non-finite values first, a finite
+        result (gradehost.HostGrade.apply). Mixing in the working space is linear in the lattice, so
+        `mix` is folded into it: plate + mix·(grade − plate) is the lattice identity + mix·(lut − identity)."""
         assert self.host_lattice is not None, "grade_on_host is for grade-only models on a CPU"
         lattice = self.host_lattice
         if mix != 1:
             identity = identity_lattice(lattice.shape[-1]).numpy()
             lattice = identity + np.float32(mix) * (lattice - identity)
-        host_grade(lattice, source, destination).apply(pixels)
+        host_grade(lattice, source, destination).apply(pixels, out=out)
 
     def groups(self, keys: Sequence[Hashable], pixels: Sequence[int]) -> list[list[int]]:
         """Indices of frames run together: equal `keys` (their shape, and whatever else must

@@ -43,7 +43,7 @@ from torch import Tensor
 from shotstyle.media.frame import HALF_MAX, Frame, View
 from shotstyle.media.metadata import MIX_ATTRIBUTE, MODEL_ATTRIBUTE
 from shotstyle.media.reading import read_frame
-from shotstyle.server.engine.colour import COLOUR_TAGS, canonical, finite_output, interop_tags, transform_input
+from shotstyle.server.engine.colour import COLOUR_TAGS, canonical, interop_tags
 from shotstyle.server.engine.colourtensors import from_working_tensor, tensor_transform, to_working_tensor
 from shotstyle.server.engine.device import Download
 from shotstyle.server.engine.inference import Stylizer, check_mix, mix_tensors, stack
@@ -214,9 +214,9 @@ def _graded_on_host(stylizer: Stylizer, staged: Tensor, space: str, out_space: s
     rgb = staged[None, ..., :3].float()
     alpha = staged[None, ..., 3:].float() if staged.shape[-1] == 4 else None
     straight, covered = unpremultiply(rgb, alpha)
-    pixels, _ = transform_input(straight[0].numpy())
-    stylizer.grade_on_host(pixels, space, out_space, mix)
-    out, clamped = pixel_type(torch.from_numpy(finite_output(pixels))[None], Plate(rgb, alpha, covered, space, out_space),
+    pixels = torch.empty_like(straight[0])
+    stylizer.grade_on_host(straight[0].contiguous().numpy(), space, out_space, mix, out=pixels.numpy())
+    out, clamped = pixel_type(pixels[None], Plate(rgb, alpha, covered, space, out_space),
                               staged.dtype, torch_colour=False)
     return Readback(Download(out[0], None), None if clamped is None else Download(clamped, None))
 
