@@ -148,9 +148,11 @@ class Stylizer:
     @torch.inference_mode()
     def tensors(self, x: Tensor) -> Tensor:
         """The network on N×3×H×W working-space frames on the device (float32; NHWC memory on
-        channels-last executions) -> N×3×H×W float32, in the same memory layout."""
-        x = x.contiguous(memory_format=torch.channels_last if self.execution.channels_last
-                         else torch.contiguous_format)
+        channels-last executions, or either for networks that take `any_layout`) -> N×3×H×W
+        float32, in the same memory layout."""
+        if not self.network.any_layout:
+            x = x.contiguous(memory_format=torch.channels_last if self.execution.channels_last
+                             else torch.contiguous_format)
         height, width = x.shape[-2:]
         if not self.tiles or (max(height, width) <= self.stats_side
                               and height * width <= self.tile_pixels):
