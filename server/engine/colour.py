@@ -133,17 +133,20 @@ def apply(rgb: np.ndarray, source: str, destination: str, copy: bool = True,
 
 
 def run_processor(processor: ocio.CPUProcessor, pixels: np.ndarray, planar: bool = False,
-                  out: np.ndarray | None = None) -> None:
+                  out: np.ndarray | None = None, out_planar: bool | None = None) -> None:
     """``processor`` applied to float32 C-ordered pixels: H×W×3 (packed RGB) or, when ``planar``,
-    3×H×W (one plane per channel), into ``out`` (the same shape; default: in place), in strips
-    across the cores when large."""
+    3×H×W (one plane per channel), into ``out`` (as many pixels, packed or planar as
+    ``out_planar`` says, default as the input; default: in place), in strips across the cores
+    when large."""
+    out_planar = planar if out_planar is None else out_planar
     source = pixel_run(pixels, planar)
-    target = None if out is None else pixel_run(out, planar)
-    if target is not None and target.shape != source.shape:
+    target = None if out is None else pixel_run(out, out_planar)
+    count = run_length(source, planar)
+    if target is not None and run_length(target, out_planar) != count:
         raise ColourError(f"OCIO's output has shape {out.shape}, its input {pixels.shape}")  # type: ignore[union-attr]
-    in_strips(run_length(source, planar),
-              lambda span: apply_lines(processor, run_part(source, span, planar),
-                                       None if target is None else run_part(target, span, planar), planar))
+    in_strips(count, lambda span: apply_lines(processor, run_part(source, span, planar),
+                                              None if target is None else run_part(target, span, out_planar),
+                                              planar, out_planar))
 
 
 def pixel_run(pixels: np.ndarray, planar: bool = False) -> np.ndarray:
@@ -179,17 +182,18 @@ def in_strips(count: int, work: Callable[[slice], None]) -> None:
 
 
 def apply_lines(processor: ocio.CPUProcessor, source: np.ndarray, target: np.ndarray | None = None,
-                planar: bool = False) -> None:
-    """``processor`` on a `pixel_run` (or a slice of one) into ``target`` (as long; default: in
-    place), on this thread, handed to OCIO as lines of LINE_PIXELS."""
+                planar: bool = False, target_planar: bool | None = None) -> None:
+    """``processor`` on a `pixel_run` (or a slice of one) into ``target`` (as long, laid out as
+    ``target_planar`` says, default as the source; default: in place), on this thread, handed to
+    OCIO as lines of LINE_PIXELS."""
+    runs = [(source, planar)] + ([] if target is None else [(target, planar if target_planar is None else target_planar)])
     count = run_length(source, planar)
     whole = count // LINE_PIXELS * LINE_PIXELS
     for first, last in ((0, whole), (whole, count)):  # whole lines, then what is left
         if last > first:
             width = LINE_PIXELS if last == whole else last - first
-            images = [_image(run_part(run, slice(first, last), planar), width, (last - first) // width, planar)
-                      for run in ((source,) if target is None else (source, target))]
-            processor.apply(*images)
+            processor.apply(*(_image(run_part(run, slice(first, last), layout), width, (last - first) // width, layout)
+                              for run, layout in runs))
 
 
 def _image(run: np.ndarray, width: int, height: int, planar: bool) -> ocio.ImageDesc:
@@ -208,6 +212,9 @@ def finite_in_place(pixels: np.ndarray) -> int:
 def input_rule(pixels: np.ndarray) -> int:
     """What every frame goes through before a transform into the working space, on float32
     ``pixels`` in place: `NONFINITE_RULE`, then `NEGATIVE_LIMIT`; how many non-finite values it replaced."""
+    low, high = pixels.min(initial=0.0), pixels.max(initial=0.0)  # NaN where any value is NaN
+    if np.isfinite(low) and np.isfinite(high) and low >= NEGATIVE_LIMIT:
+        return 0  # what nearly every frame is: two reads, no writes
     replaced = finite_in_place(pixels)
     np.maximum(pixels, NEGATIVE_LIMIT, out=pixels)
     return replaced
@@ -241,6 +248,8 @@ def from_working(rgb: np.ndarray, colourspace: str) -> np.ndarray:
 def finite_output(pixels: np.ndarray) -> np.ndarray:
     """``pixels`` made finite in place, as every result leaving the working space is (NaN -> 0,
     ±Inf -> ±float32 max)."""
+    if np.isfinite(pixels.min(initial=0.0)) and np.isfinite(pixels.max(initial=0.0)):
+        return pixels  # two reads instead of nan_to_num's passes, for what nearly every frame is
     limit = float(np.finfo(np.float32).max)
     return np.nan_to_num(pixels, copy=False, nan=0.0, posinf=limit, neginf=-limit)
 

@@ -74,44 +74,48 @@ class HostGrade:
             chain.appendTransform(ocio.ColorSpaceTransform(work, destination))
         self._chain = cfg.getProcessor(chain).getDefaultCPUProcessor()
 
-    def apply(self, pixels: np.ndarray, planar: bool = False, out: np.ndarray | None = None) -> None:
-        """Grade float32 C-ordered H×W×3 pixels (3×H×W planes when ``planar``) into ``out`` (the
-        same shape; default: in place), strip by strip across the cores. What it reads goes through
-        colour.input_rule first, as colour in does (``pixels`` is left as it is when ``out`` is
-        given), and what it writes is made finite, as everything leaving the working space is."""
+    def apply(self, pixels: np.ndarray, planar: bool = False, out: np.ndarray | None = None,
+              out_planar: bool | None = None) -> None:
+        """Grade float32 C-ordered H×W×3 pixels (3×H×W planes when ``planar``) into ``out`` (as
+        many pixels, planes when ``out_planar``, default as the input; default: in place), strip
+        by strip across the cores. What it reads goes through colour.input_rule first, as colour
+        in does (``pixels`` is left as it is when ``out`` is given), and what it writes is made
+        finite, as everything leaving the working space is."""
+        out_planar = planar if out_planar is None else out_planar
         source = pixel_run(pixels, planar)
-        target = source if out is None else pixel_run(out, planar)
-        if target.shape != source.shape:
-            raise ValueError(f"the grade's output has shape {target.shape}, its input {source.shape}")
-        in_strips(run_length(source, planar),
-                  lambda span: self._strip(run_part(source, span, planar), run_part(target, span, planar),
-                                           planar, out is None))
+        target = None if out is None else pixel_run(out, out_planar)
+        count = run_length(source, planar)
+        if target is not None and run_length(target, out_planar) != count:
+            raise ValueError(f"the grade's output has shape {out.shape}, its input {pixels.shape}")  # type: ignore[union-attr]
+        in_strips(count, lambda span: self._strip(
+            (run_part(source, span, planar), planar),
+            None if target is None else (run_part(target, span, out_planar), out_planar)))
 
-    def _strip(self, source: np.ndarray, target: np.ndarray, planar: bool, in_place: bool) -> None:
-        """`apply` on one strip of pixel runs (see colour.pixel_run), on this thread. The checks
-        read the strip while it is in cache; the common case (finite, inside the domain) is
-        one OCIO pass from ``source`` to ``target``."""
-        low, high = source.min(), source.max()  # NaN if any value is NaN
+    def _strip(self, source: tuple[np.ndarray, bool], target: tuple[np.ndarray, bool] | None) -> None:
+        """`apply` on one strip (a slice of a colour.pixel_run and whether it is planar; no target:
+        in place), on this thread. The checks read the strip while it is in cache; the common case
+        (finite, inside the domain) is one OCIO pass from the source to the target."""
+        (run, planar), (out, out_planar) = source, target or source
+        colours = run.T if planar else run          # N×3 views
+        low, high = run.min(), run.max()  # NaN if any value is NaN
         if not (np.isfinite(low) and np.isfinite(high) and low >= NEGATIVE_LIMIT):
-            if not in_place:
-                np.copyto(target, source)
-            input_rule(target)
-            source, in_place = target, True
-            low, high = source.min(), source.max()
+            if target is not None:
+                np.copyto(out.T if out_planar else out, colours)
+            input_rule(out)
+            run, planar, target = out, out_planar, None
+            colours, low, high = run.T if planar else run, run.min(), run.max()
         if self._front is not None:
-            apply_lines(self._front, source, None if in_place else target, planar)
-            source, in_place = target, True
-            low, high = source.min(), source.max()
+            apply_lines(self._front, run, None if target is None else out, planar, out_planar)
+            run, planar, target = out, out_planar, None
+            colours, low, high = run.T if planar else run, run.min(), run.max()
         outside = kept = None
         if low < self._bounds[0] or high > self._bounds[1]:
-            colours = source.T if planar else source
             outside = ((colours < self._bounds[0]) | (colours > self._bounds[1])).any(axis=1)
             kept = colours[outside]
-        apply_lines(self._chain, source, None if in_place else target, planar)
+        apply_lines(self._chain, run, None if target is None else out, planar, out_planar)
         if outside is not None and kept is not None:
-            (target.T if planar else target)[outside] = self._exact(kept)
-        if not (np.isfinite(target.min()) and np.isfinite(target.max())):
-            finite_output(target)
+            (out.T if out_planar else out)[outside] = self._exact(kept)
+        finite_output(out)
 
     def _exact(self, colours: np.ndarray) -> np.ndarray:
         """N×3 colours (in the space `_strip` checked) through the whole grade, slope 1 beyond the domain."""

@@ -119,17 +119,18 @@ class Stylizer:
         return results  # type: ignore[return-value]
 
     def grade_on_host(self, pixels: np.ndarray, source: str, destination: str, mix: float,
-                      out: np.ndarray | None = None) -> None:
-        """A grade-only model on float32 H×W×3 `pixels` in colour space `source`, into `destination`,
-        written to `out` (default: in place): colour in's rule for non-finite values first, a finite
-        result (gradehost.HostGrade.apply). Mixing in the working space is linear in the lattice, so
-        `mix` is folded into it: plate + mix·(grade − plate) is the lattice identity + mix·(lut − identity)."""
+                      out: np.ndarray | None = None, planar: bool = False) -> None:
+        """A grade-only model on float32 H×W×3 `pixels` (3×H×W planes when `planar`, `out` too) in
+        colour space `source`, into `destination`, written to `out` (default: in place): colour
+        in's rule for non-finite values first, a finite result (gradehost.HostGrade.apply). Mixing
+        in the working space is linear in the lattice, so `mix` is folded into it:
+        plate + mix·(grade − plate) is the lattice identity + mix·(lut − identity)."""
         assert self.host_lattice is not None, "grade_on_host is for grade-only models on a CPU"
         lattice = self.host_lattice
         if mix != 1:
             identity = identity_lattice(lattice.shape[-1]).numpy()
             lattice = identity + np.float32(mix) * (lattice - identity)
-        host_grade(lattice, source, destination).apply(pixels, out=out)
+        host_grade(lattice, source, destination).apply(pixels, planar, out=out)
 
     def groups(self, keys: Sequence[Hashable], pixels: Sequence[int]) -> list[list[int]]:
         """Indices of frames run together: equal `keys` (their shape, and whatever else must
