@@ -198,15 +198,20 @@ def inverse3x3(m: Tensor) -> Tensor:
     return adjugate / determinant[:, None, None]
 
 
-def upsample_rows(coefficients: Tensor, height: int, start: int, stop: int) -> Tensor:
-    """Rows start..stop of the bilinear (align_corners=False) upsampling to `height` rows."""
-    h = coefficients.shape[-2]
-    rows = torch.arange(start, stop, device=coefficients.device, dtype=torch.float64)
+def row_blends(h: int, height: int) -> list[tuple[int, int, int, int, Tensor]]:
+    """The bilinear (align_corners=False) upsampling of `h` rows to `height` rows, as runs of
+    output rows that blend the same two input rows: (first, stop, lower, upper, the runs' weights
+    of `upper`)."""
+    rows = torch.arange(height, dtype=torch.float64)
     source = ((rows + 0.5) * (h / height) - 0.5).clamp(min=0)
     lower = source.floor().long().clamp(max=h - 1)
     upper = (lower + 1).clamp(max=h - 1)
-    weight = (source - lower).to(coefficients.dtype).view(1, 1, -1, 1)
-    return torch.lerp(coefficients.index_select(-2, lower), coefficients.index_select(-2, upper), weight)
+    weight = (source - lower).float()
+    runs, first = [], 0
+    for value, count in zip(*(t.tolist() for t in torch.unique_consecutive(lower, return_counts=True))):
+        runs.append((first, first + count, value, int(upper[first]), weight[first:first + count]))
+        first += count
+    return runs
 
 
 def apply_affine(coefficients: Tensor, plate: Tensor,
@@ -218,16 +223,22 @@ def apply_affine(coefficients: Tensor, plate: Tensor,
 
     ``plate`` may be NCHW or channels-last in memory; the result has its layout."""
     height, width = plate.shape[-2:]
-    n = plate.shape[0]
+    n, channels, h, _ = coefficients.shape
+    # Bilinear upsampling is separable: the columns first, on the few low-resolution rows, then
+    # each full-resolution row is a blend of two of those rows, one operation for the rows that
+    # blend the same two (half the time of a bilinear lookup per strip, the same values up to
+    # the order of two roundings).
+    columns = F.interpolate(coefficients.flatten(1, 2), size=width, mode="linear", align_corners=False)
+    columns = columns.view(n, channels, h, width).to(plate.dtype)
+    runs = row_blends(h, height)
     strip = max(1, STRIP_PIXELS // width)
     out = torch.empty_like(plate) if out is None else out
     for start in range(0, height, strip):
         stop = min(start + strip, height)
-        rows = upsample_rows(coefficients, height, start, stop)
-        # The rows are at full resolution already: the columns are upsampled along each row
-        # (a linear, not a bilinear, lookup: the same values for half the work).
-        full = F.interpolate(rows.flatten(1, 2), size=width, mode="linear", align_corners=False).to(plate.dtype)
-        m = full.view(n, 3, 4, stop - start, width)    # n, out row, in column, h, w
+        pieces = [torch.lerp(columns[:, :, lower:lower + 1], columns[:, :, upper:upper + 1],
+                             weights[max(start - first, 0):stop - first].view(1, 1, -1, 1))
+                  for first, last, lower, upper, weights in runs if first < stop and last > start]
+        m = torch.cat(pieces, dim=2).view(n, 3, 4, stop - start, width)    # n, out row, in column, h, w
         x = plate[:, :, start:stop]
         y = torch.addcmul(m[:, :, 3], m[:, :, 0], x[:, 0:1])
         y = torch.addcmul(y, m[:, :, 1], x[:, 1:2])
