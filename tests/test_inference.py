@@ -144,11 +144,13 @@ def test_stylize_frame_keeps_alpha_other_channels_and_windows(frame_with_aovs, f
 
 
 @pytest.mark.parametrize("out_space", ["ACEScg", "sRGB - Texture"])
-def test_the_host_colour_stages_are_the_whole_frame_steps_they_replaced(out_space):
+@pytest.mark.parametrize("opaque", [False, True])
+def test_the_host_colour_stages_are_the_whole_frame_steps_they_replaced(out_space, opaque):
     """Colour in and out on the host (planes, one OCIO pass each) against the same steps on
     H×W×3 frames through OCIO (the host's path before): equal bit for bit, non-finite values,
-    alpha 0 / partial / 1 and half-range clamping included; and within 1e-3 of a device's
-    torch-op colour (colourtensors' bound), where it differs only by its torch log and exp."""
+    alpha 0 / partial / 1 (or 1 everywhere, which the host skips) and half-range clamping
+    included; and within 1e-3 of a device's torch-op colour (colourtensors' bound), where it
+    differs only by its torch log and exp."""
     from shotstyle.media.frame import HALF_MAX
     from shotstyle.server.engine.colourtensors import (PROBE_TOLERANCE, from_working_tensor, tensor_transform,
                                                        to_working_tensor)
@@ -157,7 +159,7 @@ def test_the_host_colour_stages_are_the_whole_frame_steps_they_replaced(out_spac
     rng = np.random.default_rng(7)
     linear = rng.lognormal(-2.0, 1.5, (23, 41, 3)).astype(np.float32)
     linear[0, :4] = [[np.nan, 1.0, 1.0], [np.inf, -np.inf, 0.0], [-6e4, 5e4, 0.2], [-0.5, 0.1, 0.1]]
-    alpha = rng.choice([0.0, 0.5, 1.0], (23, 41, 1)).astype(np.float32)
+    alpha = rng.choice([1.0] if opaque else [0.0, 0.5, 1.0], (23, 41, 1)).astype(np.float32)
     staged = torch.from_numpy(np.concatenate([linear * np.where(alpha > 0, alpha, 1), alpha], axis=2).astype(np.float16))
 
     working, plate = host_colour_in(staged, "ACEScg", out_space)

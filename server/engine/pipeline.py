@@ -172,9 +172,11 @@ def half_range(out: Tensor) -> Tensor:
 
 def host_planes(staged: Tensor) -> tuple[Tensor, Tensor | None]:
     """A staged H×W×C view on the host (R, G, B[, A] in its pixel type) as float32 planes, one
-    copy: 1×3×H×W RGB and 1×1×H×W alpha (None: no alpha)."""
+    copy: 1×3×H×W RGB and 1×1×H×W alpha (None: no alpha, or an alpha of 1 everywhere, as plates
+    often carry: dividing and multiplying by 1 change nothing, so the stages skip both)."""
     planes = staged.permute(2, 0, 1)[None].to(torch.float32, memory_format=torch.contiguous_format, copy=True)
-    return planes[:, :3], planes[:, 3:] if planes.shape[1] == 4 else None
+    alpha = planes[:, 3:] if planes.shape[1] == 4 else None
+    return planes[:, :3], None if alpha is None or bool((alpha == 1).all()) else alpha
 
 
 def host_colour_in(staged: Tensor, space: str, out_space: str) -> tuple[np.ndarray, Plate]:
