@@ -81,15 +81,19 @@ def model(arch: str):
     return StyleModel(network.eval(), {"loss": "bench"})
 
 
-def median_ms(work, runs: int) -> float:
-    """Median wall time of ``work()`` over ``runs`` calls after one warm-up, in ms."""
+def times_ms(work, runs: int) -> list[float]:
+    """Wall times of ``runs`` calls of ``work()`` after one warm-up, in ms."""
     work()
     times = []
     for _ in range(runs):
         start = time.perf_counter()
         work()
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
+        times.append(1000 * (time.perf_counter() - start))
+    return times
+
+
+def median_ms(work, runs: int) -> float:
+    return statistics.median(times_ms(work, runs))
 
 
 def cube_file(folder: str, arch: str = "grade") -> str:
@@ -168,13 +172,7 @@ def child_frame(runs: int) -> dict:
     from shotstyle.server.engine.pipeline import finish, infer, model_tags, prepare
 
     def fastest(work) -> float:
-        work()
-        times = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            work()
-            times.append(time.perf_counter() - start)
-        return 1000 * min(times)
+        return min(times_ms(work, runs))
 
     with tempfile.TemporaryDirectory() as folder:
         write_plates(folder, 1)

@@ -135,18 +135,10 @@ def apply(rgb: np.ndarray, source: str, destination: str, copy: bool = True,
 def run_processor(processor: ocio.CPUProcessor, pixels: np.ndarray, planar: bool = False,
                   out: np.ndarray | None = None, out_planar: bool | None = None) -> None:
     """``processor`` applied to float32 C-ordered pixels: H×W×3 (packed RGB) or, when ``planar``,
-    3×H×W (one plane per channel), into ``out`` (as many pixels, packed or planar as
-    ``out_planar`` says, default as the input; default: in place), in strips across the cores
-    when large."""
-    out_planar = planar if out_planar is None else out_planar
-    source = pixel_run(pixels, planar)
-    target = None if out is None else pixel_run(out, out_planar)
-    count = run_length(source, planar)
-    if target is not None and run_length(target, out_planar) != count:
-        raise ColourError(f"OCIO's output has shape {out.shape}, its input {pixels.shape}")  # type: ignore[union-attr]
-    in_strips(count, lambda span: apply_lines(processor, run_part(source, span, planar),
-                                              None if target is None else run_part(target, span, out_planar),
-                                              planar, out_planar))
+    3×H×W (one plane per channel), into ``out`` (default: in place), in strips across the cores
+    when large (see `in_strips`)."""
+    in_strips(pixels, planar, out, out_planar, lambda source, target: apply_lines(
+        processor, source[0], None if target is None else target[0], source[1], None if target is None else target[1]))
 
 
 def pixel_run(pixels: np.ndarray, planar: bool = False) -> np.ndarray:
@@ -169,16 +161,34 @@ def run_part(run: np.ndarray, span: slice, planar: bool = False) -> np.ndarray:
     return run[:, span] if planar else run[span]
 
 
-def in_strips(count: int, work: Callable[[slice], None]) -> None:
-    """``work`` on the strips of a run of ``count`` pixels (slices of STRIP_PIXELS), across the
-    cores when the run is large."""
+Strip = tuple[np.ndarray, bool]  # a slice of a `pixel_run`, and whether it is planar
+
+
+def in_strips(pixels: np.ndarray, planar: bool, out: np.ndarray | None, out_planar: bool | None,
+              work: Callable[[Strip, Strip | None], None]) -> None:
+    """``work(source, target)`` on the strips (STRIP_PIXELS each) of float32 C-ordered pixels
+    (H×W×3, or 3×H×W planes when ``planar``) and of ``out`` (as many pixels, planes when
+    ``out_planar``, default as the input; None: the work is in place), across the cores when
+    the frame is large."""
+    out_planar = planar if out_planar is None else out_planar
+    source = pixel_run(pixels, planar)
+    target = None if out is None else pixel_run(out, out_planar)
+    count = run_length(source, planar)
+    if target is not None and run_length(target, out_planar) != count:
+        raise ColourError(f"output of shape {out.shape} for input of shape {pixels.shape}")  # type: ignore[union-attr]
     step = count if count < STRIP_MIN_PIXELS else STRIP_PIXELS
-    spans = [slice(start, min(start + step, count)) for start in range(0, count, step)]
-    if len(spans) <= 1 or (os.cpu_count() or 1) == 1:
-        for span in spans:
-            work(span)
+
+    def run(start: int) -> None:
+        span = slice(start, min(start + step, count))
+        work((run_part(source, span, planar), planar),
+             None if target is None else (run_part(target, span, out_planar), out_planar))
+
+    starts = range(0, count, step)
+    if len(starts) <= 1 or (os.cpu_count() or 1) == 1:
+        for start in starts:
+            run(start)
     else:
-        list(_strip_pool().map(work, spans))
+        list(_strip_pool().map(run, starts))
 
 
 def apply_lines(processor: ocio.CPUProcessor, source: np.ndarray, target: np.ndarray | None = None,

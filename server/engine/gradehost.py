@@ -24,9 +24,8 @@ import functools
 import numpy as np
 import PyOpenColorIO as ocio
 
-from shotstyle.server.engine.colour import (NEGATIVE_LIMIT, apply, apply_lines, canonical, config_at, config_uri,
-                                            finite_output, in_strips, input_rule, pixel_run, run_length, run_part,
-                                            working_space)
+from shotstyle.server.engine.colour import (NEGATIVE_LIMIT, Strip, apply, apply_lines, canonical, config_at,
+                                            config_uri, finite_output, in_strips, input_rule, working_space)
 
 # The lattice's domain on every axis (ACEScct): OCIO's Lut3DTransform spans exactly this.
 DOMAIN = (0.0, 1.0)
@@ -81,17 +80,9 @@ class HostGrade:
         by strip across the cores. What it reads goes through colour.input_rule first, as colour
         in does (``pixels`` is left as it is when ``out`` is given), and what it writes is made
         finite, as everything leaving the working space is."""
-        out_planar = planar if out_planar is None else out_planar
-        source = pixel_run(pixels, planar)
-        target = None if out is None else pixel_run(out, out_planar)
-        count = run_length(source, planar)
-        if target is not None and run_length(target, out_planar) != count:
-            raise ValueError(f"the grade's output has shape {out.shape}, its input {pixels.shape}")  # type: ignore[union-attr]
-        in_strips(count, lambda span: self._strip(
-            (run_part(source, span, planar), planar),
-            None if target is None else (run_part(target, span, out_planar), out_planar)))
+        in_strips(pixels, planar, out, out_planar, self._strip)
 
-    def _strip(self, source: tuple[np.ndarray, bool], target: tuple[np.ndarray, bool] | None) -> None:
+    def _strip(self, source: Strip, target: Strip | None) -> None:
         """`apply` on one strip (a slice of a colour.pixel_run and whether it is planar; no target:
         in place), on this thread. The checks read the strip while it is in cache; the common case
         (finite, inside the domain) is one OCIO pass from the source to the target."""
