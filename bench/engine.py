@@ -9,6 +9,10 @@ Rows (each measured in its own subprocess so its peak RSS is its own):
   the model's exported .cube to the ACEScct frame, and the ACEScg → ACEScct → cube → ACEScg
   chain as one OCIO processor; beside them the grade-only model from ACEScg to ACEScg as the
   frame pipeline runs it (input rule, one OCIO pass, finite output).
+- frame: where a rendered 1920×1080 RGBA half/zip EXR frame's time goes, one stage at a time in
+  one process: reading it, the pipeline's stages (`prepare`: colour in on the host; `infer`:
+  the network; `finish`: colour out; a grade-only model is done whole in `prepare`), writing
+  it, for `grade` and `hrnet-fast`.
 - render: `shotstyle render --in-process` on 1920×1080 RGBA half EXRs (read, colour,
   stylize, write) for `grade` and `hrnet-fast`, frames/s against the network-only rate; and
   `oiiotool` applying the same .cube chain, one process per frame (an artist's LUT workflow),
@@ -19,7 +23,7 @@ Rows (each measured in its own subprocess so its peak RSS is its own):
 - train: training steps/s at the default resolution (long side 512) for the default network.
 
 Input frames are the real clip (../shared/data) resized; random pixels without it.
-Usage: python bench/engine.py [--quick] [--only network,colour,render,shot,train] [--archs grade,hrnet-fast,hrnet]
+Usage: python bench/engine.py [--quick] [--only network,colour,frame,render,shot,train] [--archs grade,hrnet-fast,hrnet]
 """
 
 from __future__ import annotations
@@ -77,15 +81,19 @@ def model(arch: str):
     return StyleModel(network.eval(), {"loss": "bench"})
 
 
-def median_ms(work, runs: int) -> float:
-    """Median wall time of ``work()`` over ``runs`` calls after one warm-up, in ms."""
+def times_ms(work, runs: int) -> list[float]:
+    """Wall times of ``runs`` calls of ``work()`` after one warm-up, in ms."""
     work()
     times = []
     for _ in range(runs):
         start = time.perf_counter()
         work()
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
+        times.append(1000 * (time.perf_counter() - start))
+    return times
+
+
+def median_ms(work, runs: int) -> float:
+    return statistics.median(times_ms(work, runs))
 
 
 def cube_file(folder: str, arch: str = "grade") -> str:
@@ -118,7 +126,7 @@ def child_network(arch: str, size: str, runs: int) -> dict:
 
 def child_colour(runs: int) -> dict:
     import PyOpenColorIO as ocio
-    from shotstyle.server.engine.colour import config, finite_output, from_working, run_processor, transform_input
+    from shotstyle.server.engine.colour import config, from_working, run_processor
     from shotstyle.server.engine.inference import Stylizer
     working = plate(*SIZES["1920x1080"])
     linear = from_working(working, "ACEScg")
@@ -133,9 +141,7 @@ def child_colour(runs: int) -> dict:
         stylizer = Stylizer(model("grade"), device="cpu")
 
         def grade_only_scene_linear() -> None:
-            pixels, _ = transform_input(linear)
-            stylizer.grade_on_host(pixels, "ACEScg", "ACEScg", 1.0)
-            finite_output(pixels)
+            stylizer.grade_on_host(linear, "ACEScg", "ACEScg", 1.0, out=np.empty_like(linear))
 
         return {"cube": median_ms(lambda: run_processor(cube_only, working.copy()), runs),
                 "chain": median_ms(lambda: run_processor(whole_chain, linear.copy()), runs),
@@ -156,6 +162,33 @@ def write_plates(folder: str, frames: int) -> None:
         frame = Frame(pixels, ["R", "G", "B", "A"], ["half"] * 4, window, window, {},
                       colourspace="ACEScg")
         write_frame(f"{folder}/plate.{number:04d}.exr", frame)
+
+
+def child_frame(runs: int) -> dict:
+    """ms of each stage of one EXR frame's trip (the fastest of ``runs``, after a warm-up)."""
+    from shotstyle.media.reading import read_frame
+    from shotstyle.media.writing import write_frame
+    from shotstyle.server.engine.inference import Stylizer
+    from shotstyle.server.engine.pipeline import finish, infer, model_tags, prepare
+
+    def fastest(work) -> float:
+        return min(times_ms(work, runs))
+
+    with tempfile.TemporaryDirectory() as folder:
+        write_plates(folder, 1)
+        path = f"{folder}/plate.0001.exr"
+        frame = read_frame(path)
+        out = {"read": fastest(lambda: read_frame(path)),
+               "write": fastest(lambda: write_frame(f"{folder}/out.exr", frame))}
+    for arch in ("grade", "hrnet-fast"):
+        stylizer = Stylizer(model(arch), device="cpu")
+        pending = prepare(frame, stylizer)
+        results = infer(stylizer, [pending])
+        tags = model_tags(stylizer, 1.0)
+        out[f"{arch} prepare"] = fastest(lambda: prepare(frame, stylizer))
+        out[f"{arch} infer"] = fastest(lambda: infer(stylizer, [pending]))
+        out[f"{arch} finish"] = fastest(lambda: finish(pending, results[0], tags))
+    return out
 
 
 def child_render(arch: str, frames: int) -> dict:
@@ -248,8 +281,8 @@ def run_child(*args: str) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: small sizes, few frames")
-    parser.add_argument("--only", default="network,colour,render,shot,train",
-                        help="comma-separated parts: network, colour, render, shot, train")
+    parser.add_argument("--only", default="network,colour,frame,render,shot,train",
+                        help="comma-separated parts: network, colour, frame, render, shot, train")
     parser.add_argument("--archs", default="grade,hrnet-fast,hrnet", help="networks of the network rows")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -263,6 +296,8 @@ def main() -> int:
             out = child_oiiotool(int(rest[0]))
         elif kind == "colour":
             out = child_colour(int(rest[0]))
+        elif kind == "frame":
+            out = child_frame(int(rest[0]))
         else:
             out = child_shot(rest[0])
         print(json.dumps(out))
@@ -299,6 +334,17 @@ def main() -> int:
             base = network_ms.get(("grade", "1920x1080"))
             if base:
                 rows.append(("network grade vs the cube", "1920x1080", f"{base / cube:.2f}× the cube", "-"))
+    if "frame" in parts:
+        out = run_child("frame", "2" if args.quick else "5")
+        if "error" in out:
+            rows.append(("frame: one EXR frame's stages", "1920x1080", "FAILED", out["error"]))
+        else:
+            rows.append(("frame: read a RGBA half/zip EXR (media)", "1920x1080", f"{out['read']:.0f} ms", "-"))
+            rows.append(("frame: write it (media)", "1920x1080", f"{out['write']:.0f} ms", "-"))
+            for arch in ("grade", "hrnet-fast"):
+                stages = [out[f"{arch} {stage}"] for stage in ("prepare", "infer", "finish")]
+                rows.append((f"frame {arch}: prepare / infer / finish", "1920x1080",
+                             " / ".join(f"{ms:.0f}" for ms in stages) + f" ms (sum {sum(stages):.0f})", "-"))
     if "render" in parts:
         frames = 4 if args.quick else 12
         for arch in ("grade", "hrnet-fast"):

@@ -149,3 +149,26 @@ def test_tensor_stage_applies_the_nonfinite_rules_like_the_array_stage():
         back = colourtensors.from_working_tensor(torch.from_numpy(garbage), "ACEScg", in_torch).numpy()
         np.testing.assert_array_equal(back, from_working(garbage, "ACEScg"))
     assert np.isnan(rgb[0, 0, 0])  # the input is left as it was
+
+
+@pytest.mark.parametrize("planar", [False, True])
+def test_ocio_takes_a_frame_in_lines_and_strips_bit_for_bit(monkeypatch, planar):
+    """OCIO handed a frame as short lines, in strips across threads, in place or into another array,
+    gives exactly what one call on the whole frame gives (each pixel is transformed on its own)."""
+    rng = np.random.default_rng(5)
+    rgb = (rng.lognormal(-1.0, 2.0, (37, 1001, 3)) * rng.choice([-0.05, 1.0], (37, 1001, 3))).astype(np.float32)
+    processor = colour.cpu_processor(colour.config_uri(), "ACEScg", "sRGB - Texture")
+    expected = rgb.copy()
+    processor.applyRGB(expected)
+    assert np.abs(expected - rgb).max() > 0.1
+    monkeypatch.setattr(colour, "LINE_PIXELS", 64)
+    monkeypatch.setattr(colour, "STRIP_PIXELS", 64 * 5)        # 116 strips, the last one short
+    monkeypatch.setattr(colour, "STRIP_MIN_PIXELS", 1000)
+    pixels = np.ascontiguousarray(rgb.transpose(2, 0, 1)) if planar else rgb.copy()
+    out = np.empty_like(pixels)
+    colour.run_processor(processor, pixels, planar, out=out)
+    colour.run_processor(processor, pixels, planar)
+    for got in (out, pixels):
+        np.testing.assert_array_equal(got.transpose(1, 2, 0) if planar else got, expected)
+    with pytest.raises(ColourError, match=r"C-ordered float32 RGB, got float32 \(37, 1001, 3\)"):
+        colour.run_processor(processor, np.asfortranarray(rgb))

@@ -133,3 +133,35 @@ def test_the_fused_render_equals_the_stages_it_replaces(monkeypatch, space, out_
     assert (np.abs(got - expected) <= SCENE_TOLERANCE * np.maximum(1.0, np.abs(expected))).all()
     assert fused.colourspace == separate.colourspace
 
+
+
+@pytest.mark.parametrize("space", ["ACEScg", "sRGB - Texture"])
+def test_the_host_pass_applies_colour_ins_rule_and_writes_only_finite_values(monkeypatch, space):
+    """The grade-only host pass reads straight from the plate into a new frame, strip by strip:
+    non-finite and huge negative values are replaced as colour in replaces them (and the plate is
+    left as it was), and nothing it writes is non-finite, exactly as the separate steps it replaced
+    (transform_input, the grade in place, finite_output)."""
+    from shotstyle.server.engine import colour
+    from shotstyle.server.engine.colour import finite_output, transform_input
+    monkeypatch.setattr(colour, "STRIP_MIN_PIXELS", 500)   # many strips, across the threads
+    monkeypatch.setattr(colour, "STRIP_PIXELS", 96)
+    monkeypatch.setattr(colour, "LINE_PIXELS", 32)
+    stylizer = Stylizer(hand_model(), device="cpu")
+    plate = from_working(frame_values(30, 41, 6)[0].permute(1, 2, 0).numpy().copy(), space)
+    plate[3, :4] = [[np.nan, np.inf, -np.inf], [-1e38, 1e30, 0.2], [np.nan, np.nan, np.nan], [3e38, -3e38, 0.0]]
+    kept = plate.copy()
+    out = np.empty_like(plate)
+    stylizer.grade_on_host(plate, space, "ACEScg", 0.8, out=out)
+    np.testing.assert_array_equal(plate, kept)
+    expected, _ = transform_input(plate)
+    stylizer.grade_on_host(expected, space, "ACEScg", 0.8)
+    finite_output(expected)
+    np.testing.assert_array_equal(out, expected)
+    assert np.isfinite(out).all() and np.abs(out[5:] - plate[5:]).max() > 0.1
+
+    # A lattice whose colours no float32 holds in scene-linear (ACEScct 50: 2^866): made finite.
+    overflowing = Stylizer(hand_model(), device="cpu")
+    assert overflowing.host_lattice is not None
+    overflowing.host_lattice = np.full_like(overflowing.host_lattice, 50.0)
+    overflowing.grade_on_host(plate, space, "ACEScg", 1.0, out=out)
+    assert (out == np.finfo(np.float32).max).mean() > 0.99 and np.isfinite(out).all()

@@ -141,3 +141,47 @@ def test_stylize_frame_keeps_alpha_other_channels_and_windows(frame_with_aovs, f
     unchanged = stylize_frame(stylizer, frame, mix=0.0)
     assert np.array_equal(unchanged.pixels, frame.pixels, equal_nan=True)
     assert unchanged.attributes[MIX_ATTRIBUTE] == 0.0
+
+
+@pytest.mark.parametrize("out_space", ["ACEScg", "sRGB - Texture"])
+@pytest.mark.parametrize("opaque", [False, True])
+def test_the_host_colour_stages_are_the_whole_frame_steps_they_replaced(out_space, opaque):
+    """Colour in and out on the host (planes, one OCIO pass each) against the same steps on
+    H×W×3 frames through OCIO (the host's path before): equal bit for bit, non-finite values,
+    alpha 0 / partial / 1 (or 1 everywhere, which the host skips) and half-range clamping
+    included; and within 1e-3 of a device's torch-op colour (colourtensors' bound), where it
+    differs only by its torch log and exp."""
+    from shotstyle.media.frame import HALF_MAX
+    from shotstyle.server.engine.colourtensors import (PROBE_TOLERANCE, from_working_tensor, tensor_transform,
+                                                       to_working_tensor)
+    from shotstyle.server.engine.pipeline import (colour_in, colour_out, half_range, host_colour_in, host_colour_out,
+                                                  premultiply, unpremultiply)
+    rng = np.random.default_rng(7)
+    linear = rng.lognormal(-2.0, 1.5, (23, 41, 3)).astype(np.float32)
+    linear[0, :4] = [[np.nan, 1.0, 1.0], [np.inf, -np.inf, 0.0], [-6e4, 5e4, 0.2], [-0.5, 0.1, 0.1]]
+    alpha = rng.choice([1.0] if opaque else [0.0, 0.5, 1.0], (23, 41, 1)).astype(np.float32)
+    staged = torch.from_numpy(np.concatenate([linear * np.where(alpha > 0, alpha, 1), alpha], axis=2).astype(np.float16))
+
+    working, plate = host_colour_in(staged, "ACEScg", out_space)
+    rgb, kept_alpha = staged[None, ..., :3].float(), staged[None, ..., 3:].float()
+    straight, covered = unpremultiply(rgb, kept_alpha)
+    np.testing.assert_array_equal(working, to_working_tensor(straight, "ACEScg", in_torch=False)[0].numpy())
+    on_device, device_plate = colour_in(staged[None], "ACEScg", out_space)
+    assert (np.abs(on_device[0].numpy() - working) <= PROBE_TOLERANCE * np.maximum(1, np.abs(working))).all()
+
+    stylized = working + np.float32(0.1) * np.sin(7 * working)
+    stylized[5:7] = 1.6  # scene-linear 2^18.3: beyond half's range
+    got, clamped = host_colour_out(stylized, plate, torch.float16)
+    expected = from_working_tensor(torch.from_numpy(stylized)[None], out_space, in_torch=False)
+    kept = rgb if out_space == "ACEScg" else tensor_transform("ACEScg", out_space, in_torch=False)(
+        torch.nan_to_num(rgb, nan=0.0, posinf=HALF_MAX, neginf=-HALF_MAX), consume=True)  # uncovered, as they came
+    expected = premultiply(expected, kept, kept_alpha, covered)
+    expected_clamped = half_range(expected)
+    assert int(expected_clamped.sum()) > 0 and torch.equal(clamped, expected_clamped)
+    np.testing.assert_array_equal(got, expected[0].half().numpy())
+    # The device's colour out: its torch ops within PROBE_TOLERANCE of OCIO (relative to max(1, |v|)),
+    # then each result rounded to half (EPS16/2 relative each, so the two by up to EPS16).
+    device, _ = colour_out(torch.from_numpy(stylized)[None], device_plate, torch.float16)
+    finite = np.isfinite(got) & (np.abs(got) < HALF_MAX)
+    bound = (PROBE_TOLERANCE + float(np.finfo(np.float16).eps)) * np.maximum(1, np.abs(got[finite]))
+    assert (np.abs(device[0].numpy()[finite] - got[finite]) <= bound).all()

@@ -201,3 +201,47 @@ def test_hrnet_fast_applies_its_limits_strip_by_strip_exactly(monkeypatch):
         whole_frame = local.honest(x, graded, apply_affine(coefficients, graded), network.bound)
         monkeypatch.setattr(hrnet_fast, "STRIP_PIXELS", 77 * 7)
         assert torch.equal(network(x), whole_frame)
+
+
+def whole_frame_reference(network: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """hrnet-fast's forward as plain whole-frame steps (the path before the strips): every 3×4
+    transform bilinearly upsampled to the full frame at once, applied, then limited."""
+    graded = network.grade(x)
+    small = hrnet_fast.downscale(graded, network.low_res)
+    changed = small + network.bound * network.net.change(network.inner_input(x, small))
+    coefficients = fit_local_affine(small, changed, network.radius, network.eps)
+    full = torch.nn.functional.interpolate(coefficients, size=x.shape[-2:], mode="bilinear", align_corners=False)
+    m = full.view(x.shape[0], 3, 4, *x.shape[-2:])
+    proposed = (m[:, :, :3] * graded[:, None]).sum(2) + m[:, :, 3]
+    return local.limited(x, graded, proposed, network.bound, network.along_grade)
+
+
+@pytest.mark.parametrize("targeted", [True, False])
+def test_hrnet_fast_equals_its_whole_frame_steps_in_either_memory_layout(targeted):
+    """The network as the default training builds it (semantic features, the `targeted` rule) and
+    an older `honest` one, on a frame above its low resolution, against the plain whole-frame path;
+    a channels-last frame gives a channels-last result with the same values."""
+    torch.manual_seed(0)
+    arguments = hrnet_fast.HRNetFast.training_arguments(512, targeted)
+    network = build_network("hrnet-fast", **arguments).eval()
+    for parameter in network.parameters():
+        parameter.data += torch.randn_like(parameter) * 0.01
+    network.grade.set(network.grade.lut.flip(0) * 0.8 + 0.1)
+    x = torch.rand(1, 3, 270, 482) * 0.8
+    with torch.inference_mode():
+        expected = whole_frame_reference(network, x)
+        got = network(x)
+        channels_last = network(x.contiguous(memory_format=torch.channels_last))
+    assert channels_last.is_contiguous(memory_format=torch.channels_last)
+    assert (expected - x).abs().mean() > 5e-3
+    # Both paths share the grade, the fit and its coefficients; they differ in how the upsampled
+    # transform is applied: a bilinear lookup (2 coordinates × 2 roundings, 4 weights × 2,
+    # 4 products, 3 additions) and 3 products and 3 additions, in another order, on values up to 4
+    # (3 coefficients near the identity × colours below 1 + an offset). The limit after it moves an
+    # error no further: tanh' ≤ 1 (targeted), the share along the grade's colour change ≤ 1
+    # (honest); a few roundings of its own (6) on values below 2.
+    atol = rounding_tolerance(4.0, 2 * (2 * 2 + 4 * 2 + 4 + 3 + 3 + 3)) + rounding_tolerance(2.0, 6)
+    assert (got - expected).abs().max() <= atol
+    # The low-resolution steps may run other kernels in the other layout: the same arithmetic in
+    # another order, through every convolution of the inner network and the semantic features.
+    assert (channels_last - got).abs().max() <= atol + rounding_tolerance(1.0, accumulation_steps(network))

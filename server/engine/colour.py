@@ -42,6 +42,7 @@ import functools
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
 
 import numpy as np
 import PyOpenColorIO as ocio
@@ -53,6 +54,13 @@ from shotstyle.server.errors import ColourError
 WORKING_SPACE_NAMES = ("ACEScct", "ACES - ACEScct", "acescct_ap1")
 DEFAULT_CONFIG = "ocio://default"
 STRIP_MIN_PIXELS = 1 << 18   # below this, one call beats splitting across threads
+# How OCIO is handed pixels: lines of LINE_PIXELS. It converts each line to RGBA in a buffer of a
+# line's size: handed a whole frame as one line (what applyRGB does with an array), that buffer is
+# the frame's size (+190 MiB at peak for a 4K frame) and out of cache (twice the time at 1080p).
+LINE_PIXELS = 1 << 11
+# Pixels per call on a large frame (whole lines): many more strips than cores, shared out as each
+# core gets free, so a core slowed by other work takes fewer.
+STRIP_PIXELS = 32 * LINE_PIXELS
 NEGATIVE_LIMIT = -3.0e37
 NONFINITE_RULE = "NaN -> 0, +Inf -> 65504, -Inf -> -65504 (replaced in scene-linear/input space, before the transform)"
 # Shorthands artists type, mapped to the names the ACES configs use.
@@ -237,8 +245,8 @@ def apply(rgb: np.ndarray, source: str, destination: str, copy: bool = True,
           uri: str | None = None) -> np.ndarray:
     """Apply the transform in place on a float32 copy (or on ``rgb`` itself when ``copy`` is False).
 
-    OCIO's applyRGB releases the GIL but uses one core, so large frames go in row strips
-    across the cores (2x faster at 1920x1080 on 2 cores).
+    OCIO releases the GIL but uses one core, so large frames go in strips across the cores
+    (2x faster at 1920x1080 on 2 cores).
     """
     _check_rgb(rgb)
     pixels = np.array(rgb, dtype=np.float32, order="C", copy=copy)
@@ -246,31 +254,108 @@ def apply(rgb: np.ndarray, source: str, destination: str, copy: bool = True,
     return pixels
 
 
-def run_processor(processor: ocio.CPUProcessor, pixels: np.ndarray, planar: bool = False) -> None:
-    """``processor`` applied in place to float32 C-ordered pixels: H×W×3 (packed RGB) or, when
-    ``planar``, 3×H×W (one plane per channel), in row strips across the cores when large."""
-    workers = os.cpu_count() or 1
-    count = workers if workers > 1 and pixels.size // 3 >= STRIP_MIN_PIXELS else 1
-    strips = np.array_split(pixels, count, axis=1 if planar else 0)
+def run_processor(processor: ocio.CPUProcessor, pixels: np.ndarray, planar: bool = False,
+                  out: np.ndarray | None = None, out_planar: bool | None = None) -> None:
+    """``processor`` applied to float32 C-ordered pixels: H×W×3 (packed RGB) or, when ``planar``,
+    3×H×W (one plane per channel), into ``out`` (default: in place), in strips across the cores
+    when large (see `in_strips`)."""
+    in_strips(pixels, planar, out, out_planar, lambda source, target: apply_lines(
+        processor, source[0], None if target is None else target[0], source[1], None if target is None else target[1]))
 
-    def run(strip: np.ndarray) -> None:
-        if planar:
-            processor.apply(ocio.PlanarImageDesc(strip[0], strip[1], strip[2], strip.shape[2], strip.shape[1]))
-        else:
-            processor.applyRGB(strip)
 
-    if count == 1:
-        run(strips[0])
+def pixel_run(pixels: np.ndarray, planar: bool = False) -> np.ndarray:
+    """Float32 C-ordered H×W×3 pixels (3×H×W planes when ``planar``) as one run of pixels, a view:
+    N×3 (3×N when planar). A colour transform takes each pixel on its own, wherever it lies."""
+    if pixels.dtype != np.float32 or not pixels.flags.c_contiguous or pixels.size % 3:
+        raise ColourError(f"OCIO works on the pixels themselves: expected C-ordered float32 RGB, got "
+                          f"{pixels.dtype} {pixels.shape}")
+    count = pixels.size // 3
+    return pixels.reshape(3, count) if planar else pixels.reshape(count, 3)
+
+
+def run_length(run: np.ndarray, planar: bool = False) -> int:
+    """How many pixels a `pixel_run` holds."""
+    return int(run.shape[1] if planar else run.shape[0])
+
+
+def run_part(run: np.ndarray, span: slice, planar: bool = False) -> np.ndarray:
+    """The pixels ``span`` of a `pixel_run` (a view)."""
+    return run[:, span] if planar else run[span]
+
+
+Strip = tuple[np.ndarray, bool]  # a slice of a `pixel_run`, and whether it is planar
+
+
+def in_strips(pixels: np.ndarray, planar: bool, out: np.ndarray | None, out_planar: bool | None,
+              work: Callable[[Strip, Strip | None], None]) -> None:
+    """``work(source, target)`` on the strips (STRIP_PIXELS each) of float32 C-ordered pixels
+    (H×W×3, or 3×H×W planes when ``planar``) and of ``out`` (as many pixels, planes when
+    ``out_planar``, default as the input; None: the work is in place), across the cores when
+    the frame is large."""
+    out_planar = planar if out_planar is None else out_planar
+    source = pixel_run(pixels, planar)
+    target = None if out is None else pixel_run(out, out_planar)
+    count = run_length(source, planar)
+    if target is not None and run_length(target, out_planar) != count:
+        raise ColourError(f"output of shape {out.shape} for input of shape {pixels.shape}")  # type: ignore[union-attr]
+    step = count if count < STRIP_MIN_PIXELS else STRIP_PIXELS
+
+    def run(start: int) -> None:
+        span = slice(start, min(start + step, count))
+        work((run_part(source, span, planar), planar),
+             None if target is None else (run_part(target, span, out_planar), out_planar))
+
+    starts = range(0, count, step)
+    if len(starts) <= 1 or (os.cpu_count() or 1) == 1:
+        for start in starts:
+            run(start)
     else:
-        list(_strip_pool().map(run, strips))
+        list(_strip_pool().map(run, starts))
+
+
+def apply_lines(processor: ocio.CPUProcessor, source: np.ndarray, target: np.ndarray | None = None,
+                planar: bool = False, target_planar: bool | None = None) -> None:
+    """``processor`` on a `pixel_run` (or a slice of one) into ``target`` (as long, laid out as
+    ``target_planar`` says, default as the source; default: in place), on this thread, handed to
+    OCIO as lines of LINE_PIXELS."""
+    runs = [(source, planar)] + ([] if target is None else [(target, planar if target_planar is None else target_planar)])
+    count = run_length(source, planar)
+    whole = count // LINE_PIXELS * LINE_PIXELS
+    for first, last in ((0, whole), (whole, count)):  # whole lines, then what is left
+        if last > first:
+            width = LINE_PIXELS if last == whole else last - first
+            processor.apply(*(_image(run_part(run, slice(first, last), layout), width, (last - first) // width, layout)
+                              for run, layout in runs))
+
+
+def _image(run: np.ndarray, width: int, height: int, planar: bool) -> ocio.ImageDesc:
+    if planar:
+        return ocio.PlanarImageDesc(run[0], run[1], run[2], width, height)
+    return ocio.PackedImageDesc(run, width, height, 3)
+
+
+def finite_in_place(pixels: np.ndarray) -> int:
+    """`NONFINITE_RULE` on float32 ``pixels`` in place; how many values it replaced."""
+    replaced = int(np.count_nonzero(~np.isfinite(pixels)))
+    np.nan_to_num(pixels, copy=False, nan=0.0, posinf=HALF_MAX, neginf=-HALF_MAX)
+    return replaced
+
+
+def input_rule(pixels: np.ndarray) -> int:
+    """What every frame goes through before a transform into the working space, on float32
+    ``pixels`` in place: `NONFINITE_RULE`, then `NEGATIVE_LIMIT`; how many non-finite values it replaced."""
+    low, high = pixels.min(initial=0.0), pixels.max(initial=0.0)  # NaN where any value is NaN
+    if np.isfinite(low) and np.isfinite(high) and low >= NEGATIVE_LIMIT:
+        return 0  # what nearly every frame is: two reads, no writes
+    replaced = finite_in_place(pixels)
+    np.maximum(pixels, NEGATIVE_LIMIT, out=pixels)
+    return replaced
 
 
 def finite_copy(rgb: np.ndarray) -> tuple[np.ndarray, int]:
     """A float32 copy of ``rgb`` with `NONFINITE_RULE` applied, and how many values it replaced."""
     pixels = np.array(rgb, dtype=np.float32, order="C")
-    replaced = int(np.count_nonzero(~np.isfinite(pixels)))
-    np.nan_to_num(pixels, copy=False, nan=0.0, posinf=HALF_MAX, neginf=-HALF_MAX)
-    return pixels, replaced
+    return pixels, finite_in_place(pixels)
 
 
 def to_working(rgb: np.ndarray, colourspace: str) -> tuple[np.ndarray, int]:
@@ -281,11 +366,10 @@ def to_working(rgb: np.ndarray, colourspace: str) -> tuple[np.ndarray, int]:
 
 
 def transform_input(rgb: np.ndarray) -> tuple[np.ndarray, int]:
-    """A float32 copy of ``rgb`` ready for a transform into the working space (`NONFINITE_RULE`,
-    then `NEGATIVE_LIMIT`), and how many non-finite values it replaced."""
-    pixels, replaced = finite_copy(rgb)
-    np.maximum(pixels, NEGATIVE_LIMIT, out=pixels)
-    return pixels, replaced
+    """A float32 copy of ``rgb`` ready for a transform into the working space (`input_rule`), and
+    how many non-finite values it replaced."""
+    pixels = np.array(rgb, dtype=np.float32, order="C")
+    return pixels, input_rule(pixels)
 
 
 def from_working(rgb: np.ndarray, colourspace: str) -> np.ndarray:
@@ -296,6 +380,8 @@ def from_working(rgb: np.ndarray, colourspace: str) -> np.ndarray:
 def finite_output(pixels: np.ndarray) -> np.ndarray:
     """``pixels`` made finite in place, as every result leaving the working space is (NaN -> 0,
     ±Inf -> ±float32 max)."""
+    if np.isfinite(pixels.min(initial=0.0)) and np.isfinite(pixels.max(initial=0.0)):
+        return pixels  # two reads instead of nan_to_num's passes, for what nearly every frame is
     limit = float(np.finfo(np.float32).max)
     return np.nan_to_num(pixels, copy=False, nan=0.0, posinf=limit, neginf=-limit)
 

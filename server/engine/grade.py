@@ -74,15 +74,19 @@ class LatticeGrade(nn.Module):
 
     def on_host(self, x: Tensor) -> Tensor:
         """The lookup by OpenColorIO on a CPU tensor (no gradient): float32 NCHW in either memory
-        layout, each image handed to OCIO as planes or as packed RGB without a copy."""
-        out = torch.empty_like(x, dtype=torch.float32).copy_(x)
+        layout, each image handed to OCIO as planes or as packed RGB, read from `x` and written to
+        the result without a copy."""
+        source = x.detach().float()
+        if not (source.is_contiguous() or source.is_contiguous(memory_format=torch.channels_last)):
+            source = source.contiguous()  # a tile, a crop: OCIO reads runs of pixels
+        out = torch.empty_like(source)
         space = working_space()
         grade = host_grade(self.lut.detach().cpu().float().numpy(), space, space)
-        for image in out:
+        for image, result in zip(source, out):
             if image.is_contiguous():
-                grade.apply(image.numpy(), planar=True)
+                grade.apply(image.numpy(), planar=True, out=result.numpy())
             else:  # channels-last: H×W×3 in memory
-                grade.apply(image.permute(1, 2, 0).numpy())
+                grade.apply(image.permute(1, 2, 0).numpy(), out=result.permute(1, 2, 0).numpy())
         return out.to(x.dtype)
 
     def in_torch(self, x: Tensor) -> Tensor:

@@ -6,11 +6,15 @@ fraction of its cost. One processor also holds the colour conversions around the
 (source space → ACEScct → lattice → destination space), so a grade-only frame is one pass.
 
 Beyond the domain the grade goes on with slope 1, which no LUT does. The pixels outside (rare:
-scene-linear above 222 or below −0.0069) are found before the pass, by the frame's minimum and
+scene-linear above 222 or below −0.0069) are found before the pass, by each strip's minimum and
 maximum where the source maps to ACEScct channel by channel and increasingly (ACEScct itself,
 ACEScg; a source that mixes channels on the way is converted to ACEScct first), and are
 computed again after it, exactly: their conversion, the clamped lookup plus what the clamp
 took off, the conversion out.
+
+The same minimum and maximum say whether a strip needs colour in's rule for non-finite and huge
+negative values (colour.input_rule), and the output's whether it needs making finite: a frame
+that needs neither, the common case, costs one OCIO pass and two reads of each strip in cache.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ import functools
 import numpy as np
 import PyOpenColorIO as ocio
 
-from shotstyle.server.engine.colour import (apply, canonical, config_at, config_uri, run_processor, space_transform,
+from shotstyle.server.engine.colour import (NEGATIVE_LIMIT, Strip, apply, apply_lines, canonical, config_at,
+                                            config_uri, finite_output, in_strips, input_rule, space_transform,
                                             working_space)
 
 # The lattice's domain on every axis (ACEScct): OCIO's Lut3DTransform spans exactly this.
@@ -71,32 +76,53 @@ class HostGrade:
             chain.appendTransform(space_transform(cfg, work, destination))
         self._chain = cfg.getProcessor(chain).getDefaultCPUProcessor()
 
-    def apply(self, pixels: np.ndarray, planar: bool = False) -> None:
-        """Grade float32 C-ordered H×W×3 pixels (3×H×W planes when ``planar``) in place."""
+    def apply(self, pixels: np.ndarray, planar: bool = False, out: np.ndarray | None = None,
+              out_planar: bool | None = None) -> None:
+        """Grade float32 C-ordered H×W×3 pixels (3×H×W planes when ``planar``) into ``out`` (as
+        many pixels, planes when ``out_planar``, default as the input; default: in place), strip
+        by strip across the cores. What it reads goes through colour.input_rule first, as colour
+        in does (``pixels`` is left as it is when ``out`` is given), and what it writes is made
+        finite, as everything leaving the working space is."""
+        in_strips(pixels, planar, out, out_planar, self._strip)
+
+    def _strip(self, source: Strip, target: Strip | None) -> None:
+        """`apply` on one strip (a slice of a colour.pixel_run and whether it is planar; no target:
+        in place), on this thread. The checks read the strip while it is in cache; the common case
+        (finite, inside the domain) is one OCIO pass from the source to the target."""
+        (run, planar), (out, out_planar) = source, target or source
+        colours = run.T if planar else run          # N×3 views
+        low, high = run.min(), run.max()  # NaN if any value is NaN
+        if not (np.isfinite(low) and np.isfinite(high) and low >= NEGATIVE_LIMIT):
+            if target is not None:
+                np.copyto(out.T if out_planar else out, colours)
+            input_rule(out)
+            run, planar, target = out, out_planar, None
+            colours, low, high = run.T if planar else run, run.min(), run.max()
         if self._front is not None:
-            run_processor(self._front, pixels, planar)
-        low, high = self._bounds
-        outside = colours = kept = None
-        if pixels.min() < low or pixels.max() > high:
-            colours = np.moveaxis(pixels, 0, -1) if planar else pixels
-            outside = ((colours < low) | (colours > high)).any(axis=-1)
+            apply_lines(self._front, run, None if target is None else out, planar, out_planar)
+            run, planar, target = out, out_planar, None
+            colours, low, high = run.T if planar else run, run.min(), run.max()
+        outside = kept = None
+        if low < self._bounds[0] or high > self._bounds[1]:
+            outside = ((colours < self._bounds[0]) | (colours > self._bounds[1])).any(axis=1)
             kept = colours[outside]
-        run_processor(self._chain, pixels, planar)
-        if outside is not None and colours is not None and kept is not None:
-            colours[outside] = self._exact(kept)
+        apply_lines(self._chain, run, None if target is None else out, planar, out_planar)
+        if outside is not None and kept is not None:
+            (out.T if out_planar else out)[outside] = self._exact(kept)
+        finite_output(out)
 
     def _exact(self, colours: np.ndarray) -> np.ndarray:
-        """N×3 colours (in the space `apply` checked) through the whole grade, slope 1 beyond the domain."""
-        working = np.ascontiguousarray(colours, dtype=np.float32).reshape(-1, 1, 3)
+        """N×3 colours (in the space `_strip` checked) through the whole grade, slope 1 beyond the domain."""
+        working = np.ascontiguousarray(colours, dtype=np.float32)
         if self._front is None and self._to_work is not None:
-            self._to_work.applyRGB(working)
+            apply_lines(self._to_work, working)
         inside = np.clip(working, *DOMAIN)
         graded = inside.copy()
-        self._lookup.applyRGB(graded)
+        apply_lines(self._lookup, graded)
         graded += working - inside
         if self._from_work is not None:
-            self._from_work.applyRGB(graded)
-        return graded.reshape(-1, 3)
+            apply_lines(self._from_work, graded)
+        return graded
 
 
 def _channelwise_bounds(source: str, work: str, uri: str) -> tuple[float, float] | None:

@@ -101,11 +101,13 @@ class Stylizer:
         mix = check_mix(mix)
         for rgb in rgbs:
             check_frame(rgb)
-        if mix == 0 or self.host_lattice is not None:
-            copies = [np.array(rgb, dtype=np.float32, copy=True) for rgb in rgbs]
-            for pixels in copies if mix else []:
-                self.grade_on_host(pixels, working_space(), working_space(), mix)
-            return copies
+        if mix == 0:
+            return [np.array(rgb, dtype=np.float32, copy=True) for rgb in rgbs]
+        if self.host_lattice is not None:
+            graded = [np.empty(rgb.shape, np.float32) for rgb in rgbs]
+            for rgb, out in zip(rgbs, graded):
+                self.grade_on_host(np.ascontiguousarray(rgb), working_space(), working_space(), mix, out)
+            return graded
         results: list[np.ndarray | None] = [None] * len(rgbs)
         for indices in self.groups([rgb.shape for rgb in rgbs], [rgb.shape[0] * rgb.shape[1] for rgb in rgbs]):
             with torch.inference_mode():
@@ -116,16 +118,19 @@ class Stylizer:
                 results[i] = out
         return results  # type: ignore[return-value]
 
-    def grade_on_host(self, pixels: np.ndarray, source: str, destination: str, mix: float) -> None:
-        """A grade-only model on float32 H×W×3 `pixels` in colour space `source`, in place, into
-        `destination`. Mixing in the working space is linear in the lattice, so `mix` is folded
-        into it: plate + mix·(grade − plate) is the lattice identity + mix·(lut − identity)."""
+    def grade_on_host(self, pixels: np.ndarray, source: str, destination: str, mix: float,
+                      out: np.ndarray | None = None, planar: bool = False) -> None:
+        """A grade-only model on float32 H×W×3 `pixels` (3×H×W planes when `planar`, `out` too) in
+        colour space `source`, into `destination`, written to `out` (default: in place): colour
+        in's rule for non-finite values first, a finite result (gradehost.HostGrade.apply). Mixing
+        in the working space is linear in the lattice, so `mix` is folded into it:
+        plate + mix·(grade − plate) is the lattice identity + mix·(lut − identity)."""
         assert self.host_lattice is not None, "grade_on_host is for grade-only models on a CPU"
         lattice = self.host_lattice
         if mix != 1:
             identity = identity_lattice(lattice.shape[-1]).numpy()
             lattice = identity + np.float32(mix) * (lattice - identity)
-        host_grade(lattice, source, destination).apply(pixels)
+        host_grade(lattice, source, destination).apply(pixels, planar, out=out)
 
     def groups(self, keys: Sequence[Hashable], pixels: Sequence[int]) -> list[list[int]]:
         """Indices of frames run together: equal `keys` (their shape, and whatever else must
@@ -144,9 +149,11 @@ class Stylizer:
     @torch.inference_mode()
     def tensors(self, x: Tensor) -> Tensor:
         """The network on N×3×H×W working-space frames on the device (float32; NHWC memory on
-        channels-last executions) -> N×3×H×W float32, in the same memory layout."""
-        x = x.contiguous(memory_format=torch.channels_last if self.execution.channels_last
-                         else torch.contiguous_format)
+        channels-last executions, or either for networks that take `any_layout`) -> N×3×H×W
+        float32, in the same memory layout."""
+        if not self.network.any_layout:
+            x = x.contiguous(memory_format=torch.channels_last if self.execution.channels_last
+                             else torch.contiguous_format)
         height, width = x.shape[-2:]
         if not self.tiles or (max(height, width) <= self.stats_side
                               and height * width <= self.tile_pixels):

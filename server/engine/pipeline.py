@@ -30,11 +30,18 @@ device.Execution), un-premultiply and colour in run in `prepare` and colour out 
 premultiply in `finish` instead: host work on host threads, overlapping the network. A
 grade-only model there is done whole in `prepare`: colour in, the grade, the mix and colour out
 are one OpenColorIO pass (Stylizer.grade_on_host), and `infer` has nothing left to do.
+
+On the host the colour stages work on planes (3×H×W and 1×H×W alpha, `host_planes`): OCIO reads
+the planes and writes the network's H×W×3 frame (and back), so each step between is a plain pass
+over contiguous values. The same steps on H×W×3 and H×W×1 arrays, channel next to channel, run
+element by element (a 1080p frame's colour in and out cost as much as the network); results
+are the same bit for bit.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -43,7 +50,8 @@ from torch import Tensor
 from shotstyle.media.frame import HALF_MAX, Frame, View
 from shotstyle.media.metadata import MIX_ATTRIBUTE, MODEL_ATTRIBUTE
 from shotstyle.media.reading import read_frame
-from shotstyle.server.engine.colour import canonical, colour_tags, finite_output, transform_input
+from shotstyle.server.engine.colour import (canonical, colour_tags, config_uri, cpu_processor, finite_output,
+                                            input_rule, run_processor, working_space)
 from shotstyle.server.engine.colourtensors import from_working_tensor, tensor_transform, to_working_tensor
 from shotstyle.server.engine.device import Download
 from shotstyle.server.engine.inference import Stylizer, check_mix, mix_tensors, stack
@@ -72,8 +80,7 @@ def unpremultiply(rgb: Tensor, alpha: Tensor | None) -> tuple[Tensor, Tensor | N
     if alpha is None:
         return rgb, None
     covered = alpha > 0
-    straight = torch.where(covered, rgb / alpha, rgb)
-    return straight, covered
+    return rgb / torch.where(covered, alpha, 1.0), covered  # x / 1 is x exactly (the choice made on alpha alone)
 
 
 def premultiply(stylized: Tensor, rgb: Tensor, alpha: Tensor | None, covered: Tensor | None) -> Tensor:
@@ -82,15 +89,15 @@ def premultiply(stylized: Tensor, rgb: Tensor, alpha: Tensor | None, covered: Te
     if alpha is None or covered is None:
         return stylized
     unused = ~covered.flatten(1).any(1).view(-1, *([1] * (covered.dim() - 1)))
-    return torch.where(covered, stylized * alpha, torch.where(unused, stylized, rgb))
+    # The choices made on alpha alone: x · 1 is x exactly, and in an unused frame nothing is covered.
+    return torch.where(covered | unused, stylized * torch.where(covered, alpha, 1.0), rgb)
 
 
 def working_rgb(frame: Frame, colourspace: str | None = None) -> np.ndarray:
     """A frame's RGB (un-premultiplied) → H×W×3 float32 in the working space (ACEScct)."""
     space = frame_colourspace(frame, colourspace)
-    pixels = torch.from_numpy(np.take(frame.pixels, colour_channels(frame.views()[0]), axis=2))[None].float()
-    straight, _ = unpremultiply(pixels[..., :3], pixels[..., 3:] if pixels.shape[-1] == 4 else None)
-    return to_working_tensor(straight, space, in_torch=False)[0].numpy()
+    staged = torch.from_numpy(np.take(frame.pixels, colour_channels(frame.views()[0]), axis=2))
+    return host_colour_in(staged, space, space)[0]
 
 
 def load_working(path: str, colourspace: str | None = None) -> np.ndarray:
@@ -117,9 +124,10 @@ def stylize_frames(stylizer: Stylizer, frames: list[Frame], mix: float = 1.0, co
 
 @dataclass
 class Plate:
-    """What colour out needs of a view besides the stylized colour: N×H×W×3 RGB and N×H×W×1
-    alpha as they came (float32), the mask of pixels un-premultiplied (None: no alpha), the
-    view's colour space and the one the result goes to."""
+    """What colour out needs of a view besides the stylized colour: its RGB and alpha as they
+    came (float32; N×H×W×3 and N×H×W×1 on a device, 1×3×H×W and 1×1×H×W planes on the host), the
+    mask of pixels un-premultiplied (None: no alpha), the view's colour space and the one the
+    result goes to."""
 
     rgb: Tensor
     alpha: Tensor | None
@@ -128,32 +136,83 @@ class Plate:
     out_space: str
 
 
-def colour_in(x: Tensor, space: str, out_space: str, torch_colour: bool) -> tuple[Tensor, Plate]:
-    """N×H×W×C staged views (R, G, B[, A] in `space`) → N×H×W×3 working-space RGB, straight."""
+def colour_in(x: Tensor, space: str, out_space: str) -> tuple[Tensor, Plate]:
+    """N×H×W×C staged views (R, G, B[, A] in `space`) on the device → N×H×W×3 working-space RGB,
+    straight (torch ops: a device's colour in; `host_colour_in` is the host's)."""
     rgb = x[..., :3].float()
     alpha = x[..., 3:].float() if x.shape[-1] == 4 else None
     straight, covered = unpremultiply(rgb, alpha)
-    return to_working_tensor(straight, space, torch_colour), Plate(rgb, alpha, covered, space, out_space)
+    return to_working_tensor(straight, space), Plate(rgb, alpha, covered, space, out_space)
 
 
-def colour_out(stylized: Tensor, plate: Plate, dtype: torch.dtype, torch_colour: bool) -> tuple[Tensor, Tensor | None]:
+def colour_out(stylized: Tensor, plate: Plate, dtype: torch.dtype) -> tuple[Tensor, Tensor | None]:
     """N×H×W×3 stylized working-space RGB → premultiplied RGB in `plate.out_space` and `dtype`;
     for half, also how many values of each item were beyond its range (clamped, not made infinite)."""
-    return pixel_type(from_working_tensor(stylized, plate.out_space, torch_colour), plate, dtype, torch_colour)
+    out = premultiplied(from_working_tensor(stylized, plate.out_space), plate,
+                        lambda rgb: tensor_transform(plate.space, plate.out_space)(rgb, consume=True))
+    return out.to(dtype).contiguous(), half_range(out) if dtype == torch.float16 else None
 
 
-def pixel_type(rgb: Tensor, plate: Plate, dtype: torch.dtype, torch_colour: bool) -> tuple[Tensor, Tensor | None]:
-    """N×H×W×3 stylized straight RGB in `plate.out_space` → premultiplied, in `dtype` (see `colour_out`)."""
+def premultiplied(rgb: Tensor, plate: Plate, convert: Callable[[Tensor], Tensor]) -> Tensor:
+    """Stylized straight RGB in `plate.out_space` (any layout `plate` has too) → premultiplied;
+    `convert` takes the plate's RGB to the result's space (for the pixels premultiply leaves)."""
     kept = plate.rgb  # the pixels premultiply leaves as they came, in the result's space
     if plate.alpha is not None and plate.out_space != plate.space:
-        kept = tensor_transform(plate.space, plate.out_space, torch_colour)(
-            torch.nan_to_num(plate.rgb, nan=0.0, posinf=HALF_MAX, neginf=-HALF_MAX), consume=True)
-    out = premultiply(rgb, kept, plate.alpha, plate.covered)
+        kept = convert(torch.nan_to_num(plate.rgb, nan=0.0, posinf=HALF_MAX, neginf=-HALF_MAX))
+    return premultiply(rgb, kept, plate.alpha, plate.covered)
+
+
+def half_range(out: Tensor) -> Tensor:
+    """`out` clamped in place to half's range, and how many finite values of each item were
+    beyond it (clamped, not made infinite)."""
+    clamped = ((out.abs() > HALF_MAX) & out.isfinite()).flatten(1).sum(1)
+    out.clamp_(-HALF_MAX, HALF_MAX)
+    return clamped
+
+
+def host_planes(staged: Tensor) -> tuple[Tensor, Tensor | None]:
+    """A staged H×W×C view on the host (R, G, B[, A] in its pixel type) as float32 planes, one
+    copy: 1×3×H×W RGB and 1×1×H×W alpha (None: no alpha, or an alpha of 1 everywhere, as plates
+    often carry: dividing and multiplying by 1 change nothing, so the stages skip both)."""
+    planes = staged.permute(2, 0, 1)[None].to(torch.float32, memory_format=torch.contiguous_format, copy=True)
+    alpha = planes[:, 3:] if planes.shape[1] == 4 else None
+    return planes[:, :3], None if alpha is None or bool((alpha == 1).all()) else alpha
+
+
+def host_colour_in(staged: Tensor, space: str, out_space: str) -> tuple[np.ndarray, Plate]:
+    """`colour_in` on the host: a staged H×W×C view → H×W×3 float32 working-space RGB (straight,
+    colour.input_rule, OCIO reading planes and writing the network's frame) and its planar `Plate`."""
+    rgb, alpha = host_planes(staged)
+    straight, covered = unpremultiply(rgb, alpha)
+    pixels = straight[0].contiguous().numpy()
+    input_rule(pixels)  # in place: `straight` is `rgb` only without alpha, where colour out never reads `rgb`
+    working = np.empty((*pixels.shape[1:], 3), np.float32)
+    run_processor(cpu_processor(config_uri(), space, working_space()), pixels, planar=True, out=working, out_planar=False)
+    return working, Plate(rgb, alpha, covered, space, out_space)
+
+
+def host_colour_out(stylized: np.ndarray, plate: Plate, dtype: torch.dtype) -> tuple[np.ndarray, Tensor | None]:
+    """`colour_out` on the host, for an H×W×3 float32 working-space frame and a `host_colour_in` plate."""
+    planes = np.empty((3, *stylized.shape[:2]), np.float32)
+    run_processor(cpu_processor(config_uri(), working_space(), plate.out_space), np.ascontiguousarray(stylized),
+                  out=planes, out_planar=True)
+    return host_pixel_type(torch.from_numpy(finite_output(planes))[None], plate, dtype)
+
+
+def host_pixel_type(planes: Tensor, plate: Plate, dtype: torch.dtype) -> tuple[np.ndarray, Tensor | None]:
+    """`colour_out`'s last steps on 1×3×H×W host planes (straight, in the result's space):
+    premultiplied, within half's range, then H×W×3 in `dtype` (the type and the layout in one copy)."""
+    def convert(rgb: Tensor) -> Tensor:
+        pixels = rgb[0].contiguous().numpy()
+        run_processor(cpu_processor(config_uri(), plate.space, plate.out_space), pixels, planar=True)
+        return torch.from_numpy(pixels)[None]
+
+    out = premultiplied(planes, plate, convert)
     clamped = None
     if dtype == torch.float16:
-        clamped = ((out.abs() > HALF_MAX) & out.isfinite()).flatten(1).sum(1)
-        out = out.clamp_(-HALF_MAX, HALF_MAX)
-    return out.to(dtype).contiguous(), clamped
+        low, high = torch.aminmax(out)  # one read; NaN where any value is NaN
+        clamped = torch.zeros(1, dtype=torch.long) if -HALF_MAX <= low and high <= HALF_MAX else half_range(out)
+    return torch.empty((*out.shape[2:], 3), dtype=dtype).copy_(out[0].permute(1, 2, 0)).numpy(), clamped
 
 
 @dataclass
@@ -203,22 +262,21 @@ def _stage(frame: Frame, view: View, stylizer: Stylizer, space: str, out_space: 
         return Staged(view, staged)
     if stylizer.host_lattice is not None:
         return Staged(view, None, done=_graded_on_host(stylizer, staged, space, out_space, mix))
-    working, plate = colour_in(staged[None], space, out_space, torch_colour=False)
-    return Staged(view, working[0], plate)
+    working, plate = host_colour_in(staged, space, out_space)
+    return Staged(view, torch.from_numpy(working), plate)
 
 
 def _graded_on_host(stylizer: Stylizer, staged: Tensor, space: str, out_space: str, mix: float) -> "Readback":
     """A grade-only model's result for one staged view: un-premultiply, then colour in, grade, mix
-    and colour out in one OpenColorIO pass, then premultiply and the pixel type (`colour_in` and
-    `colour_out` on the host, with the grade between them folded into their conversions)."""
-    rgb = staged[None, ..., :3].float()
-    alpha = staged[None, ..., 3:].float() if staged.shape[-1] == 4 else None
+    and colour out in one OpenColorIO pass, then premultiply and the pixel type (`host_colour_in`
+    and `host_colour_out`, with the grade between them folded into their conversions)."""
+    rgb, alpha = host_planes(staged)
     straight, covered = unpremultiply(rgb, alpha)
-    pixels, _ = transform_input(straight[0].numpy())
-    stylizer.grade_on_host(pixels, space, out_space, mix)
-    out, clamped = pixel_type(torch.from_numpy(finite_output(pixels))[None], Plate(rgb, alpha, covered, space, out_space),
-                              staged.dtype, torch_colour=False)
-    return Readback(Download(out[0], None), None if clamped is None else Download(clamped, None))
+    graded = np.empty((3, *staged.shape[:2]), np.float32)
+    stylizer.grade_on_host(straight[0].contiguous().numpy(), space, out_space, mix, out=graded, planar=True)
+    out, clamped = host_pixel_type(torch.from_numpy(graded)[None], Plate(rgb, alpha, covered, space, out_space),
+                                   staged.dtype)
+    return Readback(Download(torch.from_numpy(out), None), None if clamped is None else Download(clamped, None))
 
 
 @dataclass
@@ -258,10 +316,10 @@ def stylize_tensors(stylizer: Stylizer, x: Tensor, first: PendingFrame, mix: flo
     result's space and the frames' pixel type (and, for half, the counts `colour_out` gives);
     where colour in was done on the host, working-space RGB."""
     torch_colour = first.views[0].plate is None
-    working, plate = colour_in(x, first.space, first.out_space, True) if torch_colour else (x, None)
+    working, plate = colour_in(x, first.space, first.out_space) if torch_colour else (x, None)
     stylized = stylizer.tensors(working.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
     mixed = mix_tensors(working, stylized, mix)
-    return colour_out(mixed, plate, x.dtype, True) if plate is not None else (mixed.contiguous(), None)
+    return colour_out(mixed, plate, x.dtype) if plate is not None else (mixed.contiguous(), None)
 
 
 def finish(pending: PendingFrame, results: Results, tags: dict) -> Frame:
@@ -277,10 +335,11 @@ def finish(pending: PendingFrame, results: Results, tags: dict) -> Frame:
         rgb = result.rgb.result()
         counts = result.clamped.result() if result.clamped is not None else None
         if staged.plate is not None:
-            rgbs_out, counts = colour_out(rgb[None], staged.plate, dtype, torch_colour=False)
-            rgb = rgbs_out[0]
+            out_rgb, counts = host_colour_out(rgb.numpy(), staged.plate, dtype)
+        else:
+            out_rgb = rgb.numpy()
+        rgbs.append(out_rgb)
         clamped += 0 if counts is None else int(counts.sum())
-        rgbs.append(rgb.numpy())
     out = frame.with_views(rgbs, [staged.view for staged in pending.views])
     out.clamped = clamped
     if pending.out_space != pending.space:

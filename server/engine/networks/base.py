@@ -10,8 +10,10 @@ A network maps N×3×H×W working-space (ACEScct) frames to the same shape. It h
 
 What differs between networks is said by these class attributes and methods, never found by
 probing: `tiles` (inference cuts large frames into tiles with the whole frame's normalisation
-statistics: `norm_statistics` and `frozen_norms`), `trains` (False: the grade alone, fitted,
-never trained) and `training_arguments` (what the trainer builds it with).
+statistics: `norm_statistics` and `frozen_norms`), `any_layout` (it takes frames in either memory
+layout, NCHW or channels-last, and returns its result in theirs, so inference hands it frames as
+they lie in memory instead of copying them into its execution's layout), `trains` (False: the
+grade alone, fitted, never trained) and `training_arguments` (what the trainer builds it with).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class StyleNetwork(nn.Module):
     grade: LatticeGrade | None
     bound: float
     tiles: ClassVar[bool] = False
+    any_layout: ClassVar[bool] = False
     trains: ClassVar[bool] = True
 
     def __init__(self) -> None:
