@@ -33,6 +33,7 @@ from shotstyle.plugin.codec import EncodedFrame, frames_from_message, frames_to_
 from shotstyle.plugin.errors import ServerError
 from shotstyle.plugin.files import write_atomic
 from shotstyle.plugin.mattes import Mattes, to_wire
+from shotstyle.plugin.sockets import heartbeat_options
 
 __all__ = ["Client", "Job", "ServerError", "follow", "load_key", "lut_snippet_path", "write_look"]
 
@@ -43,13 +44,6 @@ FOLLOW_POLL_S = 0.5
 LOST_AFTER_S = 3.0
 # How often a wait looks at the connection's state.
 CONNECTION_CHECK_S = 0.25
-
-
-def heartbeat_options(timeout_ms: int = protocol.HEARTBEAT_TIMEOUT_MS) -> Dict[int, int]:
-    """ZMTP heartbeat socket options (protocol.HEARTBEAT_*): a client's; the server waits longer for
-    an answer to its pings (``timeout_ms``: protocol.SERVER_HEARTBEAT_TIMEOUT_MS)."""
-    return {zmq.HEARTBEAT_IVL: protocol.HEARTBEAT_IVL_MS, zmq.HEARTBEAT_TIMEOUT: timeout_ms,
-            zmq.HEARTBEAT_TTL: protocol.HEARTBEAT_TTL_MS}
 
 
 def load_key(value: str, secret: bool = False) -> bytes:

@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Generic, List, Optional, Tuple, TypeVar
 
 from shotstyle.plugin.codec import EncodedFrame
-from shotstyle.plugin.protocol import MAX_MATTE_FRAMES, MAX_MATTES, ProtocolError, brief
+from shotstyle.plugin.protocol import MAX_MATTE_FRAMES, MAX_MATTES, ProtocolError
+from shotstyle.plugin.quoting import brief
 
 F = TypeVar("F")
 G = TypeVar("G")

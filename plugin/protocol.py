@@ -42,12 +42,12 @@ per peer address for everyone else (never per self-chosen socket identity).
 from __future__ import annotations
 
 import json
-import reprlib
 import uuid
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from shotstyle.plugin.errors import CodedError
+from shotstyle.plugin.quoting import brief
 
 PROTOCOL_VERSION = 1
 
@@ -238,16 +238,6 @@ class ProtocolError(CodedError):
 
 def new_request_id() -> str:
     return uuid.uuid4().hex
-
-
-_BRIEF = reprlib.Repr()
-_BRIEF.maxstring = _BRIEF.maxother = _BRIEF.maxlong = 80
-_BRIEF.maxlevel = 3
-
-
-def brief(value: Any) -> str:
-    """A short repr of ``value`` (long strings, lists and nesting cut): how a message quotes a value it was sent."""
-    return _BRIEF.repr(value)
 
 
 def bounded_message(message: str, limit: int = MAX_ERROR_MESSAGE_CHARS) -> str:

@@ -31,7 +31,8 @@ import zmq
 from shotstyle.plugin import __version__, localserver, protocol
 from shotstyle.plugin import mattes as plugin_mattes
 from shotstyle.plugin import params as effect_params
-from shotstyle.plugin.client import heartbeat_options
+from shotstyle.plugin.quoting import brief
+from shotstyle.plugin.sockets import heartbeat_options
 from shotstyle.plugin.codec import FILE_FORMATS, RAW_DTYPES, EncodedFrame, frames_from_message
 from shotstyle.server import access, keys
 from shotstyle.server.errors import RequestError, error_of, shutting_down
@@ -302,7 +303,7 @@ class Server:
     def _op_cancel(self, identity: bytes, request_id: str, args: Dict[str, Any], *_: Any) -> Any:
         job_id = args.get("job")
         if not isinstance(job_id, str):
-            raise RequestError("bad_argument", f"cancel needs args.job, a job id string; got {protocol.brief(job_id)}")
+            raise RequestError("bad_argument", f"cancel needs args.job, a job id string; got {brief(job_id)}")
         job = self.worker.job(job_id)
         if job.client != self._caller.principal:
             self._check_authority(f"cancelling job {job_id} of another client")
@@ -346,12 +347,12 @@ class Server:
         train_names = set(effect_params.group("Training")) | set(effect_params.group("Colour"))
         if not isinstance(values, dict) or set(values) - train_names:
             raise RequestError("bad_argument", f"train params must be an object with keys among "
-                                               f"{sorted(train_names)}; got {protocol.brief(values)}")
+                                               f"{sorted(train_names)}; got {brief(values)}")
         effect_params.validate(values)
         style_colourspace = args.get("style_colourspace")
         if style_colourspace is not None and not isinstance(style_colourspace, str):
             raise RequestError("bad_argument", "style_colourspace must be a colour space name, got "
-                                               f"{protocol.brief(style_colourspace)}")
+                                               f"{brief(style_colourspace)}")
         is_matte = [isinstance(d.get("extra"), dict)
                     and d["extra"].get("role") in (plugin_mattes.ROLE_MATTE, plugin_mattes.ROLE_LABELS) for d in descs]
         matte_descs = [d for d, matte in zip(descs, is_matte) if matte]   # bounded by plugin.mattes.from_wire
@@ -370,7 +371,7 @@ class Server:
             role = ef.extra.get("role")
             if role not in by_role:
                 raise RequestError("bad_argument",
-                                   f"train frame {ef.frame} has role {protocol.brief(role)}; use one of {TRAIN_ROLES}")
+                                   f"train frame {ef.frame} has role {brief(role)}; use one of {TRAIN_ROLES}")
             by_role[role].append(ef)
         if not by_role["keyframe"] or len(by_role["style"]) != 1 or len(by_role["preview"]) > 1:
             counts = [(role, len(found)) for role, found in by_role.items()]

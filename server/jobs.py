@@ -41,6 +41,7 @@ from shotstyle.plugin import params as effect_params
 from shotstyle.plugin import protocol
 from shotstyle.plugin.codec import EncodedFrame, frames_to_message
 from shotstyle.plugin.mattes import Mattes
+from shotstyle.plugin.quoting import brief
 from shotstyle.server.errors import RequestError, StoreError, TrainingCancelled, error_of, shutting_down
 from shotstyle.server.store import ModelStore
 from shotstyle.server.stylizing import FramePipeline, StylizeRequest
@@ -136,7 +137,7 @@ class DeviceWorker:
             try:
                 loop()
             except BaseException as exc:  # recorded for `supervise`, which restarts the thread
-                self._deaths[name] = f"{type(exc).__name__}: {protocol.brief(exc)}"
+                self._deaths[name] = f"{type(exc).__name__}: {brief(exc)}"
                 traceback.print_exc()
 
         thread = threading.Thread(target=guarded, name=name, daemon=True)
@@ -156,7 +157,7 @@ class DeviceWorker:
         """The queued or running job ``job_id``; RequestError(unknown_job) if there is none."""
         job = self._jobs.get(job_id)
         if job is None or job.state not in ("queued", "running"):
-            raise RequestError("unknown_job", f"no queued or running job {protocol.brief(job_id)}; running jobs: "
+            raise RequestError("unknown_job", f"no queued or running job {brief(job_id)}; running jobs: "
                                               f"{[j.id for j in list(self._jobs.values()) if j.state == 'running']}")
         return job
 

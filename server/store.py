@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
-from shotstyle.plugin.protocol import brief
+from shotstyle.plugin.quoting import brief
 from shotstyle.server.engine.modelfile import StyleModel, check_model_bytes, load_model, model_to_bytes, write_atomically
 from shotstyle.server.engine.modelheader import read_metadata, recorded_hash
 from shotstyle.server.errors import ShotstyleError, StoreError

@@ -55,7 +55,7 @@ from safetensors.torch import save as save_tensors
 from torch import nn
 
 from shotstyle.plugin import __version__
-from shotstyle.plugin.protocol import brief
+from shotstyle.plugin.quoting import brief
 from shotstyle.server.engine.modelheader import (FORMAT_VERSION, METADATA_KEY, WORKING_SPACE, header_size,
                                                  metadata_from_bytes)
 from shotstyle.server.engine.networks import StyleNetwork, build_network, check_arguments, work_problem

@@ -24,7 +24,7 @@ import struct
 from typing import Any, Callable, Optional
 
 from shotstyle.plugin import __version__, params
-from shotstyle.plugin.protocol import brief
+from shotstyle.plugin.quoting import brief
 from shotstyle.server.errors import ModelFileError
 
 FORMAT_VERSION = 2

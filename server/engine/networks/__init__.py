@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable, Mapping
 
-from shotstyle.plugin.protocol import brief
+from shotstyle.plugin.quoting import brief
 from shotstyle.server.errors import UnknownArchitectureError
 from shotstyle.server.engine.networks.base import StyleNetwork
 from shotstyle.server.engine.networks.grade_only import GradeOnly
