@@ -9,10 +9,11 @@ Loader with the result into the comp (in Resolve the sequence also goes into the
 Export LUT writes the model's grade as a .cube (ACEScct in and out) and an OCIO look into the
 plate's cache folder (``luts``) and shows the path and how much of the look the LUT carries.
 
-The dialog never blocks: a job's Fusion work (rendering plates, wiring the result) runs in
-short steps on a UI timer, on the thread that runs the dialog, and its server round trips run
-on a worker thread that touches nothing of Fusion's; the status line shows progress and Cancel
-stops the job. Python 3.7; stdlib, pyzmq and shotstyle.plugin only.
+The dialog never blocks: a button's *action* (connect, train, stylize, export a LUT; not to be
+confused with the server's training job) does its Fusion work (rendering plates, wiring the
+result) in short steps on a UI timer, on the thread that runs the dialog, and its server round
+trips on a worker thread that touches nothing of Fusion's; the status line shows progress and
+Cancel stops the action. Python 3.7; stdlib, pyzmq and shotstyle.plugin only.
 """
 
 import os
@@ -71,7 +72,7 @@ class Worker:
         return not self.thread.is_alive()
 
 
-class RoundTripJob:
+class RoundTripAction:
     """One server round trip on a worker; the status line says what came of it (`said`)."""
 
     def __init__(self, dialog_: "ShotStyleDialog", starting: str, work: Callable[[Worker], Any]):
@@ -93,7 +94,7 @@ class RoundTripJob:
         self.worker.cancelled.set()
 
 
-class ConnectJob(RoundTripJob):
+class ConnectAction(RoundTripAction):
     """Ask the server for its status (the dialog's status line)."""
 
     def __init__(self, dialog_: "ShotStyleDialog"):
@@ -105,7 +106,7 @@ class ConnectJob(RoundTripJob):
         super().__init__(dialog_, "connecting...", work)
 
 
-class ExportLutJob(RoundTripJob):
+class ExportLutAction(RoundTripAction):
     """Write the model's grade as a .cube and its OCIO look into the plate's cache folder (``luts``)."""
 
     def __init__(self, dialog_: "ShotStyleDialog"):
@@ -124,7 +125,7 @@ class ExportLutJob(RoundTripJob):
         return "wrote {}. {}".format(" and ".join(result["paths"]), result.get("report_text", ""))
 
 
-class TrainJob:
+class TrainAction:
     """Render the keyframe(s) and train; progress and previews come back while the dialog runs."""
 
     def __init__(self, dialog_: "ShotStyleDialog"):
@@ -187,7 +188,7 @@ def progress_text(event: Dict[str, Any]) -> str:
                                                                event.get("eta_s") or 0)
 
 
-class StylizeJob:
+class StylizeAction:
     """Render the plates a few frames per step while the worker stylizes those already written; wire the result."""
 
     def __init__(self, dialog_: "ShotStyleDialog"):
@@ -284,16 +285,16 @@ class ShotStyleDialog:
         self.items = self.window.GetItems()
         dialog.fill_choices(self.items, self.description,
                             [tool.Name for tool in fusioncomp.plate_tools(comp)])
-        self.jobs = {"train": TrainJob, "stylize_range": StylizeJob, "export_lut": ExportLutJob,
-                     dialog.CONNECT: ConnectJob}  # type: Dict[str, Callable[[ShotStyleDialog], Any]]
-        self.job = None  # type: Any
+        self.actions = {"train": TrainAction, "stylize_range": StylizeAction, "export_lut": ExportLutAction,
+                        dialog.CONNECT: ConnectAction}  # type: Dict[str, Callable[[ShotStyleDialog], Any]]
+        self.action = None  # type: Any
         self.closing = False
         for widget_id in dialog.button_ids(self.description):
             getattr(self.window.On, widget_id).Clicked = self._clicked(widget_id)
         getattr(self.window.On, WINDOW_ID).Close = lambda event: self.close()
 
     def _make_timer(self, ui: Any) -> Any:
-        """The UI timer that runs jobs in steps; None on a Resolve whose UIManager has none."""
+        """The UI timer that runs actions in steps; None on a Resolve whose UIManager has none."""
         try:
             timer = ui.Timer({"ID": dialog.TIMER, "Interval": dialog.TIMER_INTERVAL_MS})
             self.window.AddChild(timer)
@@ -307,43 +308,43 @@ class ShotStyleDialog:
             if widget_id.endswith("_browse"):
                 self.browse(widget_id[:-len("_browse")])
             elif widget_id == dialog.CANCEL:
-                if self.job is not None:
-                    self.job.cancel()
-            elif widget_id in self.jobs:
-                self.start(self.jobs[widget_id])
+                if self.action is not None:
+                    self.action.cancel()
+            elif widget_id in self.actions:
+                self.start(self.actions[widget_id])
             else:
                 self.status("this version of the script has no action for '{}'; update shotstyle".format(widget_id))
         return handler
 
-    # -- jobs -------------------------------------------------------------------------------
-    def start(self, make_job: Callable[["ShotStyleDialog"], Any]) -> None:
-        if self.job is not None:
-            self.status("busy: wait for the running job, or Cancel it")
+    # -- actions ----------------------------------------------------------------------------
+    def start(self, make_action: Callable[["ShotStyleDialog"], Any]) -> None:
+        if self.action is not None:
+            self.status("busy: wait for the running action, or Cancel it")
             return
         try:
-            self.job = make_job(self)
+            self.action = make_action(self)
         except ERRORS as exc:
             self.status("error: {}".format(exc))
             return
         self._buttons(running=True)
-        if self.timer is None:              # no UI timer here: run the job through, the dialog waits
+        if self.timer is None:              # no UI timer here: run the action through, the dialog waits
             while not self._step():
                 pass
         else:
             self.timer.Start()
 
     def _step(self) -> bool:
-        """One step of the running job (timer event); True when no job is left running."""
-        if self.job is None:
+        """One step of the running action (timer event); True when none is left running."""
+        if self.action is None:
             return True
         try:
-            finished = self.job.step()
+            finished = self.action.step()
         except ERRORS as exc:
-            self.job.cancel()
+            self.action.cancel()
             self.status("error: {}".format(exc))
-            finished = self.job.worker.done()
+            finished = self.action.worker.done()
         if finished:
-            self.job = None
+            self.action = None
             self._buttons(running=False)
             if self.timer is not None:
                 self.timer.Stop()
@@ -357,12 +358,12 @@ class ShotStyleDialog:
         self.items[dialog.CANCEL].Enabled = running
 
     def close(self) -> None:
-        """The window's close box: a running job is cancelled first, then the dialog ends."""
-        if self.job is None:
+        """The window's close box: a running action is cancelled first, then the dialog ends."""
+        if self.action is None:
             self.dispatcher.ExitLoop()
             return
         self.closing = True
-        self.job.cancel()
+        self.action.cancel()
 
     # -- helpers ----------------------------------------------------------------------------
     def status(self, text: str) -> None:
@@ -405,7 +406,7 @@ class ShotStyleDialog:
 
     def run(self) -> None:
         self.window.Show()
-        self.start(ConnectJob)
+        self.start(ConnectAction)
         self.dispatcher.RunLoop()
         self.window.Hide()
         bridges.release(self.key)
