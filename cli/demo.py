@@ -166,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
         sources = dict(shot)
         linear = output_colourspace(read_frame(shot[0][1]).colourspace or "sRGB", "exr")  # EXRs hold scene-linear
         for result in client.stylize_stream((codec.encode_file(path, frame=n) for n, path in shot), args.name,
-                                            in_flight=2, out_colourspace=linear):
+                                            effect_params.FrameArgs(out_colourspace=linear), in_flight=2):
             number = int(result.frame or 0)  # the client guarantees the number we sent
             codec.write_file(result, stylized.path(number))
             before, after = read_frame(sources[number]), decode_image_bytes(bytes(result.data))

@@ -220,8 +220,7 @@ class HostBridge:
 
         def run() -> List[int]:
             done = []
-            for result in self.client.stylize_stream(sources(), model, mix=float(values.get("mix", 1.0)),
-                                                     colourspace=colourspace_arg(values)):
+            for result in self.client.stylize_stream(sources(), model, params.FrameArgs.from_values(values)):
                 frame = int(result.frame or 0)   # the client guarantees the number we sent
                 target = targets[frame]
                 os.makedirs(os.path.dirname(target), exist_ok=True)

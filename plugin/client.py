@@ -33,6 +33,7 @@ from shotstyle.plugin.codec import EncodedFrame, frames_from_message, frames_to_
 from shotstyle.plugin.errors import ServerError
 from shotstyle.plugin.files import write_atomic
 from shotstyle.plugin.mattes import Mattes, to_wire
+from shotstyle.plugin.params import FrameArgs
 from shotstyle.plugin.sockets import heartbeat_options
 
 __all__ = ["Client", "Job", "ServerError", "follow", "load_key", "lut_snippet_path", "write_look"]
@@ -336,32 +337,27 @@ class Client:
             raise
         return Job(self, str(result["job"]), request_id)
 
-    def stylize(self, frames: List[EncodedFrame], model: str, mix: float = 1.0,
-                colourspace: Optional[str] = None, in_flight: int = 4) -> List[EncodedFrame]:
-        """Stylize frames; results in the order given (each tagged with its frame number)."""
+    def stylize(self, frames: List[EncodedFrame], model: str, args: FrameArgs = FrameArgs(),
+                in_flight: int = 4) -> List[EncodedFrame]:
+        """Stylize frames with ``args``; results in the order given (each tagged with its frame number)."""
         numbered = [f if f.frame is not None else _renumbered(f, i) for i, f in enumerate(frames)]
-        by_number = {ef.frame: ef for ef in self.stylize_stream(numbered, model, mix, in_flight, colourspace)}
+        by_number = {ef.frame: ef for ef in self.stylize_stream(numbered, model, args, in_flight)}
         results = []
         for original, sent in zip(frames, numbered):
             out = by_number[sent.frame]
             results.append(out if original.frame is not None else _renumbered(out, None))
         return results
 
-    def stylize_stream(self, frames: Iterable[EncodedFrame], model: str, mix: float = 1.0, in_flight: int = 4,
-                       colourspace: Optional[str] = None,
-                       on_error: Optional[Callable[[int, ServerError], None]] = None,
-                       out_colourspace: Optional[str] = None) -> Iterator[EncodedFrame]:
-        """Pipelined stylize: keeps ``in_flight`` frames at the server, yields results as they complete.
+    def stylize_stream(self, frames: Iterable[EncodedFrame], model: str, args: FrameArgs = FrameArgs(),
+                       in_flight: int = 4,
+                       on_error: Optional[Callable[[int, ServerError], None]] = None) -> Iterator[EncodedFrame]:
+        """Pipelined stylize with ``args``: keeps ``in_flight`` frames at the server, yields results
+        as they complete.
 
         A frame that fails raises ServerError (with ``.frame``), or, with ``on_error``, is reported
-        there and the others go on. Frames must carry distinct frame numbers. Results come back in
-        ``out_colourspace`` (default: each input's own).
+        there and the others go on. Frames must carry distinct frame numbers.
         """
-        args: Dict[str, Any] = {"model": model, "mix": mix}
-        if colourspace is not None:
-            args["colourspace"] = colourspace
-        if out_colourspace is not None:
-            args["out_colourspace"] = out_colourspace
+        request = {"model": model, **args.wire()}
         source = iter(frames)
         outstanding: Dict[str, EncodedFrame] = {}
         retries_left = self.retries
@@ -373,7 +369,7 @@ class Client:
                     if ef is None:
                         exhausted = True
                         break
-                    outstanding[self._send(protocol.OP_STYLIZE, args, [ef])] = ef
+                    outstanding[self._send(protocol.OP_STYLIZE, request, [ef])] = ef
                 if not outstanding:
                     break
                 reconnects = self.reconnects
@@ -386,7 +382,7 @@ class Client:
                         self._reconnect()
                     resend = list(outstanding.values())
                     self._waiting.difference_update(outstanding)
-                    outstanding = {self._send(protocol.OP_STYLIZE, args, [ef]): ef for ef in resend}
+                    outstanding = {self._send(protocol.OP_STYLIZE, request, [ef]): ef for ef in resend}
                     continue
                 sent = outstanding.pop(done)
                 try:

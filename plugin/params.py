@@ -203,3 +203,45 @@ def validate(values: Dict[str, Any], partial: bool = True) -> Dict[str, Any]:
             raise ValueError(f"unknown parameter {name!r}; known: {', '.join(defaults())}")
         result[name] = _coerce(param, value)
     return result
+
+
+@dataclass(frozen=True)
+class FrameArgs:
+    """What a frame is stylized with besides the model: the "Render" and "Colour" parameters of one
+    stylize, passed whole on every hop from the command line or a host's knobs to the pixels
+    (a render's backends, the client, the stylize op's arguments, the server's worker, the stages).
+
+    Every value is checked by its parameter's rule when made (ValueError names it).
+    """
+
+    mix: float = 1.0
+    colourspace: Optional[str] = None      # the input RGB's space; None: the frame's own ("auto", `explicit`)
+    out_colourspace: Optional[str] = None  # the result's space; None: each input's own
+    tile: int = 0                          # the most pixels stylized in one piece (0: automatic)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mix", check("mix", self.mix))
+        object.__setattr__(self, "tile", check("tile", self.tile))
+        object.__setattr__(self, "colourspace", explicit(check("colourspace", self.colourspace or AUTO)))
+        if self.out_colourspace is not None:
+            object.__setattr__(self, "out_colourspace", explicit(check("colourspace", self.out_colourspace)))
+
+    @classmethod
+    def from_values(cls, values: Dict[str, Any]) -> "FrameArgs":
+        """The stylize of a host's parameter values, or of the stylize op's arguments (its extras
+        such as ``model`` ignored); ValueError names a bad value."""
+        out = values.get("out_colourspace")
+        if out is not None and not isinstance(out, str):
+            raise ValueError(f"out_colourspace must be a colour space name, got {out!r}")
+        return cls(values.get("mix", 1.0), values.get("colourspace"), out, values.get("tile", 0))
+
+    def wire(self) -> Dict[str, Any]:
+        """The stylize op's arguments for these (what `from_values` reads back): defaults left out."""
+        args: Dict[str, Any] = {"mix": self.mix}
+        if self.colourspace is not None:
+            args["colourspace"] = self.colourspace
+        if self.out_colourspace is not None:
+            args["out_colourspace"] = self.out_colourspace
+        if self.tile:
+            args["tile"] = self.tile
+        return args

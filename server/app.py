@@ -327,17 +327,12 @@ class Server:
         if not os.path.isfile(self.store.path(model)):
             raise RequestError("unknown_model", f"no model {model!r} in the store {self.store.folder}; known: "
                                                 f"{', '.join(self.store.names()) or 'none'}")
-        checked = effect_params.validate({k: args[k] for k in ("mix", "tile", "colourspace") if k in args})
-        out_colourspace = args.get("out_colourspace")
-        if out_colourspace is not None and not isinstance(out_colourspace, str):
-            raise RequestError("bad_argument", f"out_colourspace must be a colour space name, got {out_colourspace!r}")
+        frame_args = effect_params.FrameArgs.from_values(args)
         frames = self._frames(descs, payloads)
         if not frames:
             raise RequestError("bad_argument", "stylize needs at least one frame")
         self._check_load()
-        self.worker.stylize(identity, request_id, frames, model, checked.get("mix", 1.0),
-                            effect_params.explicit(checked.get("colourspace")), checked.get("tile", 0),
-                            effect_params.explicit(out_colourspace), client=self._caller.principal)
+        self.worker.stylize(identity, request_id, frames, model, frame_args, client=self._caller.principal)
         return None
 
     def _op_train(self, identity: bytes, request_id: str, args: Dict[str, Any], descs: Any,

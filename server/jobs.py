@@ -178,14 +178,12 @@ class DeviceWorker:
         client = self._request_started(identity, client)
         self._tasks.put((identity, request_id, client, task))
 
-    def stylize(self, identity: bytes, request_id: str, frames: List[EncodedFrame], model: str, mix: float,
-                colourspace: Optional[str], tile: int, out_colourspace: Optional[str] = None,
-                client: Optional[str] = None) -> None:
-        """Stylize ``frames`` through the frame pipeline (the result in ``out_colourspace`` when given);
-        the reply goes to ``request_id``. ``client``: as for `submit`."""
+    def stylize(self, identity: bytes, request_id: str, frames: List[EncodedFrame], model: str,
+                args: effect_params.FrameArgs, client: Optional[str] = None) -> None:
+        """Stylize ``frames`` with ``args`` through the frame pipeline; the reply goes to ``request_id``.
+        ``client``: as for `submit`."""
         client = self._request_started(identity, client)
-        self.frames.submit(StylizeRequest(identity, request_id, client, frames, model, mix, colourspace, tile,
-                                          out_colourspace))
+        self.frames.submit(StylizeRequest(identity, request_id, client, frames, model, args))
 
     def _request_started(self, identity: bytes, client: Optional[str]) -> str:
         """Count a request in; who it counts against (``client``, default: the identity)."""

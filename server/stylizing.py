@@ -1,29 +1,30 @@
-"""A worker's stylize requests, several in flight: decode → device → encode, each stage its own threads.
+"""A worker's stylize requests, several in flight: decode → device → encode, on the stage runner.
 
-A request's frames are decoded (EXR bytes in isolated helper processes, one per decode thread;
-raw buffers directly) and staged for the device on a decode thread; the device stage
-(`pipeline.infer`) runs on the one device thread; a finishing thread waits for the frames'
-read-back, encodes them like they came in and sends the reply. So while the device works on
-one request, the next ones are being decoded and the last ones encoded: on a GPU server the
-device is not left waiting for host work, and no stage ever runs on the socket thread.
+An item of the runner (`server.engine.stages`) is a stylize request: its frames are decoded
+(EXR bytes in isolated helper processes, one per decode thread; raw buffers directly) and
+staged for the device on a decode thread; the device stage (`pipeline.infer`) runs on the one
+device thread; a finishing thread waits for the frames' read-back, encodes them like they came
+in and sends the reply. So while the device works on one request, the next ones are being
+decoded and the last ones encoded: on a GPU server the device is not left waiting for host
+work, and no stage ever runs on the socket thread (`submit` never blocks).
 
 Backpressure: at most `DEVICE_QUEUE` decoded requests wait for the device, so decoding stops
-while the device is behind (memory stays bounded whatever clients send). Every failure is
-the request's error reply (a frame's own failure names the frame); `done(client)` is called
-once per request, after its reply is sent, so the worker can count what is in flight.
+while the device is behind (memory stays bounded whatever clients send). The policy for a
+failure: any stage's failure is the whole request's error reply (a frame's own failure names
+the frame), and a stopping worker answers what it has not decoded yet with "shutting_down";
+`done(client)` is called once per request, after its reply is sent, so the worker can count
+what is in flight.
 
 Engine modules (torch) are imported when the first request arrives.
 """
 
 from __future__ import annotations
 
-import queue
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence
 
 import zmq
 
@@ -31,6 +32,8 @@ from shotstyle.media.frame import io_threads
 from shotstyle.media.payloads import IsolatedDecoder, encode_like
 from shotstyle.plugin import protocol
 from shotstyle.plugin.codec import EncodedFrame, frames_to_message
+from shotstyle.plugin.params import FrameArgs
+from shotstyle.server.engine.stages import StageRunner, ThreadNames
 from shotstyle.server.errors import RequestError, ShotstyleError, error_of, shutting_down, wire_code
 
 if TYPE_CHECKING:
@@ -50,10 +53,7 @@ class StylizeRequest:
     client: Any
     frames: List[EncodedFrame]
     model: str
-    mix: float
-    colourspace: Optional[str]
-    tile: int
-    out_colourspace: Optional[str] = None  # the result's space (None: each frame's own)
+    args: FrameArgs
     stylizer: "Optional[Stylizer]" = None
     pending: "List[PendingFrame]" = field(default_factory=list)
     results: List[Any] = field(default_factory=list)
@@ -61,36 +61,29 @@ class StylizeRequest:
 
 
 class FramePipeline:
-    """The stages of one worker; `submit` returns at once."""
+    """The stages of one worker (the runner's `Stages` for stylize requests); `submit` returns at once."""
 
     def __init__(self, stylizer_for: "Callable[[str, int], Stylizer]", context: zmq.Context, results_address: str,
                  stopping: threading.Event, done: Callable[[Any], None], where: Dict[str, Any]):
         self._stylizer_for = stylizer_for
         self._where = where  # the worker's device and number, in every reply
-        self._stopping = stopping
         self._done = done
         self._local = threading.local()  # each decode thread's own helper process
         self._decoders: List[IsolatedDecoder] = []
         self._decoders_lock = threading.Lock()
-        threads = io_threads()  # decode threads, and as many finishing threads
-        self._decode = ThreadPoolExecutor(threads, thread_name_prefix="shotstyle-decode")
-        self._finish = ThreadPoolExecutor(threads, thread_name_prefix="shotstyle-encode")
-        self._device: "queue.Queue[Optional[StylizeRequest]]" = queue.Queue(maxsize=DEVICE_QUEUE)
         self._out = context.socket(zmq.PUSH)
         self._out.connect(results_address)
         self._out_lock = threading.Lock()  # one socket, used by the stages in turn
-        self._device_thread = threading.Thread(target=self._device_loop, name="shotstyle-device", daemon=True)
-        self._device_thread.start()
+        self._runner: StageRunner[StylizeRequest] = StageRunner(
+            self, ThreadNames("shotstyle-decode", "shotstyle-device", "shotstyle-encode"), io_threads(),
+            DEVICE_QUEUE, cancelled=stopping, cancel_error=shutting_down)
 
     def submit(self, request: StylizeRequest) -> None:
-        self._decode.submit(self._guarded, self._decode_stage, request)
+        self._runner.submit(request)
 
     def close(self, timeout: float = 10.0) -> None:
         """After the worker stops: let queued requests be answered, then stop every stage."""
-        self._decode.shutdown(wait=True)
-        self._device.put(None)
-        self._device_thread.join(timeout)
-        self._finish.shutdown(wait=True)
+        self._runner.close(timeout)
         with self._decoders_lock:
             for decoder in self._decoders:
                 decoder.close()
@@ -98,54 +91,36 @@ class FramePipeline:
             self._out.close(0)
 
     # --- stages ---------------------------------------------------------------------
-    def _guarded(self, stage: Callable[[StylizeRequest], None], request: StylizeRequest) -> None:
-        """Run a stage; any failure becomes the request's error reply."""
-        try:
-            if self._stopping.is_set():
-                raise shutting_down()
-            stage(request)
-        except Exception as exc:
-            self._fail(request, exc)
-
-    def _fail(self, request: StylizeRequest, exc: Exception) -> None:
-        code, message = error_of(exc)
-        self._reply(request, [protocol.encode_header(protocol.error_reply(request.request_id, code, message))])
-
-    def _decode_stage(self, request: StylizeRequest) -> None:
+    def prepare(self, request: StylizeRequest) -> None:
         from shotstyle.server.engine.pipeline import prepare
 
-        request.stylizer = self._stylizer_for(request.model, request.tile)
+        args = request.args
+        request.stylizer = self._stylizer_for(request.model, args.tile)
         decoder = self._decoder()
         for ef in request.frames:
             start = time.perf_counter()
             try:
-                frame = decoder.frame(ef, request.colourspace)
-                request.pending.append(prepare(frame, request.stylizer, request.mix, request.colourspace,
-                                                request.out_colourspace))
+                frame = decoder.frame(ef, args.colourspace)
+                request.pending.append(prepare(frame, request.stylizer, args.mix, args.colourspace,
+                                                args.out_colourspace))
             except ShotstyleError as exc:  # this frame's problem: say which frame
                 raise RequestError(wire_code(exc), f"frame {ef.frame}: {exc}") from None
             request.spent["decode"] += time.perf_counter() - start
-        self._device.put(request)
 
-    def _device_loop(self) -> None:
+    def device(self, requests: Sequence[StylizeRequest]) -> None:
         from shotstyle.server.engine.pipeline import infer
 
-        while (request := self._device.get()) is not None:
+        for request in requests:  # the runner's batch is one request: its frames are the batch
             start = time.perf_counter()
-            try:
-                assert request.stylizer is not None
-                request.results = infer(request.stylizer, request.pending, request.mix)
-            except Exception as exc:
-                self._finish.submit(self._fail, request, exc)
-                continue
+            assert request.stylizer is not None
+            request.results = infer(request.stylizer, request.pending, request.args.mix)
             request.spent["stylize"] += time.perf_counter() - start
-            self._finish.submit(self._guarded, self._finish_stage, request)
 
-    def _finish_stage(self, request: StylizeRequest) -> None:
+    def finish(self, request: StylizeRequest) -> None:
         from shotstyle.server.engine.pipeline import finish, model_tags
 
         assert request.stylizer is not None
-        tags = model_tags(request.stylizer, request.mix)
+        tags = model_tags(request.stylizer, request.args.mix)
         start = time.perf_counter()
         encoded = []
         for ef, pending, result in zip(request.frames, request.pending, request.results):
@@ -156,6 +131,10 @@ class FramePipeline:
                   "timings_ms": {k: round(v * 1000, 3) for k, v in request.spent.items()}}
         descs, payloads = frames_to_message(encoded)
         self._reply(request, protocol.pack(protocol.reply(request.request_id, result, descs), payloads))
+
+    def failed(self, request: StylizeRequest, error: BaseException) -> None:
+        code, message = error_of(error)
+        self._reply(request, [protocol.encode_header(protocol.error_reply(request.request_id, code, message))])
 
     # --- helpers --------------------------------------------------------------------
     def _decoder(self) -> IsolatedDecoder:

@@ -16,6 +16,7 @@ import zmq
 
 from shotstyle.plugin import protocol
 from shotstyle.plugin.codec import EncodedFrame
+from shotstyle.plugin.params import FrameArgs
 from shotstyle.server.jobs import DeviceWorker, TaskResult, TrainJob
 from shotstyle.server.store import ModelStore
 
@@ -36,11 +37,9 @@ class Workers:
                client: Optional[str] = None) -> None:
         self._least(DeviceWorker.queued_renders).submit(identity, request_id, task, client)
 
-    def stylize(self, identity: bytes, request_id: str, frames: List[EncodedFrame], model: str, mix: float,
-                colourspace: Optional[str], tile: int, out_colourspace: Optional[str] = None,
+    def stylize(self, identity: bytes, request_id: str, frames: List[EncodedFrame], model: str, args: FrameArgs,
                 client: Optional[str] = None) -> None:
-        self._least(DeviceWorker.queued_renders).stylize(identity, request_id, frames, model, mix, colourspace, tile,
-                                                         out_colourspace, client)
+        self._least(DeviceWorker.queued_renders).stylize(identity, request_id, frames, model, args, client)
 
     def submit_training(self, job: TrainJob) -> None:
         self._least(DeviceWorker.training_load).submit_training(job)

@@ -15,6 +15,7 @@ import testfiles
 from serverproc import serving_tiny_model, MODEL, ServerProcess, save_tiny_model
 from shotstyle.plugin import codec, localserver, protocol
 from shotstyle.plugin.client import Client, ServerError
+from shotstyle.plugin.params import FrameArgs
 
 TRAIN = {"steps": 12, "resolution": 64, "loss": "look", "preview_every": 5}
 
@@ -66,7 +67,7 @@ def test_plates_as_raw_buffers_equal_the_in_process_result(server, stylizer, pla
     frames = {n: read_frame(str(p)) for n, p in enumerate(paths, 1001)}
     with Client(server.address, timeout=120) as client:
         sent = [frame_to_raw(f, "float32", n) for n, f in frames.items()]
-        results = list(client.stylize_stream(sent, MODEL, mix=0.75, in_flight=3))
+        results = list(client.stylize_stream(sent, MODEL, FrameArgs(mix=0.75), in_flight=3))
     assert sorted(ef.frame for ef in results) == sorted(frames)
     for ef in results:
         assert ef.kind == "raw" and ef.header["dtype"] == "float32"

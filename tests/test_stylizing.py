@@ -5,6 +5,7 @@ its own request, results equal to the in-process engine, nothing left counted af
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ import testfiles
 from serverproc import MODEL, save_tiny_model
 from shotstyle.media import frame as media_frame
 from shotstyle.plugin import codec, protocol
+from shotstyle.plugin.params import FrameArgs
 from shotstyle.server.jobs import DeviceWorker
 from shotstyle.server.store import ModelStore
 from tolerances import EPS16, accumulation_steps, rounding_tolerance
@@ -62,7 +64,7 @@ def test_requests_in_flight_are_each_answered_once(worker, exr_sequence, damaged
     sent = {f"r{n}": codec.encode_file(str(paths[n % len(paths)]), frame=n) for n in range(9)}
     sent["r4"] = codec.encode_file(damaged, frame=4)
     for request_id, ef in sent.items():
-        device_worker.stylize(b"client", request_id, [ef], MODEL, 1.0, None, 0)
+        device_worker.stylize(b"client", request_id, [ef], MODEL, FrameArgs())
     answers = replies(results, len(sent))
 
     assert not answers["r4"][0]["ok"] and answers["r4"][0]["error"]["code"] == "bad_frame"
@@ -89,9 +91,14 @@ def test_a_stopping_worker_answers_what_is_queued(worker, exr_sequence):
     device_worker, results = worker
     path = testfiles.paths_of(exr_sequence, testfiles.SEQUENCE_FRAMES)[0]
     device_worker.request_stop()
-    device_worker.stylize(b"client", "late", [codec.encode_file(path, frame=1)], MODEL, 1.0, None, 0)
+    device_worker.stylize(b"client", "late", [codec.encode_file(path, frame=1)], MODEL, FrameArgs())
     (header, _), = replies(results, 1).values()
     assert header["error"]["code"] == "shutting_down"
+    # The request is counted out just after its reply is sent (so a stopping server never closes
+    # before sending it): give that thread its moment.
+    deadline = time.monotonic() + 10
+    while device_worker.alive() and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert not device_worker.alive()
 
 
@@ -151,7 +158,7 @@ def test_a_half_raw_frame_stays_half_until_the_device(worker, monkeypatch):
     pixels = np.concatenate([rng.uniform(0, 2, (32, 48, 3)), rng.uniform(0, 1, (32, 48, 1))], 2).astype(np.float16)
     window = (0, 0, 48, 32)
     frame = Frame(pixels, ["R", "G", "B", "A"], ["half"] * 4, window, window, {}, colourspace="ACEScg")
-    device_worker.stylize(b"client", "half", [frame_to_raw(frame, "float16", 7)], MODEL, 0.7, None, 0)
+    device_worker.stylize(b"client", "half", [frame_to_raw(frame, "float16", 7)], MODEL, FrameArgs(0.7))
     (header, payloads), = replies(results, 1).values()
     (ef,) = codec.frames_from_message(header["frames"], payloads)
     got = frame_from_raw(ef).pixels

@@ -204,7 +204,7 @@ def run(args: argparse.Namespace) -> int:
 def _render(args: argparse.Namespace, model_hash: str, todo: list[int], outputs: Outputs, claims: Claims,
             progress: Progress, keys: Optional[CurveKeys]) -> int:
     try:
-        backend = _backend(args, model_hash, outputs.out_colourspace, keys, progress)
+        backend = _backend(args, model_hash, outputs.args, keys, progress)
         if backend.model_hash != model_hash:
             backend.close()
             raise SetupError(ExitCode.MODEL_ERROR, f"model {args.model}: its weights hash to "
@@ -212,7 +212,7 @@ def _render(args: argparse.Namespace, model_hash: str, todo: list[int], outputs:
     except SetupError as exc:
         progress.log(str(exc))
         return _finish(progress, exc.exit_code)
-    progress.log(f"{backend.describe()}; {args.input} ({outputs.colourspace or 'colour space by file'}) -> "
+    progress.log(f"{backend.describe()}; {args.input} ({outputs.args.colourspace or 'colour space by file'}) -> "
                  f"{args.output} ({outputs.out_colourspace}), mix {args.mix:g}", NORMAL)
     scheduler = Scheduler(todo, outputs, claims, progress)
     writer = Writer(outputs, claims, progress, scheduler.stop)
@@ -283,7 +283,7 @@ def _outputs(args: argparse.Namespace, source: SequencePattern, target: Sequence
         break
     out_colourspace = output_colourspace(given or first or scene_linear_space(), file_format(target),
                                          args.out_colourspace)
-    return Outputs(source, target, model_hash, args.mix, given, out_colourspace, args.compression,
+    return Outputs(source, target, model_hash, params.FrameArgs(args.mix, given, out_colourspace), args.compression,
                    args.verify_pixels, args.force)
 
 
@@ -304,15 +304,14 @@ def _remove_leftovers(outputs: Outputs, claims: Claims, frames: list[int], progr
             claims.release(frame)
 
 
-def _backend(args: argparse.Namespace, model_hash: str, out_colourspace: str, keys: Optional[CurveKeys],
+def _backend(args: argparse.Namespace, model_hash: str, frame_args: params.FrameArgs, keys: Optional[CurveKeys],
              progress: Progress) -> Backend:
     """The backend the arguments ask for (its module imported only then: in-process costs torch)."""
     if args.in_process:
         from shotstyle.cli.render.inprocess import InProcess
-        return InProcess(args.model, args.mix, args.colourspace, args.threads, out_colourspace)
+        return InProcess(args.model, frame_args, args.threads)
     from shotstyle.cli.render.servers import Servers
-    return Servers(addresses(args), args.model, model_hash, args.mix, args.colourspace, args.in_flight,
-                   out_colourspace, keys, progress.log)
+    return Servers(addresses(args), args.model, model_hash, frame_args, args.in_flight, keys, progress.log)
 
 
 def _finish(progress: Progress, code: ExitCode) -> int:

@@ -1,32 +1,36 @@
 """The `Backend` that runs the engine in this process (``shotstyle render --in-process``).
 
-Frames are in flight in three stages so the device never waits for disk: reader threads read
-the next inputs and stage their colour channels (page-locked on CUDA), the device stage runs
-here (frames that are ready together go through the network as one batch where the execution
-batches), and the writer threads wait for each frame's read-back, put it together and save it.
+Frames go through the engine's stage runner (`server.engine.stages`, the server's too): reader
+threads read the next inputs and stage their colour channels (page-locked on CUDA), the device
+thread runs the network (frames that are ready together as one batch where the execution
+batches), and the finishing threads wait for each frame's read-back, put it together and write
+it (`Writer.write`), so reading frame n+1 and writing frame n-1 overlap the work on frame n.
 A machine with cores to spare reads and writes several frames at once; a small one keeps one
-reader and one writer, leaving its cores to the network. Importing this module imports torch.
+reader and one writer, leaving its cores to the network. The policy for a failure: the frame
+fails alone (an unreadable input, a frame the engine refuses) and the render goes on; frames
+still unread when the render is stopped (Ctrl-C) are handed back unrendered. Importing this
+module imports torch.
 """
 
 from __future__ import annotations
 
-import queue
-import threading
 import time
-from functools import partial
-from typing import Optional, Tuple, Union
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
 
 from shotstyle.cli.render.outputs import Outputs
 from shotstyle.cli.render.scheduler import Scheduler
-from shotstyle.cli.render.writer import FrameResult, Writer
+from shotstyle.cli.render.writer import Writer
 from shotstyle.media.frame import io_threads
 from shotstyle.media.reading import read_frame
 from shotstyle.plugin.errors import SetupError
 from shotstyle.plugin.exitcodes import ExitCode
+from shotstyle.plugin.params import FrameArgs
 from shotstyle.server.engine.device import configure_threads
 from shotstyle.server.engine.inference import Stylizer
 from shotstyle.server.engine.modelfile import load_model
-from shotstyle.server.engine.pipeline import PendingFrame, finish, infer, model_tags, prepare
+from shotstyle.server.engine.pipeline import PendingFrame, Results, finish, infer, model_tags, prepare
+from shotstyle.server.engine.stages import Cancelled, StageRunner, ThreadNames
 from shotstyle.server.errors import ShotstyleError
 
 # Inputs read ahead of the network, per reader thread.
@@ -34,14 +38,21 @@ PREFETCH_FRAMES = 2
 # The most frames one device call takes (when the execution batches and they are ready).
 BATCH_FRAMES = 4
 
-Item = Tuple[int, Union[PendingFrame, BaseException], float]
+
+@dataclass
+class FrameWork:
+    """One frame on its way through the stages."""
+
+    number: int
+    started: float = 0.0    # when its reading began (the time a frame's line reports)
+    pending: Optional[PendingFrame] = None
+    results: Results = field(default_factory=list)
 
 
 class InProcess:
-    """The engine in this process: reader threads → device stage here → writer threads."""
+    """The engine in this process: reader threads → the device thread → finishing threads."""
 
-    def __init__(self, model_path: str, mix: float, colourspace: Optional[str], threads: Optional[int],
-                 out_colourspace: Optional[str] = None):
+    def __init__(self, model_path: str, args: FrameArgs, threads: Optional[int]):
         try:
             model = load_model(model_path)
         except (ShotstyleError, OSError) as exc:
@@ -50,73 +61,61 @@ class InProcess:
         self._stylizer = Stylizer(model)
         if threads:
             configure_threads(self._stylizer.device, threads)
-        self._mix = mix
-        self._colourspace = colourspace
-        self._out_colourspace = out_colourspace
+        self.args = args
         self._readers = io_threads()
 
     def describe(self) -> str:
         return f"in-process on {self._stylizer.device}"
 
     def render(self, scheduler: Scheduler, outputs: Outputs, writer: Writer) -> None:
-        """Read and stage on the reader threads, the device stage here, the rest on the writer's."""
-        ready: "queue.Queue[Optional[Item]]" = queue.Queue(maxsize=PREFETCH_FRAMES * self._readers)
-        tags = model_tags(self._stylizer, self._mix)
-
-        def read_ahead() -> None:
-            try:
-                for frame in scheduler:
-                    started = time.perf_counter()
-                    try:
-                        plate = read_frame(outputs.input.path(frame), self._colourspace)
-                        ready.put((frame, prepare(plate, self._stylizer, self._mix, self._colourspace,
-                                                  self._out_colourspace), started))
-                    except Exception as exc:
-                        ready.put((frame, exc, started))
-            finally:
-                ready.put(None)
-
-        readers = [threading.Thread(target=read_ahead, name=f"frame-reader-{n}", daemon=True)
-                   for n in range(self._readers)]
-        for reader in readers:
-            reader.start()
-        running = len(readers)
-        while running:
-            batch = []
-            for item in self._ready_items(ready):
-                if item is None:
-                    running -= 1
-                elif isinstance(item[1], BaseException):
-                    writer.put(item[0], item[1], item[2])
-                else:
-                    batch.append((item[0], item[1], item[2]))
-            for frame, result, started in self._device_stage(batch, tags):
-                writer.put(frame, result, started)
-        for reader in readers:
-            reader.join()
-
-    def _ready_items(self, ready: "queue.Queue[Optional[Item]]") -> list[Optional[Item]]:
-        """The next item (waiting for it), and those ready behind it up to a batch, if batching."""
-        items = [ready.get()]
-        while self._stylizer.execution.batch_frames and len(items) < BATCH_FRAMES:
-            try:
-                items.append(ready.get_nowait())
-            except queue.Empty:
-                break
-        return items
-
-    def _device_stage(self, batch: list[tuple[int, PendingFrame, float]],
-                      tags: dict) -> list[tuple[int, FrameResult, float]]:
-        """Each frame with what finishes it on a writer thread, or the exception that stopped
-        it; a frame the engine refuses fails alone (the batch is retried frame by frame)."""
+        """Hand each frame the scheduler gives to the stages; return once every one has ended."""
+        stages = _FrameStages(self, scheduler, outputs, writer)
+        batch = BATCH_FRAMES if self._stylizer.execution.batch_frames else 1
+        runner: StageRunner[FrameWork] = StageRunner(
+            stages, ThreadNames("frame-reader", "frame-device", "frame-finisher"), self._readers,
+            PREFETCH_FRAMES * self._readers, batch=lambda: batch, inbox=self._readers)
         try:
-            results = infer(self._stylizer, [pending for _, pending, _ in batch], self._mix)
-            return [(frame, partial(finish, pending, result, tags), started)
-                    for (frame, pending, started), result in zip(batch, results)]
-        except Exception as exc:
-            if len(batch) == 1:
-                return [(batch[0][0], exc, batch[0][2])]
-        return [out for item in batch for out in self._device_stage([item], tags)]
+            for frame in scheduler:
+                runner.submit(FrameWork(frame))
+        except BaseException:  # Ctrl-C: frames not read yet go back, those under way are written
+            runner.cancel()
+            raise
+        finally:
+            runner.close()
 
     def close(self) -> None:
         pass
+
+
+class _FrameStages:
+    """The in-process render's `Stages`: read and stage, the device, finish and write."""
+
+    def __init__(self, backend: InProcess, scheduler: Scheduler, outputs: Outputs, writer: Writer):
+        self._stylizer = backend._stylizer
+        self._scheduler = scheduler
+        self._outputs = outputs
+        self._writer = writer
+        self._args = backend.args
+        self._tags = model_tags(self._stylizer, self._args.mix)
+
+    def prepare(self, work: FrameWork) -> None:
+        work.started = time.perf_counter()
+        args = self._args
+        plate = read_frame(self._outputs.input.path(work.number), args.colourspace)
+        work.pending = prepare(plate, self._stylizer, args.mix, args.colourspace, args.out_colourspace)
+
+    def device(self, batch: Sequence[FrameWork]) -> None:
+        results = infer(self._stylizer, [work.pending for work in batch if work.pending is not None], self._args.mix)
+        for work, result in zip(batch, results):
+            work.results = result
+
+    def finish(self, work: FrameWork) -> None:
+        pending, results, tags = work.pending, work.results, self._tags
+        assert pending is not None
+        self._writer.write(work.number, lambda: finish(pending, results, tags), work.started)
+
+    def failed(self, work: FrameWork, error: BaseException) -> None:
+        if isinstance(error, Cancelled):
+            self._scheduler.give_back(work.number)
+            return
+        self._writer.write(work.number, error, work.started or time.perf_counter())

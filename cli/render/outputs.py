@@ -29,6 +29,7 @@ from shotstyle.cli.render.claims import CLAIM_SUFFIX
 from shotstyle.media.metadata import COLOURSPACE_ATTRIBUTE, IDENTITY_ATTRIBUTE, MIX_ATTRIBUTE, MODEL_ATTRIBUTE
 from shotstyle.media.reading import probe, read_frame
 from shotstyle.media.writing import exr_compression, temporary_target
+from shotstyle.plugin.params import FrameArgs
 from shotstyle.plugin.sequences import SequencePattern
 from shotstyle.server.engine.colour import canonical, colour_tags
 from shotstyle.server.errors import FrameIOError
@@ -54,9 +55,8 @@ class Outputs:
     input: SequencePattern
     output: SequencePattern
     model_hash: str
-    mix: float = 1.0
-    colourspace: Optional[str] = None          # the input's, as given (None: each frame's default)
-    out_colourspace: str = "ACEScg"            # resolved (colour.output_colourspace)
+    args: FrameArgs                            # colourspace: as given (None: each frame's default);
+                                               # out_colourspace: resolved (colour.output_colourspace)
     compression: Optional[str] = None          # as given (None: the input's for EXR)
     verify_pixels: bool = False
     force: bool = False
@@ -64,9 +64,18 @@ class Outputs:
     _taken: dict[int, Optional[dict[str, Any]]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def __post_init__(self) -> None:
+        if self.args.out_colourspace is None:
+            raise ValueError("Outputs: the output colour space must be resolved (colour.output_colourspace)")
+
     @property
     def format(self) -> str:
         return file_format(self.output)
+
+    @property
+    def out_colourspace(self) -> str:
+        """The space every output is written in."""
+        return self.args.out_colourspace or ""
 
     def identity(self, frame: int, content: bool = True, header: Optional[dict[str, Any]] = None) -> dict[str, Any]:
         """The identity ``frame``'s output must have, from its input as it is now; FrameIOError if unreadable.
@@ -82,8 +91,8 @@ class Outputs:
         else:
             compression = self.compression or ""
         identity: dict[str, Any] = {
-            "model": self.model_hash, "mix": float(self.mix),
-            "in_colourspace": canonical(self.colourspace or header["colourspace"]),
+            "model": self.model_hash, "mix": float(self.args.mix),
+            "in_colourspace": canonical(self.args.colourspace or header["colourspace"]),
             "out_colourspace": self.out_colourspace, "compression": compression,
             "input": {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}}
         if content:
@@ -149,7 +158,7 @@ class Outputs:
             identity = self._taken.pop(frame, None)
         identity = identity or self.identity(frame)
         text = json.dumps(identity, sort_keys=True)
-        attributes: dict[str, Any] = {MODEL_ATTRIBUTE: self.model_hash, MIX_ATTRIBUTE: float(self.mix),
+        attributes: dict[str, Any] = {MODEL_ATTRIBUTE: self.model_hash, MIX_ATTRIBUTE: float(self.args.mix),
                                       IDENTITY_ATTRIBUTE: text, COLOURSPACE_ATTRIBUTE: self.out_colourspace}
         if self.format == "exr":
             attributes.update(colour_tags(self.out_colourspace))  # None: the input's tag goes

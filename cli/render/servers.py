@@ -27,6 +27,7 @@ from shotstyle.plugin.client import Client
 from shotstyle.plugin.codec import EncodedFrame
 from shotstyle.plugin.errors import ServerError, SetupError
 from shotstyle.plugin.exitcodes import ExitCode
+from shotstyle.plugin.params import FrameArgs
 from shotstyle.plugin.userconfig import CurveKeys
 
 
@@ -37,12 +38,9 @@ LOST_CODES = frozenset({"unreachable", "timeout", "shutting_down"})
 class Servers:
     """One or more render servers; each gets its own thread streaming frames with several in flight."""
 
-    def __init__(self, addresses: list[Optional[str]], model_path: str, model_hash: str, mix: float,
-                 colourspace: Optional[str], in_flight: int, out_colourspace: Optional[str] = None,
-                 keys: Optional[CurveKeys] = None, log: Callable[[str], None] = lambda _: None):
-        self._mix = mix
-        self._colourspace = colourspace
-        self._out_colourspace = out_colourspace
+    def __init__(self, addresses: list[Optional[str]], model_path: str, model_hash: str, args: FrameArgs,
+                 in_flight: int, keys: Optional[CurveKeys] = None, log: Callable[[str], None] = lambda _: None):
+        self._args = args
         self._in_flight = max(1, in_flight)
         self._log = log
         self._lock = threading.Lock()
@@ -118,7 +116,7 @@ class Servers:
             for frame in scheduler:
                 started[frame] = time.perf_counter()
                 try:
-                    plate = read_frame(outputs.input.path(frame), self._colourspace)
+                    plate = read_frame(outputs.input.path(frame), self._args.colourspace)
                     tiles[frame] = plate.tiles
                     # half travels as half (lossless); anything else as float32 so results match in-process
                     dtype = "float16" if set(plate.channel_formats) == {"half"} else "float32"
@@ -130,9 +128,8 @@ class Servers:
             writer.put(frame, exc, started.pop(frame))
 
         try:
-            for result in client.stylize_stream(requests(), self.model_name, mix=self._mix, in_flight=self._in_flight,
-                                                colourspace=self._colourspace, on_error=failed,
-                                                out_colourspace=self._out_colourspace):
+            for result in client.stylize_stream(requests(), self.model_name, self._args, in_flight=self._in_flight,
+                                                on_error=failed):
                 number = int(result.frame or 0)  # the client checks it is the number we sent
                 stylized: FrameResult
                 try:

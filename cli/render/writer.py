@@ -1,9 +1,11 @@
-"""The writer threads: save finished frames atomically, release their claims and report them.
+"""Save finished frames atomically, release their claims and report them: `Writer`.
 
-Writing (and the end of the frame's stylizing, handed over as a callable) runs here so that it
-overlaps the network working on the next frames. EXR compression is the costliest host step
-of a GPU render, so a machine with cores to spare writes several frames at once
-(`media.frame.io_threads`); they finish in any order.
+`write` does it on the calling thread (the in-process render's finishing threads, see
+`inprocess`); `put` queues the frame for the writer's own threads, started on first use (a
+render through servers, whose streams must not wait for the disk). Either way writing (and
+the end of the frame's stylizing, handed over as a callable) overlaps the work on the next
+frames. EXR compression is the costliest host step of a GPU render, so a machine with cores to
+spare writes several frames at once (`media.frame.io_threads`); they finish in any order.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ FrameResult = Union[Frame, Callable[[], Frame], BaseException]
 
 
 class Writer:
-    """Threads that write finished frames, release their claims and report them."""
+    """Writes finished frames, releases their claims and reports them (see the module docstring)."""
 
     def __init__(self, outputs: Outputs, claims: Claims, progress: Progress, stop: Callable[[], None],
                  threads: Optional[int] = None):
@@ -40,42 +42,52 @@ class Writer:
         self._stop = stop
         self._claims = claims
         self._progress = progress
-        count = threads or io_threads()
+        self._count = threads or io_threads()
         self._queue: "queue.Queue[Optional[Tuple[int, FrameResult, float, str]]]" = \
-            queue.Queue(maxsize=QUEUE_FRAMES * count)
-        self._threads = [threading.Thread(target=self._loop, name=f"frame-writer-{n}", daemon=True)
-                         for n in range(count)]
-        for thread in self._threads:
-            thread.start()
+            queue.Queue(maxsize=QUEUE_FRAMES * self._count)
+        self._threads: list[threading.Thread] = []
+        self._starting = threading.Lock()
 
     def put(self, frame: int, result: FrameResult, started: float, server: str = "") -> None:
-        """Queue ``frame``'s result; ``started`` is when its work began, ``server`` who computed it."""
+        """Queue ``frame``'s result for the writer's threads; ``started`` is when its work began,
+        ``server`` who computed it."""
+        with self._starting:
+            if not self._threads:
+                self._threads = [threading.Thread(target=self._loop, name=f"frame-writer-{n}", daemon=True)
+                                 for n in range(self._count)]
+                for thread in self._threads:
+                    thread.start()
         self._queue.put((frame, result, started, server))
 
     def close(self) -> None:
         """Write what is queued, then stop the threads."""
-        for _ in self._threads:
+        with self._starting:
+            threads = self._threads
+        for _ in threads:
             self._queue.put(None)
-        for thread in self._threads:
+        for thread in threads:
             thread.join()
 
     def _loop(self) -> None:
         while (item := self._queue.get()) is not None:
-            frame, result, started, server = item
-            path = self._outputs.output.path(frame)
-            try:
-                if isinstance(result, BaseException):
-                    raise result
-                finished = result() if callable(result) else result
-                clamped = finished.clamped + write_frame(path, finished, compression=self._outputs.compression,
-                                                         attributes=self._outputs.attributes(frame))
-            except Exception as exc:
-                self._claims.release(frame)
-                self._fail(frame, exc)
-                continue
+            self.write(*item)
+
+    def write(self, frame: int, result: FrameResult, started: float, server: str = "") -> None:
+        """Write ``frame``'s result (or report its failure) here and now, release its claim, report it."""
+        path = self._outputs.output.path(frame)
+        try:
+            if isinstance(result, BaseException):
+                raise result
+            finished = result() if callable(result) else result
+            clamped = finished.clamped + write_frame(path, finished, compression=self._outputs.compression,
+                                                     attributes=self._outputs.attributes(frame))
+        except Exception as exc:
             self._claims.release(frame)
-            self._progress.frame(frame, "rendered", path, time.perf_counter() - started, server=server,
-                                 clamped=clamped)
+            self._fail(frame, exc)
+            return
+        self._claims.release(frame)
+        self._progress.frame(frame, "rendered", path, time.perf_counter() - started, server=server,
+                             clamped=clamped)
 
     def _fail(self, frame: int, exc: BaseException) -> None:
         if isinstance(exc, FrameWriteError):
