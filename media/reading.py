@@ -91,24 +91,28 @@ def _read_uint_channels(path: str, inp: Any, pixels: np.ndarray, formats: list[s
             pixels[:, :, index] = np.asarray(values).reshape(pixels.shape[:2])
 
 
-def read_frame(path: str, colourspace: str | None = None) -> Frame:
+def read_frame(path: str, colourspace: str | None = None, half: bool = False) -> Frame:
     """Read one image file (EXR/PNG/JPEG/TIFF/DPX...) into a Frame; FrameIOError on anything wrong.
 
     ``colourspace`` is recorded on the Frame; None means `default_colourspace` (the one shotstyle
     recorded in the file, else by data type). ``Frame.nonfinite`` counts NaN/Inf RGB values.
+    Pixels are float32, or with ``half`` float16 when every channel is stored half (a render
+    that writes half again then makes no float32 copy of the frame).
     """
     path = os.fspath(path)
     inp = _open(path)
     try:
         spec = inp.spec()
         _check_spec(path, inp, spec)
-        pixels = inp.read_image(0, 0, 0, spec.nchannels, "float")
+        formats = [_format_name(f) for f in spec.channelformats] or [_format_name(spec.format)] * spec.nchannels
+        as_half = half and set(formats) == {"half"}
+        pixels = inp.read_image(0, 0, 0, spec.nchannels, "half" if as_half else "float")
         if pixels is None:
             raise FrameIOError(f"{path}: damaged or truncated image data: {oiio_message(inp, path)}")
         if inp.has_error:
             raise FrameIOError(f"{path}: damaged image data: {oiio_message(inp, path)}")
-        formats = [_format_name(f) for f in spec.channelformats] or [_format_name(spec.format)] * spec.nchannels
-        pixels = np.asarray(pixels, dtype=np.float32).reshape(spec.height, spec.width, spec.nchannels)
+        pixels = np.asarray(pixels, dtype=np.float16 if as_half else np.float32).reshape(
+            spec.height, spec.width, spec.nchannels)
         if "uint" in formats:
             _read_uint_channels(path, inp, pixels, formats)
         attributes, types = header_attributes(path, spec)

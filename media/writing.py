@@ -184,10 +184,13 @@ def _pixels_for_writing(frame: Frame, spec: Any) -> tuple[np.ndarray, int]:
     """float32 pixels as OpenImageIO converts them, and how many were clamped to the half range.
 
     uint32 channels are taken as 0-1 by OpenImageIO, so IDs are scaled down; values beyond the
-    half range in half channels are clamped (OpenImageIO would write them as ±Inf).
+    half range in half channels are clamped (OpenImageIO would write them as ±Inf). Half pixels
+    for channels that are all stored half go as they are (no conversion, nothing to clamp).
     """
-    pixels = np.ascontiguousarray(frame.pixels, dtype=np.float32)
     formats = [str(f) for f in spec.channelformats] or [str(spec.format)] * spec.nchannels
+    if frame.pixels.dtype == np.float16 and set(formats) == {"half"}:
+        return np.ascontiguousarray(frame.pixels), 0
+    pixels = np.ascontiguousarray(frame.pixels, dtype=np.float32)
     uint_channels = [i for i, f in enumerate(formats) if f == "uint"]
     if uint_channels:
         pixels = pixels.copy()

@@ -302,6 +302,50 @@ def test_two_servers_both_receive_frames_and_match_in_process(tiny_model, clip, 
         np.testing.assert_allclose(pixels(out / name), pixels(local / name), rtol=2 ** -10, atol=1e-6)
 
 
+def test_a_half_plate_stays_half_from_file_to_file(tiny_model, tmp_path, monkeypatch, capsys):
+    """An in-process render of half EXRs reads them as half, stages them for the engine as half and
+    writes the half result as it is (no float32 copy, no conversion back): the written pixels are
+    bit for bit the float32 path's result rounded to half, and the clamp count is the same."""
+    import shotstyle.cli.render.inprocess as inprocess
+    from shotstyle.media.reading import read_frame
+    from shotstyle.server.engine.inference import Stylizer
+    from shotstyle.server.engine.modelfile import load_model
+    from shotstyle.server.engine.pipeline import stylize_frame
+    from testfiles import write_image
+
+    rng = np.random.default_rng(3)
+    rgb = rng.uniform(0, 4, (24, 32, 3))
+    alpha = np.where(rng.uniform(size=(24, 32, 1)) < 0.2, 0.0, rng.uniform(0.3, 1, (24, 32, 1)))
+    # Uncovered pixels keep their RGB, converted to the output's space: AP1 -> AP0 takes this blue
+    # 0.15% beyond the half range, so some values are clamped and counted.
+    rgb[0, :4], alpha[0, :4] = (0.0, 0.0, 65504.0), 0.0
+    plates = tmp_path / "plates"
+    plates.mkdir()
+    for frame in (1, 2):
+        write_image(plates / f"p.{frame:04d}.exr", np.concatenate([rgb * frame, alpha], 2).astype(np.float32),
+                    ["R", "G", "B", "A"], "half", display=(0, 0, 32, 24))
+    staged = []
+    prepare = inprocess.prepare
+    monkeypatch.setattr(inprocess, "prepare", lambda frame, *a: staged.append(frame.pixels.dtype) or prepare(frame, *a))
+    out = tmp_path / "out"
+    argv = ["render", "--model", tiny_model, "--in", str(plates / "p.####.exr"), "--out", str(out / "s.####.exr"),
+            "--frames", "1-2", "--in-process", "--threads", "1", "--json-progress", "--colourspace", "ACEScg",
+            "--out-colourspace", "ACES2065-1"]
+    assert main(argv) == 0
+    clamped = {r["frame"]: r.get("clamped", 0) for r in map(json.loads, capsys.readouterr().out.splitlines())
+               if r["event"] == "frame"}
+    assert staged == [np.dtype(np.float16)] * 2
+    stylizer = Stylizer(load_model(tiny_model))
+    for frame in (1, 2):
+        plate = read_frame(str(plates / f"p.{frame:04d}.exr"), "ACEScg")
+        expected = stylize_frame(stylizer, plate, out_colourspace="ACES2065-1").pixels
+        beyond = np.isfinite(expected) & (np.abs(expected) > 65504)
+        got = read_frame(str(out / f"s.{frame:04d}.exr"), half=True).pixels
+        assert got.dtype == np.float16
+        assert np.array_equal(got.view(np.uint16), np.clip(expected, -65504, 65504).astype(np.float16).view(np.uint16))
+        assert clamped[frame] == int(beyond.sum()) > 0
+
+
 def test_default_uses_the_local_server_starting_it_if_absent(tiny_model, clip, tmp_path, capsys):
     from shotstyle.plugin import localserver
     from shotstyle.plugin.client import Client

@@ -101,7 +101,8 @@ class _FrameStages:
     def prepare(self, work: FrameWork) -> None:
         work.started = time.perf_counter()
         args = self._args
-        plate = read_frame(self._outputs.input.path(work.number), args.colourspace)
+        # half stays half from file to file (the engine stages it as it is: see pipeline.prepare)
+        plate = read_frame(self._outputs.input.path(work.number), args.colourspace, half=True)
         work.pending = prepare(plate, self._stylizer, args.mix, args.colourspace, args.out_colourspace)
 
     def device(self, batch: Sequence[FrameWork]) -> None:
