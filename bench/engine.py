@@ -10,13 +10,13 @@ Rows (each measured in its own subprocess so its peak RSS is its own):
   chain as one OCIO processor; beside them the grade-only model from ACEScg to ACEScg as the
   frame pipeline runs it (input rule, one OCIO pass, finite output).
 - frame: where a rendered 1920×1080 RGBA half/zip EXR frame's time goes, one stage at a time in
-  one process: reading it, the pipeline's stages (`prepare`: colour in on the host; `infer`:
+  one process: reading it (as the render does: half stays half), the pipeline's stages (`prepare`: colour in on the host; `infer`:
   the network; `finish`: colour out; a grade-only model is done whole in `prepare`), writing
   it, for `grade` and `hrnet-fast`.
 - render: `shotstyle render --in-process` on 1920×1080 RGBA half EXRs (read, colour,
-  stylize, write) for `grade` and `hrnet-fast`, frames/s against the network-only rate; and
-  `oiiotool` applying the same .cube chain, one process per frame (an artist's LUT workflow),
-  where the OpenImageIO package installed it.
+  stylize, write) for `grade` and `hrnet-fast`, frames/s against the network-only rate and
+  against `oiiotool` applying the same .cube chain, one process per frame (an artist's LUT
+  workflow, measured first in the same run), where the OpenImageIO package installed it.
 - shot: the research note's claim on the 60-frame clip: train once then render 60 frames, vs
   per-frame optimisation (the pixels of each frame optimised with the same loss and step
   count). Step times are measured on a few steps and scaled linearly to the step count.
@@ -177,8 +177,8 @@ def child_frame(runs: int) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         write_plates(folder, 1)
         path = f"{folder}/plate.0001.exr"
-        frame = read_frame(path)
-        out = {"read": fastest(lambda: read_frame(path)),
+        frame = read_frame(path, half=True)
+        out = {"read": fastest(lambda: read_frame(path, half=True)),
                "write": fastest(lambda: write_frame(f"{folder}/out.exr", frame))}
     for arch in ("grade", "hrnet-fast"):
         stylizer = Stylizer(model(arch), device="cpu")
@@ -347,6 +347,12 @@ def main() -> int:
                              " / ".join(f"{ms:.0f}" for ms in stages) + f" ms (sum {sum(stages):.0f})", "-"))
     if "render" in parts:
         frames = 4 if args.quick else 12
+        lut_fps = None
+        if oiiotool():
+            out = run_child("oiiotool", str(frames))
+            lut_fps = out.get("fps")
+            rows.append(("oiiotool ACEScg→ACEScct→cube→ACEScg, a process a frame", "1920x1080",
+                         "FAILED" if "error" in out else f"{out['fps']:.2f} frames/s", out.get("error", "-")))
         for arch in ("grade", "hrnet-fast"):
             out = run_child("render", arch, str(frames))
             if "error" in out:
@@ -354,12 +360,9 @@ def main() -> int:
                 continue
             base = network_ms.get((arch, "1920x1080"))
             ratio = f", {out['fps'] * base / 1000:.2f}× network-only" if base else ""
+            ratio += f", {out['fps'] / lut_fps:.2f}× oiiotool" if lut_fps else ""
             rows.append((f"render --in-process {arch} (EXR→EXR)", "1920x1080",
                          f"{out['fps']:.2f} frames/s{ratio}", "-"))
-        if oiiotool():
-            out = run_child("oiiotool", str(frames))
-            rows.append(("oiiotool ACEScg→ACEScct→cube→ACEScg, a process a frame", "1920x1080",
-                         "FAILED" if "error" in out else f"{out['fps']:.2f} frames/s", out.get("error", "-")))
     if ("shot" in parts or "train" in parts) and not (SHARED / "clip").is_dir():
         rows.append(("shot / train", "-", "skipped: no shared data", "-"))
     elif "shot" in parts or "train" in parts:
