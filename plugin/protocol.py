@@ -118,9 +118,9 @@ OP_SPECS: Dict[str, OpSpec] = {
                      "{job}; then events", AUTHORITY_TO_REPLACE),
     OP_CANCEL: OpSpec({"job": "a job id"}, "", "{job} (the job then sends its \"cancelled\" event)",
                       AUTHORITY_FOR_OTHERS, idempotent=True),
-    OP_STYLIZE: OpSpec({"model": "a model in the store", "mix": "plugin.params", "colourspace": "plugin.params",
-                        "tile": "plugin.params", "out_colourspace?": "the replies' colour space (default: the "
-                        "input's)"},
+    OP_STYLIZE: OpSpec({"model": "a model in the store", "mix": "plugin.params (all but the model: params.FrameArgs)",
+                        "colourspace": "plugin.params", "tile": "plugin.params",
+                        "out_colourspace?": "the replies' colour space (default: the input's)"},
                        "the frames to stylize",
                        "frames (same numbers, same encoding) + {model, hash, frames, device, worker (which of serve "
                        "--devices), timings_ms: {decode, stylize, encode}}", OPEN, idempotent=True),

@@ -82,3 +82,18 @@ def test_params_describe_is_json_and_validate_checks_ranges():
                       ({"keyframes": "a-b"}, "keyframes"), ({"stepz": 3}, "stepz"), ({"mix": float("nan")}, "mix")]:
         with pytest.raises(ValueError, match=name):
             params.validate(bad)
+
+
+def test_frame_args_travel_as_the_stylize_ops_documented_arguments():
+    """What a frame is stylized with: each value checked by its parameter's rule when made, "auto"
+    meaning the server decides, and the op's arguments read back as they were written."""
+    args = params.FrameArgs(0.25, "ACEScg", "ACEScct", 4096)
+    assert params.FrameArgs.from_values({"model": "look", **args.wire()}) == args
+    assert params.FrameArgs.from_values({"mix": "0.5", "colourspace": "auto", "tile": 0}) == params.FrameArgs(0.5)
+    assert params.FrameArgs().wire() == {"mix": 1.0}
+    documented = {name.removesuffix("?") for name in protocol.OP_SPECS[protocol.OP_STYLIZE].args}
+    assert set(args.wire()) | {"model"} <= documented
+    for bad, name in [({"mix": 1.5}, "mix"), ({"tile": -1}, "tile"), ({"colourspace": 3}, "colourspace"),
+                      ({"out_colourspace": 3}, "out_colourspace"), ({"mix": float("inf")}, "mix")]:
+        with pytest.raises(ValueError, match=name):
+            params.FrameArgs.from_values(bad)
