@@ -30,13 +30,14 @@ from __future__ import annotations
 
 import queue
 import threading
+import traceback
 from dataclasses import dataclass
 from typing import Callable, Generic, Optional, Protocol, Sequence, TypeVar
 
 T = TypeVar("T")
 Item = TypeVar("Item", contravariant=True)
 
-# Finished-but-not-yet-finishing items per finishing thread before the device stage waits.
+# Items waiting for a finishing thread (past the device, or failed), per finishing thread, before stages wait.
 FINISH_QUEUE_PER_THREAD = 4
 
 
@@ -53,7 +54,7 @@ class Stages(Protocol[Item]):
         """Host work after the device, the item's end (any finishing thread)."""
 
     def failed(self, item: Item, error: BaseException) -> None:
-        """The item's end when a stage raised ``error`` (any finishing thread); must not raise."""
+        """The item's end when a stage raised ``error`` (any finishing thread); what it raises is printed."""
 
 
 @dataclass(frozen=True)
@@ -180,9 +181,15 @@ class StageRunner(Generic[T]):
     def _finish_loop(self) -> None:
         while (entry := self._done.get()) is not _STOP:
             if isinstance(entry, _Failed):
-                self._stages.failed(entry.item, entry.error)
+                self._end_failed(entry.item, entry.error)
                 continue
             try:
                 self._stages.finish(entry)  # type: ignore[arg-type]
             except Exception as exc:
-                self._stages.failed(entry, exc)  # type: ignore[arg-type]
+                self._end_failed(entry, exc)  # type: ignore[arg-type]
+
+    def _end_failed(self, item: T, error: BaseException) -> None:
+        try:
+            self._stages.failed(item, error)
+        except Exception:  # a broken policy must not stop the thread every later item ends on
+            traceback.print_exc()
