@@ -9,8 +9,9 @@ A backend is built for one model (its constructor loads or uploads it and fails 
 `render` takes frames from the scheduler until it runs dry (each already claimed), reads each
 input (``outputs.input.path(frame)``), computes the stylized frame and hands it to the writer
 (``writer.put(frame, result, started, server)``, or ``writer.write`` on a thread of its own),
-never writing files itself and never raising for a frame's own failure: an input that cannot be read or a frame the engine refuses
-goes to the writer as the exception, so the frame is reported failed and the others go on. It
+never writing files itself and never raising for a frame's own failure: an input that cannot
+be read or a frame the engine refuses goes to the writer as the exception, so the frame is
+reported failed and the others go on. It
 raises only when it can render nothing more at all (`SetupError`: e.g. every server was lost);
 frames it had claimed but not finished it hands back (`Scheduler.give_back`).
 Two exist: `InProcess` (the engine in this process) and `Servers` (one or more render servers).
