@@ -71,11 +71,6 @@ def frame_runs(frames: Iterable[int]) -> List[Tuple[int, int]]:
     return runs
 
 
-def colourspace_arg(values: Dict[str, Any]) -> Optional[str]:
-    """The stylize op's colour space: None lets the server pick from the file type ("auto")."""
-    return params.explicit(values.get("colourspace"))
-
-
 class HostBridge:
     """One host node's connection to a server (the local one unless ``address`` is given).
 

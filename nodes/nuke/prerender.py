@@ -21,8 +21,8 @@ from typing import Any, Dict, List, Optional
 
 import nuke
 
-from shotstyle.nodes.hostbridge import colourspace_arg
 from shotstyle.nodes.nuke import actions, callbacks, knobs, node as ssnode
+from shotstyle.plugin import params
 from shotstyle.plugin.sequences import SequencePattern, parse_frame_range
 
 
@@ -49,7 +49,7 @@ def plan_node(group: nuke.Node, wanted: Optional[List[int]], pending_by_node: Di
     entry: Dict[str, Any] = {"node": group.fullName(), "model": model, "frames": pending, "blocked": False,
                              "error": None, "results": results.text, "plates": ssnode.plate_pattern(group),
                              "model_file": ssnode.model_file(group, model) if model else "",
-                             "mix": float(current.get("mix", 1.0)), "colourspace": colourspace_arg(current)}
+                             **params.FrameArgs.from_values(current).wire()}  # mix, colourspace (if not auto)
     pending_by_node[group.fullName()] = pending
     if not pending:
         return entry
