@@ -354,7 +354,7 @@ class Server:
         frames = self._frames([d for d, matte in zip(descs, is_matte) if not matte], payloads)
         keep = args.get("keep", True)
         if not isinstance(keep, bool):
-            raise RequestError("bad_argument", f"keep must be true or false, got {protocol.brief(keep)}")
+            raise RequestError("bad_argument", f"keep must be true or false, got {brief(keep)}")
         init_part = args.get("init_part")
         if init_part is not None and (not isinstance(init_part, int) or isinstance(init_part, bool)
                                       or not 0 <= init_part < len(payloads)
