@@ -136,3 +136,19 @@ def test_a_grey_region_takes_colour_only_from_a_true_counterpart():
     rng = np.random.default_rng(1)
     noise = np.repeat(np.repeat(rng.uniform(0.05, 0.8, (8, 12, 3)), 12, 0), 12, 1).astype(np.float32)
     assert _chroma(make_target(grey, grey, _tensor(to_working(noise, "sRGB")[0]))) < 3.0
+
+
+def test_a_regions_colours_never_cross_into_the_opposite_hue():
+    """A warm plate (a* 25 and 35 in stripes) sent to a paler style of wider spread (a* -4 and 20):
+    a region's colour spread may narrow, never widen, so no stripe crosses the neutral axis into
+    teal (widened 2x around the style's mean 8, the a* 25 stripes would land at -2)."""
+    from shotstyle.server.engine.colourmath import lab_to_working
+    rows = torch.arange(SIZE[0], dtype=torch.float32)[:, None].expand(*SIZE)
+    plate_lab = torch.stack([torch.full(SIZE, 50.0), 30 + 5 * torch.sign(torch.sin(rows * 0.8)), torch.full(SIZE, 30.0)])
+    style_lab = torch.stack([torch.full(SIZE, 50.0), 8 + 12 * torch.sign(torch.sin(rows * 0.8)), torch.full(SIZE, 10.0)])
+    plate, style = lab_to_working(plate_lab[None]), lab_to_working(style_lab[None])
+    whole = torch.ones(1, 1, *SIZE)
+    target = make_target(plate, plate, style, plate_mattes=whole, style_mattes=whole)
+    a = working_to_lab(target)[0, 1]
+    assert float(a.mean()) == pytest.approx(8, abs=2)       # the style's colour mean is reached
+    assert float(a.min()) > 0                               # and no stripe turned teal
