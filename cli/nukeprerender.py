@@ -27,7 +27,8 @@ import tempfile
 from typing import Any, Dict, List, Optional
 
 from shotstyle.cli import render
-from shotstyle.cli.render.command import positive_int
+from shotstyle.cli.render.command import frame_flags, positive_int
+from shotstyle.plugin import params
 from shotstyle.cli.connection import add_key_options, keys_from, server_list
 from shotstyle.plugin.exitcodes import ExitCode
 from shotstyle.plugin.sequences import SequencePattern, format_frame_range, parse_frame_range
@@ -94,9 +95,8 @@ def nuke_plan(args: argparse.Namespace, nuke: str) -> Dict[str, Any]:
 def render_entry(entry: Dict[str, Any], args: argparse.Namespace) -> int:
     """Stylize one node's pending frames with `shotstyle render`; its exit status."""
     argv = ["--model", entry["model_file"], "--in", entry["plates"], "--out", entry["results"],
-            "--frames", format_frame_range(entry["frames"]), "--mix", str(entry["mix"])]
-    if entry.get("colourspace"):
-        argv += ["--colourspace", entry["colourspace"]]
+            "--frames", format_frame_range(entry["frames"])]
+    argv += frame_flags(params.FrameArgs.from_values(entry))
     argv += server_options(args)
     parser = argparse.ArgumentParser(prog="shotstyle render")
     render.configure(parser)

@@ -46,7 +46,8 @@ from typing import Optional
 
 from shotstyle.cli import nukeprerender
 from shotstyle.cli.connection import add_key_options, server_list
-from shotstyle.cli.render.command import positive_int
+from shotstyle.cli.render.command import frame_flags, positive_int
+from shotstyle.plugin import params
 from shotstyle.plugin.errors import ClientError
 from shotstyle.plugin.exitcodes import ExitCode
 from shotstyle.plugin.sequences import SequencePattern, parse_frame_range, refuse_overwriting
@@ -79,6 +80,12 @@ class Shot:
     mix: Optional[float] = None
     colourspace: Optional[str] = None
 
+    def frame_args(self, out_colourspace: Optional[str] = None) -> params.FrameArgs:
+        """What the shot's frames are stylized with (the render's defaults where it says nothing);
+        ValueError names a bad value."""
+        given = {"mix": self.mix, "colourspace": self.colourspace, "out_colourspace": out_colourspace}
+        return params.FrameArgs.from_values({k: v for k, v in given.items() if v is not None})
+
     def validated(self) -> "Shot":
         """This shot with absolute paths and a farm-safe name; SubmitError naming the bad value."""
         for label, pattern in (("--in", self.input), ("--out", self.output)):
@@ -93,6 +100,10 @@ class Shot:
         source = SequencePattern(self.input)
         try:
             refuse_overwriting(SequencePattern(self.output), [source.path(f) for f in frames] + [self.model], frames)
+        except ValueError as exc:
+            raise SubmitError(f"shot {self.name!r}: {exc}") from None
+        try:
+            self.frame_args()
         except ValueError as exc:
             raise SubmitError(f"shot {self.name!r}: {exc}") from None
         name = _NAME_UNSAFE.sub("_", self.name).strip("_") or "shot"
@@ -250,14 +261,9 @@ def render_arguments(args: argparse.Namespace, shot: Shot, start: str, end: str)
             "--frames", f"{start}-{end}"]
     if not re.fullmatch(r"-?\d+-?\d*", shot.frames):  # a step or a list: keep each chunk to the shot's own frames
         argv += ["--within", shot.frames]
-    if shot.mix is not None:
-        argv += ["--mix", str(shot.mix)]
-    if shot.colourspace:
-        argv += ["--colourspace", shot.colourspace]
+    argv += frame_flags(shot.frame_args(args.out_colourspace))
     if args.compression:
         argv += ["--compression", args.compression]
-    if args.out_colourspace:
-        argv += ["--out-colourspace", args.out_colourspace]
     if args.allow_display_output:
         argv += ["--allow-display-output"]
     return argv + nukeprerender.server_options(args)

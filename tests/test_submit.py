@@ -195,6 +195,7 @@ def test_opencue_submit_without_pycue_says_so(tmp_path, shot_args, capsys, monke
     (["--model", "m", "--in", "a.####.exr", "--out", "b.####.exr", "--frames", "9-1"], "ends before it starts"),
     (["--model", "m", "--in", "a.####.exr", "--out", "./a.$F4.exr", "--frames", "1-2"], "would replace the input"),
     (["--model", "m", "--in", "a.####.exr"], "together"),
+    (["--model", "m", "--in", "a.####.exr", "--out", "b.####.exr", "--frames", "1-2", "--mix", "3"], "mix"),
     ([], "nothing to submit"),
 ])
 def test_bad_shots_are_usage_errors(tmp_path, bad, message, capsys):

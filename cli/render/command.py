@@ -36,6 +36,17 @@ SERVER_IN_FLIGHT = 4
 FRAMES_VALUE = re.compile(r"^-\d[\d,x\s-]*$")   # what a negative frame or range looks like on the command line
 
 
+def frame_flags(frame_args: params.FrameArgs) -> list[str]:
+    """The flags of `configure` that give a render these FrameArgs (--mix, --colourspace,
+    --out-colourspace): how the commands that start renders (submit, nuke-prerender) pass them."""
+    flags = ["--mix", repr(frame_args.mix)]
+    if frame_args.colourspace is not None:
+        flags += ["--colourspace", frame_args.colourspace]
+    if frame_args.out_colourspace is not None:
+        flags += ["--out-colourspace", frame_args.out_colourspace]
+    return flags
+
+
 def positive_int(text: str) -> int:
     """argparse ``type`` of a count (threads, frames in flight): a whole number of 1 or more."""
     try:
