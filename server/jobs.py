@@ -116,6 +116,7 @@ class DeviceWorker:
         self._jobs: Dict[str, TrainJob] = {}
         self._render_load: Dict[str, int] = collections.Counter()
         self._busy = threading.Condition()
+        self._states = threading.Lock()   # a queued job's next state: running (its thread) or cancelled (`cancel`)
         self._rendering = 0  # render tasks queued or running
         self._stylizers: "collections.OrderedDict[Tuple[str, int], Stylizer]" = collections.OrderedDict()
         self._stylizers_lock = threading.Lock()
@@ -213,12 +214,20 @@ class DeviceWorker:
         self._jobs[job.id] = job
         self._trainings.put(job)
 
-    def cancel(self, job_id: str) -> TrainJob:
+    def cancel(self, job_id: str) -> tuple[TrainJob, bool]:
+        """Ask a job to stop: (the job, whether it ended here). A queued job ends at once, as
+        "cancelled" (its event is then the caller's to send: a job waiting behind a long training
+        must not keep its client waiting for that training); a running one checkpoints and ends
+        between steps."""
         job = self.job(job_id)
         job.cancel.set()
         with self._busy:
             self._busy.notify_all()
-        return job
+        with self._states:
+            ended = job.state == "queued"
+            if ended:
+                job.state = "cancelled"
+        return job, ended
 
     def request_stop(self) -> None:
         """Stop taking work; a running training job checkpoints and reports "cancelled"."""
@@ -365,12 +374,14 @@ class DeviceWorker:
             header = protocol.event(job.request_id, job.id, body, descs)
             _push(out, [job.identity, *protocol.pack(header, payloads)])
 
-        reason = protocol.CANCEL_BY_CLIENT if job.cancel.is_set() else protocol.CANCEL_BY_SERVER
-        if job.cancel.is_set() or self.stopping.is_set():
-            job.state = "cancelled"
+        with self._states:
+            if job.state == "cancelled":   # while queued: `cancel` ended it and its event went then
+                return
+            job.state = "cancelled" if job.cancel.is_set() or self.stopping.is_set() else "running"
+        if job.state == "cancelled":
+            reason = protocol.CANCEL_BY_CLIENT if job.cancel.is_set() else protocol.CANCEL_BY_SERVER
             push({"type": protocol.EVENT_CANCELLED, "model": None, "reason": reason})
             return
-        job.state = "running"
         try:
             model = self._train(job, push)
         except TrainingCancelled:

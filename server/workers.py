@@ -44,7 +44,7 @@ class Workers:
     def submit_training(self, job: TrainJob) -> None:
         self._least(DeviceWorker.training_load).submit_training(job)
 
-    def cancel(self, job_id: str) -> TrainJob:
+    def cancel(self, job_id: str) -> tuple[TrainJob, bool]:
         return self._worker_of(job_id).cancel(job_id)
 
     def _worker_of(self, job_id: str) -> DeviceWorker:

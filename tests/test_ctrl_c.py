@@ -79,3 +79,28 @@ def test_ctrl_c_of_train_exits_130_every_time(where, tries, plate_clip, server, 
         code, err = interrupted(argv, delay)
         assert code == ExitCode.CANCELLED, (delay, code, err)
         assert "terminate called" not in err and "Traceback" not in err, err
+
+
+@pytest.mark.slow
+def test_ctrl_c_of_a_training_queued_behind_another_ends_at_once(plate_clip, tmp_path):
+    """A training waiting behind a long one is cancelled when asked, not when the one ahead ends
+    (its client used to sit at "cancelling the server job..." for the whole of the other training)."""
+    style = write_style(tmp_path / "style.png")
+    keyframe = plate_clip.replace("####", "0001")
+    with ServerProcess(tmp_path / "server") as server:
+        ahead = subprocess.Popen([sys.executable, "-m", "shotstyle.cli", "train", "--content", keyframe, "--style", style,
+                                  "-o", str(tmp_path / "ahead.safetensors"), "--steps", "100000", "--resolution", "32",
+                                  "--loss", "look", "--server", server.address],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            assert ahead.stderr is not None
+            ahead.stderr.readline()
+            code, err = interrupted(["train", "--content", keyframe, "--style", style, "-o",
+                                     str(tmp_path / "queued.safetensors"), "--steps", "2000", "--resolution", "32",
+                                     "--loss", "look", "--server", server.address], 0.5)
+            assert code == ExitCode.CANCELLED, (code, err)
+            assert "no checkpoint had been made yet" in err
+            assert ahead.poll() is None   # the training ahead goes on
+        finally:
+            ahead.send_signal(signal.SIGINT)
+            ahead.communicate(timeout=120)

@@ -24,4 +24,4 @@ def test_short_robustness_bench_passes():
     assert any(line.startswith("| memory after a burst |") and "ok 16, HANG 0" in line for line in lines)
     assert any(line.startswith("| work per model |") and "bad_model 1" in line for line in lines)
     (uploads,) = [line for line in lines if line.startswith("| uploads in flight |")]
-    assert "busy" in uploads and "HANG" not in uploads and "internal" not in uploads, uploads
+    assert "busy" in uploads and "HANG 0" in uploads and "internal" not in uploads, uploads
