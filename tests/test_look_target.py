@@ -152,3 +152,15 @@ def test_a_regions_colours_never_cross_into_the_opposite_hue():
     a = working_to_lab(target)[0, 1]
     assert float(a.mean()) == pytest.approx(8, abs=2)       # the style's colour mean is reached
     assert float(a.min()) > 0                               # and no stripe turned teal
+
+
+def test_regions_nothing_in_the_style_resembles_keep_the_grade():
+    """A photo styled by colour noise: hardly any region finds a counterpart, so the target stays
+    near the graded plate (here the plate itself), not the photo repainted in the noise's colours
+    (15 ΔE on average without the rule)."""
+    photo = _tensor(_photo("walk.0001.jpg"))
+    rng = np.random.default_rng(2)
+    noise = np.repeat(np.repeat(rng.uniform(0.05, 0.8, (8, 12, 3)), 12, 0), 12, 1).astype(np.float32)
+    target = make_target(photo, photo, _tensor(to_working(noise, "sRGB")[0]))
+    moved = (working_to_lab(target) - working_to_lab(photo)).norm(dim=1)
+    assert float(moved.mean()) < 5.0
