@@ -307,7 +307,7 @@ class Server:
         job = self.worker.job(job_id)
         if job.client != self._caller.principal:
             self._check_authority(f"cancelling job {job_id} of another client")
-        _, ended = self.worker.cancel(job_id)
+        job, ended = self.worker.cancel(job_id)
         if ended:   # it was queued: its requester hears the end now, not after the training ahead of it
             body = {"type": protocol.EVENT_CANCELLED, "model": None, "reason": protocol.CANCEL_BY_CLIENT}
             self._send([job.identity, protocol.encode_header(protocol.event(job.request_id, job.id, body))])
