@@ -164,3 +164,15 @@ def test_regions_nothing_in_the_style_resembles_keep_the_grade():
     target = make_target(photo, photo, _tensor(to_working(noise, "sRGB")[0]))
     moved = (working_to_lab(target) - working_to_lab(photo)).norm(dim=1)
     assert float(moved.mean()) < 5.0
+
+
+def test_training_works_after_the_features_were_first_built_in_inference_mode():
+    """A server stylizes (inference mode) before it trains: the cached feature network it built
+    then must still serve training's content term (once failed: "Inference tensors cannot be saved
+    for backward")."""
+    from shotstyle.server.engine import semantic
+    semantic._network.cache_clear()
+    plate, style, _, _ = _scene()
+    with torch.inference_mode():
+        semantic.features(_tensor(plate))
+    train([plate], style, TrainConfig(steps=2, resolution=32))

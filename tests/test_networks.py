@@ -161,6 +161,12 @@ def test_full_resolution_strips_are_exact(monkeypatch):
     whole = apply_affine(coefficients, plate)
     monkeypatch.setattr(hrnet_fast, "STRIP_PIXELS", 77 * 7)
     assert torch.equal(apply_affine(coefficients, plate), whole)
+    # Training's path (the rows of a strip gathered in one blend) gives the same values, and gradients.
+    trained = coefficients.clone().requires_grad_(True)
+    gathered = apply_affine(trained, plate)
+    assert torch.equal(gathered.detach(), whole)
+    gathered.sum().backward()
+    assert trained.grad is not None and bool(torch.isfinite(trained.grad).all()) and float(trained.grad.abs().sum()) > 0
     reference = torch.nn.functional.interpolate(coefficients, size=(101, 77), mode="bilinear")
     # Values up to 4 (3 coefficients × plate + offset, all ≤ 1); each path: a bilinear lookup
     # (2 coordinates × 2, 4 weights × 2, 4 products, 3 additions) then 3 products and 3 additions.

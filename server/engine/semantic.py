@@ -148,8 +148,11 @@ def _network(device: str) -> EfficientNetLite0:
 
 
 def network(device: torch.device | str = "cpu") -> EfficientNetLite0:
-    """The pretrained network on `device` (loaded once per device, strictly; frozen, eval mode)."""
-    with _LOCK:
+    """The pretrained network on `device` (loaded once per device, strictly; frozen, eval mode).
+    Built outside inference mode whoever asks first: a server that stylizes (in inference mode)
+    before it trains must not keep inference-mode weights that training's content term cannot
+    differentiate through."""
+    with _LOCK, torch.inference_mode(False):
         return _network(str(torch.device(device)))
 
 
