@@ -199,15 +199,20 @@ def inverse3x3(m: Tensor) -> Tensor:
     return adjugate / determinant[:, None, None]
 
 
-def row_blends(h: int, height: int) -> list[tuple[int, int, int, int, Tensor]]:
-    """The bilinear (align_corners=False) upsampling of `h` rows to `height` rows, as runs of
-    output rows that blend the same two input rows: (first, stop, lower, upper, the runs' weights
-    of `upper`)."""
+def row_sources(h: int, height: int) -> tuple[Tensor, Tensor, Tensor]:
+    """The bilinear (align_corners=False) upsampling of `h` rows to `height` rows: for each output
+    row the two input rows it blends (lower, upper) and the weight of `upper`."""
     rows = torch.arange(height, dtype=torch.float64)
     source = ((rows + 0.5) * (h / height) - 0.5).clamp(min=0)
     lower = source.floor().long().clamp(max=h - 1)
     upper = (lower + 1).clamp(max=h - 1)
-    weight = (source - lower).float()
+    return lower, upper, (source - lower).float()
+
+
+def row_blends(h: int, height: int) -> list[tuple[int, int, int, int, Tensor]]:
+    """`row_sources` as runs of output rows that blend the same two input rows: (first, stop,
+    lower, upper, the runs' weights of `upper`)."""
+    lower, upper, weight = row_sources(h, height)
     runs, first = [], 0
     for value, count in zip(*(t.tolist() for t in torch.unique_consecutive(lower, return_counts=True))):
         runs.append((first, first + count, value, int(upper[first]), weight[first:first + count]))
@@ -231,14 +236,14 @@ def apply_affine(coefficients: Tensor, plate: Tensor,
     # the order of two roundings).
     columns = F.interpolate(coefficients.flatten(1, 2), size=width, mode="linear", align_corners=False)
     columns = columns.view(n, channels, h, width).to(plate.dtype)
-    runs = row_blends(h, height)
     # Under autograd (training) a strip's rows are gathered in one blend: one run per low-resolution
     # row would put a hundred small nodes per strip into the graph (a training step 15% slower).
     gathered = torch.is_grad_enabled() and coefficients.requires_grad
     if gathered:
-        lowers = torch.cat([torch.full((last - first,), lower) for first, last, lower, _, _ in runs]).to(plate.device)
-        uppers = torch.cat([torch.full((last - first,), upper) for first, last, _, upper, _ in runs]).to(plate.device)
-        blend = torch.cat([weights for *_, weights in runs]).to(plate.device, plate.dtype)
+        lowers, uppers, blend = (t.to(plate.device) for t in row_sources(h, height))
+        blend = blend.to(plate.dtype)
+    else:
+        runs = row_blends(h, height)
     strip = max(1, STRIP_PIXELS // width)
     out = torch.empty_like(plate) if out is None else out
     for start in range(0, height, strip):
