@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from shotstyle.server.engine.pipeline import load_working
-from shotstyle.server.engine.target import lightness_share, make_target
+from shotstyle.server.engine.target import make_target
 from shotstyle.server.engine.training import TrainConfig, to_training_tensor, train
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "walk"
@@ -52,7 +52,7 @@ def main() -> int:
     style_tensor = to_training_tensor(style, args.resolution, device)
     rows = []
 
-    target_s, _ = seconds(lambda: make_target(plate, plate, style_tensor, lightness_share(0.5)))
+    target_s, _ = seconds(lambda: make_target(plate, plate, style_tensor))
     rows.append(("keyframe target (semantic regions, transfer, refit)", f"{target_s:.1f} s"))
     grade_s, _ = seconds(lambda: train([keyframe], style, TrainConfig(arch="grade", resolution=args.resolution)))
     rows.append(("`--arch grade` (fit only)", f"{grade_s:.1f} s"))

@@ -60,7 +60,7 @@ PARAMS: List[Param] = [
     Param("model", "string", "", "Model", "Name of the trained model in the server's store.", "Server"),
     Param("strength", "float", 0.5, "Strength", "How far the look goes: below 0.5 the global grade fades out "
           "(none at 0); the region-wise move weighs more against keeping the plate's structure as it rises, and "
-          "each region's own lightness move grows (none at 0, twice the default at 1).", "Training", 0.0, 1.0),
+          "lightness moves further towards the style's regions (none at 0, twice the default at 1).", "Training", 0.0, 1.0),
     Param("steps", "int", 300, "Steps", "Training iterations on the keyframe(s).", "Training", 1, 100000),
     Param("resolution", "int", 512, "Training resolution", "Longest side, in pixels, the keyframes and style are "
           "scaled to for training.", "Training", 32, 8192),

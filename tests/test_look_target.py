@@ -10,7 +10,7 @@ import torch
 from shotstyle.server.engine.colour import to_working
 from shotstyle.server.engine.colourmath import working_to_lab
 from shotstyle.server.engine.mattes import Matte, check_mattes, label_mattes
-from shotstyle.server.engine.target import make_target
+from shotstyle.server.engine.target import Lightness, colour_posterior, make_target
 from shotstyle.server.engine.training import TrainConfig, train
 from shotstyle.server.errors import TrainingInputError
 
@@ -176,3 +176,47 @@ def test_training_works_after_the_features_were_first_built_in_inference_mode():
     with torch.inference_mode():
         semantic.features(_tensor(plate))
     train([plate], style, TrainConfig(steps=2, resolution=32))
+
+
+def test_a_regions_membership_follows_the_plates_colour_edge_not_its_feature_cell():
+    """A coarse feature cell puts the left region 8 px past the plate's edge between a blue sky
+    and an orange wall: the colour models pull those pixels back to the wall's region (a church
+    dome's region no longer spreads a plume into the sky). Where two regions share a colour (a
+    lake under the sky), the colour says nothing and the memberships stay where they were."""
+    height, width = 16, 64
+    edge, cell_edge = 32, 40
+    columns = torch.arange(width)[None, None, None].expand(1, 1, height, width)
+    sky, wall = torch.tensor([70.0, -5.0, -30.0]), torch.tensor([60.0, 30.0, 50.0])
+    lab = torch.where(columns < edge, sky[None, :, None, None], wall[None, :, None, None])
+    lab = lab + 0.5 * torch.randn(lab.shape, generator=torch.Generator().manual_seed(0))
+    left = (columns < cell_edge).float()
+    posterior = colour_posterior(torch.cat([left, 1 - left], dim=1), lab, reach=16)
+    assert float(posterior[0, 1, :, edge:].min()) > 0.99          # the wall is the wall's
+    assert float(posterior[0, 0, :, :edge].min()) > 0.99          # the sky stays the sky's
+    same = torch.full_like(lab, 0) + sky[None, :, None, None]
+    posterior = colour_posterior(torch.cat([left, 1 - left], dim=1), same, reach=16)
+    assert float(posterior[0, 0, :, :cell_edge - 16].min()) > 0.99   # beyond reach of the other region
+    assert float(posterior[0, 1, :, cell_edge + 16:].min()) > 0.99
+    assert float(posterior[0, 0, :, cell_edge - 4:cell_edge].max()) < 0.99  # only a blend near the cell edge
+
+
+def test_lightness_moves_by_the_artists_strength():
+    assert Lightness.at(0.5) == Lightness()
+    assert Lightness.at(0.0) == Lightness(0.0, 0.0)
+    assert Lightness.at(1.0) == Lightness(1.0, 2 * Lightness().region)
+
+
+def test_the_frames_lightness_map_makes_its_share_of_the_move():
+    """The style is the photo itself 20 L* darker: every region's counterpart is itself, so the
+    frame's lightness map alone (no region share) moves the target all the way at frame share 1,
+    half way at 0.5, and not at all at 0."""
+    from shotstyle.server.engine.colourmath import lab_to_working
+    photo = _tensor(_photo("walk.0001.jpg"))
+    lab = working_to_lab(photo)
+    darker = lab_to_working(torch.cat([lab[:, :1] - 20, lab[:, 1:]], dim=1))
+    moved = {share: float((working_to_lab(make_target(photo, photo, darker, Lightness(share, 0.0)))[:, 0]
+                           - lab[:, 0]).mean())
+             for share in (0.0, 0.5, 1.0)}
+    assert moved[1.0] == pytest.approx(-20, abs=3)
+    assert moved[0.5] == pytest.approx(moved[1.0] / 2, abs=1.5)
+    assert abs(moved[0.0]) < 1.0

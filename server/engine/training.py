@@ -45,7 +45,7 @@ from shotstyle.server.engine.networks import REGISTRY, StyleNetwork, build_netwo
 from shotstyle.server.engine.networks.base import grade_of
 from shotstyle.server.engine.networks.local import DEFAULT_BOUND
 from shotstyle.server.engine.optimiserstate import capture, restore
-from shotstyle.server.engine.target import lightness_share, make_target
+from shotstyle.server.engine.target import Lightness, make_target
 from shotstyle.server.engine.resume import trained_steps
 from shotstyle.server.errors import TrainingCancelled, TrainingInputError
 
@@ -118,7 +118,7 @@ class TrainEvent:
 def grade_amount(strength: float) -> float:
     """How much of the fitted grade a model applies: all of it from strength 0.5 (the default)
     up, fading to none at 0 (stronger strengths weigh the style's colours more against the plate's
-    structure instead, and move each region's lightness further: target.lightness_share)."""
+    structure instead, and move lightness further: target.Lightness.at)."""
     return min(1.0, 2.0 * strength)
 
 
@@ -270,11 +270,11 @@ def train(keyframes: list[np.ndarray], style: np.ndarray, config: TrainConfig, *
         return _grade_model(network, _made_from(config, init, network, amount, correspondence.moved, style, keyframes),
                             plates)
     targets = None
-    share = lightness_share(config.strength)
+    lightness = Lightness.at(config.strength)
     if loss_name == "target":
         with torch.no_grad():
             style_mattes = matte_tensor([m.style for m in mattes], tuple(style_tensor.shape[-2:]), device)
-            targets = [make_target(plate, g, style_tensor, share, config.seed,
+            targets = [make_target(plate, g, style_tensor, lightness, config.seed,
                                    matte_tensor([m.plate[i] for m in mattes], tuple(plate.shape[-2:]), device),
                                    style_mattes)
                        for i, (plate, g) in enumerate(zip(plates, graded))]
@@ -297,7 +297,7 @@ def train(keyframes: list[np.ndarray], style: np.ndarray, config: TrainConfig, *
     metadata.update({**loss.metadata, "loss_note": loss.resolution_note, "steps": config.steps, "lr": config.lr,
                      "early_stop": config.early_stop, "adaptive_content": config.adaptive_content})
     if targets is not None:
-        metadata["target"] = {"features": semantic.NAME, "lightness_share": share,
+        metadata["target"] = {"features": semantic.NAME, "lightness": dataclasses.asdict(lightness),
                               "mattes": [m.name for m in mattes]}
     metadata.pop("early_stopped_at", None)
     prior = 0  # steps `init` has had (see resume.py: steps_total is the aim, steps_trained what was done)
