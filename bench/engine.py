@@ -183,11 +183,16 @@ def child_frame(runs: int) -> dict:
     for arch in ("grade", "hrnet-fast"):
         stylizer = Stylizer(model(arch), device="cpu")
         pending = prepare(frame, stylizer)
-        results = infer(stylizer, [pending])
         tags = model_tags(stylizer, 1.0)
         out[f"{arch} prepare"] = fastest(lambda: prepare(frame, stylizer))
         out[f"{arch} infer"] = fastest(lambda: infer(stylizer, [pending]))
-        out[f"{arch} finish"] = fastest(lambda: finish(pending, results[0], tags))
+        finishes = []  # finish converts the network's result in place: a new one for each run, made untimed
+        for _ in range(runs + 1):
+            results = infer(stylizer, [pending])
+            start = time.perf_counter()
+            finish(pending, results[0], tags)
+            finishes.append(1000 * (time.perf_counter() - start))
+        out[f"{arch} finish"] = min(finishes[1:])
     return out
 
 
