@@ -196,6 +196,17 @@ def test_the_grade_in_batched_strips_is_one_lookup_bit_for_bit(monkeypatch, thre
     assert torch.equal(grade.in_torch(x), expected)
 
 
+def test_the_targeted_limit_in_place_is_the_same_steps_bit_for_bit():
+    torch.manual_seed(2)
+    graded = torch.rand(1, 3, 17, 29)
+    proposed = graded + 0.02 * torch.randn(1, 3, 17, 29)   # changes within and beyond the bound
+    expected = local.targeted(graded, proposed, 0.005)
+    assert (proposed - graded).abs().max() > 2 * 0.005 and not torch.equal(expected, proposed)
+    overwritten = proposed.clone()
+    got = local.targeted(graded, overwritten, 0.005, in_place=True)
+    assert got.data_ptr() == overwritten.data_ptr() and torch.equal(got, expected)
+
+
 def test_hrnet_fast_applies_its_limits_strip_by_strip_exactly(monkeypatch):
     network = perturbed("hrnet-fast")
     x = torch.rand(1, 3, 101, 77)
