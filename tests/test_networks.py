@@ -245,10 +245,16 @@ def test_hrnet_fast_equals_its_whole_frame_steps_in_either_memory_layout(targete
         parameter.data += torch.randn_like(parameter) * 0.01
     network.grade.set(network.grade.lut.flip(0) * 0.8 + 0.1)
     x = torch.rand(1, 3, 270, 482) * 0.8
+    threads = torch.get_num_threads()
     with torch.inference_mode():
         expected = whole_frame_reference(network, x)
         got = network(x)
         channels_last = network(x.contiguous(memory_format=torch.channels_last))
+        torch.set_num_threads(1)  # as an in-process render on a small CPU runs it (cli.render.inprocess)
+        try:
+            one_thread = network(x)
+        finally:
+            torch.set_num_threads(threads)
     assert channels_last.is_contiguous(memory_format=torch.channels_last)
     assert (expected - x).abs().mean() > 5e-3
     # Both paths share the grade, the fit and its coefficients; they differ in how the upsampled
@@ -262,3 +268,5 @@ def test_hrnet_fast_equals_its_whole_frame_steps_in_either_memory_layout(targete
     # The low-resolution steps may run other kernels in the other layout: the same arithmetic in
     # another order, through every convolution of the inner network and the semantic features.
     assert (channels_last - got).abs().max() <= atol + rounding_tolerance(1.0, accumulation_steps(network))
+    # Another thread count splits the convolutions' sums differently: the same arithmetic in another order.
+    assert (one_thread - got).abs().max() <= rounding_tolerance(1.0, accumulation_steps(network))
