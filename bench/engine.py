@@ -12,7 +12,9 @@ Rows (each measured in its own subprocess so its peak RSS is its own):
 - frame: where a rendered 1920×1080 RGBA half/zip EXR frame's time goes, one stage at a time in
   one process: reading it (as the render does: half stays half), the pipeline's stages (`prepare`: colour in on the host; `infer`:
   the network; `finish`: colour out; a grade-only model is done whole in `prepare`), writing
-  it, for `grade` and `hrnet-fast`.
+  it, for `grade` and `hrnet-fast`; and the CPU time (all threads) of the whole trip with the
+  network on the threads the render gives it, whose sum over the cores bounds the render's
+  frame rate (the render rows say how near they come).
 - render: `shotstyle render --in-process` on 1920×1080 RGBA half EXRs (read, colour,
   stylize, write) for `grade` and `hrnet-fast`, frames/s against the network-only rate and
   against `oiiotool` applying the same .cube chain, one process per frame (an artist's LUT
@@ -168,8 +170,6 @@ def child_frame(runs: int) -> dict:
     """ms of each stage of one EXR frame's trip (the fastest of ``runs``, after a warm-up)."""
     from shotstyle.media.reading import read_frame
     from shotstyle.media.writing import write_frame
-    from shotstyle.server.engine.inference import Stylizer
-    from shotstyle.server.engine.pipeline import finish, infer, model_tags, prepare
 
     def fastest(work) -> float:
         return min(times_ms(work, runs))
@@ -180,15 +180,54 @@ def child_frame(runs: int) -> dict:
         frame = read_frame(path, half=True)
         out = {"read": fastest(lambda: read_frame(path, half=True)),
                "write": fastest(lambda: write_frame(f"{folder}/out.exr", frame))}
+        return out | stages_ms(frame, path, folder, fastest, runs)
+
+
+def stages_ms(frame, path: str, folder: str, fastest, runs: int) -> dict:
+    """`child_frame`'s pipeline stages and whole-trip CPU time for each model."""
+    from shotstyle.server.engine.inference import Stylizer
+    from shotstyle.server.engine.pipeline import finish, infer, model_tags, prepare
+    out = {}
     for arch in ("grade", "hrnet-fast"):
         stylizer = Stylizer(model(arch), device="cpu")
         pending = prepare(frame, stylizer)
-        results = infer(stylizer, [pending])
         tags = model_tags(stylizer, 1.0)
         out[f"{arch} prepare"] = fastest(lambda: prepare(frame, stylizer))
         out[f"{arch} infer"] = fastest(lambda: infer(stylizer, [pending]))
-        out[f"{arch} finish"] = fastest(lambda: finish(pending, results[0], tags))
+        finishes = []  # finish converts the network's result in place: a new one for each run, made untimed
+        for _ in range(runs + 1):
+            results = infer(stylizer, [pending])
+            start = time.perf_counter()
+            finish(pending, results[0], tags)
+            finishes.append(1000 * (time.perf_counter() - start))
+        out[f"{arch} finish"] = min(finishes[1:])
+        out[f"{arch} cpu"] = frame_cpu_ms(stylizer, path, f"{folder}/out.exr", runs)
     return out
+
+
+def frame_cpu_ms(stylizer, path: str, written: str, runs: int) -> float:
+    """CPU time (every thread) of one frame's whole trip, read to write, with the network on the
+    threads `render --in-process` gives it: what a render pays per frame, whatever overlaps."""
+    import torch
+    from shotstyle.cli.render.inprocess import network_threads
+    from shotstyle.media.frame import io_threads
+    from shotstyle.media.reading import read_frame
+    from shotstyle.media.writing import write_frame
+    from shotstyle.server.engine.device import cpu_count
+    from shotstyle.server.engine.pipeline import finish, infer, model_tags, prepare
+
+    def trip() -> None:
+        pending = prepare(read_frame(path, half=True), stylizer)
+        write_frame(written, finish(pending, infer(stylizer, [pending])[0], model_tags(stylizer, 1.0)))
+
+    torch.set_num_threads(network_threads(cpu_count(), 2 * io_threads(), stylizer.network.light))
+    trip()
+    times = []
+    for _ in range(runs):
+        start = time.process_time()
+        trip()
+        times.append(1000 * (time.process_time() - start))
+    return min(times)
 
 
 def child_render(arch: str, frames: int) -> dict:
@@ -306,6 +345,7 @@ def main() -> int:
     parts = set(args.only.split(","))
     rows: list[tuple[str, str, str, str]] = []
     network_ms: dict[tuple[str, str], float] = {}
+    cpu_bound: dict[str, float] = {}  # frames/s the cores allow, by the frame part's CPU time
     if "network" in parts:
         sizes = ["960x540"] if args.quick else list(SIZES)
         for arch in args.archs.split(","):
@@ -345,6 +385,10 @@ def main() -> int:
                 stages = [out[f"{arch} {stage}"] for stage in ("prepare", "infer", "finish")]
                 rows.append((f"frame {arch}: prepare / infer / finish", "1920x1080",
                              " / ".join(f"{ms:.0f}" for ms in stages) + f" ms (sum {sum(stages):.0f})", "-"))
+                cpu_bound[arch] = 1000 * (os.cpu_count() or 1) / out[f"{arch} cpu"]
+                rows.append((f"frame {arch}: CPU time read→write, the render's threads", "1920x1080",
+                             f"{out[f'{arch} cpu']:.0f} ms: at most {cpu_bound[arch]:.2f} frames/s on "
+                             f"{os.cpu_count()} cores", "-"))
     if "render" in parts:
         frames = 4 if args.quick else 12
         lut_fps = None
@@ -361,6 +405,7 @@ def main() -> int:
             base = network_ms.get((arch, "1920x1080"))
             ratio = f", {out['fps'] * base / 1000:.2f}× network-only" if base else ""
             ratio += f", {out['fps'] / lut_fps:.2f}× oiiotool" if lut_fps else ""
+            ratio += f", {out['fps'] / cpu_bound[arch]:.0%} of the CPU bound" if arch in cpu_bound else ""
             rows.append((f"render --in-process {arch} (EXR→EXR)", "1920x1080",
                          f"{out['fps']:.2f} frames/s{ratio}", "-"))
     if ("shot" in parts or "train" in parts) and not (SHARED / "clip").is_dir():

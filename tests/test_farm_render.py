@@ -302,6 +302,29 @@ def test_two_servers_both_receive_frames_and_match_in_process(tiny_model, clip, 
         np.testing.assert_allclose(pixels(out / name), pixels(local / name), rtol=2 ** -10, atol=1e-6)
 
 
+def test_an_in_process_cpu_render_gives_a_light_network_the_threads_its_io_leaves(tiny_model, tmp_path):
+    """hrnet-fast (`light`: its work costs a CPU less than its frames' reading, colour and writing)
+    runs on the threads the reader and finishing threads leave, at least one; a network heavier
+    than its I/O (hrnet) on all the render's threads."""
+    import torch
+    from shotstyle.cli.render.inprocess import InProcess
+    from shotstyle.media.frame import io_threads
+    from shotstyle.plugin.params import FrameArgs
+    from shotstyle.server.engine.modelfile import StyleModel, save_model
+    from shotstyle.server.engine.networks import build_network
+    heavy = str(tmp_path / "hrnet.safetensors")
+    save_model(StyleModel(build_network("hrnet", width=4, blocks=1), {"loss": "look"}), heavy)
+    before = torch.get_num_threads()
+    try:
+        for threads in (1, 6):
+            InProcess(tiny_model, FrameArgs(), threads)
+            assert torch.get_num_threads() == max(1, threads - 2 * io_threads())
+            InProcess(heavy, FrameArgs(), threads)
+            assert torch.get_num_threads() == threads
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_a_half_plate_stays_half_from_file_to_file(tiny_model, tmp_path, monkeypatch, capsys):
     """An in-process render of half EXRs reads them as half, stages them for the engine as half and
     writes the half result as it is (no float32 copy, no conversion back): the written pixels are

@@ -145,11 +145,13 @@ def test_stylize_frame_keeps_alpha_other_channels_and_windows(frame_with_aovs, f
 
 @pytest.mark.parametrize("out_space", ["ACEScg", "sRGB - Texture"])
 @pytest.mark.parametrize("opaque", [False, True])
-def test_the_host_colour_stages_are_the_whole_frame_steps_they_replaced(out_space, opaque):
+@pytest.mark.parametrize("planar", [False, True])
+def test_the_host_colour_stages_are_the_whole_frame_steps_they_replaced(out_space, opaque, planar):
     """Colour in and out on the host (planes, one OCIO pass each) against the same steps on
     H×W×3 frames through OCIO (the host's path before): equal bit for bit, non-finite values,
     alpha 0 / partial / 1 (or 1 everywhere, which the host skips) and half-range clamping
-    included; and within 1e-3 of a device's torch-op colour (colourtensors' bound), where it
+    included, whether the working-space frame is packed or a view of planes (the frame
+    pipeline's); and within 1e-3 of a device's torch-op colour (colourtensors' bound), where it
     differs only by its torch log and exp."""
     from shotstyle.media.frame import HALF_MAX
     from shotstyle.server.engine.colourtensors import (PROBE_TOLERANCE, from_working_tensor, tensor_transform,
@@ -162,7 +164,8 @@ def test_the_host_colour_stages_are_the_whole_frame_steps_they_replaced(out_spac
     alpha = rng.choice([1.0] if opaque else [0.0, 0.5, 1.0], (23, 41, 1)).astype(np.float32)
     staged = torch.from_numpy(np.concatenate([linear * np.where(alpha > 0, alpha, 1), alpha], axis=2).astype(np.float16))
 
-    working, plate = host_colour_in(staged, "ACEScg", out_space)
+    working, plate = host_colour_in(staged, "ACEScg", out_space, planar=planar)
+    assert working.shape == (23, 41, 3) and (working.transpose(2, 0, 1) if planar else working).flags.c_contiguous
     rgb, kept_alpha = staged[None, ..., :3].float(), staged[None, ..., 3:].float()
     straight, covered = unpremultiply(rgb, kept_alpha)
     np.testing.assert_array_equal(working, to_working_tensor(straight, "ACEScg", in_torch=False)[0].numpy())
@@ -171,7 +174,8 @@ def test_the_host_colour_stages_are_the_whole_frame_steps_they_replaced(out_spac
 
     stylized = working + np.float32(0.1) * np.sin(7 * working)
     stylized[5:7] = 1.6  # scene-linear 2^18.3: beyond half's range
-    got, clamped = host_colour_out(stylized, plate, torch.float16)
+    laid_out = np.array(stylized.transpose(2, 0, 1), order="C").transpose(1, 2, 0) if planar else stylized.copy()
+    got, clamped = host_colour_out(laid_out, plate, torch.float16)  # converts planes in place
     expected = from_working_tensor(torch.from_numpy(stylized)[None], out_space, in_torch=False)
     kept = rgb if out_space == "ACEScg" else tensor_transform("ACEScg", out_space, in_torch=False)(
         torch.nan_to_num(rgb, nan=0.0, posinf=HALF_MAX, neginf=-HALF_MAX), consume=True)  # uncovered, as they came

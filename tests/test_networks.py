@@ -196,6 +196,17 @@ def test_the_grade_in_batched_strips_is_one_lookup_bit_for_bit(monkeypatch, thre
     assert torch.equal(grade.in_torch(x), expected)
 
 
+def test_the_targeted_limit_in_place_is_the_same_steps_bit_for_bit():
+    torch.manual_seed(2)
+    graded = torch.rand(1, 3, 17, 29)
+    proposed = graded + 0.02 * torch.randn(1, 3, 17, 29)   # changes within and beyond the bound
+    expected = local.targeted(graded, proposed, 0.005)
+    assert (proposed - graded).abs().max() > 2 * 0.005 and not torch.equal(expected, proposed)
+    overwritten = proposed.clone()
+    got = local.targeted(graded, overwritten, 0.005, in_place=True)
+    assert got.data_ptr() == overwritten.data_ptr() and torch.equal(got, expected)
+
+
 def test_hrnet_fast_applies_its_limits_strip_by_strip_exactly(monkeypatch):
     network = perturbed("hrnet-fast")
     x = torch.rand(1, 3, 101, 77)
@@ -234,10 +245,16 @@ def test_hrnet_fast_equals_its_whole_frame_steps_in_either_memory_layout(targete
         parameter.data += torch.randn_like(parameter) * 0.01
     network.grade.set(network.grade.lut.flip(0) * 0.8 + 0.1)
     x = torch.rand(1, 3, 270, 482) * 0.8
+    threads = torch.get_num_threads()
     with torch.inference_mode():
         expected = whole_frame_reference(network, x)
         got = network(x)
         channels_last = network(x.contiguous(memory_format=torch.channels_last))
+        torch.set_num_threads(1)  # as an in-process render on a small CPU runs it (cli.render.inprocess)
+        try:
+            one_thread = network(x)
+        finally:
+            torch.set_num_threads(threads)
     assert channels_last.is_contiguous(memory_format=torch.channels_last)
     assert (expected - x).abs().mean() > 5e-3
     # Both paths share the grade, the fit and its coefficients; they differ in how the upsampled
@@ -251,3 +268,5 @@ def test_hrnet_fast_equals_its_whole_frame_steps_in_either_memory_layout(targete
     # The low-resolution steps may run other kernels in the other layout: the same arithmetic in
     # another order, through every convolution of the inner network and the semantic features.
     assert (channels_last - got).abs().max() <= atol + rounding_tolerance(1.0, accumulation_steps(network))
+    # Another thread count splits the convolutions' sums differently: the same arithmetic in another order.
+    assert (one_thread - got).abs().max() <= rounding_tolerance(1.0, accumulation_steps(network))

@@ -6,7 +6,11 @@ thread runs the network (frames that are ready together as one batch where the e
 batches), and the finishing threads wait for each frame's read-back, put it together and write
 it (`Writer.write`), so reading frame n+1 and writing frame n-1 overlap the work on frame n.
 A machine with cores to spare reads and writes several frames at once; a small one keeps one
-reader and one writer, leaving its cores to the network. The policy for a failure: the frame
+reader and one writer, leaving its cores to the network. On a CPU the threads given (``--threads``,
+default all cores) are shared: a network whose work costs less than its frames' reading, colour
+and writing (`light`: hrnet-fast) runs on those the reader and finishing threads leave, at least
+one (`network_threads`), since torch's parallel steps each wait for their slowest thread, and a
+thread sharing its core with a frame's I/O is slow. The policy for a failure: the frame
 fails alone (an unreadable input, a frame the engine refuses) and the render goes on; frames
 still unread when the render is stopped (Ctrl-C) are handed back unrendered. Importing this
 module imports torch.
@@ -26,7 +30,7 @@ from shotstyle.media.reading import read_frame
 from shotstyle.plugin.errors import SetupError
 from shotstyle.plugin.exitcodes import ExitCode
 from shotstyle.plugin.params import FrameArgs
-from shotstyle.server.engine.device import configure_threads
+from shotstyle.server.engine.device import configure_threads, cpu_count
 from shotstyle.server.engine.inference import Stylizer
 from shotstyle.server.engine.modelfile import load_model
 from shotstyle.server.engine.pipeline import PendingFrame, Results, finish, infer, model_tags, prepare
@@ -59,10 +63,10 @@ class InProcess:
             raise SetupError(ExitCode.MODEL_ERROR, f"model {model_path}: {exc}") from None
         self.model_hash = model.hash
         self._stylizer = Stylizer(model)
-        if threads:
-            configure_threads(self._stylizer.device, threads)
         self.args = args
         self._readers = io_threads()
+        configure_threads(self._stylizer.device,
+                          network_threads(threads or cpu_count(), 2 * self._readers, self._stylizer.network.light))
 
     def describe(self) -> str:
         return f"in-process on {self._stylizer.device}"
@@ -85,6 +89,13 @@ class InProcess:
 
     def close(self) -> None:
         pass
+
+
+def network_threads(threads: int, host_threads: int, light: bool) -> int:
+    """The network's share of a CPU render's ``threads``: all of them, or for a `light` network
+    those its ``host_threads`` (the reader and finishing threads, each busy with a frame's I/O
+    most of the time) leave, at least one."""
+    return max(1, threads - host_threads) if light else threads
 
 
 class _FrameStages:

@@ -31,11 +31,13 @@ premultiply in `finish` instead: host work on host threads, overlapping the netw
 grade-only model there is done whole in `prepare`: colour in, the grade, the mix and colour out
 are one OpenColorIO pass (Stylizer.grade_on_host), and `infer` has nothing left to do.
 
-On the host the colour stages work on planes (3×H×W and 1×H×W alpha, `host_planes`): OCIO reads
-the planes and writes the network's H×W×3 frame (and back), so each step between is a plain pass
-over contiguous values. The same steps on H×W×3 and H×W×1 arrays, channel next to channel, run
-element by element (a 1080p frame's colour in and out cost as much as the network); results
-are the same bit for bit.
+On the host the colour stages work on planes (3×H×W and 1×H×W alpha, `host_planes`): OCIO
+converts the planes in place, the network runs on them as an NCHW frame and colour out converts
+the result's planes in place, so each step between is a plain pass over contiguous values and
+no frame is copied between layouts. The same steps on H×W×3 and H×W×1 arrays, channel next to
+channel, run element by element (a 1080p frame's colour in and out cost as much as the
+network), and `hrnet-fast` on packed RGB takes 11% longer (its per-pixel strips and area
+downscales read strided channels); results are the same bit for bit.
 """
 
 from __future__ import annotations
@@ -179,23 +181,32 @@ def host_planes(staged: Tensor) -> tuple[Tensor, Tensor | None]:
     return planes[:, :3], None if alpha is None or bool((alpha == 1).all()) else alpha
 
 
-def host_colour_in(staged: Tensor, space: str, out_space: str) -> tuple[np.ndarray, Plate]:
+def host_colour_in(staged: Tensor, space: str, out_space: str, planar: bool = False) -> tuple[np.ndarray, Plate]:
     """`colour_in` on the host: a staged H×W×C view → H×W×3 float32 working-space RGB (straight,
-    colour.input_rule, OCIO reading planes and writing the network's frame) and its planar `Plate`."""
+    colour.input_rule, OCIO reading planes) and its planar `Plate`. The RGB is packed, or with
+    ``planar`` a view of 3×H×W planes (the straight planes themselves, converted in place): the
+    network's frame in the frame pipeline, which it runs as NCHW, as the module docstring says."""
     rgb, alpha = host_planes(staged)
     straight, covered = unpremultiply(rgb, alpha)
+    # In place: `straight` is `rgb` only without alpha, where colour out never reads `rgb`.
     pixels = straight[0].contiguous().numpy()
-    input_rule(pixels)  # in place: `straight` is `rgb` only without alpha, where colour out never reads `rgb`
-    working = np.empty((*pixels.shape[1:], 3), np.float32)
-    run_processor(cpu_processor(config_uri(), space, working_space()), pixels, planar=True, out=working, out_planar=False)
+    input_rule(pixels)
+    processor = cpu_processor(config_uri(), space, working_space())
+    if planar:
+        run_processor(processor, pixels, planar=True)
+        working = pixels.transpose(1, 2, 0)
+    else:
+        working = np.empty((*pixels.shape[1:], 3), np.float32)
+        run_processor(processor, pixels, planar=True, out=working, out_planar=False)
     return working, Plate(rgb, alpha, covered, space, out_space)
 
 
 def host_colour_out(stylized: np.ndarray, plate: Plate, dtype: torch.dtype) -> tuple[np.ndarray, Tensor | None]:
-    """`colour_out` on the host, for an H×W×3 float32 working-space frame and a `host_colour_in` plate."""
-    planes = np.empty((3, *stylized.shape[:2]), np.float32)
-    run_processor(cpu_processor(config_uri(), working_space(), plate.out_space), np.ascontiguousarray(stylized),
-                  out=planes, out_planar=True)
+    """`colour_out` on the host, for an H×W×3 float32 working-space frame and a `host_colour_in`
+    plate. A frame that is a view of 3×H×W planes (the network's result in the frame pipeline) is
+    converted in place; packed RGB is copied to planes first."""
+    planes = np.ascontiguousarray(stylized.transpose(2, 0, 1))
+    run_processor(cpu_processor(config_uri(), working_space(), plate.out_space), planes, planar=True)
     return host_pixel_type(torch.from_numpy(finite_output(planes))[None], plate, dtype)
 
 
@@ -262,7 +273,7 @@ def _stage(frame: Frame, view: View, stylizer: Stylizer, space: str, out_space: 
         return Staged(view, staged)
     if stylizer.host_lattice is not None:
         return Staged(view, None, done=_graded_on_host(stylizer, staged, space, out_space, mix))
-    working, plate = host_colour_in(staged, space, out_space)
+    working, plate = host_colour_in(staged, space, out_space, planar=True)
     return Staged(view, torch.from_numpy(working), plate)
 
 
@@ -314,12 +325,12 @@ def infer(stylizer: Stylizer, pending: list[PendingFrame], mix: float = 1.0) -> 
 def stylize_tensors(stylizer: Stylizer, x: Tensor, first: PendingFrame, mix: float) -> tuple[Tensor, Tensor | None]:
     """A batch on the device → N×H×W×C results to read back: with device colour, RGB in the
     result's space and the frames' pixel type (and, for half, the counts `colour_out` gives);
-    where colour in was done on the host, working-space RGB."""
+    where colour in was done on the host, working-space RGB in the network's memory layout."""
     torch_colour = first.views[0].plate is None
     working, plate = colour_in(x, first.space, first.out_space) if torch_colour else (x, None)
     stylized = stylizer.tensors(working.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
     mixed = mix_tensors(working, stylized, mix)
-    return colour_out(mixed, plate, x.dtype) if plate is not None else (mixed.contiguous(), None)
+    return colour_out(mixed, plate, x.dtype) if plate is not None else (mixed, None)
 
 
 def finish(pending: PendingFrame, results: Results, tags: dict) -> Frame:

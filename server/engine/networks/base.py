@@ -12,8 +12,11 @@ What differs between networks is said by these class attributes and methods, nev
 probing: `tiles` (inference cuts large frames into tiles with the whole frame's normalisation
 statistics: `norm_statistics` and `frozen_norms`), `any_layout` (it takes frames in either memory
 layout, NCHW or channels-last, and returns its result in theirs, so inference hands it frames as
-they lie in memory instead of copying them into its execution's layout), `trains` (False: the
-grade alone, fitted, never trained) and `training_arguments` (what the trainer builds it with).
+they lie in memory instead of copying them into its execution's layout), `light` (its work on a
+frame costs a CPU less than reading, converting and writing the frame: a low-resolution network
+and per-pixel steps, so an in-process CPU render runs it on the cores its reader and writer
+threads leave, cli.render.inprocess), `trains` (False: the grade alone, fitted, never trained)
+and `training_arguments` (what the trainer builds it with).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ class StyleNetwork(nn.Module):
     bound: float
     tiles: ClassVar[bool] = False
     any_layout: ClassVar[bool] = False
+    light: ClassVar[bool] = False
     trains: ClassVar[bool] = True
 
     def __init__(self) -> None:

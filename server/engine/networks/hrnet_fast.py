@@ -71,6 +71,8 @@ class HRNetFast(StyleNetwork):
     # Its full-resolution steps are per pixel (the grade, the strips of step 5), and a frame is
     # handed to them as it lies in memory: an H×W×3 array seen as NCHW is channels-last.
     any_layout = True
+    # At 1080p its work is about 135 ms of one core, the frame's EXR read, colour and zip write about 230.
+    light = True
 
     def __init__(self, width: int = 8, blocks: int = 1, low_res: int = DEFAULT_LOW_RES,
                  radius: int = 2, eps: float = 1e-3, grade_size: int = DEFAULT_SIZE,
@@ -112,11 +114,12 @@ class HRNetFast(StyleNetwork):
         with torch.autocast(x.device.type, enabled=False):
             coefficients = fit_local_affine(small.float(), changed.float(), self.radius, self.eps)
             # Without a gradient to keep, the result overwrites the graded frame it is made from
-            # (one full-resolution frame fewer in memory).
+            # (one full-resolution frame fewer in memory), and each strip's limit its proposal.
+            untracked = not torch.is_grad_enabled()
             return apply_affine(coefficients, graded,
                                 lambda rows, proposed: limited(x[:, :, rows], graded[:, :, rows], proposed,
-                                                               self.bound, self.along_grade),
-                                out=None if torch.is_grad_enabled() else graded)
+                                                               self.bound, self.along_grade, in_place=untracked),
+                                out=graded if untracked else None)
 
 
 def downscale(x: Tensor, long_side: int) -> Tensor:
@@ -224,8 +227,9 @@ def apply_affine(coefficients: Tensor, plate: Tensor,
                  finish: Callable[[slice, Tensor], Tensor] | None = None, out: Tensor | None = None) -> Tensor:
     """Upsample the 3×4 transforms to the plate's size and apply them, strip by strip; ``finish``
     (rows, result) makes each strip's final pixels while they are in cache (a pointwise step: the
-    local term's limits), so no full-frame temporaries are made. The result goes to ``out`` (a new
-    tensor by default; ``plate`` itself may be given: each strip is read before it is written).
+    local term's limits; without autograd it may overwrite the result it is given, a scratch
+    strip), so no full-frame temporaries are made. The result goes to ``out`` (a new tensor by
+    default; ``plate`` itself may be given: each strip is read before it is written).
 
     ``plate`` may be NCHW or channels-last in memory; the result has its layout."""
     height, width = plate.shape[-2:]
@@ -236,29 +240,48 @@ def apply_affine(coefficients: Tensor, plate: Tensor,
     # the order of two roundings).
     columns = F.interpolate(coefficients.flatten(1, 2), size=width, mode="linear", align_corners=False)
     columns = columns.view(n, channels, h, width).to(plate.dtype)
-    # Under autograd (training) a strip's rows are gathered in one blend: one run per low-resolution
-    # row would put a hundred small nodes per strip into the graph (a training step 15% slower).
-    gathered = torch.is_grad_enabled() and coefficients.requires_grad
-    if gathered:
-        lowers, uppers, blend = (t.to(plate.device) for t in row_sources(h, height))
-        blend = blend.to(plate.dtype)
-    else:
-        runs = row_blends(h, height)
     strip = max(1, STRIP_PIXELS // width)
     out = torch.empty_like(plate) if out is None else out
+    if torch.is_grad_enabled() and (coefficients.requires_grad or plate.requires_grad):
+        _apply_tracked(columns, plate, strip, finish, out)
+        return out
+    # Without autograd each strip's blended transforms and result go into two buffers made once,
+    # and each step writes into them: a third less time than new tensors per step, the same values.
+    runs = row_blends(h, height)
+    blended = torch.empty((n, channels, strip, width), dtype=plate.dtype, device=plate.device)
+    applied = torch.empty((n, 3, strip, width), dtype=plate.dtype, device=plate.device)
     for start in range(0, height, strip):
         stop = min(start + strip, height)
-        if gathered:
-            m = torch.lerp(columns.index_select(2, lowers[start:stop]), columns.index_select(2, uppers[start:stop]),
-                           blend[start:stop].view(1, 1, -1, 1))
-        else:
-            m = torch.cat([torch.lerp(columns[:, :, lower:lower + 1], columns[:, :, upper:upper + 1],
-                                      weights[max(start - first, 0):stop - first].view(1, 1, -1, 1))
-                           for first, last, lower, upper, weights in runs if first < stop and last > start], dim=2)
-        m = m.view(n, 3, 4, stop - start, width)    # n, out row, in column, h, w
+        for first, last, lower, upper, weights in runs:
+            if first < stop and last > start:
+                rows = slice(max(first, start), min(last, stop))
+                torch.lerp(columns[:, :, lower:lower + 1], columns[:, :, upper:upper + 1],
+                           weights[rows.start - first:rows.stop - first].view(1, 1, -1, 1),
+                           out=blended[:, :, rows.start - start:rows.stop - start])
+        m = blended[:, :, :stop - start].view(n, 3, 4, stop - start, width)    # n, out row, in column, h, w
+        x = plate[:, :, start:stop]
+        y = torch.addcmul(m[:, :, 3], m[:, :, 0], x[:, 0:1], out=applied[:, :, :stop - start])
+        y.addcmul_(m[:, :, 1], x[:, 1:2]).addcmul_(m[:, :, 2], x[:, 2:3])
+        out[:, :, start:stop] = y if finish is None else finish(slice(start, stop), y)
+    return out
+
+
+def _apply_tracked(columns: Tensor, plate: Tensor, strip: int, finish: Callable[[slice, Tensor], Tensor] | None,
+                   out: Tensor) -> None:
+    """`apply_affine`'s steps under autograd (training), into ``out``: each strip's rows gathered
+    in one blend (one blend per low-resolution row would put a hundred small nodes per strip into
+    the graph: a training step 15% slower), new tensors at each step."""
+    n, channels, h, width = columns.shape
+    height = plate.shape[-2]
+    lowers, uppers, blend = (t.to(plate.device) for t in row_sources(h, height))
+    blend = blend.to(plate.dtype)
+    for start in range(0, height, strip):
+        stop = min(start + strip, height)
+        m = torch.lerp(columns.index_select(2, lowers[start:stop]), columns.index_select(2, uppers[start:stop]),
+                       blend[start:stop].view(1, 1, -1, 1))
+        m = m.view(n, 3, 4, stop - start, width)
         x = plate[:, :, start:stop]
         y = torch.addcmul(m[:, :, 3], m[:, :, 0], x[:, 0:1])
         y = torch.addcmul(y, m[:, :, 1], x[:, 1:2])
         y = torch.addcmul(y, m[:, :, 2], x[:, 2:3])
         out[:, :, start:stop] = y if finish is None else finish(slice(start, stop), y)
-    return out

@@ -75,12 +75,16 @@ def honest(plate: Tensor, graded: Tensor, proposed: Tensor, bound: float) -> Ten
     return graded + bound * torch.tanh(exposure / bound) + reach * torch.tanh(along / reach) * direction
 
 
-def targeted(graded: Tensor, proposed: Tensor, bound: float) -> Tensor:
+def targeted(graded: Tensor, proposed: Tensor, bound: float, in_place: bool = False) -> Tensor:
     """The graded frame plus `proposed − graded`, softly limited to ±`bound` per channel
-    (`bound` > 0)."""
+    (`bound` > 0). ``in_place`` (no autograd): the same steps, written over `proposed`."""
+    if in_place:
+        return proposed.sub_(graded).div_(bound).tanh_().mul_(bound).add_(graded)
     return graded + bound * torch.tanh((proposed - graded) / bound)
 
 
-def limited(plate: Tensor, graded: Tensor, proposed: Tensor, bound: float, along_grade: bool) -> Tensor:
-    """The local change under the model's rule: `honest` when `along_grade`, else `targeted`."""
-    return honest(plate, graded, proposed, bound) if along_grade else targeted(graded, proposed, bound)
+def limited(plate: Tensor, graded: Tensor, proposed: Tensor, bound: float, along_grade: bool,
+            in_place: bool = False) -> Tensor:
+    """The local change under the model's rule: `honest` when `along_grade`, else `targeted`
+    (``in_place``: it may be written over `proposed`, where no gradient is kept)."""
+    return honest(plate, graded, proposed, bound) if along_grade else targeted(graded, proposed, bound, in_place)
