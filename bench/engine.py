@@ -83,14 +83,15 @@ def model(arch: str):
     return StyleModel(network.eval(), {"loss": "bench"})
 
 
-def times_ms(work, runs: int) -> list[float]:
-    """Wall times of ``runs`` calls of ``work()`` after one warm-up, in ms."""
+def times_ms(work, runs: int, clock=time.perf_counter) -> list[float]:
+    """Times of ``runs`` calls of ``work()`` after one warm-up, in ms: wall time, or ``clock``'s
+    (time.process_time: the CPU time of every thread)."""
     work()
     times = []
     for _ in range(runs):
-        start = time.perf_counter()
+        start = clock()
         work()
-        times.append(1000 * (time.perf_counter() - start))
+        times.append(1000 * (clock() - start))
     return times
 
 
@@ -221,13 +222,7 @@ def frame_cpu_ms(stylizer, path: str, written: str, runs: int) -> float:
         write_frame(written, finish(pending, infer(stylizer, [pending])[0], model_tags(stylizer, 1.0)))
 
     torch.set_num_threads(network_threads(cpu_count(), 2 * io_threads(), stylizer.network.light))
-    trip()
-    times = []
-    for _ in range(runs):
-        start = time.process_time()
-        trip()
-        times.append(1000 * (time.process_time() - start))
-    return min(times)
+    return min(times_ms(trip, runs, clock=time.process_time))
 
 
 def child_render(arch: str, frames: int) -> dict:
