@@ -27,9 +27,12 @@ DELAYS_S = (0.0, 0.1, 0.3, 0.6, 1.0)   # after the first line the command prints
 
 
 def interrupted(argv: list[str], delay: float) -> tuple[int, str]:
-    """Run the command, send SIGINT `delay` s after its first line; its exit status and stderr."""
+    """Run the command, send SIGINT `delay` s after its first line; its exit status and stderr.
+    The command starts with SIGINT at its default, as from a terminal: a suite run in the
+    background of a shell without job control ignores SIGINT, and its children inherit that."""
     process = subprocess.Popen([sys.executable, "-m", "shotstyle.cli", *argv],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     first = process.stderr.readline() if process.stderr else ""
     time.sleep(delay)
     process.send_signal(signal.SIGINT)
