@@ -179,16 +179,21 @@ def colour_posterior(membership: Tensor, lab: Tensor, reach: int) -> Tensor:
     off), never to one further away; where regions share a colour the memberships stay."""
     k = membership.shape[1]
     weights = membership[0].reshape(k, -1)
-    nearby = F.max_pool2d(membership, 2 * reach + 1, stride=1, padding=reach)[0].reshape(k, -1)
+    # A square window's maximum, taken along rows then columns: the same values at 2r+1 steps, not (2r+1)².
+    nearby = F.max_pool2d(membership, (1, 2 * reach + 1), stride=1, padding=(0, reach))
+    nearby = F.max_pool2d(nearby, (2 * reach + 1, 1), stride=1, padding=(reach, 0))[0].reshape(k, -1)
     log_prior = (weights + nearby).clamp(min=1e-12).log()
     pixels = lab[0].reshape(3, -1).T
     floor = COLOUR_FLOOR ** 2 * torch.eye(3, device=lab.device)
     for _ in range(COLOUR_ITERATIONS):
-        total = weights.sum(1).clamp(min=1e-6)
-        centred = pixels[None] - ((weights @ pixels) / total[:, None])[:, None]
-        cov = torch.einsum("kp,kpi,kpj->kij", weights, centred, centred) / total[:, None, None] + floor
-        distance = torch.einsum("kpi,kij,kpj->kp", centred, torch.linalg.inv(cov), centred)
-        weights = torch.softmax(log_prior - 0.5 * (distance + torch.logdet(cov)[:, None]), dim=0)
+        log_fit = torch.empty_like(weights)
+        for region, weight in enumerate(weights):   # one region at a time: P×3 temporaries, not K×P×3×3
+            total = weight.sum().clamp(min=1e-6)
+            centred = pixels - (weight @ pixels) / total
+            cov = (centred * weight[:, None]).T @ centred / total + floor
+            distance = ((centred @ torch.linalg.inv(cov)) * centred).sum(1)
+            log_fit[region] = -0.5 * (distance + torch.logdet(cov))
+        weights = torch.softmax(log_prior + log_fit, dim=0)
     return weights.reshape(membership.shape)
 
 
