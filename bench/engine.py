@@ -376,14 +376,16 @@ def main() -> int:
         else:
             rows.append(("frame: read a RGBA half/zip EXR (media)", "1920x1080", f"{out['read']:.0f} ms", "-"))
             rows.append(("frame: write it (media)", "1920x1080", f"{out['write']:.0f} ms", "-"))
+            from shotstyle.server.engine.device import cpu_count  # the cores the render's threads are counted from
+            cores = cpu_count()
             for arch in ("grade", "hrnet-fast"):
                 stages = [out[f"{arch} {stage}"] for stage in ("prepare", "infer", "finish")]
                 rows.append((f"frame {arch}: prepare / infer / finish", "1920x1080",
                              " / ".join(f"{ms:.0f}" for ms in stages) + f" ms (sum {sum(stages):.0f})", "-"))
-                cpu_bound[arch] = 1000 * (os.cpu_count() or 1) / out[f"{arch} cpu"]
+                cpu_bound[arch] = 1000 * cores / out[f"{arch} cpu"]
                 rows.append((f"frame {arch}: CPU time read→write, the render's threads", "1920x1080",
                              f"{out[f'{arch} cpu']:.0f} ms: at most {cpu_bound[arch]:.2f} frames/s on "
-                             f"{os.cpu_count()} cores", "-"))
+                             f"{cores} cores", "-"))
     if "render" in parts:
         frames = 4 if args.quick else 12
         lut_fps = None
