@@ -10,10 +10,17 @@ import pytest
 import torch
 
 from conftest import REPO
+from shotstyle.server.engine.training import TrainConfig, to_training_tensor, train
 
+# The bench's modules import each other as top-level modules; its folder is on the path only while they load
+# (it also holds an io.py, which must not shadow anything imported later).
 sys.path.insert(0, str(REPO / "bench"))
-import flatness  # noqa: E402
-import regrades  # noqa: E402
+try:
+    import flatness
+    import quality
+    import regrades
+finally:
+    sys.path.remove(str(REPO / "bench"))
 
 
 def sky_over_ground(seed: int = 0) -> np.ndarray:
@@ -41,10 +48,6 @@ def test_global_grades_pass_and_injected_shapes_fail(grade):
 def test_the_closed_form_grades_steep_sky_passes(shared_data):
     """Pair 1's grade turns a lavender sky into a steep red one: a colour map, so it must pass (the
     quadratic reference scored it 1.74); a blob placed in that sky must still fail."""
-    import quality
-
-    from shotstyle.server.engine.training import TrainConfig, train, to_training_tensor
-
     content = quality.resized(quality.load_working(str(shared_data / "pairs" / "in1.png")), 256)
     style = quality.resized(quality.load_working(str(shared_data / "pairs" / "tar1.png")), 256)
     model = train([content], style, TrainConfig(arch="grade", resolution=256, device="cpu"))
