@@ -44,7 +44,8 @@ def test_quick_quality_bench_writes_every_output(shared_data, tmp_path):
     assert "pairs region-wrong" in table and "| control: blob |" in table
     clip_plate = next(r for r in rows if r["pair"] == "walk-clip" and r["method"] == "plate")
     assert float(clip_plate["warp_ratio"]) == pytest.approx(1.0)
-    assert "| reinhard |" in table and "0.6× Reinhard" in table and "Walk clip regions" in table
+    assert "| reinhard |" in table and "(Reinhard's), ssim ≥ 0.90" in table and "Walk clip regions" in table
+    assert "region ΔE ≤ 8" in table and "(1.5× the grade's)" in table  # issue 19's aims, not an older line
     assert "| hrnet-fast target | " in table.split("Walk clip regions")[1]
     for pair in pairs:
         sheet = cv2.imread(str(out / f"sheet_{pair}.png"))
