@@ -6,8 +6,11 @@ Resolve dialog's Mattes field), one entry per line or separated by ';'::
     NAME=PLATE:STYLE                    one named matte: this plate region takes that style region's look
     labels=PLATE_LABELS:STYLE_LABELS    label images: one matte per flat colour present in both
 
-PLATE is ``channel:CHANNEL`` (that channel of every keyframe, e.g. ``channel:matte.sky``) or matte
-image files, one per keyframe in keyframe order, separated by ','. STYLE is a matte image of the
+PLATE is ``channel:CHANNEL`` (that channel of every keyframe, e.g. ``channel:matte.sky``),
+``crypto:LAYER/NAME`` (the matte of the object or material NAME in every keyframe's cryptomatte
+layer LAYER, e.g. ``crypto:CryptoObject/sky_geo``; NAME may hold ':' and '/'; the layer must be
+stored as 32-bit float: media.cryptomatte) or matte image files, one per keyframe in keyframe
+order, separated by ','. STYLE is a matte image of the
 style image. An image's matte is its alpha channel if it has one, else its first channel; 8/16-bit
 files read as 0..1. Mattes are never resized: each must be the size of the image it marks.
 PLATE_LABELS and STYLE_LABELS are label images (one flat colour per region), PLATE_LABELS one per
@@ -16,7 +19,8 @@ keyframe separated by ','. Here file names cannot contain ':', ',' or ';'.
 On the wire (``protocol.OP_TRAIN``) every matte or label image is a frame of the request with
 ``extra.role`` "matte" (``extra.matte``: its name) or "labels", and ``extra.of``: "style" or the
 index of the keyframe it marks; ``args.matte_channels`` maps a name to the keyframe channel that is
-its plate matte. Standard library only (hosts use it).
+its plate matte (a channel name, or ``crypto:LAYER/NAME`` as written). Standard library only (hosts
+use it).
 """
 
 from __future__ import annotations
@@ -34,10 +38,11 @@ G = TypeVar("G")
 
 LABELS = "labels"            # the entry name that gives label images
 CHANNEL_PREFIX = "channel:"  # a plate matte that is a channel of the keyframes
+CRYPTO_PREFIX = "crypto:"    # a plate matte that is a cryptomatte's named matte in the keyframes
 ROLE_MATTE, ROLE_LABELS = "matte", "labels"
 OF_STYLE = "style"
-SYNTAX = ("write NAME=PLATE:STYLE (PLATE: channel:CHANNEL, or matte image files, one per keyframe, separated by "
-          "','; STYLE: a matte image of the style image), or labels=PLATE_LABELS:STYLE_LABELS")
+SYNTAX = ("write NAME=PLATE:STYLE (PLATE: channel:CHANNEL, crypto:LAYER/NAME, or matte image files, one per "
+          "keyframe, separated by ','; STYLE: a matte image of the style image), or labels=PLATE_LABELS:STYLE_LABELS")
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 MAX_CHANNEL_CHARS = 256
 
@@ -48,7 +53,7 @@ class MattePair(Generic[F]):
     name: str
     style: F
     plate: List[F] = field(default_factory=list)
-    channel: Optional[str] = None
+    channel: Optional[str] = None     # a keyframe channel, or a cryptomatte's matte (crypto:LAYER/NAME)
 
 
 @dataclass
@@ -82,6 +87,17 @@ class Mattes(Generic[F]):
                                  ("" if what.startswith("the") else ", or a channel of the keyframes (channel:NAME)"))
 
 
+def crypto_reference(channel: str) -> Optional[Tuple[str, str]]:
+    """(layer, name) of a plate matte given as ``crypto:LAYER/NAME``; None for a plain channel name;
+    ValueError when the layer or the name is missing."""
+    if not channel.startswith(CRYPTO_PREFIX):
+        return None
+    layer, _, name = channel[len(CRYPTO_PREFIX):].partition("/")
+    if not layer or not name:
+        raise ValueError(f"{brief(channel)}: write {CRYPTO_PREFIX}LAYER/NAME, e.g. {CRYPTO_PREFIX}CryptoObject/sky_geo")
+    return layer, name
+
+
 def _name(name: str) -> str:
     if not _NAME.fullmatch(name) or name == LABELS:
         raise ValueError(f"matte name {brief(name)}: use 1-64 letters, digits, '_', '.' or '-' (not {LABELS!r})")
@@ -95,11 +111,20 @@ def parse(text: str) -> Mattes[str]:
         if not entry:
             continue
         name, _, rest = (part.strip() for part in entry.partition("="))
+        channel: Optional[str] = None
+        plate: List[str] = []
         if rest.startswith(CHANNEL_PREFIX) and name != LABELS:
             channel, _, style = (part.strip() for part in rest[len(CHANNEL_PREFIX):].partition(":"))
-            plate = []
+        elif rest.startswith(CRYPTO_PREFIX) and name != LABELS:
+            # The style file name has no ':' (see the module doc); a cryptomatte name may.
+            channel, _, style = (part.strip() for part in rest.rpartition(":"))
+            if not channel.startswith(CRYPTO_PREFIX):
+                raise ValueError(f"matte {entry!r}: {SYNTAX}")
+            try:
+                crypto_reference(channel)
+            except ValueError as exc:
+                raise ValueError(f"matte {entry!r}: {exc}") from None
         else:
-            channel = None
             plates, _, style = (part.strip() for part in rest.partition(":"))
             plate = [p.strip() for p in plates.split(",")] if plates else []
         if not name or not style or not (plate or channel) or "" in plate:
@@ -144,8 +169,9 @@ def from_wire(args: Dict[str, Any], frames: List[EncodedFrame], keyframes: int) 
                                          f"{MAX_MATTE_FRAMES} matte and label images")
     found: Dict[str, Dict[Any, EncodedFrame]] = {}   # name (LABELS for label images) -> of -> image
     try:
-        for name in channels:
+        for name, channel in channels.items():
             _name(name)
+            crypto_reference(channel)
         for frame in frames:
             of = frame.extra.get("of")
             if of != OF_STYLE and (not isinstance(of, int) or isinstance(of, bool) or not 0 <= of < keyframes):

@@ -77,8 +77,9 @@ PARAMS: List[Param] = [
           "holds).", "Training",
           choices=["hrnet-fast", "hrnet", "grade"]),
     Param("mattes", "mattes", "", "Mattes", "Where the look goes, one entry per line or separated by ';': "
-          "NAME=PLATE:STYLE, PLATE a channel of the keyframes (channel:matte.sky) or matte image files, one per "
-          "keyframe, separated by ','; STYLE a matte image of the style image (alpha if it has one, else its first "
+          "NAME=PLATE:STYLE, PLATE a channel of the keyframes (channel:matte.sky), an object's or material's "
+          "matte in their cryptomatte (crypto:CryptoObject/sky_geo; 32-bit float layers) or matte image files, one "
+          "per keyframe, separated by ','; STYLE a matte image of the style image (alpha if it has one, else its first "
           "channel; the size of its image). Or labels=PLATE_LABELS:STYLE_LABELS: label images, one flat colour a "
           "region. Needs the target loss (auto).", "Training"),
     Param("seed", "int", 0, "Seed", "Random seed; the same seed and inputs train the same model.", "Training",

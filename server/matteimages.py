@@ -2,7 +2,8 @@
 and for a server's training job.
 
 An image's matte is its alpha channel if it has one, else its first channel (`media.reading` reads
-8/16-bit files as 0..1); a plate matte may instead be a channel of every keyframe; label images
+8/16-bit files as 0..1); a plate matte may instead be a channel of every keyframe, or a named matte
+of every keyframe's cryptomatte layer (`media.cryptomatte`); label images
 become one matte per flat colour present in all of them (`engine.mattes.label_mattes`). Nothing
 is resized: `check_mattes` refuses a matte that is not the size of its image, naming its file.
 """
@@ -11,8 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from shotstyle.media import cryptomatte
 from shotstyle.media.frame import Frame
-from shotstyle.plugin.mattes import Mattes
+from shotstyle.plugin.mattes import Mattes, crypto_reference
 from shotstyle.server.engine.mattes import MIN_LABEL_SHARE, Matte, check_mattes, label_mattes
 from shotstyle.server.errors import TrainingInputError
 
@@ -31,13 +33,34 @@ def channel_of(frame: Frame, channel: str) -> np.ndarray:
     return np.ascontiguousarray(frame.pixels[:, :, frame.channels.index(channel)], dtype=np.float32)
 
 
+def keyframe_mattes(keyframes: list[Frame], channel: str) -> list[np.ndarray]:
+    """The plate mattes a keyframe channel reference gives (a channel, or ``crypto:LAYER/NAME``), one per
+    keyframe; TrainingInputError naming the file, or the name no keyframe holds."""
+    try:
+        crypto = crypto_reference(channel)
+        if crypto is None:
+            return [channel_of(k, channel) for k in keyframes]
+        found = [cryptomatte.matte(k, *crypto) for k in keyframes]
+    except ValueError as exc:
+        raise TrainingInputError(str(exc)) from None
+    if not any(m.any() for m in found):
+        layer, name = crypto
+        listed = cryptomatte.manifest_names(keyframes[0], layer)
+        known = (f"; the names its manifest lists: {', '.join(listed[:cryptomatte.LISTED_NAMES])}"
+                 f"{f' ({len(listed)} in all)' if len(listed) > cryptomatte.LISTED_NAMES else ''}") if listed else ""
+        raise TrainingInputError(f"{', '.join(k.source or f'keyframe {i}' for i, k in enumerate(keyframes))}: no pixel "
+                                 f"holds {name!r} in cryptomatte layer {layer!r}{known}; give the object's or material's "
+                                 "name as the renderer wrote it")
+    return found
+
+
 def engine_mattes(mattes: Mattes[Frame], keyframes: list[Frame], style: Frame) -> list[Matte]:
     """The engine's mattes for ``keyframes`` and ``style`` (read frames), checked against their sizes."""
     found = []
     for pair in mattes.pairs:
         sources: list[str | None]
         if pair.channel is not None:
-            plate = [channel_of(k, pair.channel) for k in keyframes]
+            plate = keyframe_mattes(keyframes, pair.channel)
             sources = [f"channel {pair.channel} of {k.source or f'keyframe {i}'}" for i, k in enumerate(keyframes)]
         else:
             plate, sources = [matte_of(m) for m in pair.plate], [m.source for m in pair.plate]

@@ -4,7 +4,8 @@ One knob per parameter, its class chosen by the parameter's kind. What a composi
 for sits on the main tab: every action button (Train, Stylize range, and any a newer server
 describes, e.g. an Export LUT), the style choice (model), Mix, the keyframes and frames, the
 mattes (one ``NAME=channel:CHANNEL:STYLE_MATTE`` a line: a channel of the plate input, which the
-node's plate EXRs carry, paired with a matte image of the style; plugin.mattes), and
+node's plate EXRs carry, paired with a matte image of the style; plugin.mattes; the plates are half
+float, so a cryptomatte is extracted into a channel by Nuke's Cryptomatte node first), and
 the style/preview files (the alternative to the node's style and preview inputs). Everything
 else sits on a Settings tab, one group per parameter group. A node made with an older
 description gets the parameters it lacks added by ``sync_knobs``, so a parameter added to the
