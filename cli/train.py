@@ -90,8 +90,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--matte", action="append", default=[], metavar="NAME=PLATE_MATTE:STYLE_MATTE",
                         help="this plate region takes the look of that style region (repeat for several): "
                              "PLATE_MATTE is channel:CHANNEL (that channel of every --content keyframe, e.g. "
-                             "channel:matte.sky), crypto:LAYER/NAME (the matte of NAME in every keyframe's "
-                             "cryptomatte layer, e.g. crypto:CryptoObject/sky_geo; stored as 32-bit float) or matte "
+                             "channel:matte.sky), crypto:LAYER/NAME (the matte of NAME, or of the manifest's names a "
+                             "pattern such as window_* matches, in every keyframe's cryptomatte layer, e.g. "
+                             "crypto:CryptoObject/sky_geo; stored as 32-bit float) or matte "
                              "image files, one per keyframe, separated by ','; "
                              "STYLE_MATTE a matte image of --style. An image's matte is its alpha if it has one, "
                              "else its first channel; each must be the size of its image")

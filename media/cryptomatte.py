@@ -6,8 +6,9 @@ rank 2, and so on. A name's ID is the MurmurHash3 (x86, 32-bit, seed 0) of its U
 as the float32 with those bits and its exponent clamped to 1..254, so no ID is zero, a denormal,
 an infinity or a NaN (Cryptomatte specification 1.1.0, Psyop). A name's matte is the sum of the
 coverages of the ranks that hold its ID. IDs are computed from the name, so no manifest (the
-names a renderer may list in the header or a sidecar file) is needed; the manifest only helps
-to say which names a layer holds when a name is not found.
+names a renderer may list in the header or a sidecar file) is needed for a name; a pattern
+(``window_*``, shell-style, case-sensitive) takes every name the header's manifest lists that
+matches it, and the manifest says which names a layer holds when a name is not found.
 
 Only float32 channels hold IDs: a half-float copy of the layer (a Write at 16-bit half) has lost
 them, and is refused.
@@ -16,6 +17,7 @@ them, and is refused.
 from __future__ import annotations
 
 import json
+from fnmatch import fnmatchcase
 
 import numpy as np
 
@@ -26,6 +28,8 @@ _MASK = 0xFFFFFFFF
 RANK_PAIRS = (("R", "G"), ("B", "A"))
 # Names listed from a layer's manifest in a message.
 LISTED_NAMES = 8
+# A name holding one of these is a pattern over the manifest's names.
+PATTERN_CHARACTERS = "*?["
 
 
 def _rotate(value: int, bits: int) -> int:
@@ -90,8 +94,9 @@ def manifest_names(frame: Frame, layer: str) -> list[str]:
 
 
 def matte(frame: Frame, layer: str, name: str) -> np.ndarray:
-    """The H×W coverage of ``name`` in ``frame``'s cryptomatte ``layer`` (0..1); ValueError naming the file
-    when the frame has no such layer or holds it in half floats."""
+    """The H×W coverage of ``name`` (or of every manifest name a pattern matches) in ``frame``'s cryptomatte
+    ``layer`` (0..1); ValueError naming the file when the frame has no such layer, holds it in half floats, or
+    has no manifest for a pattern."""
     where = frame.source or "keyframe"
     pairs = rank_channels(frame.channels, layer)
     if not pairs:
@@ -103,10 +108,17 @@ def matte(frame: Frame, layer: str, name: str) -> np.ndarray:
         raise ValueError(f"{where}: cryptomatte layer {layer!r} is not stored as 32-bit float ({frame.channels[half[0]]} "
                          f"is {frame.channel_formats[half[0]]}), so its IDs are lost; "
                          "write the layer as 32-bit float, or extract the matte into a channel and give channel:NAME")
-    wanted = name_id(name)
+    names = [name]
+    if any(c in name for c in PATTERN_CHARACTERS):
+        listed = manifest_names(frame, layer)
+        if not listed:
+            raise ValueError(f"{where}: {name!r} is a pattern, and the header lists no names for cryptomatte layer "
+                             f"{layer!r} (a manifest in a sidecar file does not travel): give the full name")
+        names = [n for n in listed if fnmatchcase(n, name)]
+    wanted = np.array([name_id(n) for n in names], np.float32)
     pixels = frame.pixels
     coverage = np.zeros(pixels.shape[:2], np.float32)
     for id_index, coverage_index in pairs:
         ids = np.ascontiguousarray(pixels[:, :, id_index], dtype=np.float32)
-        coverage += np.where(ids == wanted, pixels[:, :, coverage_index], 0).astype(np.float32)
+        coverage += np.where(np.isin(ids, wanted), pixels[:, :, coverage_index], 0).astype(np.float32)
     return np.clip(coverage, 0.0, 1.0)

@@ -94,6 +94,19 @@ def test_a_names_matte_sums_its_coverage_over_the_ranks(tmp_path):
     assert cryptomatte.manifest_names(frame, LAYER) == sorted(MANIFEST)
 
 
+def test_a_pattern_takes_every_name_the_manifest_lists_that_matches_it(tmp_path):
+    frame = read_frame(_crypto_plate(tmp_path / "plate.exr"))
+    sky, ground = _coverage()
+    np.testing.assert_array_equal(cryptomatte.matte(frame, LAYER, "sky*"), sky)
+    np.testing.assert_array_equal(cryptomatte.matte(frame, LAYER, "*_geo"), np.clip(sky + ground, 0, 1))
+    assert not cryptomatte.matte(frame, LAYER, "Sky*").any()          # case-sensitive, as names are
+    bare = read_frame(_crypto_plate(tmp_path / "bare.exr", attributes=False))
+    np.testing.assert_array_equal(cryptomatte.matte(bare, LAYER, "sky_geo"), sky)   # a name needs no manifest
+    with pytest.raises(ValueError, match=r"bare.exr: 'sky\*' is a pattern, and the header lists no names for "
+                                         "cryptomatte layer 'CryptoObject'"):
+        cryptomatte.matte(bare, LAYER, "sky*")
+
+
 def test_a_half_float_layer_or_a_missing_one_is_refused_naming_the_file(tmp_path):
     formats = ["half"] * 4 + ["half", "float"] * 4      # IDs in half: lost
     half = read_frame(_crypto_plate(tmp_path / "half.exr", formats))
@@ -137,6 +150,8 @@ def test_training_takes_a_cryptomatte_name_as_a_plate_matte(shot, capsys):
     ("content", "sky=crypto:CryptoAsset/sky_geo:{sky_style}",
      "{content}: no cryptomatte layer 'CryptoAsset' (no CryptoAsset00.R channel); its layers: CryptoObject"),
     ("content", "sky=crypto:CryptoObject:{sky_style}", "write crypto:LAYER/NAME"),
+    ("content", "sky=crypto:CryptoObject/tree*:{sky_style}",
+     "{content}: no pixel holds 'tree*' in cryptomatte layer 'CryptoObject'; the names its manifest lists: ground_geo"),
 ])
 def test_a_bad_cryptomatte_matte_is_one_line_and_exit_2(shot, capsys, content, matte, message):
     assert _train(shot, "--matte", matte.format(**shot), content=content) == 2
