@@ -2,13 +2,15 @@
 
 A cryptomatte layer (its type name, e.g. ``CryptoObject``) stores ranked (ID, coverage) pairs per
 pixel: ``CryptoObject00.R``/``.G`` hold rank 0, ``.B``/``.A`` rank 1, ``CryptoObject01.R``/``.G``
-rank 2, and so on. A name's ID is the MurmurHash3 (x86, 32-bit, seed 0) of its UTF-8 bytes, stored
-as the float32 with those bits and its exponent clamped to 1..254, so no ID is zero, a denormal,
-an infinity or a NaN (Cryptomatte specification 1.1.0, Psyop). A name's matte is the sum of the
+rank 2, and so on (some files name the suffixes ``.red``, ``.green``, ``.blue``, ``.alpha``, as the
+Cryptomatte project's own sample ``special_chars.exr`` does). A name's ID is the MurmurHash3 (x86, 32-bit, seed 0) of its UTF-8 bytes, stored as the float32 with
+those bits and its exponent clamped to 1..254, so no ID is zero, a denormal, an infinity or a NaN
+(Cryptomatte specification 1.1.0, Psyop). A name's matte is the sum of the
 coverages of the ranks that hold its ID. IDs are computed from the name, so no manifest (the
 names a renderer may list in the header or a sidecar file) is needed for a name; a pattern
 (``window_*``, shell-style, case-sensitive) takes every name the header's manifest lists that
-matches it, and the manifest says which names a layer holds when a name is not found.
+matches it (a name the manifest lists is itself, though it hold ``*`` or ``[``), and the manifest
+says which names a layer holds when a name is not found.
 
 Only float32 channels hold IDs: a half-float copy of the layer (a Write at 16-bit half) has lost
 them, and is refused.
@@ -24,8 +26,9 @@ import numpy as np
 from shotstyle.media.frame import Frame
 
 _MASK = 0xFFFFFFFF
-# Channel suffixes of a rank pair: (ID, coverage) for the even rank, then for the odd one.
-RANK_PAIRS = (("R", "G"), ("B", "A"))
+# Channel suffixes of a rank pair, (ID, coverage) for the even rank then for the odd one, in the
+# two spellings files use.
+RANK_SUFFIXES = ((("R", "G"), ("B", "A")), (("red", "green"), ("blue", "alpha")))
 # Names listed from a layer's manifest in a message.
 LISTED_NAMES = 8
 # A name holding one of these is a pattern over the manifest's names.
@@ -63,16 +66,19 @@ def name_id(name: str) -> np.float32:
 
 
 def layers(channels: list[str]) -> list[str]:
-    """The cryptomatte layers among ``channels``: every type name with a ``NAME00.R`` channel."""
-    suffix = "00." + RANK_PAIRS[0][0]
-    return [c[:-len(suffix)] for c in channels if c.endswith(suffix) and len(c) > len(suffix)]
+    """The cryptomatte layers among ``channels``: every type name with a ``NAME00.R`` (or ``.red``) channel."""
+    found = []
+    for suffixes in RANK_SUFFIXES:
+        suffix = "00." + suffixes[0][0]
+        found += [c[:-len(suffix)] for c in channels if c.endswith(suffix) and len(c) > len(suffix)]
+    return list(dict.fromkeys(found))
 
 
 def rank_channels(channels: list[str], layer: str) -> list[tuple[int, int]]:
     """(ID, coverage) channel indices of ``layer``'s ranks, in rank order."""
     pairs = []
     for number in range(100):
-        names = [(f"{layer}{number:02d}.{i}", f"{layer}{number:02d}.{c}") for i, c in RANK_PAIRS]
+        names = [(f"{layer}{number:02d}.{i}", f"{layer}{number:02d}.{c}") for suffixes in RANK_SUFFIXES for i, c in suffixes]
         found = [(channels.index(i), channels.index(c)) for i, c in names if i in channels and c in channels]
         if not found:
             break
@@ -93,10 +99,16 @@ def manifest_names(frame: Frame, layer: str) -> list[str]:
     return []
 
 
+def is_pattern(frame: Frame, layer: str, name: str) -> bool:
+    """Whether ``name`` is taken as a pattern over the names ``frame``'s manifest lists for ``layer``: it holds a
+    pattern character, and the manifest lists names but not this one (without a manifest, a name is itself)."""
+    listed = manifest_names(frame, layer)
+    return any(c in name for c in PATTERN_CHARACTERS) and bool(listed) and name not in listed
+
+
 def matte(frame: Frame, layer: str, name: str) -> np.ndarray:
     """The H×W coverage of ``name`` (or of every manifest name a pattern matches) in ``frame``'s cryptomatte
-    ``layer`` (0..1); ValueError naming the file when the frame has no such layer, holds it in half floats, or
-    has no manifest for a pattern."""
+    ``layer`` (0..1); ValueError naming the file when the frame has no such layer or holds it in half floats."""
     where = frame.source or "keyframe"
     pairs = rank_channels(frame.channels, layer)
     if not pairs:
@@ -109,12 +121,8 @@ def matte(frame: Frame, layer: str, name: str) -> np.ndarray:
                          f"is {frame.channel_formats[half[0]]}), so its IDs are lost; "
                          "write the layer as 32-bit float, or extract the matte into a channel and give channel:NAME")
     names = [name]
-    if any(c in name for c in PATTERN_CHARACTERS):
-        listed = manifest_names(frame, layer)
-        if not listed:
-            raise ValueError(f"{where}: {name!r} is a pattern, and the header lists no names for cryptomatte layer "
-                             f"{layer!r} (a manifest in a sidecar file does not travel): give the full name")
-        names = [n for n in listed if fnmatchcase(n, name)]
+    if is_pattern(frame, layer, name):
+        names = [n for n in manifest_names(frame, layer) if fnmatchcase(n, name)]
     wanted = np.array([name_id(n) for n in names], np.float32)
     pixels = frame.pixels
     coverage = np.zeros(pixels.shape[:2], np.float32)

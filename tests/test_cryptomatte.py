@@ -23,7 +23,6 @@ from testfiles import write_image
 
 SIZE = (48, 64)
 LAYER = "CryptoObject"
-MANIFEST = {"sky_geo": "", "ground_geo": ""}
 
 
 def _bits(value: np.float32) -> str:
@@ -62,10 +61,10 @@ def _coverage() -> tuple[np.ndarray, np.ndarray]:
     return sky, 1 - sky
 
 
-def _crypto_plate(path, formats="float", attributes=True) -> str:
-    """A keyframe EXR: RGBA and a two-rank-pair CryptoObject layer holding sky_geo and ground_geo."""
+def _crypto_plate(path, formats="float", attributes=True, names=("sky_geo", "ground_geo"), suffixes="RGBA") -> str:
+    """A keyframe EXR: RGBA and a two-rank-pair CryptoObject layer holding the sky and the ground by these names."""
     sky, ground = _coverage()
-    sky_id, ground_id = cryptomatte.name_id("sky_geo"), cryptomatte.name_id("ground_geo")
+    sky_id, ground_id = (cryptomatte.name_id(n) for n in names)
     sky_first = sky >= ground
     rank0_id = np.where(sky_first, sky_id, ground_id)
     rank0 = np.where(sky_first, sky, ground)
@@ -75,8 +74,8 @@ def _crypto_plate(path, formats="float", attributes=True) -> str:
     zeros = np.zeros(SIZE, np.float32)
     rgb = [0.2 + 0.5 * sky, 0.3 + 0 * sky, 0.6 - 0.4 * sky, np.ones(SIZE, np.float32)]
     layer = [rank0_id, rank0, rank1_id, rank1, zeros, zeros, zeros, zeros]
-    channels = ["R", "G", "B", "A"] + [f"{LAYER}{n:02d}.{c}" for n in (0, 1) for c in "RGBA"]
-    manifest = json.dumps({name: _bits(cryptomatte.name_id(name)) for name in MANIFEST})
+    channels = ["R", "G", "B", "A"] + [f"{LAYER}{n:02d}.{c}" for n in (0, 1) for c in suffixes]
+    manifest = json.dumps({name: _bits(cryptomatte.name_id(name)) for name in names})
     header = {"cryptomatte/a1b2c3d/name": ("string", LAYER), "cryptomatte/a1b2c3d/hash": ("string", "MurmurHash3_32"),
               "cryptomatte/a1b2c3d/conversion": ("string", "uint32_to_float32"),
               "cryptomatte/a1b2c3d/manifest": ("string", manifest)} if attributes else None
@@ -91,7 +90,7 @@ def test_a_names_matte_sums_its_coverage_over_the_ranks(tmp_path):
     np.testing.assert_array_equal(cryptomatte.matte(frame, LAYER, "sky_geo"), sky)
     np.testing.assert_array_equal(cryptomatte.matte(frame, LAYER, "ground_geo"), ground)
     assert not cryptomatte.matte(frame, LAYER, "tree_geo").any()
-    assert cryptomatte.manifest_names(frame, LAYER) == sorted(MANIFEST)
+    assert cryptomatte.manifest_names(frame, LAYER) == ["ground_geo", "sky_geo"]
 
 
 def test_a_pattern_takes_every_name_the_manifest_lists_that_matches_it(tmp_path):
@@ -102,9 +101,21 @@ def test_a_pattern_takes_every_name_the_manifest_lists_that_matches_it(tmp_path)
     assert not cryptomatte.matte(frame, LAYER, "Sky*").any()          # case-sensitive, as names are
     bare = read_frame(_crypto_plate(tmp_path / "bare.exr", attributes=False))
     np.testing.assert_array_equal(cryptomatte.matte(bare, LAYER, "sky_geo"), sky)   # a name needs no manifest
-    with pytest.raises(ValueError, match=r"bare.exr: 'sky\*' is a pattern, and the header lists no names for "
-                                         "cryptomatte layer 'CryptoObject'"):
-        cryptomatte.matte(bare, LAYER, "sky*")
+    assert not cryptomatte.matte(bare, LAYER, "sky*").any()                         # a pattern does
+
+
+def test_a_name_the_manifest_lists_is_itself_though_it_hold_pattern_characters(tmp_path):
+    """The specification's sample names "has_*_asterisk" beside "has_n_asterisk", "rect_[_top"..."""
+    frame = read_frame(_crypto_plate(tmp_path / "plate.exr", names=("has_*_asterisk", "has_n_asterisk")))
+    sky, ground = _coverage()
+    np.testing.assert_array_equal(cryptomatte.matte(frame, LAYER, "has_*_asterisk"), sky)
+    np.testing.assert_array_equal(cryptomatte.matte(frame, LAYER, "has_?_asterisk"), np.clip(sky + ground, 0, 1))
+
+
+def test_channel_suffixes_spelt_out_are_read_too(tmp_path):
+    frame = read_frame(_crypto_plate(tmp_path / "plate.exr", suffixes="red green blue alpha".split()))
+    assert cryptomatte.layers(frame.channels) == [LAYER]
+    np.testing.assert_array_equal(cryptomatte.matte(frame, LAYER, "sky_geo"), _coverage()[0])
 
 
 def test_a_half_float_layer_or_a_missing_one_is_refused_naming_the_file(tmp_path):
@@ -152,6 +163,9 @@ def test_training_takes_a_cryptomatte_name_as_a_plate_matte(shot, capsys):
     ("content", "sky=crypto:CryptoObject:{sky_style}", "write crypto:LAYER/NAME"),
     ("content", "sky=crypto:CryptoObject/tree*:{sky_style}",
      "{content}: no pixel holds 'tree*' in cryptomatte layer 'CryptoObject'; the names its manifest lists: ground_geo"),
+    ("bare", "sky=crypto:CryptoObject/sky*:{sky_style}",
+     "{bare}: no pixel holds 'sky*' in cryptomatte layer 'CryptoObject'; a pattern needs the layer's manifest in the "
+     "header"),
 ])
 def test_a_bad_cryptomatte_matte_is_one_line_and_exit_2(shot, capsys, content, matte, message):
     assert _train(shot, "--matte", matte.format(**shot), content=content) == 2
