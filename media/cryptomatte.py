@@ -2,15 +2,15 @@
 
 A cryptomatte layer (its type name, e.g. ``CryptoObject``) stores ranked (ID, coverage) pairs per
 pixel: ``CryptoObject00.R``/``.G`` hold rank 0, ``.B``/``.A`` rank 1, ``CryptoObject01.R``/``.G``
-rank 2, and so on (some files name the suffixes ``.red``, ``.green``, ``.blue``, ``.alpha``, as the
-Cryptomatte project's own sample ``special_chars.exr`` does). A name's ID is the MurmurHash3 (x86, 32-bit, seed 0) of its UTF-8 bytes, stored as the float32 with
-those bits and its exponent clamped to 1..254, so no ID is zero, a denormal, an infinity or a NaN
-(Cryptomatte specification 1.1.0, Psyop). A name's matte is the sum of the
-coverages of the ranks that hold its ID. IDs are computed from the name, so no manifest (the
-names a renderer may list in the header or a sidecar file) is needed for a name; a pattern
-(``window_*``, shell-style, case-sensitive) takes every name the header's manifest lists that
-matches it (a name the manifest lists is itself, though it hold ``*`` or ``[``), and the manifest
-says which names a layer holds when a name is not found.
+rank 2, and so on (some files name the suffixes ``.red``, ``.green``, ``.blue``, ``.alpha``, as
+the Cryptomatte project's own sample ``special_chars.exr`` does). A name's ID is the MurmurHash3
+(x86, 32-bit, seed 0) of its UTF-8 bytes, stored as the float32 with those bits and its exponent
+clamped to 1..254, so no ID is zero, a denormal, an infinity or a NaN (Cryptomatte specification
+1.1.0, Psyop). A name's matte is the sum of the coverages of the ranks that hold its ID. IDs are
+computed from the name, so no manifest (the names a renderer may list in the header or a sidecar
+file) is needed for a name; a pattern (``window_*``, shell-style, case-sensitive) takes every name
+the header's manifest lists that matches it (a name the manifest lists is itself, though it hold
+``*`` or ``[``), and the manifest says which names a layer holds when a name is not found.
 
 Only float32 channels hold IDs: a half-float copy of the layer (a Write at 16-bit half) has lost
 them, and is refused.
