@@ -106,6 +106,20 @@ def is_pattern(frame: Frame, layer: str, name: str) -> bool:
     return any(c in name for c in PATTERN_CHARACTERS) and bool(listed) and name not in listed
 
 
+def not_found(frame: Frame, layer: str, name: str) -> str:
+    """What to say when no pixel holds ``name`` in ``layer``: the names the manifest lists, if it lists any."""
+    listed = manifest_names(frame, layer)
+    if listed:
+        more = f" ({len(listed)} in all)" if len(listed) > LISTED_NAMES else ""
+        known = f"; the names its manifest lists: {', '.join(listed[:LISTED_NAMES])}{more}"
+    elif any(c in name for c in PATTERN_CHARACTERS):
+        known = "; a pattern needs the layer's manifest in the header"
+    else:
+        known = ""
+    return (f"no pixel holds {name!r} in cryptomatte layer {layer!r}{known}; give the object's or material's name "
+            "as the renderer wrote it")
+
+
 def matte(frame: Frame, layer: str, name: str) -> np.ndarray:
     """The H×W coverage of ``name`` (or of every manifest name a pattern matches) in ``frame``'s cryptomatte
     ``layer`` (0..1); ValueError naming the file when the frame has no such layer or holds it in half floats."""

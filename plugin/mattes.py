@@ -9,13 +9,13 @@ Resolve dialog's Mattes field), one entry per line or separated by ';'::
 PLATE is ``channel:CHANNEL`` (that channel of every keyframe, e.g. ``channel:matte.sky``),
 ``crypto:LAYER/NAME`` (the matte of the object or material NAME in every keyframe's cryptomatte
 layer LAYER, e.g. ``crypto:CryptoObject/sky_geo``, or of every name its manifest lists that a
-pattern such as ``window_*`` matches; NAME may hold ':' and '/'; the layer must be stored as
-32-bit float: media.cryptomatte) or matte image files, one per keyframe in keyframe
-order, separated by ','. STYLE is a matte image of the
-style image. An image's matte is its alpha channel if it has one, else its first channel; 8/16-bit
-files read as 0..1. Mattes are never resized: each must be the size of the image it marks.
-PLATE_LABELS and STYLE_LABELS are label images (one flat colour per region), PLATE_LABELS one per
-keyframe separated by ','. Here file names cannot contain ':', ',' or ';'.
+pattern such as ``window_*`` matches; NAME may hold ':' and '/'; the layer must be stored as 32-bit
+float: media.cryptomatte) or matte image files, one per keyframe in keyframe order, separated by
+','. STYLE is a matte image of the style image. An image's matte is its alpha channel if it has
+one, else its first channel; 8/16-bit files read as 0..1. Mattes are never resized: each must be
+the size of the image it marks. PLATE_LABELS and STYLE_LABELS are label images (one flat colour per
+region), PLATE_LABELS one per keyframe separated by ','. Here file names cannot contain ':', ',' or
+';'.
 
 On the wire (``protocol.OP_TRAIN``) every matte or label image is a frame of the request with
 ``extra.role`` "matte" (``extra.matte``: its name) or "labels", and ``extra.of``: "style" or the

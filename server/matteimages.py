@@ -44,18 +44,8 @@ def keyframe_mattes(keyframes: list[Frame], channel: str) -> list[np.ndarray]:
     except ValueError as exc:
         raise TrainingInputError(str(exc)) from None
     if not any(m.any() for m in found):
-        layer, name = crypto
-        listed = cryptomatte.manifest_names(keyframes[0], layer)
-        if listed:
-            known = (f"; the names its manifest lists: {', '.join(listed[:cryptomatte.LISTED_NAMES])}"
-                     f"{f' ({len(listed)} in all)' if len(listed) > cryptomatte.LISTED_NAMES else ''}")
-        elif any(c in name for c in cryptomatte.PATTERN_CHARACTERS):
-            known = "; a pattern needs the layer's manifest in the header"
-        else:
-            known = ""
-        raise TrainingInputError(f"{', '.join(k.source or f'keyframe {i}' for i, k in enumerate(keyframes))}: no pixel "
-                                 f"holds {name!r} in cryptomatte layer {layer!r}{known}; give the object's or material's "
-                                 "name as the renderer wrote it")
+        raise TrainingInputError(f"{', '.join(k.source or f'keyframe {i}' for i, k in enumerate(keyframes))}: "
+                                 f"{cryptomatte.not_found(keyframes[0], *crypto)}")
     return found
 
 
