@@ -85,7 +85,8 @@ class Mattes(Generic[F]):
             if len(images) != keyframes:
                 raise ValueError(f"{what}: {len(images)} plate image(s) for {keyframes} keyframe(s): give one per "
                                  "keyframe, in keyframe order, separated by ','" +
-                                 ("" if what.startswith("the") else ", or a channel of the keyframes (channel:NAME)"))
+                                 ("" if what.startswith("the") else
+                                  ", or a channel of the keyframes (channel:NAME) or their cryptomatte (crypto:LAYER/NAME)"))
 
 
 def crypto_reference(channel: str) -> Optional[Tuple[str, str]]:

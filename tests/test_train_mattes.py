@@ -87,7 +87,9 @@ def test_label_images_become_one_matte_per_flat_colour(shot, capsys):
     ("sky={ground_plate}:{small}", "matte 'sky': its style matte ({small}) is 10×10, its image 80×40"),
     ("sky=channel:matte.water:{sky_style}", "{content}: no channel 'matte.water' to take a plate matte from "
                                             "(its channels: R, G, B, A, matte.sky); name one of them"),
-    ("sky={ground_plate},{ground_plate}:{sky_style}", "matte 'sky': 2 plate image(s) for 1 keyframe(s)"),
+    ("sky={ground_plate},{ground_plate}:{sky_style}", "matte 'sky': 2 plate image(s) for 1 keyframe(s): give one per "
+                                                      "keyframe, in keyframe order, separated by ',', or a channel of "
+                                                      "the keyframes (channel:NAME) or their cryptomatte (crypto:LAYER/NAME)"),
     ("sky={ground_plate}", "write NAME=PLATE:STYLE"),
 ])
 def test_a_bad_matte_is_one_line_naming_it_and_exit_2(shot, capsys, matte, message):
