@@ -99,11 +99,8 @@ def manifest_names(frame: Frame, layer: str) -> list[str]:
     return []
 
 
-def is_pattern(frame: Frame, layer: str, name: str) -> bool:
-    """Whether ``name`` is taken as a pattern over the names ``frame``'s manifest lists for ``layer``: it holds a
-    pattern character, and the manifest lists names but not this one (without a manifest, a name is itself)."""
-    listed = manifest_names(frame, layer)
-    return any(c in name for c in PATTERN_CHARACTERS) and bool(listed) and name not in listed
+def _holds_pattern(name: str) -> bool:
+    return any(c in name for c in PATTERN_CHARACTERS)
 
 
 def not_found(frame: Frame, layer: str, name: str) -> str:
@@ -112,7 +109,7 @@ def not_found(frame: Frame, layer: str, name: str) -> str:
     if listed:
         more = f" ({len(listed)} in all)" if len(listed) > LISTED_NAMES else ""
         known = f"; the names its manifest lists: {', '.join(listed[:LISTED_NAMES])}{more}"
-    elif any(c in name for c in PATTERN_CHARACTERS):
+    elif _holds_pattern(name):
         known = "; a pattern needs the layer's manifest in the header"
     else:
         known = ""
@@ -134,9 +131,10 @@ def matte(frame: Frame, layer: str, name: str) -> np.ndarray:
         raise ValueError(f"{where}: cryptomatte layer {layer!r} is not stored as 32-bit float ({frame.channels[half[0]]} "
                          f"is {frame.channel_formats[half[0]]}), so its IDs are lost; "
                          "write the layer as 32-bit float, or extract the matte into a channel and give channel:NAME")
-    names = [name]
-    if is_pattern(frame, layer, name):
-        names = [n for n in manifest_names(frame, layer) if fnmatchcase(n, name)]
+    # A name holding pattern characters is a pattern over the manifest's names, unless the manifest lists it
+    # as it is; without a manifest a name is itself.
+    listed = manifest_names(frame, layer) if _holds_pattern(name) else []
+    names = [n for n in listed if fnmatchcase(n, name)] if listed and name not in listed else [name]
     wanted = np.array([name_id(n) for n in names], np.float32)
     pixels = frame.pixels
     coverage = np.zeros(pixels.shape[:2], np.float32)
