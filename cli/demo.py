@@ -47,7 +47,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resolution", type=int, default=96, help="training resolution, long side (default 96)")
     parser.add_argument("--strength", type=float, default=0.5, help="content/style balance 0..1 (default 0.5)")
     parser.add_argument("--loss", choices=effect_params.choices("loss"), default="auto",
-                        help="auto: VGG-19 when its ImageNet weights are installed, else look")
+                        help=effect_params.help_of("loss"))
     parser.add_argument("--name", default="demo", help="model name in the server's store (default demo)")
 
 

@@ -64,8 +64,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--style", required=True, help="the style image whose look the shot should take")
     parser.add_argument("-o", "--output", required=True, metavar="MODEL", help="model file to write (.safetensors)")
     parser.add_argument("--loss", choices=effect_params.choices("loss"),
-                        help=f"auto: vgg when ImageNet VGG-19 weights are found, else look (default {default['loss']}; "
-                             "with --init the model's own)")
+                        help=f"{effect_params.help_of('loss')} (default {default['loss']}; with --init the model's own)")
     parser.add_argument("--vgg", metavar="PATH|random", help="VGG-19 weights file, or 'random' (tests only)")
     parser.add_argument("--arch", choices=effect_params.choices("arch"),
                         help=f"the network (default {default['arch']}; with --init the model's own)")

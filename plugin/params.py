@@ -121,6 +121,11 @@ def choices(name: str) -> List[str]:
     return list(_BY_NAME[name].choices)
 
 
+def help_of(name: str) -> str:
+    """What the parameter ``name`` does, as its knob's tooltip says it (the CLI's help too)."""
+    return _BY_NAME[name].help
+
+
 def explicit(value: Optional[str]) -> Optional[str]:
     """``value``, or None when it is "auto" or empty: the one rule for "let the server decide".
 

@@ -39,6 +39,16 @@ def test_help_shows_defaults(argv, shown, capsys):
         assert expected in text, expected
 
 
+@pytest.mark.parametrize("command", ["train", "demo"])
+def test_loss_help_says_what_auto_picks(command, capsys):
+    """The help of --loss is the parameter's one description: "auto" is the per-pixel target, whatever
+    VGG-19 weights are installed (server/engine/losses resolve_loss_name)."""
+    from shotstyle.server.engine.losses import resolve_loss_name
+    assert resolve_loss_name("auto")[0] == "target"
+    text = help_of([command], capsys)
+    assert "auto: target." in text and "else look" not in text
+
+
 def test_the_exit_status_table_covers_every_command():
     from shotstyle.plugin.exitcodes import BY_COMMAND
     assert set(BY_COMMAND) == set(SUBCOMMANDS)
