@@ -91,6 +91,15 @@ def _read_uint_channels(path: str, inp: Any, pixels: np.ndarray, formats: list[s
             pixels[:, :, index] = np.asarray(values).reshape(pixels.shape[:2])
 
 
+def _grey_as_rgb(pixels: np.ndarray, channels: list[str], formats: list[str]) -> tuple[np.ndarray, list[str], list[str]]:
+    """A grey PNG/JPEG/TIFF/DPX image (OpenImageIO's channels Y or Y, A) as R = G = B (and its A),
+    as compositing hosts read one: a black-and-white photograph is a style like any other. (An
+    EXR's Y is the luminance of a luminance/chroma file, whose colour OpenImageIO drops: refused.)"""
+    order = [0, 0, 0, *range(1, len(channels))]
+    return (np.ascontiguousarray(pixels[:, :, order]), ["R", "G", "B", *channels[1:]],
+            [formats[i] for i in order])
+
+
 def read_frame(path: str, colourspace: str | None = None, half: bool = False) -> Frame:
     """Read one image file (EXR/PNG/JPEG/TIFF/DPX...) into a Frame; FrameIOError on anything wrong.
 
@@ -116,12 +125,15 @@ def read_frame(path: str, colourspace: str | None = None, half: bool = False) ->
         if "uint" in formats:
             _read_uint_channels(path, inp, pixels, formats)
         attributes, types = header_attributes(path, spec)
+        channels = list(spec.channelnames)
+        if inp.format_name() != "openexr" and channels[:1] == ["Y"] and channels[1:] in ([], ["A"]):
+            pixels, channels, formats = _grey_as_rgb(pixels, channels, formats)
     finally:
         inp.close()
         clear_global_error()
     frame = Frame(
         pixels=pixels,
-        channels=list(spec.channelnames),
+        channels=channels,
         channel_formats=formats,
         data_window=(spec.x, spec.y, spec.width, spec.height),
         display_window=(spec.full_x, spec.full_y, spec.full_width, spec.full_height),

@@ -224,6 +224,30 @@ def test_luminance_only_is_read_as_luminance_and_refused_for_rgb(made_exrs):
         frame.rgb()
 
 
+@pytest.mark.parametrize("name, channels", [("grey.png", 1), ("grey_alpha.png", 2), ("grey.tif", 1), ("grey.jpg", 1)])
+def test_a_grey_image_is_read_as_equal_rgb(tmp_path, name, channels):
+    """A black-and-white photograph is a style frame like any other: R = G = B, as hosts read it."""
+    path = str(tmp_path / name)
+    values = np.random.default_rng(0).integers(0, 256, (6, 5, channels)).astype(np.uint8)
+    spec = oiio.ImageSpec(5, 6, channels, "uint8")
+    if channels == 2:   # associated alpha, as OpenImageIO writes and reads a PNG's: grey ≤ alpha
+        values[..., 0] = np.minimum(values[..., 0], values[..., 1])
+        spec.channelnames, spec.alpha_channel = ("Y", "A"), 1
+    out = oiio.ImageOutput.create(path)
+    out.open(path, spec)
+    out.write_image(values)
+    out.close()
+    frame = read_frame(path)
+    assert frame.channels == ["R", "G", "B"] + (["A"] if channels == 2 else [])
+    assert frame.channel_formats == ["uint8"] * len(frame.channels)
+    grey = frame.pixels[..., 0]
+    assert np.array_equal(frame.rgb(), np.stack([grey] * 3, axis=-1))
+    if name != "grey.jpg":   # lossy
+        assert np.allclose(grey, values[..., 0] / 255, atol=1.01 / 255)
+    if channels == 2:
+        assert np.allclose(frame.pixels[..., 3], values[..., 1] / 255, atol=1e-6)
+
+
 def test_subsampled_luminance_chroma_is_refused_naming_the_file(made_exrs):
     path = made_exrs["luminance_chroma"]
     for read in (read_frame, probe):
