@@ -44,7 +44,7 @@ def keyframe_mattes(keyframes: list[Frame], channel: str) -> list[np.ndarray]:
     except ValueError as exc:
         raise TrainingInputError(str(exc)) from None
     if not any(m.any() for m in found):
-        raise TrainingInputError(f"{', '.join(k.source or f'keyframe {i}' for i, k in enumerate(keyframes))}: "
+        raise TrainingInputError(f"{', '.join(k.source or f'keyframe {i + 1}' for i, k in enumerate(keyframes))}: "
                                  f"{cryptomatte.not_found(keyframes[0], *crypto)}")
     return found
 
@@ -56,7 +56,7 @@ def engine_mattes(mattes: Mattes[Frame], keyframes: list[Frame], style: Frame) -
         sources: list[str | None]
         if pair.channel is not None:
             plate = keyframe_mattes(keyframes, pair.channel)
-            sources = [f"channel {pair.channel} of {k.source or f'keyframe {i}'}" for i, k in enumerate(keyframes)]
+            sources = [f"channel {pair.channel} of {k.source or f'keyframe {i + 1}'}" for i, k in enumerate(keyframes)]
         else:
             plate, sources = [matte_of(m) for m in pair.plate], [m.source for m in pair.plate]
         found.append(Matte(pair.name, plate, matte_of(pair.style), [*sources, pair.style.source]))

@@ -82,7 +82,7 @@ def test_label_images_become_one_matte_per_flat_colour(shot, capsys):
 
 
 @pytest.mark.parametrize("matte, message", [
-    ("sky={small}:{sky_style}", "matte 'sky': its plate matte for keyframe 0 ({small}) is 10×10, its image 64×48: "
+    ("sky={small}:{sky_style}", "matte 'sky': its plate matte for keyframe 1 ({small}) is 10×10, its image 64×48: "
                                 "a matte must be the size of the image it marks"),
     ("sky={ground_plate}:{small}", "matte 'sky': its style matte ({small}) is 10×10, its image 80×40"),
     ("sky=channel:matte.water:{sky_style}", "{content}: no channel 'matte.water' to take a plate matte from "
@@ -141,7 +141,7 @@ def test_mattes_travel_to_a_server(server, shot, capsys):
     capsys.readouterr()
     other = {**shot, "model": shot["model"].replace("look", "refused")}   # another job name
     assert train(other, *reach, *QUICK, "--matte", f"sky={shot['small']}:{shot['sky_style']}") == 2
-    assert f"its plate matte for keyframe 0 ({shot['small']}) is 10×10, its image 64×48" in capsys.readouterr().err
+    assert f"its plate matte for keyframe 1 ({shot['small']}) is 10×10, its image 64×48" in capsys.readouterr().err
 
 
 def test_mattes_on_the_wire_round_trip_and_are_bounded():

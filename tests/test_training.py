@@ -163,7 +163,7 @@ def test_adaptive_content_weight_moves_the_content_weight_in_bounded_steps(image
 
 
 def test_bad_inputs_are_named(images):
-    with pytest.raises(TrainingInputError, match="keyframe 1: expected an H×W×3"):
+    with pytest.raises(TrainingInputError, match="keyframe 2 of 2: expected an H×W×3"):
         train([images["plate"], images["plate"][..., 0]], images["style"], TrainConfig(steps=1))
     with pytest.raises(TrainingInputError, match="parameter .strength. = 1.5 is outside its range"):
         train([images["plate"]], images["style"], TrainConfig(strength=1.5))
@@ -171,6 +171,26 @@ def test_bad_inputs_are_named(images):
         train([images["plate"]], images["style"], TrainConfig(local_bound=0.0))
     with pytest.raises(TrainingInputError, match="no keyframes"):
         train([], images["style"], TrainConfig())
+
+
+@pytest.mark.parametrize("keyframe, style, message", [
+    ((3, 3), (64, 64), r"^the keyframe is 3×3 pixels: each side must be at least 8 pixels for training; use a larger"),
+    ((64, 64), (1, 300), r"^the style image is 300×1 pixels, 128×1 at the training resolution 128: .*use a larger"),
+    ((2000, 20), (64, 64), r"^the keyframe is 20×2000 pixels, 1×128 at .*resolution of at least 800 or crop it"),
+])
+def test_images_too_small_to_learn_from_are_refused_by_size(keyframe, style, message):
+    """Narrower images failed inside the look's 7×7 windows, or diverged at the first step."""
+    rng = np.random.default_rng(0)
+    with pytest.raises(TrainingInputError, match=message):
+        train([rng.random((*keyframe, 3), dtype=np.float32)], rng.random((*style, 3), dtype=np.float32),
+              TrainConfig(steps=1, resolution=128))
+
+
+def test_the_narrowest_images_allowed_train(images):
+    rng = np.random.default_rng(0)
+    model = train([rng.random((8, 128, 3), dtype=np.float32)], rng.random((128, 8, 3), dtype=np.float32),
+                  TrainConfig(steps=2, resolution=128))
+    assert model.metadata["steps"] == 2
 
 
 @pytest.mark.parametrize("arch", ["hrnet-fast", "hrnet"])

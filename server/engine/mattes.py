@@ -51,7 +51,7 @@ def check_mattes(mattes: list[Matte], keyframes: list[np.ndarray], style: np.nda
             raise TrainingInputError(f"matte {matte.name!r}: {len(matte.plate)} plate matte(s) for "
                                      f"{len(keyframes)} keyframe(s): give one per keyframe")
         sources = matte.sources if len(matte.sources) == len(matte.plate) + 1 else [None] * (len(matte.plate) + 1)
-        whats = [f"its plate matte for keyframe {i}" for i in range(len(matte.plate))] + ["its style matte"]
+        whats = [f"its plate matte for keyframe {i + 1}" for i in range(len(matte.plate))] + ["its style matte"]
         whats = [what + (f" ({source})" if source else "") for what, source in zip(whats, sources)]
         for image, reference, what in zip(matte.plate + [matte.style], keyframes + [style], whats):
             if not isinstance(image, np.ndarray) or image.ndim != 2:

@@ -49,6 +49,9 @@ from shotstyle.server.engine.target import Lightness, make_target
 from shotstyle.server.engine.resume import trained_steps
 from shotstyle.server.errors import TrainingCancelled, TrainingInputError
 
+# The shortest side, in pixels at the training resolution, a keyframe or style image may have
+# (the look's 7×7 context windows need 4; narrower ones failed inside the loss, or diverged).
+MIN_SIDE = 8
 # Adaptive content weight: every ADAPT_EVERY steps, keep weighted content / weighted style
 # within [ADAPT_LOW, ADAPT_HIGH] × its ratio at the first step, moving the content weight by
 # ADAPT_FACTOR at a time and never beyond ADAPT_RANGE× its starting value (either way).
@@ -135,6 +138,24 @@ def _check_image(image: np.ndarray, what: str) -> None:
                                  "engine.pipeline.load_working, which replaces them")
 
 
+def _check_size(image: np.ndarray, what: str, resolution: int) -> None:
+    """Refuse an image too small, or too narrow, to learn from once scaled to the training
+    resolution: the look's context windows and the network's downsamplings need MIN_SIDE pixels."""
+    height, width = image.shape[:2]
+    small_height, small_width = training_size(height, width, resolution)
+    if min(small_height, small_width) >= MIN_SIDE:
+        return
+    if min(height, width) < MIN_SIDE:
+        remedy = "use a larger image"
+    else:
+        remedy = (f"train at a resolution of at least {math.ceil(MIN_SIDE * max(height, width) / min(height, width))} "
+                  "or crop it nearer to square")
+    scaled = "" if (small_height, small_width) == (height, width) else \
+        f", {small_width}×{small_height} at the training resolution {resolution}"
+    raise TrainingInputError(f"{what} is {width}×{height} pixels{scaled}: each side must be at least {MIN_SIDE} "
+                             f"pixels for training; {remedy}")
+
+
 def _check_config(config: TrainConfig) -> None:
     if config.steps < 1:
         raise TrainingInputError(f"steps={config.steps}: train for at least 1 step")
@@ -150,13 +171,20 @@ def _check_config(config: TrainConfig) -> None:
                                  "(for the grade alone, train --arch grade or export the model's LUT)")
 
 
-def to_training_tensor(image: np.ndarray, resolution: int, device: torch.device) -> torch.Tensor:
-    """H×W×3 array → 1×3×h×w tensor with long side at most `resolution` (area downscale)."""
-    tensor = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).permute(2, 0, 1)[None]
-    height, width = tensor.shape[-2:]
+def training_size(height: int, width: int, resolution: int) -> tuple[int, int]:
+    """(h, w) of an image of `height`×`width` pixels at the training resolution: its long side at
+    most `resolution`, the aspect kept."""
     scale = resolution / max(height, width)
-    if scale < 1:
-        size = (max(round(height * scale), 1), max(round(width * scale), 1))
+    if scale >= 1:
+        return height, width
+    return max(round(height * scale), 1), max(round(width * scale), 1)
+
+
+def to_training_tensor(image: np.ndarray, resolution: int, device: torch.device) -> torch.Tensor:
+    """H×W×3 array → 1×3×h×w tensor at `training_size` (area downscale)."""
+    tensor = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).permute(2, 0, 1)[None]
+    size = training_size(*tensor.shape[-2:], resolution)
+    if size != tuple(tensor.shape[-2:]):
         tensor = F.interpolate(tensor, size=size, mode="area")
     return tensor.to(device)
 
@@ -234,12 +262,17 @@ def train(keyframes: list[np.ndarray], style: np.ndarray, config: TrainConfig, *
     Raises TrainingCancelled when `should_cancel()` turns true, after `checkpoint(model)`."""
     if not keyframes:
         raise TrainingInputError("no keyframes given: train needs at least one frame of the shot")
-    for number, keyframe in enumerate(keyframes):
-        _check_image(keyframe, f"keyframe {number}")
-    _check_image(style, "style image")
+    names = [f"keyframe {number} of {len(keyframes)}" if len(keyframes) > 1 else "the keyframe"
+             for number in range(1, len(keyframes) + 1)]
+    for name, keyframe in zip(names, keyframes):
+        _check_image(keyframe, name)
+    _check_image(style, "the style image")
     if preview_frame is not None:
         _check_image(preview_frame, "preview frame")
     _check_config(config)
+    for name, keyframe in zip(names, keyframes):
+        _check_size(keyframe, name, config.resolution)
+    _check_size(style, "the style image", config.resolution)
     mattes = list(mattes or [])
     check_mattes(mattes, keyframes, style)
     grade_only = not network_trains(config.arch if init is None else init.architecture)
