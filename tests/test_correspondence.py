@@ -2,7 +2,7 @@
 greys take the style's grey balance (not its most common hue), a pale sky does not take the
 style's meadow colour, style colours nothing corresponds to are not painted anywhere, hues
 move where the style has no counterpart (summer → autumn), tones keep their order, and equal
-plate colours get equal output colours."""
+plate colours get equal output colours, and a black-and-white style leaves no colour."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from shotstyle.server.engine.colourmath import display_to_working, working_to_lab
-from shotstyle.server.engine.correspondence import fit_correspondence
+from shotstyle.server.engine.colourmath import display_to_working, lab_to_working, working_to_lab
+from shotstyle.server.engine.correspondence import CHROMA_KNEE, capped, fit_correspondence
 from shotstyle.server.engine.grade import LatticeGrade
 
 
@@ -88,6 +88,29 @@ def test_hues_move_where_the_style_has_no_counterpart():
         sky = region(working_to_lab(grade(summer))[0], slice(0, 20))
     assert hue(trees[1], trees[2]) < 90          # green (≈130°) → orange
     assert 240 < hue(sky[1], sky[2]) < 300       # the sky had a counterpart and stays blue
+
+
+def test_a_black_and_white_style_leaves_no_colour():
+    """Saturated plate colours nothing in a black-and-white style corresponds to would keep half of
+    their chroma by the plan's "stay"; the style's colour range (capped) takes it away."""
+    plate = painted(64, 96, [(slice(0, 24), ALL, (0.30, 0.55, 0.95)), (slice(24, 44), ALL, (0.95, 0.75, 0.10)),
+                             (slice(44, 64), ALL, (0.15, 0.50, 0.12)), (slice(50, 60), slice(40, 60), (0.85, 0.1, 0.1))])
+    grey = working_to_lab(STYLE)[:, :1].expand(1, 3, -1, -1) * torch.tensor([1.0, 0.0, 0.0]).view(1, 3, 1, 1)
+    black_and_white = lab_to_working(grey)
+    grade = LatticeGrade()
+    grade.set(fit_correspondence([plate], black_and_white).lattice(grade.size))
+    with torch.no_grad():
+        lab = working_to_lab(grade(plate))[0]
+    assert float(working_to_lab(plate)[0, 1:].norm(dim=0).mean()) > 40
+    assert float(lab[1:].norm(dim=0).max()) < 1.5
+
+
+def test_the_styles_colour_range_leaves_colours_within_it_alone():
+    ab = torch.tensor([[3.0, -4.0], [20.0, 10.0], [0.0, 0.0]])
+    assert torch.equal(capped(ab, 40.0), ab)                       # within CHROMA_KNEE[0] of the range
+    bent = capped(torch.tensor([[300.0, 400.0]]), 40.0)
+    assert CHROMA_KNEE[0] * 40 < float(bent.norm()) <= CHROMA_KNEE[1] * 40
+    assert torch.allclose(bent / bent.norm(), torch.tensor([[0.6, 0.8]]))   # the hue is kept
 
 
 def test_tones_keep_their_order_and_equal_colours_stay_equal():
