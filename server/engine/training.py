@@ -34,6 +34,7 @@ import torch.nn.functional as F
 
 from shotstyle.plugin import params
 from shotstyle.server.engine import semantic
+from shotstyle.server.engine.bars import picture_box
 from shotstyle.server.engine.correspondence import fit_correspondence
 from shotstyle.server.engine.device import execution_for, pick_device
 from shotstyle.server.engine.mattes import Matte, check_mattes, matte_tensor
@@ -283,8 +284,15 @@ def train(keyframes: list[np.ndarray], style: np.ndarray, config: TrainConfig, *
 
     device = pick_device(config.device)  # CPU thread count is the calling process's policy
     plates = [to_training_tensor(k, config.resolution, device) for k in keyframes]
-    style_tensor = to_training_tensor(style, config.resolution, device)
+    whole_style = to_training_tensor(style, config.resolution, device)
     extra = None if preview_frame is None else to_training_tensor(preview_frame, config.resolution, device)
+    # The look is learnt from the pictures inside letterbox or pillarbox bars (engine/bars.py):
+    # the grade and the targets from them; the network on whole keyframes, whose bars' target is
+    # their grade, as every frame of the shot has them.
+    boxes = [picture_box(plate, MIN_SIDE) for plate in plates]
+    pictures = [plate[(..., *box)] for plate, box in zip(plates, boxes)]
+    style_box = picture_box(whole_style, MIN_SIDE)
+    style_tensor = whole_style[(..., *style_box)]
 
     network = _starting_network(config, init, device, targeted=loss_name == "target")
     grade = grade_of(network)
@@ -293,7 +301,7 @@ def train(keyframes: list[np.ndarray], style: np.ndarray, config: TrainConfig, *
     # smoothness and a monotonicity penalty, was tried: the style term then splits near-uniform
     # regions between the several style colours a cluster corresponds to — a mountain half
     # green, half pink.) Fine-tuning keeps the starting model's (approved) grade.
-    correspondence = fit_correspondence(plates, style_tensor, config.seed)
+    correspondence = fit_correspondence(pictures, style_tensor, config.seed)
     amount = grade_amount(config.strength)
     if init is None:
         grade.set(correspondence.lattice(grade.size, amount))
@@ -306,11 +314,16 @@ def train(keyframes: list[np.ndarray], style: np.ndarray, config: TrainConfig, *
     lightness = Lightness.at(config.strength)
     if loss_name == "target":
         with torch.no_grad():
-            style_mattes = matte_tensor([m.style for m in mattes], tuple(style_tensor.shape[-2:]), device)
-            targets = [make_target(plate, g, style_tensor, lightness, config.seed,
-                                   matte_tensor([m.plate[i] for m in mattes], tuple(plate.shape[-2:]), device),
-                                   style_mattes)
-                       for i, (plate, g) in enumerate(zip(plates, graded))]
+            style_mattes = matte_tensor([m.style for m in mattes], tuple(whole_style.shape[-2:]), device)
+            style_mattes = None if style_mattes is None else style_mattes[(..., *style_box)]
+            targets = []
+            for i, (plate, g, box) in enumerate(zip(plates, graded, boxes)):
+                plate_mattes = matte_tensor([m.plate[i] for m in mattes], tuple(plate.shape[-2:]), device)
+                target = g.clone()
+                target[(..., *box)] = make_target(pictures[i], g[(..., *box)], style_tensor, lightness, config.seed,
+                                                  None if plate_mattes is None else plate_mattes[(..., *box)],
+                                                  style_mattes)
+                targets.append(target)
         if init is None and config.local_bound is None and not grade_only:
             # The budget is what the targets need: the same network (same seed) built with it.
             lattice = grade.lut.clone()
