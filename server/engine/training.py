@@ -1,14 +1,15 @@
 """Training a style model on one or more keyframes of a shot.
 
 `train` first fits the model's global grade in closed form (engine/correspondence.py; the
-`grade` architecture stops there: no steps, seconds). With the default `target` loss it then
+`grade` architecture stops there: no steps, seconds), from the pictures inside any letterbox
+or pillarbox bars (engine/bars.py). With the default `target` loss it then
 makes each keyframe's per-pixel target (engine/target.py: region-wise transfer on top of the
 grade, guided by semantic features and the artist's mattes) and optimises the network (new,
 or a copy of an `init` model to resume / fine-tune) to reproduce the targets on random crops
 of the keyframes; the local term's budget is what the targets need. The `look` and `vgg`
 losses instead judge the output against the style image itself. Every step uses all
-keyframes (several keyframes are how long shots whose background changes are covered). It reports progress and previews through a callback, stops cooperatively when
-asked (after handing the current model to `checkpoint`), can stop early on a loss plateau,
+keyframes (several keyframes are how long shots whose background changes are covered). It
+reports progress and previews through a callback, stops cooperatively when asked (after handing the current model to `checkpoint`), can stop early on a loss plateau,
 and records in the model's metadata everything needed to know how the model was made.
 
 Deterministic for a given seed on the CPU (with the same torch thread count): the network's
