@@ -77,7 +77,10 @@ def test_training_learns_the_grade_and_targets_of_the_picture():
     config = TrainConfig(arch="grade", resolution=200)   # none of them downscaled
     bare = train([plate], style, config)
     barred = train([boxed(plate, 16, 16)], boxed(style, 0, 0, 20, 20), config)
-    assert torch.allclose(bare.network.grade.lut, barred.network.grade.lut, atol=1e-5)
+    # Equal pictures give equal grades; views and copies of them may sum in another order on another
+    # CPU, which the fit's iterations can grow, so the bound is a thousandth of an ACEScct code value
+    # (about 0.1 ΔE): the bars themselves moved the lattice by 0.34.
+    assert float((bare.network.grade.lut - barred.network.grade.lut).abs().max()) < 1e-3
     assert barred.metadata["keyframe_sha256"] != bare.metadata["keyframe_sha256"]   # it records what it was given
 
 
