@@ -38,6 +38,13 @@ def boxed(image: np.ndarray, top: int, bottom: int, left: int = 0, right: int = 
     return out
 
 
+def on_black() -> np.ndarray:
+    """A lit round object on a black background: it fades into the black line by line."""
+    y, x = np.mgrid[0:120, 0:160]
+    glow = np.clip(1.2 - np.hypot((y - 60) / 45, (x - 80) / 45), 0, 1)[..., None] * np.array([0.9, 0.5, 0.2])
+    return working(glow + np.random.default_rng(3).uniform(-0.002, 0.004, glow.shape))
+
+
 @pytest.mark.parametrize("top, bottom, left, right", [(20, 20, 0, 0), (19, 21, 0, 0), (0, 0, 30, 30), (10, 12, 16, 16)])
 def test_the_picture_inside_bars_is_found(top, bottom, left, right):
     image = picture(100, 160)
@@ -57,6 +64,8 @@ def test_burnt_in_subtitles_in_a_bar_leave_it_a_bar():
     lambda: boxed(picture(10, 160), 60, 60),                             # what is left is no picture
     lambda: working(np.zeros((80, 120, 3))),                             # all black
     lambda: boxed(picture(100, 160), 1, 1),                              # a line each side: not bars
+    lambda: boxed(picture(100, 160), 14, 24),                            # unequal margins
+    lambda: on_black(),                                                  # an object shot on black
 ])
 def test_what_is_not_a_pair_of_bars_stays_picture(make):
     image = make()

@@ -11,8 +11,12 @@ on the letterboxed frames).
 
 Bars are found from the edges inwards: whole rows (columns) of which at least DARK_SHARE of
 the pixels are at most BAR_LEVEL in every channel, at *both* opposite edges, each at least
-MIN_BAR of the frame; a night sky black to the top edge has no twin at the bottom and stays
-picture. Together they must leave at least MIN_PICTURE of the frame, so an image that is
+MIN_BAR of the frame, of nearly one size (BALANCE: bars are centred), and each ending at once
+(EDGE_SHARE): the picture's first line, or the one after it (a downscaled edge is a blend), is
+mostly not dark. A night sky black to the top edge has no twin at the bottom; an object shot on
+black (a perfume bottle, a face, fire, a lit house at night: the Deep Photo Style Transfer pairs
+have several) fades into its background line by line and leaves unequal margins: both stay
+picture. Together the bars must leave at least MIN_PICTURE of the frame, so an image that is
 nearly all black is not cut down to a sliver.
 """
 
@@ -29,6 +33,10 @@ BAR_LEVEL = 0.006
 DARK_SHARE = 0.9
 # Each bar's least size, a share of the frame's height (width), and at least 2 rows (columns).
 MIN_BAR = 0.02
+# Two bars differ by at most this share of the larger (and 2 lines).
+BALANCE = 0.1
+# The picture's first line (or the next) has at most this share of dark pixels.
+EDGE_SHARE = 0.5
 # The least share of the frame left as picture.
 MIN_PICTURE = 0.5
 
@@ -42,6 +50,13 @@ def _bars(dark_share: Tensor, least_picture: int) -> tuple[int, int]:
     trailing = bar[::-1].index(False) if False in bar else size
     picture = size - leading - trailing
     if min(leading, trailing) < max(2, MIN_BAR * size) or picture < max(MIN_PICTURE * size, least_picture):
+        return 0, 0
+    if abs(leading - trailing) > max(2, BALANCE * max(leading, trailing)):
+        return 0, 0
+    share = dark_share.tolist()
+    first = share[leading:leading + 2]
+    last = share[size - trailing - 2:size - trailing]
+    if min(first) > EDGE_SHARE or min(last) > EDGE_SHARE:
         return 0, 0
     return leading, trailing
 
