@@ -114,8 +114,8 @@ CHROMA_SCALE_LIMITS = (0.25, 2.0)
 # smoothly towards CHROMA_KNEE[1] of it (`capped`). A colour style's range holds the plate's
 # colours, so this changes little: with the style the plate itself, the grade's chroma on the
 # shared plates is what it was (99.9th percentile 42.2; a 0.99 quantile and a knee from 0.75
-# took it to 39.3), and the 52 unseen pairs' grades moved by style SWD 5.69 -> 5.63, region ΔE
-# 15.82 -> 15.74 (targets unchanged). A black-and-white style's range is nothing, and the plate's
+# took it to 39.3), and the 52 unseen pairs' grades moved by style SWD 5.69 -> 5.65, region ΔE
+# 15.82 -> 15.77 (their targets' figures within 0.02). A black-and-white style's range is nothing, and the plate's
 # saturated colours no longer stay visibly coloured in it (the plan lets a colour nothing
 # corresponds to keep half of its chroma, and a cluster's spread around its centre is kept): the
 # 99th percentile of the grade's chroma on the shared plates against black-and-white copies of
