@@ -92,17 +92,20 @@ def test_hues_move_where_the_style_has_no_counterpart():
 
 def test_a_black_and_white_style_leaves_no_colour():
     """Saturated plate colours nothing in a black-and-white style corresponds to would keep half of
-    their chroma by the plan's "stay"; the style's colour range (capped) takes it away."""
+    their chroma by the plan's "stay"; a monochrome style's colour range (capped) takes it away."""
     plate = painted(64, 96, [(slice(0, 24), ALL, (0.30, 0.55, 0.95)), (slice(24, 44), ALL, (0.95, 0.75, 0.10)),
                              (slice(44, 64), ALL, (0.15, 0.50, 0.12)), (slice(50, 60), slice(40, 60), (0.85, 0.1, 0.1))])
     grey = working_to_lab(STYLE)[:, :1].expand(1, 3, -1, -1) * torch.tensor([1.0, 0.0, 0.0]).view(1, 3, 1, 1)
     black_and_white = lab_to_working(grey)
+    correspondence = fit_correspondence([plate], black_and_white)
     grade = LatticeGrade()
-    grade.set(fit_correspondence([plate], black_and_white).lattice(grade.size))
+    grade.set(correspondence.lattice(grade.size))
     with torch.no_grad():
         lab = working_to_lab(grade(plate))[0]
     assert float(working_to_lab(plate)[0, 1:].norm(dim=0).mean()) > 40
     assert float(lab[1:].norm(dim=0).max()) < 1.5
+    # A style with colour says less of what the look does to colours it lacks: nothing is bent.
+    assert correspondence.monochrome == 1.0 and fit_correspondence([plate], STYLE).monochrome == 0.0
 
 
 def test_the_styles_colour_range_leaves_colours_within_it_alone():

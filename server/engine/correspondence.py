@@ -48,11 +48,12 @@ module instead finds *corresponding* colours, as a colourist grading to a refere
    darkened colour stays a possible one), and the shift that brings each plate cluster onto
    the style colours its plan row sends it to, blended by soft (Gaussian) memberships so the
    map is smooth; colours far from every cluster (other frames' new objects) get the balance
-   and tone change only. Last, chroma beyond the style's own range is bent into it (`capped`):
-   a black-and-white or bleached style frame leaves no colour the style does not have. Evaluated on the lattice nodes it becomes the model's LUT (grade.py),
-   fixed from then on: training it too (with smoothness and monotonicity penalties) let the
-   style term split near-uniform regions between the several style colours a cluster
-   corresponds to (a mountain half green, half pink), and cost structure.
+   and tone change only. Last, against a monochrome style (black and white, or toned), chroma
+   beyond the style's own range is bent into it (`capped`): no colour is left that it lacks.
+   Evaluated on the lattice nodes it becomes the model's LUT (grade.py), fixed from then on:
+   training it too (with smoothness and monotonicity penalties) let the style term split
+   near-uniform regions between the several style colours a cluster corresponds to (a
+   mountain half green, half pink), and cost structure.
 6. The local term's loss (losses/look.py) asks each plate pixel for what the same plan sends
    its colour to, so network and grade follow one correspondence.
 
@@ -109,19 +110,22 @@ BACKGROUND_SIGMA = 40.0
 MIN_SIGMA = 8.0
 CHROMA_FOLLOWS = 10.0
 CHROMA_SCALE_LIMITS = (0.25, 2.0)
-# The style's colour range: the CHROMA_CEILING[0] quantile of its chroma relative to its grey
-# balance, at least CHROMA_CEILING[1]; graded colours beyond CHROMA_KNEE[0] of it are bent
-# smoothly towards CHROMA_KNEE[1] of it (`capped`). A colour style's range holds the plate's
-# colours, so this changes little: with the style the plate itself, the grade's chroma on the
-# shared plates is what it was (99.9th percentile 42.2; a 0.99 quantile and a knee from 0.75
-# took it to 39.3), and the 52 unseen pairs' grades moved by style SWD 5.69 -> 5.65, region ΔE
-# 15.82 -> 15.77 (their targets' figures within 0.02). A black-and-white style's range is nothing, and the plate's
-# saturated colours no longer stay visibly coloured in it (the plan lets a colour nothing
-# corresponds to keep half of its chroma, and a cluster's spread around its centre is kept): the
-# 99th percentile of the grade's chroma on the shared plates against black-and-white copies of
-# their styles 6.1 -> 0.6 CIELAB units, pair 1's sea 12.4 -> 0.8.
+# A monochrome style's colour range. The range is the CHROMA_CEILING[0] quantile of the style's
+# chroma relative to its grey balance (at least CHROMA_CEILING[1]); a style whose range is at most
+# MONOCHROME[0] is black and white (or toned: its tint is its grey balance), and graded colours
+# beyond CHROMA_KNEE[0] of its range are bent smoothly towards CHROMA_KNEE[1] of it (`capped`),
+# less so up to MONOCHROME[1], not at all beyond: the plan lets a colour nothing corresponds to
+# keep half of its chroma, and a cluster's spread around its centre is kept, so against a
+# black-and-white style saturated plate colours stayed visibly coloured (the 99th percentile of
+# the grade's chroma on the shared plates against black-and-white copies of their styles: 6.1,
+# pair 1's sea 12.4; with the range 0.6 and 0.8 CIELAB units). Five of the 52 unseen pairs' styles
+# are black and white (range under 1), one 4.0; colour styles' ranges are 22-125. A style with
+# some colour (a bleached dusk city, 6.7) says less of what the look does to colours it does
+# not have: bending the plate's into that range took the bleach-bypass regrade in2-bleach(in5)
+# 0.3 ΔE further from its ideal.
 CHROMA_CEILING = (0.999, 0.5)
 CHROMA_KNEE = (1.0, 1.5)
+MONOCHROME = (3.0, 6.0)
 OUTPUT_LIMITS = (-0.1, 1.5)
 
 
@@ -341,6 +345,7 @@ class Correspondence:
     style_centres: Tensor        # J×3
     style_masses: Tensor         # J
     chroma_ceiling: float        # the style's colour range (CHROMA_CEILING)
+    monochrome: float            # how far the style counts as monochrome, 0..1 (MONOCHROME)
 
     def features(self, lab: Tensor) -> tuple[Tensor, Tensor]:
         rank = self.plate_tones.rank(lab[:, 0])
@@ -364,7 +369,10 @@ class Correspondence:
         lightness = self.lightness(lab[:, 0])
         relative = features[:, 1:] * chroma_scale(lab[:, 0], lightness)[:, None]
         shift = self.posteriors(features) @ self.shifts
-        ab = axis_at(self.style_axis, rank) + capped(relative + shift, self.chroma_ceiling)
+        ab = relative + shift
+        if self.monochrome > 0:
+            ab = ab + self.monochrome * (capped(ab, self.chroma_ceiling) - ab)
+        ab = axis_at(self.style_axis, rank) + ab
         graded = torch.cat([lightness[:, None], ab], dim=1)
         return lab + amount * (graded - lab)
 
@@ -457,5 +465,6 @@ def fit_correspondence(keyframes: list[Tensor], style: Tensor, seed: int = 0) ->
     lightness_after = _interp(plate_lightness, TONE_GRID.to(plate.device), tone)
     shifts = target - centres[:, 1:] * chroma_scale(plate_lightness, lightness_after)[:, None]
     ceiling = max(float(torch.quantile(style_relative.norm(dim=1), CHROMA_CEILING[0])), CHROMA_CEILING[1])
+    monochrome = min(1.0, max(0.0, (MONOCHROME[1] - ceiling) / (MONOCHROME[1] - MONOCHROME[0])))
     return Correspondence(plate_tones, tone, plate_axis, style_axis, centres, spreads, masses, shifts,
-                          plan, style_tones, style_centres, style_masses, ceiling)
+                          plan, style_tones, style_centres, style_masses, ceiling, monochrome)
