@@ -369,10 +369,11 @@ class Correspondence:
         lightness = self.lightness(lab[:, 0])
         relative = features[:, 1:] * chroma_scale(lab[:, 0], lightness)[:, None]
         shift = self.posteriors(features) @ self.shifts
-        ab = relative + shift
+        axis = axis_at(self.style_axis, rank)
+        ab = axis + relative + shift
         if self.monochrome > 0:
-            ab = ab + self.monochrome * (capped(ab, self.chroma_ceiling) - ab)
-        ab = axis_at(self.style_axis, rank) + ab
+            own = relative + shift
+            ab = axis + own + self.monochrome * (capped(own, self.chroma_ceiling) - own)
         graded = torch.cat([lightness[:, None], ab], dim=1)
         return lab + amount * (graded - lab)
 

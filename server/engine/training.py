@@ -320,7 +320,7 @@ def train(keyframes: list[np.ndarray], style: np.ndarray, config: TrainConfig, *
             targets = []
             for i, (plate, g, box) in enumerate(zip(plates, graded, boxes)):
                 plate_mattes = matte_tensor([m.plate[i] for m in mattes], tuple(plate.shape[-2:]), device)
-                target = g.clone()
+                target = g.clone(memory_format=torch.contiguous_format)   # as make_target's own: the same steps
                 target[(..., *box)] = make_target(pictures[i], g[(..., *box)], style_tensor, lightness, config.seed,
                                                   None if plate_mattes is None else plate_mattes[(..., *box)],
                                                   style_mattes)
