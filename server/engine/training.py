@@ -185,7 +185,8 @@ def training_size(height: int, width: int, resolution: int) -> tuple[int, int]:
 def to_training_tensor(image: np.ndarray, resolution: int, device: torch.device) -> torch.Tensor:
     """H×W×3 array → 1×3×h×w tensor at `training_size` (area downscale)."""
     tensor = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).permute(2, 0, 1)[None]
-    size = training_size(*tensor.shape[-2:], resolution)
+    height, width = tensor.shape[-2:]
+    size = training_size(height, width, resolution)
     if size != tuple(tensor.shape[-2:]):
         tensor = F.interpolate(tensor, size=size, mode="area")
     return tensor.to(device)
@@ -291,9 +292,9 @@ def train(keyframes: list[np.ndarray], style: np.ndarray, config: TrainConfig, *
     # the grade and the targets from them; the network on whole keyframes, whose bars' target is
     # their grade, as every frame of the shot has them.
     boxes = [picture_box(plate, MIN_SIDE) for plate in plates]
-    pictures = [plate[(..., *box)] for plate, box in zip(plates, boxes)]
+    pictures = [plate[:, :, rows, columns] for plate, (rows, columns) in zip(plates, boxes)]
     style_box = picture_box(whole_style, MIN_SIDE)
-    style_tensor = whole_style[(..., *style_box)]
+    style_tensor = whole_style[:, :, style_box[0], style_box[1]]
 
     network = _starting_network(config, init, device, targeted=loss_name == "target")
     grade = grade_of(network)
@@ -316,14 +317,14 @@ def train(keyframes: list[np.ndarray], style: np.ndarray, config: TrainConfig, *
     if loss_name == "target":
         with torch.no_grad():
             style_mattes = matte_tensor([m.style for m in mattes], tuple(whole_style.shape[-2:]), device)
-            style_mattes = None if style_mattes is None else style_mattes[(..., *style_box)]
+            style_mattes = None if style_mattes is None else style_mattes[:, :, style_box[0], style_box[1]]
             targets = []
-            for i, (plate, g, box) in enumerate(zip(plates, graded, boxes)):
+            for i, (plate, g, (rows, columns)) in enumerate(zip(plates, graded, boxes)):
                 plate_mattes = matte_tensor([m.plate[i] for m in mattes], tuple(plate.shape[-2:]), device)
                 target = g.clone(memory_format=torch.contiguous_format)   # as make_target's own: the same steps
-                target[(..., *box)] = make_target(pictures[i], g[(..., *box)], style_tensor, lightness, config.seed,
-                                                  None if plate_mattes is None else plate_mattes[(..., *box)],
-                                                  style_mattes)
+                target[:, :, rows, columns] = make_target(
+                    pictures[i], g[:, :, rows, columns], style_tensor, lightness, config.seed,
+                    None if plate_mattes is None else plate_mattes[:, :, rows, columns], style_mattes)
                 targets.append(target)
         if init is None and config.local_bound is None and not grade_only:
             # The budget is what the targets need: the same network (same seed) built with it.
