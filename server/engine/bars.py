@@ -44,8 +44,9 @@ MIN_PICTURE = 0.5
 def _bars(dark_share: Tensor, least_picture: int) -> tuple[int, int]:
     """(leading, trailing) counts of bar lines, given each line's share of dark pixels; (0, 0)
     unless both ends have one and they leave `least_picture` lines (see the module doc)."""
-    size = len(dark_share)
-    bar = (dark_share >= DARK_SHARE).tolist()
+    share = dark_share.tolist()
+    size = len(share)
+    bar = [value >= DARK_SHARE for value in share]
     leading = bar.index(False) if False in bar else size
     trailing = bar[::-1].index(False) if False in bar else size
     picture = size - leading - trailing
@@ -53,7 +54,6 @@ def _bars(dark_share: Tensor, least_picture: int) -> tuple[int, int]:
         return 0, 0
     if abs(leading - trailing) > max(2, BALANCE * max(leading, trailing)):
         return 0, 0
-    share = dark_share.tolist()
     first = share[leading:leading + 2]
     last = share[size - trailing - 2:size - trailing]
     if min(first) > EDGE_SHARE or min(last) > EDGE_SHARE:

@@ -345,7 +345,11 @@ class Correspondence:
     style_centres: Tensor        # J×3
     style_masses: Tensor         # J
     chroma_ceiling: float        # the style's colour range (CHROMA_CEILING)
-    monochrome: float            # how far the style counts as monochrome, 0..1 (MONOCHROME)
+
+    @property
+    def monochrome(self) -> float:
+        """How far the style counts as monochrome, 0..1, by its colour range (MONOCHROME)."""
+        return min(1.0, max(0.0, (MONOCHROME[1] - self.chroma_ceiling) / (MONOCHROME[1] - MONOCHROME[0])))
 
     def features(self, lab: Tensor) -> tuple[Tensor, Tensor]:
         rank = self.plate_tones.rank(lab[:, 0])
@@ -370,10 +374,12 @@ class Correspondence:
         relative = features[:, 1:] * chroma_scale(lab[:, 0], lightness)[:, None]
         shift = self.posteriors(features) @ self.shifts
         axis = axis_at(self.style_axis, rank)
-        ab = axis + relative + shift
-        if self.monochrome > 0:
+        monochrome = self.monochrome
+        if monochrome > 0:
             own = relative + shift
-            ab = axis + own + self.monochrome * (capped(own, self.chroma_ceiling) - own)
+            ab = axis + own + monochrome * (capped(own, self.chroma_ceiling) - own)
+        else:
+            ab = axis + relative + shift   # summed in this order as ever: colour styles grade as before
         graded = torch.cat([lightness[:, None], ab], dim=1)
         return lab + amount * (graded - lab)
 
@@ -466,6 +472,5 @@ def fit_correspondence(keyframes: list[Tensor], style: Tensor, seed: int = 0) ->
     lightness_after = _interp(plate_lightness, TONE_GRID.to(plate.device), tone)
     shifts = target - centres[:, 1:] * chroma_scale(plate_lightness, lightness_after)[:, None]
     ceiling = max(float(torch.quantile(style_relative.norm(dim=1), CHROMA_CEILING[0])), CHROMA_CEILING[1])
-    monochrome = min(1.0, max(0.0, (MONOCHROME[1] - ceiling) / (MONOCHROME[1] - MONOCHROME[0])))
     return Correspondence(plate_tones, tone, plate_axis, style_axis, centres, spreads, masses, shifts,
-                          plan, style_tones, style_centres, style_masses, ceiling, monochrome)
+                          plan, style_tones, style_centres, style_masses, ceiling)
