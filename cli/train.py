@@ -295,7 +295,7 @@ def _train_in_process(args: argparse.Namespace, bar: ProgressBar, previews: Prev
     from shotstyle.server.engine.device import pick_device
     from shotstyle.server.engine.losses import resolve_loss_name
     from shotstyle.server.engine.modelfile import load_model, save_model
-    from shotstyle.server.engine.pipeline import load_working, working_rgb
+    from shotstyle.server.engine.pipeline import load_working, picture_alpha, working_rgb
     from shotstyle.server.engine.training import config_from_params, train
     from shotstyle.server.errors import ShotstyleError, TrainingCancelled, exit_code
     from shotstyle.server.matteimages import engine_mattes
@@ -326,7 +326,8 @@ def _train_in_process(args: argparse.Namespace, bar: ProgressBar, previews: Prev
     try:
         model = train(keyframes, style, config, preview_frame=preview, on_event=on_event,
                       should_cancel=cancelled.is_set, init=init,
-                      checkpoint=lambda m: save_model(m, args.output), mattes=mattes)
+                      checkpoint=lambda m: save_model(m, args.output), mattes=mattes,
+                      alphas=[picture_alpha(plate) for plate in plates], style_alpha=picture_alpha(style_frame))
         save_model(model, args.output)
     except TrainingCancelled:
         bar.note(f"cancelled; the current weights are saved in {args.output} (continue with --init)", ERRORS)

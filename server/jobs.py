@@ -426,7 +426,7 @@ class DeviceWorker:
     def _train(self, job: TrainJob, push: Callable[..., None]) -> StyleModel:
         from shotstyle.server.engine.colour import from_working
         from shotstyle.server.engine.device import own_stream
-        from shotstyle.server.engine.pipeline import frame_colourspace, working_rgb
+        from shotstyle.server.engine.pipeline import frame_colourspace, picture_alpha, working_rgb
         from shotstyle.server.engine.training import config_from_params, train
         from shotstyle.server.matteimages import engine_mattes
 
@@ -494,7 +494,8 @@ class DeviceWorker:
         with own_stream(self.execution):
             return train(keyframes, style, config, preview_frame=preview, on_event=on_event,
                          should_cancel=lambda: self._between_steps(job), checkpoint=checkpoint, init=init,
-                         mattes=mattes)
+                         mattes=mattes, alphas=[picture_alpha(plate) for plate in plates],
+                         style_alpha=picture_alpha(style_frame))
 
 
 def _push(out: zmq.Socket, message: List[Any]) -> None:

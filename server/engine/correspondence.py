@@ -152,12 +152,14 @@ def _context(lab: Tensor) -> Tensor:
     return torch.cat([rows, texture], dim=1)
 
 
-def _samples(images: list[Tensor], generator: torch.Generator) -> Tensor:
-    """M×5 rows (L*, a*, b*, height, texture) of a random subset of the images' pixels."""
+def _samples(images: list[Tensor], generator: torch.Generator, masks: list[Tensor | None]) -> Tensor:
+    """M×5 rows (L*, a*, b*, height, texture) of a random subset of the images' pixels: of those
+    in each image's mask (1×1×H×W bool; None: all of its pixels)."""
     rows = []
-    for image in images:
+    for image, mask in zip(images, masks):
         lab = working_to_lab(image.float(), floor=False)
-        rows.append(torch.cat([lab, _context(lab)], dim=1).permute(0, 2, 3, 1).reshape(-1, 5))
+        pixels = torch.cat([lab, _context(lab)], dim=1).permute(0, 2, 3, 1).reshape(-1, 5)
+        rows.append(pixels if mask is None else pixels[mask.reshape(-1)])
     samples = torch.cat(rows)
     if samples.shape[0] > MAX_SAMPLES:
         samples = samples[torch.randperm(samples.shape[0], generator=generator)[:MAX_SAMPLES].to(samples.device)]
@@ -438,10 +440,13 @@ class Correspondence:
         return self.grade_image(colours, amount).reshape(3, size, size, size).clamp(*OUTPUT_LIMITS)
 
 
-def fit_correspondence(keyframes: list[Tensor], style: Tensor, seed: int = 0) -> Correspondence:
+def fit_correspondence(keyframes: list[Tensor], style: Tensor, seed: int = 0,
+                       masks: list[Tensor | None] | None = None, style_mask: Tensor | None = None) -> Correspondence:
+    """The correspondence of working-space keyframes (1×3×H×W each) and a style image, fitted on
+    the pixels in their masks (1×1×H×W bool, engine/picture.py; None: all of an image's)."""
     generator = torch.Generator().manual_seed(seed)
-    plate = _samples(keyframes, generator)
-    styled = _samples([style], generator)
+    plate = _samples(keyframes, generator, masks or [None] * len(keyframes))
+    styled = _samples([style], generator, [style_mask])
     plate_tones, style_tones = Tones.of(plate[:, 0]), Tones.of(styled[:, 0])
     plate_rank, style_rank = plate_tones.rank(plate[:, 0]), style_tones.rank(styled[:, 0])
     plate_axis, style_axis = neutral_axis(plate[:, :3], plate_rank), neutral_axis(styled[:, :3], style_rank)

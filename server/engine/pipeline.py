@@ -102,6 +102,18 @@ def working_rgb(frame: Frame, colourspace: str | None = None) -> np.ndarray:
     return host_colour_in(staged, space, space)[0]
 
 
+def picture_alpha(frame: Frame) -> np.ndarray | None:
+    """A keyframe's or style image's alpha (its first view's), H×W float32 within 0..1, where it
+    says that some pixels are not picture (a CG element on a transparent background, a cut-out
+    photograph); None where every pixel is: no alpha, an alpha of 1 everywhere, or an unused one
+    (0 everywhere, as above)."""
+    index = frame.views()[0].alpha
+    if index is None:
+        return None
+    alpha = np.nan_to_num(frame.pixels[:, :, index].astype(np.float32), nan=0.0).clip(0.0, 1.0)
+    return alpha if bool((alpha < 1).any()) and bool((alpha > 0).any()) else None
+
+
 def load_working(path: str, colourspace: str | None = None) -> np.ndarray:
     """Any image file (keyframe, style image) → H×W×3 float32 in the working space (ACEScct)."""
     return working_rgb(read_frame(path, colourspace), colourspace)

@@ -8,7 +8,9 @@ target image the network then learns to reproduce (and so carries to every other
 1. Regions. The plate is split into soft regions (`plate_regions`): k-means over positions of
    its semantic features (engine/semantic.py), with a little colour and position so one object
    class in two places and two different surfaces of one class stay apart. Where the artist
-   gave mattes (engine/mattes.py), matted pixels belong to their matte, hard.
+   gave mattes (engine/mattes.py), matted pixels belong to their matte, hard. Pixels that are
+   not picture (alpha-uncovered: engine/picture.py) are a region of their own that keeps the
+   grade, and the style's take no part.
 2. Correspondence. Each plate region finds the style positions it corresponds to
    (`style_weights`): the style's positions whose features are most similar to the region's
    (soft top-k attention averaged over the region's positions, with a mild position prior:
@@ -138,6 +140,13 @@ def _grid(features: Tensor) -> tuple[Tensor, Tensor]:
     return rows, heights
 
 
+def _cells_inside(picture: Tensor, h: int, w: int) -> Tensor:
+    """Which cells of an h×w feature grid (flattened) are mostly in the picture (1×1×H×W bool), or
+    where none is, which hold any of it."""
+    share = F.adaptive_avg_pool2d(picture.float(), (h, w)).reshape(-1)
+    return share >= 0.5 if bool((share >= 0.5).any()) else share > 0
+
+
 def _recursive_pass(x: Tensor, weights: Tensor) -> Tensor:
     """One left-to-right and right-to-left recursive filter along the last axis (weights: the
     feedback of each pixel from its left neighbour, N×1×H×W)."""
@@ -198,16 +207,22 @@ def colour_posterior(membership: Tensor, lab: Tensor, reach: int) -> Tensor:
 
 
 def plate_regions(plate: Tensor, features: Tensor, generator: torch.Generator,
-                  mattes: Tensor | None = None) -> Regions:
+                  mattes: Tensor | None = None, picture: Tensor | None = None) -> Regions:
     """Soft regions of a working-space plate (1×3×H×W) from its semantic feature grid; `mattes`
-    (1×M×H×W, 0..1) are regions of their own, and automatic regions cover what they leave."""
+    (1×M×H×W, 0..1) are regions of their own, and automatic regions cover what they leave. Where
+    `picture` (1×1×H×W bool, engine/picture.py) leaves pixels out, they are one more region,
+    the last, and the automatic regions are clustered on the feature cells mostly in the picture."""
     height, width = plate.shape[-2:]
     h, w = features.shape[-2:]
     lab = working_to_lab(plate)
     rows, heights = _grid(features)
     colour = F.adaptive_avg_pool2d(lab, (h, w))[0].reshape(3, -1).T / 100.0
     points = torch.cat([rows, REGION_COLOUR * colour, REGION_POSITION * heights[:, None]], dim=1)
-    memberships = kmeans(points, REGIONS, generator)[3]            # M×K one-hot, empty clusters dropped
+    if picture is None:
+        memberships = kmeans(points, REGIONS, generator)[3]            # M×K one-hot, empty clusters dropped
+    else:
+        centres = kmeans(points[_cells_inside(picture, h, w)], REGIONS, generator)[0]
+        memberships = F.one_hot(torch.cdist(points, centres).argmin(dim=1), len(centres)).float()
     count = memberships.shape[1]
     grid = memberships.T.reshape(1, count, h, w)
     # A cell whose neighbours all share its region is sure of it; a cell on a boundary between
@@ -222,22 +237,33 @@ def plate_regions(plate: Tensor, features: Tensor, generator: torch.Generator,
     fallback = spread(F.interpolate(grid, size=(height, width), mode="bilinear", align_corners=False), lab)
     snapped = torch.where(spread_sure[:, count:] > SURE_FLOOR, propagated, fallback).clamp(min=0)
     snapped = colour_posterior(snapped, lab, math.ceil(max(height / h, width / w)))
+    outside = None if picture is None else (~picture).float()
     if mattes is not None:
+        mattes = mattes if outside is None else mattes * (1 - outside)
         covered = mattes.sum(1, keepdim=True).clamp(max=1)
         snapped = torch.cat([mattes, snapped * (1 - covered)], dim=1)
+    if outside is not None:
+        snapped = torch.cat([snapped * (1 - outside), outside], dim=1)
     total = snapped.sum(1, keepdim=True)
     membership = torch.where(total > 1e-6, snapped / total.clamp(min=1e-6), torch.full_like(snapped, 1 / snapped.shape[1]))
     return Regions(membership)
 
 
-def style_weights(plate_features: Tensor, style_features: Tensor, regions: Regions) -> tuple[Tensor, Tensor]:
+def style_weights(plate_features: Tensor, style_features: Tensor, regions: Regions,
+                  style_picture: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """K×S: for each plate region, weights over the style's feature positions (rows sum to 1);
     and K: how closely the region's counterparts resemble it (the mean similarity of its positions'
-    kept style positions)."""
+    kept style positions). With `style_picture` (1×1×H×W bool, the style's pixels that are
+    picture), only positions mostly in the picture are counterparts."""
     plate_rows, plate_heights = _grid(plate_features)
     style_rows, style_heights = _grid(style_features)
     similarity = plate_rows @ style_rows.T - POSITION_PRIOR * (plate_heights[:, None] - style_heights[None]) ** 2
-    keep = max(1, round(TOP_SHARE * style_rows.shape[0]))
+    positions = style_rows.shape[0]
+    if style_picture is not None:
+        inside = _cells_inside(style_picture, style_features.shape[-2], style_features.shape[-1])
+        similarity = similarity.masked_fill(~inside[None], -math.inf)
+        positions = int(inside.sum())
+    keep = max(1, round(TOP_SHARE * positions))
     top = similarity.topk(keep, dim=1)
     attention = torch.zeros_like(similarity).scatter_(1, top.indices, torch.softmax(top.values / TEMPERATURE, dim=1))
     h, w = plate_features.shape[-2:]
@@ -285,24 +311,29 @@ def lightness_fit(own: Tensor, wanted: Tensor, area: Tensor) -> tuple[Tensor, Te
 
 
 def make_target(plate: Tensor, graded: Tensor, style: Tensor, lightness: Lightness = Lightness(),
-                seed: int = 0, plate_mattes: Tensor | None = None, style_mattes: Tensor | None = None) -> Tensor:
+                seed: int = 0, plate_mattes: Tensor | None = None, style_mattes: Tensor | None = None,
+                plate_picture: Tensor | None = None, style_picture: Tensor | None = None) -> Tensor:
     """The keyframe's target (1×3×H×W working space) from the plate, the plate through the grade,
     and the style (see the module doc); `plate_mattes` and `style_mattes` (1×M×H×W each, the
     same M, 0..1) pair the artist's mattes. `lightness`: how much of the frame's and each automatic
-    region's own lightness move is made (see FRAME_LIGHTNESS); matted regions make all of theirs."""
+    region's own lightness move is made (see FRAME_LIGHTNESS); matted regions make all of theirs.
+    `plate_picture`, `style_picture` (1×1×H×W bool; None: all of it): which pixels of each are
+    picture (engine/picture.py); the others take no part, and the plate's keep their grade."""
     generator = torch.Generator().manual_seed(seed)
     plate_features = semantic.features(plate)
     style_features = semantic.features(style)
-    regions = plate_regions(plate, plate_features, generator, plate_mattes)
+    regions = plate_regions(plate, plate_features, generator, plate_mattes, plate_picture)
     k = regions.membership.shape[1]
     matted = 0 if plate_mattes is None else plate_mattes.shape[1]
     # Style side: for automatic regions, the style pixels of the positions they correspond to;
     # for matted regions, the style matte's own pixels.
-    cells, resemblance = style_weights(plate_features, style_features, regions)         # K×S, K
+    cells, resemblance = style_weights(plate_features, style_features, regions, style_picture)   # K×S, K
     sh, sw = style_features.shape[-2:]
     pixel_weights = F.interpolate(cells.reshape(1, k, sh, sw), size=style.shape[-2:], mode="nearest")[0].reshape(k, -1)
     if style_mattes is not None:
         pixel_weights[:matted] = style_mattes[0].reshape(matted, -1)
+    if style_picture is not None:
+        pixel_weights = pixel_weights * style_picture.reshape(1, -1)
     pixel_weights = pixel_weights / pixel_weights.sum(1, keepdim=True).clamp(min=1e-12)
     target_mean, target_std = _weighted_stats(working_to_lab(style), pixel_weights)
     graded_lab = working_to_lab(graded, floor=False)
@@ -314,6 +345,8 @@ def make_target(plate: Tensor, graded: Tensor, style: Tensor, lightness: Lightne
     gain[:, 1:] = gain[:, 1:].clamp(*CHROMA_GAIN_LIMITS)
     found = ((resemblance - FOUND[0]) / (FOUND[1] - FOUND[0])).clamp(0, 1)
     found[:matted] = 1.0
+    if plate_picture is not None:
+        found[-1] = 0.0   # what is not picture: no counterpart, no weight in the frame's lightness map
     # Lightness: a share of one affine map for the whole frame, plus a share of each region's own move.
     share = lightness.region * found
     share[:matted] = 1.0
@@ -341,4 +374,5 @@ def make_target(plate: Tensor, graded: Tensor, style: Tensor, lightness: Lightne
     radius = max(1, round(FIT_RADIUS * max(plate.shape[-2:])))
     coefficients = fit_local_affine(graded, wanted, radius, FIT_EPS)
     m = coefficients.view(1, 3, 4, *graded.shape[-2:])
-    return (m[:, :, :3] * graded[:, None]).sum(2) + m[:, :, 3]
+    target = (m[:, :, :3] * graded[:, None]).sum(2) + m[:, :, 3]
+    return target if plate_picture is None else torch.where(plate_picture, target, graded)

@@ -1,16 +1,18 @@
 """Training a style model on one or more keyframes of a shot.
 
 `train` first fits the model's global grade in closed form (engine/correspondence.py; the
-`grade` architecture stops there: no steps, seconds), from the pictures inside any letterbox
-or pillarbox bars (engine/bars.py). With the default `target` loss it then
-makes each keyframe's per-pixel target (engine/target.py: region-wise transfer on top of the
-grade, guided by semantic features and the artist's mattes) and optimises the network (new,
-or a copy of an `init` model to resume / fine-tune) to reproduce the targets on random crops
-of the keyframes; the local term's budget is what the targets need. The `look` and `vgg`
-losses instead judge the output against the style image itself. Every step uses all
-keyframes (several keyframes are how long shots whose background changes are covered). It
-reports progress and previews through a callback, stops cooperatively when asked (after handing the current model to `checkpoint`), can stop early on a loss plateau,
-and records in the model's metadata everything needed to know how the model was made.
+`grade` architecture stops there: no steps, seconds), from the images' pictures: inside any
+letterbox or pillarbox bars, where their alpha covers them (engine/picture.py). With the
+default `target` loss it then makes each keyframe's per-pixel target (engine/target.py:
+region-wise transfer on top of the grade, guided by semantic features and the artist's mattes)
+and optimises the network (new, or a copy of an `init` model to resume / fine-tune) to
+reproduce the targets on random crops of the keyframes; the local term's budget is what the
+targets need. The `look` and `vgg` losses instead judge the output against the style image
+itself. Every step uses all keyframes (several keyframes are how long shots whose background
+changes are covered). It reports progress and previews through a callback, stops
+cooperatively when asked (after handing the current model to `checkpoint`), can stop early on
+a loss plateau, and records in the model's metadata everything needed to know how the model
+was made.
 
 Deterministic for a given seed on the CPU (with the same torch thread count): the network's
 initial weights come from the seed, the target's regions, the crops and the look loss's random
@@ -35,7 +37,6 @@ import torch.nn.functional as F
 
 from shotstyle.plugin import params
 from shotstyle.server.engine import semantic
-from shotstyle.server.engine.bars import picture_box
 from shotstyle.server.engine.correspondence import fit_correspondence
 from shotstyle.server.engine.device import execution_for, pick_device
 from shotstyle.server.engine.mattes import Matte, check_mattes, matte_tensor
@@ -47,6 +48,7 @@ from shotstyle.server.engine.networks import REGISTRY, StyleNetwork, build_netwo
 from shotstyle.server.engine.networks.base import grade_of
 from shotstyle.server.engine.networks.local import DEFAULT_BOUND
 from shotstyle.server.engine.optimiserstate import capture, restore
+from shotstyle.server.engine.picture import Picture, picture_of
 from shotstyle.server.engine.target import Lightness, make_target
 from shotstyle.server.engine.resume import trained_steps
 from shotstyle.server.errors import TrainingCancelled, TrainingInputError
@@ -158,6 +160,16 @@ def _check_size(image: np.ndarray, what: str, resolution: int) -> None:
                              f"pixels for training; {remedy}")
 
 
+def _check_picture(picture: Picture, what: str, resolution: int) -> None:
+    """Refuse an image whose alpha leaves too little picture to learn from at the training resolution."""
+    height, width, pixels = picture.size()
+    if min(height, width) >= MIN_SIDE and pixels >= MIN_SIDE ** 2:
+        return
+    raise TrainingInputError(f"{what}: its alpha leaves {pixels} pixels of picture ({width}×{height} at most) at the "
+                             f"training resolution {resolution}; at least {MIN_SIDE} pixels a side are needed: train "
+                             f"at a higher resolution, or give an image its alpha covers more of")
+
+
 def _check_config(config: TrainConfig) -> None:
     if config.steps < 1:
         raise TrainingInputError(f"steps={config.steps}: train for at least 1 step")
@@ -183,13 +195,28 @@ def training_size(height: int, width: int, resolution: int) -> tuple[int, int]:
 
 
 def to_training_tensor(image: np.ndarray, resolution: int, device: torch.device) -> torch.Tensor:
-    """H×W×3 array → 1×3×h×w tensor at `training_size` (area downscale)."""
+    """H×W×C array → 1×C×h×w tensor at `training_size` (area downscale)."""
     tensor = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).permute(2, 0, 1)[None]
     height, width = tensor.shape[-2:]
     size = training_size(height, width, resolution)
     if size != tuple(tensor.shape[-2:]):
         tensor = F.interpolate(tensor, size=size, mode="area")
     return tensor.to(device)
+
+
+def to_training_tensors(image: np.ndarray, alpha: np.ndarray | None, resolution: int,
+                        device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A straight-colour image and its alpha (H×W, or None) at the training resolution: each
+    pixel's colour the average of the covered colours it is made from, weighted by their alpha
+    (downscaled premultiplied, then divided), so a soft edge is not darkened by the background."""
+    if alpha is None:
+        return to_training_tensor(image, resolution, device), None
+    small_alpha = to_training_tensor(alpha[:, :, None], resolution, device)
+    if small_alpha.shape[-2:] == alpha.shape:
+        return to_training_tensor(image, resolution, device), small_alpha
+    weighted = to_training_tensor(image * alpha[:, :, None], resolution, device)
+    plain = to_training_tensor(image, resolution, device)
+    return torch.where(small_alpha > 0, weighted / small_alpha.clamp(min=1e-12), plain), small_alpha
 
 
 def _to_array(tensor: torch.Tensor) -> np.ndarray:
@@ -224,9 +251,10 @@ def target_bound(graded: list[torch.Tensor], targets: list[torch.Tensor]) -> flo
 
 
 def _made_from(config: TrainConfig, init: StyleModel | None, network: StyleNetwork, amount: float,
-               moved: float, style: np.ndarray, keyframes: list[np.ndarray]) -> dict[str, Any]:
+               moved: float, style: np.ndarray, keyframes: list[np.ndarray],
+               picture_share: dict[str, Any] | None) -> dict[str, Any]:
     """What every model records of how it was made: its start, the artist's settings, the grade
-    and the images it came from."""
+    and the images it came from; with transparent images, the share of each that was picture."""
     metadata = {
         **(init.metadata if init is not None else {}),
         "strength": config.strength,
@@ -238,6 +266,8 @@ def _made_from(config: TrainConfig, init: StyleModel | None, network: StyleNetwo
         "keyframe_sha256": [sha256_of(k) for k in keyframes],
     }
     metadata.pop("checksum", None)
+    if picture_share is not None:
+        metadata["picture_share"] = picture_share
     return metadata
 
 
@@ -258,9 +288,13 @@ def train(keyframes: list[np.ndarray], style: np.ndarray, config: TrainConfig, *
           should_cancel: Callable[[], bool] | None = None,
           init: StyleModel | None = None,
           checkpoint: Callable[[StyleModel], None] | None = None,
-          mattes: list[Matte] | None = None) -> StyleModel:
+          mattes: list[Matte] | None = None,
+          alphas: list[np.ndarray | None] | None = None,
+          style_alpha: np.ndarray | None = None) -> StyleModel:
     """Train (or fine-tune `init`) on `keyframes` to the look of `style`; see the module doc.
     `mattes` pair the artist's plate regions with style regions (engine/mattes.py; `target` loss).
+    `alphas` (one per keyframe) and `style_alpha`: H×W alphas saying which pixels are picture
+    (engine/pipeline.picture_alpha; None: all of them).
 
     Raises TrainingCancelled when `should_cancel()` turns true, after `checkpoint(model)`."""
     if not keyframes:
@@ -283,18 +317,37 @@ def train(keyframes: list[np.ndarray], style: np.ndarray, config: TrainConfig, *
     if mattes and loss_name != "target":
         raise TrainingInputError(f"mattes guide the per-pixel target: train with loss 'target' or 'auto', "
                                  f"not {config.loss!r}")
+    alphas = list(alphas or [None] * len(keyframes))
+    if len(alphas) != len(keyframes):
+        raise TrainingInputError(f"{len(alphas)} alphas for {len(keyframes)} keyframes: "
+                                 "give one per keyframe (None: opaque)")
+    images = list(zip([*names, "the style image"], [*keyframes, style], [*alphas, style_alpha]))
+    for name, image, alpha in images:
+        if alpha is not None and getattr(alpha, "shape", None) != image.shape[:2]:
+            raise TrainingInputError(f"{name}: its alpha is {getattr(alpha, 'shape', type(alpha).__name__)}, "
+                                     f"not the image's {image.shape[0]}×{image.shape[1]}")
+    transparent = [name for name, _, alpha in images if alpha is not None]
+    if transparent and not grade_only and loss_name != "target":
+        raise TrainingInputError(f"{transparent[0]} has transparent pixels, which the {loss_name!r} loss would learn "
+                                 "as black: train with loss 'target' or 'auto', or give images without alpha")
 
     device = pick_device(config.device)  # CPU thread count is the calling process's policy
-    plates = [to_training_tensor(k, config.resolution, device) for k in keyframes]
-    whole_style = to_training_tensor(style, config.resolution, device)
+    made = [to_training_tensors(k, a, config.resolution, device) for k, a in zip(keyframes, alphas)]
+    plates, small_alphas = [plate for plate, _ in made], [alpha for _, alpha in made]
+    whole_style, small_style_alpha = to_training_tensors(style, style_alpha, config.resolution, device)
     extra = None if preview_frame is None else to_training_tensor(preview_frame, config.resolution, device)
-    # The look is learnt from the pictures inside letterbox or pillarbox bars (engine/bars.py):
-    # the grade and the targets from them; the network on whole keyframes, whose bars' target is
-    # their grade, as every frame of the shot has them.
-    boxes = [picture_box(plate, MIN_SIDE) for plate in plates]
-    pictures = [plate[:, :, rows, columns] for plate, (rows, columns) in zip(plates, boxes)]
-    style_box = picture_box(whole_style, MIN_SIDE)
-    style_tensor = whole_style[:, :, style_box[0], style_box[1]]
+    # The look is learnt from the images' pictures (engine/picture.py: inside letterbox or
+    # pillarbox bars, where the alpha covers them): the grade and the targets from them; the
+    # network on whole keyframes, whose other pixels' target is their grade, as every frame of
+    # the shot has bars and its renders keep uncovered pixels as they are.
+    pictures = [picture_of(plate, alpha, MIN_SIDE) for plate, alpha in zip(plates, small_alphas)]
+    style_picture = picture_of(whole_style, small_style_alpha, MIN_SIDE)
+    for name, picture in zip([*names, "the style image"], [*pictures, style_picture]):
+        _check_picture(picture, name, config.resolution)
+    style_tensor = style_picture.crop(whole_style)
+    picture_share = None if not transparent else {  # recorded in the model (at the training resolution)
+        "keyframes": [round(p.share_of(plate), 4) for p, plate in zip(pictures, plates)],
+        "style": round(style_picture.share_of(whole_style), 4)}
 
     network = _starting_network(config, init, device, targeted=loss_name == "target")
     grade = grade_of(network)
@@ -303,28 +356,30 @@ def train(keyframes: list[np.ndarray], style: np.ndarray, config: TrainConfig, *
     # smoothness and a monotonicity penalty, was tried: the style term then splits near-uniform
     # regions between the several style colours a cluster corresponds to — a mountain half
     # green, half pink.) Fine-tuning keeps the starting model's (approved) grade.
-    correspondence = fit_correspondence(pictures, style_tensor, config.seed)
+    correspondence = fit_correspondence([p.crop(plate) for p, plate in zip(pictures, plates)], style_tensor,
+                                        config.seed, [p.mask for p in pictures], style_picture.mask)
     amount = grade_amount(config.strength)
     if init is None:
         grade.set(correspondence.lattice(grade.size, amount))
     with torch.no_grad():
         graded = [grade(plate) for plate in plates]
     if grade_only:
-        return _grade_model(network, _made_from(config, init, network, amount, correspondence.moved, style, keyframes),
-                            plates)
+        return _grade_model(network, _made_from(config, init, network, amount, correspondence.moved, style,
+                                                keyframes, picture_share), plates)
     targets = None
     lightness = Lightness.at(config.strength)
     if loss_name == "target":
         with torch.no_grad():
             style_mattes = matte_tensor([m.style for m in mattes], tuple(whole_style.shape[-2:]), device)
-            style_mattes = None if style_mattes is None else style_mattes[:, :, style_box[0], style_box[1]]
+            style_mattes = None if style_mattes is None else style_picture.crop(style_mattes)
             targets = []
-            for i, (plate, g, (rows, columns)) in enumerate(zip(plates, graded, boxes)):
+            for i, (plate, g, picture) in enumerate(zip(plates, graded, pictures)):
                 plate_mattes = matte_tensor([m.plate[i] for m in mattes], tuple(plate.shape[-2:]), device)
                 target = g.clone(memory_format=torch.contiguous_format)   # as make_target's own: the same steps
-                target[:, :, rows, columns] = make_target(
-                    pictures[i], g[:, :, rows, columns], style_tensor, lightness, config.seed,
-                    None if plate_mattes is None else plate_mattes[:, :, rows, columns], style_mattes)
+                target[:, :, picture.rows, picture.columns] = make_target(
+                    picture.crop(plate), picture.crop(g), style_tensor, lightness, config.seed,
+                    None if plate_mattes is None else picture.crop(plate_mattes), style_mattes,
+                    picture.mask, style_picture.mask)
                 targets.append(target)
         if init is None and config.local_bound is None and not grade_only:
             # The budget is what the targets need: the same network (same seed) built with it.
@@ -341,7 +396,7 @@ def train(keyframes: list[np.ndarray], style: np.ndarray, config: TrainConfig, *
     if init is not None and init.optimiser is not None:  # a checkpoint: Adam goes on where it stopped
         restore(optimiser, network, init.optimiser)
     base_content = loss.weights["content"]
-    metadata = _made_from(config, init, network, amount, correspondence.moved, style, keyframes)
+    metadata = _made_from(config, init, network, amount, correspondence.moved, style, keyframes, picture_share)
     metadata.update({**loss.metadata, "loss_note": loss.resolution_note, "steps": config.steps, "lr": config.lr,
                      "early_stop": config.early_stop, "adaptive_content": config.adaptive_content})
     if targets is not None:
