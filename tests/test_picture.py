@@ -14,7 +14,9 @@ from shotstyle.media.frame import Frame
 from shotstyle.media.reading import read_frame
 from shotstyle.server.engine.colourmath import acescct_to_linear
 from shotstyle.server.engine.correspondence import _samples
+from shotstyle.server.engine.lut import effect_report
 from shotstyle.server.engine.modelheader import read_metadata
+from shotstyle.server.engine.networks.base import grade_of
 from shotstyle.server.engine.pipeline import picture_alpha, working_rgb
 from shotstyle.server.engine.picture import picture_of
 from shotstyle.server.engine.target import make_target
@@ -240,3 +242,22 @@ def server(tmp_path_factory):
     from serverproc import ServerProcess
     with ServerProcess(tmp_path_factory.mktemp("server")) as process:
         yield process
+
+
+def test_the_lut_report_is_measured_where_a_render_stylizes():
+    """A render leaves pixels with alpha 0 as they are, so the report of how much of the effect the
+    LUT carries leaves them out (as black, the network and the LUT move them alike)."""
+    plate, alpha = cut_out(picture(96, 128))
+    model = train([plate], picture(96, 128, seed=2), TrainConfig(steps=2, resolution=128), alphas=[alpha])
+    network = model.network.eval()
+    x, covered = tensor(plate), torch.from_numpy(alpha > 0)[None, None]
+    with torch.no_grad():
+        full, graded = network(x), grade_of(network)(x)
+    assert model.metadata["lut_report"] == effect_report([x], [full], [graded], [covered])
+    assert model.metadata["lut_report"] != effect_report([x], [full], [graded])
+    left_out = torch.ones_like(covered)
+    left_out[..., :64] = False
+    # The same pixels, gathered in another order: their sums may round apart in float32, by at most
+    # one unit of the report's third decimal.
+    assert effect_report([x], [full], [graded], [left_out]) == \
+        pytest.approx(effect_report([x[..., 64:]], [full[..., 64:]], [graded[..., 64:]]), abs=1.001e-3)

@@ -169,16 +169,19 @@ def _as_tensor(image: Tensor | np.ndarray) -> Tensor:
 REPORT_KEYS = ("lut_vs_full_mean", "lut_vs_full_p95", "full_vs_plate_mean", "full_vs_plate_p95", "reproduced")
 
 
-def effect_report(plates: list, full: list, lut_only: list) -> dict[str, float | None]:
+def effect_report(plates: list, full: list, lut_only: list,
+                  covered: list[Tensor | None] | None = None) -> dict[str, float | None]:
     """ΔE2000 statistics of the LUT against the full model on the same keyframes (working-space
     images, N×3×H×W tensors or H×W×3 arrays), over the pixels whose colours are finite in all
-    three (every value None when there are none)."""
+    three (every value None when there are none) and, of a keyframe with a `covered` mask
+    (N×1×H×W bool: where its alpha is above 0), over those a render stylizes."""
     lut_vs_full, full_vs_plate = [], []
-    for plate, whole, graded in zip(plates, full, lut_only):
+    for plate, whole, graded, mask in zip(plates, full, lut_only, covered or [None] * len(plates)):
         plate_lab, whole_lab, graded_lab = (working_to_lab(_as_tensor(x), display=True)
                                             for x in (plate, whole, graded))
-        lut_vs_full.append(delta_e_2000(graded_lab, whole_lab).flatten())
-        full_vs_plate.append(delta_e_2000(whole_lab, plate_lab).flatten())
+        keep = slice(None) if mask is None else mask.detach().cpu().flatten()
+        lut_vs_full.append(delta_e_2000(graded_lab, whole_lab).flatten()[keep])
+        full_vs_plate.append(delta_e_2000(whole_lab, plate_lab).flatten()[keep])
     difference, effect = torch.cat(lut_vs_full), torch.cat(full_vs_plate)
     finite = torch.isfinite(difference) & torch.isfinite(effect)
     difference, effect = difference[finite], effect[finite]

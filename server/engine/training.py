@@ -271,14 +271,15 @@ def _made_from(config: TrainConfig, init: StyleModel | None, network: StyleNetwo
     return metadata
 
 
-def _grade_model(network: StyleNetwork, metadata: dict[str, Any], plates: list[torch.Tensor]) -> StyleModel:
+def _grade_model(network: StyleNetwork, metadata: dict[str, Any], plates: list[torch.Tensor],
+                 covered: list[torch.Tensor | None]) -> StyleModel:
     """A `grade` model: the fitted lattice and no training (its metadata says so)."""
     network.eval()
     with torch.no_grad():
         results = [network(p) for p in plates]
     metadata.update({"loss": None, "loss_note": "the grade alone: fitted in closed form, no training",
                      "steps": 0, "steps_total": 0, "steps_done": 0, "steps_trained": 0,
-                     "lut_report": effect_report(plates, results, results)})
+                     "lut_report": effect_report(plates, results, results, covered)})
     return StyleModel(network=network, metadata=metadata)
 
 
@@ -345,6 +346,7 @@ def train(keyframes: list[np.ndarray], style: np.ndarray, config: TrainConfig, *
     for name, picture in zip([*names, "the style image"], [*pictures, style_picture]):
         _check_picture(picture, name, config.resolution)
     style_tensor = style_picture.crop(whole_style)
+    covered = [None if alpha is None else alpha > 0 for alpha in small_alphas]   # what renders stylize
     picture_share = None if not transparent else {  # recorded in the model (at the training resolution)
         "keyframes": [round(p.share_of(plate), 4) for p, plate in zip(pictures, plates)],
         "style": round(style_picture.share_of(whole_style), 4)}
@@ -365,7 +367,7 @@ def train(keyframes: list[np.ndarray], style: np.ndarray, config: TrainConfig, *
         graded = [grade(plate) for plate in plates]
     if grade_only:
         return _grade_model(network, _made_from(config, init, network, amount, correspondence.moved, style,
-                                                keyframes, picture_share), plates)
+                                                keyframes, picture_share), plates, covered)
     targets = None
     lightness = Lightness.at(config.strength)
     if loss_name == "target":
@@ -414,7 +416,7 @@ def train(keyframes: list[np.ndarray], style: np.ndarray, config: TrainConfig, *
         network.eval()
         with torch.no_grad():
             metadata["lut_report"] = effect_report(plates, [network(p) for p in plates],
-                                                   [grade(p) for p in plates])
+                                                   [grade(p) for p in plates], covered)
         metadata.update(loss.metadata)
         metadata["steps_done"] = steps_done
         metadata["steps_trained"] = prior + steps_done
