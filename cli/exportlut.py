@@ -57,7 +57,8 @@ def model_path(model: str) -> str:
 def run(args: argparse.Namespace) -> int:
     from shotstyle.server.engine.lut import export_look, lut_format
     from shotstyle.server.engine.modelfile import load_model
-    from shotstyle.server.engine.pipeline import load_working
+    from shotstyle.media.reading import read_frame
+    from shotstyle.server.engine.pipeline import picture_alpha, working_rgb
 
     try:
         spaces = "ACEScg in and out, ACEScct shaper" if lut_format(args.output) == ".clf" else "ACEScct in and out"
@@ -65,8 +66,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"shotstyle export-lut: error: -o {exc}", file=sys.stderr)
         return ExitCode.USAGE
     model = load_model(model_path(args.model))
-    keyframes = [load_working(path, args.colourspace) for path in args.keyframe]
-    look = export_look(model, os.path.basename(args.output), args.size, keyframes)
+    frames = [read_frame(path, args.colourspace) for path in args.keyframe]
+    keyframes = [working_rgb(frame, args.colourspace) for frame in frames]
+    look = export_look(model, os.path.basename(args.output), args.size, keyframes,
+                       [picture_alpha(frame) for frame in frames])
     folder = os.path.dirname(os.path.abspath(args.output))
     try:
         os.makedirs(folder, exist_ok=True)

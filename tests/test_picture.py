@@ -4,6 +4,8 @@ the look of its picture, not of the black its empty pixels read as."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import OpenImageIO as oiio
 import pytest
@@ -14,7 +16,8 @@ from shotstyle.media.frame import Frame
 from shotstyle.media.reading import read_frame
 from shotstyle.server.engine.colourmath import acescct_to_linear
 from shotstyle.server.engine.correspondence import _samples
-from shotstyle.server.engine.lut import effect_report
+from shotstyle.server.engine.lut import REPORT_KEYS, effect_report, measure
+from shotstyle.server.engine.modelfile import load_model
 from shotstyle.server.engine.modelheader import read_metadata
 from shotstyle.server.engine.networks.base import grade_of
 from shotstyle.server.engine.pipeline import picture_alpha, working_rgb
@@ -261,3 +264,15 @@ def test_the_lut_report_is_measured_where_a_render_stylizes():
     # one unit of the report's third decimal.
     assert effect_report([x], [full], [graded], [left_out]) == \
         pytest.approx(effect_report([x[..., 64:]], [full[..., 64:]], [graded[..., 64:]]), abs=1.001e-3)
+
+
+def test_export_lut_measures_a_transparent_keyframe_where_renders_stylize_it(cutouts, capsys, tmp_path):
+    assert _train(cutouts, "--in-process") == 0, capsys.readouterr().err
+    capsys.readouterr()
+    assert main(["export-lut", cutouts["model"], "-o", str(tmp_path / "look.cube"), "--keyframe", cutouts["content"],
+                 "--json"]) == 0
+    report = {k: v for k, v in json.loads(capsys.readouterr().out).items() if k in REPORT_KEYS}
+    frame = read_frame(cutouts["content"])
+    model = load_model(cutouts["model"])
+    assert report == measure(model, [working_rgb(frame)], [picture_alpha(frame)])
+    assert report != measure(model, [working_rgb(frame)])

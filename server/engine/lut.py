@@ -223,16 +223,17 @@ class LookExport:
 
 
 def export_look(model: StyleModel, cube_name: str, size: int | None = None,
-                keyframes: list[np.ndarray] | None = None) -> LookExport:
+                keyframes: list[np.ndarray] | None = None, alphas: list[np.ndarray | None] | None = None) -> LookExport:
     """The model's grade as .cube or .clf text (by `cube_name`'s extension; `size` nodes,
-    default the model's own) and an OCIO look naming `cube_name`, with the report measured on `keyframes` (working-space arrays, at full
-    resolution) or, without them, the one recorded at training time."""
+    default the model's own) and an OCIO look naming `cube_name`, with the report measured on
+    `keyframes` (working-space arrays, at full resolution; where a render stylizes them, by their
+    `alphas`, see `measure`) or, without them, the one recorded at training time."""
     grade = grade_of(model.network)
     size = size or grade.size
     short = model.hash[:12]
     report: dict[str, Any]
     if keyframes:
-        report = measure(model, keyframes)
+        report = measure(model, keyframes, alphas)
         trained = set(model.metadata.get("keyframe_sha256") or [])
         matching = sum(sha256_of(k) in trained for k in keyframes)
         where = f"{len(keyframes)} given frame(s)" + (f", {matching} of them training keyframes" if matching else "")
@@ -251,9 +252,12 @@ def export_look(model: StyleModel, cube_name: str, size: int | None = None,
                       report=report, where=where)
 
 
-def measure(model: StyleModel, keyframes: list[np.ndarray]) -> dict[str, float | None]:
-    """The LUT-vs-full report on working-space frames, through the same Stylizer renders use."""
+def measure(model: StyleModel, keyframes: list[np.ndarray],
+            alphas: list[np.ndarray | None] | None = None) -> dict[str, float | None]:
+    """The LUT-vs-full report on working-space frames, through the same Stylizer renders use, over
+    the pixels a render stylizes: of a frame with an alpha (H×W; None: opaque), those above 0."""
     stylizer = Stylizer(model, device="cpu")
     with torch.inference_mode():
         graded = [grade_of(model.network).cpu()(_as_tensor(frame)) for frame in keyframes]
-    return effect_report(keyframes, [stylizer(frame) for frame in keyframes], graded)
+    covered = [None if alpha is None else torch.from_numpy(alpha > 0)[None, None] for alpha in alphas or []]
+    return effect_report(keyframes, [stylizer(frame) for frame in keyframes], graded, covered or None)
