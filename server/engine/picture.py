@@ -1,7 +1,8 @@
 """What of a keyframe or a style image the look is learnt from: its picture.
 
-Two kinds of pixel are in an image without being picture. Letterbox and pillarbox bars are
-one (engine/bars.py). Pixels its alpha leaves uncovered are the other: a CG element rendered
+Two kinds of pixel are in an image without being picture. Letterbox and pillarbox bars, and
+the border around a still, are one (engine/bars.py). Pixels its alpha leaves uncovered are the
+other: a CG element rendered
 on a transparent background, a style frame cut out of its photograph. Read for their colour,
 uncovered pixels are black: a premultiplied file's RGB is 0 there, and so is a straight PNG's
 once OpenImageIO associates its alpha. Like bars, they are then a large share of the image's
