@@ -59,11 +59,16 @@ BORDER_TOLERANCE = 0.04
 NESTING = 3
 
 
+def _black(colour: Tensor) -> bool:
+    """Whether a border's colour (3, scene-linear) is black: at most BAR_LEVEL in every channel."""
+    return bool((colour.abs() <= BAR_LEVEL).all())
+
+
 def _near(linear: Tensor, colour: Tensor) -> Tensor:
     """H×W: which pixels of a 3×H×W scene-linear image have a border's colour (`colour`, 3): black
     bars' pixels are at most BAR_LEVEL in every channel; another border's differ from its colour
     by at most BAR_LEVEL plus BORDER_TOLERANCE times the colour's brightest channel, in each."""
-    if bool((colour.abs() <= BAR_LEVEL).all()):
+    if _black(colour):
         return linear.abs().amax(dim=0) <= BAR_LEVEL
     reach = BAR_LEVEL + BORDER_TOLERANCE * float(colour.abs().amax())
     return ((linear - colour[:, None, None]).abs() <= reach).all(dim=0)
@@ -77,8 +82,10 @@ def _shares(linear: Tensor, dim: int) -> tuple[list[float], list[float]]:
     if not bool(_near(last[:, None, None], first).all()) or not bool(_near(first[:, None, None], last).all()):
         return [], []
     across = 1 if dim == 1 else 0   # of the H×W match: along each row, or down each column
-    return (_near(linear, first).float().mean(dim=across).tolist(),
-            _near(linear, last).float().mean(dim=across).tolist())
+    leading = _near(linear, first).float().mean(dim=across).tolist()
+    if _black(first) and _black(last):   # black bars match by one rule, whatever their grain's level
+        return leading, leading
+    return leading, _near(linear, last).float().mean(dim=across).tolist()
 
 
 def _bars(leading_share: list[float], trailing_share: list[float], least_picture: int) -> tuple[int, int]:

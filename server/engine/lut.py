@@ -259,5 +259,6 @@ def measure(model: StyleModel, keyframes: list[np.ndarray],
     stylizer = Stylizer(model, device="cpu")
     with torch.inference_mode():
         graded = [grade_of(model.network).cpu()(_as_tensor(frame)) for frame in keyframes]
-    covered = [None if alpha is None else torch.from_numpy(alpha > 0)[None, None] for alpha in alphas or []]
-    return effect_report(keyframes, [stylizer(frame) for frame in keyframes], graded, covered or None)
+    covered = None if alphas is None else [None if alpha is None else torch.from_numpy(alpha > 0)[None, None]
+                                           for alpha in alphas]
+    return effect_report(keyframes, [stylizer(frame) for frame in keyframes], graded, covered)

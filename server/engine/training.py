@@ -322,7 +322,8 @@ def train(keyframes: list[np.ndarray], style: np.ndarray, config: TrainConfig, *
     if len(alphas) != len(keyframes):
         raise TrainingInputError(f"{len(alphas)} alphas for {len(keyframes)} keyframes: "
                                  "give one per keyframe (None: opaque)")
-    images = list(zip([*names, "the style image"], [*keyframes, style], [*alphas, style_alpha]))
+    all_names = [*names, "the style image"]
+    images = list(zip(all_names, [*keyframes, style], [*alphas, style_alpha]))
     for name, image, alpha in images:
         if alpha is not None and getattr(alpha, "shape", None) != image.shape[:2]:
             raise TrainingInputError(f"{name}: its alpha is {getattr(alpha, 'shape', type(alpha).__name__)}, "
@@ -343,7 +344,7 @@ def train(keyframes: list[np.ndarray], style: np.ndarray, config: TrainConfig, *
     # the shot has bars and its renders keep uncovered pixels as they are.
     pictures = [picture_of(plate, alpha, MIN_SIDE) for plate, alpha in zip(plates, small_alphas)]
     style_picture = picture_of(whole_style, small_style_alpha, MIN_SIDE)
-    for name, picture in zip([*names, "the style image"], [*pictures, style_picture]):
+    for name, picture in zip(all_names, [*pictures, style_picture]):
         _check_picture(picture, name, config.resolution)
     style_tensor = style_picture.crop(whole_style)
     covered = [None if alpha is None else alpha > 0 for alpha in small_alphas]   # what renders stylize
