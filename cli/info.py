@@ -22,6 +22,9 @@ import math
 import sys
 from itertools import groupby
 
+import numpy as np
+
+from shotstyle.media.iccprofile import ICC_ATTRIBUTE, KNOWN_IDS, IccProfile
 from shotstyle.media.metadata import space_chromaticities
 from shotstyle.media.reading import probe, read_frame
 from shotstyle.plugin.exitcodes import ExitCode
@@ -65,13 +68,15 @@ def describe(header: dict) -> str:
     if header["tiled"]:
         lines.append(f"    tiled:          {header['tiled'][0]}x{header['tiled'][1]}, "
                      f"{header['miplevels']} MIP level(s) (shotstyle reads level 0)")
-    tagged = header["file_colourspace"]
+    profile = header.get("icc_profile")
+    # OpenImageIO's own name for what a file holds ignores an embedded profile: not said where one decided.
+    tagged = None if profile and profile["interop_id"] else header["file_colourspace"]
     lines.append(f"    colour space:   {_colour(header)} (default for this data)"
                  + (f"; file says {tagged}" if tagged else ""))
     if header.get("nonfinite"):
         lines.append(f"    non-finite RGB: {header['nonfinite']} NaN/Inf values (replaced before the network: "
                      f"{NONFINITE_RULE})")
-    extra = {k: v for k, v in header["attributes"].items() if k not in ("compression", "PixelAspectRatio")}
+    extra = {k: v for k, v in header["attributes"].items() if k not in ("compression", "PixelAspectRatio", ICC_ATTRIBUTE)}
     for name, value in sorted(extra.items()):
         text = str(value)
         lines.append(f"    {name}: {text if len(text) <= 100 else text[:97] + '...'}")
@@ -85,18 +90,32 @@ def brief(header: dict) -> str:
 
 
 def _colour(header: dict) -> str:
-    """The colour space a file's RGB is read in by default, and the chromaticities that decided it."""
+    """The colour space a file's RGB is read in by default, and the chromaticities or the embedded ICC
+    profile that decided it (or that could not)."""
     values = header.get("chromaticities")
-    if values is None:
+    profile = header.get("icc_profile")
+    if values is not None:
+        pairs = " ".join(f"{name} {x:g},{y:g}" for name, x, y in zip("RGBW", values[0::2], values[1::2]))
+        return f"{header['colourspace']} (its chromaticities: {pairs})"
+    if profile is None:
         return str(header["colourspace"])
-    pairs = " ".join(f"{name} {x:g},{y:g}" for name, x, y in zip("RGBW", values[0::2], values[1::2]))
-    return f"{header['colourspace']} (its chromaticities: {pairs})"
+    said = IccProfile(**profile).said()
+    if profile["interop_id"] is not None:
+        return f"{header['colourspace']} (its {said})"
+    return (f"{header['colourspace']} (its {said} is not one shotstyle identifies: {profile['why']}; "
+            "give the colour space, or convert the file to sRGB)")
+
+
+def _json_value(value: object) -> object:
+    """A header value JSON has no type for: an array's values (an ICC profile's bytes), else its text."""
+    return value.tolist() if isinstance(value, np.ndarray) else str(value)
 
 
 def _readable_space(path: str, name: str) -> str:
     """The config's name for a file's default colour space; FrameIOError naming the file where its
-    header's chromaticities describe none (the file cannot be read as it says)."""
-    if space_chromaticities(name) is None:
+    header's chromaticities or ICC profile describe none the config has (the file cannot be read as
+    it says)."""
+    if space_chromaticities(name) is None and name not in KNOWN_IDS:
         return name  # a name the file recorded, or the rule's: as it is
     try:
         return canonical(name)
@@ -176,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
                           else f"{path}: UNREADABLE: {error}")
                 continue
             if args.json:
-                print(json.dumps(dict(header, frame=frame), default=str))
+                print(json.dumps(dict(header, frame=frame), default=_json_value))
                 continue
             layout = {k: v for k, v in header.items() if k not in ("path", "nonfinite")}
             if args.verbose:

@@ -159,6 +159,8 @@ def run(args: argparse.Namespace) -> int:
     if problem is not None:
         bar.note(problem[1], ERRORS)
         return int(problem[0])
+    for note in _profile_notes(args):
+        bar.note(note)
     started = time.perf_counter()
     previews = Previews(args, bar)
     code = _train_in_process(args, bar, previews) if args.in_process else _train_on_server(args, bar, previews)
@@ -166,6 +168,28 @@ def run(args: argparse.Namespace) -> int:
         bar.note(f"model written to {args.output} in {time.perf_counter() - started:.1f} s")
     previews.say_where()
     return int(code)
+
+
+def _profile_notes(args: argparse.Namespace) -> list[str]:
+    """A note for each keyframe (without --colourspace) and the style whose embedded ICC profile is
+    not one shotstyle identifies: its RGB is read as its data type's default, which it may not be."""
+    from shotstyle.media.iccprofile import IccProfile
+    from shotstyle.media.reading import probe
+    from shotstyle.server.errors import FrameIOError
+    paths = ([] if args.colourspace else list(args.content)) + [args.style]
+    notes = []
+    for path in paths:
+        try:
+            header = probe(path)
+        except FrameIOError:
+            continue  # reading it says what is wrong
+        profile = header["icc_profile"]
+        if profile is not None and profile["interop_id"] is None:
+            said = IccProfile(**profile).said()
+            notes.append(f"{path}: its {said} is not one shotstyle identifies ({profile['why']}); its RGB is "
+                         f"read as {header['colourspace']}, which may shift the look's colours: convert it to sRGB "
+                         "or Display P3 first" + ("" if path == args.style else ", or give --colourspace"))
+    return notes
 
 
 def preview_path(output: str) -> str:

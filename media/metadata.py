@@ -1,6 +1,7 @@
 """A frame's metadata: the attributes shotstyle records in the frames it writes, the one rule for
-a frame's colour space when none is given (with the header's ``chromaticities``), and the header
-attributes read and written back (with their OpenImageIO types, so they write back as read)."""
+a frame's colour space when none is given (with the header's ``chromaticities`` and an embedded ICC
+profile), and the header attributes read and written back (with their OpenImageIO types, so they
+write back as read)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 import OpenImageIO as oiio
 
+from shotstyle.media.iccprofile import describe
 from shotstyle.server.errors import FrameIOError
 
 
@@ -19,6 +21,10 @@ MIX_ATTRIBUTE = "shotstyle/mix"
 IDENTITY_ATTRIBUTE = "shotstyle/identity"
 
 
+# The interop id of what integer data is taken to be without a profile saying otherwise ("sRGB").
+SRGB_ID = "srgb_rec709_scene"
+
+
 # The standard EXR attribute naming the RGB primaries and white point (xy of red, green, blue, white).
 CHROMATICITIES_ATTRIBUTE = "chromaticities"
 # How a frame's colour space is named when its header's chromaticities decide it: scene-linear RGB on
@@ -26,10 +32,10 @@ CHROMATICITIES_ATTRIBUTE = "chromaticities"
 CHROMATICITIES_SPACE = "linear, chromaticities "
 
 
-# Attributes OpenImageIO reports about how it read the file, or that only describe a texture's MIP
-# levels or a thumbnail image (frames are written back as one level, tiled as read, without a thumbnail:
-# `not_kept` says so).
-_READER_ATTRIBUTES = ("oiio:", "openexr:roundingmode", "textureformat", "wrapmodes", "thumbnail_")
+# Attributes OpenImageIO reports about how it read the file (an embedded ICC profile's header fields
+# included: the profile itself is kept), or that only describe a texture's MIP levels or a thumbnail
+# image (frames are written back as one level, tiled as read, without a thumbnail: `not_kept` says so).
+_READER_ATTRIBUTES = ("oiio:", "openexr:roundingmode", "textureformat", "wrapmodes", "thumbnail_", "ICCProfile:")
 
 
 # Types of the standard EXR attributes, for attributes that arrive without one (e.g. over the wire).
@@ -44,18 +50,24 @@ def default_colourspace(formats: list[str], attributes: dict[str, Any] | None = 
     """The one rule for the colour space of a frame's RGB when none is given.
 
     The space shotstyle recorded in the frame (`COLOURSPACE_ATTRIBUTE`); else for half/float data
-    scene-linear RGB on the primaries of the header's ``chromaticities`` (`chromaticities_space`),
-    "ACEScg" without them; "sRGB" for 8/16-bit integer data. Files, raw buffers and the previews
-    a training sends back all follow it.
+    scene-linear RGB on the primaries of the header's ``chromaticities`` (`chromaticities_space`);
+    else the encoding an embedded ICC profile names (media/iccprofile.py: a phone's Display P3
+    photograph is srgb_p3d65_scene, not sRGB), where it is one that can be identified; else "ACEScg"
+    for half/float data, "sRGB" for 8/16-bit integer data. Files, raw buffers and the previews a
+    training sends back all follow it.
     """
     attributes = attributes or {}
     recorded = attributes.get(COLOURSPACE_ATTRIBUTE)
     if isinstance(recorded, str) and recorded:
         return recorded
-    if not any(f in ("half", "float") for f in formats):
-        return "sRGB"
-    primaries = header_chromaticities(attributes)
-    return "ACEScg" if primaries is None else chromaticities_space(primaries)
+    floating = any(f in ("half", "float") for f in formats)
+    primaries = header_chromaticities(attributes) if floating else None
+    if primaries is not None:
+        return chromaticities_space(primaries)
+    profile = describe(attributes)
+    if profile is not None and profile.interop_id is not None and profile.interop_id != SRGB_ID:
+        return profile.interop_id
+    return "ACEScg" if floating else "sRGB"
 
 
 def header_chromaticities(attributes: dict[str, Any]) -> tuple[float, ...] | None:

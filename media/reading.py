@@ -5,6 +5,7 @@ of a sequence, every asked-for frame present (`sequence_paths`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any, Iterable, Iterator
 
@@ -12,6 +13,7 @@ import numpy as np
 import OpenImageIO as oiio
 
 from shotstyle.media.frame import Frame
+from shotstyle.media.iccprofile import describe
 from shotstyle.media.memoryfiles import memory_file
 from shotstyle.media.metadata import default_colourspace, header_attributes, header_chromaticities, not_kept
 from shotstyle.media.oiiomessages import clear_global_error, oiio_message
@@ -183,6 +185,7 @@ def probe(path: str) -> dict:
         formats = [_format_name(f) for f in spec.channelformats] or [_format_name(spec.format)] * spec.nchannels
         attributes, _ = header_attributes(path, spec)
         colourspace = spec.get_string_attribute("oiio:ColorSpace") or None
+        profile = describe(attributes)
     finally:
         inp.close()
         clear_global_error()
@@ -203,6 +206,7 @@ def probe(path: str) -> dict:
         "file_colourspace": colourspace,
         "colourspace": default_colourspace(formats, attributes),
         "chromaticities": header_chromaticities(attributes),
+        "icc_profile": None if profile is None else dataclasses.asdict(profile),
         "attributes": attributes,
     }
 

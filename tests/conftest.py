@@ -72,6 +72,22 @@ def tiny_model(tmp_path_factory) -> str:
     return path
 
 
+@pytest.fixture(scope="session")
+def grade_model(tmp_path_factory) -> str:
+    """A grade-only model that moves every colour: the channels rotated and squeezed in ACEScct, slopes
+    at most 0.9."""
+    import torch
+    from shotstyle.server.engine.grade import identity_lattice
+    from shotstyle.server.engine.modelfile import StyleModel, save_model
+    from shotstyle.server.engine.networks import build_network
+    network = build_network("grade", grade_size=9)
+    r, g, b = identity_lattice(9)
+    network.grade.set(torch.stack([0.05 + 0.9 * g, 0.1 + 0.8 * b, 0.9 * r]))
+    path = str(tmp_path_factory.mktemp("grade") / "grade.safetensors")
+    save_model(StyleModel(network.eval(), {"loss": "closed form"}), path)
+    return path
+
+
 @pytest.fixture(autouse=True)
 def _isolated_runtime(tmp_path_factory, monkeypatch):
     """Keep every test's server files, model stores and settings out of the real user folders."""

@@ -15,16 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from shotstyle.cli.main import main
 from shotstyle.media.metadata import COLOURSPACE_ATTRIBUTE
 from shotstyle.media.reading import read_frame
 from shotstyle.plugin.exitcodes import ExitCode
 from shotstyle.server.engine import colour
-from shotstyle.server.engine.grade import identity_lattice
-from shotstyle.server.engine.modelfile import StyleModel, save_model
-from shotstyle.server.engine.networks import build_network
 from testfiles import write_image
 from tolerances import EPS32, LOG_DECODE_GAIN
 
@@ -35,7 +31,7 @@ XYZ_E = (1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1 / 3, 1 / 3)   # CIE XYZ with the equal-
 # the one given; 8 EPS32 leaves room for one more rounding on the way (a float32 matrix product).
 HEADER_XY = 8 * EPS32
 SIZE = (40, 24)
-GRADE_SLOPE = 0.9   # the test grade's largest slope in ACEScct (below)
+GRADE_SLOPE = 0.9   # the `grade_model` fixture's largest slope in ACEScct (conftest.py)
 
 
 def exr(path: Path, rgb: np.ndarray, chromaticities: tuple | None = None, **attributes) -> str:
@@ -49,17 +45,6 @@ def exr(path: Path, rgb: np.ndarray, chromaticities: tuple | None = None, **attr
 def scene_rgb(seed: int = 0) -> np.ndarray:
     """Scene-linear colours, every channel 0.01 to 4."""
     return np.random.default_rng(seed).uniform(0.01, 4.0, (SIZE[1], SIZE[0], 3)).astype(np.float32)
-
-
-@pytest.fixture(scope="module")
-def grade_model(tmp_path_factory) -> str:
-    """A grade-only model: the channels rotated and squeezed in ACEScct, slopes at most `GRADE_SLOPE`."""
-    network = build_network("grade", grade_size=9)
-    r, g, b = identity_lattice(9)
-    network.grade.set(torch.stack([0.05 + 0.9 * g, 0.1 + 0.8 * b, 0.9 * r]))
-    path = str(tmp_path_factory.mktemp("grade") / "grade.safetensors")
-    save_model(StyleModel(network.eval(), {"loss": "closed form"}), path)
-    return path
 
 
 def render(model: str, source: str, out: Path, *extra: str) -> int:

@@ -23,12 +23,13 @@ replaces non-finite network output (NaN -> 0, ±Inf -> ±float32 max) so nothing
 written.
 
 Colour space names are anything the config knows (names or aliases, e.g. "ACEScg",
-"lin_rec709", "sRGB - Texture"); "sRGB" means the config's sRGB texture space.
+"lin_rec709", "sRGB - Texture", or a Color Interop Forum id such as srgb_p3d65_scene, which an
+embedded ICC profile gives: media/iccprofile.py); "sRGB" means the config's sRGB texture space.
 
 An EXR's ``chromaticities`` name a space too (media.metadata.chromaticities_space: scene-linear
 RGB on those primaries and white): `resolve` gives it the config's own scene-linear space where
 one has the same primaries (Rec.709 → "Linear Rec.709 (sRGB)", AP1 → ACEScg), else it stays a
-space of its own, reached by a matrix (`chromaticities_matrix`: RGB → XYZ from the xy values,
+space of its own, reached by a matrix (media.chromaticities.chromaticities_matrix: RGB → XYZ from the xy values,
 Bradford adaptation of the white, as the ACES configs' own matrices) to the config's
 scene-linear space; every processor here is built through `space_transform` so such names work
 wherever a config name does.
@@ -48,6 +49,7 @@ import numpy as np
 import PyOpenColorIO as ocio
 
 from shotstyle.media.frame import HALF_MAX
+from shotstyle.media.chromaticities import INTEROP_PRIMARIES, chromaticities_matrix
 from shotstyle.media.metadata import chromaticities_space, space_chromaticities
 from shotstyle.server.errors import ColourError
 
@@ -94,20 +96,33 @@ def describe_config() -> str:
 
 
 def resolve(cfg: ocio.Config, name: str) -> str:
-    """The config's name for ``name`` (an alias or shorthand), or for a `chromaticities_space` name
-    the config's scene-linear space of those primaries, else that name itself; ColourError if
-    neither."""
-    colourspace = cfg.getColorSpace(name) or cfg.getColorSpace(_SHORTHANDS.get(name.lower(), name))
+    """The config's name for ``name`` (an alias, a shorthand or a Color Interop Forum id, as an
+    embedded ICC profile gives: media/iccprofile.py), or for a `chromaticities_space` name the
+    config's scene-linear space of those primaries, else that name itself; ColourError if neither."""
+    colourspace = cfg.getColorSpace(name) or cfg.getColorSpace(_SHORTHANDS.get(name.lower(), name)) \
+        or _space_of_interop_id(cfg, name)
     if colourspace is not None:
         return str(colourspace.getName())
     primaries = space_chromaticities(name)
     if primaries is not None:
         chromaticities_matrix(primaries, primaries)  # refuses chromaticities that describe no space
         return _space_with_primaries(cfg, primaries) or chromaticities_space(primaries)
+    if _INTEROP_ID.match(name):
+        raise ColourError(f"the OCIO config {config_uri()} has no colour space for {name!r} (a Color Interop "
+                          "Forum id, as an image's embedded ICC profile names its RGB); give the image's colour "
+                          "space (--colourspace) or convert the image to sRGB")
     raise ColourError(
         f"colour space {name!r} is not in the OCIO config {config_uri()}; "
         f"choose one of: {', '.join(available_colourspaces())}"
     )
+
+
+def _space_of_interop_id(cfg: ocio.Config, name: str) -> ocio.ColorSpace | None:
+    """The config's space whose Color Interop Forum id is ``name`` (a config may hold it in the
+    space's own field rather than as an alias), or None."""
+    if not _INTEROP_ID.match(name):
+        return None
+    return next((space for space in cfg.getColorSpaces() if _interop_id(space) == name), None)
 
 
 def space_transform(cfg: ocio.Config, source: str, destination: str) -> ocio.Transform:
@@ -137,52 +152,6 @@ def space_transform(cfg: ocio.Config, source: str, destination: str) -> ocio.Tra
 # Chromaticities within this of a known space's (each x and y) are that space's: the rounding writers
 # use (0.3127 vs 0.31271), a colour difference far below what a frame shows.
 CHROMATICITIES_MATCH = 5e-4
-# Above this condition number the chromaticities' RGB -> XYZ matrix is taken as describing no space
-# (primaries on one line, a white on a primary): its inverse would amplify float32 rounding beyond use.
-MAX_CONDITION = 1e6
-# Bradford cone responses (Lam 1985): the chromatic adaptation of the ACES configs' RGB matrices.
-_BRADFORD = np.array([[0.8951, 0.2664, -0.1614], [-0.7502, 1.7135, 0.0367], [0.0389, -0.0685, 1.0296]])
-
-
-def rgb_to_xyz(chromaticities: tuple[float, ...]) -> np.ndarray:
-    """3×3 float64 matrix from linear RGB on these primaries (xy of red, green, blue, white) to CIE XYZ,
-    white at Y = 1; ColourError where they describe no colour space."""
-    values = np.asarray(chromaticities, dtype=np.float64).reshape(4, 2)
-    shown = " ".join(f"{v:g}" for v in values.reshape(-1))
-    why = ""
-    if not np.all(np.isfinite(values)):
-        why = "values that are not finite"
-    elif values[3, 1] <= 0:
-        why = "a white point with y <= 0"
-    else:
-        xyz = np.column_stack([values, 1.0 - values.sum(axis=1)])  # chromaticity (x, y, z) of each; no y divides
-        primaries = xyz[:3].T
-        white = xyz[3] / xyz[3, 1]
-        try:
-            scale = np.linalg.solve(primaries, white)
-        except np.linalg.LinAlgError:
-            scale = np.zeros(3)
-        matrix = primaries * scale
-        if not np.all(scale > 0) or not np.isfinite(np.linalg.cond(matrix)) \
-                or np.linalg.cond(matrix) > MAX_CONDITION:
-            why = "primaries on one line, or a white point outside them"
-        else:
-            return matrix
-    raise ColourError(f"chromaticities {shown} (the EXR header's red, green, blue and white xy) describe no RGB "
-                      f"colour space: {why}; fix or remove the file's chromaticities attribute, or say what the "
-                      "RGB is (--colourspace)")
-
-
-def chromaticities_matrix(source: tuple[float, ...], destination: tuple[float, ...]) -> np.ndarray:
-    """3×3 float64 matrix from linear RGB on primaries ``source`` to linear RGB on ``destination`` (each as
-    `rgb_to_xyz` takes them), the white adapted by Bradford: what OCIO's ACES configs use (their
-    Rec.709 -> ACEScg matrix is this one to 3e-8)."""
-    into_xyz, out_of_xyz = rgb_to_xyz(source), rgb_to_xyz(destination)
-    cones = _BRADFORD @ into_xyz.sum(axis=1), _BRADFORD @ out_of_xyz.sum(axis=1)  # each white's responses
-    adaptation = np.linalg.inv(_BRADFORD) @ np.diag(cones[1] / cones[0]) @ _BRADFORD
-    return np.asarray(np.linalg.inv(out_of_xyz) @ adaptation @ into_xyz)
-
-
 def _matrix_transform(matrix: np.ndarray) -> ocio.MatrixTransform:
     full = np.eye(4)
     full[:3, :3] = matrix
@@ -439,15 +408,6 @@ def output_colourspace(input_space: str, file_format: str, chosen: str | None = 
     return canonical(input_space) if not linear else canonical("sRGB")
 
 
-# xy chromaticities (red, green, blue, white) of the primaries a Color Interop Forum id names.
-_PRIMARIES = {
-    "ap1": (0.713, 0.293, 0.165, 0.830, 0.128, 0.044, 0.32168, 0.33767),
-    "ap0": (0.7347, 0.2653, 0.0, 1.0, 0.0001, -0.077, 0.32168, 0.33767),
-    "rec709": (0.64, 0.33, 0.30, 0.60, 0.15, 0.06, 0.3127, 0.3290),
-    "p3d65": (0.680, 0.320, 0.265, 0.690, 0.150, 0.060, 0.3127, 0.3290),
-    "rec2020": (0.708, 0.292, 0.170, 0.797, 0.131, 0.046, 0.3127, 0.3290),
-    "adobergb": (0.64, 0.33, 0.21, 0.71, 0.15, 0.06, 0.3127, 0.3290),
-}
 _INTEROP_ID = re.compile(r"^(?:ocio:)?[a-z0-9]+_(?P<primaries>[a-z0-9]+)_(?:scene|display)$")
 # The header attributes `interop_tags` sets: a frame converted to another space must not keep the old ones.
 COLOUR_TAGS = ("colorInteropID", "chromaticities")
@@ -468,7 +428,7 @@ def _interop_id(space: ocio.ColorSpace) -> str:
 
 def _interop_primaries(space: ocio.ColorSpace) -> tuple[float, ...] | None:
     match = _INTEROP_ID.match(_interop_id(space))
-    return _PRIMARIES.get(match.group("primaries")) if match else None
+    return INTEROP_PRIMARIES.get(match.group("primaries")) if match else None
 
 
 def interop_tags(name: str) -> dict:

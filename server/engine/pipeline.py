@@ -3,7 +3,8 @@
 What server jobs, `shotstyle render --in-process` and the benchmarks call. Only R, G, B
 change (of every view, in a stereo EXR: each view is one network input); alpha, every other
 channel, the windows and the metadata pass through bit-exact, except the header's colour tags
-(`colour.colour_tags`), which name the space the result is in. That is the frame's own colour
+(`colour.colour_tags`), which name the space the result is in, and an embedded ICC profile, which
+goes when the result is in another space. That is the frame's own colour
 space unless another is asked for (`out_colourspace`); then the pixels the network leaves alone
 (alpha 0, or all of them at mix 0) are converted too.
 
@@ -50,6 +51,7 @@ import torch
 from torch import Tensor
 
 from shotstyle.media.frame import HALF_MAX, Frame, View
+from shotstyle.media.iccprofile import ICC_ATTRIBUTE
 from shotstyle.media.metadata import MIX_ATTRIBUTE, MODEL_ATTRIBUTE
 from shotstyle.media.reading import read_frame
 from shotstyle.server.engine.colour import (canonical, colour_tags, config_uri, cpu_processor, finite_output,
@@ -365,11 +367,13 @@ def finish(pending: PendingFrame, results: Results, tags: dict) -> Frame:
         clamped += 0 if counts is None else int(counts.sum())
     out = frame.with_views(rgbs, [staged.view for staged in pending.views])
     out.clamped = clamped
-    if pending.out_space != pending.space:
+    converted = pending.out_space != pending.space
+    if converted:
         out.colourspace = pending.out_space
     # The header's colour tags say what the pixels are in, not what the file said (a --colourspace against
-    # its chromaticities) nor the input's space.
-    return tagged(out, {**colour_tags(pending.out_space), **tags})
+    # its chromaticities) nor the input's space; an embedded ICC profile stays only on pixels still in
+    # the input's space (there is none to embed for another).
+    return tagged(out, {**colour_tags(pending.out_space), **({ICC_ATTRIBUTE: None} if converted else {}), **tags})
 
 
 def model_tags(stylizer: Stylizer, mix: float) -> dict:

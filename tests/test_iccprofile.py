@@ -1,0 +1,177 @@
+"""An image's embedded ICC profile says what its RGB is, and shotstyle reads it so.
+
+A phone's photograph is Display P3 with a profile saying so; taken as sRGB, its colours are read
+less saturated than the artist sees them, and a style frame's look comes out muted (a sunset
+reference moved a grade by ΔE 6 on average). Matrix/TRC profiles on the primaries and transfer
+functions of the OCIO config's spaces are identified, from any maker's numbers (Apple's, Little
+CMS's, the sRGB IEC61966-2.1 profile of the shared clip's JPEGs); any other profile, or damaged
+bytes, is named and read as before, and `train` says so. Outputs keep the profile only while
+their pixels are in its space. Profiles are built here (tests/iccprofiles.py).
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from shotstyle.cli.main import main
+from shotstyle.media.iccprofile import ICC_ATTRIBUTE, identify
+from shotstyle.media.metadata import COLOURSPACE_ATTRIBUTE
+from shotstyle.media.reading import read_frame
+from shotstyle.plugin.exitcodes import ExitCode
+from shotstyle.server.engine import colour
+from shotstyle.server.engine.pipeline import working_rgb
+from shotstyle.server.errors import ColourError
+from iccprofiles import (ADOBE_RGB, APPLE_P3_CHAD, APPLE_P3_COLORANTS, P3_D65, PROPHOTO, REC709, assemble, matrix_profile,
+                         profile_of)
+from testfiles import write_image
+
+SHARED_CLIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "clip" / "walk.0001.jpg"
+SRGB_TABLE = tuple(np.where(np.linspace(0, 1, 1024) <= 0.04045, np.linspace(0, 1, 1024) / 12.92,
+                            ((np.linspace(0, 1, 1024) + 0.055) / 1.055) ** 2.4))
+
+
+@pytest.mark.parametrize("profile, expected", [
+    (profile_of(P3_D65, "srgb", "Display P3"), "srgb_p3d65_scene"),
+    (profile_of(P3_D65, "srgb", "Display P3", version=2), "srgb_p3d65_scene"),
+    (profile_of(REC709, SRGB_TABLE, "sRGB IEC61966-2.1", version=2), "srgb_rec709_scene"),
+    (profile_of(ADOBE_RGB, 563 / 256, "Adobe RGB (1998)", version=2), "g22_adobergb_scene"),
+    (profile_of(ADOBE_RGB, 563 / 256, "Adobe RGB (1998)"), "g22_adobergb_scene"),
+    (profile_of(REC709, (), "Linear sRGB"), "lin_rec709_scene"),
+    (profile_of(REC709, (0, (2.4,)), "Rec.709 gamma 2.4"), "g24_rec709_scene"),
+], ids=["p3-v4", "p3-v2", "srgb-table-v2", "adobe-v2", "adobe-v4", "linear-709", "gamma-2.4"])
+def test_matrix_profiles_on_known_primaries_and_curves_are_identified(profile, expected):
+    assert identify(profile).interop_id == expected
+
+
+def test_apples_display_p3_profile_is_display_p3():
+    profile = identify(matrix_profile(APPLE_P3_COLORANTS, (3, (2.39999, 0.94786, 0.05214, 0.07739, 0.04045)),
+                                      "Display P3", chad=APPLE_P3_CHAD))
+    assert (profile.name, profile.interop_id) == ("Display P3", "srgb_p3d65_scene")
+
+
+def test_other_makers_srgb_profiles_are_srgb():
+    image_cms = pytest.importorskip("PIL.ImageCms")
+    little_cms = image_cms.ImageCmsProfile(image_cms.createProfile("sRGB")).tobytes()
+    assert identify(little_cms).interop_id == "srgb_rec709_scene"
+    if SHARED_CLIP.exists():   # a camera JPEG's sRGB IEC61966-2.1 profile (version 2, a 1024-entry curve)
+        profile = identify(np.asarray(read_frame(str(SHARED_CLIP)).attributes[ICC_ATTRIBUTE], np.uint8).tobytes())
+        assert (profile.name, profile.interop_id) == ("sRGB IEC61966-2.1", "srgb_rec709_scene")
+
+
+def test_profiles_of_other_encodings_are_named_and_say_why():
+    prophoto = identify(profile_of(PROPHOTO, 1.8, "ProPhoto RGB"))
+    assert prophoto.interop_id is None and prophoto.name == "ProPhoto RGB" and "0.7347, 0.2653" in prophoto.why
+    gamma = identify(profile_of(REC709, 2.6, "Rec.709 gamma 2.6"))
+    assert gamma.interop_id is None and "no known transfer function" in gamma.why
+    lut = identify(assemble({b"desc": b"desc" + bytes(4) + struct.pack(">I", 4) + b"LUT\0" + bytes(78),
+                             b"A2B0": b"mAB " + bytes(28)}))
+    assert (lut.name, lut.interop_id) == ("LUT", None) and "lookup-table" in lut.why
+    cmyk = identify(assemble({}, space=b"CMYK"))
+    assert cmyk.interop_id is None and "CMYK" in cmyk.why
+
+
+def test_damaged_profile_bytes_are_never_identified_and_never_raise():
+    good = profile_of(P3_D65, "srgb", "Display P3")
+    damaged = [good[:length] for length in range(0, len(good), 7)]
+    damaged += [good[:at] + b"\xff\xff\xff\xff" + good[at + 4:] for at in range(128, len(good) - 4, 4)]
+    damaged += [b"\0" * 200, b"acsp" * 100]
+    results = [identify(data) for data in damaged]
+    assert all(result.interop_id in (None, "srgb_p3d65_scene") for result in results)
+    assert not any(result.interop_id for result in results[:len(good) // 7])   # every truncation
+    assert identify(good[:200]).why.startswith("damaged")
+
+
+def write_tagged(path: Path, pixels: np.ndarray, profile: bytes | None, formats: str = "uint8",
+                 **attributes: tuple[str, object]) -> str:
+    if profile is not None:
+        attributes[ICC_ATTRIBUTE] = (f"uint8[{len(profile)}]", np.frombuffer(profile, np.uint8))
+    return write_image(path, pixels, ["R", "G", "B"], formats, attributes=attributes, compression="none")
+
+
+# Pure red, green and blue, and a grey, as 8-bit code values.
+SWATCHES = np.array([[[1, 0, 0], [0, 1, 0], [0, 0, 1], [128 / 255, 128 / 255, 128 / 255]]], np.float32)
+
+
+@pytest.mark.parametrize("suffix", ["png", "jpg", "tif"])
+def test_a_display_p3_image_is_read_as_display_p3(tmp_path, suffix):
+    path = write_tagged(tmp_path / f"p3.{suffix}", np.repeat(np.repeat(SWATCHES, 16, 0), 16, 1),
+                        profile_of(P3_D65, "srgb", "Display P3"))
+    frame = read_frame(path)
+    assert frame.colourspace == "srgb_p3d65_scene"
+    codes = frame.pixels[8::16, 8::16, :3]   # each swatch's middle (a JPEG's own decoded code values)
+    linear = colour.convert(codes, frame.colourspace, "ACEScg")[0]
+    as_srgb = colour.convert(codes, "sRGB", "ACEScg")[0]
+    # The same code values as AP1 light through P3's primaries' own matrix (a path independent of OCIO's
+    # config): |ACEScg| <= 1 here, so 1e-5 is OCIO's float32 arithmetic with room to spare.
+    expected = colour.chromaticities_matrix(P3_D65, colour.INTEROP_PRIMARIES["ap1"]) @ \
+        colour.convert(codes, frame.colourspace, "Linear P3-D65")[0].T
+    np.testing.assert_allclose(linear, expected.T, rtol=0, atol=1e-5)
+    assert np.abs(linear[:3] - as_srgb[:3]).max() > 0.05     # a primary is another colour in P3 than in sRGB ...
+    if np.ptp(codes[0, 3]) == 0:   # ... a neutral grey the same (a JPEG may decode it a code value off neutral)
+        np.testing.assert_allclose(linear[3], as_srgb[3], rtol=0, atol=1e-6)
+    assert working_rgb(frame).shape == (16, 64, 3)
+
+
+def test_what_decides_first_the_given_space_then_the_recorded_then_chromaticities_then_the_profile(tmp_path):
+    p3 = profile_of(P3_D65, "srgb", "Display P3")
+    plain = np.full((4, 4, 3), 0.5, np.float32)
+    assert read_frame(write_tagged(tmp_path / "a.png", plain, p3), "sRGB").colourspace == "sRGB"
+    recorded = write_tagged(tmp_path / "b.png", plain, p3, **{COLOURSPACE_ATTRIBUTE: ("string", "ACEScct")})
+    assert read_frame(recorded).colourspace == "ACEScct"
+    assert read_frame(write_tagged(tmp_path / "c.png", plain, None)).colourspace == "sRGB"
+    linear = profile_of(REC709, (), "Linear sRGB")
+    assert read_frame(write_tagged(tmp_path / "d.tif", plain, linear, "float")).colourspace == "lin_rec709_scene"
+    exr = write_tagged(tmp_path / "e.exr", plain, p3, "half", chromaticities=("float[8]", ADOBE_RGB))
+    assert colour.canonical(read_frame(exr).colourspace) == "Linear AdobeRGB"
+    assert read_frame(write_tagged(tmp_path / "f.png", plain, profile_of(PROPHOTO, 1.8, "ProPhoto"))).colourspace \
+        == "sRGB"
+
+
+def test_an_id_the_config_has_no_space_for_is_refused_saying_what_to_do():
+    with pytest.raises(ColourError, match=r"no colour space for 'srgb_rec2020_scene'.*ICC profile.*--colourspace"):
+        colour.canonical("srgb_rec2020_scene")
+
+
+def render(model: str, source: str, out: Path, *extra: str) -> int:
+    return main(["render", "--model", model, "--in", source, "--out", str(out), "--in-process", "--threads", "1",
+                 *extra])
+
+
+def test_outputs_keep_the_profile_only_while_their_pixels_are_in_its_space(grade_model, tmp_path):
+    pixels = np.random.default_rng(0).uniform(0, 1, (16, 16, 3)).astype(np.float32)
+    plate = write_tagged(tmp_path / "p3.png", pixels, profile_of(P3_D65, "srgb", "Display P3"))
+    for name, extra in (("same.png", ()), ("same.jpg", ()), ("linear.exr", ()), ("srgb.png", ("--out-colourspace", "sRGB"))):
+        assert render(grade_model, plate, tmp_path / name, *extra) == ExitCode.OK
+    for name in ("same.png", "same.jpg"):   # a JPEG keeps no attribute of ours: the profile alone says P3
+        out = read_frame(str(tmp_path / name))
+        assert ICC_ATTRIBUTE in out.attributes and colour.canonical(out.colourspace) == "sRGB Encoded P3-D65"
+    for name, space in (("linear.exr", "ACEScg"), ("srgb.png", "sRGB Encoded Rec.709 (sRGB)")):
+        out = read_frame(str(tmp_path / name))
+        assert ICC_ATTRIBUTE not in out.attributes and colour.canonical(out.colourspace) == space
+    # The same light either way: the P3 output and the sRGB one differ as code values, not as colours.
+    same = colour.convert(read_frame(str(tmp_path / "same.png")).pixels, "sRGB Encoded P3-D65", "ACEScg")
+    srgb = colour.convert(read_frame(str(tmp_path / "srgb.png")).pixels, "sRGB", "ACEScg")
+    in_gamut = (read_frame(str(tmp_path / "srgb.png")).pixels.min(axis=2) > 2 / 255) & \
+        (read_frame(str(tmp_path / "srgb.png")).pixels.max(axis=2) < 253 / 255)
+    assert in_gamut.sum() > 20
+    np.testing.assert_allclose(same[in_gamut], srgb[in_gamut], rtol=0, atol=0.02)   # two 8-bit roundings
+
+
+def test_info_names_the_profile_and_train_says_when_it_is_not_identified(tmp_path, capsys):
+    pixels = np.random.default_rng(1).uniform(0, 1, (24, 24, 3)).astype(np.float32)
+    p3 = write_tagged(tmp_path / "p3.png", pixels, profile_of(P3_D65, "srgb", "Display P3"))
+    prophoto = write_tagged(tmp_path / "pro.png", pixels, profile_of(PROPHOTO, 1.8, "ProPhoto RGB"))
+    assert main(["info", p3, prophoto]) == ExitCode.OK
+    printed = capsys.readouterr().out
+    assert f"{p3}: 24x24, R G B (uint8), no compression, sRGB Encoded P3-D65 (its ICC profile 'Display P3')" in printed
+    assert "sRGB (its ICC profile 'ProPhoto RGB' is not one shotstyle identifies: primaries and white xy 0.7347" \
+        in printed
+    model = str(tmp_path / "m.safetensors")
+    assert main(["train", "--in-process", "--arch", "grade", "--content", p3, "--style", prophoto, "-o", model]) == 0
+    said = capsys.readouterr().err
+    assert f"{prophoto}: its ICC profile 'ProPhoto RGB' is not one shotstyle identifies" in said
+    assert "read as sRGB" in said and f"{p3}:" not in said
