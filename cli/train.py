@@ -159,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
     if problem is not None:
         bar.note(problem[1], ERRORS)
         return int(problem[0])
-    for note in _profile_notes(args):
+    for note in _reading_notes(args):
         bar.note(note)
     started = time.perf_counter()
     previews = Previews(args, bar)
@@ -170,10 +170,13 @@ def run(args: argparse.Namespace) -> int:
     return int(code)
 
 
-def _profile_notes(args: argparse.Namespace) -> list[str]:
-    """A note for each keyframe (without --colourspace) and the style whose embedded ICC profile is
-    not one shotstyle identifies: its RGB is read as its data type's default, which it may not be."""
+def _reading_notes(args: argparse.Namespace) -> list[str]:
+    """What reading the images does that their pixels alone do not show: a note for each keyframe
+    (without --colourspace) and the style whose embedded ICC profile is not one shotstyle identifies
+    (its RGB is read as its data type's default, which it may not be), and for a style that its
+    orientation tag turns upright (media/orientation.py)."""
     from shotstyle.media.iccprofile import IccProfile
+    from shotstyle.media.orientation import turn_said
     from shotstyle.media.reading import probe
     from shotstyle.server.errors import FrameIOError
     paths = ([] if args.colourspace else list(args.content)) + [args.style]
@@ -183,6 +186,9 @@ def _profile_notes(args: argparse.Namespace) -> list[str]:
             header = probe(path)
         except FrameIOError:
             continue  # reading it says what is wrong
+        turn = turn_said(header["attributes"])
+        if path == args.style and turn is not None:
+            notes.append(f"{path}: taken upright, {turn}, as its orientation tag says (as viewers show it)")
         profile = header["icc_profile"]
         if profile is not None and profile["interop_id"] is None:
             said = IccProfile(**profile).said()
@@ -314,6 +320,7 @@ def _grade_without_mattes(args: argparse.Namespace) -> Optional[tuple[ExitCode, 
 
 def _train_in_process(args: argparse.Namespace, bar: ProgressBar, previews: Previews) -> int:
     from shotstyle.cli.review import display_rgb
+    from shotstyle.media.orientation import upright
     from shotstyle.media.reading import read_frame
     from shotstyle.server.engine.colour import WORKING_SPACE_NAMES
     from shotstyle.server.engine.device import pick_device
@@ -326,7 +333,7 @@ def _train_in_process(args: argparse.Namespace, bar: ProgressBar, previews: Prev
     try:
         plates = [read_frame(path, args.colourspace) for path in args.content]
         keyframes = [working_rgb(plate, args.colourspace) for plate in plates]
-        style_frame = read_frame(args.style)
+        style_frame = upright(read_frame(args.style))
         style = working_rgb(style_frame)
         mattes = engine_mattes(args.mattes.map(read_frame), plates, style_frame)
         preview = load_working(args.preview, args.colourspace) if args.preview else None

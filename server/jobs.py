@@ -424,6 +424,7 @@ class DeviceWorker:
         return job.authority or job.checkpointed
 
     def _train(self, job: TrainJob, push: Callable[..., None]) -> StyleModel:
+        from shotstyle.media.orientation import upright
         from shotstyle.server.engine.colour import from_working
         from shotstyle.server.engine.device import own_stream
         from shotstyle.server.engine.pipeline import frame_colourspace, picture_alpha, working_rgb
@@ -445,7 +446,7 @@ class DeviceWorker:
         job.steps = config.steps
         plates = [self.decoder.frame(ef, colourspace) for ef in job.keyframes]
         keyframes = [working_rgb(plate, colourspace) for plate in plates]
-        style_frame = self.decoder.frame(job.style, job.style_colourspace)
+        style_frame = upright(self.decoder.frame(job.style, job.style_colourspace))
         style = working_rgb(style_frame, job.style_colourspace)
         mattes = engine_mattes(job.mattes.map(self.decoder.frame), plates, style_frame)
         preview = None if job.preview is None else working_rgb(self.decoder.frame(job.preview, colourspace),

@@ -14,6 +14,7 @@ import numpy as np
 
 from shotstyle.media import cryptomatte
 from shotstyle.media.frame import Frame
+from shotstyle.media.orientation import upright
 from shotstyle.plugin.mattes import Mattes, crypto_reference
 from shotstyle.server.engine.mattes import MIN_LABEL_SHARE, Matte, check_mattes, label_mattes
 from shotstyle.server.errors import TrainingInputError
@@ -50,7 +51,9 @@ def keyframe_mattes(keyframes: list[Frame], channel: str) -> list[np.ndarray]:
 
 
 def engine_mattes(mattes: Mattes[Frame], keyframes: list[Frame], style: Frame) -> list[Matte]:
-    """The engine's mattes for ``keyframes`` and ``style`` (read frames), checked against their sizes."""
+    """The engine's mattes for ``keyframes`` and ``style`` (read frames, the style upright), checked
+    against their sizes; the style's matte and label images are taken upright as it is
+    (media/orientation.py: each by its own orientation tag)."""
     found = []
     for pair in mattes.pairs:
         sources: list[str | None]
@@ -59,9 +62,10 @@ def engine_mattes(mattes: Mattes[Frame], keyframes: list[Frame], style: Frame) -
             sources = [f"channel {pair.channel} of {k.source or f'keyframe {i + 1}'}" for i, k in enumerate(keyframes)]
         else:
             plate, sources = [matte_of(m) for m in pair.plate], [m.source for m in pair.plate]
-        found.append(Matte(pair.name, plate, matte_of(pair.style), [*sources, pair.style.source]))
+        found.append(Matte(pair.name, plate, matte_of(upright(pair.style)), [*sources, pair.style.source]))
     if mattes.labels is not None:
         plates, style_labels = mattes.labels
+        style_labels = upright(style_labels)
         for matte in label_mattes([p.rgb() for p in plates], style_labels.rgb()):
             matte.sources = [*(p.source for p in plates), style_labels.source]
             found.append(matte)
