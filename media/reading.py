@@ -47,11 +47,22 @@ def _check_readable(path: str) -> None:
         raise FrameIOError(f"{path}: empty file (0 bytes); it was probably not written completely")
 
 
+def _readable_extensions() -> set[str]:
+    """The file name extensions OpenImageIO here has a reader for."""
+    listed = str(oiio.get_string_attribute("extension_list"))
+    return {ext for entry in listed.split(";") for ext in entry.partition(":")[2].split(",") if ext}
+
+
 def _open(path: str) -> Any:
     _check_readable(path)
     inp = oiio.ImageInput.open(path)
     if inp is None:
-        raise FrameIOError(f"{path}: cannot read this image: {oiio_message(oiio, path)}")
+        message = oiio_message(oiio, path)
+        extension = os.path.splitext(path)[1].lower().lstrip(".")
+        if extension and extension not in _readable_extensions():   # e.g. a phone's HEIC, a camera's raw file
+            raise FrameIOError(f"{path}: OpenImageIO here has no reader for .{extension} files; save the image as "
+                               "EXR, TIFF, PNG or JPEG first")
+        raise FrameIOError(f"{path}: cannot read this image: {message}")
     return inp
 
 
@@ -113,8 +124,12 @@ def read_frame(path: str, colourspace: str | None = None, half: bool = False) ->
     path = os.fspath(path)
     inp = _open(path)
     try:
+        _check_spec(path, inp, inp.spec())
+        # The pixels from a fresh reader: sent to a second image and back by the check, OpenImageIO's
+        # WebP reader decodes the right pixels but reports an error, and the frame would read as damaged.
+        inp.close()
+        inp = _open(path)
         spec = inp.spec()
-        _check_spec(path, inp, spec)
         formats = [_format_name(f) for f in spec.channelformats] or [_format_name(spec.format)] * spec.nchannels
         as_half = half and set(formats) == {"half"}
         pixels = inp.read_image(0, 0, 0, spec.nchannels, "half" if as_half else "float")

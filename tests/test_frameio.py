@@ -513,3 +513,36 @@ def test_names_left_by_a_killed_decoder_are_removed_by_the_next_process():
         for path in (left, mine):
             if os.path.lexists(path):
                 os.unlink(path)
+
+
+@pytest.mark.parametrize("channels", [["R", "G", "B"], ["R", "G", "B", "A"]])
+def test_a_webp_still_reads_as_written(tmp_path, channels):
+    """A web page's reference still: OpenImageIO's WebP reader, sent to a second image and back by the
+    multi-part check, reported a decode error for a good file, which read as damaged."""
+    image = pytest.importorskip("PIL.Image")   # a lossless WebP writer (OpenImageIO's writes lossy ones)
+    codes = np.random.default_rng(3).integers(1, 256, (12, 20, len(channels))).astype(np.uint8)
+    path = str(tmp_path / "still.webp")
+    image.fromarray(codes).save(path, lossless=True, exact=True)
+    frame = read_frame(path)
+    assert frame.channels == channels
+    values = codes / 255.0
+    # Read associated (premultiplied), as a PNG's alpha is; libwebp premultiplies in 8 bits, so each
+    # such value is within half a code value of the exact product.
+    tolerance = 1e-6
+    if len(channels) == 4:
+        values[..., :3] *= values[..., 3:]
+        tolerance += 0.5 / 255
+    np.testing.assert_allclose(frame.pixels, values, rtol=0, atol=tolerance)
+
+
+def test_a_file_type_without_a_reader_here_says_to_save_it_as_one_with(tmp_path):
+    """A phone's HEIC or a camera's raw file: this OpenImageIO has no reader for them."""
+    for name in ("IMG_0001.HEIC", "shot.cr2"):
+        (tmp_path / name).write_bytes(b"\0\0\0\x18ftypheic" + bytes(64))
+        with pytest.raises(FrameIOError, match=rf"{name}: OpenImageIO here has no reader for "
+                                               rf"\.{name.rsplit('.', 1)[1].lower()} files; save the image as EXR, "
+                                               "TIFF, PNG or JPEG first"):
+            read_frame(str(tmp_path / name))
+    (tmp_path / "bad.png").write_bytes(b"not a png at all")
+    with pytest.raises(FrameIOError, match=r"bad.png: cannot read this image"):
+        read_frame(str(tmp_path / "bad.png"))
