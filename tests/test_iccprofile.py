@@ -175,3 +175,8 @@ def test_info_names_the_profile_and_train_says_when_it_is_not_identified(tmp_pat
     said = capsys.readouterr().err
     assert f"{prophoto}: its ICC profile 'ProPhoto RGB' is not one shotstyle identifies" in said
     assert "read as sRGB" in said and f"{p3}:" not in said
+    # A camera's Adobe RGB JPEG without a profile: its EXIF says only that it is not sRGB.
+    camera = write_tagged(tmp_path / "_MG_0001.jpg", pixels, None, **{"Exif:ColorSpace": ("int", 0xFFFF)})
+    assert main(["train", "--in-process", "--arch", "grade", "--content", p3, "--style", camera, "-o", model]) == 0
+    assert f"{camera}: its EXIF says its colours are uncalibrated and it embeds no ICC profile" \
+        in capsys.readouterr().err
