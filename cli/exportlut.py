@@ -44,7 +44,8 @@ def model_path(model: str) -> str:
     """MODEL as given if it is a file, else the store's file of that name."""
     if os.path.isfile(model):
         return model
-    from shotstyle.server.store import MODEL_SUFFIX, check_name, default_models_dir
+    from shotstyle.server.engine.modelheader import MODEL_SUFFIX
+    from shotstyle.server.store import check_name, default_models_dir
 
     stored = os.path.join(default_models_dir(), check_name(model) + MODEL_SUFFIX)
     if os.path.isfile(stored):

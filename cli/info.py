@@ -1,4 +1,5 @@
-"""`shotstyle info PATH|PATTERN [--frames R] [--verbose]`: describe image files and sequences.
+"""`shotstyle info PATH|PATTERN [--frames R] [--verbose]`: describe image files and sequences, and
+model files (``.safetensors``: how the model was made, from its header alone, `describe_model`).
 
 By default one line per sequence or file: frames found and missing, then the first frame's
 resolution, channels, compression and colour space (and how many frames differ from it, and
@@ -30,12 +31,14 @@ from shotstyle.media.reading import probe, read_frame
 from shotstyle.plugin.exitcodes import ExitCode
 from shotstyle.plugin.sequences import SequencePattern, format_frame_range, is_pattern, parse_frame_range
 from shotstyle.server.engine.colour import NONFINITE_RULE, canonical
-from shotstyle.server.errors import ColourError, FrameIOError
+from shotstyle.server.engine.modelheader import MODEL_SUFFIX, read_metadata
+from shotstyle.server.errors import ColourError, FrameIOError, ModelFileError
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", metavar="PATH|PATTERN",
-                        help="image files or sequence patterns (shot.####.exr, shot.%%04d.exr, shot.$F4.exr)")
+                        help="image files, sequence patterns (shot.####.exr, shot.%%04d.exr, shot.$F4.exr) or "
+                             "model files (.safetensors)")
     parser.add_argument("--frames", metavar="R", help="frame range for patterns, e.g. 1001-1100, 1001-1100x2, 1,5,9-12")
     parser.add_argument("--json", action="store_true", help="print one JSON object per file instead of text")
     parser.add_argument("--quick", action="store_true",
@@ -106,6 +109,45 @@ def _colour(header: dict) -> str:
             "give the colour space, or convert the file to sRGB)")
 
 
+def _short(digest: object) -> str:
+    return f"{str(digest)[:12]}…"
+
+
+def describe_model(path: str, metadata: dict) -> str:
+    """Text block for a model file's header (`modelheader.read_metadata`): how it was made, what it
+    learnt from, and how much of its effect its exported LUT carries."""
+    loss = metadata.get("loss")
+    lines = [f"{path}: shotstyle model, {metadata['architecture']} network, "
+             + (f"loss {loss}" if loss else "no loss (the grade alone)")
+             + (f", trained at {metadata['resolution']} px" if metadata.get("resolution") else "")]
+    steps = f"{metadata.get('steps_trained', 0)} trained of {metadata.get('steps_total', 0)} asked"
+    if "optimiser" in metadata:
+        steps += " (a checkpoint: continue it with train --init)"
+    lines.append(f"    steps:          {steps}")
+    lines.append(f"    look:           strength {metadata.get('strength')}; {metadata.get('loss_note', '')}".rstrip("; "))
+    keyframes = metadata.get("keyframe_sha256") or []
+    lines.append(f"    learnt from:    {len(keyframes)} keyframe(s) (sha256 {', '.join(map(_short, keyframes))}), "
+                 f"style sha256 {_short(metadata.get('style_sha256'))}")
+    mattes = (metadata.get("target") or {}).get("mattes")
+    if mattes:
+        lines.append(f"    mattes:         {', '.join(mattes)}")
+    share = metadata.get("picture_share")
+    if share:
+        lines.append(f"    picture:        keyframes {', '.join(f'{v:.0%}' for v in share['keyframes'])}, style "
+                     f"{share['style']:.0%} (the rest transparent: not learnt from)")
+    grade, report = metadata.get("grade") or {}, metadata.get("lut_report")
+    text = f"{grade.get('size')}³ lattice, amount {grade.get('amount')}"
+    if report:
+        text += (f"; its LUT (export-lut) carries {report['reproduced']:.0%} of the keyframe's effect (it is "
+                 f"ΔE {report['lut_vs_full_mean']} from the model's render, of an effect of ΔE {report['full_vs_plate_mean']})")
+    lines.append(f"    grade:          {text}")
+    if metadata.get("local_bound"):
+        lines.append(f"    local term:     at most {metadata['local_bound']} (ACEScct) beyond the grade")
+    lines.append(f"    made by:        shotstyle {metadata.get('shotstyle_version')} (model format "
+                 f"{metadata.get('format_version')}); checksum {_short(metadata.get('checksum'))}")
+    return "\n".join(lines)
+
+
 def _json_value(value: object) -> object:
     """A header value JSON has no type for: an array's values (an ICC profile's bytes), else its text."""
     return value.tolist() if isinstance(value, np.ndarray) else str(value)
@@ -168,6 +210,14 @@ def run(args: argparse.Namespace) -> int:
     failures: list[str] = []
     code = ExitCode.OK
     for text in args.paths:
+        if text.endswith(MODEL_SUFFIX) and not is_pattern(text):
+            try:
+                metadata = read_metadata(text)
+            except ModelFileError as error:
+                failures.append(str(error))
+                continue
+            print(json.dumps({"path": text, "model": metadata}) if args.json else describe_model(text, metadata))
+            continue
         try:
             targets, missing, summary = _targets(text, args.frames)
         except ValueError as error:

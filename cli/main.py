@@ -27,7 +27,7 @@ from shotstyle.server.errors import ShotstyleError, exit_code
 # name -> (module, one-line help)
 SUBCOMMANDS = {
     "doctor": ("shotstyle.cli.doctor", "report versions, compute device and VGG-19 weights"),
-    "info": ("shotstyle.cli.info", "describe EXR/image files or sequences"),
+    "info": ("shotstyle.cli.info", "describe EXR/image files, sequences or model files"),
     "train": ("shotstyle.cli.train", "train a style model on keyframes"),
     "render": ("shotstyle.cli.render", "stylize a frame sequence with a trained model"),
     "serve": ("shotstyle.cli.serve", "run the persistent ZeroMQ server"),

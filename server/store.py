@@ -20,11 +20,10 @@ import torch
 
 from shotstyle.plugin.quoting import brief
 from shotstyle.server.engine.modelfile import StyleModel, check_model_bytes, load_model, model_to_bytes, write_atomically
-from shotstyle.server.engine.modelheader import read_metadata, recorded_hash
+from shotstyle.server.engine.modelheader import MODEL_SUFFIX, read_metadata, recorded_hash
 from shotstyle.server.errors import ShotstyleError, StoreError
 from shotstyle.plugin.userdirs import user_folder
 
-MODEL_SUFFIX = ".safetensors"
 # Matched with fullmatch: "$" would also match before a trailing newline.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 DEFAULT_MEMORY_BUDGET = 2 << 30  # bytes of loaded weights kept in memory

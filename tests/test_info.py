@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 import pytest
 
 import testfiles
@@ -135,3 +137,30 @@ def test_doctor_says_which_loss_auto_picks_and_which_server_runs(tmp_path, monke
         out = capsys.readouterr().out
     assert f"this install's local server: {server.address} (pid {server.process.pid}" in out
     assert "started with `shotstyle serve`" in out and "`shotstyle stop` ends it" in out
+
+
+def test_info_describes_a_model_file_from_its_header(tiny_model, tmp_path, capsys):
+    """How a model was made, without loading it: what a pipeline TD checks before a farm render."""
+    rng = np.random.default_rng(0)
+    keyframe = np.concatenate([rng.uniform(0.1, 0.9, (32, 48, 3)), np.zeros((32, 48, 1))], axis=2).astype(np.float32)
+    keyframe[:, :24, 3] = 1   # the left half is picture, the right half transparent
+    plate = testfiles.write_image(tmp_path / "plate.png", keyframe, ["R", "G", "B", "A"], "uint8",
+                                  display=(0, 0, 48, 32), compression="none")
+    style = testfiles.write_image(tmp_path / "style.png", rng.uniform(0, 1, (32, 48, 3)).astype(np.float32),
+                                  ["R", "G", "B"], "uint8", display=(0, 0, 48, 32), compression="none")
+    model = str(tmp_path / "grade.safetensors")
+    assert main(["train", "--in-process", "--arch", "grade", "--content", plate, "--style", style, "-o", model]) == 0
+    capsys.readouterr()
+    assert main(["info", model, tiny_model]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == f"{model}: shotstyle model, grade network, no loss (the grade alone), trained at 512 px"
+    assert "    picture:        keyframes 50%, style 100% (the rest transparent: not learnt from)" in printed
+    assert any(line.startswith("    grade:          33³ lattice, amount 1.0; its LUT (export-lut) carries 100% of "
+                               "the keyframe's effect") for line in printed)
+    assert f"{tiny_model}: shotstyle model, hrnet-fast network, loss look" in printed   # a record without a resolution
+    assert main(["info", "--json", model]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["path"] == model and record["model"]["architecture"] == "grade"
+    (tmp_path / "not.safetensors").write_bytes(b"PK\x03\x04" + bytes(60))
+    assert main(["info", str(tmp_path / "not.safetensors")]) == 3
+    assert "not.safetensors" in capsys.readouterr().err

@@ -31,6 +31,7 @@ FORMAT_VERSION = 2
 # Oldest format this shotstyle renders; older files are refused with a message to retrain.
 OLDEST_FORMAT = 2
 METADATA_KEY = "shotstyle"
+MODEL_SUFFIX = ".safetensors"   # a model file's name ends so (the store's files, what `info` reads as a model)
 WORKING_SPACE = "ACEScct"
 # safetensors' own limit on a file's JSON header.
 MAX_HEADER_BYTES = 100 << 20
