@@ -25,7 +25,7 @@ from itertools import groupby
 
 import numpy as np
 
-from shotstyle.media.iccprofile import ICC_ATTRIBUTE, KNOWN_IDS, IccProfile
+from shotstyle.media.iccprofile import ICC_ATTRIBUTE, KNOWN_IDS
 from shotstyle.media.metadata import space_chromaticities
 from shotstyle.media.reading import probe, read_frame
 from shotstyle.plugin.exitcodes import ExitCode
@@ -102,10 +102,11 @@ def _colour(header: dict) -> str:
         return f"{header['colourspace']} (its chromaticities: {pairs})"
     if profile is None:
         return str(header["colourspace"])
-    said = IccProfile(**profile).said()
-    if profile["interop_id"] is not None:
-        return f"{header['colourspace']} (its {said})"
-    return (f"{header['colourspace']} (its {said} is not one shotstyle identifies: {profile['why']}; "
+    if profile["interop_id"] is not None or profile["decodes"] and not header.get("icc_decoded"):
+        return f"{header['colourspace']} (its {profile['said']})"
+    if header.get("icc_decoded"):
+        return f"{header['colourspace']} (its {profile['said']}: decoded by its own curves to linear light on its primaries)"
+    return (f"{header['colourspace']} (its {profile['said']} is not one shotstyle can read: {profile['why']}; "
             "give the colour space, or convert the file to sRGB)")
 
 

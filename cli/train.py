@@ -177,11 +177,10 @@ UNCALIBRATED = ("Exif:ColorSpace", 0xFFFF)
 
 def _reading_notes(args: argparse.Namespace) -> list[str]:
     """What reading the images does that their pixels alone do not show: a note for each keyframe
-    (without --colourspace) and the style whose embedded ICC profile is not one shotstyle identifies
-    (its RGB is read as its data type's default, which it may not be) or whose EXIF says it is not
+    (without --colourspace) and the style whose embedded ICC profile shotstyle cannot read (its RGB
+    is read as its data type's default, which it may not be) or whose EXIF says it is not
     sRGB without a profile saying what it is, and for a style that its orientation tag turns
     upright (media/orientation.py)."""
-    from shotstyle.media.iccprofile import IccProfile
     from shotstyle.media.orientation import turn_said
     from shotstyle.media.reading import probe
     from shotstyle.server.errors import FrameIOError
@@ -200,9 +199,8 @@ def _reading_notes(args: argparse.Namespace) -> list[str]:
             notes.append(f"{path}: its EXIF says its colours are uncalibrated and it embeds no ICC profile (a camera "
                          f"set to Adobe RGB writes this); its RGB is read as {header['colourspace']}: if it is Adobe "
                          "RGB, save it with its profile or convert it to sRGB first")
-        if profile is not None and profile["interop_id"] is None:
-            said = IccProfile(**profile).said()
-            notes.append(f"{path}: its {said} is not one shotstyle identifies ({profile['why']}); its RGB is "
+        if profile is not None and profile["interop_id"] is None and not header["icc_decoded"]:
+            notes.append(f"{path}: its {profile['said']} is not one shotstyle can read ({profile['why']}); its RGB is "
                          f"read as {header['colourspace']}, which may shift the look's colours: convert it to sRGB "
                          "or Display P3 first" + ("" if path == args.style else ", or give --colourspace"))
     return notes

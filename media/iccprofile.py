@@ -5,10 +5,12 @@ Phones, cameras and Photoshop embed a matrix/TRC RGB profile (ICC.1:2022 §8.3.4
 colorant XYZ values adapted to the D50 connection space, the adaptation (`chad`, or from the media
 white point in version 2 profiles) and one tone curve per channel. The primaries and white are
 recovered from those and compared with the primaries interop ids name, the curves with the transfer
-functions they name. A profile that is not one of those (ProPhoto RGB, a printer's or a camera's
-LUT profile, a damaged one) is not identified: `describe` says so, by the profile's own name, and
-the frame keeps the colour space of its data type (media/metadata.py). The bytes are untrusted:
-every offset and size is checked before it is read.
+functions they name. A matrix/TRC profile of other primaries or curves (ProPhoto RGB) is taken at
+its word: its curves decode the pixels to linear light on its primaries (`IccProfile.to_linear`,
+media/metadata.py says when). Any other profile (a printer's or a camera's lookup-table profile, a
+damaged one) is not used: `describe` says why, by the profile's own name, and the frame keeps the
+colour space of its data type. The bytes are untrusted: every offset and size is checked before
+it is read.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from shotstyle.media.chromaticities import INTEROP_PRIMARIES, adaptation, xy_of
+from shotstyle.media.chromaticities import INTEROP_PRIMARIES, adaptation, rgb_to_xyz, xy_of
+from shotstyle.server.errors import ColourError
 
 # Where OpenImageIO puts an embedded profile's bytes (JPEG, PNG, TIFF, WebP, HEIF, PSD).
 ICC_ATTRIBUTE = "ICCProfile"
@@ -61,14 +64,35 @@ _PARAMETERS = {0: 1, 1: 3, 2: 4, 3: 5, 4: 7}
 @dataclass(frozen=True)
 class IccProfile:
     """An embedded profile: its own name ("" when it has none) and the interop id of the RGB it
-    describes, or None where it is not one shotstyle can identify (`why` then says what it is)."""
+    describes, or None where it is not one an OCIO config names (`why` then says what it is). A
+    matrix/TRC profile of other primaries or curves (ProPhoto RGB, as Lightroom exports) still
+    describes its RGB: its `primaries` (xy of red, green, blue, white) and its tone curve tags
+    (`curves`, red, green, blue) take it to linear light (`to_linear`)."""
     name: str
     interop_id: str | None
     why: str = ""
+    primaries: tuple[float, ...] | None = None
+    curves: tuple[bytes, ...] = ()
 
     def said(self) -> str:
         """The profile as a message names it."""
         return f"ICC profile {self.name!r}" if self.name else "an unnamed ICC profile"
+
+    def summary(self) -> dict[str, Any]:
+        """What `shotstyle info` and its JSON say of the profile (its curves' bytes left out)."""
+        return {"name": self.name, "said": self.said(), "interop_id": self.interop_id, "why": self.why,
+                "primaries": self.primaries, "decodes": self.decodes()}
+
+    def decodes(self) -> bool:
+        """Whether its RGB is taken to linear light by the profile's own curves (`to_linear`), there
+        being no config space it names."""
+        return self.interop_id is None and self.primaries is not None
+
+    def to_linear(self, rgb: np.ndarray) -> np.ndarray:
+        """H×W×3 encoded values (0..1) → linear light on `primaries`, by each channel's curve (float32)."""
+        channels = [_curve(tag, np.clip(rgb[..., index].astype(np.float64), 0.0, 1.0))
+                    for index, tag in enumerate(self.curves)]
+        return np.stack(channels, axis=-1).astype(np.float32)
 
 
 class _Damaged(ValueError):
@@ -103,9 +127,8 @@ def _xyz(tags: dict[bytes, bytes], signature: bytes) -> np.ndarray:
     return _s15(tag, 8, 3)
 
 
-def _curve(tag: bytes) -> np.ndarray:
-    """A tone curve tag (curv or para) sampled at `_SAMPLES`: linear light."""
-    x = _SAMPLES
+def _curve(tag: bytes, x: np.ndarray) -> np.ndarray:
+    """A tone curve tag (curv or para) at the encoded values ``x`` (0..1): linear light."""
     if tag[:4] == b"curv" and len(tag) >= 12:
         count = struct.unpack_from(">I", tag, 8)[0]
         if 12 + 2 * count > len(tag):
@@ -173,11 +196,15 @@ def identify(data: bytes) -> IccProfile:
         return IccProfile(name, None, f"a {data[16:20].decode('latin-1').strip() or '?'} profile, not an RGB one")
     if not all(s in tags for s in (b"rXYZ", b"gXYZ", b"bXYZ", b"rTRC", b"gTRC", b"bTRC")):
         return IccProfile(name, None, "a lookup-table profile, not a matrix and tone curves")
+    curve_tags = tuple(tags[s] for s in (b"rTRC", b"gTRC", b"bTRC"))
     try:
         primaries = _primaries(tags)
-        curves = [_curve(tags[s]) for s in (b"rTRC", b"gTRC", b"bTRC")]
-    except (_Damaged, struct.error, np.linalg.LinAlgError) as damage:
+        rgb_to_xyz(primaries)
+        curves = [_curve(tag, _SAMPLES) for tag in curve_tags]
+    except (_Damaged, struct.error, np.linalg.LinAlgError, ColourError) as damage:
         return IccProfile(name, None, f"damaged ({damage})" if str(damage) else "damaged")
+    if not all(np.all(np.isfinite(curve)) and np.all(np.diff(curve) >= 0) for curve in curves):
+        return IccProfile(name, None, "damaged (a tone curve that is not finite or falls)")
     gamut = next((key for key, known in INTEROP_PRIMARIES.items()
                   if np.allclose(known, primaries, rtol=0, atol=PRIMARIES_MATCH)), None)
     transfer = next((key for key, function in TRANSFERS.items()
@@ -186,7 +213,7 @@ def identify(data: bytes) -> IccProfile:
     if gamut is None or transfer is None or interop not in KNOWN_IDS:
         shown = ", ".join(f"{v:.4f}" for v in primaries)
         return IccProfile(name, None, f"primaries and white xy {shown}"
-                          + ("" if transfer else ", tone curves of no known transfer function"))
+                          + ("" if transfer else ", tone curves of no known transfer function"), primaries, curve_tags)
     return IccProfile(name, interop)
 
 

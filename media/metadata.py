@@ -9,7 +9,7 @@ from typing import Any
 
 import OpenImageIO as oiio
 
-from shotstyle.media.iccprofile import describe
+from shotstyle.media.iccprofile import IccProfile, describe
 from shotstyle.server.errors import FrameIOError
 
 
@@ -47,27 +47,36 @@ _STANDARD_TYPES = {
 
 
 def default_colourspace(formats: list[str], attributes: dict[str, Any] | None = None) -> str:
-    """The one rule for the colour space of a frame's RGB when none is given.
+    """The one rule for the colour space of a frame's RGB when none is given (`colourspace_rule`)."""
+    return colourspace_rule(formats, attributes)[0]
+
+
+def colourspace_rule(formats: list[str], attributes: dict[str, Any] | None = None) -> tuple[str, IccProfile | None]:
+    """The one rule for the colour space of a frame's RGB when none is given, and the embedded ICC
+    profile whose own curves decode the RGB into that space (None: the RGB is in it as stored).
 
     The space shotstyle recorded in the frame (`COLOURSPACE_ATTRIBUTE`); else for half/float data
     scene-linear RGB on the primaries of the header's ``chromaticities`` (`chromaticities_space`);
-    else the encoding an embedded ICC profile names (media/iccprofile.py: a phone's Display P3
-    photograph is srgb_p3d65_scene, not sRGB), where it is one that can be identified; else "ACEScg"
-    for half/float data, "sRGB" for 8/16-bit integer data. Files, raw buffers and the previews a
-    training sends back all follow it.
+    else what an embedded ICC profile says (media/iccprofile.py): the config space it names (a
+    phone's Display P3 photograph is srgb_p3d65_scene, not sRGB), or for 8/16-bit data a matrix/TRC
+    profile of other primaries or curves (ProPhoto RGB) decoded by its curves to scene-linear RGB on
+    its primaries; else "ACEScg" for half/float data, "sRGB" for 8/16-bit integer data. Files, raw
+    buffers and the previews a training sends back all follow it.
     """
     attributes = attributes or {}
     recorded = attributes.get(COLOURSPACE_ATTRIBUTE)
     if isinstance(recorded, str) and recorded:
-        return recorded
+        return recorded, None
     floating = any(f in ("half", "float") for f in formats)
     primaries = header_chromaticities(attributes) if floating else None
     if primaries is not None:
-        return chromaticities_space(primaries)
+        return chromaticities_space(primaries), None
     profile = describe(attributes)
     if profile is not None and profile.interop_id is not None and profile.interop_id != SRGB_ID:
-        return profile.interop_id
-    return "ACEScg" if floating else "sRGB"
+        return profile.interop_id, None
+    if profile is not None and profile.decodes() and profile.primaries is not None and not floating:
+        return chromaticities_space(profile.primaries), profile
+    return ("ACEScg" if floating else "sRGB"), None
 
 
 def header_chromaticities(attributes: dict[str, Any]) -> tuple[float, ...] | None:

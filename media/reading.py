@@ -5,7 +5,6 @@ of a sequence, every asked-for frame present (`sequence_paths`)."""
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from typing import Any, Iterable, Iterator
 
@@ -13,9 +12,9 @@ import numpy as np
 import OpenImageIO as oiio
 
 from shotstyle.media.frame import Frame
-from shotstyle.media.iccprofile import describe
+from shotstyle.media.iccprofile import IccProfile, describe
 from shotstyle.media.memoryfiles import memory_file
-from shotstyle.media.metadata import default_colourspace, header_attributes, header_chromaticities, not_kept
+from shotstyle.media.metadata import colourspace_rule, header_attributes, header_chromaticities, not_kept
 from shotstyle.media.oiiomessages import clear_global_error, oiio_message
 from shotstyle.plugin.sequences import SequencePattern, format_frame_range, parse_frame_range
 from shotstyle.server.errors import FrameIOError, MissingFramesError
@@ -116,8 +115,10 @@ def _grey_as_rgb(pixels: np.ndarray, channels: list[str], formats: list[str]) ->
 def read_frame(path: str, colourspace: str | None = None, half: bool = False) -> Frame:
     """Read one image file (EXR/PNG/JPEG/TIFF/DPX...) into a Frame; FrameIOError on anything wrong.
 
-    ``colourspace`` is recorded on the Frame; None means `default_colourspace` (the one shotstyle
-    recorded in the file, else by data type). ``Frame.nonfinite`` counts NaN/Inf RGB values.
+    ``colourspace`` is recorded on the Frame; None means `metadata.colourspace_rule` (the one
+    shotstyle recorded in the file, else what its header or embedded ICC profile says, else by data
+    type), and where that rule decodes by the profile's own curves, the RGB is decoded so (linear
+    light on the profile's primaries). ``Frame.nonfinite`` counts NaN/Inf RGB values.
     Pixels are float32, or with ``half`` float16 when every channel is stored half (a render
     that writes half again then makes no float32 copy of the frame).
     """
@@ -148,6 +149,7 @@ def read_frame(path: str, colourspace: str | None = None, half: bool = False) ->
     finally:
         inp.close()
         clear_global_error()
+    space, decoding = colourspace_rule(formats, attributes)
     frame = Frame(
         pixels=pixels,
         channels=channels,
@@ -156,16 +158,31 @@ def read_frame(path: str, colourspace: str | None = None, half: bool = False) ->
         display_window=(spec.full_x, spec.full_y, spec.full_width, spec.full_height),
         attributes=attributes,
         source=path,
-        colourspace=colourspace or default_colourspace(formats, attributes),
+        colourspace=colourspace or space,
         attribute_types=types,
         tiles=(spec.tile_width, spec.tile_height) if spec.tile_width > 0 and spec.tile_height > 0 else None,
     )
+    if colourspace is None and decoding is not None:
+        _decode_profile(frame, decoding)
     try:
         rgb = pixels[:, :, list(frame.rgb_indices())]
         frame.nonfinite = int(np.count_nonzero(~np.isfinite(rgb)))
     except FrameIOError:
         frame.nonfinite = 0
     return frame
+
+
+def _decode_profile(frame: Frame, profile: IccProfile) -> None:
+    """Each view's RGB decoded in place by an embedded profile's own curves to linear light (its alpha
+    associated, as OpenImageIO reads it: the curves apply to the colour, then alpha again)."""
+    pixels = frame.pixels
+    for view in frame.views():
+        rgb = pixels[:, :, list(view.rgb)].astype(np.float32)
+        alpha = None if view.alpha is None else pixels[:, :, view.alpha:view.alpha + 1].astype(np.float32)
+        if alpha is not None:
+            rgb = np.divide(rgb, alpha, out=np.zeros_like(rgb), where=alpha > 0)
+        linear = profile.to_linear(rgb)
+        pixels[:, :, list(view.rgb)] = linear if alpha is None else linear * alpha
 
 
 def decode_image_bytes(data: Any, ext: str = "exr", colourspace: str | None = None) -> Frame:
@@ -201,6 +218,7 @@ def probe(path: str) -> dict:
         attributes, _ = header_attributes(path, spec)
         colourspace = spec.get_string_attribute("oiio:ColorSpace") or None
         profile = describe(attributes)
+        space, decoding = colourspace_rule(formats, attributes)
     finally:
         inp.close()
         clear_global_error()
@@ -219,9 +237,10 @@ def probe(path: str) -> dict:
         "miplevels": miplevels,
         "not_kept": not_kept(spec, miplevels),
         "file_colourspace": colourspace,
-        "colourspace": default_colourspace(formats, attributes),
+        "colourspace": space,
+        "icc_decoded": decoding is not None,   # the embedded profile's own curves decode the RGB (`colourspace_rule`)
         "chromaticities": header_chromaticities(attributes),
-        "icc_profile": None if profile is None else dataclasses.asdict(profile),
+        "icc_profile": None if profile is None else profile.summary(),
         "attributes": attributes,
     }
 

@@ -62,16 +62,23 @@ def test_other_makers_srgb_profiles_are_srgb():
         assert (profile.name, profile.interop_id) == ("sRGB IEC61966-2.1", "srgb_rec709_scene")
 
 
-def test_profiles_of_other_encodings_are_named_and_say_why():
+LUT_PROFILE = assemble({b"desc": b"desc" + bytes(4) + struct.pack(">I", 4) + b"LUT\0" + bytes(78),
+                        b"A2B0": b"mAB " + bytes(28)})
+
+
+def test_matrix_profiles_no_config_space_names_decode_by_their_own_curves_and_others_say_why():
     prophoto = identify(profile_of(PROPHOTO, 1.8, "ProPhoto RGB"))
-    assert prophoto.interop_id is None and prophoto.name == "ProPhoto RGB" and "0.7347, 0.2653" in prophoto.why
+    assert prophoto.interop_id is None and prophoto.decodes() and "0.7347, 0.2653" in prophoto.why
+    np.testing.assert_allclose(prophoto.primaries, PROPHOTO, rtol=0, atol=2e-4)   # s15.16 colorants, D50 white
+    codes = np.linspace(0, 1, 11, dtype=np.float32)[None, :, None].repeat(3, axis=2)
+    np.testing.assert_allclose(prophoto.to_linear(codes)[0, :, 0], codes[0, :, 0].astype(np.float64) ** (461 / 256),
+                               rtol=1e-6)   # the profile's u8.8 gamma: 1.8 is stored as 461/256
     gamma = identify(profile_of(REC709, 2.6, "Rec.709 gamma 2.6"))
-    assert gamma.interop_id is None and "no known transfer function" in gamma.why
-    lut = identify(assemble({b"desc": b"desc" + bytes(4) + struct.pack(">I", 4) + b"LUT\0" + bytes(78),
-                             b"A2B0": b"mAB " + bytes(28)}))
-    assert (lut.name, lut.interop_id) == ("LUT", None) and "lookup-table" in lut.why
+    assert gamma.decodes() and "no known transfer function" in gamma.why
+    lut = identify(LUT_PROFILE)
+    assert (lut.name, lut.interop_id, lut.decodes()) == ("LUT", None, False) and "lookup-table" in lut.why
     cmyk = identify(assemble({}, space=b"CMYK"))
-    assert cmyk.interop_id is None and "CMYK" in cmyk.why
+    assert not cmyk.decodes() and "CMYK" in cmyk.why
 
 
 def test_damaged_profile_bytes_are_never_identified_and_never_raise():
@@ -86,10 +93,11 @@ def test_damaged_profile_bytes_are_never_identified_and_never_raise():
 
 
 def write_tagged(path: Path, pixels: np.ndarray, profile: bytes | None, formats: str = "uint8",
-                 **attributes: tuple[str, object]) -> str:
+                 channels: list[str] | None = None, **attributes: tuple[str, object]) -> str:
     if profile is not None:
         attributes[ICC_ATTRIBUTE] = (f"uint8[{len(profile)}]", np.frombuffer(profile, np.uint8))
-    return write_image(path, pixels, ["R", "G", "B"], formats, attributes=attributes, compression="none")
+    return write_image(path, pixels, channels or ["R", "G", "B"], formats, attributes=attributes,
+                       display=(0, 0, pixels.shape[1], pixels.shape[0]), compression="none")
 
 
 # Pure red, green and blue, and a grey, as 8-bit code values.
@@ -127,8 +135,31 @@ def test_what_decides_first_the_given_space_then_the_recorded_then_chromaticitie
     assert read_frame(write_tagged(tmp_path / "d.tif", plain, linear, "float")).colourspace == "lin_rec709_scene"
     exr = write_tagged(tmp_path / "e.exr", plain, p3, "half", chromaticities=("float[8]", ADOBE_RGB))
     assert colour.canonical(read_frame(exr).colourspace) == "Linear AdobeRGB"
-    assert read_frame(write_tagged(tmp_path / "f.png", plain, profile_of(PROPHOTO, 1.8, "ProPhoto"))).colourspace \
-        == "sRGB"
+    assert read_frame(write_tagged(tmp_path / "f.png", plain, LUT_PROFILE)).colourspace == "sRGB"
+    prophoto = profile_of(PROPHOTO, 1.8, "ProPhoto")
+    given = read_frame(write_tagged(tmp_path / "g.png", plain, prophoto), "sRGB")   # a given space: as stored
+    assert given.colourspace == "sRGB" and np.allclose(given.pixels, 128 / 255)
+
+
+@pytest.mark.parametrize("alpha", [None, 0.5])
+def test_a_prophoto_image_is_decoded_by_its_profile_to_linear_light_on_its_primaries(tmp_path, alpha):
+    """Lightroom's 16-bit TIFF export: ProPhoto RGB (ROMM primaries, D50 white, gamma 1.8)."""
+    codes = np.random.default_rng(4).integers(0, 65536, (6, 8, 3)) / 65535.0
+    channels = ["R", "G", "B"] + ([] if alpha is None else ["A"])
+    # OpenImageIO takes associated colour to write and stores it straight (TIFF's unassociated alpha);
+    # reading associates it again.
+    stored = codes if alpha is None else np.concatenate([codes * alpha, np.full((6, 8, 1), alpha)], axis=2)
+    frame = read_frame(write_tagged(tmp_path / "lightroom.tif", stored.astype(np.float32),
+                                    profile_of(PROPHOTO, 1.8, "ProPhoto RGB"), "uint16", channels=channels))
+    primaries = colour.space_chromaticities(frame.colourspace)
+    np.testing.assert_allclose(primaries, PROPHOTO, rtol=0, atol=2e-4)
+    linear = codes ** (461 / 256) * (1 if alpha is None else alpha)
+    # 16-bit codes through float32: relative 1e-6 of each value; with alpha, the writer's rounding of
+    # the straight colour to 16 bits (half a code) through the curve's slope (at most 1.8).
+    np.testing.assert_allclose(frame.pixels[..., :3], linear, rtol=2e-6, atol=1e-7 if alpha is None else 1.8 / 65535)
+    acescg = colour.convert(frame.pixels[..., :3], frame.colourspace, "ACEScg")
+    expected = frame.pixels[..., :3] @ colour.chromaticities_matrix(primaries, colour.INTEROP_PRIMARIES["ap1"]).T
+    np.testing.assert_allclose(acescg, expected, rtol=0, atol=1e-5)   # |values| <= 1.2: OCIO's float32 matrix
 
 
 def test_an_id_the_config_has_no_space_for_is_refused_saying_what_to_do():
@@ -161,20 +192,24 @@ def test_outputs_keep_the_profile_only_while_their_pixels_are_in_its_space(grade
     np.testing.assert_allclose(same[in_gamut], srgb[in_gamut], rtol=0, atol=0.02)   # two 8-bit roundings
 
 
-def test_info_names_the_profile_and_train_says_when_it_is_not_identified(tmp_path, capsys):
+def test_info_names_the_profile_and_train_says_when_it_cannot_be_read(tmp_path, capsys):
     pixels = np.random.default_rng(1).uniform(0, 1, (24, 24, 3)).astype(np.float32)
     p3 = write_tagged(tmp_path / "p3.png", pixels, profile_of(P3_D65, "srgb", "Display P3"))
     prophoto = write_tagged(tmp_path / "pro.png", pixels, profile_of(PROPHOTO, 1.8, "ProPhoto RGB"))
-    assert main(["info", p3, prophoto]) == ExitCode.OK
+    lut = write_tagged(tmp_path / "lut.png", pixels, LUT_PROFILE)
+    assert main(["info", p3, prophoto, lut]) == ExitCode.OK
     printed = capsys.readouterr().out
     assert f"{p3}: 24x24, R G B (uint8), no compression, sRGB Encoded P3-D65 (its ICC profile 'Display P3')" in printed
-    assert "sRGB (its ICC profile 'ProPhoto RGB' is not one shotstyle identifies: primaries and white xy 0.7347" \
-        in printed
+    assert f"{prophoto}: 24x24, R G B (uint8), no compression, linear, chromaticities 0.73" in printed
+    assert "(its ICC profile 'ProPhoto RGB': decoded by its own curves to linear light on its primaries)" in printed
+    assert f"{lut}: 24x24, R G B (uint8), no compression, sRGB (its ICC profile 'LUT' is not one shotstyle can " \
+           "read: a lookup-table profile" in printed
     model = str(tmp_path / "m.safetensors")
-    assert main(["train", "--in-process", "--arch", "grade", "--content", p3, "--style", prophoto, "-o", model]) == 0
+    for style in (prophoto, lut):
+        assert main(["train", "--in-process", "--arch", "grade", "--content", p3, "--style", style, "-o", model]) == 0
     said = capsys.readouterr().err
-    assert f"{prophoto}: its ICC profile 'ProPhoto RGB' is not one shotstyle identifies" in said
-    assert "read as sRGB" in said and f"{p3}:" not in said
+    assert f"{lut}: its ICC profile 'LUT' is not one shotstyle can read (a lookup-table profile" in said
+    assert "read as sRGB" in said and f"{p3}:" not in said and f"{prophoto}:" not in said
     # A camera's Adobe RGB JPEG without a profile: its EXIF says only that it is not sRGB.
     camera = write_tagged(tmp_path / "_MG_0001.jpg", pixels, None, **{"Exif:ColorSpace": ("int", 0xFFFF)})
     assert main(["train", "--in-process", "--arch", "grade", "--content", p3, "--style", camera, "-o", model]) == 0
