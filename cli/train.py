@@ -337,13 +337,14 @@ def _train_in_process(args: argparse.Namespace, bar: ProgressBar, previews: Prev
     from shotstyle.server.engine.pipeline import load_working, picture_alpha, working_rgb
     from shotstyle.server.engine.training import config_from_params, train
     from shotstyle.server.errors import ShotstyleError, TrainingCancelled, exit_code
-    from shotstyle.server.matteimages import engine_mattes
+    from shotstyle.server.matteimages import MATTE_COLOURSPACE, engine_mattes
     try:
         plates = [read_frame(path, args.colourspace) for path in args.content]
         keyframes = [working_rgb(plate, args.colourspace) for plate in plates]
         style_frame = upright(read_frame(args.style))
         style = working_rgb(style_frame)
-        mattes = engine_mattes(args.mattes.map(read_frame), plates, style_frame)
+        matte_frames = args.mattes.map(lambda path: read_frame(path, MATTE_COLOURSPACE))
+        mattes = engine_mattes(matte_frames, plates, style_frame)
         preview = load_working(args.preview, args.colourspace) if args.preview else None
         init = load_model(args.init) if args.init else None
         loss_note = resolve_loss_name(args.loss, args.vgg)[1]

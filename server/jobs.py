@@ -429,7 +429,7 @@ class DeviceWorker:
         from shotstyle.server.engine.device import own_stream
         from shotstyle.server.engine.pipeline import frame_colourspace, picture_alpha, working_rgb
         from shotstyle.server.engine.training import config_from_params, train
-        from shotstyle.server.matteimages import engine_mattes
+        from shotstyle.server.matteimages import MATTE_COLOURSPACE, engine_mattes
 
         values = effect_params.validate(job.params, partial=False)
         colourspace = effect_params.explicit(values["colourspace"])
@@ -448,7 +448,8 @@ class DeviceWorker:
         keyframes = [working_rgb(plate, colourspace) for plate in plates]
         style_frame = upright(self.decoder.frame(job.style, job.style_colourspace))
         style = working_rgb(style_frame, job.style_colourspace)
-        mattes = engine_mattes(job.mattes.map(self.decoder.frame), plates, style_frame)
+        matte_frames = job.mattes.map(lambda ef: self.decoder.frame(ef, MATTE_COLOURSPACE))
+        mattes = engine_mattes(matte_frames, plates, style_frame)
         preview = None if job.preview is None else working_rgb(self.decoder.frame(job.preview, colourspace),
                                                                colourspace)
         # Previews go back in the colour space the first keyframe was read in, encoded like it came in.

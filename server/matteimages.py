@@ -19,6 +19,11 @@ from shotstyle.plugin.mattes import Mattes, crypto_reference
 from shotstyle.server.engine.mattes import MIN_LABEL_SHARE, Matte, check_mattes, label_mattes
 from shotstyle.server.errors import TrainingInputError
 
+# The colour space matte and label images are read in: they are data, read as stored (a space given
+# means no embedded ICC profile's curves decode them: media/metadata.colourspace_rule), so a soft
+# matte keeps its values and two label images keep the same colours whatever profiles they carry.
+MATTE_COLOURSPACE = "Raw"
+
 
 def matte_of(frame: Frame) -> np.ndarray:
     """The H×W matte an image holds: its alpha channel if it has one, else its first channel."""

@@ -23,6 +23,7 @@ from shotstyle.media.metadata import COLOURSPACE_ATTRIBUTE
 from shotstyle.media.reading import read_frame
 from shotstyle.plugin.exitcodes import ExitCode
 from shotstyle.server.engine import colour
+from shotstyle.server.engine.modelheader import read_metadata
 from shotstyle.server.engine.pipeline import working_rgb
 from shotstyle.server.errors import ColourError
 from iccprofiles import (ADOBE_RGB, APPLE_P3_CHAD, APPLE_P3_COLORANTS, P3_D65, PROPHOTO, REC709, assemble, matrix_profile,
@@ -215,3 +216,20 @@ def test_info_names_the_profile_and_train_says_when_it_cannot_be_read(tmp_path, 
     assert main(["train", "--in-process", "--arch", "grade", "--content", p3, "--style", camera, "-o", model]) == 0
     assert f"{camera}: its EXIF says its colours are uncalibrated and it embeds no ICC profile" \
         in capsys.readouterr().err
+
+
+def test_matte_and_label_images_are_data_whatever_profile_they_carry(tmp_path, capsys):
+    """Photoshop embeds its working space's profile in what it saves, label images too: decoded by a
+    ProPhoto profile's curves, the style's label colours would no longer be the plate's."""
+    shape = (24, 32)
+    upper = (np.arange(shape[0]) < shape[0] // 2)[:, None, None] * np.ones((*shape, 1))
+    labels = (upper * np.array([0.5, 0.5, 0.0]) + (1 - upper) * np.array([0.0, 0.25, 0.75])).astype(np.float32)
+    plate_labels = write_tagged(tmp_path / "plate_labels.png", labels, None)
+    style_labels = write_tagged(tmp_path / "style_labels.png", labels, profile_of(PROPHOTO, 1.8, "ProPhoto RGB"))
+    rng = np.random.default_rng(5)
+    plate = write_tagged(tmp_path / "plate.png", rng.uniform(0, 1, (*shape, 3)).astype(np.float32), None)
+    style = write_tagged(tmp_path / "style.png", rng.uniform(0, 1, (*shape, 3)).astype(np.float32), None)
+    model = str(tmp_path / "m.safetensors")
+    assert main(["train", "--in-process", "--content", plate, "--style", style, "-o", model, "--steps", "2",
+                 "--resolution", "64", "--labels", f"{plate_labels}:{style_labels}"]) == 0, capsys.readouterr().err
+    assert len(read_metadata(model)["target"]["mattes"]) == 2   # both colours found in both label images
