@@ -102,12 +102,12 @@ def _colour(header: dict) -> str:
         return f"{header['colourspace']} (its chromaticities: {pairs})"
     if profile is None:
         return str(header["colourspace"])
-    if profile["interop_id"] is not None or profile["decodes"] and not header.get("icc_decoded"):
-        return f"{header['colourspace']} (its {profile['said']})"
+    if profile["primaries"] is None:
+        return (f"{header['colourspace']} (its {profile['said']} is not one shotstyle can read: {profile['why']}; "
+                "give the colour space, or convert the file to sRGB)")
     if header.get("icc_decoded"):
         return f"{header['colourspace']} (its {profile['said']}: decoded by its own curves to linear light on its primaries)"
-    return (f"{header['colourspace']} (its {profile['said']} is not one shotstyle can read: {profile['why']}; "
-            "give the colour space, or convert the file to sRGB)")
+    return f"{header['colourspace']} (its {profile['said']})"
 
 
 def _short(digest: object) -> str:

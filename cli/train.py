@@ -199,7 +199,7 @@ def _reading_notes(args: argparse.Namespace) -> list[str]:
             notes.append(f"{path}: its EXIF says its colours are uncalibrated and it embeds no ICC profile (a camera "
                          f"set to Adobe RGB writes this); its RGB is read as {header['colourspace']}: if it is Adobe "
                          "RGB, save it with its profile or convert it to sRGB first")
-        if profile is not None and profile["interop_id"] is None and not header["icc_decoded"]:
+        if profile is not None and profile["primaries"] is None:
             notes.append(f"{path}: its {profile['said']} is not one shotstyle can read ({profile['why']}); its RGB is "
                          f"read as {header['colourspace']}, which may shift the look's colours: convert it to sRGB "
                          "or Display P3 first" + ("" if path == args.style else ", or give --colourspace"))

@@ -65,9 +65,9 @@ _PARAMETERS = {0: 1, 1: 3, 2: 4, 3: 5, 4: 7}
 class IccProfile:
     """An embedded profile: its own name ("" when it has none) and the interop id of the RGB it
     describes, or None where it is not one an OCIO config names (`why` then says what it is). A
-    matrix/TRC profile of other primaries or curves (ProPhoto RGB, as Lightroom exports) still
-    describes its RGB: its `primaries` (xy of red, green, blue, white) and its tone curve tags
-    (`curves`, red, green, blue) take it to linear light (`to_linear`)."""
+    matrix/TRC profile has `primaries` (xy of red, green, blue, white) and tone curve tags (`curves`,
+    red, green, blue); where no config space is named (ProPhoto RGB, as Lightroom exports) they
+    still describe its RGB: the curves take it to linear light (`to_linear`) on those primaries."""
     name: str
     interop_id: str | None
     why: str = ""
@@ -214,7 +214,7 @@ def identify(data: bytes) -> IccProfile:
         shown = ", ".join(f"{v:.4f}" for v in primaries)
         return IccProfile(name, None, f"primaries and white xy {shown}"
                           + ("" if transfer else ", tone curves of no known transfer function"), primaries, curve_tags)
-    return IccProfile(name, interop)
+    return IccProfile(name, interop, "", primaries, curve_tags)
 
 
 def describe(attributes: dict[str, Any]) -> IccProfile | None:

@@ -23,6 +23,9 @@ IDENTITY_ATTRIBUTE = "shotstyle/identity"
 
 # The interop id of what integer data is taken to be without a profile saying otherwise ("sRGB").
 SRGB_ID = "srgb_rec709_scene"
+# Float data of file types whose convention names its primaries (OpenImageIO's type name -> space):
+# Radiance RGBE is linear Rec.709, as OpenImageIO, Nuke and Blender read it.
+FORMAT_SPACES = {"hdr": "lin_rec709_scene"}
 
 
 # The standard EXR attribute naming the RGB primaries and white point (xy of red, green, blue, white).
@@ -46,37 +49,43 @@ _STANDARD_TYPES = {
 }
 
 
-def default_colourspace(formats: list[str], attributes: dict[str, Any] | None = None) -> str:
+def default_colourspace(formats: list[str], attributes: dict[str, Any] | None = None,
+                        file_format: str | None = None) -> str:
     """The one rule for the colour space of a frame's RGB when none is given (`colourspace_rule`)."""
-    return colourspace_rule(formats, attributes)[0]
+    return colourspace_rule(formats, attributes, file_format)[0]
 
 
-def colourspace_rule(formats: list[str], attributes: dict[str, Any] | None = None) -> tuple[str, IccProfile | None]:
+def colourspace_rule(formats: list[str], attributes: dict[str, Any] | None = None,
+                     file_format: str | None = None) -> tuple[str, IccProfile | None]:
     """The one rule for the colour space of a frame's RGB when none is given, and the embedded ICC
     profile whose own curves decode the RGB into that space (None: the RGB is in it as stored).
 
-    The space shotstyle recorded in the frame (`COLOURSPACE_ATTRIBUTE`); else for half/float data
-    scene-linear RGB on the primaries of the header's ``chromaticities`` (`chromaticities_space`);
-    else what an embedded ICC profile says (media/iccprofile.py): the config space it names (a
-    phone's Display P3 photograph is srgb_p3d65_scene, not sRGB), or for 8/16-bit data a matrix/TRC
-    profile of other primaries or curves (ProPhoto RGB) decoded by its curves to scene-linear RGB on
-    its primaries; else "ACEScg" for half/float data, "sRGB" for 8/16-bit integer data. Files, raw
-    buffers and the previews a training sends back all follow it.
+    The space shotstyle recorded in the frame (`COLOURSPACE_ATTRIBUTE`). Else, for half/float data
+    (linear light): scene-linear RGB on the primaries of the header's ``chromaticities``
+    (`chromaticities_space`), else on those of an embedded ICC profile (media/iccprofile.py: only
+    its primaries, as a 32-bit file's curves do not describe its data), else the file type's
+    convention (`FORMAT_SPACES`: a Radiance HDR is linear Rec.709), else "ACEScg". For 8/16-bit
+    integer data: the config space an embedded ICC profile names (a phone's Display P3 photograph
+    is srgb_p3d65_scene, not sRGB), else for a matrix/TRC profile of other primaries or curves
+    (ProPhoto RGB) scene-linear RGB on its primaries, decoded by its curves; else "sRGB". Files
+    (`file_format`: OpenImageIO's name of their type), raw buffers and the previews a training
+    sends back all follow it.
     """
     attributes = attributes or {}
     recorded = attributes.get(COLOURSPACE_ATTRIBUTE)
     if isinstance(recorded, str) and recorded:
         return recorded, None
-    floating = any(f in ("half", "float") for f in formats)
-    primaries = header_chromaticities(attributes) if floating else None
-    if primaries is not None:
-        return chromaticities_space(primaries), None
     profile = describe(attributes)
+    if any(f in ("half", "float") for f in formats):
+        primaries = header_chromaticities(attributes) or (profile.primaries if profile is not None else None)
+        if primaries is not None:
+            return chromaticities_space(primaries), None
+        return FORMAT_SPACES.get(file_format or "", "ACEScg"), None
     if profile is not None and profile.interop_id is not None and profile.interop_id != SRGB_ID:
         return profile.interop_id, None
-    if profile is not None and profile.decodes() and profile.primaries is not None and not floating:
+    if profile is not None and profile.decodes() and profile.primaries is not None:
         return chromaticities_space(profile.primaries), profile
-    return ("ACEScg" if floating else "sRGB"), None
+    return "sRGB", None
 
 
 def header_chromaticities(attributes: dict[str, Any]) -> tuple[float, ...] | None:

@@ -131,6 +131,7 @@ def read_frame(path: str, colourspace: str | None = None, half: bool = False) ->
         inp.close()
         inp = _open(path)
         spec = inp.spec()
+        file_format = inp.format_name()
         formats = [_format_name(f) for f in spec.channelformats] or [_format_name(spec.format)] * spec.nchannels
         as_half = half and set(formats) == {"half"}
         pixels = inp.read_image(0, 0, 0, spec.nchannels, "half" if as_half else "float")
@@ -149,7 +150,7 @@ def read_frame(path: str, colourspace: str | None = None, half: bool = False) ->
     finally:
         inp.close()
         clear_global_error()
-    space, decoding = colourspace_rule(formats, attributes)
+    space, decoding = colourspace_rule(formats, attributes, file_format)
     frame = Frame(
         pixels=pixels,
         channels=channels,
@@ -218,7 +219,7 @@ def probe(path: str) -> dict:
         attributes, _ = header_attributes(path, spec)
         colourspace = spec.get_string_attribute("oiio:ColorSpace") or None
         profile = describe(attributes)
-        space, decoding = colourspace_rule(formats, attributes)
+        space, decoding = colourspace_rule(formats, attributes, file_format)
     finally:
         inp.close()
         clear_global_error()

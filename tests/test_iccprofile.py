@@ -132,8 +132,14 @@ def test_what_decides_first_the_given_space_then_the_recorded_then_chromaticitie
     recorded = write_tagged(tmp_path / "b.png", plain, p3, **{COLOURSPACE_ATTRIBUTE: ("string", "ACEScct")})
     assert read_frame(recorded).colourspace == "ACEScct"
     assert read_frame(write_tagged(tmp_path / "c.png", plain, None)).colourspace == "sRGB"
-    linear = profile_of(REC709, (), "Linear sRGB")
-    assert read_frame(write_tagged(tmp_path / "d.tif", plain, linear, "float")).colourspace == "lin_rec709_scene"
+    # Float data is linear light: a profile says only its primaries (Photoshop tags a 32-bit file with the
+    # document's profile, sRGB curve and all).
+    for name, curve in (("linear", ()), ("srgb", "srgb")):
+        profile = profile_of(REC709, curve, "sRGB")
+        frame = read_frame(write_tagged(tmp_path / f"{name}.tif", plain, profile, "float"))
+        assert colour.canonical(frame.colourspace) == "Linear Rec.709 (sRGB)" and np.allclose(frame.pixels, 0.5)
+    assert read_frame(write_tagged(tmp_path / "light.hdr", plain, None, "float")).colourspace == "lin_rec709_scene"
+    assert read_frame(write_tagged(tmp_path / "plain.tif", plain, None, "float")).colourspace == "ACEScg"
     exr = write_tagged(tmp_path / "e.exr", plain, p3, "half", chromaticities=("float[8]", ADOBE_RGB))
     assert colour.canonical(read_frame(exr).colourspace) == "Linear AdobeRGB"
     assert read_frame(write_tagged(tmp_path / "f.png", plain, LUT_PROFILE)).colourspace == "sRGB"
