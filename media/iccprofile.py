@@ -1,7 +1,7 @@
 """What an image's embedded ICC profile says its RGB is, as the Color Interop Forum id OCIO configs
 name (e.g. srgb_p3d65_scene for a phone's Display P3 photograph, g22_adobergb_scene for Adobe RGB).
 
-Phones, cameras and Photoshop embed a matrix/TRC RGB profile (ICC.1:2022 §8.3.4 and §F.3): three
+Phones, cameras and Photoshop embed a three-component matrix-based RGB profile (ICC.1): three
 colorant XYZ values adapted to the D50 connection space, the adaptation (`chad`, or from the media
 white point in version 2 profiles) and one tone curve per channel. The primaries and white are
 recovered from those and compared with the primaries interop ids name, the curves with the transfer
@@ -26,7 +26,7 @@ from shotstyle.server.errors import ColourError
 
 # Where OpenImageIO puts an embedded profile's bytes (JPEG, PNG, TIFF, WebP, HEIF, PSD).
 ICC_ATTRIBUTE = "ICCProfile"
-# The connection space's white (ICC.1 §7.2.16): colorants are given adapted to it.
+# The connection space's white (the header's PCS illuminant, ICC.1): colorants are given adapted to it.
 _D50 = np.array([0.9642, 1.0, 0.8249])
 # Primaries and white within this of an interop id's (each x and y) are its: a profile's s15.16
 # numbers and its makers' adaptation matrices move them by up to 1e-3; the closest two known sets
@@ -57,7 +57,7 @@ KNOWN_IDS = frozenset({
     "lin_p3d65_scene", "srgb_p3d65_scene", "lin_adobergb_scene", "g22_adobergb_scene",
     "lin_ap1_scene", "srgb_ap1_scene", "g22_ap1_scene", "lin_rec2020_scene",
 })
-# Parameter counts of the parametric curve types (ICC.1 §10.18, table 68).
+# Parameter counts of the parametric curve types (ICC.1's parametricCurveType, function types 0-4).
 _PARAMETERS = {0: 1, 1: 3, 2: 4, 3: 5, 4: 7}
 
 

@@ -23,7 +23,7 @@ from shotstyle.media.frame import Frame
 ORIENTATION_ATTRIBUTE = "Orientation"
 
 # Orientation tag -> (how the stored H×W×C pixels turn upright, what it says in words). The tag names
-# where the stored first row and column are shown (TIFF 6.0 §Orientation, EXIF 2.32 §4.6.4):
+# where the stored first row and column are shown (the TIFF 6.0 and EXIF Orientation tag, 274):
 # 2 mirrors left-right, 3 turns 180°, 4 mirrors top-bottom, 5 transposes, 6 turns 90° clockwise,
 # 7 transposes across the other diagonal, 8 turns 90° counter-clockwise.
 _TURNS: dict[int, tuple[Callable[[np.ndarray], np.ndarray], str]] = {

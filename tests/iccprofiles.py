@@ -1,7 +1,7 @@
 """ICC profile bytes for tests: matrix/TRC RGB display profiles as phones, cameras and Photoshop
-embed them, laid out as ICC.1:2022 says (§7.2 header, §7.3 tag table, §10.2 curveType, §10.18
-parametricCurveType, §10.31 XYZType, §10.15 multiLocalizedUnicodeType, ICC.1:2001-04 §6.5.17
-textDescriptionType for version 2), built from RGB primaries or from a real profile's own numbers."""
+embed them, laid out as ICC.1 says (the 128-byte header, the tag table, curveType,
+parametricCurveType, XYZType and multiLocalizedUnicodeType; version 2's textDescriptionType),
+built from RGB primaries or from a real profile's own numbers."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 
 from shotstyle.media.chromaticities import adaptation, rgb_to_xyz
 
-D50 = np.array([0.9642, 1.0, 0.8249])   # the profile connection space's white (ICC.1 §7.2.16)
+D50 = np.array([0.9642, 1.0, 0.8249])   # the profile connection space's white (the header's PCS illuminant)
 P3_D65 = (0.680, 0.320, 0.265, 0.690, 0.150, 0.060, 0.3127, 0.3290)
 REC709 = (0.64, 0.33, 0.30, 0.60, 0.15, 0.06, 0.3127, 0.3290)
 ADOBE_RGB = (0.64, 0.33, 0.21, 0.71, 0.15, 0.06, 0.3127, 0.3290)
