@@ -170,19 +170,13 @@ def run(args: argparse.Namespace) -> int:
     return int(code)
 
 
-# EXIF ColorSpace (tag 0xA001) 0xFFFF, "uncalibrated": anything but sRGB, most often a camera's Adobe RGB
-# (the camera rule DCF gives such files: an Adobe RGB profile, or none).
-UNCALIBRATED = ("Exif:ColorSpace", 0xFFFF)
-
-
 def _reading_notes(args: argparse.Namespace) -> list[str]:
     """What reading the images does that their pixels alone do not show: a note for each keyframe
-    (without --colourspace) and the style whose embedded ICC profile shotstyle cannot read (its RGB
-    is read as its data type's default, which it may not be) or whose EXIF says it is not
-    sRGB without a profile saying what it is, and for a style that its orientation tag turns
-    upright (media/orientation.py)."""
+    (without --colourspace) and the style whose default colour space is in doubt
+    (`reading.colour_doubt`), and for a style that its orientation tag turns upright
+    (media/orientation.py)."""
     from shotstyle.media.orientation import turn_said
-    from shotstyle.media.reading import probe
+    from shotstyle.media.reading import colour_doubt, probe
     from shotstyle.server.errors import FrameIOError
     paths = ([] if args.colourspace else list(args.content)) + [args.style]
     notes = []
@@ -194,15 +188,10 @@ def _reading_notes(args: argparse.Namespace) -> list[str]:
         turn = turn_said(header["attributes"])
         if path == args.style and turn is not None:
             notes.append(f"{path}: taken upright, {turn}, as its orientation tag says (as viewers show it)")
-        profile = header["icc_profile"]
-        if profile is None and header["attributes"].get(UNCALIBRATED[0]) == UNCALIBRATED[1]:
-            notes.append(f"{path}: its EXIF says its colours are uncalibrated and it embeds no ICC profile (a camera "
-                         f"set to Adobe RGB writes this); its RGB is read as {header['colourspace']}: if it is Adobe "
-                         "RGB, save it with its profile or convert it to sRGB first")
-        if profile is not None and profile["primaries"] is None:
-            notes.append(f"{path}: its {profile['said']} is not one shotstyle can read ({profile['why']}); its RGB is "
-                         f"read as {header['colourspace']}, which may shift the look's colours: convert it to sRGB "
-                         "or Display P3 first" + ("" if path == args.style else ", or give --colourspace"))
+        doubt = colour_doubt(header)
+        if doubt is not None:
+            notes.append(f"{path}: {doubt}, which may shift the look's colours: convert it to sRGB or Display P3 first"
+                         + ("" if path == args.style else ", or give --colourspace"))
     return notes
 
 

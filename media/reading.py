@@ -246,6 +246,29 @@ def probe(path: str) -> dict:
     }
 
 
+# EXIF ColorSpace (tag 0xA001) 0xFFFF, "uncalibrated": anything but sRGB, most often a camera's Adobe RGB
+# (the camera rule DCF gives such files: an Adobe RGB profile, or none).
+UNCALIBRATED = ("Exif:ColorSpace", 0xFFFF)
+# A DPX header's transfer characteristic for log data (a film scan's printing density, a camera's log).
+LOG_TRANSFERS = ("Printing density", "Logarithmic")
+
+
+def colour_doubt(header: dict) -> str | None:
+    """Why the default colour space `probe` gives a file (``header``) may not be what its RGB is, in
+    words, or None: an embedded ICC profile shotstyle cannot read, EXIF saying "not sRGB" without a
+    profile saying what, a DPX header saying its values are logarithmic."""
+    profile, attributes, space = header["icc_profile"], header["attributes"], header["colourspace"]
+    if profile is not None and profile["primaries"] is None:
+        return f"its {profile['said']} is not one shotstyle can read ({profile['why']}); its RGB is read as {space}"
+    if profile is None and attributes.get(UNCALIBRATED[0]) == UNCALIBRATED[1]:
+        return (f"its EXIF says its colours are uncalibrated and it embeds no ICC profile (a camera set to Adobe RGB "
+                f"writes this); its RGB is read as {space}")
+    if header["format"] == "dpx" and attributes.get("dpx:Transfer") in LOG_TRANSFERS:
+        return (f"its header says its values are logarithmic (dpx:Transfer {attributes['dpx:Transfer']}); they are "
+                f"read as {space} (the studio config, ocio://studio-config-latest, has ADX10 and the cameras' logs)")
+    return None
+
+
 def sequence_paths(pattern: str, frames: str | Iterable[int] | None = None) -> list[tuple[int, str]]:
     """(frame, path) for each frame of ``pattern`` (``shot.####.exr``...) in ``frames``.
 

@@ -239,3 +239,21 @@ def test_matte_and_label_images_are_data_whatever_profile_they_carry(tmp_path, c
     assert main(["train", "--in-process", "--content", plate, "--style", style, "-o", model, "--steps", "2",
                  "--resolution", "64", "--labels", f"{plate_labels}:{style_labels}"]) == 0, capsys.readouterr().err
     assert len(read_metadata(model)["target"]["mattes"]) == 2   # both colours found in both label images
+
+
+def test_render_warns_once_where_a_plates_colour_space_is_in_doubt(grade_model, tmp_path, capsys):
+    """A film scan's DPX (printing density) or a plate with a profile shotstyle cannot read is read as
+    sRGB unless --colourspace says otherwise: render says so, naming the file, once."""
+    pixels = np.full((8, 8, 3), 0.5, np.float32)
+    scan = write_image(tmp_path / "scan.dpx", pixels, ["R", "G", "B"], "uint16", display=(0, 0, 8, 8),
+                       attributes={"dpx:Transfer": ("string", "Printing density"), "oiio:BitsPerSample": ("int", 10)},
+                       compression="none")
+    lut = write_tagged(tmp_path / "lut.png", pixels, LUT_PROFILE)
+    assert render(grade_model, scan, tmp_path / "scan_out.exr") == ExitCode.OK
+    said = capsys.readouterr().err
+    assert said.count("warning:") == 1 and f"warning: {scan}: its header says its values are logarithmic " \
+        "(dpx:Transfer Printing density); they are read as sRGB" in said
+    assert render(grade_model, lut, tmp_path / "lut_out.exr") == ExitCode.OK
+    assert f"warning: {lut}: its ICC profile 'LUT' is not one shotstyle can read" in capsys.readouterr().err
+    assert render(grade_model, scan, tmp_path / "given.exr", "--colourspace", "sRGB") == ExitCode.OK
+    assert "warning:" not in capsys.readouterr().err

@@ -267,7 +267,7 @@ def _outputs(args: argparse.Namespace, source: SequencePattern, target: Sequence
     frame's file an output does not keep (MIP levels, a thumbnail).
     """
     from shotstyle.media.metadata import CHROMATICITIES_ATTRIBUTE, header_chromaticities
-    from shotstyle.media.reading import probe
+    from shotstyle.media.reading import colour_doubt, probe
     from shotstyle.server.engine.colour import canonical, output_colourspace, primaries_disagree, scene_linear_space
     from shotstyle.server.errors import ColourError, FrameIOError
 
@@ -286,6 +286,9 @@ def _outputs(args: argparse.Namespace, source: SequencePattern, target: Sequence
         if header["not_kept"] and file_format(target) == "exr":
             progress.log(f"note: {source.path(frame)}: the outputs keep its tiling but not "
                          f"{' and '.join(header['not_kept'])} (shotstyle writes one image per frame)", NORMAL)
+        doubt = colour_doubt(header) if given is None else None
+        if doubt is not None:
+            progress.log(f"warning: {source.path(frame)}: {doubt}: give --colourspace if that is not what it holds")
         chromaticities = header_chromaticities(header["attributes"])
         if given is not None and primaries_disagree(given, chromaticities):
             progress.log(f"warning: {source.path(frame)}: its header's {CHROMATICITIES_ATTRIBUTE} "
