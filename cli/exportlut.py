@@ -23,6 +23,7 @@ import sys
 
 from shotstyle.plugin.client import write_look
 from shotstyle.plugin.exitcodes import ExitCode
+from shotstyle.plugin.params import DEFAULT_COLOURSPACE_SAID
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -35,8 +36,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keyframe", action="append", default=[], metavar="FILE",
                         help="measure the LUT against the full model on this frame (repeatable); default: "
                              "the report recorded on the training keyframes")
-    parser.add_argument("--colourspace", default=None, help="colour space of the --keyframe files "
-                                                            "(default: ACEScg for EXR, sRGB for 8/16-bit images)")
+    parser.add_argument("--colourspace", default=None,
+                        help=f"colour space of the --keyframe files (default: {DEFAULT_COLOURSPACE_SAID})")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
 
 

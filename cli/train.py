@@ -85,7 +85,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                                                         "(a Ctrl-C checkpoint), or --steps/--more-steps further")
     parser.add_argument("--early-stop", action="store_true", help="stop when the loss plateaus")
     parser.add_argument("--adaptive-content", action="store_true", help="adapt the content weight while training")
-    parser.add_argument("--colourspace", help="colour space of the keyframes' RGB (default: by file type)")
+    parser.add_argument("--colourspace",
+                        help=f"colour space of the keyframes' RGB (default: {effect_params.DEFAULT_COLOURSPACE_SAID})")
     parser.add_argument("--matte", action="append", default=[], metavar="NAME=PLATE_MATTE:STYLE_MATTE",
                         help="this plate region takes the look of that style region (repeat for several): "
                              "PLATE_MATTE is channel:CHANNEL (that channel of every --content keyframe, e.g. "

@@ -43,6 +43,11 @@ class Param:
     choices: List[str] = field(default_factory=list)
 
 
+# The default colour space rule (media.metadata.colourspace_rule) in a few words, for the knob's tooltip and
+# the commands' --colourspace help.
+DEFAULT_COLOURSPACE_SAID = ("the one the file records, else what its EXR chromaticities or embedded ICC profile say, "
+                            "else ACEScg for float, sRGB for 8/16-bit data")
+
 CLIPS: List[Clip] = [
     Clip("plate", "Plate", False, "The shot to restyle; its RGB is changed, alpha and other channels pass through."),
     Clip("style", "Style", False, "The style frame: an image whose look (light, grade, palette) the shot should take."),
@@ -93,8 +98,7 @@ PARAMS: List[Param] = [
     Param("tile", "int", 0, "Tile pixels", "Largest number of pixels stylized in one piece; bigger frames are tiled "
           "with overlap (0: automatic, from the device's memory).", "Render", 0, 1 << 28),
     Param("colourspace", "string", "auto", "Colour space", "Colour space of the plate's and style's RGB, a name from "
-          "the server's OCIO config (e.g. ACEScg, sRGB). auto: ACEScg for float files, sRGB for 8/16-bit.",
-          "Colour"),
+          f"the server's OCIO config (e.g. ACEScg, sRGB). auto: {DEFAULT_COLOURSPACE_SAID}.", "Colour"),
     Param("train", "button", None, "Train", "Train a model on the keyframe(s) with the style frame.", "Training"),
     Param("stylize_range", "button", None, "Stylize range", "Stylize every frame of the range with the model.",
           "Render"),
@@ -129,8 +133,8 @@ def help_of(name: str) -> str:
 def explicit(value: Optional[str]) -> Optional[str]:
     """``value``, or None when it is "auto" or empty: the one rule for "let the server decide".
 
-    (For the colour space the server then takes the one the frame records, else the default
-    for its data type: see media.metadata.default_colourspace.)
+    (For the colour space the server then takes the frame's default: `DEFAULT_COLOURSPACE_SAID`,
+    media.metadata.colourspace_rule.)
     """
     return None if value in (None, "", AUTO) else value
 

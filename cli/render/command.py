@@ -75,8 +75,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--end", type=int, help="last frame (with --start)")
     parser.add_argument("--within", metavar="RANGE", help="only frames also in this range (a shot's full list)")
     parser.add_argument("--mix", type=float, default=1.0, help="0 = plate, 1 = full effect")
-    parser.add_argument("--colourspace", help="colour space of the input RGB (default: the one the file records, "
-                                              "else ACEScg for float, sRGB for 8/16-bit data)")
+    parser.add_argument("--colourspace",
+                        help=f"colour space of the input RGB (default: {params.DEFAULT_COLOURSPACE_SAID})")
     parser.add_argument("--out-colourspace", metavar="COLOURSPACE",
                         help="colour space of the output RGB (default for EXR: the input's when it is scene-linear, "
                              "else the config's scene-linear space, ACEScg; other types: sRGB)")
