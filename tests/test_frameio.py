@@ -13,6 +13,7 @@ import OpenImageIO as oiio
 import pytest
 
 import testfiles
+from tolerances import rounding_tolerance
 from shotstyle.media import memoryfiles, metadata, reading, writing
 from shotstyle.media.frame import Frame
 from shotstyle.media.reading import decode_image_bytes, probe, read_frame, read_sequence, sequence_paths
@@ -245,9 +246,9 @@ def test_a_grey_image_is_read_as_equal_rgb(tmp_path, name, channels):
     if name != "grey.jpg":   # lossy
         assert np.allclose(grey, values[..., 0] / 255, atol=1.01 / 255)
     if channels == 2:
-        # A uint8 k read as float32 is k/255 rounded to float32: within half a float32 step below 1
-        # (2^-25, 3e-8) of the float64 k/255; the bound is 30 times that, with no relative part.
-        assert np.allclose(frame.pixels[..., 3], values[..., 1] / 255, rtol=0, atol=1e-6)
+        # A uint8 k read as float32 is within two roundings (a reciprocal and a product, if the reader
+        # computes it so) of the float64 k/255, at most 1; no relative part.
+        assert np.allclose(frame.pixels[..., 3], values[..., 1] / 255, rtol=0, atol=rounding_tolerance(1.0, 2))
 
 
 def test_subsampled_luminance_chroma_is_refused_naming_the_file(made_exrs):
@@ -526,9 +527,10 @@ def test_a_webp_still_reads_as_written(tmp_path, channels):
     frame = read_frame(path)
     assert frame.channels == channels
     values = codes / 255.0
-    # Read associated (premultiplied), as a PNG's alpha is; libwebp premultiplies in 8 bits, so each
-    # such value is within half a code value of the exact product.
-    tolerance = 1e-6
+    # An 8-bit code read as float32 is within two roundings (a reciprocal and a product) of k/255, at
+    # most 1. Read associated (premultiplied), as a PNG's alpha is; libwebp premultiplies in 8 bits, so
+    # each such value is also within half a code value of the exact product.
+    tolerance = rounding_tolerance(1.0, 2)
     if len(channels) == 4:
         values[..., :3] *= values[..., 3:]
         tolerance += 0.5 / 255

@@ -29,6 +29,7 @@ from shotstyle.server.errors import ColourError
 from iccprofiles import (ADOBE_RGB, APPLE_P3_CHAD, APPLE_P3_COLORANTS, P3_D65, PROPHOTO, REC709, assemble, matrix_profile,
                          profile_of)
 from testfiles import write_image
+from tolerances import EPS32, rounding_tolerance
 
 SHARED_CLIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "clip" / "walk.0001.jpg"
 SRGB_TABLE = tuple(np.where(np.linspace(0, 1, 1024) <= 0.04045, np.linspace(0, 1, 1024) / 12.92,
@@ -72,8 +73,10 @@ def test_matrix_profiles_no_config_space_names_decode_by_their_own_curves_and_ot
     assert prophoto.interop_id is None and prophoto.decodes() and "0.7347, 0.2653" in prophoto.why
     np.testing.assert_allclose(prophoto.primaries, PROPHOTO, rtol=0, atol=2e-4)   # s15.16 colorants, D50 white
     codes = np.linspace(0, 1, 11, dtype=np.float32)[None, :, None].repeat(3, axis=2)
+    # The profile's u8.8 gamma: 1.8 is stored as 461/256. The same float64 power of the same inputs,
+    # then one rounding to float32: at most EPS32/2 relative (EPS32, to hold in the check's own arithmetic).
     np.testing.assert_allclose(prophoto.to_linear(codes)[0, :, 0], codes[0, :, 0].astype(np.float64) ** (461 / 256),
-                               rtol=1e-6)   # the profile's u8.8 gamma: 1.8 is stored as 461/256
+                               rtol=EPS32)
     gamma = identify(profile_of(REC709, 2.6, "Rec.709 gamma 2.6"))
     assert gamma.decodes() and "no known transfer function" in gamma.why
     lut = identify(LUT_PROFILE)
@@ -115,13 +118,17 @@ def test_a_display_p3_image_is_read_as_display_p3(tmp_path, suffix):
     linear = colour.convert(codes, frame.colourspace, "ACEScg")[0]
     as_srgb = colour.convert(codes, "sRGB", "ACEScg")[0]
     # The same code values as AP1 light through P3's primaries' own matrix (a path independent of OCIO's
-    # config): |ACEScg| <= 1 here, so 1e-5 is OCIO's float32 arithmetic with room to spare.
-    expected = colour.chromaticities_matrix(P3_D65, colour.INTEROP_PRIMARIES["ap1"]) @ \
-        colour.convert(codes, frame.colourspace, "Linear P3-D65")[0].T
-    np.testing.assert_allclose(linear, expected.T, rtol=0, atol=1e-5)
+    # config), after OCIO's same decoding curve. OCIO applies its matrix in float32: 9 elements rounded,
+    # 3 products and 2 sums, 6 roundings of terms summing to at most the rows' absolute sums (1 here)
+    # times the values (at most 1); its config's matrix is ours to a quarter of EPS32: one step more.
+    to_ap1 = colour.chromaticities_matrix(P3_D65, colour.INTEROP_PRIMARIES["ap1"])
+    expected = to_ap1 @ colour.convert(codes, frame.colourspace, "Linear P3-D65")[0].T
+    np.testing.assert_allclose(linear, expected.T, rtol=0, atol=rounding_tolerance(np.abs(to_ap1).sum(1).max(), 7))
     assert np.abs(linear[:3] - as_srgb[:3]).max() > 0.05     # a primary is another colour in P3 than in sRGB ...
-    if np.ptp(codes[0, 3]) == 0:   # ... a neutral grey the same (a JPEG may decode it a code value off neutral)
-        np.testing.assert_allclose(linear[3], as_srgb[3], rtol=0, atol=1e-6)
+    if np.ptp(codes[0, 3]) == 0:   # ... a neutral grey the same (a JPEG may decode it a code value off neutral):
+        # the same sRGB curve, then two white-keeping matrices whose rows sum to 1, each 6 roundings of the grey
+        # (as above), and the curve's own float32 result, maybe computed another way in each: 14 steps.
+        np.testing.assert_allclose(linear[3], as_srgb[3], rtol=0, atol=rounding_tolerance(float(linear[3].max()), 14))
     assert working_rgb(frame).shape == (16, 64, 3)
 
 
@@ -161,12 +168,18 @@ def test_a_prophoto_image_is_decoded_by_its_profile_to_linear_light_on_its_prima
     primaries = colour.space_chromaticities(frame.colourspace)
     np.testing.assert_allclose(primaries, PROPHOTO, rtol=0, atol=2e-4)
     linear = codes ** (461 / 256) * (1 if alpha is None else alpha)
-    # 16-bit codes through float32: relative 1e-6 of each value; with alpha, the writer's rounding of
-    # the straight colour to 16 bits (half a code) through the curve's slope (at most 1.8).
-    np.testing.assert_allclose(frame.pixels[..., :3], linear, rtol=2e-6, atol=1e-7 if alpha is None else 1.8 / 65535)
+    # A 16-bit code read as float32 is within two roundings (EPS32 relative) of k/65535; the gamma
+    # multiplies a relative error by 461/256, and the decoded value's rounding to float32 adds EPS32/2.
+    # With alpha, the writer's rounding of the straight colour to 16 bits (half a code) through the
+    # curve's slope (at most 1.8) too.
+    np.testing.assert_allclose(frame.pixels[..., :3], linear, rtol=(461 / 256 + 0.5) * EPS32,
+                               atol=0 if alpha is None else 1.8 / 65535)
     acescg = colour.convert(frame.pixels[..., :3], frame.colourspace, "ACEScg")
-    expected = frame.pixels[..., :3] @ colour.chromaticities_matrix(primaries, colour.INTEROP_PRIMARIES["ap1"]).T
-    np.testing.assert_allclose(acescg, expected, rtol=0, atol=1e-5)   # |values| <= 1.2: OCIO's float32 matrix
+    to_ap1 = colour.chromaticities_matrix(primaries, colour.INTEROP_PRIMARIES["ap1"])
+    expected = frame.pixels[..., :3] @ to_ap1.T
+    # OCIO applies our matrix in float32: 6 roundings (as for P3 above) of terms up to its rows' absolute
+    # sums (1.34) times the values (at most 1).
+    np.testing.assert_allclose(acescg, expected, rtol=0, atol=rounding_tolerance(np.abs(to_ap1).sum(1).max(), 6))
 
 
 def test_an_id_the_config_has_no_space_for_is_refused_saying_what_to_do():
