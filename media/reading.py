@@ -65,10 +65,10 @@ def _open(path: str) -> Any:
     return inp
 
 
-def _check_spec(path: str, inp: Any, spec: Any) -> None:
-    """Refuse layouts we cannot round-trip and sizes no real frame has, before reading any pixel."""
-    if spec.deep:
-        raise FrameIOError(f"{path}: deep image data is not supported; flatten it first (e.g. oiiotool --flatten)")
+def _check_single_part(path: str, inp: Any) -> None:
+    """Refuse a file of several images (parts, subimages), leaving the reader at the first. A reader
+    sent to a second image and back may report errors its next read did not have (OpenImageIO's WebP
+    reader does): `read_frame` checks this after reading the pixels."""
     if inp.seek_subimage(1, 0):
         raise FrameIOError(
             f"{path}: multi-part file; shotstyle reads single-part images only: "
@@ -78,6 +78,12 @@ def _check_spec(path: str, inp: Any, spec: Any) -> None:
         raise FrameIOError(f"{path}: cannot go back to the first image: {oiio_message(inp)}")
     oiio_message(inp)  # seeking past the last part leaves an error behind
     clear_global_error()
+
+
+def _check_spec(path: str, spec: Any) -> None:
+    """Refuse layouts we cannot round-trip and sizes no real frame has, before reading any pixel."""
+    if spec.deep:
+        raise FrameIOError(f"{path}: deep image data is not supported; flatten it first (e.g. oiiotool --flatten)")
     if spec.width <= 0 or spec.height <= 0 or spec.nchannels <= 0:
         raise FrameIOError(f"{path}: damaged header: {spec.width}×{spec.height} pixels with {spec.nchannels} channels")
     if spec.depth > 1:
@@ -125,12 +131,8 @@ def read_frame(path: str, colourspace: str | None = None, half: bool = False) ->
     path = os.fspath(path)
     inp = _open(path)
     try:
-        _check_spec(path, inp, inp.spec())
-        # The pixels from a fresh reader: sent to a second image and back by the check, OpenImageIO's
-        # WebP reader decodes the right pixels but reports an error, and the frame would read as damaged.
-        inp.close()
-        inp = _open(path)
         spec = inp.spec()
+        _check_spec(path, spec)
         file_format = inp.format_name()
         formats = [_format_name(f) for f in spec.channelformats] or [_format_name(spec.format)] * spec.nchannels
         as_half = half and set(formats) == {"half"}
@@ -143,6 +145,7 @@ def read_frame(path: str, colourspace: str | None = None, half: bool = False) ->
             spec.height, spec.width, spec.nchannels)
         if "uint" in formats:
             _read_uint_channels(path, inp, pixels, formats)
+        _check_single_part(path, inp)   # after the pixels: see there
         attributes, types = header_attributes(path, spec)
         channels = list(spec.channelnames)
         if inp.format_name() != "openexr" and channels[:1] == ["Y"] and channels[1:] in ([], ["A"]):
@@ -214,7 +217,8 @@ def probe(path: str) -> dict:
         miplevels = 1
         while inp.seek_subimage(0, miplevels):
             miplevels += 1
-        _check_spec(path, inp, spec)
+        _check_single_part(path, inp)
+        _check_spec(path, spec)
         formats = [_format_name(f) for f in spec.channelformats] or [_format_name(spec.format)] * spec.nchannels
         attributes, _ = header_attributes(path, spec)
         colourspace = spec.get_string_attribute("oiio:ColorSpace") or None
