@@ -21,7 +21,7 @@ from shotstyle.media.metadata import COLOURSPACE_ATTRIBUTE
 from shotstyle.media.reading import read_frame
 from shotstyle.plugin.exitcodes import ExitCode
 from shotstyle.server.engine import colour
-from testfiles import write_image
+from testfiles import render_still, write_image
 from tolerances import EPS32, LOG_DECODE_GAIN
 
 REC709 = (0.64, 0.33, 0.30, 0.60, 0.15, 0.06, 0.3127, 0.3290)
@@ -45,12 +45,6 @@ def exr(path: Path, rgb: np.ndarray, chromaticities: tuple | None = None, **attr
 def scene_rgb(seed: int = 0) -> np.ndarray:
     """Scene-linear colours, every channel 0.01 to 4."""
     return np.random.default_rng(seed).uniform(0.01, 4.0, (SIZE[1], SIZE[0], 3)).astype(np.float32)
-
-
-def render(model: str, source: str, out: Path, *extra: str) -> int:
-    """Render one still in-process (a file in, a file out)."""
-    return main(["render", "--model", model, "--in", source, "--out", str(out), "--in-process", "--threads", "1",
-                 *extra])
 
 
 def test_the_chromaticities_matrix_is_the_configs_own_rec709_to_acescg():
@@ -87,8 +81,8 @@ def test_a_frame_on_other_primaries_renders_as_the_same_pixels_converted_to_aces
         acescg = (rgb.astype(np.float64) @ matrix.T).astype(np.float32)
     plate = exr(tmp_path / "plate.exr", rgb, primaries)
     converted = exr(tmp_path / "converted.exr", acescg)
-    assert render(grade_model, plate, tmp_path / "a.exr", "--out-colourspace", "ACEScg") == ExitCode.OK
-    assert render(grade_model, converted, tmp_path / "b.exr") == ExitCode.OK
+    assert render_still(grade_model, plate, tmp_path / "a.exr", "--out-colourspace", "ACEScg") == ExitCode.OK
+    assert render_still(grade_model, converted, tmp_path / "b.exr") == ExitCode.OK
     got, expected = read_frame(str(tmp_path / "a.exr")), read_frame(str(tmp_path / "b.exr"))
     assert np.abs(expected.pixels - acescg).max() > 0.1   # the grade did something
     # The paths differ only before the working space: the plate's RGB -> ACEScct in one OCIO pass
@@ -117,13 +111,13 @@ def test_outputs_in_the_inputs_space_carry_its_primaries_and_never_a_stale_tag(g
     # A header with a colorInteropID that its chromaticities contradict: the chromaticities decide,
     # and the output's header names only what is true of its pixels.
     plate = exr(tmp_path / "xyz.exr", rgb, XYZ_E, colorInteropID="lin_ap1_scene")
-    assert render(grade_model, plate, tmp_path / "out.exr") == ExitCode.OK
+    assert render_still(grade_model, plate, tmp_path / "out.exr") == ExitCode.OK
     out = read_frame(str(tmp_path / "out.exr"))
     np.testing.assert_allclose(out.attributes["chromaticities"], XYZ_E, atol=HEADER_XY)
     assert "colorInteropID" not in out.attributes
     assert colour.canonical(out.colourspace) == colour.canonical(read_frame(plate).colourspace)
     plate = exr(tmp_path / "709.exr", rgb, REC709)
-    assert render(grade_model, plate, tmp_path / "709out.exr") == ExitCode.OK
+    assert render_still(grade_model, plate, tmp_path / "709out.exr") == ExitCode.OK
     out = read_frame(str(tmp_path / "709out.exr"))
     assert out.attributes[COLOURSPACE_ATTRIBUTE] == "Linear Rec.709 (sRGB)"
     assert out.attributes["colorInteropID"] == "lin_rec709_scene"
@@ -143,7 +137,7 @@ def test_a_colourspace_against_the_header_is_followed_and_said_once(grade_model,
     said = [line for line in capsys.readouterr().err.splitlines() if "chromaticities" in line]
     assert len(said) == 1 and "warning" in said[0] and "p.0001.exr" in said[0] and "ACEScg" in said[0], said
     # Followed: the same pixels as a file without chromaticities, read as ACEScg by default.
-    assert render(grade_model, exr(tmp_path / "plain.exr", rgb), tmp_path / "plain_out.exr") == ExitCode.OK
+    assert render_still(grade_model, exr(tmp_path / "plain.exr", rgb), tmp_path / "plain_out.exr") == ExitCode.OK
     assert np.array_equal(read_frame(str(tmp_path / "o.0001.exr")).pixels,
                           read_frame(str(tmp_path / "plain_out.exr")).pixels)
 

@@ -28,7 +28,7 @@ from shotstyle.server.engine.pipeline import working_rgb
 from shotstyle.server.errors import ColourError
 from iccprofiles import (ADOBE_RGB, APPLE_P3_CHAD, APPLE_P3_COLORANTS, P3_D65, PROPHOTO, REC709, assemble, matrix_profile,
                          profile_of)
-from testfiles import write_image
+from testfiles import render_still, write_image
 from tolerances import EPS32, rounding_tolerance
 
 SHARED_CLIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "clip" / "walk.0001.jpg"
@@ -187,16 +187,11 @@ def test_an_id_the_config_has_no_space_for_is_refused_saying_what_to_do():
         colour.canonical("srgb_rec2020_scene")
 
 
-def render(model: str, source: str, out: Path, *extra: str) -> int:
-    return main(["render", "--model", model, "--in", source, "--out", str(out), "--in-process", "--threads", "1",
-                 *extra])
-
-
 def test_outputs_keep_the_profile_only_while_their_pixels_are_in_its_space(grade_model, tmp_path):
     pixels = np.random.default_rng(0).uniform(0, 1, (16, 16, 3)).astype(np.float32)
     plate = write_tagged(tmp_path / "p3.png", pixels, profile_of(P3_D65, "srgb", "Display P3"))
     for name, extra in (("same.png", ()), ("same.jpg", ()), ("linear.exr", ()), ("srgb.png", ("--out-colourspace", "sRGB"))):
-        assert render(grade_model, plate, tmp_path / name, *extra) == ExitCode.OK
+        assert render_still(grade_model, plate, tmp_path / name, *extra) == ExitCode.OK
     for name in ("same.png", "same.jpg"):   # a JPEG keeps no attribute of ours: the profile alone says P3
         out = read_frame(str(tmp_path / name))
         assert ICC_ATTRIBUTE in out.attributes and colour.canonical(out.colourspace) == "sRGB Encoded P3-D65"
@@ -262,11 +257,11 @@ def test_render_warns_once_where_a_plates_colour_space_is_in_doubt(grade_model, 
                        attributes={"dpx:Transfer": ("string", "Printing density"), "oiio:BitsPerSample": ("int", 10)},
                        compression="none")
     lut = write_tagged(tmp_path / "lut.png", pixels, LUT_PROFILE)
-    assert render(grade_model, scan, tmp_path / "scan_out.exr") == ExitCode.OK
+    assert render_still(grade_model, scan, tmp_path / "scan_out.exr") == ExitCode.OK
     said = capsys.readouterr().err
     assert said.count("warning:") == 1 and f"warning: {scan}: its header says its values are logarithmic " \
         "(dpx:Transfer Printing density); they are read as sRGB" in said
-    assert render(grade_model, lut, tmp_path / "lut_out.exr") == ExitCode.OK
+    assert render_still(grade_model, lut, tmp_path / "lut_out.exr") == ExitCode.OK
     assert f"warning: {lut}: its ICC profile 'LUT' is not one shotstyle can read" in capsys.readouterr().err
-    assert render(grade_model, scan, tmp_path / "given.exr", "--colourspace", "sRGB") == ExitCode.OK
+    assert render_still(grade_model, scan, tmp_path / "given.exr", "--colourspace", "sRGB") == ExitCode.OK
     assert "warning:" not in capsys.readouterr().err

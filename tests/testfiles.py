@@ -482,3 +482,10 @@ def style_image(tmp_path_factory) -> str:
 
 def paths_of(pattern: str, frames: Iterable[int]) -> List[str]:
     return [pattern.replace("####", f"{frame:04d}") for frame in frames]
+
+
+def render_still(model: str, source: str, out: Path, *extra: str) -> int:
+    """`shotstyle render` of one still in-process (a file in, a file out), on one thread."""
+    from shotstyle.cli.main import main
+    return main(["render", "--model", model, "--in", source, "--out", str(out), "--in-process", "--threads", "1",
+                 *extra])
