@@ -31,7 +31,6 @@ from iccprofiles import (ADOBE_RGB, APPLE_P3_CHAD, APPLE_P3_COLORANTS, P3_D65, P
 from testfiles import render_still, write_image
 from tolerances import EPS32, rounding_tolerance
 
-SHARED_CLIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "clip" / "walk.0001.jpg"
 SRGB_TABLE = tuple(np.where(np.linspace(0, 1, 1024) <= 0.04045, np.linspace(0, 1, 1024) / 12.92,
                             ((np.linspace(0, 1, 1024) + 0.055) / 1.055) ** 2.4))
 
@@ -59,9 +58,13 @@ def test_other_makers_srgb_profiles_are_srgb():
     image_cms = pytest.importorskip("PIL.ImageCms")
     little_cms = image_cms.ImageCmsProfile(image_cms.createProfile("sRGB")).tobytes()
     assert identify(little_cms).interop_id == "srgb_rec709_scene"
-    if SHARED_CLIP.exists():   # a camera JPEG's sRGB IEC61966-2.1 profile (version 2, a 1024-entry curve)
-        profile = identify(np.asarray(read_frame(str(SHARED_CLIP)).attributes[ICC_ATTRIBUTE], np.uint8).tobytes())
-        assert (profile.name, profile.interop_id) == ("sRGB IEC61966-2.1", "srgb_rec709_scene")
+
+
+def test_a_camera_jpegs_srgb_profile_is_srgb(shared_data):
+    """The walk clip's JPEGs carry the sRGB IEC61966-2.1 profile (version 2, a 1024-entry curve)."""
+    frame = read_frame(str(shared_data / "clip" / "walk.0001.jpg"))
+    profile = identify(np.asarray(frame.attributes[ICC_ATTRIBUTE], np.uint8).tobytes())
+    assert (profile.name, profile.interop_id, frame.colourspace) == ("sRGB IEC61966-2.1", "srgb_rec709_scene", "sRGB")
 
 
 LUT_PROFILE = assemble({b"desc": b"desc" + bytes(4) + struct.pack(">I", 4) + b"LUT\0" + bytes(78),
